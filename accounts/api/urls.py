@@ -1,0 +1,14 @@
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter(trailing_slash=True)
+router.register("accounts", views.AccountViewSet, basename="account")
+router.register("contacts", views.ContactViewSet, basename="contact")
+router.register("products", views.ProductViewSet, basename="product")
+router.register("contracts", views.ContractViewSet, basename="contract")
+router.register("activities", views.ActivityViewSet, basename="activity")
+router.register("teams", views.TeamViewSet, basename="team")
+router.register("users", views.MembershipViewSet, basename="user")
+
+urlpatterns = router.urls

@@ -1,0 +1,151 @@
+"""Organizations (tenants), their members, teams and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from cs_platform.tenancy import OrgScopedModel
+
+from ..choices import DEFAULT_LIFECYCLE_STAGES, Role
+
+__all__ = ["ApiKey", "Membership", "Organization", "Team"]
+
+
+def default_health_bands() -> dict[str, float]:
+    """Colour bands of spec §3: red < 50 ≤ yellow < 75 ≤ green."""
+    return {"yellow": 50.0, "green": 75.0}
+
+
+def default_touch_cadences() -> dict[str, int | None]:
+    """Expected days between customer touches per touch model (tech touch has none)."""
+    return {"high": 14, "low": 30, "tech": None}
+
+
+def default_lifecycle_stages() -> list[str]:
+    return list(DEFAULT_LIFECYCLE_STAGES)
+
+
+class Organization(models.Model):
+    """A tenant: one CS team's whole workspace. Nothing crosses from one organization to another."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    currency = models.CharField(max_length=3, default="USD")
+    fiscal_year_start_month = models.PositiveSmallIntegerField(default=1)
+    renewal_lead_days = models.PositiveIntegerField(default=120)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    health_bands = models.JSONField(default=default_health_bands)
+    touch_cadence_days = models.JSONField(default=default_touch_cadences)
+    lifecycle_stages = models.JSONField(default=default_lifecycle_stages)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Team(OrgScopedModel):
+    """A group of CSMs under a manager; leaders write the accounts of the teams they manage."""
+
+    name = models.CharField(max_length=120)
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="managed_teams"
+    )
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="accounts_team_unique_org_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(OrgScopedModel):
+    """A user's seat in an organization, with one role there (a user may have different roles elsewhere)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CSM)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["user__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="accounts_membership_unique_org_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.organization_id} ({self.role})"
+
+
+def _hash_secret(raw: str) -> str:
+    # Keys carry 256 bits of randomness, so a fast unsalted digest is enough (no dictionary to attack).
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiKey(OrgScopedModel):
+    """An organization's API key. Only its SHA-256 digest is stored; the key is shown once at creation.
+
+    The key carries a role. A key may be bound to a user; a ``csm`` key writes that user's book.
+    """
+
+    PREFIX = "rtn_"
+
+    name = models.CharField(max_length=120, default="API key")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    key_prefix = models.CharField(max_length=16, help_text="First characters of the key, to recognise it in lists")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "revoked_at"], name="accounts_apikey_org_revoked")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @classmethod
+    def issue(cls, *, organization: Organization, role: str, name: str = "API key", **extra: Any) -> tuple[ApiKey, str]:
+        """Create a key; returns the row and the raw key, which is never stored."""
+        raw = cls.PREFIX + secrets.token_urlsafe(32)
+        key = cls.all_orgs.create(
+            organization=organization,
+            role=role,
+            name=name,
+            key_prefix=raw[:12],
+            key_hash=_hash_secret(raw),
+            **extra,
+        )
+        return key, raw
+
+    @classmethod
+    def authenticate(cls, raw: str) -> ApiKey | None:
+        """The live key for ``raw``, or ``None``. Lookup is by digest, so timing reveals nothing of the key."""
+        if not raw.startswith(cls.PREFIX):
+            return None
+        return (
+            cls.all_orgs.select_related("organization", "user")
+            .filter(key_hash=_hash_secret(raw), revoked_at__isnull=True)
+            .first()
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def revoke(self) -> None:
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])

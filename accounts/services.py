@@ -1,0 +1,331 @@
+"""Domain logic of the accounts app: organizations and members, ARR, capacity, permissions.
+
+Other apps call these functions rather than reaching into the models. Every function takes the
+organization explicitly; none relies on the ambient scope.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Count, Min, Q, Sum
+from django.utils import timezone
+
+from .choices import Role, TouchModel
+from .models import Account, CapacityTarget, ContractLine, Membership, Organization
+
+User = get_user_model()
+
+__all__ = [
+    "Actor",
+    "arr_at",
+    "capacity_by_csm",
+    "create_organization",
+    "ensure_membership",
+    "mark_arr_dirty",
+    "memberships_of",
+    "refresh_current_arr",
+]
+
+ZERO = Decimal("0")
+
+# Spec §2: high touch 5–15 accounts, low touch 20–50, ARR capacity $2M–$5M per CSM.
+DEFAULT_CAPACITY = {
+    TouchModel.HIGH: {
+        "min_accounts": 5,
+        "max_accounts": 15,
+        "min_arr": Decimal("2000000"),
+        "max_arr": Decimal("5000000"),
+    },
+    TouchModel.LOW: {
+        "min_accounts": 20,
+        "max_accounts": 50,
+        "min_arr": Decimal("2000000"),
+        "max_arr": Decimal("5000000"),
+    },
+    TouchModel.TECH: {"min_accounts": None, "max_accounts": None, "min_arr": None, "max_arr": None},
+}
+
+
+# --- Organizations and members -------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_organization(*, slug: str, name: str) -> tuple[Organization, bool]:
+    """Create an organization with its defaults (capacity targets; later apps add scorecards, …).
+
+    Idempotent: an existing slug is returned unchanged, with ``created=False``.
+    """
+    org, created = Organization.objects.get_or_create(slug=slug, defaults={"name": name})
+    if created:
+        CapacityTarget.all_orgs.bulk_create(
+            [CapacityTarget(organization=org, touch_model=tm, **values) for tm, values in DEFAULT_CAPACITY.items()]
+        )
+        from cs_platform.signals import organization_created
+
+        organization_created.send(sender=Organization, organization=org)
+    return org, created
+
+
+def ensure_membership(
+    *, organization: Organization, email: str, role: str, password: str | None = None, name: str = ""
+) -> Membership:
+    """Give the user with ``email`` (created if needed) ``role`` in ``organization``."""
+    if role not in Role.values:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(Role.values)}")
+    email = email.strip().lower()
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        first, _, last = name.partition(" ")
+        user = User.objects.create_user(username=email, email=email, first_name=first, last_name=last)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+    elif password:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    membership, _ = Membership.all_orgs.update_or_create(organization=organization, user=user, defaults={"role": role})
+    return membership
+
+
+def memberships_of(user: Any) -> list[Membership]:
+    """Every organization the user belongs to (the one legitimate cross-org read: the org switcher)."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return list(Membership.all_orgs.filter(user=user).select_related("organization").order_by("organization__name"))
+
+
+# --- Who may do what ------------------------------------------------------------------------------
+
+
+@dataclass
+class Actor:
+    """The caller of a request within one organization: a member (session) or an API key.
+
+    Reads are open to every role (spec §1: customer data is open to customer-facing teams); writes
+    follow the role: admin everything, leader their teams' books, csm their own book, viewer nothing.
+    """
+
+    organization: Organization
+    role: str
+    user: Any = None
+    _team_user_ids: set[int] | None = field(default=None, repr=False)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    @property
+    def can_write_anything(self) -> bool:
+        return self.role != Role.VIEWER
+
+    def team_user_ids(self) -> set[int]:
+        """Users whose books this actor manages (a leader's team members, and the leader)."""
+        if self._team_user_ids is None:
+            ids: set[int] = set()
+            if self.user is not None:
+                ids.add(self.user.pk)
+                if self.role == Role.LEADER:
+                    ids.update(
+                        Membership.objects.for_org(self.organization)
+                        .filter(team__manager=self.user)
+                        .values_list("user_id", flat=True)
+                    )
+            self._team_user_ids = ids
+        return self._team_user_ids
+
+    def can_write_account(self, account: Account | None) -> bool:
+        """May this actor change ``account`` and what hangs off it (contacts, contracts, timeline)?"""
+        if account is None or account.organization_id != self.organization.pk:
+            return False
+        if self.role == Role.ADMIN:
+            return True
+        if self.role == Role.VIEWER or self.user is None:
+            return False
+        if self.role == Role.LEADER:
+            return account.owner_id is None or account.owner_id in self.team_user_ids()
+        return account.owner_id == self.user.pk
+
+    def can_assign_owner(self, owner_id: int | None) -> bool:
+        """A CSM may only put accounts in their own book; a leader within their teams."""
+        if self.role == Role.ADMIN:
+            return True
+        if self.role == Role.LEADER:
+            return owner_id is None or owner_id in self.team_user_ids()
+        return self.user is not None and owner_id == self.user.pk
+
+
+# --- ARR ------------------------------------------------------------------------------------------
+
+
+def _live_lines(org: Organization | int, on: date):
+    # ARR at a date: lines of non-cancelled contracts with start ≤ d ≤ end, both ends inclusive (spec §4).
+    return (
+        ContractLine.objects.for_org(org)
+        .filter(contract__start_date__lte=on, contract__end_date__gte=on)
+        .exclude(contract__status="cancelled")
+    )
+
+
+def next_renewal_dates(org: Organization | int, on: date, account_ids: Iterable[int] | None = None) -> dict[int, date]:
+    """Each account's earliest end date among its live contracts on ``on``. One query."""
+    lines = _live_lines(org, on)
+    if account_ids is not None:
+        lines = lines.filter(contract__account_id__in=list(account_ids))
+    rows = lines.values("contract__account_id").annotate(due=Min("contract__end_date"))
+    return {row["contract__account_id"]: row["due"] for row in rows}
+
+
+def arr_at(org: Organization | int, on: date, account_ids: Iterable[int] | None = None) -> dict[int, Decimal]:
+    """Each account's own ARR on ``on`` (accounts without ARR are absent). One query."""
+    lines = _live_lines(org, on)
+    if account_ids is not None:
+        lines = lines.filter(contract__account_id__in=list(account_ids))
+    rows = lines.values("contract__account_id").annotate(total=Sum("arr")).values_list("contract__account_id", "total")
+    return {account_id: total for account_id, total in rows if total}
+
+
+def _hierarchy_totals(rows: Iterable[tuple[int, int | None, Decimal]]) -> dict[int, Decimal]:
+    """Own ARR plus every descendant's, for each account; cycles are cut rather than looped."""
+    own: dict[int, Decimal] = {}
+    children: dict[int, list[int]] = defaultdict(list)
+    for account_id, parent_id, arr in rows:
+        own[account_id] = arr
+        if parent_id is not None:
+            children[parent_id].append(account_id)
+    totals: dict[int, Decimal] = {}
+
+    def total(node: int, path: set[int]) -> Decimal:
+        if node in totals:
+            return totals[node]
+        value = own.get(node, ZERO)
+        for child in children.get(node, ()):
+            if child not in path:
+                value += total(child, path | {child})
+        totals[node] = value
+        return value
+
+    for account_id in own:
+        total(account_id, {account_id})
+    return totals
+
+
+def _family_of(org: Organization | int, account_ids: set[int]) -> list[tuple[Any, ...]]:
+    """The accounts of every hierarchy touching ``account_ids``: walk up to the roots, then down."""
+    scoped = Account.objects.for_org(org)
+    roots: set[int] = set()
+    frontier = set(account_ids)
+    seen: set[int] = set()
+    while frontier:  # up: one query per level
+        seen |= frontier
+        parents = dict(scoped.filter(id__in=frontier).values_list("id", "parent_id"))
+        roots |= {a for a, p in parents.items() if p is None or p in seen}
+        frontier = {p for p in parents.values() if p is not None and p not in seen}
+    family: dict[int, tuple[Any, ...]] = {}
+    frontier = roots
+    while frontier:  # down: one query per level
+        rows = list(
+            scoped.filter(Q(id__in=frontier) | Q(parent_id__in=frontier)).values_list(
+                "id", "parent_id", "arr", "hierarchy_arr", "next_renewal_date"
+            )
+        )
+        new = {row[0] for row in rows} - family.keys()
+        family.update({row[0]: row for row in rows})
+        frontier = new - frontier
+    return list(family.values())
+
+
+def refresh_current_arr(
+    org: Organization | int, *, account_ids: Iterable[int] | None = None, today: date | None = None
+) -> int:
+    """Recompute ``arr`` and ``hierarchy_arr`` for today; returns how many accounts changed.
+
+    Without ``account_ids`` the whole organization is refreshed (the scheduled job: contracts start
+    and end with the calendar). With them, only those accounts and their hierarchies. Set-based:
+    one aggregate query, one read of the accounts, one bulk update of the changed rows.
+    """
+    today = today or timezone.localdate()
+    if account_ids is None:
+        accounts = list(
+            Account.objects.for_org(org).values_list("id", "parent_id", "arr", "hierarchy_arr", "next_renewal_date")
+        )
+        own, due = arr_at(org, today), next_renewal_dates(org, today)
+    else:
+        ids = set(account_ids)
+        if not ids:
+            return 0
+        accounts = _family_of(org, ids)
+        family = [row[0] for row in accounts]
+        own, due = arr_at(org, today, family), next_renewal_dates(org, today, family)
+    totals = _hierarchy_totals((row[0], row[1], own.get(row[0], ZERO)) for row in accounts)
+    changed = [
+        Account(id=a_id, arr=own.get(a_id, ZERO), hierarchy_arr=totals[a_id], next_renewal_date=due.get(a_id))
+        for a_id, _, arr, h_arr, renewal in accounts
+        if (arr, h_arr, renewal) != (own.get(a_id, ZERO), totals[a_id], due.get(a_id))
+    ]
+    Account.all_orgs.bulk_update(changed, ["arr", "hierarchy_arr", "next_renewal_date"], batch_size=2000)
+    return len(changed)
+
+
+_pending = threading.local()
+
+
+def mark_arr_dirty(org_id: int, account_id: int | None) -> None:
+    """Refresh an account's current ARR once the surrounding transaction commits.
+
+    Many line saves in one request cost one refresh. Stale marks from a rolled-back transaction are
+    flushed by the next commit, which is harmless because the refresh is idempotent. ``None`` marks
+    the whole organization.
+    """
+    pending: dict[int, set[int | None]] = _pending.__dict__.setdefault("accounts", {})
+    pending.setdefault(org_id, set()).add(account_id)
+
+    def flush() -> None:
+        while pending:
+            org, ids = pending.popitem()
+            refresh_current_arr(org, account_ids=None if None in ids else ids)
+
+    transaction.on_commit(flush)
+
+
+# --- Capacity -------------------------------------------------------------------------------------
+
+
+def capacity_by_csm(org: Organization) -> list[dict[str, Any]]:
+    """Each owner's book against the org's capacity targets, with an over-capacity flag.
+
+    Load is the sum over touch models of accounts ÷ max accounts; a book over 100% of its account
+    load, or over the largest ARR capacity, is over capacity.
+    """
+    targets = {t.touch_model: t for t in CapacityTarget.objects.for_org(org)}
+    rows = (
+        Account.objects.for_org(org)
+        .filter(owner__isnull=False, churned_at__isnull=True)
+        .values("owner_id", "owner__email", "owner__first_name", "owner__last_name", "touch_model")
+        .annotate(n=Count("id"), arr=Sum("arr"))
+    )
+    books: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        name = f"{row['owner__first_name']} {row['owner__last_name']}".strip() or row["owner__email"]
+        book = books.setdefault(
+            row["owner_id"], {"owner_id": row["owner_id"], "name": name, "accounts": 0, "arr": ZERO, "load": 0.0}
+        )
+        book["accounts"] += row["n"]
+        book["arr"] += row["arr"] or ZERO
+        target = targets.get(row["touch_model"])
+        if target and target.max_accounts:
+            book["load"] += row["n"] / target.max_accounts
+    max_arr = max((t.max_arr for t in targets.values() if t.max_arr), default=None)
+    for book in books.values():
+        book["over_capacity"] = book["load"] > 1.0 or (max_arr is not None and book["arr"] > max_arr)
+    return sorted(books.values(), key=lambda b: b["name"].lower())

@@ -1,0 +1,1 @@
+"""Shared API machinery: key auth, org resolution, the fail-closed base viewset, errors, limits."""

@@ -1,0 +1,39 @@
+"""Per-caller rate limiting that also reports its state in ``RateLimit-*`` response headers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class OrgRateThrottle(SimpleRateThrottle):
+    """One budget per API key, or per signed-in user; the state is left on the request for headers."""
+
+    scope = "org"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        if request.auth is not None and hasattr(request.auth, "key_hash"):
+            ident = f"key:{request.auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        allowed = super().allow_request(request, view)
+        if self.key is not None:
+            remaining = max(0, self.num_requests - len(self.history))
+            reset = self.duration - (self.now - self.history[-1]) if self.history else self.duration
+            request._ratelimit = (self.num_requests, remaining, max(0, math.ceil(reset)))
+        return allowed
+
+
+def ratelimit_headers(request: Any) -> dict[str, str]:
+    state = getattr(request, "_ratelimit", None)
+    if state is None:
+        return {}
+    limit, remaining, reset = state
+    return {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(remaining), "RateLimit-Reset": str(reset)}

@@ -1,0 +1,88 @@
+"""Recording background work in :class:`accounts.models.JobRun` rows that admins can watch.
+
+A Celery task wraps its work in :func:`run_job`; progress is written with :meth:`JobRecorder.advance`
+(throttled, so a loop of a million rows does not write a million times). A task that is retried
+after a crash finds its run by id and starts it again: ``attempts`` counts the tries.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.choices import JobStatus
+from accounts.models import JobRun
+
+__all__ = ["JobRecorder", "create_job", "run_job"]
+
+PROGRESS_WRITE_INTERVAL = 0.5  # seconds between progress writes
+
+
+def create_job(*, organization_id: int, kind: str, params: dict[str, Any] | None = None, user: Any = None) -> JobRun:
+    """A queued run, created before the task is enqueued so the UI can show it at once."""
+    return JobRun.all_orgs.create(organization_id=organization_id, kind=kind, params=params or {}, created_by=user)
+
+
+class JobRecorder:
+    """Handle given to the job body for progress and counts."""
+
+    def __init__(self, job: JobRun) -> None:
+        self.job = job
+        self._last_write = 0.0
+
+    def set_total(self, total: int) -> None:
+        self.job.progress_total = total
+        self._write(["progress_total"], force=True)
+
+    def advance(self, done: int, *, force: bool = False) -> None:
+        self.job.progress_done = done
+        self._write(["progress_done"], force=force)
+
+    def count(self, **counts: int) -> None:
+        self.job.counts.update(counts)
+
+    def _write(self, fields: list[str], *, force: bool) -> None:
+        now = time.monotonic()
+        if force or now - self._last_write >= PROGRESS_WRITE_INTERVAL:
+            # Progress is written outside the job's own transaction (see run_job), so it shows while
+            # the job runs even when the job's data is committed all at once at the end.
+            JobRun.all_orgs.filter(pk=self.job.pk).update(**{f: getattr(self.job, f) for f in fields})
+            self._last_write = now
+
+
+@contextmanager
+def run_job(job_id: int) -> Iterator[JobRecorder]:
+    """Mark the run started, yield a recorder, then mark it succeeded, or failed with the error.
+
+    Progress writes use autocommit while the body may hold a transaction; on SQLite (one writer)
+    the body should not keep a write transaction open across progress writes.
+    """
+    job = JobRun.all_orgs.get(pk=job_id)
+    job.status = JobStatus.RUNNING
+    job.started_at = timezone.now()
+    job.finished_at = None
+    job.attempts += 1
+    job.errors = []
+    job.save(update_fields=["status", "started_at", "finished_at", "attempts", "errors"])
+    recorder = JobRecorder(job)
+    try:
+        yield recorder
+    except Exception as exc:
+        job.status = JobStatus.FAILED
+        job.errors = [*job.errors, {"error": str(exc), "traceback": traceback.format_exc(limit=5)}]
+        job.finished_at = timezone.now()
+        with transaction.atomic():
+            job.save(update_fields=["status", "errors", "finished_at", "counts", "progress_done"])
+        raise
+    else:
+        job.status = JobStatus.SUCCEEDED if not job.errors else JobStatus.FAILED
+        job.finished_at = timezone.now()
+        if job.progress_total and job.status == JobStatus.SUCCEEDED:
+            job.progress_done = job.progress_total
+        job.save(update_fields=["status", "errors", "finished_at", "counts", "progress_done"])

@@ -1,0 +1,51 @@
+"""Page-side tenancy: the organization comes from the URL (``/o/<slug>/…``) and membership is checked.
+
+A non-member gets 404, exactly as for a missing object, so an organization's existence cannot be
+probed. A member whose role is not enough gets 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from accounts.models import Membership
+from accounts.services import Actor
+from cs_platform.tenancy import org_scope
+
+View = Callable[..., HttpResponse]
+
+
+def org_page(roles: Iterable[str] | None = None) -> Callable[[View], View]:
+    """Decorate a page view taking ``org_slug``: resolve the org, check membership and role, scope."""
+    allowed = frozenset(roles) if roles is not None else None
+
+    def decorator(view: View) -> View:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, org_slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+            membership = (
+                Membership.all_orgs.select_related("organization", "team")
+                .filter(user=request.user, organization__slug=org_slug)
+                .first()
+            )
+            if membership is None:
+                raise Http404("No such organization")
+            if allowed is not None and membership.role not in allowed:
+                raise PermissionDenied("Your role does not allow this page.")
+            request.organization = membership.organization  # type: ignore[attr-defined]
+            request.membership = membership  # type: ignore[attr-defined]
+            request.actor = Actor(  # type: ignore[attr-defined]
+                organization=membership.organization, role=membership.role, user=request.user
+            )
+            with org_scope(membership.organization):
+                return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,1 @@
+"""The feedback app (built by later issues; see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""The health app (built by later issues; see docs/architecture.md)."""

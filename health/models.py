@@ -1,0 +1,1 @@
+"""Models of the health app (arrive with their issue)."""

@@ -1,0 +1,1 @@
+"""The playbooks app (built by later issues; see docs/architecture.md)."""

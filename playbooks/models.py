@@ -1,0 +1,1 @@
+"""Models of the playbooks app (arrive with their issue)."""

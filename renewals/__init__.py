@@ -1,0 +1,1 @@
+"""The renewals app (built by later issues; see docs/architecture.md)."""

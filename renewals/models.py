@@ -1,0 +1,1 @@
+"""Models of the renewals app (arrive with their issue)."""

@@ -1,0 +1,73 @@
+"""Shared fixtures: the Healthchecks triad, in organizations.
+
+``org`` holds alice (admin), bob (csm) and a viewer; ``other_org`` holds charlie, who must never see
+anything of ``org``. ``api`` builds an API client authenticated as a given role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import ApiKey, Membership, Organization
+from accounts.services import create_organization
+
+from .factories import AccountFactory, MembershipFactory, UserFactory
+
+
+@pytest.fixture
+def org(db) -> Organization:
+    return create_organization(slug="acme", name="Acme Corp")[0]
+
+
+@pytest.fixture
+def other_org(db) -> Organization:
+    return create_organization(slug="globex", name="Globex")[0]
+
+
+@pytest.fixture
+def make_member(db) -> Callable[..., Membership]:
+    def make(organization: Organization, role: str, **user_kwargs) -> Membership:
+        return MembershipFactory(organization=organization, role=role, user=UserFactory(**user_kwargs))
+
+    return make
+
+
+@pytest.fixture
+def alice(org, make_member):
+    return make_member(org, "admin", first_name="Alice").user
+
+
+@pytest.fixture
+def bob(org, make_member):
+    return make_member(org, "csm", first_name="Bob").user
+
+
+@pytest.fixture
+def charlie(other_org, make_member):
+    return make_member(other_org, "admin", first_name="Charlie").user
+
+
+@pytest.fixture
+def api_key(db) -> Callable[..., str]:
+    def make(organization: Organization, role: str = "admin", user=None) -> str:
+        return ApiKey.issue(organization=organization, role=role, user=user)[1]
+
+    return make
+
+
+@pytest.fixture
+def api(api_key) -> Callable[..., APIClient]:
+    def make(organization: Organization, role: str = "admin", user=None) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key(organization, role, user)}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def account(org, bob):
+    return AccountFactory(organization=org, owner=bob)
