@@ -37,7 +37,9 @@ def say(message: str) -> None:
 
 def manage(*args: str) -> None:
     say("manage.py " + " ".join(args))
-    subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=True)
+    result = subprocess.run([PY, "manage.py", *args], cwd=ROOT)
+    if result.returncode != 0:
+        raise SystemExit(f"[run] manage.py {args[0]} failed (exit {result.returncode}); the demo was not started")
 
 
 def demo_org_exists() -> bool:
@@ -45,7 +47,7 @@ def demo_org_exists() -> bool:
         "from accounts.models import Organization;"
         f"import sys; sys.exit(0 if Organization.objects.filter(slug={ORG!r}).exists() else 3)"
     )
-    result = subprocess.run([PY, "manage.py", "shell", "-c", code], cwd=ROOT)
+    result = subprocess.run([PY, "manage.py", "shell", "--verbosity", "0", "-c", code], cwd=ROOT)
     if result.returncode not in (0, 3):
         raise SystemExit(f"could not check for the demo organization (exit {result.returncode})")
     return result.returncode == 0
