@@ -107,6 +107,8 @@ def main() -> int:
     def on_signal(signum, frame):  # Ctrl-C reaches the children too; just make sure both end
         raise KeyboardInterrupt
 
+    # Explicit, because a launcher started in the background inherits SIGINT as ignored.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     announced = False
     code = 0
