@@ -1,7 +1,7 @@
 """Celery against a real Redis broker: a worker in this process runs what ``.delay()`` sends.
 
-These tests need ``REDIS_URL`` (CI sets it). Each test process uses its own queue, so parallel runs
-sharing one Redis database never take each other's messages.
+These tests need ``REDIS_URL`` and a Postgres ``DATABASE_URL`` (CI sets both). Each test process uses
+its own queue, so parallel runs sharing one Redis database never take each other's messages.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ TEST_QUEUE = f"retain-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 requires_redis = pytest.mark.skipif(
     not settings.CELERY_BROKER_URL.startswith("redis"),
     reason="REDIS_URL is not set: the Celery worker tests need a real Redis broker",
+)
+# The worker runs in a thread of this process. On SQLite it would share the in-memory test database,
+# whose shared-cache table locks fail at once instead of waiting: only a real server tests this fairly.
+requires_server_db = pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
+    reason="the in-process worker tests need a database server (DATABASE_URL=postgres://...), not SQLite",
 )
 
 
@@ -98,6 +104,7 @@ def wait_for_finish(job: JobRun, timeout: float = 30.0) -> JobRun:
 
 
 @requires_redis
+@requires_server_db
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_a_delayed_task_runs_on_the_worker_in_its_org_scope_and_records_its_run(worker, org, other_org, bob):
@@ -115,6 +122,7 @@ def test_a_delayed_task_runs_on_the_worker_in_its_org_scope_and_records_its_run(
 
 
 @requires_redis
+@requires_server_db
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_a_transient_database_error_is_retried_and_the_run_then_succeeds(worker, org):
@@ -127,6 +135,7 @@ def test_a_transient_database_error_is_retried_and_the_run_then_succeeds(worker,
 
 
 @requires_redis
+@requires_server_db
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_a_task_that_keeps_failing_transiently_gives_up_after_its_retries(worker, org):
@@ -140,6 +149,7 @@ def test_a_task_that_keeps_failing_transiently_gives_up_after_its_retries(worker
 
 
 @requires_redis
+@requires_server_db
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_a_failing_task_records_failed_with_the_error_without_retrying(worker, org):
