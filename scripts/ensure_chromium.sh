@@ -25,8 +25,6 @@ if command -v apt-get >/dev/null 2>&1; then
         fi
     fi
 fi
-echo "******************************************************************************************"
-echo "* Chromium was not found at $CHROMIUM and could not be installed (needs root or sudo     *"
-echo "* and apt-get). The browser tests (marker 'browser') will be SKIPPED in this run.        *"
-echo "* Install it with: sudo apt-get install chromium                                         *"
-echo "******************************************************************************************"
+echo "!! Chromium was not found at $CHROMIUM and could not be installed (that needs apt-get, and"
+echo "!! root or password-less sudo). The browser tests (marker 'browser') are SKIPPED in this run."
+echo "!! To run them: sudo apt-get install chromium"
