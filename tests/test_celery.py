@@ -189,3 +189,20 @@ def test_beat_schedule_uses_the_database_scheduler_and_names_a_registered_task()
     assert settings.CELERY_BEAT_SCHEDULER == "django_celery_beat.schedulers:DatabaseScheduler"
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
         assert entry["task"] in app.tasks
+
+
+@pytest.mark.django_db
+def test_applied_inline_a_task_is_scoped_recorded_and_retried_the_same_way(org, other_org):
+    """``.apply()`` (and CELERY_TASK_ALWAYS_EAGER) runs the same wrapper as a worker does."""
+    AccountFactory.create_batch(2, organization=org)
+    AccountFactory(organization=other_org)
+    job = create_job(organization_id=org.pk, kind="count_accounts")
+    count_accounts.apply(args=(org.pk,), kwargs={"job_id": job.pk}).get()
+    done = JobRun.all_orgs.get(pk=job.pk)
+    assert (done.status, done.counts) == (JobStatus.SUCCEEDED, {"accounts": 2, "with_owner": 0})
+
+    flaky = create_job(organization_id=org.pk, kind="flaky")
+    # Celery re-applies an eager retry only when not propagating (with propagation it raises Retry).
+    flaky_once.apply(args=(org.pk,), kwargs={"job_id": flaky.pk}, throw=False)
+    retried = JobRun.all_orgs.get(pk=flaky.pk)
+    assert (retried.status, retried.attempts) == (JobStatus.SUCCEEDED, 2)
