@@ -206,3 +206,14 @@ def test_applied_inline_a_task_is_scoped_recorded_and_retried_the_same_way(org, 
     flaky_once.apply(args=(org.pk,), kwargs={"job_id": flaky.pk}, throw=False)
     retried = JobRun.all_orgs.get(pk=flaky.pk)
     assert (retried.status, retried.attempts) == (JobStatus.SUCCEEDED, 2)
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler closes and reopens its connection
+def test_beat_start_writes_the_static_schedule_into_the_database():
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    DatabaseScheduler(app=app)  # what `celery beat` builds at start-up
+    entry = PeriodicTask.objects.get(name="refresh-current-arr")
+    assert entry.task == "accounts.tasks.refresh_all_current_arr" and entry.enabled
+    assert entry.interval.every * {"seconds": 1, "minutes": 60, "hours": 3600}[entry.interval.period] == 6 * 3600
