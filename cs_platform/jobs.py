@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.choices import JobStatus
 from accounts.models import JobRun
+from cs_platform.tenancy import OrgScopeError
 
 __all__ = ["JobRecorder", "create_job", "run_job"]
 
@@ -35,6 +36,9 @@ class JobRecorder:
     def __init__(self, job: JobRun) -> None:
         self.job = job
         self._last_write = 0.0
+        #: Set (seconds) by a task that will retry the error now propagating: the run then goes back
+        #: to ``queued`` with the error shown, instead of ``failed``.
+        self.retry_in: float | None = None
 
     def set_total(self, total: int) -> None:
         self.job.progress_total = total
@@ -50,20 +54,24 @@ class JobRecorder:
     def _write(self, fields: list[str], *, force: bool) -> None:
         now = time.monotonic()
         if force or now - self._last_write >= PROGRESS_WRITE_INTERVAL:
-            # Progress is written outside the job's own transaction (see run_job), so it shows while
-            # the job runs even when the job's data is committed all at once at the end.
+            # A plain UPDATE on the task's connection: under autocommit it shows at once. Inside an
+            # atomic block of the body it shows only when that block commits (see run_job).
             JobRun.all_orgs.filter(pk=self.job.pk).update(**{f: getattr(self.job, f) for f in fields})
             self._last_write = now
 
 
 @contextmanager
-def run_job(job_id: int) -> Iterator[JobRecorder]:
+def run_job(job_id: int, *, organization_id: int | None = None) -> Iterator[JobRecorder]:
     """Mark the run started, yield a recorder, then mark it succeeded, or failed with the error.
 
-    Progress writes use autocommit while the body may hold a transaction; on SQLite (one writer)
-    the body should not keep a write transaction open across progress writes.
+    With ``organization_id`` the run must belong to that organization (a task given ids from a
+    message checks them rather than trusting them). Progress is written on the task's connection:
+    a body that keeps one transaction open for all its work (an all-or-nothing import) shows its
+    progress when it commits, so such a body should count while it validates, before it writes.
     """
     job = JobRun.all_orgs.get(pk=job_id)
+    if organization_id is not None and job.organization_id != organization_id:
+        raise OrgScopeError(f"job run {job_id} does not belong to organization {organization_id}")
     job.status = JobStatus.RUNNING
     job.started_at = timezone.now()
     job.finished_at = None
@@ -74,9 +82,17 @@ def run_job(job_id: int) -> Iterator[JobRecorder]:
     try:
         yield recorder
     except Exception as exc:
-        job.status = JobStatus.FAILED
-        job.errors = [*job.errors, {"error": str(exc), "traceback": traceback.format_exc(limit=5)}]
-        job.finished_at = timezone.now()
+        if recorder.retry_in is not None:
+            job.status = JobStatus.QUEUED
+            job.errors = [{"error": f"{type(exc).__name__}: {exc}", "retry_in_seconds": round(recorder.retry_in, 1)}]
+            job.finished_at = None
+        else:
+            job.status = JobStatus.FAILED
+            job.errors = [*job.errors, {"error": str(exc), "traceback": traceback.format_exc(limit=5)}]
+            job.finished_at = timezone.now()
+        if not connection.in_atomic_block:
+            # After a dropped connection the outcome is still recorded, on a fresh one.
+            connection.close_if_unusable_or_obsolete()
         with transaction.atomic():
             job.save(update_fields=["status", "errors", "finished_at", "counts", "progress_done"])
         raise

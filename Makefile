@@ -1,0 +1,55 @@
+# Retain: the two commands of the README, and a few helpers.
+#
+#   make run    the product with demo data: SQLite + a filesystem task queue, no server to install
+#   make test   the whole test suite (uses DATABASE_URL / REDIS_URL when set, SQLite + locmem otherwise)
+#
+# Needs only Python 3.11+ (python3 on PATH, or PYTHON=/path/to/python3.11).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Re-installs only when pyproject.toml is newer than the stamp.
+STAMP := $(VENV)/.retain-installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format migrations-check chromium clean-demo
+
+help:
+	@echo "make run    start Retain with demo data at http://127.0.0.1:8000/ (Ctrl-C stops web and worker)"
+	@echo "make test   run the whole test suite (PYTEST_ARGS='-k health' to narrow it)"
+	@echo "make lint   ruff check + ruff format --check"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Retain needs Python 3.11 or newer; this is " + sys.version.split()[0] + ". Run with PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) scripts/run_demo.py
+
+chromium:
+	@sh scripts/ensure_chromium.sh
+
+test: $(STAMP) chromium
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrations-check: $(STAMP)
+	$(PY) manage.py makemigrations --check --dry-run
+
+# Forget the demo: database, queue and beat schedule (the next `make run` seeds again).
+clean-demo:
+	rm -rf var/retain.sqlite3 var/queue var/celerybeat-schedule* var/log
