@@ -11,6 +11,7 @@ from typing import Any
 
 import django_filters as filters
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from .choices import ActivityType, ContactRole, ContractStatus, Role, TouchModel
@@ -75,8 +76,15 @@ class AccountFilterSet(OrgFilterSet):
         return queryset.filter(lifecycle_stage__in=value) if value else queryset
 
     def filter_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        # JSON containment works on Postgres and SQLite alike through Django's JSONField lookups.
-        return queryset.filter(tags__contains=[value]) if value else queryset
+        if not value:
+            return queryset
+        if connection.vendor == "sqlite":
+            # Django has no JSONField ``contains`` on SQLite; json_each tests membership of the list instead.
+            table = Account._meta.db_table
+            return queryset.extra(
+                where=[f'EXISTS (SELECT 1 FROM json_each("{table}"."tags") WHERE json_each.value = %s)'], params=[value]
+            )
+        return queryset.filter(tags__contains=[value])
 
 
 class ContactFilterSet(OrgFilterSet):
