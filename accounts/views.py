@@ -87,14 +87,23 @@ def _filter_params(request: HttpRequest) -> QueryDict:
 @require_GET
 def my_book(request: HttpRequest) -> HttpResponse:
     """The CSM's home: their accounts (or everyone's), filterable, sortable, paginated."""
-    scope = "all" if request.GET.get("scope") == "all" else "mine"
+    # Viewers own no accounts, so their home is everyone's; everybody else starts on their own book.
+    default_scope = "all" if request.membership.role == Role.VIEWER else "mine"
+    scope = request.GET.get("scope") if request.GET.get("scope") in ("mine", "all") else default_scope
     queryset = Account.objects.select_related("owner")
     if scope == "mine":
         queryset = queryset.filter(owner=request.user)
     filterset = AccountFilterSet(_filter_params(request), queryset=queryset, request=request)
     ordering, order_by = _ordering(request.GET.get("ordering", DEFAULT_ACCOUNT_ORDERING))
     filtered = filterset.qs
-    summary = filtered.aggregate(count=Count("id"), total_arr=Sum("arr"))
+    today = timezone.localdate()
+    soon = (today, today + dt.timedelta(days=90))
+    summary = filtered.aggregate(
+        count=Count("id"),
+        total_arr=Sum("arr"),
+        renewing_90=Count("id", filter=Q(next_renewal_date__range=soon)),
+        renewing_90_arr=Sum("arr", filter=Q(next_renewal_date__range=soon)),
+    )
     paginator = Paginator(filtered.order_by(*order_by), PAGE_SIZE)
     paginator.__dict__["count"] = summary["count"]  # already counted with the total: save a COUNT query
     page = paginator.get_page(request.GET.get("page"))
@@ -118,7 +127,7 @@ def my_book(request: HttpRequest) -> HttpResponse:
         "regions": distinct.exclude(region="").order_by("region").values_list("region", flat=True).distinct(),
         "owners": Membership.objects.select_related("user").exclude(role=Role.VIEWER),
         "renewal_windows": RENEWAL_WINDOWS,
-        "today": timezone.localdate(),
+        "today": today,
     }
     return render(request, "accounts/my_book.html", context)
 

@@ -164,6 +164,14 @@ def test_my_book_defaults_to_my_accounts_with_a_toggle_to_all(client, org, bob, 
     assert row_names(response) == ["Mine Inc", "Theirs Inc"]
 
 
+def test_viewer_home_lists_all_accounts(client, org, bob, make_member):
+    AccountFactory(organization=org, owner=bob, name="Bob's Co")
+    login(client, make_member(org, "viewer").user)
+    url = reverse("my-book", args=[org.slug])
+    assert row_names(client.get(url)) == ["Bob's Co"]
+    assert row_names(client.get(url, {"scope": "mine"})) == []
+
+
 def test_my_book_filters_change_the_rows(client, org, bob):
     a = AccountFactory(organization=org, owner=bob, name="Alpha", touch_model="high", industry="Fintech")
     b = AccountFactory(organization=org, owner=bob, name="Beta", touch_model="low", industry="Retail")
@@ -182,7 +190,13 @@ def test_my_book_filters_change_the_rows(client, org, bob):
     assert row_names(client.get(url, {"q": "amm"})) == ["Gamma"]
     response = client.get(url, {"touch_model": "high", "industry": "Retail"})
     assert row_names(response) == ["Gamma"]
-    assert response.context["summary"] == {"count": 1, "total_arr": Decimal("900000.00")}
+    assert response.context["summary"] == {
+        "count": 1,
+        "total_arr": Decimal("900000.00"),
+        "renewing_90": 1,
+        "renewing_90_arr": Decimal("900000.00"),
+    }
+    assert "1 renews in the next 90 days ($900k)" in response.content.decode()
 
 
 def test_my_book_bad_filter_value_is_reported(client, org, bob):
