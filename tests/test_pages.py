@@ -497,3 +497,36 @@ def test_job_run_detail_polls_only_while_running(client, org, alice, job):
     assert f"#{job.pk}" in listing
     other_kind = client.get(reverse("admin-jobs", args=[org.slug]), {"kind": "recompute"}).content.decode()
     assert f"#{job.pk}" not in other_kind
+
+
+def test_admin_cannot_revoke_another_orgs_key(client, org, other_org, alice):
+    foreign, raw = ApiKey.issue(organization=other_org, role="admin")
+    login(client, alice)
+    assert client.post(reverse("admin-revoke-api-key", args=[org.slug, foreign.pk])).status_code == 404
+    assert ApiKey.authenticate(raw) is not None
+
+
+def build_account_360(account, n: int) -> None:
+    contacts = [ContactFactory(account=account, roles=["champion"]) for _ in range(n)]
+    for i in range(n):
+        contract = ContractFactory(account=account)
+        ContractLineFactory.create_batch(2, contract=contract)
+        activity = ActivityFactory(account=account, occurred_at=dt.datetime(2026, 1, 1 + i, tzinfo=dt.UTC))
+        activity.contacts.add(contacts[i], through_defaults={"organization": account.organization})
+    Account.all_orgs.create(organization=account.organization, name=f"Child {n}", parent=account)
+
+
+def test_account_360_query_count_is_constant(client, org, bob, account, django_assert_num_queries):
+    url = reverse("account-detail", args=[org.slug, account.pk])
+    login(client, bob)
+    build_account_360(account, 2)
+    with django_assert_num_queries(ACCOUNT_360_QUERIES):
+        assert client.get(url).status_code == 200
+    build_account_360(account, 8)
+    with django_assert_num_queries(ACCOUNT_360_QUERIES):
+        assert client.get(url).status_code == 200
+
+
+# Session, user, membership, switcher, account, contacts, contracts + lines, children, activities +
+# their contacts, plan + objectives, the form's contact choices: nothing per contact, line or activity.
+ACCOUNT_360_QUERIES = 14
