@@ -181,6 +181,7 @@ def _account_context(
         "coverage": coverage,
         "contracts": contracts,
         "activities": _timeline(account),
+        "timeline_limit": TIMELINE_LIMIT,
         "plan": plan,
         "objectives": list(plan.objectives.all()) if plan else [],
         "activity_form": (activity_form or ActivityForm(account=account)) if can_write else None,
@@ -204,6 +205,21 @@ def _writable_account(request: HttpRequest, account_id: int) -> Account:
     return account
 
 
+def _timeline_panel(
+    request: HttpRequest, account: Account, form: ActivityForm, *, logged: bool = False
+) -> HttpResponse:
+    """The timeline panel alone (form + entries), the fragment htmx swaps in."""
+    context = {
+        "account": account,
+        "can_write": True,
+        "activities": _timeline(account),
+        "timeline_limit": TIMELINE_LIMIT,
+        "activity_form": form,
+        "logged": logged,
+    }
+    return render(request, "accounts/_timeline.html", context)
+
+
 @org_page()
 @require_POST
 def log_activity(request: HttpRequest, account_id: int) -> HttpResponse:
@@ -214,16 +230,12 @@ def log_activity(request: HttpRequest, account_id: int) -> HttpResponse:
         with transaction.atomic():
             form.save_for(request.user)
         if request.htmx:
-            context = {"account": account, "can_write": True, "activities": _timeline(account)}
-            context["activity_form"] = ActivityForm(account=account)
-            context["logged"] = True
-            return render(request, "accounts/_timeline.html", context)
+            return _timeline_panel(request, account, ActivityForm(account=account), logged=True)
         messages.success(request, "Activity logged.")
         return redirect(reverse("account-detail", args=[request.organization.slug, account.pk]) + "#timeline")
     if request.htmx:
         # htmx does not swap 4xx answers by default: the panel with its errors comes back as a 200.
-        context = {"account": account, "can_write": True, "activities": _timeline(account), "activity_form": form}
-        return render(request, "accounts/_timeline.html", context)
+        return _timeline_panel(request, account, form)
     context = _account_context(request, account, activity_form=form)
     return render(request, "accounts/account_detail.html", context, status=400)
 
