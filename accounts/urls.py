@@ -1,12 +1,34 @@
+"""Page URLs. Everything of an organization lives under ``/o/<slug>/``."""
+
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
+org_patterns = [
+    path("", views.my_book, name="my-book"),
+    path("accounts/<int:account_id>/", views.account_detail, name="account-detail"),
+    path("accounts/<int:account_id>/activities/", views.log_activity, name="account-log-activity"),
+    path("accounts/<int:account_id>/objectives/", views.add_objective, name="account-add-objective"),
+    # Screens that later issues fill; each says what is coming.
+    path("portfolio/", views.portfolio, name="portfolio"),
+    path("renewals/", views.renewals, name="renewals"),
+    path("work/", views.work_queue, name="work"),
+    path("voice/", views.voice, name="voice"),
+    path("admin/", views.admin_members, name="admin-members"),
+    path("admin/api-keys/", views.admin_api_keys, name="admin-api-keys"),
+    path("admin/api-keys/<int:key_id>/revoke/", views.admin_revoke_api_key, name="admin-revoke-api-key"),
+    path("admin/jobs/", views.admin_jobs, name="admin-jobs"),
+    path("admin/jobs/<int:job_id>/", views.admin_job_detail, name="admin-job-detail"),
+]
+
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("o/<slug:org_slug>/", views.my_book, name="my-book"),
-    path("o/<slug:org_slug>/accounts/<int:account_id>/", views.account_detail, name="account-detail"),
+    path("o/<slug:org_slug>/", include(org_patterns)),
 ]

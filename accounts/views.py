@@ -1,35 +1,427 @@
-"""Pages of the accounts app: home redirect, My book, Account 360."""
+"""Server-rendered pages: home redirect, My book, Account 360, the admin screens and the screens to come.
+
+Every view below ``/o/<slug>/`` goes through :func:`cs_platform.pages.org_page`, which resolves the
+organization from the URL (404 for non-members, 403 for a role that is not enough) and sets the org
+scope, so ``Model.objects`` is already narrowed to that organization. Writes are checked per object
+with ``request.actor.can_write_account``. Lists run a fixed number of queries per page, whatever the
+page size (``select_related`` for the owner, one aggregate for the summary, no per-row queries).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count, F, Prefetch, Q, Sum
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cs_platform.pages import org_page
 
+from .choices import KEY_CONTACT_ROLES, JobStatus, Role, TouchModel
 from .filtersets import AccountFilterSet
-from .models import Account
-from .services import memberships_of
+from .forms import ActivityForm, AddMemberForm, ApiKeyForm, MemberRoleForm, ObjectiveForm
+from .models import Account, Activity, ApiKey, Contact, Contract, ContractLine, JobRun, Membership, SuccessPlan
+from .services import ensure_membership, memberships_of
+
+PAGE_SIZE = 50
+TIMELINE_LIMIT = 50
+
+# ``?ordering=`` whitelist: public key → model fields. Anything else falls back to the default.
+ACCOUNT_ORDERINGS: dict[str, tuple[str, ...]] = {
+    "name": ("name",),
+    "arr": ("arr",),
+    "owner": ("owner__first_name", "owner__last_name", "owner__email"),
+    "stage": ("lifecycle_stage",),
+    "touch": ("touch_model",),
+    "renewal": ("next_renewal_date",),
+    "since": ("customer_since",),
+}
+DEFAULT_ACCOUNT_ORDERING = "name"
+RENEWAL_WINDOWS = (30, 60, 90, 180, 365)
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """Send the user to the My book of their first organization."""
     memberships = memberships_of(request.user)
     if not memberships:
         return render(request, "accounts/no_organization.html", status=403)
     return redirect("my-book", org_slug=memberships[0].organization.slug)
 
 
+# --- My book ----------------------------------------------------------------------------------------
+
+
+def _ordering(value: str) -> tuple[str, list[Any]]:
+    """Validate ``?ordering=`` against the whitelist; empty values sort last in both directions."""
+    key = value.lstrip("-")
+    if key not in ACCOUNT_ORDERINGS:
+        value, key = DEFAULT_ACCOUNT_ORDERING, DEFAULT_ACCOUNT_ORDERING
+    descending = value.startswith("-")
+    fields = [F(f).desc(nulls_last=True) if descending else F(f).asc(nulls_last=True) for f in ACCOUNT_ORDERINGS[key]]
+    return value, [*fields, "name", "pk"]
+
+
+def _filter_params(request: HttpRequest) -> QueryDict:
+    """The filterset's data: the query string plus ``renews_within`` (days) turned into a date window."""
+    data = request.GET.copy()
+    within = data.get("renews_within", "")
+    if within.isdigit():
+        today = timezone.localdate()
+        data["renewal_after"] = today.isoformat()
+        data["renewal_before"] = (today + dt.timedelta(days=int(within))).isoformat()
+    return data
+
+
 @org_page()
+@require_GET
 def my_book(request: HttpRequest) -> HttpResponse:
+    """The CSM's home: their accounts (or everyone's), filterable, sortable, paginated."""
+    # Viewers own no accounts, so their home is everyone's; everybody else starts on their own book.
+    default_scope = "all" if request.membership.role == Role.VIEWER else "mine"
+    scope = request.GET.get("scope") if request.GET.get("scope") in ("mine", "all") else default_scope
     queryset = Account.objects.select_related("owner")
-    filterset = AccountFilterSet(request.GET or None, queryset=queryset, request=request)
-    accounts = filterset.qs.order_by("name")[:50]
-    return render(request, "accounts/my_book.html", {"filter": filterset, "accounts": accounts})
+    if scope == "mine":
+        queryset = queryset.filter(owner=request.user)
+    filterset = AccountFilterSet(_filter_params(request), queryset=queryset, request=request)
+    ordering, order_by = _ordering(request.GET.get("ordering", DEFAULT_ACCOUNT_ORDERING))
+    filtered = filterset.qs
+    today = timezone.localdate()
+    soon = (today, today + dt.timedelta(days=90))
+    summary = filtered.aggregate(
+        count=Count("id"),
+        total_arr=Sum("arr"),
+        renewing_90=Count("id", filter=Q(next_renewal_date__range=soon)),
+        renewing_90_arr=Sum("arr", filter=Q(next_renewal_date__range=soon)),
+    )
+    paginator = Paginator(filtered.order_by(*order_by), PAGE_SIZE)
+    paginator.__dict__["count"] = summary["count"]  # already counted with the total: save a COUNT query
+    page = paginator.get_page(request.GET.get("page"))
+
+    distinct = Account.objects
+    active_filters = [
+        k for k in ("q", "lifecycle_stage", "touch_model", "industry", "region", "tag", "arr_min", "arr_max",
+                    "renews_within", "owner") if request.GET.get(k)
+    ]  # fmt: skip
+    context = {
+        "filter": filterset,
+        "page": page,
+        "accounts": page.object_list,
+        "summary": summary,
+        "scope": scope,
+        "ordering": ordering,
+        "active_filters": active_filters,
+        "stages": [(s, s.replace("_", " ").title()) for s in request.organization.lifecycle_stages],
+        "touch_models": TouchModel.choices,
+        "industries": distinct.exclude(industry="").order_by("industry").values_list("industry", flat=True).distinct(),
+        "regions": distinct.exclude(region="").order_by("region").values_list("region", flat=True).distinct(),
+        "owners": Membership.objects.select_related("user").exclude(role=Role.VIEWER),
+        "renewal_windows": RENEWAL_WINDOWS,
+        "today": today,
+    }
+    return render(request, "accounts/my_book.html", context)
+
+
+# --- Account 360 -----------------------------------------------------------------------------------
+
+
+def _get_account(account_id: int) -> Account:
+    # ``Account.objects`` is narrowed to the page's organization by org_page: another org's id is a 404.
+    return get_object_or_404(Account.objects.select_related("owner", "parent"), pk=account_id)
+
+
+def _timeline(account: Account) -> list[Activity]:
+    return list(
+        Activity.objects.filter(account=account)
+        .select_related("author")
+        .prefetch_related("contacts")
+        .order_by("-occurred_at", "-pk")[:TIMELINE_LIMIT]
+    )
+
+
+def _account_context(
+    request: HttpRequest,
+    account: Account,
+    *,
+    activity_form: ActivityForm | None = None,
+    objective_form: ObjectiveForm | None = None,
+) -> dict[str, Any]:
+    can_write = request.actor.can_write_account(account)
+    contacts = list(Contact.objects.filter(account=account).order_by("-is_active", "name"))
+    coverage = []
+    for role in KEY_CONTACT_ROLES:
+        holders = [c for c in contacts if role.value in (c.roles or [])]
+        active = [c for c in holders if c.is_active and not c.departed_at]
+        departed = [c for c in holders if not (c.is_active and not c.departed_at)]
+        coverage.append({"role": role, "active": active, "departed": departed})
+    contracts = list(
+        Contract.objects.filter(account=account)
+        .prefetch_related(Prefetch("lines", queryset=ContractLine.all_orgs.select_related("product").order_by("id")))
+        .order_by("-end_date", "number")
+    )
+    for contract in contracts:
+        # Σ of the prefetched lines: the stored Contract.arr is only as fresh as its last writer.
+        contract.lines_arr = sum((line.arr for line in contract.lines.all()), Decimal("0"))
+    plan = SuccessPlan.objects.filter(account=account).prefetch_related("objectives").first()
+    return {
+        "account": account,
+        "can_write": can_write,
+        "children": list(Account.objects.filter(parent=account).order_by("name")),
+        "contacts": contacts,
+        "coverage": coverage,
+        "contracts": contracts,
+        "activities": _timeline(account),
+        "timeline_limit": TIMELINE_LIMIT,
+        "plan": plan,
+        "objectives": list(plan.objectives.all()) if plan else [],
+        "activity_form": (activity_form or ActivityForm(account=account)) if can_write else None,
+        "objective_form": (objective_form or ObjectiveForm(account=account)) if can_write else None,
+        "today": timezone.localdate(),
+    }
 
 
 @org_page()
+@require_GET
 def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
-    account = get_object_or_404(Account.objects.select_related("owner", "parent"), pk=account_id)
-    return render(request, "accounts/account_detail.html", {"account": account})
+    """Account 360: header, contacts with role coverage, contracts and lines, timeline, success plan."""
+    account = _get_account(account_id)
+    return render(request, "accounts/account_detail.html", _account_context(request, account))
+
+
+def _writable_account(request: HttpRequest, account_id: int) -> Account:
+    account = _get_account(account_id)
+    if not request.actor.can_write_account(account):
+        raise PermissionDenied("You can read this account but not change it.")
+    return account
+
+
+def _timeline_panel(
+    request: HttpRequest, account: Account, form: ActivityForm, *, logged: bool = False
+) -> HttpResponse:
+    """The timeline panel alone (form + entries), the fragment htmx swaps in."""
+    context = {
+        "account": account,
+        "can_write": True,
+        "activities": _timeline(account),
+        "timeline_limit": TIMELINE_LIMIT,
+        "activity_form": form,
+        "logged": logged,
+    }
+    return render(request, "accounts/_timeline.html", context)
+
+
+@org_page()
+@require_POST
+def log_activity(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Log an activity. With htmx: swap the timeline panel; without JS: redirect back (PRG)."""
+    account = _writable_account(request, account_id)
+    form = ActivityForm(request.POST, account=account)
+    if form.is_valid():
+        with transaction.atomic():
+            form.save_for(request.user)
+        if request.htmx:
+            return _timeline_panel(request, account, ActivityForm(account=account), logged=True)
+        messages.success(request, "Activity logged.")
+        return redirect(reverse("account-detail", args=[request.organization.slug, account.pk]) + "#timeline")
+    if request.htmx:
+        # htmx does not swap 4xx answers by default: the panel with its errors comes back as a 200.
+        return _timeline_panel(request, account, form)
+    context = _account_context(request, account, activity_form=form)
+    return render(request, "accounts/account_detail.html", context, status=400)
+
+
+@org_page()
+@require_POST
+def add_objective(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Add an objective to the account's success plan."""
+    account = _writable_account(request, account_id)
+    form = ObjectiveForm(request.POST, account=account)
+    if form.is_valid():
+        with transaction.atomic():
+            form.save_for_account()
+        messages.success(request, "Objective added to the success plan.")
+        return redirect(reverse("account-detail", args=[request.organization.slug, account.pk]) + "#success-plan")
+    context = _account_context(request, account, objective_form=form)
+    return render(request, "accounts/account_detail.html", context, status=400)
+
+
+# --- Screens that later issues fill -----------------------------------------------------------------
+
+COMING_SCREENS: dict[str, dict[str, Any]] = {
+    "portfolio": {
+        "title": "Portfolio",
+        "lead": "The leader's view of the whole book: where the risk is and who carries it.",
+        "points": [
+            "Red, yellow and green accounts by count and by ARR, split by segment and by CSM.",
+            "ARR at risk, the health trend over time and the biggest movers (largest drops).",
+            "Each CSM's book against the capacity targets of their touch models, with over-capacity flags.",
+        ],
+        "arrives_with": "the health engine and segments",
+    },
+    "renewals": {
+        "title": "Renewals",
+        "lead": "The renewal pipeline and what it means for retention.",
+        "points": [
+            "Renewals by month and by forecast category (commit, likely, at risk, churn, upside).",
+            "Forecast against target, expected and actual GRR and NRR, and the monthly ARR bridge.",
+            "Churn reasons split avoidable / unavoidable and by segment.",
+        ],
+        "arrives_with": "renewal opportunities and retention analytics",
+    },
+    "work": {
+        "title": "Work queue",
+        "lead": "The CSM's cockpit: everything that needs doing, most urgent first.",
+        "points": [
+            "Open CTAs and tasks by due date and priority (ARR, health and days to renewal combined).",
+            "Filters by type, account, owner and playbook; leaders see their team's queue.",
+            "Snooze with a reason, complete with an outcome, and see whether health recovered.",
+        ],
+        "arrives_with": "playbooks and CTAs",
+    },
+    "voice": {
+        "title": "Voice of the customer",
+        "lead": "What customers say, and what it is worth.",
+        "points": [
+            "NPS, CSAT and CES trends per period, segment and account.",
+            "Detractors to follow up, with their account's ARR and renewal date.",
+            "Feature requests ranked by the ARR at stake and renewal proximity.",
+        ],
+        "arrives_with": "surveys and feature requests",
+    },
+}
+
+
+def _coming(screen: str):
+    @org_page()
+    @require_GET
+    def view(request: HttpRequest) -> HttpResponse:
+        return render(request, "pages/coming.html", {"screen": COMING_SCREENS[screen], "screen_key": screen})
+
+    view.__name__ = view.__qualname__ = f"{screen}_page"
+    view.__doc__ = f"The {COMING_SCREENS[screen]['title']} screen (a description of what is coming)."
+    return view
+
+
+portfolio = _coming("portfolio")
+renewals = _coming("renewals")
+work_queue = _coming("work")
+voice = _coming("voice")
+
+
+# --- Admin ------------------------------------------------------------------------------------------
+
+admin_page = org_page(roles=[Role.ADMIN])
+
+
+def _members(request: HttpRequest) -> list[Membership]:
+    return list(Membership.objects.select_related("user", "team").order_by("user__email"))
+
+
+@admin_page
+@require_http_methods(["GET", "POST"])
+def admin_members(request: HttpRequest) -> HttpResponse:
+    """Members and roles: list, change a role, add a member by email."""
+    org = request.organization
+    add_form = AddMemberForm(organization=org)
+    role_error: tuple[int, str] | None = None
+    if request.method == "POST":
+        if request.POST.get("action") == "add":
+            add_form = AddMemberForm(request.POST, organization=org)
+            if add_form.is_valid():
+                data = add_form.cleaned_data
+                ensure_membership(organization=org, email=data["email"], role=data["role"], name=data["name"])
+                messages.success(request, f"{data['email']} added as {Role(data['role']).label}.")
+                return redirect("admin-members", org_slug=org.slug)
+        else:
+            form = MemberRoleForm(request.POST)
+            if not form.is_valid():
+                return HttpResponse("Bad request: unknown member or role.", status=400)
+            membership = get_object_or_404(
+                Membership.objects.select_related("user"), pk=form.cleaned_data["membership"]
+            )
+            new_role = form.cleaned_data["role"]
+            admins = Membership.objects.filter(role=Role.ADMIN).count()
+            if membership.role == Role.ADMIN and new_role != Role.ADMIN and admins <= 1:
+                role_error = (membership.pk, "The organization needs at least one admin; promote someone else first.")
+            else:
+                membership.role = new_role
+                membership.save(update_fields=["role"])
+                messages.success(request, f"{membership.user.email} is now {Role(new_role).label}.")
+                return redirect("admin-members", org_slug=org.slug)
+    context = {
+        "members": _members(request),
+        "add_form": add_form,
+        "roles": Role.choices,
+        "role_error": role_error,
+        "admin_tab": "members",
+    }
+    status = 400 if request.method == "POST" else 200
+    return render(request, "admin/members.html", context, status=status)
+
+
+@admin_page
+@require_http_methods(["GET", "POST"])
+def admin_api_keys(request: HttpRequest) -> HttpResponse:
+    """API keys: list (prefix, role, last use), create (the raw key is shown once), revoke."""
+    form = ApiKeyForm()
+    raw_key = new_key = None
+    status = 200
+    if request.method == "POST":
+        form = ApiKeyForm(request.POST)
+        if form.is_valid():
+            new_key, raw_key = ApiKey.issue(
+                organization=request.organization, role=form.cleaned_data["role"], name=form.cleaned_data["name"]
+            )
+            form = ApiKeyForm()
+        else:
+            status = 400
+    keys = ApiKey.objects.select_related("user").order_by("revoked_at", "-created_at")
+    context = {"keys": keys, "form": form, "raw_key": raw_key, "new_key": new_key, "admin_tab": "api-keys"}
+    response = render(request, "admin/api_keys.html", context, status=status)
+    if raw_key:
+        response["Cache-Control"] = "no-store"  # the one page that shows a secret must not be cached
+    return response
+
+
+@admin_page
+@require_POST
+def admin_revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = get_object_or_404(ApiKey.objects, pk=key_id)
+    if key.is_active:
+        key.revoke()
+        messages.success(request, f"Key {key.key_prefix}… revoked; it stops working at once.")
+    return redirect("admin-api-keys", org_slug=request.organization.slug)
+
+
+@admin_page
+@require_GET
+def admin_jobs(request: HttpRequest) -> HttpResponse:
+    """Job runs, newest first; ``?kind=import`` narrows to one family of jobs."""
+    runs = JobRun.objects.select_related("created_by").order_by("-created_at", "-pk")
+    kind = request.GET.get("kind", "").strip()
+    if kind:
+        runs = runs.filter(Q(kind=kind) | Q(kind__startswith=f"{kind}_") | Q(kind__startswith=f"{kind}:"))
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    tab = "imports" if kind == "import" else "jobs"
+    return render(request, "admin/jobs.html", {"page": page, "runs": page.object_list, "kind": kind, "admin_tab": tab})
+
+
+@admin_page
+@require_GET
+def admin_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    """One job run; while it is queued or running the status panel polls itself with htmx."""
+    run = get_object_or_404(JobRun.objects.select_related("created_by"), pk=job_id)
+    context = {"run": run, "live": run.status in (JobStatus.QUEUED, JobStatus.RUNNING), "admin_tab": "jobs"}
+    if request.htmx:
+        return render(request, "admin/_job_status.html", context)
+    return render(request, "admin/job_detail.html", context)
