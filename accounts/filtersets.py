@@ -7,16 +7,38 @@ list another organization's rows.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import django_filters as filters
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.core.validators import RegexValidator
+from django.db import connection
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from .choices import ActivityType, ContactRole, ContractStatus, Role, TouchModel
 from .models import Account, Activity, Contact, Contract, Membership, Product, Team
 
 User = get_user_model()
+
+
+def json_list_contains(queryset: QuerySet, field: str, value: str) -> QuerySet:
+    """Rows whose JSON list ``field`` holds ``value`` exactly, on Postgres and SQLite alike.
+
+    Postgres answers ``@>`` from the jsonb value; SQLite has no JSON containment lookup in Django,
+    so it asks ``json_each`` instead (still exact element equality, never a substring match).
+    """
+    if connection.vendor == "postgresql":
+        return queryset.filter(**{f"{field}__contains": [value]})
+    model = queryset.model
+    column = model._meta.get_field(field).column
+    table = model._meta.db_table
+    # Table and column come from the model's metadata, never from input; the value is a parameter.
+    sql = f'EXISTS (SELECT 1 FROM json_each("{table}"."{column}") WHERE json_each.value = %s)'
+    alias = f"_{field}_has"
+    return queryset.alias(**{alias: RawSQL(sql, [value], output_field=BooleanField())}).filter(**{alias: True})
 
 
 class OrgFilterSet(filters.FilterSet):
@@ -30,7 +52,11 @@ class OrgFilterSet(filters.FilterSet):
 
 class AccountFilterSet(OrgFilterSet):
     q = filters.CharFilter(method="search", label="Search")
-    owner = filters.CharFilter(method="filter_owner", label="Owner (user id, or 'me')")
+    owner = filters.CharFilter(
+        method="filter_owner",
+        label="Owner (user id, or 'me')",
+        validators=[RegexValidator(r"^(me|[0-9]+)$", "Use a user id or 'me'.")],
+    )
     owner_email = filters.CharFilter(field_name="owner__email", lookup_expr="iexact")
     unowned = filters.BooleanFilter(field_name="owner", lookup_expr="isnull")
     lifecycle_stage = filters.MultipleChoiceFilter(choices=[], method="filter_stage")
@@ -44,6 +70,7 @@ class AccountFilterSet(OrgFilterSet):
     arr_max = filters.NumberFilter(field_name="arr", lookup_expr="lte")
     renewal_after = filters.DateFilter(field_name="next_renewal_date", lookup_expr="gte")
     renewal_before = filters.DateFilter(field_name="next_renewal_date", lookup_expr="lte")
+    renewal_within_days = filters.NumberFilter(method="filter_renewal_within", label="Renews within N days")
     customer_since_after = filters.DateFilter(field_name="customer_since", lookup_expr="gte")
     customer_since_before = filters.DateFilter(field_name="customer_since", lookup_expr="lte")
     churned = filters.BooleanFilter(field_name="churned_at", lookup_expr="isnull", exclude=True)
@@ -65,18 +92,22 @@ class AccountFilterSet(OrgFilterSet):
 
     def filter_owner(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value == "me":
-            user = getattr(self.request, "user", None)
-            return queryset.filter(owner_id=getattr(user, "pk", None)) if user else queryset.none()
-        if value.isdigit():
-            return queryset.filter(owner_id=int(value))
-        return queryset.none()
+            # The acting user, not request.user: an API key with no user has no book (never "unowned").
+            actor = getattr(self.request, "actor", None)
+            user = actor.user if actor is not None else getattr(self.request, "user", None)
+            user_id = getattr(user, "pk", None)
+            return queryset.filter(owner_id=user_id) if user_id is not None else queryset.none()
+        return queryset.filter(owner_id=int(value)) if value.isdigit() else queryset.none()
+
+    def filter_renewal_within(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        today = timezone.localdate()
+        return queryset.filter(next_renewal_date__gte=today, next_renewal_date__lte=today + timedelta(days=int(value)))
 
     def filter_stage(self, queryset: QuerySet, name: str, value: list[str]) -> QuerySet:
         return queryset.filter(lifecycle_stage__in=value) if value else queryset
 
     def filter_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        # JSON containment works on Postgres and SQLite alike through Django's JSONField lookups.
-        return queryset.filter(tags__contains=[value]) if value else queryset
+        return json_list_contains(queryset, "tags", value) if value else queryset
 
 
 class ContactFilterSet(OrgFilterSet):
@@ -96,7 +127,7 @@ class ContactFilterSet(OrgFilterSet):
         return queryset.filter(Q(name__icontains=value) | Q(email__icontains=value) | Q(title__icontains=value))
 
     def filter_role(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(roles__contains=[value])
+        return json_list_contains(queryset, "roles", value)
 
 
 class ProductFilterSet(OrgFilterSet):

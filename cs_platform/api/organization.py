@@ -6,10 +6,14 @@ from typing import Any
 
 from rest_framework import exceptions
 
+from accounts.choices import Role
 from accounts.models import ApiKey, Membership
 from accounts.services import Actor
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
+
+# Roles from least to most powerful: a key bound to a user never acts above that user's own role.
+ROLE_RANK = {Role.VIEWER: 0, Role.CSM: 1, Role.LEADER: 2, Role.ADMIN: 3}
 
 
 def resolve_actor(request: Any) -> Actor:
@@ -20,8 +24,7 @@ def resolve_actor(request: Any) -> Actor:
     can drift from the organization being acted on.
     """
     if isinstance(request.auth, ApiKey):
-        key = request.auth
-        return Actor(organization=key.organization, role=key.role, user=key.user)
+        return _key_actor(request.auth)
     user = request.user
     if not getattr(user, "is_authenticated", False):
         raise exceptions.NotAuthenticated()
@@ -30,12 +33,34 @@ def resolve_actor(request: Any) -> Actor:
     if slug:
         membership = memberships.filter(organization__slug=slug).first()
         if membership is None:
+            # Same answer whether the organization exists or not: slugs of other tenants are not guessable.
             raise exceptions.NotFound("Organization not found.")
     else:
         found = list(memberships[:2])
-        if len(found) != 1:
+        if not found:
+            raise exceptions.PermissionDenied("You are not a member of any organization.")
+        if len(found) > 1:
             raise exceptions.ValidationError(
                 {"organization": ["Name the organization with the X-Organization header or ?org=<slug>."]}
             )
         membership = found[0]
     return Actor(organization=membership.organization, role=membership.role, user=user)
+
+
+def _key_actor(key: ApiKey) -> Actor:
+    """A key without a user acts with its role alone (and, having no book, writes no owner-scoped rows).
+
+    A key bound to a user acts as that user, capped at the user's current role: removing someone from
+    the organization, or demoting them, takes effect on their keys at once.
+    """
+    if key.user is None:
+        return Actor(organization=key.organization, role=key.role, user=None)
+    membership_role = (
+        Membership.all_orgs.filter(organization_id=key.organization_id, user_id=key.user_id)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if membership_role is None:
+        raise exceptions.AuthenticationFailed("This key's user is no longer a member of the organization.")
+    role = min(key.role, membership_role, key=lambda r: ROLE_RANK.get(r, -1))
+    return Actor(organization=key.organization, role=role, user=key.user)
