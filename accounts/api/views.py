@@ -152,7 +152,9 @@ class ActivityViewSet(OrgScopedViewSet):
 
 
 class TeamViewSet(OrgScopedViewSet):
-    queryset = Team.all_orgs.select_related("manager").prefetch_related("memberships__user")
+    queryset = Team.all_orgs.select_related("manager").prefetch_related(
+        Prefetch("memberships", queryset=Membership.all_orgs.select_related("user"))
+    )
     serializer_class = s.TeamSerializer
     filterset_class = filtersets.TeamFilterSet
     ordering_fields: ClassVar[list[str]] = ["name"]

@@ -57,6 +57,7 @@ def _key_actor(key: ApiKey) -> Actor:
         return Actor(organization=key.organization, role=key.role, user=None)
     membership_role = (
         Membership.all_orgs.filter(organization_id=key.organization_id, user_id=key.user_id)
+        .order_by()  # no default ordering: it would join auth_user for nothing
         .values_list("role", flat=True)
         .first()
     )
