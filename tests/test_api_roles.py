@@ -1,8 +1,9 @@
 """Who may write what through the API (spec §1), as one table: role × resource × book × operation.
 
-The organization: alice (admin), lena (leader, manages team North), bob (csm in North), dave (csm in no
-team of lena's), vic (viewer). Keys are bound to those users. "own" objects hang off an account in
-bob's book (bob's own, and in lena's team); "other" objects off an account in dave's book.
+The organization: alice (admin), lena (leader, manages team North), bob (csm in North), dave (csm in
+team South, managed by another leader), vic (viewer). Keys are bound to those users. "own" objects
+hang off an account in bob's book (bob's own, and in lena's team); "other" objects off an account in
+dave's book.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .factories import (
     ActivityFactory,
     ContactFactory,
     ContractFactory,
+    ContractLineFactory,
     MembershipFactory,
     OrganizationFactory,
     ProductFactory,
@@ -41,6 +43,9 @@ def people(org, make_member) -> dict[str, Any]:
     vic = make_member(org, "viewer").user
     team = TeamFactory(organization=org, name="North", manager=lena)
     Membership.all_orgs.filter(organization=org, user=bob).update(team=team)
+    # dave sits in another leader's team: lena may not write his book
+    south = TeamFactory(organization=org, name="South", manager=make_member(org, "leader").user)
+    Membership.all_orgs.filter(organization=org, user=dave).update(team=south)
     return {"admin": alice, "leader": lena, "csm": bob, "viewer": vic, "bob": bob, "dave": dave}
 
 
@@ -74,7 +79,7 @@ RESOURCES = [
                            "occurred_at": "2026-11-02T09:00:00Z"}, {"summary": "Edited"}),
     Resource("products", lambda o, u: ProductFactory(organization=o), lambda o, u: {"sku": "N-1", "name": "N"},
              {"name": "Renamed"}, owner_scoped=False),
-    Resource("teams", lambda o, u: TeamFactory(organization=o), lambda o, u: {"name": "South"},
+    Resource("teams", lambda o, u: TeamFactory(organization=o), lambda o, u: {"name": "East"},
              {"name": "West"}, owner_scoped=False),
     Resource("users", lambda o, u: MembershipFactory(organization=o), lambda o, u: {"email": "x@example.com",
              "role": "viewer"}, {"role": "viewer"}, owner_scoped=False),
@@ -278,3 +283,31 @@ class TestSession:
 
     def test_anonymous_is_401_or_403(self, db):
         assert APIClient().get(f"{API}/accounts/").status_code in (401, 403)
+
+
+def test_product_in_use_cannot_be_deleted(org, people, client_for):
+    line = ContractLineFactory(contract__account__organization=org)
+    response = client_for("admin").delete(f"{API}/products/{line.product_id}/")
+    assert response.status_code == 409
+    assert response.json()["errors"] == {}
+    assert type(line.product).all_orgs.filter(pk=line.product_id).exists()
+
+
+def test_last_admin_cannot_be_removed_or_demoted(org, people, api):
+    client = api(org, "admin")  # a key without a user: not "yourself"
+    alice = Membership.all_orgs.get(organization=org, user=people["admin"])
+    demote = client.patch(f"{API}/users/{alice.pk}/", {"role": "csm"}, format="json")
+    assert demote.status_code == 400 and "role" in demote.json()["errors"]
+    assert client.delete(f"{API}/users/{alice.pk}/").status_code == 400
+    second = MembershipFactory(organization=org, role="admin")
+    assert client.delete(f"{API}/users/{second.pk}/").status_code == 204
+    assert Membership.all_orgs.filter(pk=alice.pk, role="admin").exists()
+
+
+def test_browsable_api_renders_for_a_member(org, people):
+    client = APIClient()
+    client.force_login(people["viewer"])
+    account = AccountFactory(organization=org, owner=people["csm"], name="Browsable Co")
+    response = client.get(f"{API}/accounts/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert account.name.encode() in response.content

@@ -177,6 +177,9 @@ class MembershipViewSet(OrgScopedViewSet):
             raise serializers.ValidationError(
                 {"non_field_errors": ["You cannot remove yourself from the organization."]}
             )
+        others = Membership.objects.for_org(self.actor.organization).filter(role=Role.ADMIN).exclude(pk=instance.pk)
+        if instance.role == Role.ADMIN and not others.exists():
+            raise serializers.ValidationError({"non_field_errors": ["The organization needs at least one admin."]})
         instance.delete()
 
 
