@@ -47,7 +47,7 @@ CASES = [
                   foreign={"account": account, "contacts": lambda o: [ContactFactory(account__organization=o).pk],
                            "author": member_email}, patch={"summary": "changed"}),
     IsolationCase("teams", make=lambda o: TeamFactory(organization=o), payload=lambda o: {"name": "New team"},
-                  foreign={"manager": member_email}),
+                  foreign={"manager": member_email, "members": lambda o: [member_email(o)]}),
     IsolationCase("users", make=lambda o: MembershipFactory(organization=o),
                   payload=lambda o: {"email": "new.member@example.com", "role": "csm"},
                   foreign={"team": lambda o: TeamFactory(organization=o).pk}, patch={"role": "viewer"}),

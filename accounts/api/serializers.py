@@ -207,16 +207,63 @@ class ActivitySerializer(OrgScopedSerializer):
         return instance
 
 
+class TeamMembersField(serializers.ListField):
+    """A team's members as a list of emails; read from the prefetched memberships."""
+
+    child = serializers.EmailField()
+
+    def get_attribute(self, team: Team) -> list[str]:
+        return sorted(m.user.email for m in team.memberships.all())
+
+
 class TeamSerializer(OrgScopedSerializer):
+    """A team: its manager (a leader writes the books of the teams they manage) and its members.
+
+    Writing ``members`` sets the team of exactly those members: others leave the team, and a member
+    named here moves out of any team they were in (a member belongs to at most one team).
+    """
+
     manager = EmailUserField(required=False, allow_null=True)
-    members = serializers.SerializerMethodField()
+    members = TeamMembersField(required=False)
 
     class Meta:
         model = Team
         fields = ["id", "name", "manager", "members"]
 
-    def get_members(self, team: Team) -> list[str]:
-        return [m.user.email for m in team.memberships.all()]
+    def validate_members(self, emails: list[str]) -> list[Membership]:
+        by_email = {
+            m.user.email.lower(): m for m in Membership.objects.for_org(self.organization).select_related("user")
+        }
+        unknown = sorted({e for e in emails if e.lower() not in by_email})
+        if unknown:
+            raise serializers.ValidationError(
+                [f"No member of this organization has the email {email}." for email in unknown]
+            )
+        return [by_email[e.lower()] for e in emails]
+
+    @transaction.atomic
+    def create(self, validated_data: dict[str, Any]) -> Team:
+        members = validated_data.pop("members", None)
+        team = Team.all_orgs.create(**validated_data)
+        if members is not None:
+            self._set_members(team, members)
+        return team
+
+    @transaction.atomic
+    def update(self, instance: Team, validated_data: dict[str, Any]) -> Team:
+        members = validated_data.pop("members", None)
+        team = super().update(instance, validated_data)
+        if members is not None:
+            self._set_members(team, members)
+        return team
+
+    def _set_members(self, team: Team, members: list[Membership]) -> None:
+        ids = [m.pk for m in members]
+        scoped = Membership.objects.for_org(team.organization_id)
+        scoped.filter(team=team).exclude(pk__in=ids).update(team=None)
+        scoped.filter(pk__in=ids).update(team=team)
+        if hasattr(team, "_prefetched_objects_cache"):
+            team._prefetched_objects_cache = {}
 
 
 class MembershipSerializer(OrgScopedSerializer):

@@ -147,6 +147,10 @@ class ActivityViewSet(OrgScopedViewSet):
 
     def check_create(self, validated_data: dict[str, Any]) -> None:
         super().check_create(validated_data)
+        author = validated_data.get("author")
+        if author is not None and self.actor.role not in (Role.ADMIN, Role.LEADER) and author != self.actor.user:
+            # A CSM logs their own touches; crediting a colleague is for leaders and admins.
+            self.permission_denied(self.request, message="You can only log activities as yourself.")
         if self.action == "create" and "author" not in validated_data and self.actor.user is not None:
             validated_data["author"] = self.actor.user
 
