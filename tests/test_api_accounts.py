@@ -109,12 +109,14 @@ def test_pagination_shape_and_cap(org, client):
     assert last["next"] is None and len(last["results"]) == 1
     seen = [row["id"] for page in (first, second, last) for row in page["results"]]
     assert len(set(seen)) == 7  # ties broken by id: no row repeated or skipped
-    capped = client.get(URL, {"page_size": 100_000})
-    assert capped.status_code == 200
-    from cs_platform.api.pagination import StandardPagination
-
-    assert StandardPagination.max_page_size == 500
     assert client.get(URL, {"page": 99}).status_code == 404
+
+
+def test_page_size_is_capped_at_500(org, client):
+    Account.all_orgs.bulk_create([Account(organization=org, name=f"Bulk {i:04d}") for i in range(501)])
+    capped = client.get(URL, {"page_size": 100_000}).json()
+    assert (capped["count"], len(capped["results"])) == (501, 500)
+    assert capped["next"] is not None
 
 
 def test_validation_errors_name_each_field(org, client, charlie):
@@ -205,6 +207,8 @@ def test_upsert_by_external_id_creates_then_updates(org, api):
     assert invalid.status_code == 400 and "name" in invalid.json()["errors"]
     not_object = client.put(f"{URL}external/SF-44/", ["a"], format="json")
     assert not_object.status_code == 400
+    dotted = client.put(f"{URL}external/acme.com:001/", {"name": "Dotted"}, format="json")
+    assert dotted.status_code == 201 and dotted.json()["external_id"] == "acme.com:001"
 
 
 def test_arr_at_a_date_with_descendants(org, api, bob):
