@@ -220,6 +220,14 @@ def test_key_acts_no_higher_than_its_user_and_dies_with_the_membership(org, peop
     assert client.get(f"{API}/accounts/").status_code == 401
 
 
+def test_key_named_for_another_organization_is_refused(org, other_org, api):
+    client = api(org, "admin")
+    assert client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="acme").status_code == 200
+    response = client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="globex")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"organization": ["This API key belongs to another organization."]}
+
+
 def test_revoked_key_is_401(org, api_key):
     raw = api_key(org, "admin")
     client = APIClient()

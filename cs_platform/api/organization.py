@@ -23,12 +23,15 @@ def resolve_actor(request: Any) -> Actor:
     Nothing here falls back to a remembered "current organization": that is a UI preference that
     can drift from the organization being acted on.
     """
+    slug = request.META.get(ORG_HEADER) or request.query_params.get("org")
     if isinstance(request.auth, ApiKey):
+        if slug and slug != request.auth.organization.slug:
+            # Acting silently in the key's organization while the caller names another would mislead.
+            raise exceptions.ValidationError({"organization": ["This API key belongs to another organization."]})
         return _key_actor(request.auth)
     user = request.user
     if not getattr(user, "is_authenticated", False):
         raise exceptions.NotAuthenticated()
-    slug = request.META.get(ORG_HEADER) or request.query_params.get("org")
     memberships = Membership.all_orgs.select_related("organization").filter(user=user)
     if slug:
         membership = memberships.filter(organization__slug=slug).first()

@@ -66,7 +66,17 @@ class StrictOrderingFilter(OrderingFilter):
         return ordering
 
 
-class OrgContextMixin:
+class RateLimitHeadersMixin:
+    """Adds ``RateLimit-*`` headers to every response, errors included."""
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        for header, value in ratelimit_headers(request).items():
+            response[header] = value
+        return response
+
+
+class OrgContextMixin(RateLimitHeadersMixin):
     """Resolves the organization and role before anything else runs, holds the org scope for the whole
     request, and adds ``RateLimit-*`` headers to every response (errors included)."""
 
@@ -89,12 +99,6 @@ class OrgContextMixin:
         finally:
             if self._scope_token is not None:
                 _current_org_id.reset(self._scope_token)
-
-    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
-        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
-        for header, value in ratelimit_headers(request).items():
-            response[header] = value
-        return response
 
 
 class OrgAPIView(OrgContextMixin, APIView):
