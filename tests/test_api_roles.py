@@ -8,6 +8,7 @@ dave's book.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -319,3 +320,28 @@ def test_browsable_api_renders_for_a_member(org, people):
     response = client.get(f"{API}/accounts/", HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert account.name.encode() in response.content
+
+
+def unsafe_api_endpoints() -> list[tuple[str, str]]:
+    """Every write route under /api/v1/, found from the URLconf (new resources are covered automatically)."""
+    from drf_spectacular.generators import EndpointEnumerator
+
+    return sorted(
+        {
+            (path, method)
+            for path, _regex, method, _view in EndpointEnumerator().get_api_endpoints()
+            if path.startswith(f"{API}/") and method in ("POST", "PUT", "PATCH", "DELETE")
+        }
+    )
+
+
+def test_viewer_key_is_refused_on_every_write_route(org, people, api):
+    endpoints = unsafe_api_endpoints()
+    assert len(endpoints) >= 7 * 4  # sanity: the enumerator found the resources
+    account = AccountFactory(organization=org, owner=people["bob"])
+    for client in (api(org, "viewer"), api(org, "viewer", people["viewer"])):
+        for path, method in endpoints:
+            url = re.sub(r"\{[^}]+\}", lambda m: "X-1" if "external" in m.group(0) else str(account.pk), path)
+            response = client.generic(method, url, "{}", content_type="application/json")
+            assert response.status_code == 403, (method, url, response.status_code)
+    assert Account.all_orgs.filter(organization=org).count() == 1
