@@ -7,8 +7,11 @@ Add a resource with one line in ``tests/test_api_isolation.py``::
                   payload=lambda o: {"account": AccountFactory(organization=o).pk, "title": "Call"},
                   foreign={"account": lambda o: AccountFactory(organization=o).pk}),
 
-``make(org)`` builds one object in ``org``; ``payload(org)`` returns a valid create body whose related
-objects live in ``org``; ``foreign`` maps a field (dotted for nested input, e.g. ``"lines.0.product"``)
+``test_every_resource_runs_the_isolation_suite`` fails until every ``OrgScopedViewSet`` under
+``/api/v1/`` has its case.
+
+``make(org)`` builds one object in ``org``; ``payload(org)`` returns a valid create body whose
+related objects live in ``org``; ``foreign`` maps a field (dotted for nested input, e.g. ``"lines.0.product"``)
 to a function returning a value that refers to an object of the given organization. The suite runs
 with an admin key of organization A against objects of organization B and checks that:
 

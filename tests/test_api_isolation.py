@@ -57,3 +57,17 @@ CASES = [
 @pytest.mark.django_db
 class TestIsolation(IsolationSuite):
     cases = CASES
+
+
+def test_every_resource_runs_the_isolation_suite():
+    """A new org-scoped resource without an IsolationCase above fails here."""
+    from drf_spectacular.generators import EndpointEnumerator
+
+    from cs_platform.api.viewsets import OrgScopedViewSet
+
+    resources = {
+        path.split("/")[3]
+        for path, _regex, method, view in EndpointEnumerator().get_api_endpoints()
+        if path.startswith("/api/v1/") and issubclass(getattr(view, "cls", object), OrgScopedViewSet)
+    }
+    assert resources == {case.resource for case in CASES}
