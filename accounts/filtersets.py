@@ -74,7 +74,9 @@ class AccountFilterSet(OrgFilterSet):
     arr_max = filters.NumberFilter(field_name="arr", lookup_expr="lte")
     renewal_after = filters.DateFilter(field_name="next_renewal_date", lookup_expr="gte")
     renewal_before = filters.DateFilter(field_name="next_renewal_date", lookup_expr="lte")
-    renewal_within_days = filters.NumberFilter(method="filter_renewal_within", label="Renews within N days")
+    renewal_within_days = filters.NumberFilter(
+        method="filter_renewal_within", label="Renews within N days", min_value=0, max_value=3660
+    )
     customer_since_after = filters.DateFilter(field_name="customer_since", lookup_expr="gte")
     customer_since_before = filters.DateFilter(field_name="customer_since", lookup_expr="lte")
     churned = filters.BooleanFilter(field_name="churned_at", lookup_expr="isnull", exclude=True)

@@ -191,6 +191,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Tenant models' default `objects` manager refuses unscoped queries; schema generation only needs `.none()`.
+    "DEFAULT_QUERY_MANAGER": "all_orgs",
 }
 
 # --- Celery -------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -26,6 +27,9 @@ class AccountSerializer(OrgScopedSerializer):
             "next_renewal_date", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["arr", "hierarchy_arr", "next_renewal_date", "created_at", "updated_at"]
+
+    def validate_external_id(self, value: str | None) -> str | None:
+        return value.strip() or None if value else None  # "" would clash with every other blank id
 
     def validate_lifecycle_stage(self, value: str) -> str:
         stages = self.organization.lifecycle_stages
@@ -68,19 +72,14 @@ class ContactSerializer(OrgScopedSerializer):
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
 
+    def validate_external_id(self, value: str | None) -> str | None:
+        return value.strip() or None if value else None
+
 
 class ProductSerializer(OrgScopedSerializer):
     class Meta:
         model = Product
         fields = ["id", "sku", "name", "product_line"]
-
-    def validate_sku(self, value: str) -> str:
-        clash = Product.objects.for_org(self.organization).filter(sku=value)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
-            raise serializers.ValidationError("A product with this SKU exists.")
-        return value
 
 
 class ContractLineSerializer(OrgScopedSerializer):
@@ -91,6 +90,8 @@ class ContractLineSerializer(OrgScopedSerializer):
         model = ContractLine
         fields = ["id", "product", "product_sku", "quantity", "annual_unit_price", "discount", "arr"]
         read_only_fields = ["arr"]
+        # Optional so that an existing line can be updated by id alone; new lines are checked by the contract.
+        extra_kwargs = {name: {"required": False} for name in ("product", "quantity", "annual_unit_price")}
 
 
 class ContractSerializer(OrgScopedSerializer):
@@ -107,24 +108,39 @@ class ContractSerializer(OrgScopedSerializer):
         ]  # fmt: skip
         read_only_fields = ["arr", "created_at", "updated_at"]
 
-    def validate_number(self, value: str) -> str:
-        clash = Contract.objects.for_org(self.organization).filter(number=value)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
-            raise serializers.ValidationError("A contract with this number exists.")
-        return value
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start = attrs.get("start_date", getattr(self.instance, "start_date", None))
         end = attrs.get("end_date", getattr(self.instance, "end_date", None))
         if start and end and end < start:
             raise serializers.ValidationError({"end_date": ["End date is before start date."]})
+        if "lines" in attrs:
+            self._validate_lines(attrs["lines"])
         return attrs
+
+    def _validate_lines(self, lines: list[dict[str, Any]]) -> None:
+        """Line ids must be this contract's own lines; a new line needs a product, quantity and price."""
+        own = set(self.instance.lines.values_list("pk", flat=True)) if self.instance is not None else set()
+        errors: dict[str, list[str]] = {}
+        seen: set[int] = set()
+        for index, line in enumerate(lines):
+            line_id = line.get("id")
+            if line_id is not None:
+                if line_id not in own:
+                    errors[f"lines.{index}.id"] = [f"Line {line_id} is not a line of this contract."]
+                elif line_id in seen:
+                    errors[f"lines.{index}.id"] = [f"Line {line_id} is given twice."]
+                seen.add(line_id)
+                continue
+            for name in ("product", "quantity", "annual_unit_price"):
+                if line.get(name) is None:
+                    errors[f"lines.{index}.{name}"] = ["This field is required."]
+        if errors:
+            raise serializers.ValidationError(errors)
 
     @transaction.atomic
     def create(self, validated_data: dict[str, Any]) -> Contract:
         lines = validated_data.pop("lines", [])
+        validated_data.setdefault("currency", self.organization.currency)
         contract = Contract.all_orgs.create(**validated_data)
         self._write_lines(contract, lines)
         return contract
@@ -140,22 +156,20 @@ class ContractSerializer(OrgScopedSerializer):
         return instance
 
     def _write_lines(self, contract: Contract, lines: list[dict[str, Any]]) -> None:
-        existing = {line.pk: line for line in contract.lines.all()}
-        keep: set[int] = set()
+        """Replace the contract's lines with ``lines``: given ids are updated, new ones created, the rest deleted."""
+        existing = {line.pk: line for line in ContractLine.all_orgs.filter(contract=contract)}
+        written: list[ContractLine] = []
         for data in lines:
             line_id = data.pop("id", None)
-            line = existing.get(line_id) if line_id is not None else None
-            if line_id is not None and line is None:
-                raise serializers.ValidationError({"lines": [f"Line {line_id} is not on this contract."]})
+            line = existing.pop(line_id) if line_id is not None else None
             line = line or ContractLine(organization_id=contract.organization_id, contract=contract)
             for attr, value in data.items():
                 setattr(line, attr, value)
             line.save()
-            keep.add(line.pk)
-        for line_id, line in existing.items():
-            if line_id not in keep:
-                line.delete()
-        contract.arr = sum((line.arr for line in contract.lines.all()), start=contract.arr * 0)
+            written.append(line)
+        for line in existing.values():  # not named in the call: removed (replace semantics)
+            line.delete()
+        contract.arr = sum((line.arr for line in written), start=Decimal("0"))
         contract.save(update_fields=["arr"])
 
 
@@ -193,16 +207,63 @@ class ActivitySerializer(OrgScopedSerializer):
         return instance
 
 
+class TeamMembersField(serializers.ListField):
+    """A team's members as a list of emails; read from the prefetched memberships."""
+
+    child = serializers.EmailField()
+
+    def get_attribute(self, team: Team) -> list[str]:
+        return sorted(m.user.email for m in team.memberships.all())
+
+
 class TeamSerializer(OrgScopedSerializer):
+    """A team: its manager (a leader writes the books of the teams they manage) and its members.
+
+    Writing ``members`` sets the team of exactly those members: others leave the team, and a member
+    named here moves out of any team they were in (a member belongs to at most one team).
+    """
+
     manager = EmailUserField(required=False, allow_null=True)
-    members = serializers.SerializerMethodField()
+    members = TeamMembersField(required=False)
 
     class Meta:
         model = Team
         fields = ["id", "name", "manager", "members"]
 
-    def get_members(self, team: Team) -> list[str]:
-        return [m.user.email for m in team.memberships.all()]
+    def validate_members(self, emails: list[str]) -> list[Membership]:
+        by_email = {
+            m.user.email.lower(): m for m in Membership.objects.for_org(self.organization).select_related("user")
+        }
+        unknown = sorted({e for e in emails if e.lower() not in by_email})
+        if unknown:
+            raise serializers.ValidationError(
+                [f"No member of this organization has the email {email}." for email in unknown]
+            )
+        return [by_email[e.lower()] for e in emails]
+
+    @transaction.atomic
+    def create(self, validated_data: dict[str, Any]) -> Team:
+        members = validated_data.pop("members", None)
+        team = Team.all_orgs.create(**validated_data)
+        if members is not None:
+            self._set_members(team, members)
+        return team
+
+    @transaction.atomic
+    def update(self, instance: Team, validated_data: dict[str, Any]) -> Team:
+        members = validated_data.pop("members", None)
+        team = super().update(instance, validated_data)
+        if members is not None:
+            self._set_members(team, members)
+        return team
+
+    def _set_members(self, team: Team, members: list[Membership]) -> None:
+        ids = [m.pk for m in members]
+        scoped = Membership.objects.for_org(team.organization_id)
+        scoped.filter(team=team).exclude(pk__in=ids).update(team=None)
+        scoped.filter(pk__in=ids).update(team=team)
+        if hasattr(team, "_prefetched_objects_cache"):
+            team._prefetched_objects_cache = {}
 
 
 class MembershipSerializer(OrgScopedSerializer):
@@ -235,4 +296,59 @@ class MembershipSerializer(OrgScopedSerializer):
     def update(self, instance: Membership, validated_data: dict[str, Any]) -> Membership:
         if "user" in validated_data and validated_data.pop("user")["email"].lower() != instance.user.email.lower():
             raise serializers.ValidationError({"email": ["A member's email cannot be changed here."]})
+        if instance.role == Role.ADMIN and validated_data.get("role", Role.ADMIN) != Role.ADMIN:
+            if (
+                not Membership.objects.for_org(self.organization)
+                .filter(role=Role.ADMIN)
+                .exclude(pk=instance.pk)
+                .exists()
+            ):
+                raise serializers.ValidationError({"role": ["The organization needs at least one admin."]})
         return super().update(instance, validated_data)
+
+
+class AccountArrSerializer(serializers.Serializer):
+    """ARR of one account at a date; money as decimal strings."""
+
+    account = serializers.IntegerField()
+    external_id = serializers.CharField(allow_null=True)
+    date = serializers.DateField()
+    currency = serializers.CharField()
+    arr = serializers.DecimalField(max_digits=16, decimal_places=2, help_text="The account's own ARR.")
+    hierarchy_arr = serializers.DecimalField(
+        max_digits=16, decimal_places=2, help_text="Own ARR plus every descendant account's."
+    )
+    descendants = serializers.IntegerField(help_text="How many accounts sit below this one.")
+
+
+class MeOrganizationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    currency = serializers.CharField()
+    time_zone = serializers.CharField()
+    lifecycle_stages = serializers.ListField(child=serializers.CharField())
+
+
+class MeUserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    name = serializers.SerializerMethodField()
+
+    def get_name(self, user: Any) -> str:
+        return user.get_full_name() or user.email
+
+
+class MeApiKeySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    prefix = serializers.CharField(source="key_prefix")
+
+
+class MeSerializer(serializers.Serializer):
+    """The caller in this organization. ``user`` is null for a key that is not bound to a user."""
+
+    organization = MeOrganizationSerializer()
+    role = serializers.ChoiceField(choices=Role.choices)
+    user = MeUserSerializer(allow_null=True)
+    authentication = serializers.ChoiceField(choices=["api_key", "session"])
+    api_key = MeApiKeySerializer(allow_null=True)

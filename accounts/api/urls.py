@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from . import views
@@ -11,4 +12,4 @@ router.register("activities", views.ActivityViewSet, basename="activity")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("users", views.MembershipViewSet, basename="user")
 
-urlpatterns = router.urls
+urlpatterns = [path("me/", views.MeView.as_view(), name="me"), *router.urls]

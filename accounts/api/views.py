@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.db.models import Prefetch
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
 
-from cs_platform.api.viewsets import OrgScopedViewSet
+from cs_platform.api.viewsets import OrgAPIView, OrgScopedViewSet
 
 from .. import filtersets
 from ..choices import Role
-from ..models import Account, Activity, Contact, Contract, ContractLine, Membership, Product, Team
-from ..services import mark_arr_dirty
+from ..models import Account, Activity, ApiKey, Contact, Contract, ContractLine, Membership, Product, Team
+from ..services import arr_at, mark_arr_dirty
 from . import serializers as s
 
 ADMIN_ONLY: frozenset[str] = frozenset({Role.ADMIN})
@@ -33,18 +42,70 @@ class AccountViewSet(OrgScopedViewSet):
         return obj
 
     def check_create(self, validated_data: dict[str, Any]) -> None:
-        if "owner" in validated_data and not self.actor.can_assign_owner(getattr(validated_data["owner"], "pk", None)):
-            self.permission_denied(self.request, message="You cannot assign this owner.")
-        if self.action == "create" or (self.action == "upsert" and "owner" not in validated_data):
-            # A CSM creating an account without naming an owner puts it in their own book.
-            if self.actor.role == Role.CSM and validated_data.get("owner") is None:
-                validated_data["owner"] = self.actor.user
+        owner = validated_data.get("owner")
+        if "owner" in validated_data and not self.actor.can_assign_owner(getattr(owner, "pk", None)):
+            self.permission_denied(self.request, message="You cannot make this user the owner.")
+
+    def perform_create(self, serializer: Any) -> None:
+        data = serializer.validated_data
+        if "owner" not in data and self.actor.role == Role.CSM and self.actor.user is not None:
+            data["owner"] = self.actor.user  # a CSM's new account goes into their own book
+        self.check_create(data)
+        # The new account must be one the actor could then write: a key with no user has no book to add to.
+        if not self.actor.can_write_account(Account(organization=self.actor.organization, owner=data.get("owner"))):
+            self.permission_denied(self.request, message="You can only create accounts in your book.")
+        serializer.save(organization=self.actor.organization)
 
     def perform_update(self, serializer: Any) -> None:
         parent_before = serializer.instance.parent_id
         super().perform_update(serializer)
         if serializer.instance.parent_id != parent_before:
-            mark_arr_dirty(self.actor.organization.pk, None)
+            # Both hierarchies change: the one it left and the one it joined.
+            mark_arr_dirty(self.actor.organization.pk, serializer.instance.pk)
+            if parent_before is not None:
+                mark_arr_dirty(self.actor.organization.pk, parent_before)
+
+    def perform_destroy(self, instance: Account) -> None:
+        parent_id = instance.parent_id
+        instance.delete()
+        if parent_id is not None:  # its ancestors lose its ARR
+            mark_arr_dirty(self.actor.organization.pk, parent_id)
+
+    @extend_schema(
+        summary="ARR of the account at a date",
+        description=(
+            "The account's own ARR on `date` (lines of non-cancelled contracts live on that date, both ends "
+            "inclusive) and its hierarchy ARR (its own plus every descendant's)."
+        ),
+        parameters=[OpenApiParameter("date", OpenApiTypes.DATE, description="YYYY-MM-DD; today if omitted.")],
+        responses=s.AccountArrSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="arr")
+    def arr(self, request: Request, pk: str | None = None) -> Response:
+        account = self.get_object()
+        org = self.actor.organization
+        raw = request.query_params.get("date")
+        try:
+            on = dt.date.fromisoformat(raw) if raw else timezone.localdate()
+        except ValueError:
+            raise ValidationError({"date": ["Enter a date as YYYY-MM-DD."]}) from None
+        descendants: set[int] = set()
+        frontier = {account.pk}
+        while frontier:  # one query per level of the hierarchy; cycles are cut
+            children = set(Account.objects.for_org(org).filter(parent_id__in=frontier).values_list("pk", flat=True))
+            frontier = children - descendants - {account.pk}
+            descendants |= frontier
+        amounts = arr_at(org, on, [account.pk, *descendants])
+        data = {
+            "account": account.pk,
+            "external_id": account.external_id,
+            "date": on,
+            "currency": org.currency,
+            "arr": amounts.get(account.pk, Decimal("0")),
+            "hierarchy_arr": sum(amounts.values(), start=Decimal("0")),
+            "descendants": len(descendants),
+        }
+        return Response(s.AccountArrSerializer(data).data)
 
 
 class ContactViewSet(OrgScopedViewSet):
@@ -86,12 +147,18 @@ class ActivityViewSet(OrgScopedViewSet):
 
     def check_create(self, validated_data: dict[str, Any]) -> None:
         super().check_create(validated_data)
+        author = validated_data.get("author")
+        if author is not None and self.actor.role not in (Role.ADMIN, Role.LEADER) and author != self.actor.user:
+            # A CSM logs their own touches; crediting a colleague is for leaders and admins.
+            self.permission_denied(self.request, message="You can only log activities as yourself.")
         if self.action == "create" and "author" not in validated_data and self.actor.user is not None:
             validated_data["author"] = self.actor.user
 
 
 class TeamViewSet(OrgScopedViewSet):
-    queryset = Team.all_orgs.select_related("manager").prefetch_related("memberships__user")
+    queryset = Team.all_orgs.select_related("manager").prefetch_related(
+        Prefetch("memberships", queryset=Membership.all_orgs.select_related("user"))
+    )
     serializer_class = s.TeamSerializer
     filterset_class = filtersets.TeamFilterSet
     ordering_fields: ClassVar[list[str]] = ["name"]
@@ -111,5 +178,27 @@ class MembershipViewSet(OrgScopedViewSet):
 
     def perform_destroy(self, instance: Membership) -> None:
         if instance.user_id == getattr(self.actor.user, "pk", None):
-            raise serializers.ValidationError({"detail": ["You cannot remove yourself from the organization."]})
+            raise serializers.ValidationError(
+                {"non_field_errors": ["You cannot remove yourself from the organization."]}
+            )
+        others = Membership.objects.for_org(self.actor.organization).filter(role=Role.ADMIN).exclude(pk=instance.pk)
+        if instance.role == Role.ADMIN and not others.exists():
+            raise serializers.ValidationError({"non_field_errors": ["The organization needs at least one admin."]})
         instance.delete()
+
+
+class MeView(OrgAPIView):
+    """``/api/v1/me/``: who the caller is here: organization, role, user, and how they authenticated."""
+
+    @extend_schema(summary="Who am I", responses=s.MeSerializer)
+    def get(self, request: Request) -> Response:
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        user = self.actor.user
+        data = {
+            "organization": self.actor.organization,
+            "role": self.actor.role,
+            "user": user,
+            "authentication": "api_key" if key is not None else "session",
+            "api_key": key,
+        }
+        return Response(s.MeSerializer(data).data)

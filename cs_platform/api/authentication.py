@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiKey
@@ -14,7 +15,10 @@ LAST_USED_RESOLUTION = timedelta(minutes=5)  # write last_used_at at most this o
 
 
 class KeyPrincipal:
-    """``request.user`` for a key that is not bound to a user: authenticated, but nobody in particular."""
+    """``request.user`` for a key that is not bound to a user: authenticated, but nobody in particular.
+
+    It has no primary key, so nothing owner-scoped ("my book", "me") can ever match it.
+    """
 
     is_authenticated = True
     is_anonymous = False
@@ -47,6 +51,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = ApiKey.authenticate(raw)
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        if key.user is not None and not key.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             ApiKey.all_orgs.filter(pk=key.pk).update(last_used_at=now)
@@ -54,3 +60,20 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """Documents the key as an HTTP bearer scheme, so Swagger UI's "Authorize" sends it."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "An organization's API key: `Authorization: Bearer rtn_…`. The key decides the organization "
+                "and the role (`create_api_key <org-slug> --role ROLE`)."
+            ),
+        }

@@ -6,10 +6,14 @@ from typing import Any
 
 from rest_framework import exceptions
 
+from accounts.choices import Role
 from accounts.models import ApiKey, Membership
 from accounts.services import Actor
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
+
+# Roles from least to most powerful: a key bound to a user never acts above that user's own role.
+ROLE_RANK = {Role.VIEWER: 0, Role.CSM: 1, Role.LEADER: 2, Role.ADMIN: 3}
 
 
 def resolve_actor(request: Any) -> Actor:
@@ -19,23 +23,48 @@ def resolve_actor(request: Any) -> Actor:
     Nothing here falls back to a remembered "current organization": that is a UI preference that
     can drift from the organization being acted on.
     """
+    slug = request.META.get(ORG_HEADER) or request.query_params.get("org")
     if isinstance(request.auth, ApiKey):
-        key = request.auth
-        return Actor(organization=key.organization, role=key.role, user=key.user)
+        if slug and slug != request.auth.organization.slug:
+            # Acting silently in the key's organization while the caller names another would mislead.
+            raise exceptions.ValidationError({"organization": ["This API key belongs to another organization."]})
+        return _key_actor(request.auth)
     user = request.user
     if not getattr(user, "is_authenticated", False):
         raise exceptions.NotAuthenticated()
-    slug = request.META.get(ORG_HEADER) or request.query_params.get("org")
     memberships = Membership.all_orgs.select_related("organization").filter(user=user)
     if slug:
         membership = memberships.filter(organization__slug=slug).first()
         if membership is None:
+            # Same answer whether the organization exists or not: slugs of other tenants are not guessable.
             raise exceptions.NotFound("Organization not found.")
     else:
         found = list(memberships[:2])
-        if len(found) != 1:
+        if not found:
+            raise exceptions.PermissionDenied("You are not a member of any organization.")
+        if len(found) > 1:
             raise exceptions.ValidationError(
                 {"organization": ["Name the organization with the X-Organization header or ?org=<slug>."]}
             )
         membership = found[0]
     return Actor(organization=membership.organization, role=membership.role, user=user)
+
+
+def _key_actor(key: ApiKey) -> Actor:
+    """A key without a user acts with its role alone (and, having no book, writes no owner-scoped rows).
+
+    A key bound to a user acts as that user, capped at the user's current role: removing someone from
+    the organization, or demoting them, takes effect on their keys at once.
+    """
+    if key.user is None:
+        return Actor(organization=key.organization, role=key.role, user=None)
+    membership_role = (
+        Membership.all_orgs.filter(organization_id=key.organization_id, user_id=key.user_id)
+        .order_by()  # no default ordering: it would join auth_user for nothing
+        .values_list("role", flat=True)
+        .first()
+    )
+    if membership_role is None:
+        raise exceptions.AuthenticationFailed("This key's user is no longer a member of the organization.")
+    role = min(key.role, membership_role, key=lambda r: ROLE_RANK.get(r, -1))
+    return Actor(organization=key.organization, role=role, user=key.user)

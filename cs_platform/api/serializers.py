@@ -1,11 +1,13 @@
 """Base serializer for tenant models: never takes the organization from the payload, never accepts
-a related object of another organization, and rejects fields it does not know."""
+a related object of another organization, rejects fields it does not know, and checks the
+organization's unique identifiers (external id, SKU, contract number) before the database does."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import UniqueConstraint
 from rest_framework import serializers
 
 from cs_platform.tenancy import OrgScopedModel
@@ -25,23 +27,25 @@ def _scope_field(field: serializers.Field, org: Any) -> None:
         target.queryset = User.objects.filter(memberships__organization=org)
 
 
+def _scope_fields(fields: Any, org: Any) -> None:
+    """Scope every related field, including those of nested serializers (contract lines' products)."""
+    for field in fields.values():
+        _scope_field(field, org)
+        nested = field.child if isinstance(field, serializers.ListSerializer) else field
+        if isinstance(nested, serializers.Serializer):
+            _scope_fields(nested.fields, org)
+
+
 class OrgScopedSerializer(serializers.ModelSerializer):
     """Needs ``context['actor']`` (the base viewset provides it). ``organization`` is set on save."""
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
+        if "organization" in fields:
+            raise AssertionError("tenant serializers must not expose a writable organization field")
         actor = self.context.get("actor")
-        org = actor.organization if actor is not None else None
-        for name, field in fields.items():
-            if name == "organization":
-                raise AssertionError("tenant serializers must not expose a writable organization field")
-            if org is None:
-                continue
-            _scope_field(field, org)
-            child = getattr(field, "child", None)
-            if isinstance(child, serializers.Serializer):
-                for sub in child.fields.values():
-                    _scope_field(sub, org)
+        if actor is not None:
+            _scope_fields(fields, actor.organization)
         return fields
 
     def to_internal_value(self, data: Any) -> Any:
@@ -49,7 +53,42 @@ class OrgScopedSerializer(serializers.ModelSerializer):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+        attrs = super().to_internal_value(data)
+        if self.context.get("actor") is not None:
+            self._check_unique_in_organization(attrs)
+        return attrs
+
+    def _check_unique_in_organization(self, attrs: dict[str, Any]) -> None:
+        """The model's ``(organization, …)`` unique constraints, as field errors instead of a 500.
+
+        DRF cannot derive these validators itself because ``organization`` is never a serializer field.
+        """
+        model = self.Meta.model
+        instance = self.instance if isinstance(self.instance, model) else None
+        errors: dict[str, list[str]] = {}
+        for constraint in model._meta.constraints:
+            if not isinstance(constraint, UniqueConstraint) or constraint.condition is not None:
+                continue
+            fields = list(constraint.fields)
+            if len(fields) < 2 or fields[0] != "organization" or not any(f in attrs for f in fields[1:]):
+                continue
+            lookup = {}
+            for name in fields[1:]:
+                value = attrs[name] if name in attrs else getattr(instance, name, None)
+                if value is None or isinstance(value, dict):  # NULLs never clash; dicts are nested writes
+                    break
+                lookup[name] = value
+            else:
+                clash = model.all_orgs.filter(organization_id=self.organization.pk, **lookup)
+                if instance is not None:
+                    clash = clash.exclude(pk=instance.pk)
+                if clash.exists():
+                    field = model._meta.get_field(fields[-1])
+                    errors[fields[-1]] = [
+                        f"{model._meta.verbose_name.capitalize()} with this {field.verbose_name} already exists."
+                    ]
+        if errors:
+            raise serializers.ValidationError(errors)
 
     @property
     def organization(self) -> Any:
@@ -58,6 +97,8 @@ class OrgScopedSerializer(serializers.ModelSerializer):
 
 class EmailUserField(serializers.SlugRelatedField):
     """A user written and read as their email; limited to members of the organization."""
+
+    default_error_messages = {"does_not_exist": "No member of this organization has the email {value}."}
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("queryset", User.objects.all())
@@ -69,6 +110,6 @@ class EmailUserField(serializers.SlugRelatedField):
         try:
             return self.get_queryset().get(email__iexact=data)
         except User.DoesNotExist:
-            self.fail("does_not_exist", slug_name="email", value=data)
+            self.fail("does_not_exist", value=data)
         except User.MultipleObjectsReturned:
             self.fail("invalid")

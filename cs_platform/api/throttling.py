@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 
@@ -13,9 +14,14 @@ class OrgRateThrottle(SimpleRateThrottle):
 
     scope = "org"
 
+    def get_rate(self) -> str | None:
+        # Read the setting on each request (DRF binds it at import), so operators and tests can change it.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
     def get_cache_key(self, request: Any, view: Any) -> str | None:
         if request.auth is not None and hasattr(request.auth, "key_hash"):
-            ident = f"key:{request.auth.pk}"
+            # Part of the digest rather than the row id: ids are reused after a restore, digests are not.
+            ident = f"key:{request.auth.key_hash[:24]}"
         elif request.user and request.user.is_authenticated:
             ident = f"user:{request.user.pk}"
         else:

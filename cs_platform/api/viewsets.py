@@ -1,19 +1,27 @@
-"""The base viewset every tenant resource inherits. Its scoping cannot be overridden.
+"""The base views every tenant resource inherits. Their scoping cannot be overridden.
 
-Subclasses declare ``queryset``, ``serializer_class`` and ``filterset_class`` (three lines, like
-NetBox), and may refine the queryset in ``safely_get_queryset``. Overriding ``get_queryset``,
-``get_object``, ``get_permissions`` or ``initial`` is refused when the class is created.
+Subclasses of :class:`OrgScopedViewSet` declare ``queryset``, ``serializer_class`` and
+``filterset_class`` (three lines, like NetBox), and may refine the queryset in
+``safely_get_queryset``. Overriding ``get_queryset``, ``get_object``, ``get_permissions`` or
+``initial`` is refused when the class is created. :class:`OrgAPIView` is the same organization
+resolution for endpoints that are not a model (``/me/``, metrics).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.choices import Role
 from accounts.services import Actor
@@ -21,6 +29,7 @@ from cs_platform.tenancy import _current_org_id
 
 from .organization import resolve_actor
 from .permissions import RolePermission
+from .schema import OrgAutoSchema
 from .throttling import ratelimit_headers
 
 PROTECTED_METHODS = {
@@ -29,6 +38,32 @@ PROTECTED_METHODS = {
     "get_permissions": "add to extra_permission_classes instead",
     "initial": "organization resolution must run first",
 }
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """``?ordering=`` that rejects unknown fields (a typo is an error, not a silent default) and always
+    ends with the primary key, so pages never repeat or skip rows that tie on the sort key."""
+
+    def get_ordering(self, request: Request, queryset: Any, view: Any) -> list[str]:
+        params = request.query_params.get(self.ordering_param)
+        if params:
+            fields = [param.strip() for param in params.split(",") if param.strip()]
+            valid = {name for name, _ in self.get_valid_fields(queryset, view, {"request": request})}
+            unknown = [field for field in fields if field.lstrip("-") not in valid]
+            if unknown:
+                raise ValidationError(
+                    {
+                        self.ordering_param: [
+                            f"Cannot order by {', '.join(unknown)}; use one of: {', '.join(sorted(valid))}."
+                        ]
+                    }
+                )
+            ordering = fields
+        else:
+            ordering = list(self.get_default_ordering(view) or [])
+        if ordering and not {"pk", "-pk", "id", "-id"} & set(ordering):
+            ordering.append("pk")
+        return ordering
 
 
 class RateLimitHeadersMixin:
@@ -41,15 +76,48 @@ class RateLimitHeadersMixin:
         return response
 
 
-class OrgScopedViewSet(RateLimitHeadersMixin, viewsets.ModelViewSet):
+class OrgContextMixin(RateLimitHeadersMixin):
+    """Resolves the organization and role before anything else runs, holds the org scope for the whole
+    request, and adds ``RateLimit-*`` headers to every response (errors included)."""
+
+    actor: Actor
+    schema = OrgAutoSchema()
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.perform_authentication(request)  # type: ignore[attr-defined]
+        self.actor = resolve_actor(request)
+        # Filtersets and serializers reach the actor through the request (same attribute as the pages).
+        request.actor = self.actor
+        request._request.actor = self.actor
+        self._scope_token = _current_org_id.set(self.actor.organization.pk)
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        self._scope_token = None
+        try:
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            if self._scope_token is not None:
+                _current_org_id.reset(self._scope_token)
+
+
+class OrgAPIView(OrgContextMixin, APIView):
+    """A read endpoint in the caller's organization that is not a model list (``/me/``, metrics)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "initial" in cls.__dict__:
+            raise TypeError(f"{cls.__name__}.initial is protected: {PROTECTED_METHODS['initial']}")
+
+
+class OrgScopedViewSet(OrgContextMixin, viewsets.ModelViewSet):
     """CRUD over one tenant model, always inside the caller's organization."""
 
     write_roles: ClassVar[frozenset[str]] = frozenset({Role.ADMIN, Role.LEADER, Role.CSM})
     extra_permission_classes: ClassVar[list[type]] = []
-    #: Field to upsert by at ``PUT <list>/external/<value>/``; ``None`` disables the route.
+    #: Field to upsert by at ``PUT <list>/external/<value>/``; ``None`` leaves the route out entirely.
     upsert_field: ClassVar[str | None] = None
-
-    actor: Actor
+    filter_backends: ClassVar[list[type]] = [DjangoFilterBackend, StrictOrderingFilter]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -57,21 +125,15 @@ class OrgScopedViewSet(RateLimitHeadersMixin, viewsets.ModelViewSet):
             if method in cls.__dict__:
                 raise TypeError(f"{cls.__name__}.{method} is protected: {advice}")
 
+    @classmethod
+    def get_extra_actions(cls) -> list[Any]:
+        # A resource without an external id has no upsert route at all (not a route that always 404s).
+        actions = super().get_extra_actions()
+        if cls.upsert_field is None:
+            actions = [a for a in actions if a.__name__ != "upsert"]
+        return actions
+
     # --- scoping --------------------------------------------------------------------------------
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        self.perform_authentication(request)
-        self.actor = resolve_actor(request)
-        self._scope_token = _current_org_id.set(self.actor.organization.pk)
-        super().initial(request, *args, **kwargs)
-
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        self._scope_token = None
-        try:
-            return super().dispatch(request, *args, **kwargs)
-        finally:
-            if self._scope_token is not None:
-                _current_org_id.reset(self._scope_token)
 
     def get_queryset(self) -> Any:
         # Declared querysets use the all_orgs manager (the scoped one cannot be built at import time);
@@ -108,7 +170,11 @@ class OrgScopedViewSet(RateLimitHeadersMixin, viewsets.ModelViewSet):
         return getattr(obj, "account", None)
 
     def check_create(self, validated_data: dict[str, Any]) -> None:
-        """Refuse a create the actor may not make (defaults to the account rule)."""
+        """Refuse a create (or the new values of an update) the actor may not make.
+
+        Defaults to the account rule: whatever hangs off an account may only be added to, or moved
+        to, an account the actor may write.
+        """
         account = validated_data.get("account")
         if account is not None and not self.actor.can_write_account(account):
             self.permission_denied(self.request, message="You can only add to accounts in your book.")
@@ -121,20 +187,50 @@ class OrgScopedViewSet(RateLimitHeadersMixin, viewsets.ModelViewSet):
         self.check_create(serializer.validated_data)
         serializer.save()
 
+    @extend_schema(
+        summary="Create or update by external id",
+        description=(
+            "Upsert by the resource's external identifier (the CRM id). If an object of your organization has "
+            "this identifier it is updated with the fields given (a partial update, `200`); otherwise one is "
+            "created from the body (`201`), with the identifier taken from the URL. Objects of other "
+            "organizations are never matched."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "external_value", OpenApiTypes.STR, OpenApiParameter.PATH, description="The external identifier."
+            )
+        ],
+    )
     @action(detail=False, methods=["put"], url_path=r"external/(?P<external_value>[^/]+)")
     def upsert(self, request: Request, external_value: str) -> Response:
         """Create or update the object whose ``upsert_field`` equals the URL value."""
-        if self.upsert_field is None:
-            return Response({"detail": "This resource has no external id."}, status=status.HTTP_404_NOT_FOUND)
-        data = dict(request.data) if hasattr(request.data, "keys") else {}
+        if self.upsert_field is None:  # pragma: no cover - the route is not registered then
+            return Response(status=status.HTTP_404_NOT_FOUND)
+        if not hasattr(request.data, "keys"):
+            raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        data = request.data.copy()
         data[self.upsert_field] = external_value
+        try:
+            return self._upsert(request, data, external_value)
+        except IntegrityError:
+            # Two clients upserting the same new id at once: the loser retries, and now updates.
+            return self._upsert(request, data, external_value)
+
+    def _upsert(self, request: Request, data: Any, external_value: str) -> Response:
         with transaction.atomic():
-            instance = self.get_queryset().filter(**{self.upsert_field: external_value}).first()
+            instance = (
+                self.get_queryset()
+                .select_for_update(of=("self",))
+                .filter(**{self.upsert_field: external_value})
+                .first()
+            )
             if instance is not None:
                 self.check_object_permissions(request, instance)
                 serializer = self.get_serializer(instance, data=data, partial=True)
                 serializer.is_valid(raise_exception=True)
                 self.perform_update(serializer)
+                if getattr(instance, "_prefetched_objects_cache", None):
+                    instance._prefetched_objects_cache = {}  # the response shows what was written
                 code = status.HTTP_200_OK
             else:
                 serializer = self.get_serializer(data=data)

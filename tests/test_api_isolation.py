@@ -1,0 +1,73 @@
+"""Every API resource runs the isolation suite of ``tests/isolation.py`` (one line per resource)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .factories import (
+    AccountFactory,
+    ActivityFactory,
+    ContactFactory,
+    ContractLineFactory,
+    MembershipFactory,
+    ProductFactory,
+    TeamFactory,
+)
+from .isolation import IsolationCase, IsolationSuite, fast_password_hashing  # noqa: F401
+
+
+def account(org: Any) -> int:
+    return AccountFactory(organization=org).pk
+
+
+def member_email(org: Any) -> str:
+    return MembershipFactory(organization=org).user.email
+
+
+def contract_body(org: Any) -> dict[str, Any]:
+    line = {"product": ProductFactory(organization=org).pk, "quantity": "2", "annual_unit_price": "100.00"}
+    return {"account": account(org), "number": "CT-NEW", "start_date": "2026-01-01", "end_date": "2026-12-31",
+            "lines": [line]}  # fmt: skip
+
+
+CASES = [
+    IsolationCase("accounts", make=lambda o: AccountFactory(organization=o), payload=lambda o: {"name": "New Co"},
+                  foreign={"parent": account, "owner": member_email}),
+    IsolationCase("contacts", make=lambda o: ContactFactory(account__organization=o),
+                  payload=lambda o: {"account": account(o), "name": "Jane Roe"}, foreign={"account": account}),
+    IsolationCase("products", make=lambda o: ProductFactory(organization=o),
+                  payload=lambda o: {"sku": "NEW-SKU", "name": "New product"}),
+    IsolationCase("contracts", make=lambda o: ContractLineFactory(contract__account__organization=o).contract,
+                  payload=contract_body,
+                  foreign={"account": account, "lines.0.product": lambda o: ProductFactory(organization=o).pk}),
+    IsolationCase("activities", make=lambda o: ActivityFactory(account__organization=o),
+                  payload=lambda o: {"account": account(o), "type": "call", "occurred_at": "2026-11-02T10:00:00Z"},
+                  foreign={"account": account, "contacts": lambda o: [ContactFactory(account__organization=o).pk],
+                           "author": member_email}, patch={"summary": "changed"}),
+    IsolationCase("teams", make=lambda o: TeamFactory(organization=o), payload=lambda o: {"name": "New team"},
+                  foreign={"manager": member_email, "members": lambda o: [member_email(o)]}),
+    IsolationCase("users", make=lambda o: MembershipFactory(organization=o),
+                  payload=lambda o: {"email": "new.member@example.com", "role": "csm"},
+                  foreign={"team": lambda o: TeamFactory(organization=o).pk}, patch={"role": "viewer"}),
+]  # fmt: skip
+
+
+@pytest.mark.django_db
+class TestIsolation(IsolationSuite):
+    cases = CASES
+
+
+def test_every_resource_runs_the_isolation_suite():
+    """A new org-scoped resource without an IsolationCase above fails here."""
+    from drf_spectacular.generators import EndpointEnumerator
+
+    from cs_platform.api.viewsets import OrgScopedViewSet
+
+    resources = {
+        path.split("/")[3]
+        for path, _regex, method, view in EndpointEnumerator().get_api_endpoints()
+        if path.startswith("/api/v1/") and issubclass(getattr(view, "cls", object), OrgScopedViewSet)
+    }
+    assert resources == {case.resource for case in CASES}

@@ -1,0 +1,91 @@
+"""List endpoints make a small, constant number of queries whatever the page holds (no N+1).
+
+The pinned budgets live in ``tests/query_counts.json`` (NetBox convention): a change that adds a
+query per row fails here, and a deliberate change of budget is a reviewed one-line diff.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from .factories import (
+    AccountFactory,
+    ActivityFactory,
+    ContactFactory,
+    ContractLineFactory,
+    MembershipFactory,
+    ProductFactory,
+    TeamFactory,
+)
+from .isolation import fast_password_hashing  # noqa: F401  (autouse)
+
+pytestmark = pytest.mark.django_db
+BUDGETS: dict[str, int] = json.loads((Path(__file__).with_name("query_counts.json")).read_text())
+
+
+def build_accounts(org: Any, n: int, owner: Any) -> None:
+    parent = AccountFactory(organization=org, owner=owner, tags=["vip"])
+    AccountFactory.create_batch(n - 1, organization=org, owner=owner, parent=parent, tags=["vip"])
+
+
+def build_contracts(org: Any, n: int, owner: Any) -> None:
+    product = ProductFactory(organization=org)
+    for line in ContractLineFactory.create_batch(n, contract__account__organization=org, product=product):
+        ContractLineFactory(contract=line.contract, product=ProductFactory(organization=org))
+
+
+def build_activities(org: Any, n: int, owner: Any) -> None:
+    account = AccountFactory(organization=org)
+    contact = ContactFactory(account=account)
+    for activity in ActivityFactory.create_batch(n, account=account, organization=org, author=owner):
+        activity.contacts.add(contact, through_defaults={"organization_id": org.pk})
+
+
+def build_teams(org: Any, n: int, owner: Any) -> None:
+    for team in TeamFactory.create_batch(n, organization=org, manager=owner):
+        MembershipFactory(organization=org, team=team)
+
+
+SCENARIOS = {
+    # name: (url, query string, builder)
+    "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
+    "contacts:list": ("/api/v1/contacts/", {"ordering": "name"},
+                      lambda o, n, u: ContactFactory.create_batch(n, account__organization=o)),
+    "products:list": ("/api/v1/products/", {}, lambda o, n, u: ProductFactory.create_batch(n, organization=o)),
+    "contracts:list": ("/api/v1/contracts/", {"status": "active", "ordering": "-end_date"}, build_contracts),
+    "activities:list": ("/api/v1/activities/", {"type": "call"}, build_activities),
+    "teams:list": ("/api/v1/teams/", {}, build_teams),
+    "users:list": ("/api/v1/users/", {"ordering": "role"},
+                   lambda o, n, u: MembershipFactory.create_batch(n, organization=o)),
+}  # fmt: skip
+
+
+def count_queries(client: Any, url: str, params: dict[str, Any]) -> tuple[int, list[str], int]:
+    client.get(url, {**params, "page_size": 100})  # warm-up: the key's last_used_at write happens once
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url, {**params, "page_size": 100})
+    assert response.status_code == 200, response.json()
+    return len(ctx.captured_queries), [q["sql"] for q in ctx.captured_queries], response.json()["count"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_list_query_count_is_constant(name, org, bob, api, django_assert_num_queries):
+    url, params, build = SCENARIOS[name]
+    client = api(org, "csm", bob)  # a user-bound key: the heaviest auth path (key, then membership)
+    build(org, 5, bob)
+    small, small_sql, small_count = count_queries(client, url, params)
+    assert small == BUDGETS[name], f"{name}: {small} queries, budget {BUDGETS[name]}:\n" + "\n".join(small_sql)
+    build(org, 55, bob)
+    with django_assert_num_queries(BUDGETS[name]):
+        response = client.get(url, {**params, "page_size": 100})
+    assert response.json()["count"] >= 60 > small_count >= 5
+
+
+def test_budgets_cover_every_scenario():
+    assert set(BUDGETS) == set(SCENARIOS)

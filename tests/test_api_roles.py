@@ -1,0 +1,347 @@
+"""Who may write what through the API (spec §1), as one table: role × resource × book × operation.
+
+The organization: alice (admin), lena (leader, manages team North), bob (csm in North), dave (csm in
+team South, managed by another leader), vic (viewer). Keys are bound to those users. "own" objects
+hang off an account in bob's book (bob's own, and in lena's team); "other" objects off an account in
+dave's book.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import Account, ApiKey, Membership
+
+from .factories import (
+    AccountFactory,
+    ActivityFactory,
+    ContactFactory,
+    ContractFactory,
+    ContractLineFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    ProductFactory,
+    TeamFactory,
+    UserFactory,
+)
+from .isolation import fast_password_hashing  # noqa: F401  (autouse)
+
+pytestmark = pytest.mark.django_db
+API = "/api/v1"
+
+
+@pytest.fixture
+def people(org, make_member) -> dict[str, Any]:
+    alice = make_member(org, "admin").user
+    lena = make_member(org, "leader").user
+    bob = make_member(org, "csm").user
+    dave = make_member(org, "csm").user
+    vic = make_member(org, "viewer").user
+    team = TeamFactory(organization=org, name="North", manager=lena)
+    Membership.all_orgs.filter(organization=org, user=bob).update(team=team)
+    # dave sits in another leader's team: lena may not write his book
+    south = TeamFactory(organization=org, name="South", manager=make_member(org, "leader").user)
+    Membership.all_orgs.filter(organization=org, user=dave).update(team=south)
+    return {"admin": alice, "leader": lena, "csm": bob, "viewer": vic, "bob": bob, "dave": dave}
+
+
+@pytest.fixture
+def client_for(org, people, api):
+    def make(role: str) -> APIClient:
+        return api(org, role, people[role])
+
+    return make
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    make: Any  # (org, owner) -> object
+    payload: Any  # (org, owner) -> create body
+    patch: dict[str, Any]
+    owner_scoped: bool = True
+
+
+RESOURCES = [
+    Resource("accounts", lambda o, u: AccountFactory(organization=o, owner=u),
+             lambda o, u: {"name": "New Co", "owner": u.email}, {"name": "Renamed"}),
+    Resource("contacts", lambda o, u: ContactFactory(account__organization=o, account__owner=u),
+             lambda o, u: {"account": AccountFactory(organization=o, owner=u).pk, "name": "Jo"}, {"title": "CTO"}),
+    Resource("contracts", lambda o, u: ContractFactory(account__organization=o, account__owner=u),
+             lambda o, u: {"account": AccountFactory(organization=o, owner=u).pk, "number": "CT-NEW",
+                           "start_date": "2026-01-01", "end_date": "2026-12-31"}, {"seats": 40}),
+    Resource("activities", lambda o, u: ActivityFactory(account__organization=o, account__owner=u),
+             lambda o, u: {"account": AccountFactory(organization=o, owner=u).pk, "type": "note",
+                           "occurred_at": "2026-11-02T09:00:00Z"}, {"summary": "Edited"}),
+    Resource("products", lambda o, u: ProductFactory(organization=o), lambda o, u: {"sku": "N-1", "name": "N"},
+             {"name": "Renamed"}, owner_scoped=False),
+    Resource("teams", lambda o, u: TeamFactory(organization=o), lambda o, u: {"name": "East"},
+             {"name": "West"}, owner_scoped=False),
+    Resource("users", lambda o, u: MembershipFactory(organization=o), lambda o, u: {"email": "x@example.com",
+             "role": "viewer"}, {"role": "viewer"}, owner_scoped=False),
+]  # fmt: skip
+
+# May <role> write an object in <book>?  "own" = bob's book (lena's team), "other" = dave's book.
+ALLOWED = {
+    ("admin", "own"): True, ("admin", "other"): True,
+    ("leader", "own"): True, ("leader", "other"): False,
+    ("csm", "own"): True, ("csm", "other"): False,
+    ("viewer", "own"): False, ("viewer", "other"): False,
+}  # fmt: skip
+ADMIN_ONLY = {"admin": True, "leader": False, "csm": False, "viewer": False}
+
+CASES = [
+    pytest.param(resource, role, book, id=f"{resource.name}-{role}-{book}")
+    for resource in RESOURCES
+    for role in ("admin", "leader", "csm", "viewer")
+    for book in (("own", "other") if resource.owner_scoped else ("own",))
+]
+
+
+def expected(resource: Resource, role: str, book: str) -> bool:
+    return ALLOWED[(role, book)] if resource.owner_scoped else ADMIN_ONLY[role]
+
+
+@pytest.mark.parametrize(("resource", "role", "book"), CASES)
+def test_write_matrix(resource, role, book, org, people, client_for):
+    owner = people["bob" if book == "own" else "dave"]
+    client = client_for(role)
+    allowed = expected(resource, role, book)
+    url = f"{API}/{resource.name}/"
+
+    created = client.post(url, resource.payload(org, owner), format="json")
+    assert created.status_code == (201 if allowed else 403), created.json()
+
+    obj = resource.make(org, owner)
+    updated = client.patch(f"{url}{obj.pk}/", resource.patch, format="json")
+    assert updated.status_code == (200 if allowed else 403), updated.json()
+
+    replaced_body = {**client.get(f"{url}{obj.pk}/").json(), **resource.patch}
+    replaced_body = {k: v for k, v in replaced_body.items() if k not in ("id",)}
+    replaced = client.put(f"{url}{obj.pk}/", replaced_body, format="json")
+    assert replaced.status_code == (200 if allowed else 403), replaced.json()
+
+    deleted = client.delete(f"{url}{obj.pk}/")
+    assert deleted.status_code == (204 if allowed else 403)
+    assert type(obj).all_orgs.filter(pk=obj.pk).exists() is not allowed
+
+
+@pytest.mark.parametrize("resource", RESOURCES, ids=lambda r: r.name)
+def test_everyone_reads(resource, org, people, client_for):
+    obj = resource.make(org, people["dave"])
+    for role in ("admin", "leader", "csm", "viewer"):
+        response = client_for(role).get(f"{API}/{resource.name}/{obj.pk}/")
+        assert response.status_code == 200, (role, response.json())
+
+
+@pytest.mark.parametrize("resource", RESOURCES, ids=lambda r: r.name)
+def test_viewer_key_without_user_cannot_write_anything(resource, org, people, api):
+    client = api(org, "viewer")
+    obj = resource.make(org, people["bob"])
+    url = f"{API}/{resource.name}/"
+    assert client.post(url, resource.payload(org, people["bob"]), format="json").status_code == 403
+    assert client.patch(f"{url}{obj.pk}/", resource.patch, format="json").status_code == 403
+    assert client.put(f"{url}{obj.pk}/", resource.payload(org, people["bob"]), format="json").status_code == 403
+    assert client.delete(f"{url}{obj.pk}/").status_code == 403
+    assert client.put(f"{url}external/X-1/", resource.payload(org, people["bob"]), format="json").status_code in (
+        403,
+        404,  # no upsert route on this resource
+    )
+    assert type(obj).all_orgs.filter(pk=obj.pk).exists()
+
+
+def test_csm_account_goes_to_their_book_and_they_cannot_give_it_away(org, people, client_for):
+    client = client_for("csm")
+    created = client.post(f"{API}/accounts/", {"name": "Mine"}, format="json")
+    assert created.status_code == 201
+    assert created.json()["owner"] == people["bob"].email
+    account_id = created.json()["id"]
+    moved = client.patch(f"{API}/accounts/{account_id}/", {"owner": people["dave"].email}, format="json")
+    assert moved.status_code == 403
+    unowned = client.patch(f"{API}/accounts/{account_id}/", {"owner": None}, format="json")
+    assert unowned.status_code == 403
+    assert Account.all_orgs.get(pk=account_id).owner == people["bob"]
+
+
+def test_csm_upsert_creates_in_own_book_and_cannot_upsert_anothers_account(org, people, client_for):
+    client = client_for("csm")
+    created = client.put(f"{API}/accounts/external/CRM-1/", {"name": "Via CRM"}, format="json")
+    assert created.status_code == 201
+    assert created.json()["owner"] == people["bob"].email
+    AccountFactory(organization=org, owner=people["dave"], external_id="CRM-2", name="Dave's")
+    refused = client.put(f"{API}/accounts/external/CRM-2/", {"name": "Taken"}, format="json")
+    assert refused.status_code == 403
+    assert Account.all_orgs.get(organization=org, external_id="CRM-2").name == "Dave's"
+
+
+def test_leader_assigns_within_team_only(org, people, client_for):
+    client = client_for("leader")
+    account = AccountFactory(organization=org, owner=people["bob"])
+    in_team = {"name": "T", "owner": people["bob"].email}
+    assert client.post(f"{API}/accounts/", in_team, format="json").status_code == 201
+    assert client.post(f"{API}/accounts/", {"name": "U"}, format="json").status_code == 201  # unowned: team pool
+    moved = client.patch(f"{API}/accounts/{account.pk}/", {"owner": people["dave"].email}, format="json")
+    assert moved.status_code == 403
+    mine = client.patch(f"{API}/accounts/{account.pk}/", {"owner": people["leader"].email}, format="json")
+    assert mine.status_code == 200
+
+
+def test_csm_cannot_move_a_contact_onto_anothers_account(org, people, client_for):
+    contact = ContactFactory(account__organization=org, account__owner=people["bob"])
+    theirs = AccountFactory(organization=org, owner=people["dave"])
+    response = client_for("csm").patch(f"{API}/contacts/{contact.pk}/", {"account": theirs.pk}, format="json")
+    assert response.status_code == 403
+    contact.refresh_from_db()
+    assert contact.account.owner == people["bob"]
+
+
+@pytest.mark.parametrize("role", ["csm", "leader"])
+def test_key_without_user_has_no_book(role, org, people, api):
+    client = api(org, role)
+    assert client.post(f"{API}/accounts/", {"name": "Nobody's"}, format="json").status_code == 403
+    unowned = AccountFactory(organization=org, owner=None)
+    assert client.patch(f"{API}/accounts/{unowned.pk}/", {"name": "x"}, format="json").status_code == 403
+    contact_body = {"account": unowned.pk, "name": "Jo"}
+    assert client.post(f"{API}/contacts/", contact_body, format="json").status_code == 403
+    assert client.get(f"{API}/accounts/", {"owner": "me"}).json()["count"] == 0
+    assert not Account.all_orgs.filter(name="Nobody's").exists()
+
+
+def test_key_acts_no_higher_than_its_user_and_dies_with_the_membership(org, people, api):
+    bob = people["bob"]
+    client = api(org, "admin", bob)  # an admin key bound to a csm acts as a csm
+    assert client.post(f"{API}/products/", {"sku": "S", "name": "S"}, format="json").status_code == 403
+    assert client.get(f"{API}/me/").json()["role"] == "csm"
+    Membership.all_orgs.filter(organization=org, user=bob).delete()
+    assert client.get(f"{API}/accounts/").status_code == 401
+
+
+def test_key_named_for_another_organization_is_refused(org, other_org, api):
+    client = api(org, "admin")
+    assert client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="acme").status_code == 200
+    response = client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="globex")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"organization": ["This API key belongs to another organization."]}
+
+
+def test_revoked_key_is_401(org, api_key):
+    raw = api_key(org, "admin")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert client.get(f"{API}/accounts/").status_code == 200
+    ApiKey.all_orgs.get(organization=org).revoke()
+    response = client.get(f"{API}/accounts/")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid or revoked API key.", "errors": {}}
+
+
+class TestSession:
+    """A browser session names its organization; membership decides, never a remembered choice."""
+
+    @pytest.fixture
+    def two_org_user(self, org, other_org, make_member):
+        user = make_member(org, "csm").user
+        MembershipFactory(organization=other_org, user=user, role="viewer")
+        return user
+
+    @pytest.fixture
+    def client(self, two_org_user):
+        client = APIClient()
+        client.force_login(two_org_user)
+        return client
+
+    def test_must_name_the_organization(self, client):
+        response = client.get(f"{API}/accounts/")
+        assert response.status_code == 400
+        assert "organization" in response.json()["errors"]
+
+    def test_header_picks_the_organization_and_its_role(self, client, org, other_org, two_org_user):
+        mine = AccountFactory(organization=org)
+        AccountFactory(organization=other_org)
+        response = client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="acme")
+        assert [row["id"] for row in response.json()["results"]] == [mine.pk]
+        assert client.get(f"{API}/me/", HTTP_X_ORGANIZATION="globex").json()["role"] == "viewer"
+        # viewer in globex: no writes there, whatever the role elsewhere
+        denied = client.post(f"{API}/accounts/", {"name": "x"}, format="json", HTTP_X_ORGANIZATION="globex")
+        assert denied.status_code == 403
+        created = client.post(f"{API}/accounts/?org=acme", {"name": "Mine"}, format="json")
+        assert created.status_code == 201
+        assert created.json()["owner"] == two_org_user.email
+
+    def test_unknown_and_foreign_slugs_answer_alike(self, client, db):
+        OrganizationFactory(slug="initech")
+        foreign = client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="initech")
+        absent = client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="no-such-org")
+        assert foreign.status_code == absent.status_code == 404
+        assert foreign.json() == absent.json()
+
+    def test_single_membership_needs_no_header(self, org, make_member):
+        client = APIClient()
+        client.force_login(make_member(org, "viewer").user)
+        assert client.get(f"{API}/accounts/").status_code == 200
+
+    def test_user_without_organization_is_refused(self, db):
+        client = APIClient()
+        client.force_login(UserFactory())
+        assert client.get(f"{API}/accounts/").status_code == 403
+
+    def test_anonymous_is_401_or_403(self, db):
+        assert APIClient().get(f"{API}/accounts/").status_code in (401, 403)
+
+
+def test_product_in_use_cannot_be_deleted(org, people, client_for):
+    line = ContractLineFactory(contract__account__organization=org)
+    response = client_for("admin").delete(f"{API}/products/{line.product_id}/")
+    assert response.status_code == 409
+    assert response.json()["errors"] == {}
+    assert type(line.product).all_orgs.filter(pk=line.product_id).exists()
+
+
+def test_last_admin_cannot_be_removed_or_demoted(org, people, api):
+    client = api(org, "admin")  # a key without a user: not "yourself"
+    alice = Membership.all_orgs.get(organization=org, user=people["admin"])
+    demote = client.patch(f"{API}/users/{alice.pk}/", {"role": "csm"}, format="json")
+    assert demote.status_code == 400 and "role" in demote.json()["errors"]
+    assert client.delete(f"{API}/users/{alice.pk}/").status_code == 400
+    second = MembershipFactory(organization=org, role="admin")
+    assert client.delete(f"{API}/users/{second.pk}/").status_code == 204
+    assert Membership.all_orgs.filter(pk=alice.pk, role="admin").exists()
+
+
+def test_browsable_api_renders_for_a_member(org, people):
+    client = APIClient()
+    client.force_login(people["viewer"])
+    account = AccountFactory(organization=org, owner=people["csm"], name="Browsable Co")
+    response = client.get(f"{API}/accounts/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert account.name.encode() in response.content
+
+
+def unsafe_api_endpoints() -> list[tuple[str, str]]:
+    """Every write route under /api/v1/, found from the URLconf (new resources are covered automatically)."""
+    from drf_spectacular.generators import EndpointEnumerator
+
+    return sorted(
+        {
+            (path, method)
+            for path, _regex, method, _view in EndpointEnumerator().get_api_endpoints()
+            if path.startswith(f"{API}/") and method in ("POST", "PUT", "PATCH", "DELETE")
+        }
+    )
+
+
+def test_viewer_key_is_refused_on_every_write_route(org, people, api):
+    endpoints = unsafe_api_endpoints()
+    assert len(endpoints) >= 7 * 4  # sanity: the enumerator found the resources
+    account = AccountFactory(organization=org, owner=people["bob"])
+    for client in (api(org, "viewer"), api(org, "viewer", people["viewer"])):
+        for path, method in endpoints:
+            url = re.sub(r"\{[^}]+\}", lambda m: "X-1" if "external" in m.group(0) else str(account.pk), path)
+            response = client.generic(method, url, "{}", content_type="application/json")
+            assert response.status_code == 403, (method, url, response.status_code)
+    assert Account.all_orgs.filter(organization=org).count() == 1
