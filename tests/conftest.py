@@ -17,6 +17,12 @@ from accounts.services import create_organization
 from .factories import AccountFactory, MembershipFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """Factories give every user a password; PBKDF2 at full strength would dominate the suite's time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def org(db) -> Organization:
     return create_organization(slug="acme", name="Acme Corp")[0]

@@ -77,15 +77,6 @@ class IsolationCase:
         return {name: value + "-changed"}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings: Any) -> None:
-    """Factories give every user a password; PBKDF2 at full strength would dominate the API tests' time.
-
-    Import this fixture into an API test module to apply it there (it is autouse).
-    """
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def set_path(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """Set ``lines.0.product`` style paths inside a request body."""
     *parents, last = path.split(".")

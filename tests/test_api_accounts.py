@@ -11,7 +11,6 @@ from rest_framework.test import APIClient
 from accounts.models import Account
 
 from .factories import AccountFactory, ContractLineFactory, MembershipFactory
-from .isolation import fast_password_hashing  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/accounts/"

@@ -9,7 +9,6 @@ import pytest
 from accounts.models import Account, Contract, ContractLine
 
 from .factories import AccountFactory, ContractFactory, ContractLineFactory, ProductFactory
-from .isolation import fast_password_hashing  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/contracts/"

@@ -15,7 +15,7 @@ from .factories import (
     ProductFactory,
     TeamFactory,
 )
-from .isolation import IsolationCase, IsolationSuite, fast_password_hashing  # noqa: F401
+from .isolation import IsolationCase, IsolationSuite
 
 
 def account(org: Any) -> int:

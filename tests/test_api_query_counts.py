@@ -23,7 +23,6 @@ from .factories import (
     ProductFactory,
     TeamFactory,
 )
-from .isolation import fast_password_hashing  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.django_db
 BUDGETS: dict[str, int] = json.loads((Path(__file__).with_name("query_counts.json")).read_text())

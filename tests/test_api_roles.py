@@ -29,7 +29,6 @@ from .factories import (
     TeamFactory,
     UserFactory,
 )
-from .isolation import fast_password_hashing  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"

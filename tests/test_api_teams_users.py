@@ -7,7 +7,6 @@ import pytest
 from accounts.models import Activity, Membership, Team
 
 from .factories import AccountFactory, ContactFactory, TeamFactory
-from .isolation import fast_password_hashing  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"
