@@ -30,7 +30,6 @@ transaction with batched ``bulk_create`` calls, and ARR is checked at the end by
 from __future__ import annotations
 
 import io
-import json
 import random
 import time as clock
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from .choices import Role
+from .imports import copy_text
 from .models import (
     Account,
     Activity,
@@ -606,18 +606,6 @@ def _allocate_ids(model: Any, objects: list[Any]) -> bool:
     return True
 
 
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, dict | list):
-        value = json.dumps(value)
-    elif not isinstance(value, str):
-        value = value.isoformat() if isinstance(value, date) else str(value)
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
 def _bulk(model: Any, objects: list[Any]) -> None:
     """Insert ``objects``: Postgres ``COPY`` (ids drawn first), else ``bulk_create`` in batches."""
     # Foreign keys were set as Python references before the targets had ids; copy the ids now.
@@ -640,7 +628,7 @@ def _bulk(model: Any, objects: list[Any]) -> None:
     buffer = io.StringIO()
     for obj in objects:
         buffer.write(
-            "\t".join(_copy_text(now if f.attname in stamps else getattr(obj, f.attname)) for f in fields) + "\n"
+            "\t".join(copy_text(now if f.attname in stamps else getattr(obj, f.attname)) for f in fields) + "\n"
         )
     buffer.seek(0)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)

@@ -11,8 +11,9 @@ How it runs (one service for the command, the upload page and the Celery task):
    parent cycles, contract rows that disagree), collecting every error. Memory holds the keys
    seen (external ids, parents), not the rows.
 2. **Write** — only if there was no error: stream the file again inside one transaction and write
-   in batches with set-based statements: ``bulk_create(update_conflicts=True)`` keyed on
-   ``(organization, external_id)`` (Postgres and SQLite alike), a second pass for parents that
+   in batches with set-based statements: an upsert keyed on
+   ``(organization, external_id)`` (Postgres: COPY into a temporary table + ``INSERT … ON CONFLICT``;
+   SQLite: ``bulk_create(update_conflicts=True)``), a second pass for parents that
    were created by this same file, ``bulk_update``/``bulk_create`` for contract lines, and one
    ``refresh_current_arr`` at the end. Rows whose values are already those of the file are not
    written at all, so re-importing a file reports them as ``unchanged`` and touches nothing.
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import tempfile
 from collections import defaultdict
@@ -56,7 +58,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from .choices import ActivityType, ContactRole, ContractStatus, TouchModel
@@ -216,6 +218,62 @@ def _text(value: str, max_length: int) -> str:
     if len(value) > max_length:
         raise ValueError(f"longer than {max_length} characters")
     return value
+
+
+def copy_text(value: Any) -> str:
+    """One value in Postgres ``COPY`` text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    elif not isinstance(value, str):
+        value = value.isoformat() if isinstance(value, date) else str(value)
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def upsert(model: Any, objects: list[Any], *, unique: list[str], update: list[str]) -> None:
+    """``bulk_create(update_conflicts=True)`` semantics, setting each object's pk.
+
+    On Postgres the rows go through ``COPY`` into a temporary table and one
+    ``INSERT … SELECT … ON CONFLICT DO UPDATE … RETURNING``: several times faster than Django's
+    multi-row ``INSERT``, whose per-value compilation dominates big imports. Elsewhere, bulk_create.
+    """
+    if not objects:
+        return
+    connection = connections[model.all_orgs.db]
+    if connection.vendor != "postgresql":
+        model.all_orgs.bulk_create(objects, update_conflicts=True, unique_fields=unique, update_fields=update)
+        return
+    qn = connection.ops.quote_name
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    now = timezone.now()
+    stamps = {f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)}
+    buffer = io.StringIO()
+    for obj in objects:
+        buffer.write("\t".join(copy_text(now if f.attname in stamps else getattr(obj, f.attname)) for f in fields))
+        buffer.write("\n")
+    buffer.seek(0)
+    columns = ", ".join(qn(f.column) for f in fields)
+    key_fields = [meta.get_field(name) for name in unique]
+    keys = ", ".join(qn(f.column) for f in key_fields)
+    updates = ", ".join(f"{qn(c)} = EXCLUDED.{qn(c)}" for c in (meta.get_field(n).column for n in update))
+    table, temp = qn(meta.db_table), qn(f"_retain_upsert_{meta.model_name}")
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {temp} AS SELECT {columns} FROM {table} WITH NO DATA")
+        try:
+            cursor.copy_expert(f"COPY {temp} ({columns}) FROM STDIN", buffer)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {temp} "
+                f"ON CONFLICT ({keys}) DO UPDATE SET {updates} RETURNING {qn(meta.pk.column)}, {keys}"
+            )
+            returned = {tuple(row[1:]): row[0] for row in cursor.fetchall()}
+        finally:
+            cursor.execute(f"DROP TABLE {temp}")
+    for obj in objects:
+        obj.pk = returned[tuple(getattr(obj, f.attname) for f in key_fields)]
 
 
 def _chunks(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
@@ -493,11 +551,11 @@ class _AccountImporter(_Importer):
                         if old["parent_id"]:
                             moved.add(old["parent_id"])
                 writes.append(Account(organization_id=org.pk, external_id=ext, **values))
-            Account.all_orgs.bulk_create(
+            upsert(
+                Account,
                 writes,
-                update_conflicts=True,
-                unique_fields=["organization", "external_id"],
-                update_fields=[*(f.removesuffix("_id") for f in self.FIELDS), "updated_at"],
+                unique=["organization", "external_id"],
+                update=[*(f.removesuffix("_id") for f in self.FIELDS), "updated_at"],
             )
             if all(obj.pk is not None for obj in writes):
                 ids.update((obj.external_id, obj.pk) for obj in writes)
@@ -617,11 +675,11 @@ class _ContactImporter(_Importer):
                 self.result.created += old is None
                 self.result.updated += old is not None
                 writes.append(Contact(organization_id=org.pk, external_id=row["external_id"], **values))
-            Contact.all_orgs.bulk_create(
+            upsert(
+                Contact,
                 writes,
-                update_conflicts=True,
-                unique_fields=["organization", "external_id"],
-                update_fields=[*(f.removesuffix("_id") for f in self.FIELDS), "updated_at"],
+                unique=["organization", "external_id"],
+                update=[*(f.removesuffix("_id") for f in self.FIELDS), "updated_at"],
             )
             done += len(batch)
             progress(done)

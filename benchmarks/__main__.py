@@ -341,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         call_command("migrate", verbosity=0)
         print(f"Import benchmark: {rows:,} rows…", flush=True)
         import_results = bench_import(rows)
+        print(f"  {json.dumps(import_results)}", flush=True)
         print(f"API benchmark: seeding {accounts:,} accounts, then {requests} requests per query…", flush=True)
         api_results = bench_api(accounts, requests)
     finally:
