@@ -423,7 +423,7 @@ class _AccountImporter(_Importer):
         self.custom = [c for c in self.header if c not in COLUMNS["accounts"]]
         self.seen: dict[str, int] = {}  # external_id -> line
         self.parent_of: dict[str, tuple[str, int]] = {}  # external_id -> (parent external_id, line)
-        self.stages = list(self.org.lifecycle_stages)
+        self.stages = tuple(self.org.lifecycle_stages)
         self.default_stage = "onboarding" if "onboarding" in self.stages else (self.stages or ["onboarding"])[0]
         self.existing_ids: dict[str, int] = {}
 
@@ -438,7 +438,7 @@ class _AccountImporter(_Importer):
             "employees": self.cell(line, cells, "employees", _int),
             "owner_id": self.member(line, cells, "owner_email"),
             "parent_external_id": cells[self.col["parent_external_id"]] or None,
-            "touch_model": self.cell(line, cells, "touch_model", lambda v: _choice(v, TouchModel.values)),
+            "touch_model": self.cell(line, cells, "touch_model", lambda v: _choice(v, TOUCH_MODELS)),
             "lifecycle_stage": self.cell(line, cells, "lifecycle_stage", lambda v: _choice(v, stages)),
             "customer_since": self.cell(line, cells, "customer_since", _date),
             "custom": {name: cells[self.col[name]] for name in self.custom},
@@ -578,16 +578,22 @@ class _AccountImporter(_Importer):
         _refresh(org, moved)
 
 
-def _choice(value: str, allowed: Iterable[str]) -> str:
-    allowed = list(allowed)
+def _choice(value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{value!r} is not one of: {', '.join(allowed)}")
     return value
 
 
+# Computed once: an enum's ``.values`` builds a new list on every access, a cost per cell otherwise.
+TOUCH_MODELS = tuple(TouchModel.values)
+CONTRACT_STATUSES = tuple(ContractStatus.values)
+ACTIVITY_TYPES = tuple(ActivityType.values)
+CONTACT_ROLES = frozenset(ContactRole.values)
+
+
 def _roles(value: str) -> list[str]:
     roles = [r.strip() for r in value.split("|") if r.strip()]
-    unknown = [r for r in roles if r not in ContactRole.values]
+    unknown = [r for r in roles if r not in CONTACT_ROLES]
     if unknown:
         raise ValueError(f"unknown role(s) {', '.join(unknown)}; use: {', '.join(ContactRole.values)}")
     return sorted(set(roles), key=roles.index)
@@ -712,7 +718,7 @@ class _ContractImporter(_Importer):
             "number": self.cell(line, cells, "contract_number", lambda v: _text(v, 80), required=True),
             "start_date": self.cell(line, cells, "start_date", _date, required=True),
             "end_date": self.cell(line, cells, "end_date", _date, required=True),
-            "status": self.cell(line, cells, "status", lambda v: _choice(v, ContractStatus.values))
+            "status": self.cell(line, cells, "status", lambda v: _choice(v, CONTRACT_STATUSES))
             or ContractStatus.ACTIVE,
             "sku": self.cell(line, cells, "product_sku", lambda v: _text(v, 80), required=True),
             "product_name": self.cell(line, cells, "product_name", lambda v: _text(v, 200)) or "",
@@ -908,7 +914,7 @@ class _ActivityImporter(_Importer):
     def parse(self, line: int, cells: list[str]) -> dict[str, Any]:
         return {
             "account": self.cell(line, cells, "account_external_id", required=True),
-            "type": self.cell(line, cells, "type", lambda v: _choice(v, ActivityType.values), required=True),
+            "type": self.cell(line, cells, "type", lambda v: _choice(v, ACTIVITY_TYPES), required=True),
             "occurred_at": self.cell(line, cells, "occurred_at", self._when, required=True),
             "author_id": self.member(line, cells, "author_email"),
             "summary": cells[self.col["summary"]],

@@ -354,3 +354,15 @@ def test_contract_for_other_orgs_account_is_refused(org, other_org, tmp_path):
     assert [str(e) for e in result.errors] == ["line 2, column account_external_id: no account with external_id X1"]
     theirs.refresh_from_db()
     assert theirs.lines.count() == 1
+
+
+def test_start_import_queues_a_run_after_commit(org, tmp_path, django_capture_on_commit_callbacks):
+    from accounts.imports import start_import
+
+    path = accounts_csv(tmp_path, ["A1,One,,,,,,,,,"])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = start_import(org, "accounts", path)
+    assert job.status == JobStatus.QUEUED and job.params == {"kind": "accounts", "path": str(path), "dry_run": False}
+    assert len(callbacks) == 1
+    with pytest.raises(UnsupportedKind):
+        start_import(org, "invoices", path)
