@@ -472,6 +472,19 @@ def _wipe(org: Organization) -> None:
     Product.all_orgs.filter(organization_id=org.pk).delete()
 
 
+def _analyze() -> None:
+    """Refresh the planner's statistics after a bulk load (Postgres), as autovacuum would, only later.
+
+    Without it, the first queries after seeding plan with empty-table estimates.
+    """
+    connection = connections[Account.all_orgs.db]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    with connection.cursor() as cursor:
+        for model in (Account, Contact, Contract, ContractLine, Activity, SuccessPlan, Objective):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
 def _people(org: Organization, domain: str) -> dict[str, list[int]]:
     """Demo members and teams; returns the owner ids per touch model."""
     users: dict[str, Any] = {}
@@ -537,6 +550,7 @@ def seed_demo(
         if chunk:
             _insert(chunk, counts)
         changed = refresh_current_arr(org, today=today)
+    _analyze()
     return DemoSummary(
         organization=org,
         counts=counts,
