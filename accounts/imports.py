@@ -1028,7 +1028,7 @@ def import_csv(
     result = ImportResult(kind=kind, dry_run=dry_run)
     errors = _Errors()
     with _open_source(source) as handle:
-        header = [cell.strip() for cell in next(csv.reader(handle), [])]
+        header = [cell.strip().lstrip("\ufeff") for cell in next(csv.reader(handle), [])]
         if not any(header):
             errors.add(1, "", "the file is empty: a header row is required")
         else:
