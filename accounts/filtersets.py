@@ -63,6 +63,7 @@ class AccountFilterSet(OrgFilterSet):
     )
     owner_email = filters.CharFilter(field_name="owner__email", lookup_expr="iexact")
     unowned = filters.BooleanFilter(field_name="owner", lookup_expr="isnull")
+    # distinct=False: a filter on a column of the row itself needs no DISTINCT (which costs a sort of every row).
     lifecycle_stage = filters.MultipleChoiceFilter(choices=[], method="filter_stage", distinct=False)
     touch_model = filters.MultipleChoiceFilter(choices=TouchModel.choices, distinct=False)
     industry = filters.CharFilter(lookup_expr="iexact")

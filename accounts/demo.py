@@ -1,0 +1,652 @@
+"""Deterministic, realistic demo data for the customer model (``manage.py seed_demo``).
+
+Same seed, same number of accounts and same day → the same rows (names, external ids, contracts,
+ARR, activities). Every account draws from its own ``random.Random(f"{seed}:{index}")`` stream, so
+an account's data does not depend on the batch size or on the accounts before it; dates are
+relative to one "today" anchor taken once per run.
+
+What it makes, for an organization named "Demo Co":
+
+- people: an admin (``admin@<slug>.retain.local``), a leader managing both teams, six CSMs with
+  books sized by touch model (two enterprise/high touch, two mid-market/low touch, two scale/tech
+  touch) and a viewer; every demo user's password is :data:`DEMO_PASSWORD`;
+- a catalog of 6 SKUs in 3 product lines;
+- accounts across industries, regions, touch models and lifecycle stages, with a few parent/child
+  hierarchies; contacts with roles (some departed); up to 3+ years of annual contracts where each
+  renewal is a successive contract with expansions or contractions, and some accounts churn
+  (``churned_at``, lifecycle ``churned``); a timeline of customer touches and internal notes; success
+  plans with objectives for high-touch (and some low-touch) accounts.
+
+Health, usage, tickets, invoices, surveys, renewals and CTAs arrive with later issues and are not
+seeded yet.
+
+Re-running for an existing organization **replaces** its demo data (accounts and everything hanging
+off them, and the catalog); it refuses to touch an organization holding accounts that seed_demo did
+not make (external ids not starting with ``DEMO-``) unless forced. Everything is written in one
+transaction in batches of 1,000 accounts (Postgres: ids drawn from the sequences, then ``COPY``;
+SQLite: ``bulk_create``), ARR is checked at the end by ``refresh_current_arr`` (the generator
+already computes it, so the refresh normally changes nothing), and on Postgres the tables are
+``ANALYZE``d so the first queries plan with real statistics.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time as clock
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.db import connections, transaction
+from django.utils import timezone
+
+from .choices import Role
+from .imports import copy_text
+from .models import (
+    Account,
+    Activity,
+    ActivityContact,
+    Contact,
+    Contract,
+    ContractLine,
+    Membership,
+    Objective,
+    Organization,
+    Product,
+    SuccessPlan,
+    Team,
+)
+from .models.customers import line_arr
+from .services import create_organization, ensure_membership, refresh_current_arr
+
+__all__ = ["DEMO_PASSWORD", "DemoRefused", "DemoSummary", "seed_demo"]
+
+DEMO_PASSWORD = "retain-demo"
+PREFIX = "DEMO-"
+CHUNK = 1000  # accounts per batch of inserts (memory stays bounded for 50k accounts)
+
+# (key, first, last, role, team, touch models of the book)
+PEOPLE = [
+    ("admin", "Dana", "Whitfield", Role.ADMIN, None, ()),
+    ("morgan.reyes", "Morgan", "Reyes", Role.LEADER, None, ()),
+    ("priya.shah", "Priya", "Shah", Role.CSM, "Enterprise", ("high",)),
+    ("lucas.meyer", "Lucas", "Meyer", Role.CSM, "Enterprise", ("high",)),
+    ("sofia.alvarez", "Sofia", "Alvarez", Role.CSM, "Enterprise", ("low",)),
+    ("kenji.tanaka", "Kenji", "Tanaka", Role.CSM, "Scale", ("low",)),
+    ("amara.okafor", "Amara", "Okafor", Role.CSM, "Scale", ("tech",)),
+    ("liam.oconnor", "Liam", "O'Connor", Role.CSM, "Scale", ("tech",)),
+    ("victor.chen", "Victor", "Chen", Role.VIEWER, None, ()),
+]
+TEAMS = ("Enterprise", "Scale")
+
+# sku, name, product line, list price per unit and year, per seat?
+CATALOG = [
+    ("PLT-CORE", "Retain Platform", "Platform", Decimal("420"), True),
+    ("PLT-SEC", "Enterprise Security Pack", "Platform", Decimal("90"), True),
+    ("ANL-INS", "Insights", "Analytics", Decimal("150"), True),
+    ("ANL-WH", "Warehouse Sync", "Analytics", Decimal("18000"), False),
+    ("SUP-PREM", "Premium Support", "Support", Decimal("24000"), False),
+    ("SUP-TAM", "Technical Account Manager", "Support", Decimal("60000"), False),
+]
+# Add-on probabilities per tier.
+ADDONS = {
+    "enterprise": {"PLT-SEC": 0.7, "ANL-INS": 0.55, "ANL-WH": 0.4, "SUP-PREM": 0.8, "SUP-TAM": 0.5},
+    "mid": {"PLT-SEC": 0.15, "ANL-INS": 0.35, "ANL-WH": 0.12, "SUP-PREM": 0.35},
+    "smb": {"ANL-INS": 0.15},
+}
+TIERS = {  # share, seats, employees, yearly churn hazard, discount range
+    "enterprise": (0.08, (1200, 4000), (2000, 60000), 0.04, (0.10, 0.30)),
+    "mid": (0.32, (90, 900), (200, 2500), 0.08, (0.0, 0.15)),
+    "smb": (0.60, (10, 90), (15, 300), 0.15, (0.0, 0.05)),
+}
+TOUCH_OF_TIER = {"enterprise": "high", "mid": "low", "smb": "tech"}
+INDUSTRIES = [
+    "Software", "Financial Services", "Healthcare", "Retail", "Manufacturing", "Education", "Media", "Logistics",
+]  # fmt: skip
+REGIONS = [("North America", 0.45), ("EMEA", 0.32), ("APAC", 0.16), ("LATAM", 0.07)]
+NAME_A = [
+    "North", "Blue", "Silver", "Red", "Bright", "Iron", "Cedar", "Summit", "Harbor", "Pioneer", "Atlas", "Nova",
+    "Granite", "Maple", "Orbit", "Vertex", "Crescent", "Falcon", "Golden", "Evergreen", "Lumen", "Quantum", "Sterling",
+    "Horizon", "Crystal", "Aurora", "Beacon", "Cobalt", "Delta", "Echo", "Fjord", "Juniper", "Keystone", "Lighthouse",
+    "Meridian", "Oak", "Pinnacle", "Ridge", "Sequoia", "Tidal", "Unity", "Willow", "Zenith", "Apex", "Bluebird",
+]  # fmt: skip
+NAME_B = [
+    "wind", "peak", "stone", "field", "bridge", "gate", "line", "point", "works", "wave", "forge", "path", "light",
+    "view", "crest", "brook", "spring", "shore", "vale", "port",
+]  # fmt: skip
+NAME_C = {
+    "Software": ["Software", "Systems", "Labs", "Cloud", "Digital"],
+    "Financial Services": ["Capital", "Bank", "Financial", "Insurance", "Partners"],
+    "Healthcare": ["Health", "Medical", "Clinics", "Care", "Therapeutics"],
+    "Retail": ["Retail", "Stores", "Outfitters", "Market", "Brands"],
+    "Manufacturing": ["Industries", "Manufacturing", "Components", "Motors", "Materials"],
+    "Education": ["Academy", "University", "Learning", "Schools", "Institute"],
+    "Media": ["Media", "Studios", "Publishing", "Broadcasting", "Games"],
+    "Logistics": ["Logistics", "Freight", "Shipping", "Transport", "Supply"],
+}
+FIRST = [
+    "Alex", "Sam", "Jordan", "Taylor", "Chris", "Maria", "Wei", "Fatima", "Olivia", "Noah", "Emma", "Mateo", "Aisha",
+    "Hiro", "Ingrid", "Jonas", "Leila", "Marco", "Nadia", "Omar", "Paula", "Rahul", "Sara", "Tomás", "Yuki", "Zoe",
+    "Ben", "Clara", "David", "Elena", "Farah", "Greta", "Hannah", "Ivan", "Julia", "Kofi", "Lena", "Mei", "Nina",
+]  # fmt: skip
+LAST = [
+    "Smith", "Garcia", "Müller", "Rossi", "Kim", "Nguyen", "Patel", "Johansson", "Dubois", "Silva", "Cohen", "Novak",
+    "Haddad", "Kowalski", "Lopez", "Brown", "Ito", "Jensen", "Khan", "Larsen", "Moreau", "Nakamura", "Okoro", "Park",
+    "Quinn", "Schmidt", "Tanaka", "Varga", "Walsh", "Young",
+]  # fmt: skip
+TITLES = {
+    "executive_sponsor": ("VP Operations", "executive"),
+    "economic_buyer": ("Director of Finance", "director"),
+    "champion": ("Head of Customer Operations", "director"),
+    "admin": ("Systems Administrator", "individual"),
+    "power_user": ("Operations Manager", "manager"),
+    "end_user": ("Analyst", "individual"),
+}
+TOUCH_SUMMARIES = {
+    "call": ["Weekly check-in on rollout", "Reviewed open support issues", "Discussed adoption in the {team} team"],
+    "meeting": ["Workshop on reporting setup", "Roadmap preview with the product team", "Admin training follow-up"],
+    "email": ["Sent adoption report", "Shared release notes", "Followed up on renewal paperwork"],
+    "qbr": ["QBR: reviewed objectives and usage", "QBR: agreed next quarter's objectives"],
+    "ebr": ["Executive business review with the sponsor"],
+    "onsite": ["Onsite visit at headquarters"],
+    "training": ["Trained new users", "Admin certification session"],
+    "note": ["Champion mentioned budget pressure", "Expansion opportunity in the {team} team", "Internal: risk review"],
+}
+TEAMS_AT_CUSTOMER = ["support", "sales", "finance", "operations", "marketing"]
+OBJECTIVES = [
+    ("Cut first-response time", "Median first response (hours)", "9", "4"),
+    ("Roll out to the support team", "Active support agents", "40", "120"),
+    ("Automate renewal reporting", "Hours of manual reporting per month", "30", "5"),
+    ("Raise weekly active usage", "Weekly active users", "55%", "75%"),
+    ("Launch executive dashboard", "Dashboards in use by leadership", "0", "3"),
+    ("Reduce churn in the SMB book", "Gross revenue retention", "86%", "92%"),
+]
+
+
+class DemoRefused(RuntimeError):
+    """The organization holds data that seed_demo did not make; it is left alone."""
+
+
+@dataclass
+class DemoSummary:
+    """What seed_demo made."""
+
+    organization: Organization
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    arr_refreshed: int = 0
+    admin_email: str = ""
+
+
+@dataclass
+class _Bundle:
+    """One account's rows before insertion (model objects linked by Python references)."""
+
+    account: Account
+    parent_index: int | None
+    contacts: list[Contact]
+    contracts: list[tuple[Contract, list[ContractLine]]]
+    activities: list[tuple[Activity, list[Contact]]]
+    plan: tuple[SuccessPlan, list[Objective]] | None
+
+
+def _weighted(rng: random.Random, pairs: list[tuple[str, float]]) -> str:
+    return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+class _Generator:
+    def __init__(self, org: Organization, seed: int, today: date, owners: dict[str, list[int]], products: dict):
+        self.org, self.seed, self.today = org, seed, today
+        self.owners = owners
+        self.products = products  # sku -> Product
+        self.names: set[str] = set()
+
+    def _name(self, rng: random.Random, industry: str) -> str:
+        for _ in range(6):
+            name = f"{rng.choice(NAME_A)}{rng.choice(NAME_B)} {rng.choice(NAME_C[industry])}"
+            if name not in self.names:
+                break
+        else:
+            name = f"{name} {rng.randint(2, 999)}"
+        self.names.add(name)
+        return name
+
+    def account(self, index: int, *, parent: _Bundle | None = None) -> _Bundle:
+        rng = random.Random(f"{self.seed}:{index}")
+        org, today = self.org, self.today
+        if parent is None:
+            tier = _weighted(rng, [(t, v[0]) for t, v in TIERS.items()])
+            industry = rng.choice(INDUSTRIES)
+            region = _weighted(rng, REGIONS)
+            name = self._name(rng, industry)
+        else:
+            tier = "mid" if rng.random() < 0.7 else "enterprise"
+            industry, region = parent.account.industry, rng.choice([r for r, _ in REGIONS])
+            name = f"{parent.account.name} {region}"
+            self.names.add(name)
+        _, seat_range, employee_range, hazard, discount_range = TIERS[tier]
+        touch = TOUCH_OF_TIER[tier]
+        if rng.random() < 0.06:  # books are never perfectly tidy
+            touch = {"high": "low", "low": rng.choice(["high", "tech"]), "tech": "low"}[touch]
+        owner_id = rng.choice(self.owners[touch]) if rng.random() > 0.02 else None
+        domain = name.lower().replace(" ", "").replace("'", "") + ".example"
+        since = today - timedelta(days=rng.randint(20, 1290))
+        account = Account(
+            organization_id=org.pk,
+            external_id=f"{PREFIX}{index:06d}",
+            name=name,
+            domain=domain,
+            industry=industry,
+            region=region,
+            employees=rng.randint(*employee_range),
+            owner_id=owner_id,
+            touch_model=touch,
+            customer_since=since,
+            icp_fit=rng.random() < (0.7 if tier != "smb" else 0.35),
+            custom_fields={"plan": {"enterprise": "Enterprise", "mid": "Growth", "smb": "Starter"}[tier]},
+        )
+        contracts, live_end = self._contracts(rng, account, tier, seat_range, hazard, discount_range)
+        live_arr = sum((c.arr for c, _ in contracts if c.start_date <= today <= c.end_date), Decimal("0.00"))
+        account.arr = account.hierarchy_arr = live_arr
+        account.next_renewal_date = live_end
+        age = (today - since).days
+        if account.churned_at:
+            stage = "churned"
+        elif age < 90:
+            stage = "onboarding"
+        elif live_end and (live_end - today).days <= org.renewal_lead_days:
+            stage = "renewal"
+        elif age < 365:
+            stage = "adoption"
+        else:
+            stage = "mature"
+        account.lifecycle_stage = stage
+        account.referenceable = stage == "mature" and rng.random() < 0.2
+        tags = []
+        if tier == "enterprise":
+            tags.append("strategic")
+        if not account.churned_at and rng.random() < 0.08:
+            tags.append("at-risk")
+        if rng.random() < 0.05:
+            tags.append("beta")
+        account.tags = tags
+        contacts = self._contacts(rng, account, tier, index)
+        activities = self._activities(rng, account, contacts)
+        plan = None
+        if not account.churned_at and (touch == "high" or (touch == "low" and rng.random() < 0.3)):
+            plan = self._plan(rng, account)
+        return _Bundle(account, None, contacts, contracts, activities, plan)
+
+    def _contracts(self, rng, account, tier, seat_range, hazard, discount_range):
+        today, org = self.today, self.org
+        seats = rng.randint(*seat_range)
+        discount = Decimal(str(round(rng.uniform(*discount_range), 2)))
+        addons = {sku for sku, p in ADDONS[tier].items() if rng.random() < p}
+        uplift = Decimal("1")
+        start, n, out, live_end = account.customer_since, 1, [], None
+        while start <= today:
+            end = _add_years(start, 1) - timedelta(days=1)
+            contract = Contract(
+                organization_id=org.pk,
+                account=account,
+                number=f"{account.external_id}-{n:02d}",
+                start_date=start,
+                end_date=end,
+                status="ended" if end < today else "active",
+                auto_renew=tier == "smb",
+                currency=org.currency,
+                seats=seats,
+            )
+            lines = []
+            for sku in ["PLT-CORE", *sorted(addons)]:
+                _, _, _, price, per_seat = next(c for c in CATALOG if c[0] == sku)
+                quantity = Decimal(seats if per_seat else 1)
+                unit = (price * uplift).quantize(Decimal("0.01"))
+                line = ContractLine(
+                    organization_id=org.pk,
+                    contract=contract,
+                    product=self.products[sku],
+                    quantity=quantity,
+                    annual_unit_price=unit,
+                    discount=discount,
+                )
+                line.arr = line_arr(quantity, unit, discount)
+                lines.append(line)
+            contract.arr = sum((line.arr for line in lines), Decimal("0.00"))
+            out.append((contract, lines))
+            if end >= today:
+                live_end = end
+                break
+            # Renewal outcome: churn, contraction, expansion or flat, decided at the end of the term.
+            roll = rng.random()
+            if roll < hazard:
+                account.churned_at = end + timedelta(days=1)
+                break
+            if roll < hazard + 0.12:
+                seats = max(seat_range[0] // 2, int(seats * rng.uniform(0.65, 0.9)))
+                if addons and rng.random() < 0.4:
+                    addons.discard(sorted(addons)[rng.randrange(len(addons))])
+            elif roll < hazard + 0.42:
+                seats = int(seats * rng.uniform(1.1, 1.5))
+                extra = [sku for sku in ADDONS[tier] if sku not in addons]
+                if extra and rng.random() < 0.4:
+                    addons.add(rng.choice(extra))
+            if rng.random() < 0.5:
+                uplift *= Decimal("1.04")
+            start, n = end + timedelta(days=1), n + 1
+        return out, live_end
+
+    def _contacts(self, rng, account, tier, index) -> list[Contact]:
+        count = {"enterprise": rng.randint(6, 10), "mid": rng.randint(3, 6), "smb": rng.randint(1, 3)}[tier]
+        roles_by_slot = [["champion"], ["executive_sponsor"], ["economic_buyer"], ["admin", "power_user"]]
+        contacts = []
+        for k in range(count):
+            roles = roles_by_slot[k] if k < len(roles_by_slot) else [rng.choice(["power_user", "end_user"])]
+            if count == 1:
+                roles = ["champion", "economic_buyer"]
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            title, seniority = TITLES[roles[0]]
+            departed = rng.random() < 0.07 or bool(account.churned_at and rng.random() < 0.3)
+            contact = Contact(
+                organization_id=self.org.pk,
+                account=account,
+                external_id=f"{PREFIX}C{index:06d}-{k + 1}",
+                name=f"{first} {last}",
+                email=f"{first}.{last}".lower().replace("'", "") + f"@{account.domain}",
+                title=title,
+                roles=roles,
+                seniority=seniority,
+                is_active=not departed,
+                departed_at=self.today - timedelta(days=rng.randint(3, 400)) if departed else None,
+                trained=rng.random() < 0.4,
+                unsubscribed=rng.random() < 0.03,
+            )
+            if not departed:
+                contact.last_engaged_at = datetime.combine(
+                    self.today - timedelta(days=rng.randint(0, 60)), time(rng.randint(8, 17)), tzinfo=UTC
+                )
+            contacts.append(contact)
+        return contacts
+
+    def _activities(self, rng, account, contacts) -> list[tuple[Activity, list[Contact]]]:
+        today = self.today
+        first = max(account.customer_since, today - timedelta(days=180))
+        last = account.churned_at or today
+        if first >= last:
+            return []
+        cadence = {"high": 14, "low": 35, "tech": 75}[account.touch_model]
+        kinds = {
+            "high": [("call", 4), ("meeting", 3), ("email", 3), ("note", 2), ("training", 1), ("onsite", 0.3)],
+            "low": [("call", 3), ("email", 4), ("meeting", 1), ("note", 1), ("training", 0.5)],
+            "tech": [("email", 5), ("note", 1)],
+        }[account.touch_model]
+        active = [c for c in contacts if c.is_active]
+        out, day, n = [], first + timedelta(days=rng.randint(0, cadence)), 0
+        while day < last:
+            kind = _weighted(rng, kinds)
+            if account.touch_model == "high" and n % 6 == 5:
+                kind = "qbr"
+            summary = rng.choice(TOUCH_SUMMARIES[kind]).format(team=rng.choice(TEAMS_AT_CUSTOMER))
+            sentiment = "" if kind == "note" else _weighted(rng, [("positive", 5), ("neutral", 4), ("negative", 1)])
+            activity = Activity(
+                organization_id=self.org.pk,
+                account=account,
+                type=kind,
+                occurred_at=datetime.combine(day, time(rng.randint(8, 17), rng.choice((0, 15, 30, 45))), tzinfo=UTC),
+                author_id=account.owner_id,
+                summary=summary,
+                sentiment=sentiment,
+            )
+            who = rng.sample(active, min(len(active), 2)) if kind in ("meeting", "qbr") and active else []
+            out.append((activity, who))
+            day += timedelta(days=max(1, int(rng.gauss(cadence, cadence / 3))))
+            n += 1
+        return out
+
+    def _plan(self, rng, account) -> tuple[SuccessPlan, list[Objective]]:
+        today = self.today
+        plan = SuccessPlan(
+            organization_id=self.org.pk,
+            account=account,
+            title=f"{account.name} success plan",
+            last_reviewed_at=today - timedelta(days=rng.randint(10, 80)),
+            next_review_at=today + timedelta(days=rng.randint(10, 90)),
+        )
+        objectives = []
+        for title, measure, baseline, target in rng.sample(OBJECTIVES, rng.randint(2, 4)):
+            status = _weighted(
+                rng, [("not_started", 1), ("on_track", 4), ("at_risk", 1.5), ("achieved", 1.5), ("missed", 0.5)]
+            )
+            fixed = {"not_started": 0, "achieved": 100, "missed": rng.randint(20, 70)}
+            progress = fixed.get(status, rng.randint(10, 90))
+            objectives.append(
+                Objective(
+                    organization_id=self.org.pk,
+                    plan=plan,
+                    title=title,
+                    customer_measure=measure,
+                    baseline=baseline,
+                    target=target,
+                    due_date=today + timedelta(days=rng.randint(-30, 180)),
+                    status=status,
+                    progress=progress,
+                )
+            )
+        return plan, objectives
+
+    def bundles(self, count: int):
+        """Accounts in order; now and then a parent followed by its subsidiaries (a family stays whole)."""
+        index = 0
+        while index < count:
+            bundle = self.account(index)
+            family = [bundle]
+            rng = random.Random(f"{self.seed}:family:{index}")
+            index += 1
+            if bundle.account.touch_model == "high" and not bundle.account.churned_at and rng.random() < 0.3:
+                for _ in range(min(rng.randint(1, 3), count - index)):
+                    child = self.account(index, parent=bundle)
+                    child.parent_index = 0
+                    family.append(child)
+                    bundle.account.hierarchy_arr += child.account.arr
+                    index += 1
+            yield family
+
+
+def _wipe(org: Organization) -> None:
+    """Delete the organization's demo data: raw deletes for our own tables, then the ORM for the rest."""
+    for model in (ActivityContact, Activity, Objective, SuccessPlan, ContractLine, Contract, Contact):
+        model.all_orgs.filter(organization_id=org.pk)._raw_delete(model.all_orgs.db)
+    accounts = Account.all_orgs.filter(organization_id=org.pk)
+    accounts.update(parent=None)
+    accounts.delete()  # the collector handles rows of other apps that reference accounts
+    Product.all_orgs.filter(organization_id=org.pk).delete()
+
+
+def _analyze() -> None:
+    """Refresh the planner's statistics after a bulk load (Postgres), as autovacuum would, only later.
+
+    Without it, the first queries after seeding plan with empty-table estimates.
+    """
+    connection = connections[Account.all_orgs.db]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    with connection.cursor() as cursor:
+        for model in (Account, Contact, Contract, ContractLine, Activity, SuccessPlan, Objective):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
+def _people(org: Organization, domain: str) -> dict[str, list[int]]:
+    """Demo members and teams; returns the owner ids per touch model."""
+    users: dict[str, Any] = {}
+    for key, first, last, role, _, _ in PEOPLE:
+        membership = ensure_membership(organization=org, email=f"{key}@{domain}", role=role, name=f"{first} {last}")
+        users[key] = membership.user
+    # One hash for every demo user: password hashing is deliberately slow, and nine of them cost seconds.
+    get_user_model().objects.filter(pk__in=[u.pk for u in users.values()]).update(password=make_password(DEMO_PASSWORD))
+    leader = users["morgan.reyes"]
+    teams = {}
+    for name in TEAMS:
+        team, _ = Team.all_orgs.update_or_create(organization=org, name=name, defaults={"manager": leader})
+        teams[name] = team
+    owners: dict[str, list[int]] = {"high": [], "low": [], "tech": []}
+    for key, _, _, _, team, touches in PEOPLE:
+        Membership.all_orgs.filter(organization=org, user=users[key]).update(team=teams[team] if team else None)
+        for touch in touches:
+            owners[touch].append(users[key].pk)
+    return owners
+
+
+def seed_demo(
+    *,
+    slug: str = "demo",
+    accounts: int = 300,
+    seed: int = 42,
+    today: date | None = None,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> DemoSummary:
+    """Create (or replace) the demo organization ``slug`` with ``accounts`` accounts. See the module doc."""
+    started = clock.perf_counter()
+    today = today or timezone.localdate()
+    say = log or (lambda message: None)
+    org, _ = create_organization(slug=slug, name="Demo Co")
+    foreign = Account.objects.for_org(org).exclude(external_id__startswith=PREFIX).exists()
+    if foreign and not force:
+        raise DemoRefused(
+            f"organization {slug} holds accounts that seed_demo did not make; refusing to replace them "
+            "(use another --org, or --force to delete them)"
+        )
+    counts = dict.fromkeys(
+        ("accounts", "contacts", "contracts", "contract_lines", "activities", "success_plans", "objectives"), 0
+    )
+    with transaction.atomic():
+        _wipe(org)
+        domain = f"{slug}.retain.local"
+        owners = _people(org, domain)
+        products = {}
+        for sku, name, line, _, _ in CATALOG:
+            products[sku] = Product(organization_id=org.pk, sku=sku, name=name, product_line=line)
+        Product.all_orgs.bulk_create(list(products.values()))
+        generator = _Generator(org, seed, today, owners, products)
+        chunk: list[list[_Bundle]] = []
+        size = 0
+        for family in generator.bundles(accounts):
+            chunk.append(family)
+            size += len(family)
+            if size >= CHUNK:
+                _insert(chunk, counts)
+                say(f"  {counts['accounts']} accounts…")
+                chunk, size = [], 0
+        if chunk:
+            _insert(chunk, counts)
+        changed = refresh_current_arr(org, today=today)
+    _analyze()
+    return DemoSummary(
+        organization=org,
+        counts=counts,
+        seconds=clock.perf_counter() - started,
+        arr_refreshed=changed,
+        admin_email=f"admin@{domain}",
+    )
+
+
+def _insert(chunk: list[list[_Bundle]], counts: dict[str, int]) -> None:
+    """Insert a batch of families, parents before children, then everything hanging off them."""
+    bundles = [bundle for family in chunk for bundle in family]
+    accounts = [b.account for b in bundles]
+    children = [(family[0].account, child.account) for family in chunk for child in family[1:]]
+    if _allocate_ids(Account, accounts):  # Postgres: ids known up front, parents set before the write
+        for parent, child in children:
+            child.parent_id = parent.pk
+        _bulk(Account, accounts)
+    else:
+        _bulk(Account, accounts)
+        for parent, child in children:
+            child.parent_id = parent.pk
+        Account.all_orgs.bulk_update([child for _, child in children], ["parent"])
+    contacts = [c for b in bundles for c in b.contacts]
+    _bulk(Contact, contacts)
+    contracts = [c for b in bundles for c, _ in b.contracts]
+    _bulk(Contract, contracts)
+    lines = [line for b in bundles for _, ls in b.contracts for line in ls]
+    _bulk(ContractLine, lines)
+    activities = [a for b in bundles for a, _ in b.activities]
+    _bulk(Activity, activities)
+    links = [
+        ActivityContact(organization_id=a.organization_id, activity=a, contact=c)
+        for b in bundles
+        for a, who in b.activities
+        for c in who
+    ]
+    _bulk(ActivityContact, links)
+    plans = [b.plan[0] for b in bundles if b.plan]
+    _bulk(SuccessPlan, plans)
+    objectives = [o for b in bundles if b.plan for o in b.plan[1]]
+    _bulk(Objective, objectives)
+    for key, rows in (
+        ("accounts", accounts),
+        ("contacts", contacts),
+        ("contracts", contracts),
+        ("contract_lines", lines),
+        ("activities", activities),
+        ("success_plans", plans),
+        ("objectives", objectives),
+    ):
+        counts[key] += len(rows)
+
+
+def _allocate_ids(model: Any, objects: list[Any]) -> bool:
+    """On Postgres, draw ids from the table's sequence in one query (so COPY can write them)."""
+    connection = connections[model.all_orgs.db]
+    if connection.vendor != "postgresql" or not objects:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, len(objects)],
+        )
+        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
+            obj.pk = pk
+    return True
+
+
+def _bulk(model: Any, objects: list[Any]) -> None:
+    """Insert ``objects``: Postgres ``COPY`` (ids drawn first), else ``bulk_create`` in batches."""
+    # Foreign keys were set as Python references before the targets had ids; copy the ids now.
+    relations = [f for f in model._meta.concrete_fields if f.is_relation and f.name != "organization"]
+    for obj in objects:
+        cache = obj._state.fields_cache
+        for f in relations:
+            if f.name in cache:
+                setattr(obj, f.attname, cache[f.name].pk)
+    connection = connections[model.all_orgs.db]
+    if connection.vendor != "postgresql" or not objects:
+        model.all_orgs.bulk_create(objects, batch_size=CHUNK)
+        return
+    # COPY skips Django's per-value SQL compilation: the seeder's hot path on big demos.
+    if objects[0].pk is None:
+        _allocate_ids(model, objects)
+    fields = model._meta.concrete_fields
+    now = timezone.now()
+    stamps = {f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)}
+    buffer = io.StringIO()
+    for obj in objects:
+        buffer.write(
+            "\t".join(copy_text(now if f.attname in stamps else getattr(obj, f.attname)) for f in fields) + "\n"
+        )
+    buffer.seek(0)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        cursor.copy_expert(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN", buffer)

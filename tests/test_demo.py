@@ -1,0 +1,81 @@
+"""seed_demo: deterministic, realistic, replaceable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db.models import Count
+
+from accounts.demo import DEMO_PASSWORD, seed_demo
+from accounts.models import Account, Contact, Contract, Membership, Organization
+from tests.factories import AccountFactory
+
+pytestmark = pytest.mark.django_db
+
+TODAY = dt.date(2026, 11, 23)
+
+
+def snapshot(org):
+    return list(
+        Account.objects.for_org(org).order_by("external_id").values_list("external_id", "name", "arr", "owner__email")
+    )
+
+
+def test_same_seed_same_data_and_rerun_replaces():
+    first = seed_demo(slug="demo", accounts=60, seed=7, today=TODAY)
+    org = first.organization
+    before = snapshot(org)
+    assert len(before) == 60 and org.name == "Demo Co"
+    again = seed_demo(slug="demo", accounts=60, seed=7, today=TODAY)
+    assert snapshot(org) == before  # replaced, not duplicated
+    assert again.counts == first.counts
+    other = seed_demo(slug="demo-b", accounts=60, seed=8, today=TODAY)
+    assert [row[1] for row in snapshot(other.organization)] != [row[1] for row in before]
+
+
+def test_accounts_with_live_contracts_have_arr_and_churn_is_consistent():
+    summary = seed_demo(slug="demo", accounts=300, seed=42, today=TODAY)
+    org = summary.organization
+    assert summary.arr_refreshed == 0  # the generator's ARR agrees with refresh_current_arr
+    live = Contract.objects.for_org(org).filter(start_date__lte=TODAY, end_date__gte=TODAY).exclude(status="cancelled")
+    with_live = set(live.values_list("account_id", flat=True))
+    accounts = Account.objects.for_org(org)
+    assert with_live and all(a.arr > 0 for a in accounts.filter(id__in=with_live))
+    churned = accounts.filter(churned_at__isnull=False)
+    assert churned.exists()
+    assert set(churned.values_list("lifecycle_stage", flat=True)) == {"churned"}
+    assert not churned.filter(arr__gt=0).exists()
+    assert accounts.filter(parent__isnull=False).exists()  # a few hierarchies
+    assert set(accounts.values_list("touch_model", flat=True)) == {"high", "low", "tech"}
+    assert Contact.objects.for_org(org).filter(is_active=False).exists()
+    multi_year = accounts.annotate(n=Count("contracts")).filter(n__gte=3)
+    assert multi_year.exists()
+
+
+def test_members_and_roles():
+    org = seed_demo(slug="demo", accounts=30, seed=1, today=TODAY).organization
+    roles = dict(Membership.objects.for_org(org).values_list("user__email", "role"))
+    assert roles["admin@demo.retain.local"] == "admin"
+    assert sorted(roles.values()).count("csm") == 6
+    assert sorted(roles.values()).count("leader") == 1 and sorted(roles.values()).count("viewer") == 1
+    leader = Membership.objects.for_org(org).get(role="leader").user
+    assert Membership.objects.for_org(org).filter(team__manager=leader, role="csm").count() == 6
+    admin = Membership.objects.for_org(org).get(user__email="admin@demo.retain.local").user
+    assert admin.check_password(DEMO_PASSWORD)
+    owners = set(Account.objects.for_org(org).exclude(owner=None).values_list("owner_id", flat=True))
+    csms = set(Membership.objects.for_org(org).filter(role="csm").values_list("user_id", flat=True))
+    assert owners <= csms
+
+
+def test_command_prints_login_and_refuses_foreign_org(org):
+    out = io.StringIO()
+    call_command("seed_demo", "--accounts", "20", stdout=out)
+    assert out.getvalue().splitlines()[-1] == f"Demo login: admin@demo.retain.local / {DEMO_PASSWORD}"
+    AccountFactory(organization=org, external_id="CRM-1")
+    with pytest.raises(CommandError, match="did not make"):
+        call_command("seed_demo", "--org", org.slug, "--accounts", "5", stdout=io.StringIO())
+    assert Account.objects.for_org(org).filter(external_id="CRM-1").exists()
+    assert Organization.objects.filter(slug="demo").count() == 1
