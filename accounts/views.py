@@ -87,9 +87,11 @@ def _filter_params(request: HttpRequest) -> QueryDict:
 @require_GET
 def my_book(request: HttpRequest) -> HttpResponse:
     """The CSM's home: their accounts (or everyone's), filterable, sortable, paginated."""
-    # Viewers own no accounts, so their home is everyone's; everybody else starts on their own book.
-    default_scope = "all" if request.membership.role == Role.VIEWER else "mine"
-    scope = request.GET.get("scope") if request.GET.get("scope") in ("mine", "all") else default_scope
+    # Members start on their own book; whoever owns no account (viewers, most admins) starts on everyone's.
+    scope = request.GET.get("scope")
+    if scope not in ("mine", "all"):
+        owns_any = request.membership.role != Role.VIEWER and Account.objects.filter(owner=request.user).exists()
+        scope = "mine" if owns_any else "all"
     queryset = Account.objects.select_related("owner")
     if scope == "mine":
         queryset = queryset.filter(owner=request.user)
