@@ -638,7 +638,7 @@ def _bulk(model: Any, objects: list[Any]) -> None:
     # COPY skips Django's per-value SQL compilation: the seeder's hot path on big demos.
     if objects[0].pk is None:
         _allocate_ids(model, objects)
-    fields = model._meta.concrete_fields
+    fields = [f for f in model._meta.concrete_fields if not f.generated]  # the database computes those
     now = timezone.now()
     stamps = {f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)}
     buffer = io.StringIO()

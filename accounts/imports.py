@@ -248,7 +248,7 @@ def upsert(model: Any, objects: list[Any], *, unique: list[str], update: list[st
         return
     qn = connection.ops.quote_name
     meta = model._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
     now = timezone.now()
     stamps = {f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)}
     buffer = io.StringIO()

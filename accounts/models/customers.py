@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Coalesce, Concat, Lower
 
 from cs_platform.tenancy import OrgScopedModel
 
@@ -67,6 +68,15 @@ class Account(OrgScopedModel):
     hierarchy_arr = models.DecimalField(default=Decimal("0"), editable=False, **MONEY)
     next_renewal_date = models.DateField(
         null=True, blank=True, editable=False, help_text="Earliest end date of a live contract, kept with ARR"
+    )
+    # What ``q`` searches: one lower-cased column, so one trigram index (Postgres, migration 0002) can
+    # answer a substring search over 50,000 accounts without scanning them all.
+    search_text = models.GeneratedField(
+        expression=Lower(
+            Concat("name", models.Value(" "), "domain", models.Value(" "), Coalesce("external_id", models.Value("")))
+        ),
+        output_field=models.TextField(),
+        db_persist=True,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
