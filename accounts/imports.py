@@ -1086,5 +1086,5 @@ def start_import(
         params={"kind": kind, "path": str(path), "dry_run": dry_run},
         user=user,
     )
-    transaction.on_commit(lambda: run_import.delay(job.pk))
+    transaction.on_commit(lambda: run_import.delay(organization.pk, job_id=job.pk))
     return job

@@ -1,45 +1,59 @@
-"""Celery tasks of the accounts app. Thin: take ids, are safe to retry, record their run."""
+"""Celery tasks of the accounts app. Thin: take ids, are safe to retry, record their run (org_task)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
+
+from cs_platform.jobs import JobRecorder, create_job
+from cs_platform.tasks import org_task
 
 from .models import Organization
 from .services import refresh_current_arr
 
 
-@shared_task(ignore_result=True, acks_late=True, max_retries=3)
+@shared_task(ignore_result=True, acks_late=True)
 def refresh_all_current_arr() -> int:
-    """Contracts start and end with the calendar, so current ARR is refreshed on a schedule too."""
-    changed = 0
-    for org_id in Organization.objects.values_list("id", flat=True):
-        changed += refresh_current_arr(org_id)
+    """Beat entry: contracts start and end with the calendar, so current ARR is refreshed on a schedule.
+
+    Fans out one recorded, separately retried task per organization; returns how many it queued.
+    """
+    org_ids = list(Organization.objects.values_list("id", flat=True))
+    for org_id in org_ids:
+        job = create_job(organization_id=org_id, kind="refresh_current_arr")
+        refresh_org_current_arr.delay(org_id, job_id=job.pk)
+    return len(org_ids)
+
+
+@org_task()
+def refresh_org_current_arr(organization_id: int, *, job: JobRecorder | None = None) -> int:
+    """Refresh one organization's current ARR, hierarchy ARR and next renewal dates."""
+    changed = refresh_current_arr(organization_id)
+    if job is not None:
+        job.count(accounts_changed=changed)
     return changed
 
 
-@shared_task(ignore_result=True, acks_late=True, max_retries=3)
-def run_import(job_id: int) -> None:
-    """Run the CSV import recorded as JobRun ``job_id`` (params: kind, path, dry_run).
+@org_task()
+def run_import(organization_id: int, *, job: JobRecorder | None = None) -> None:
+    """Run the CSV import recorded as the JobRun passed with ``job_id`` (params: kind, path, dry_run).
 
     Safe to retry: imports upsert by external id (activities skip identical rows), and a file with
     any bad row writes nothing. The row errors are stored on the run, and mark it failed.
     """
-    from cs_platform.jobs import run_job
-    from cs_platform.tenancy import org_scope
-
     from .imports import import_csv
-    from .models import JobRun
 
-    job = JobRun.all_orgs.select_related("organization").get(pk=job_id)
-    params = job.params
-    with org_scope(job.organization), run_job(job_id) as recorder:
-        result = import_csv(
-            job.organization,
-            params["kind"],
-            params["path"],
-            dry_run=bool(params.get("dry_run")),
-            recorder=recorder,
-        )
-        recorder.count(**result.counts())
-        if not result.ok:
-            recorder.job.errors = [error.as_dict() for error in result.errors]
+    if job is None:
+        raise ValueError("run_import needs job_id: the import's parameters live on its JobRun")
+    params: dict[str, Any] = job.job.params
+    result = import_csv(
+        Organization.objects.get(pk=organization_id),
+        params["kind"],
+        params["path"],
+        dry_run=bool(params.get("dry_run")),
+        recorder=job,
+    )
+    job.count(**result.counts())
+    if not result.ok:
+        job.job.errors = [error.as_dict() for error in result.errors]

@@ -329,7 +329,7 @@ def test_import_task_records_the_run(org, tmp_path):
 
     path = accounts_csv(tmp_path, [f"A{i},Account {i},,,,,,,,," for i in range(5)])
     job = create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts", "path": str(path)})
-    run_import(job.pk)
+    run_import(org.pk, job_id=job.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert (job.progress_done, job.progress_total) == (10, 10)
@@ -337,7 +337,7 @@ def test_import_task_records_the_run(org, tmp_path):
 
     bad = accounts_csv(tmp_path, ["B1,,,,,,,,,,"])
     job = create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts", "path": str(bad)})
-    run_import(job.pk)
+    run_import(org.pk, job_id=job.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert job.errors == [{"line": 2, "column": "name", "reason": "is required"}]

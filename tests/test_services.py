@@ -123,3 +123,41 @@ def test_role_rules_for_writing_accounts(org, other_org, make_member):
     assert admin_actor.can_write_account(other_account)
     assert not admin_actor.can_write_account(foreign)
     assert not Actor(organization=org, role="viewer", user=outside).can_write_account(other_account)
+
+
+@pytest.fixture
+def eager_celery():
+    from cs_platform.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield app
+    finally:
+        app.conf.task_always_eager = before
+
+
+@pytest.mark.django_db
+def test_scheduled_arr_refresh_fans_out_per_organization_and_records_each_run(org, other_org, eager_celery):
+    from accounts.choices import JobStatus
+    from accounts.models import JobRun
+    from accounts.tasks import refresh_all_current_arr
+
+    today = dt.date.today()
+    accounts = []
+    for organization in (org, other_org):
+        acct = AccountFactory(organization=organization)
+        contract = ContractFactory(
+            account=acct, start_date=today - dt.timedelta(days=30), end_date=today + dt.timedelta(days=30)
+        )
+        ContractLineFactory(contract=contract, quantity=D("2"), annual_unit_price=D("50"))
+        accounts.append(acct)
+    Account.all_orgs.filter(id__in=[a.id for a in accounts]).update(arr=D("0"))  # stale, as after midnight
+
+    assert refresh_all_current_arr() == 2
+    for acct in accounts:
+        acct.refresh_from_db()
+        assert acct.arr == D("100.00")
+        run = JobRun.objects.for_org(acct.organization_id).get(kind="refresh_current_arr")
+        assert run.status == JobStatus.SUCCEEDED
+        assert run.counts == {"accounts_changed": 1}
