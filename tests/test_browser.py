@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from accounts.services import refresh_current_arr
@@ -200,6 +201,9 @@ def browser_page(live_server, monkeypatch):
             context.close()
             browser.close()
             _wait_for_request_threads()
+            # ORM calls made while Playwright's loop ran opened a connection of their own (greenlets carry
+            # their own context); close it here, or the test database cannot be dropped at the end.
+            connections.close_all()
 
 
 def _wait_for_request_threads(timeout: float = 5.0) -> None:
