@@ -13,7 +13,7 @@ from .customers import (
     SuccessPlan,
 )
 from .jobs import JobRun
-from .tenancy import ApiKey, Membership, Organization, Team
+from .tenancy import ApiKey, Membership, Organization, Team, WriteKey
 
 __all__ = [
     "Account",
@@ -31,4 +31,5 @@ __all__ = [
     "Product",
     "SuccessPlan",
     "Team",
+    "WriteKey",
 ]

@@ -14,7 +14,7 @@ from cs_platform.tenancy import OrgScopedModel
 
 from ..choices import DEFAULT_LIFECYCLE_STAGES, Role
 
-__all__ = ["ApiKey", "Membership", "Organization", "Team"]
+__all__ = ["ApiKey", "HashedKey", "Membership", "Organization", "Team", "WriteKey"]
 
 
 def default_health_bands() -> dict[str, float]:
@@ -43,6 +43,12 @@ class Organization(models.Model):
     health_bands = models.JSONField(default=default_health_bands)
     touch_cadence_days = models.JSONField(default=default_touch_cadences)
     lifecycle_stages = models.JSONField(default=default_lifecycle_stages)
+    # Event ingestion (spec §8): what a `group` call naming an unknown account does, and how long raw
+    # events are kept once rolled up into daily usage metrics.
+    create_accounts_from_events = models.BooleanField(
+        default=False, help_text="A group call naming an unknown account creates it (else the event is rejected)"
+    )
+    raw_event_retention_days = models.PositiveIntegerField(default=90)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -91,19 +97,14 @@ def _hash_secret(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-class ApiKey(OrgScopedModel):
-    """An organization's API key. Only its SHA-256 digest is stored; the key is shown once at creation.
+class HashedKey(OrgScopedModel):
+    """Abstract secret key of an organization. Only its SHA-256 digest is stored; the raw key is shown
+    once, at creation. Subclasses set ``PREFIX`` so a key's kind is recognisable (and leaks are greppable)."""
 
-    The key carries a role. A key may be bound to a user; a ``csm`` key writes that user's book.
-    """
+    PREFIX = ""
+    AUTH_RELATED: tuple[str, ...] = ("organization",)  # joined when authenticating
 
-    PREFIX = "rtn_"
-
-    name = models.CharField(max_length=120, default="API key")
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
-    )
+    name = models.CharField(max_length=120, default="Key")
     key_prefix = models.CharField(max_length=16, help_text="First characters of the key, to recognise it in lists")
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -111,33 +112,29 @@ class ApiKey(OrgScopedModel):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(OrgScopedModel.Meta):
+        abstract = True
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["organization", "revoked_at"], name="accounts_apikey_org_revoked")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key_prefix}…)"
 
     @classmethod
-    def issue(cls, *, organization: Organization, role: str, name: str = "API key", **extra: Any) -> tuple[ApiKey, str]:
+    def issue(cls, *, organization: Organization, name: str | None = None, **extra: Any) -> tuple[Any, str]:
         """Create a key; returns the row and the raw key, which is never stored."""
         raw = cls.PREFIX + secrets.token_urlsafe(32)
+        fields = {"name": name} if name else {}
         key = cls.all_orgs.create(
-            organization=organization,
-            role=role,
-            name=name,
-            key_prefix=raw[:12],
-            key_hash=_hash_secret(raw),
-            **extra,
+            organization=organization, key_prefix=raw[:12], key_hash=_hash_secret(raw), **fields, **extra
         )
         return key, raw
 
     @classmethod
-    def authenticate(cls, raw: str) -> ApiKey | None:
+    def authenticate(cls, raw: str) -> Any:
         """The live key for ``raw``, or ``None``. Lookup is by digest, so timing reveals nothing of the key."""
         if not raw.startswith(cls.PREFIX):
             return None
         return (
-            cls.all_orgs.select_related("organization", "user")
+            cls.all_orgs.select_related(*cls.AUTH_RELATED)
             .filter(key_hash=_hash_secret(raw), revoked_at__isnull=True)
             .first()
         )
@@ -149,3 +146,35 @@ class ApiKey(OrgScopedModel):
     def revoke(self) -> None:
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
+
+
+class ApiKey(HashedKey):
+    """An organization's API key, carrying a role. A key may be bound to a user, whom it then acts as
+    (never above the user's current role); a ``csm`` key writes that user's book."""
+
+    PREFIX = "rtn_"
+    AUTH_RELATED = ("organization", "user")
+
+    name = models.CharField(max_length=120, default="API key")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+    )
+
+    class Meta(HashedKey.Meta):
+        indexes = [models.Index(fields=["organization", "revoked_at"], name="accounts_apikey_org_revoked")]
+
+
+class WriteKey(HashedKey):
+    """An ingestion-only key (Segment-compatible tracking API, HTTP Basic user name). It can send events
+    and nothing else: it never authenticates the REST API."""
+
+    PREFIX = "rwk_"
+
+    name = models.CharField(max_length=120, default="Write key")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(HashedKey.Meta):
+        indexes = [models.Index(fields=["organization", "revoked_at"], name="accounts_writekey_org_revoked")]
