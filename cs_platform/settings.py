@@ -240,6 +240,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "refresh-current-arr": {"task": "accounts.tasks.refresh_all_current_arr", "schedule": 60 * 60 * 6},
+    "rollup-usage": {"task": "health.tasks.rollup_all_usage", "schedule": 5 * 60},
 }
 
 LOGGING = {

@@ -1,0 +1,55 @@
+"""Celery tasks of the health app. Thin: take ids, are safe to retry, record their run (org_task)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from accounts.models import Organization
+from cs_platform.jobs import JobRecorder
+from cs_platform.tasks import org_task
+
+from .models import EventType, UsageEvent
+from .rollups import purge_raw_events, rollup_usage
+
+PURGE_MINUTES = 5  # the fan-out also queues the purge when it runs in the first minutes of an hour
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def rollup_all_usage() -> int:
+    """Beat entry (every 5 minutes): queue a rollup for each organization with pending ``track`` events,
+    and about once an hour a purge of raw events past retention for every organization.
+
+    Runs are not recorded as JobRuns (one every 5 minutes per organization would bury the imports);
+    pass ``job_id=`` when calling the tasks by hand to record one. Returns how many rollups it queued.
+    """
+    purge = timezone.now().minute < PURGE_MINUTES
+    queued = 0
+    for org_id in Organization.objects.order_by("id").values_list("id", flat=True):
+        pending = UsageEvent.all_orgs.filter(
+            organization_id=org_id, rolled_up=False, type=EventType.TRACK, account__isnull=False
+        ).exists()
+        if pending:
+            rollup_usage_task.delay(org_id)
+            queued += 1
+        if purge:
+            purge_raw_events_task.delay(org_id)
+    return queued
+
+
+@org_task()
+def rollup_usage_task(organization_id: int, *, job: JobRecorder | None = None) -> dict[str, int]:
+    """Roll every pending usage event of the organization into daily metrics (idempotent)."""
+    counts = rollup_usage(organization_id)
+    if job is not None:
+        job.count(**counts)
+    return counts
+
+
+@org_task()
+def purge_raw_events_task(organization_id: int, *, job: JobRecorder | None = None) -> int:
+    """Delete the organization's raw events past its retention window (rolled-up ones only for usage)."""
+    deleted = purge_raw_events(organization_id)
+    if job is not None:
+        job.count(deleted=deleted)
+    return deleted
