@@ -44,6 +44,8 @@ class IsolationCase:
     payload: Callable[[Any], dict[str, Any]]
     foreign: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     patch: Mapping[str, Any] | None = None
+    #: A resource the API only reads (``usage-metrics``): every write answers 405, for any id, and changes nothing.
+    read_only: bool = False
 
     def __str__(self) -> str:
         return self.resource
@@ -109,6 +111,11 @@ class IsolationSuite:
         return api(org, "admin")
 
     def test_create_payload_is_valid(self, case, org, client_a):
+        if case.read_only:
+            before = case.count(org)
+            assert client_a.post(case.url(), case.payload(org), format="json").status_code == 405
+            assert case.count(org) == before
+            return
         # Guards the suite itself: the 400s below must come from isolation, not from a broken payload.
         before = case.count(org)
         response = client_a.post(case.url(), case.payload(org), format="json")
@@ -131,20 +138,28 @@ class IsolationSuite:
     def test_writes_to_foreign_object_are_404_and_change_nothing(self, case, org, other_org, client_a):
         theirs = case.make(other_org)
         before = case.snapshot(theirs)
-        assert client_a.patch(case.url(theirs.pk), case.change(org), format="json").status_code == 404
-        assert client_a.put(case.url(theirs.pk), case.payload(org), format="json").status_code == 404
-        assert client_a.delete(case.url(theirs.pk)).status_code == 404
+        # A read-only resource refuses writes with 405 whatever the id: nothing to tell apart either.
+        code = 405 if case.read_only else 404
+        assert client_a.patch(case.url(theirs.pk), case.change(org), format="json").status_code == code
+        assert client_a.put(case.url(theirs.pk), case.payload(org), format="json").status_code == code
+        assert client_a.delete(case.url(theirs.pk)).status_code == code
         assert case.snapshot(theirs) == before
 
     def test_organization_in_body_is_an_unknown_field(self, case, org, other_org, client_a):
         body = case.payload(org)
         mine_before, theirs_before = case.count(org), case.count(other_org)
         response = client_a.post(case.url(), {**body, "organization": other_org.pk}, format="json")
+        if case.read_only:
+            assert response.status_code == 405
+            assert (case.count(org), case.count(other_org)) == (mine_before, theirs_before)
+            return
         assert response.status_code == 400
         assert response.json()["errors"]["organization"] == ["Unknown field."]
         assert (case.count(org), case.count(other_org)) == (mine_before, theirs_before)
 
     def test_related_object_of_another_organization_is_a_field_error(self, case, org, other_org, client_a):
+        if case.read_only:
+            pytest.skip(f"{case.resource} takes no writes")
         if not case.foreign:
             pytest.skip(f"{case.resource} refers to no other object")
         for path, make_ref in case.foreign.items():

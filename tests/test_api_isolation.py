@@ -16,6 +16,7 @@ from .factories import (
     TeamFactory,
 )
 from .isolation import IsolationCase, IsolationSuite
+from .signal_factories import InvoiceFactory, TicketFactory, UsageMetricFactory
 
 
 def account(org: Any) -> int:
@@ -51,6 +52,15 @@ CASES = [
     IsolationCase("users", make=lambda o: MembershipFactory(organization=o),
                   payload=lambda o: {"email": "new.member@example.com", "role": "csm"},
                   foreign={"team": lambda o: TeamFactory(organization=o).pk}, patch={"role": "viewer"}),
+    IsolationCase("usage-metrics", make=lambda o: UsageMetricFactory(account__organization=o),
+                  payload=lambda o: {"account": account(o), "date": "2026-11-02", "metric": "events", "value": "3"},
+                  read_only=True),
+    IsolationCase("tickets", make=lambda o: TicketFactory(account__organization=o),
+                  payload=lambda o: {"account": account(o), "external_id": "TK-NEW", "opened_at": "2026-11-02T09:00Z"},
+                  foreign={"account": account}, patch={"subject": "changed"}),
+    IsolationCase("invoices", make=lambda o: InvoiceFactory(account__organization=o),
+                  payload=lambda o: {"account": account(o), "external_id": "INV-NEW", "due_date": "2026-11-30",
+                                     "amount": "990.00"}, foreign={"account": account}, patch={"amount": "1.00"}),
 ]  # fmt: skip
 
 

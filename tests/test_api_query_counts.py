@@ -23,6 +23,7 @@ from .factories import (
     ProductFactory,
     TeamFactory,
 )
+from .signal_factories import InvoiceFactory, TicketFactory, UsageMetricFactory
 
 pytestmark = pytest.mark.django_db
 BUDGETS: dict[str, int] = json.loads((Path(__file__).with_name("query_counts.json")).read_text())
@@ -62,6 +63,12 @@ SCENARIOS = {
     "teams:list": ("/api/v1/teams/", {}, build_teams),
     "users:list": ("/api/v1/users/", {"ordering": "role"},
                    lambda o, n, u: MembershipFactory.create_batch(n, organization=o)),
+    "usage-metrics:list": ("/api/v1/usage-metrics/", {"metric": ["events", "active_users"], "date_after": "2020-01-01"},
+                           lambda o, n, u: UsageMetricFactory.create_batch(n, account__organization=o)),
+    "tickets:list": ("/api/v1/tickets/", {"open": "true", "ordering": "priority"},
+                     lambda o, n, u: TicketFactory.create_batch(n, account__organization=o)),
+    "invoices:list": ("/api/v1/invoices/", {"paid": "false", "ordering": "-amount"},
+                      lambda o, n, u: InvoiceFactory.create_batch(n, account__organization=o)),
 }  # fmt: skip
 
 

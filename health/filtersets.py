@@ -1,0 +1,96 @@
+"""Filtersets of the health signals, shared by the API lists and (later) the pages.
+
+Accounts come in pairs as elsewhere (``account`` by id, ``account_external_id`` by the CRM id). Flags that
+depend on "today" (``overdue``) use the organization's local date.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import django_filters as filters
+from django import forms
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.filtersets import OrgFilterSet
+
+from .models import Invoice, Ticket, TicketPriority, TicketStatus, UsageMetric
+
+#: Ticket statuses that still need work: ``open=true`` selects these, ``open=false`` the others.
+OPEN_STATUSES = (TicketStatus.OPEN, TicketStatus.PENDING)
+
+
+class _AnyValueMultipleField(forms.MultipleChoiceField):
+    """A repeated query parameter (``?metric=a&metric=b``) whose values are free text, not fixed choices."""
+
+    def valid_value(self, value: Any) -> bool:
+        return True
+
+
+class MultipleValueFilter(filters.MultipleChoiceFilter):
+    """``?name=a&name=b`` → rows matching any of the values (metric names are open-ended, so no choices)."""
+
+    field_class = _AnyValueMultipleField
+
+
+class UsageMetricFilterSet(OrgFilterSet):
+    account = filters.NumberFilter(field_name="account_id")
+    account_external_id = filters.CharFilter(field_name="account__external_id")
+    date_after = filters.DateFilter(field_name="date", lookup_expr="gte", label="On or after (YYYY-MM-DD)")
+    date_before = filters.DateFilter(field_name="date", lookup_expr="lte", label="On or before (YYYY-MM-DD)")
+    metric = MultipleValueFilter(distinct=False, label="Metric name (repeat for several)")
+
+    class Meta:
+        model = UsageMetric
+        fields: list[str] = []
+
+
+class TicketFilterSet(OrgFilterSet):
+    account = filters.NumberFilter(field_name="account_id")
+    account_external_id = filters.CharFilter(field_name="account__external_id")
+    external_id = filters.CharFilter()
+    status = filters.MultipleChoiceFilter(choices=TicketStatus.choices, distinct=False)
+    priority = filters.MultipleChoiceFilter(choices=TicketPriority.choices, distinct=False)
+    opened_after = filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
+    opened_before = filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="lte")
+    resolved_after = filters.IsoDateTimeFilter(field_name="resolved_at", lookup_expr="gte")
+    resolved_before = filters.IsoDateTimeFilter(field_name="resolved_at", lookup_expr="lte")
+    open = filters.BooleanFilter(method="filter_open", label="Open or pending")
+
+    class Meta:
+        model = Ticket
+        fields: list[str] = []
+
+    def filter_open(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        return queryset.filter(status__in=OPEN_STATUSES) if value else queryset.exclude(status__in=OPEN_STATUSES)
+
+
+class InvoiceFilterSet(OrgFilterSet):
+    account = filters.NumberFilter(field_name="account_id")
+    account_external_id = filters.CharFilter(field_name="account__external_id")
+    external_id = filters.CharFilter()
+    due_after = filters.DateFilter(field_name="due_date", lookup_expr="gte")
+    due_before = filters.DateFilter(field_name="due_date", lookup_expr="lte")
+    paid = filters.BooleanFilter(field_name="paid_at", lookup_expr="isnull", exclude=True)
+    overdue = filters.BooleanFilter(method="filter_overdue", label="Unpaid and past its due date")
+
+    class Meta:
+        model = Invoice
+        fields: list[str] = []
+
+    def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        today = local_today(self.organization)
+        overdue = {"paid_at__isnull": True, "due_date__lt": today}
+        return queryset.filter(**overdue) if value else queryset.exclude(**overdue)
+
+
+def local_today(org: Any) -> Any:
+    """Today in the organization's time zone (UTC when it sets none)."""
+    zone = ZoneInfo(getattr(org, "time_zone", "") or "UTC")
+    return timezone.localdate(timezone=zone)
