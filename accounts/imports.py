@@ -1,4 +1,5 @@
-"""CSV import of the customer model: accounts, contacts, contracts (one row per line) and activities.
+"""CSV import of the customer model and its health signals: accounts, contacts, contracts (one row per
+line), activities, usage (daily metrics), tickets and invoices.
 
 The contract is spec §8: a header row with exactly the documented columns, ISO dates, plain
 decimals, upsert by external id, and **all or nothing per file**: a file with any bad row imports
@@ -37,6 +38,15 @@ Per-kind rules worth knowing (also in the docs):
   activity in (account, type, occurred_at, summary) — or to an earlier row of the file — is skipped,
   so re-importing a file does not duplicate it. ``occurred_at`` is a date or an ISO date-time; a
   value without a time zone is read in the organization's time zone.
+- usage: one row per (account, date, metric), upserted by that key (the same rows the rollups write,
+  so a file may set ``events`` for a day; names of its own such as ``seats_used`` are fine); ``value``
+  is a plain decimal (negative allowed, 4 decimal places at most). A key twice in the file is an error.
+- tickets: upsert by ``external_id``; ``opened_at``/``resolved_at`` as for activities' ``occurred_at``;
+  ``priority`` P1–P4 and ``status`` open/pending/solved/closed (empty keeps the current value, or P3 /
+  open for a new ticket); ``resolved_at`` may not be before ``opened_at``. The subject is not a column and
+  is left as it is.
+- invoices: upsert by ``external_id``; ``amount`` ≥ 0 with at most 2 decimal places; ``paid_at`` empty =
+  unpaid; a new invoice takes the organization's currency (the currency is not a column).
 """
 
 from __future__ import annotations
@@ -60,6 +70,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connections, transaction
 from django.utils import timezone
+
+# The health signals' models live in the health app; the import contract (spec §8) is one service.
+from health.models import Invoice, Ticket, TicketPriority, TicketStatus, UsageMetric
 
 from .choices import ActivityType, ContactRole, ContractStatus, TouchModel
 from .models import Account, Activity, Contact, Contract, ContractLine, Membership, Organization, Product
@@ -88,10 +101,13 @@ COLUMNS: dict[str, list[str]] = {
         "product_name", "quantity", "annual_unit_price", "discount", "seats",
     ],
     "activities": ["account_external_id", "type", "occurred_at", "author_email", "summary"],
+    "usage": ["account_external_id", "date", "metric", "value"],
+    "tickets": ["external_id", "account_external_id", "opened_at", "priority", "status", "resolved_at"],
+    "invoices": ["external_id", "account_external_id", "due_date", "amount", "paid_at"],
 }  # fmt: skip
 KINDS = tuple(COLUMNS)
-# Part of the spec §8 contract, but their models (health signals) arrive with a later issue.
-LATER_KINDS = ("usage", "tickets", "invoices")
+# Kinds of the spec §8 contract not importable yet (none left: kept for callers that name it).
+LATER_KINDS: tuple[str, ...] = ()
 
 BATCH = 2000  # rows per statement: well under SQLite's variable limit, large enough for Postgres
 WHOLE_ORG_REFRESH = 5000  # beyond this many touched accounts, refreshing the whole org is cheaper
@@ -975,11 +991,253 @@ class _ActivityImporter(_Importer):
             flush()
 
 
+def _moment(value: str, tz: ZoneInfo) -> datetime:
+    """A date (midnight) or an ISO date-time; without a time zone it is read in ``tz``."""
+    if _DATE_RE.match(value):
+        return datetime.combine(_date(value), time(0), tzinfo=tz)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or ISO date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def _places(value: str, *, places: int, digits: int, low: Decimal | None) -> Decimal:
+    """A plain decimal that fits a ``DecimalField(max_digits=digits, decimal_places=places)``."""
+    number = _decimal(value, low=low)
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        raise ValueError(f"{value} has more than {places} decimal places")
+    if abs(number) >= Decimal(10) ** (digits - places):
+        raise ValueError(f"{value} is too large")
+    return number
+
+
+class _AccountRowImporter(_Importer):
+    """A kind whose rows hang off an account named by ``account_external_id`` (checked in ``finish``)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.tz = ZoneInfo(self.org.time_zone or "UTC")
+        self.account_lines: dict[str, list[int]] = defaultdict(list)
+        self.accounts: dict[str, int] = {}
+
+    def note_account(self, line: int, external_id: str | None) -> None:
+        if external_id:
+            self.account_lines[external_id].append(line)
+
+    def finish(self) -> None:
+        self.accounts = self.account_ids(self.account_lines)
+        for ext, lines in self.account_lines.items():
+            if ext not in self.accounts:
+                for line in lines:
+                    self.errors.add(line, "account_external_id", f"no account with external_id {ext}")
+        self.account_lines = defaultdict(list)
+
+    def batched(
+        self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None], flush: Callable[[list], None]
+    ) -> None:
+        batch: list[dict[str, Any]] = []
+        done = 0
+        for line, cells in rows:
+            batch.append(self.parse(line, cells))
+            if len(batch) >= BATCH:
+                flush(batch)
+                done += len(batch)
+                progress(done)
+                batch = []
+        if batch:
+            flush(batch)
+            progress(done + len(batch))
+
+    def parse(self, line: int, cells: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class _UsageImporter(_AccountRowImporter):
+    kind = "usage"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.seen: dict[tuple[str, date, str], int] = {}
+
+    def parse(self, line: int, cells: list[str]) -> dict[str, Any]:
+        return {
+            "account": self.cell(line, cells, "account_external_id", required=True),
+            "date": self.cell(line, cells, "date", _date, required=True),
+            "metric": self.cell(line, cells, "metric", lambda v: _text(v, 200), required=True),
+            "value": self.cell(
+                line, cells, "value", lambda v: _places(v, places=4, digits=18, low=None), required=True
+            ),
+        }
+
+    def check(self, line: int, cells: list[str]) -> None:
+        row = self.parse(line, cells)
+        self.note_account(line, row["account"])
+        if row["account"] and row["date"] and row["metric"]:
+            key = (row["account"], row["date"], row["metric"])
+            if key in self.seen:
+                where = f"{row['metric']} on {row['date']} for account {row['account']}"
+                self.errors.add(line, "metric", f"{where} is already on line {self.seen[key]}")
+            else:
+                self.seen[key] = line
+
+    def finish(self) -> None:
+        super().finish()
+        self.seen = {}
+
+    def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:
+        org = self.org
+
+        def flush(batch: list[dict[str, Any]]) -> None:
+            keys = [(self.accounts[r["account"]], r["date"], r["metric"]) for r in batch]
+            current = {
+                (a, d, m): v
+                for a, d, m, v in UsageMetric.objects.for_org(org)
+                .filter(
+                    account_id__in={k[0] for k in keys}, date__in={k[1] for k in keys}, metric__in={k[2] for k in keys}
+                )
+                .values_list("account_id", "date", "metric", "value")
+            }
+            writes = []
+            for row, key in zip(batch, keys, strict=True):
+                old = current.get(key)
+                if old is not None and old == row["value"]:
+                    self.result.unchanged += 1
+                    continue
+                self.result.created += old is None
+                self.result.updated += old is not None
+                writes.append(
+                    UsageMetric(
+                        organization_id=org.pk, account_id=key[0], date=key[1], metric=key[2], value=row["value"]
+                    )
+                )
+            upsert(UsageMetric, writes, unique=["organization", "account", "date", "metric"], update=["value"])
+
+        self.batched(rows, progress, flush)
+
+
+class _ExternalIdImporter(_AccountRowImporter):
+    """Tickets and invoices: upsert by ``external_id``, updating ``FIELDS`` only."""
+
+    model: Any = None
+    FIELDS: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.seen: dict[str, int] = {}
+
+    def check(self, line: int, cells: list[str]) -> None:
+        row = self.parse(line, cells)
+        self.note_account(line, row["account"])
+        ext = row["external_id"]
+        if ext is not None:
+            if ext in self.seen:
+                self.errors.add(line, "external_id", f"duplicate external_id {ext} (first on line {self.seen[ext]})")
+            else:
+                self.seen[ext] = line
+
+    def finish(self) -> None:
+        super().finish()
+        self.seen = {}
+
+    def values(self, row: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def new(self, external_id: str, values: dict[str, Any]) -> Any:
+        return self.model(organization_id=self.org.pk, external_id=external_id, **values)
+
+    def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:
+        def flush(batch: list[dict[str, Any]]) -> None:
+            current = {
+                v["external_id"]: v
+                for v in self.model.objects.for_org(self.org)
+                .filter(external_id__in=[r["external_id"] for r in batch])
+                .values("external_id", *self.FIELDS)
+            }
+            writes = []
+            for row in batch:
+                old = current.get(row["external_id"])
+                values = self.values(row, old)
+                if old is not None and all(old[k] == values[k] for k in self.FIELDS):
+                    self.result.unchanged += 1
+                    continue
+                self.result.created += old is None
+                self.result.updated += old is not None
+                writes.append(self.new(row["external_id"], values))
+            upsert(self.model, writes, unique=["organization", "external_id"], update=list(self.FIELDS))
+
+        self.batched(rows, progress, flush)
+
+
+TICKET_PRIORITIES = tuple(TicketPriority.values)
+TICKET_STATUSES = tuple(TicketStatus.values)
+
+
+class _TicketImporter(_ExternalIdImporter):
+    kind = "tickets"
+    model = Ticket
+    FIELDS = ("account_id", "opened_at", "priority", "status", "resolved_at")
+
+    def parse(self, line: int, cells: list[str]) -> dict[str, Any]:
+        row = {
+            "external_id": self.cell(line, cells, "external_id", lambda v: _text(v, 120), required=True),
+            "account": self.cell(line, cells, "account_external_id", required=True),
+            "opened_at": self.cell(line, cells, "opened_at", lambda v: _moment(v, self.tz), required=True),
+            "priority": self.cell(line, cells, "priority", lambda v: _choice(v.upper(), TICKET_PRIORITIES)),
+            "status": self.cell(line, cells, "status", lambda v: _choice(v.lower(), TICKET_STATUSES)),
+            "resolved_at": self.cell(line, cells, "resolved_at", lambda v: _moment(v, self.tz)),
+        }
+        if row["opened_at"] and row["resolved_at"] and row["resolved_at"] < row["opened_at"]:
+            self.errors.add(line, "resolved_at", "is before opened_at")
+        return row
+
+    def values(self, row: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "account_id": self.accounts[row["account"]],
+            "opened_at": row["opened_at"],
+            "priority": row["priority"] or (old["priority"] if old else TicketPriority.P3),
+            "status": row["status"] or (old["status"] if old else TicketStatus.OPEN),
+            "resolved_at": row["resolved_at"],
+        }
+
+
+class _InvoiceImporter(_ExternalIdImporter):
+    kind = "invoices"
+    model = Invoice
+    FIELDS = ("account_id", "due_date", "amount", "paid_at")
+
+    def parse(self, line: int, cells: list[str]) -> dict[str, Any]:
+        return {
+            "external_id": self.cell(line, cells, "external_id", lambda v: _text(v, 120), required=True),
+            "account": self.cell(line, cells, "account_external_id", required=True),
+            "due_date": self.cell(line, cells, "due_date", _date, required=True),
+            "amount": self.cell(
+                line, cells, "amount", lambda v: _places(v, places=2, digits=14, low=Decimal(0)), required=True
+            ),
+            "paid_at": self.cell(line, cells, "paid_at", _date),
+        }
+
+    def values(self, row: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "account_id": self.accounts[row["account"]],
+            "due_date": row["due_date"],
+            "amount": row["amount"],
+            "paid_at": row["paid_at"],
+        }
+
+    def new(self, external_id: str, values: dict[str, Any]) -> Any:
+        return Invoice(organization_id=self.org.pk, external_id=external_id, currency=self.org.currency, **values)
+
+
 IMPORTERS: dict[str, type[_Importer]] = {
     "accounts": _AccountImporter,
     "contacts": _ContactImporter,
     "contracts": _ContractImporter,
     "activities": _ActivityImporter,
+    "usage": _UsageImporter,
+    "tickets": _TicketImporter,
+    "invoices": _InvoiceImporter,
 }
 
 
@@ -1000,12 +1258,7 @@ def _check_header(kind: str, header: list[str], errors: _Errors) -> None:
 
 
 def check_kind(kind: str) -> None:
-    """Raise :class:`UnsupportedKind` with a clear message unless ``kind`` can be imported now."""
-    if kind in LATER_KINDS:
-        raise UnsupportedKind(
-            f"importing {kind} is part of the CSV contract but arrives with a later issue (health signals); "
-            f"importable now: {', '.join(KINDS)}"
-        )
+    """Raise :class:`UnsupportedKind` with a clear message unless ``kind`` can be imported."""
     if kind not in IMPORTERS:
         raise UnsupportedKind(f"unknown kind {kind!r}; importable: {', '.join(KINDS)}")
 

@@ -299,11 +299,11 @@ def test_dry_run_writes_nothing_but_counts(org, tmp_path):
     assert not Account.objects.for_org(org).exists()
 
 
-def test_streams_and_later_kinds(org):
+def test_streams_and_unknown_kinds(org):
     stream = io.BytesIO(("\ufeff" + ACCOUNT_HEADER + "\nA1,One,,,,,,,,,\n").encode())
     assert import_csv(org, "accounts", stream).created == 1
-    with pytest.raises(UnsupportedKind, match="later issue"):
-        import_csv(org, "usage", io.StringIO(""))
+    with pytest.raises(UnsupportedKind, match="unknown kind 'surveys'"):
+        import_csv(org, "surveys", io.StringIO(""))
     assert import_csv(org, "accounts", io.StringIO("")).errors[0].line == 1
 
 
@@ -316,8 +316,8 @@ def test_command_reports_errors_on_stderr_and_fails(org, tmp_path):
         "line 2, column name: is required",
         "line 3, column employees: 'x' is not a non-negative whole number",
     ]
-    with pytest.raises(CommandError, match="later issue"):
-        call_command("import_csv", org.slug, "tickets", str(path))
+    with pytest.raises(CommandError, match="unknown kind"):
+        call_command("import_csv", org.slug, "surveys", str(path))
     out = io.StringIO()
     good = accounts_csv(tmp_path, ["A1,One,,,,,,,,,"])
     call_command("import_csv", org.slug, "accounts", str(good), stdout=out)
@@ -365,4 +365,4 @@ def test_start_import_queues_a_run_after_commit(org, tmp_path, django_capture_on
     assert job.status == JobStatus.QUEUED and job.params == {"kind": "accounts", "path": str(path), "dry_run": False}
     assert len(callbacks) == 1
     with pytest.raises(UnsupportedKind):
-        start_import(org, "invoices", path)
+        start_import(org, "surveys", path)

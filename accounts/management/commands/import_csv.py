@@ -13,17 +13,17 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.imports import KINDS, LATER_KINDS, UnsupportedKind, import_csv
+from accounts.imports import KINDS, UnsupportedKind, import_csv
 from accounts.models import Organization
 from cs_platform.tenancy import org_scope
 
 
 class Command(BaseCommand):
-    help = "Import a CSV file (accounts, contacts, contracts, activities) into an organization, all or nothing."
+    help = "Import a CSV file of one spec §8 kind into an organization, all or nothing."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("org_slug")
-        parser.add_argument("kind", help=f"One of: {', '.join(KINDS)} ({', '.join(LATER_KINDS)}: later)")
+        parser.add_argument("kind", help=f"One of: {', '.join(KINDS)}")
         parser.add_argument("file", help="Path of the CSV file, or - for stdin")
         parser.add_argument("--dry-run", action="store_true", help="Validate and count, write nothing")
 
