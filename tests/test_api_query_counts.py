@@ -51,6 +51,16 @@ def build_teams(org: Any, n: int, owner: Any) -> None:
         MembershipFactory(organization=org, team=team)
 
 
+def build_webhooks(org: Any, n: int, owner: Any) -> None:
+    from playbooks.models import WebhookEndpoint
+
+    WebhookEndpoint.all_orgs.bulk_create(
+        WebhookEndpoint(organization=org, url=f"https://example.com/{i}", event_types=["account.created"],
+                        secret="s", created_by=owner)
+        for i in range(n)
+    )  # fmt: skip
+
+
 SCENARIOS = {
     # name: (url, query string, builder)
     "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
@@ -62,6 +72,7 @@ SCENARIOS = {
     "teams:list": ("/api/v1/teams/", {}, build_teams),
     "users:list": ("/api/v1/users/", {"ordering": "role"},
                    lambda o, n, u: MembershipFactory.create_batch(n, organization=o)),
+    "webhooks:list": ("/api/v1/webhooks/", {"is_active": "true"}, build_webhooks),
 }  # fmt: skip
 
 
