@@ -377,3 +377,70 @@ def test_admin_page_creates_lists_tests_and_deactivates(client, org, alice, bob,
 
     client.force_login(bob)  # a CSM
     assert client.get(base).status_code == 403
+
+
+# --- A real Celery worker on Redis (Postgres only, like tests/test_celery.py) ------------------------
+
+
+@pytest.fixture
+def webhook_worker():
+    """An in-process worker on a private queue that ``deliver_webhook`` is routed to."""
+    import os
+    import uuid
+
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun
+    from django.db import connections
+
+    from cs_platform.celery import app
+
+    queue = f"retain-hooks-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def close(**_: object) -> None:
+        connections.close_all()
+
+    saved = {key: app.conf[key] for key in ("task_always_eager", "worker_hijack_root_logger", "task_routes")}
+    app.conf.update(
+        task_always_eager=False,
+        worker_hijack_root_logger=False,
+        task_routes={"playbooks.tasks.deliver_webhook": {"queue": queue}},
+    )
+    task_postrun.connect(close, weak=False)
+    try:
+        with start_worker(app, queues=[queue], perform_ping_check=False, shutdown_timeout=30) as w:
+            yield w
+    finally:
+        task_postrun.disconnect(close)
+        app.conf.update(saved)
+
+
+def _real_broker_and_db() -> bool:
+    from django.conf import settings
+
+    return settings.CELERY_BROKER_URL.startswith("redis") and not settings.DATABASES["default"]["ENGINE"].endswith(
+        "sqlite3"
+    )
+
+
+@pytest.mark.skipif(not _real_broker_and_db(), reason="needs REDIS_URL and a Postgres DATABASE_URL")
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_retries_with_countdown_until_the_receiver_accepts(org, receiver, webhook_worker, monkeypatch):
+    import time
+
+    monkeypatch.setattr(services, "RETRY_DELAYS", (1, 1, 1, 1, 1))  # real countdowns, just short
+    make_endpoint(org, receiver.url())
+    receiver.statuses = [500, 500]
+    AccountFactory(organization=org, name="Real worker Co")  # commits: post_save → emit → on_commit → queue
+
+    delivery = WebhookDelivery.all_orgs.get(organization=org)
+    deadline = time.monotonic() + 60  # a generous bound, not a speed assertion
+    while time.monotonic() < deadline:
+        delivery.refresh_from_db()
+        if delivery.is_final:
+            break
+        time.sleep(0.1)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SUCCEEDED, 3)
+    assert list(delivery.attempt_log.values_list("status_code", flat=True)) == [500, 500, 200]
+    assert len(receiver.requests) == 3
+    assert {b["data"]["name"] for b in receiver.bodies()} == {"Real worker Co"}
