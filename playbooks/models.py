@@ -43,7 +43,9 @@ class WebhookEndpoint(OrgScopedModel):
     receiver holds a copy), it grants no access to Retain, and only admins can read it.
     """
 
-    url = models.URLField(max_length=2000)
+    # Not a URLField: its validator refuses single-label hosts (``http://crm-sync:8080/``) that
+    # self-hosted receivers use; playbooks.services.validate_webhook_url checks scheme and host.
+    url = models.CharField(max_length=2000)
     description = models.CharField(max_length=200, blank=True)
     event_types = models.JSONField(default=list, help_text="Subset of EventType values")
     secret = models.CharField(max_length=100)

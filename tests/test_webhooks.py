@@ -340,6 +340,13 @@ def test_bad_webhook_input_is_a_field_error(org, api, url, event_types, field):
     assert not WebhookEndpoint.all_orgs.filter(organization=org).exists()
 
 
+def test_internal_single_label_hosts_are_accepted(org, api):
+    body = {"url": "http://crm-sync:8080/hooks/retain", "event_types": ["account.updated"]}
+    response = api(org, "admin").post("/api/v1/webhooks/", body, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["url"] == body["url"]
+
+
 def test_deliveries_of_another_orgs_endpoint_are_404(org, other_org, api):
     theirs = make_endpoint(other_org, "https://example.com/theirs")
     services.send_test(theirs)
