@@ -7,9 +7,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 urlpatterns = [
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("health.api.urls")),
+    path("api/v1/", include("playbooks.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("django-admin/", admin.site.urls),
+    path("o/<slug:org_slug>/admin/webhooks/", include("playbooks.urls")),
     path("", include("accounts.urls")),
 ]

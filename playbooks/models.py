@@ -1,1 +1,127 @@
-"""Models of the playbooks app (arrive with their issue)."""
+"""Models of the playbooks app: outbound automation. For now, outbound webhooks (spec §8).
+
+An admin registers a :class:`WebhookEndpoint` for some event types; every event of those types
+becomes one :class:`WebhookDelivery` per endpoint, delivered by a Celery task with retries, and
+each HTTP try is logged as a :class:`WebhookAttempt`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from cs_platform.tenancy import OrgScopedModel
+
+
+class EventType(models.TextChoices):
+    """The fixed set of events a webhook can subscribe to (spec §8, issue #3)."""
+
+    ACCOUNT_CREATED = "account.created", "Account created"
+    ACCOUNT_UPDATED = "account.updated", "Account updated"
+    HEALTH_COLOR_CHANGED = "health.color_changed", "Health colour changed"
+    RENEWAL_FORECAST_CHANGED = "renewal.forecast_changed", "Renewal forecast changed"
+    CTA_OPENED = "cta.opened", "CTA opened"
+    CTA_CLOSED = "cta.closed", "CTA closed"
+    SURVEY_RESPONSE = "survey.response", "Survey response"
+    FEATURE_REQUEST_STATUS_CHANGED = "feature_request.status_changed", "Feature request status changed"
+    WEBHOOK_TEST = "webhook.test", "Test event"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RETRYING = "retrying", "Retrying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class WebhookEndpoint(OrgScopedModel):
+    """A receiver URL of an organization and the event types it wants.
+
+    ``secret`` signs every body (``X-Retain-Signature: sha256=<HMAC-SHA256(secret, body)>``). Unlike
+    API and write keys it is stored as is, not hashed: HMAC signing needs the secret itself at every
+    delivery, and a hash would make signing impossible. It is a shared verification secret (the
+    receiver holds a copy), it grants no access to Retain, and only admins can read it.
+    """
+
+    # Not a URLField: its validator refuses single-label hosts (``http://crm-sync:8080/``) that
+    # self-hosted receivers use; playbooks.services.validate_webhook_url checks scheme and host.
+    url = models.CharField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list, help_text="Subset of EventType values")
+    secret = models.CharField(max_length=100)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "is_active"], name="playbooks_hook_org_active")]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        """Whether an event of this type goes to this endpoint (a test event always does)."""
+        return event_type == EventType.WEBHOOK_TEST or event_type in (self.event_types or [])
+
+
+class WebhookDelivery(OrgScopedModel):
+    """One event to one endpoint: the payload as sent, its status and the retry schedule.
+
+    ``event_id`` is the same for every endpoint that receives the event, and stays the same across
+    retries, so receivers can deduplicate.
+    """
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_type = models.CharField(max_length=64, choices=EventType.choices)
+    event_id = models.UUIDField()
+    payload = models.JSONField(default=dict, help_text="The event's data object")
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    response_excerpt = models.TextField(blank=True, help_text="Start of the last response body")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["organization", "endpoint", "-created_at"], name="playbooks_delivery_endpoint"),
+            models.Index(fields=["organization", "status"], name="playbooks_delivery_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.endpoint_id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
+
+
+class WebhookAttempt(OrgScopedModel):
+    """One HTTP try of a delivery: what came back (code or error), how long it took, and when the
+    next try was scheduled (``retry_in_seconds``, empty when none was)."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    retry_in_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="playbooks_attempt_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300

@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from playbooks.models import WebhookEndpoint
+from playbooks.services import generate_secret
+
 from .factories import (
     AccountFactory,
     ActivityFactory,
@@ -49,6 +52,9 @@ CASES = [
                            "author": member_email}, patch={"summary": "changed"}),
     IsolationCase("teams", make=lambda o: TeamFactory(organization=o), payload=lambda o: {"name": "New team"},
                   foreign={"manager": member_email, "members": lambda o: [member_email(o)]}),
+    IsolationCase("webhooks", make=lambda o: WebhookEndpoint.all_orgs.create(organization=o, url="https://example.com/h",
+                  event_types=["account.created"], secret=generate_secret()),
+                  payload=lambda o: {"url": "https://example.com/hook", "event_types": ["account.created"]}),
     IsolationCase("users", make=lambda o: MembershipFactory(organization=o),
                   payload=lambda o: {"email": "new.member@example.com", "role": "csm"},
                   foreign={"team": lambda o: TeamFactory(organization=o).pk}, patch={"role": "viewer"}),

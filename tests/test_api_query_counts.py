@@ -52,6 +52,16 @@ def build_teams(org: Any, n: int, owner: Any) -> None:
         MembershipFactory(organization=org, team=team)
 
 
+def build_webhooks(org: Any, n: int, owner: Any) -> None:
+    from playbooks.models import WebhookEndpoint
+
+    WebhookEndpoint.all_orgs.bulk_create(
+        WebhookEndpoint(organization=org, url=f"https://example.com/{i}", event_types=["account.created"],
+                        secret="s", created_by=owner)
+        for i in range(n)
+    )  # fmt: skip
+
+
 SCENARIOS = {
     # name: (url, query string, builder)
     "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
@@ -69,6 +79,7 @@ SCENARIOS = {
                      lambda o, n, u: TicketFactory.create_batch(n, account__organization=o)),
     "invoices:list": ("/api/v1/invoices/", {"paid": "false", "ordering": "-amount"},
                       lambda o, n, u: InvoiceFactory.create_batch(n, account__organization=o)),
+    "webhooks:list": ("/api/v1/webhooks/", {"is_active": "true"}, build_webhooks),
 }  # fmt: skip
 
 

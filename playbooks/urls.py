@@ -1,0 +1,13 @@
+"""Pages of the playbooks app, mounted under ``/o/<slug>/admin/webhooks/``."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.admin_webhooks, name="admin-webhooks"),
+    path("<int:endpoint_id>/", views.admin_webhook_detail, name="admin-webhook-detail"),
+    path("<int:endpoint_id>/test/", views.admin_webhook_test, name="admin-webhook-test"),
+    path("<int:endpoint_id>/toggle/", views.admin_webhook_toggle, name="admin-webhook-toggle"),
+    path("<int:endpoint_id>/delete/", views.admin_webhook_delete, name="admin-webhook-delete"),
+]
