@@ -272,6 +272,9 @@ def _handle(request: HttpRequest, endpoint: str | None) -> JsonResponse:
     received_at = timezone.now()
     try:
         body = _read_body(request, MAX_BATCH_BYTES if endpoint is None else MAX_EVENT_BYTES)
+        if b"\\u0000" in body:
+            # Postgres text and jsonb cannot hold NUL; refuse clearly rather than fail at insert time.
+            raise IngestRejected("NUL characters (\\u0000) are not supported in events.")
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -151,6 +151,8 @@ def test_bad_json_and_empty_batch_are_400(write_key):
     assert post("/v1/batch", None, write_key, raw=b"{nope").status_code == 400
     assert post("/v1/batch", {"batch": []}, write_key).status_code == 400
     assert post("/v1/batch", {"events": [track(1)]}, write_key).status_code == 400
+    nul = post("/v1/batch", {"batch": [track(1, properties={"x": "a\u0000b"})]}, write_key)
+    assert nul.status_code == 400 and "NUL" in nul.json()["detail"]
 
 
 def test_single_endpoints_imply_their_type(org, write_key, account):
