@@ -11,7 +11,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, models
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
@@ -208,6 +208,15 @@ def test_client_clock_skew_is_corrected_from_sent_at(org, write_key):
     assert 590 < offset <= 600  # ten minutes before it reached us, not two hours ten
 
 
+def test_small_clock_differences_keep_the_client_timestamp(org, write_key):
+    from django.utils import timezone
+
+    sent = (timezone.now() - timezone.timedelta(seconds=20)).isoformat()  # latency, not a wrong clock
+    body = {"batch": [track(1, timestamp="2026-05-01T23:59:59.999Z")], "sentAt": sent}
+    assert post("/v1/batch", body, write_key).status_code == 200
+    assert events_of(org).get().timestamp.isoformat() == "2026-05-01T23:59:59.999000+00:00"
+
+
 # --- semantics ---------------------------------------------------------------------------------
 
 
@@ -376,3 +385,42 @@ def test_official_segment_client_end_to_end(live_server, segment_session_closed)
     sync.track("user-1", "Signed In", message_id="fixed-id")
     sync.track("user-1", "Signed In", message_id="fixed-id")  # a retry: deduplicated
     assert stored.filter(message_id="fixed-id", account=account).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_official_client_batches_count_per_account_and_a_resend_changes_nothing(live_server, segment_session_closed):
+    """2,000 track events of 100 users on 50 accounts, sent in the client's own batches of 100, twice."""
+    from collections import Counter
+    from datetime import UTC, datetime, timedelta
+
+    from segment.analytics import Client as SegmentClient
+
+    from accounts.services import create_organization
+
+    org = create_organization(slug="e2e-volume", name="E2E volume")[0]
+    accounts = [AccountFactory(organization=org, external_id=f"V-{i:02d}") for i in range(50)]
+    raw = WriteKey.issue(organization=org)[1]
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    expected: Counter[int] = Counter()
+
+    def send() -> list:
+        errors: list = []
+        client = SegmentClient(raw, host=live_server.url, on_error=lambda e, b: errors.append(e), max_queue_size=5000)
+        for u in range(100):
+            client.group(f"user-{u}", accounts[u % 50].external_id, message_id=f"g-{u}")
+        for i in range(2000):
+            u = i % 100
+            when = start + timedelta(minutes=17 * i)
+            client.track(f"user-{u}", "Report Built", {"i": i}, timestamp=when, message_id=f"t-{i}")
+        client.flush()
+        client.join()
+        return errors
+
+    for i in range(2000):
+        expected[accounts[(i % 100) % 50].pk] += 1
+    assert send() == []
+    tracks = UsageEvent.objects.for_org(org).filter(type="track")
+    counts = Counter(dict(tracks.values_list("account").annotate(n=models.Count("id")).values_list("account", "n")))
+    assert counts == expected
+    assert send() == []  # the same messages again: deduplicated
+    assert tracks.count() == 2000
