@@ -1,0 +1,356 @@
+"""The Segment-compatible tracking API (spec §8): ``POST /v1/batch``, ``/v1/track``, ``/v1/identify``,
+``/v1/group``. See ``docs/ingestion.md`` for the contract.
+
+Plain Django views, not DRF: the endpoints speak Segment's protocol (HTTP Basic with the write key as
+user name, ``{"success": true}``), not the REST API's. This module reads the request (auth, size
+limits, gzip, JSON) and validates every event; :func:`health.services.ingest_events` stores them.
+A request is all or nothing: one invalid event rejects the batch and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hashlib
+import io
+import json
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts.models import ApiKey, WriteKey
+from cs_platform.tenancy import org_scope
+
+from .services import EventError, IncomingEvent, IngestRejected, ingest_events
+
+__all__ = ["batch", "group", "identify", "parse_events", "track"]
+
+MAX_EVENT_BYTES = 32 * 1024  # Segment's limit per event
+MAX_BATCH_BYTES = 500 * 1024  # Segment's limit per request (after decompression)
+MAX_ID = 200
+STORED_TYPES = {"track", "identify", "group"}
+# Known Segment calls that carry no usage Retain uses: accepted, not stored, reported in the response.
+IGNORED_TYPES = {"page", "screen", "alias"}
+# Below this difference between the client's sentAt and our clock we keep the client's timestamp:
+# it is delivery latency, not a wrong clock (see docs/ingestion.md "Timestamps").
+CLOCK_SKEW_TOLERANCE = timedelta(seconds=60)
+LAST_USED_EVERY = timedelta(minutes=5)
+
+
+def _error(status: int, detail: str, errors: list[EventError] | None = None, code: str = "invalid_request"):
+    # "code"/"message" are the fields Segment's own libraries log from an error body.
+    body = {"detail": detail, "errors": [e.as_dict() for e in errors or []], "code": code, "message": detail}
+    response = JsonResponse(body, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Basic realm="Retain event ingestion"'
+    return response
+
+
+def _write_key(request: HttpRequest) -> tuple[WriteKey | None, str]:
+    """The live write key of the request's Basic credentials, or ``None`` and why."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None, "Authenticate with HTTP Basic: the write key as user name and an empty password."
+    try:
+        raw = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None, "Malformed HTTP Basic credentials."
+    username = raw.partition(":")[0]
+    if username.startswith(ApiKey.PREFIX):
+        return None, "This is an API key; the tracking API takes a write key (rwk_…)."
+    key = WriteKey.authenticate(username)
+    if key is None:
+        return None, "Unknown or revoked write key."
+    return key, ""
+
+
+def _read_body(request: HttpRequest, limit: int) -> bytes:
+    """The (decompressed) body, at most ``limit`` bytes, else :class:`IngestRejected` 413/400."""
+    too_big = IngestRejected(f"Request body exceeds {limit // 1024} KB.", status=413)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise too_big
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise too_big
+    encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise IngestRejected(f"Unsupported Content-Encoding {encoding!r} (gzip is accepted).", status=415)
+    try:
+        # Read at most limit + 1 bytes: a small compressed body may inflate to gigabytes.
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
+            data = stream.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IngestRejected(f"Body is not valid gzip: {exc}") from exc
+    if len(data) > limit:
+        raise too_big
+    return data
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """An ISO-8601 string as an aware UTC datetime (naive means UTC); ``None`` if unparseable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _as_id(value: Any) -> str | None:
+    """Segment ids may be strings or numbers; anything else is not an id."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    return None
+
+
+def _derived_message_id(raw: dict[str, Any], timestamp: datetime) -> str:
+    """A deterministic id for an event sent without ``messageId``: its content and effective timestamp."""
+    content = {k: v for k, v in raw.items() if k not in ("sentAt", "receivedAt", "writeKey")}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(f"{canonical}|{timestamp.isoformat()}".encode()).hexdigest()
+    return f"derived-{digest[:40]}"
+
+
+def parse_events(
+    raw_events: list[Any],
+    *,
+    received_at: datetime,
+    batch_sent_at: datetime | None = None,
+    batch_context: dict[str, Any] | None = None,
+    default_type: str | None = None,
+    check_sizes: bool = True,
+) -> tuple[list[IncomingEvent], list[EventError], list[EventError]]:
+    """Validate raw events; returns (valid events, errors, ignored calls such as ``page``)."""
+    valid: list[IncomingEvent] = []
+    errors: list[EventError] = []
+    ignored: list[EventError] = []
+    for index, raw in enumerate(raw_events):
+        if not isinstance(raw, dict):
+            errors.append(EventError(index, None, "event must be a JSON object"))
+            continue
+        message_id = raw.get("messageId")
+        shown_id = message_id if isinstance(message_id, str) else None
+        problems: list[str] = []
+
+        def fail(reason: str, _problems: list[str] = problems) -> None:
+            _problems.append(reason)
+
+        if check_sizes and len(json.dumps(raw, separators=(",", ":")).encode()) > MAX_EVENT_BYTES:
+            errors.append(EventError(index, shown_id, f"event exceeds {MAX_EVENT_BYTES // 1024} KB"))
+            continue
+        kind = raw.get("type", default_type)
+        if default_type and kind != default_type:
+            fail(f"type {kind!r} sent to the /v1/{default_type} endpoint")
+        if kind in IGNORED_TYPES:
+            ignored.append(EventError(index, shown_id, f"{kind} calls are accepted but not used by Retain"))
+            continue
+        if kind not in STORED_TYPES:
+            fail(f"unknown type {kind!r} (expected one of: track, identify, group, page, screen, alias)")
+        if message_id is not None and (not isinstance(message_id, str) or not message_id or len(message_id) > MAX_ID):
+            fail(f"messageId must be a non-empty string of at most {MAX_ID} characters")
+        user_id = _as_id(raw.get("userId")) if raw.get("userId") is not None else ""
+        anonymous_id = _as_id(raw.get("anonymousId")) if raw.get("anonymousId") is not None else ""
+        if user_id is None or len(user_id) > MAX_ID:
+            fail(f"userId must be a string of at most {MAX_ID} characters")
+        if anonymous_id is None or len(anonymous_id) > MAX_ID:
+            fail(f"anonymousId must be a string of at most {MAX_ID} characters")
+        if not user_id and not anonymous_id:
+            fail("userId or anonymousId is required")
+        name = raw.get("event", "")
+        if kind == "track" and (not isinstance(name, str) or not name.strip() or len(name) > MAX_ID):
+            fail(f"track needs an event name (a string of 1 to {MAX_ID} characters)")
+        group_id = ""
+        if kind == "group":
+            group_id = _as_id(raw.get("groupId")) or ""
+            if not group_id or len(group_id) > 120:
+                fail("group needs a groupId (the account's external_id, at most 120 characters)")
+        payload_key = "properties" if kind == "track" else "traits"
+        payload = raw.get(payload_key)
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, dict):
+            fail(f"{payload_key} must be an object")
+            payload = {}
+        context = raw.get("context")
+        if context is None:
+            context = batch_context or {}
+        if not isinstance(context, dict):
+            fail("context must be an object")
+            context = {}
+
+        if "timestamp" in raw and raw["timestamp"] is not None:
+            timestamp = _parse_time(raw["timestamp"])
+            if timestamp is None:
+                fail(f"timestamp {raw['timestamp']!r} is not an ISO-8601 date-time")
+                timestamp = received_at
+            else:
+                sent_at = _parse_time(raw.get("sentAt")) or batch_sent_at
+                # Events forwarded with their own receivedAt were corrected upstream already.
+                if sent_at is not None and "receivedAt" not in raw:
+                    skew = received_at - sent_at
+                    if abs(skew) > CLOCK_SKEW_TOLERANCE:
+                        timestamp = timestamp + skew
+        else:
+            timestamp = received_at
+
+        email = title = display = ""
+        hint = _as_id(context.get("groupId")) or ""
+        if kind == "identify":
+            email = payload.get("email") or ""
+            if email:
+                try:
+                    if not isinstance(email, str):
+                        raise ValidationError("not a string")
+                    validate_email(email)
+                except ValidationError:
+                    fail(f"traits.email {email!r} is not an email address")
+                    email = ""
+            first, last = payload.get("firstName"), payload.get("lastName")
+            joined = " ".join(str(p) for p in (first, last) if p)
+            display = str(payload.get("name") or joined or "")
+            title = str(payload.get("title") or "")
+            company = payload.get("company")
+            if not hint and isinstance(company, dict):
+                hint = _as_id(company.get("id")) or ""
+        elif kind == "group":
+            display = str(payload.get("name") or "")
+
+        if problems:
+            errors.append(EventError(index, shown_id, "; ".join(problems)))
+            continue
+        valid.append(
+            IncomingEvent(
+                index=index,
+                type=kind,
+                message_id=message_id or _derived_message_id(raw, timestamp),
+                timestamp=timestamp,
+                user_id=user_id or "",
+                anonymous_id=anonymous_id or "",
+                event=name if kind == "track" else "",
+                group_id=group_id,
+                group_hint=hint[:120],
+                properties=payload,
+                email=email,
+                name=display,
+                title=title,
+                derived_id=not message_id,
+            )
+        )
+    return valid, errors, ignored
+
+
+def _handle(request: HttpRequest, endpoint: str | None) -> JsonResponse:
+    if request.method != "POST":
+        response = _error(405, "Use POST.", code="method_not_allowed")
+        response["Allow"] = "POST"
+        return response
+    key, why = _write_key(request)
+    if key is None:
+        return _error(401, why, code="unauthorized")
+    received_at = timezone.now()
+    try:
+        body = _read_body(request, MAX_BATCH_BYTES if endpoint is None else MAX_EVENT_BYTES)
+        if b"\\u0000" in body:
+            # Postgres text and jsonb cannot hold NUL; refuse clearly rather than fail at insert time.
+            raise IngestRejected("NUL characters (\\u0000) are not supported in events.")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise IngestRejected(f"Body is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise IngestRejected("Body must be a JSON object.")
+        batch_sent_at = None
+        if data.get("sentAt") is not None:
+            batch_sent_at = _parse_time(data["sentAt"])
+            if batch_sent_at is None:
+                raise IngestRejected(f"sentAt {data['sentAt']!r} is not an ISO-8601 date-time.")
+        if endpoint is None:
+            raw_events = data.get("batch")
+            if not isinstance(raw_events, list) or not raw_events:
+                raise IngestRejected('Body must have a non-empty "batch" list of events.')
+            context = data.get("context") if isinstance(data.get("context"), dict) else None
+        else:
+            raw_events, context = [data], None
+        events, errors, ignored = parse_events(
+            raw_events,
+            received_at=received_at,
+            batch_sent_at=batch_sent_at,
+            batch_context=context,
+            default_type=endpoint,
+            # The whole body is within one event's limit: no event can exceed it.
+            check_sizes=len(body) > MAX_EVENT_BYTES,
+        )
+        if errors:
+            too_big = [e for e in errors if e.reason.startswith("event exceeds")]
+            status = 413 if too_big and len(too_big) == len(errors) else 400
+            noun = "event is" if len(errors) == 1 else "events are"
+            raise IngestRejected(
+                f"{len(errors)} {noun} invalid; nothing was stored (a batch is stored whole or not at all).",
+                errors,
+                status=status,
+            )
+        with org_scope(key.organization):
+            result = ingest_events(key.organization, events) if events else None
+    except IngestRejected as rejected:
+        code = {413: "payload_too_large", 415: "unsupported_encoding"}.get(rejected.status, "invalid_request")
+        return _error(rejected.status, rejected.detail, rejected.errors, code=code)
+    except DatabaseError:
+        # Nothing was stored (one transaction); a Segment client retries a 5xx.
+        response = _error(503, "Events could not be stored; retry later.", code="unavailable")
+        response["Retry-After"] = "5"
+        return response
+    if key.last_used_at is None or received_at - key.last_used_at > LAST_USED_EVERY:
+        # At most one write per key every few minutes, not one per request.
+        WriteKey.all_orgs.filter(pk=key.pk).update(last_used_at=received_at)
+    body_out: dict[str, Any] = {"success": True}
+    if ignored:
+        body_out["ignored"] = [e.as_dict() for e in ignored]
+    if result and result.accounts_created:
+        body_out["accountsCreated"] = result.accounts_created
+    return JsonResponse(body_out)
+
+
+@csrf_exempt
+def batch(request: HttpRequest) -> JsonResponse:
+    """``POST /v1/batch``: ``{"batch": [event, ...], "sentAt"?, "context"?}``, at most 500 KB."""
+    return _handle(request, None)
+
+
+@csrf_exempt
+def track(request: HttpRequest) -> JsonResponse:
+    """``POST /v1/track``: one track event, at most 32 KB."""
+    return _handle(request, "track")
+
+
+@csrf_exempt
+def identify(request: HttpRequest) -> JsonResponse:
+    """``POST /v1/identify``: one identify event, at most 32 KB."""
+    return _handle(request, "identify")
+
+
+@csrf_exempt
+def group(request: HttpRequest) -> JsonResponse:
+    """``POST /v1/group``: one group event, at most 32 KB."""
+    return _handle(request, "group")

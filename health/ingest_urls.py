@@ -1,0 +1,14 @@
+"""Segment-compatible tracking API, mounted at ``/v1/`` (spec §8 "Event ingestion")."""
+
+from django.urls import path
+
+from . import ingest
+
+app_name = "ingest"
+
+urlpatterns = [
+    path("batch", ingest.batch, name="batch"),
+    path("track", ingest.track, name="track"),
+    path("identify", ingest.identify, name="identify"),
+    path("group", ingest.group, name="group"),
+]
