@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from cs_platform.jobs import create_job
+
 from .factories import (
     AccountFactory,
     ActivityFactory,
@@ -32,6 +34,10 @@ def contract_body(org: Any) -> dict[str, Any]:
             "lines": [line]}  # fmt: skip
 
 
+def import_run(org: Any) -> Any:
+    return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
+
+
 CASES = [
     IsolationCase("accounts", make=lambda o: AccountFactory(organization=o), payload=lambda o: {"name": "New Co"},
                   foreign={"parent": account, "owner": member_email}),
@@ -51,6 +57,8 @@ CASES = [
     IsolationCase("users", make=lambda o: MembershipFactory(organization=o),
                   payload=lambda o: {"email": "new.member@example.com", "role": "csm"},
                   foreign={"team": lambda o: TeamFactory(organization=o).pk}, patch={"role": "viewer"}),
+    IsolationCase("imports", make=import_run, create_status=202,
+                  payload=lambda o: {"kind": "accounts", "content": "external_id,name\nI-1,Co\n", "dry_run": True}),
 ]  # fmt: skip
 
 
