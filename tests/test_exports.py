@@ -63,6 +63,9 @@ def test_api_csv_flattens_nested_lists_and_keeps_permissions(org, api):
     assert contacts[0]["roles"] == "champion|end_user"
     contracts = read_csv(client.get("/api/v1/contracts/", {"format": "csv"}))
     assert len(contracts) == 1 and str(line.pk) in contracts[0]["lines"]
+    # One object as CSV: a one-row file.
+    one = read_csv(client.get(f"/api/v1/contacts/{contacts[0]['id']}/", {"format": "csv"}))
+    assert one == contacts
     # Errors stay JSON even when CSV was asked for.
     bad = client.get("/api/v1/accounts/", {"format": "csv", "ordering": "nope"})
     assert bad.status_code == 400 and bad["Content-Type"].startswith("application/json")
