@@ -40,7 +40,7 @@ def test_api_csv_streams_every_filtered_row_across_pages(org, other_org, api, dj
 
     response = client.get("/api/v1/accounts/", {"region": "EMEA", "format": "csv", "ordering": "-name"})
     assert response.streaming
-    assert "attachment" in response["Content-Disposition"]
+    assert response["Content-Disposition"].startswith('attachment; filename="accounts-')
     body = b"".join(response.streaming_content)
     from accounts.api.serializers import AccountSerializer
 

@@ -141,7 +141,8 @@ class CSVExportMixin:
                 for item in self.get_serializer(chunk, many=True).data:  # type: ignore[attr-defined]
                     yield [item.get(name) for name in fields]
 
-        name = getattr(self, "basename", None) or queryset.model._meta.model_name
+        # The resource's name as in the URL (``accounts``), not the router's singular basename.
+        name = request.path.rstrip("/").rsplit("/", 1)[-1] or queryset.model._meta.model_name
         filename = f"{name}-{timezone.localdate().isoformat()}.csv"
         return csv_response(filename, fields, rows, organization=self.actor.organization)  # type: ignore[attr-defined]
 
