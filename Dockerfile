@@ -27,7 +27,7 @@ RUN pip install --no-deps -e . \
     && SECRET_KEY=collectstatic-only ALLOWED_HOSTS=localhost DATABASE_URL=sqlite:////tmp/collectstatic.sqlite3 \
        python manage.py collectstatic --noinput \
     && rm -f /tmp/collectstatic.sqlite3 \
-    && mkdir -p /app/var && chown -R retain /app/var
+    && mkdir -p /app/var/media && chown -R retain /app/var
 
 USER retain
 EXPOSE 8000

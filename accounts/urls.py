@@ -18,8 +18,10 @@ org_patterns = [
     path("admin/", views.admin_members, name="admin-members"),
     path("admin/api-keys/", views.admin_api_keys, name="admin-api-keys"),
     path("admin/api-keys/<int:key_id>/revoke/", views.admin_revoke_api_key, name="admin-revoke-api-key"),
+    path("admin/imports/", views.admin_imports, name="admin-imports"),
     path("admin/jobs/", views.admin_jobs, name="admin-jobs"),
     path("admin/jobs/<int:job_id>/", views.admin_job_detail, name="admin-job-detail"),
+    path("admin/jobs/<int:job_id>/errors.csv", views.admin_job_errors_csv, name="admin-job-errors-csv"),
 ]
 
 urlpatterns = [

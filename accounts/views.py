@@ -19,19 +19,22 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, F, Prefetch, Q, Sum
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from cs_platform.exports import CHUNK_SIZE, chunked, csv_response
 from cs_platform.pages import org_page
 
 from .choices import KEY_CONTACT_ROLES, JobStatus, Role, TouchModel
 from .filtersets import AccountFilterSet
-from .forms import ActivityForm, AddMemberForm, ApiKeyForm, MemberRoleForm, ObjectiveForm
+from .forms import ActivityForm, AddMemberForm, ApiKeyForm, ImportForm, MemberRoleForm, ObjectiveForm
+from .imports import COLUMNS, start_import
 from .models import Account, Activity, ApiKey, Contact, Contract, ContractLine, JobRun, Membership, SuccessPlan
 from .services import ensure_membership, memberships_of
+from .uploads import store_upload
 
 PAGE_SIZE = 50
 TIMELINE_LIMIT = 50
@@ -98,6 +101,10 @@ def my_book(request: HttpRequest) -> HttpResponse:
     filterset = AccountFilterSet(_filter_params(request), queryset=queryset, request=request)
     ordering, order_by = _ordering(request.GET.get("ordering", DEFAULT_ACCOUNT_ORDERING))
     filtered = filterset.qs
+    if request.GET.get("export") == "csv" and not filterset.errors:
+        return export_accounts(
+            request.organization, filtered.order_by(*order_by), with_arr=request.GET.get("columns") != "import"
+        )
     today = timezone.localdate()
     soon = (today, today + dt.timedelta(days=90))
     summary = filtered.aggregate(
@@ -132,6 +139,37 @@ def my_book(request: HttpRequest) -> HttpResponse:
         "today": today,
     }
     return render(request, "accounts/my_book.html", context)
+
+
+def export_accounts(org: Any, queryset: Any, *, with_arr: bool = True) -> StreamingHttpResponse:
+    """The accounts of ``queryset`` as an ``accounts`` import file (spec §8 columns), streamed.
+
+    Columns: the spec's, then one per custom field found in these rows (the importer reads any extra
+    column as a custom field), then ``arr`` unless ``with_arr`` is false. ARR is computed from
+    contracts, not imported: re-importing a file that has the ``arr`` column would store it as a
+    custom field, so the "for re-import" variant (``columns=import``) leaves it out.
+    """
+    custom: set[str] = set()
+    for fields in queryset.values_list("custom_fields", flat=True).order_by().iterator(chunk_size=CHUNK_SIZE):
+        if isinstance(fields, dict):
+            custom.update(fields)
+    spec = COLUMNS["accounts"]
+    custom_columns = sorted(custom - {*spec, "arr"})
+    header = [*spec, *custom_columns, *(["arr"] if with_arr else [])]
+    rows_qs = queryset.select_related(None).values_list(
+        "external_id", "name", "domain", "industry", "region", "employees", "owner__email", "parent__external_id",
+        "touch_model", "lifecycle_stage", "customer_since", "custom_fields", "arr",
+    )  # fmt: skip
+
+    def rows() -> Any:
+        for chunk in chunked(rows_qs):
+            for *values, fields, arr in chunk:
+                fields = fields if isinstance(fields, dict) else {}
+                values[10] = values[10].isoformat() if values[10] else None
+                yield [*values, *(fields.get(name) for name in custom_columns), *([arr] if with_arr else [])]
+
+    filename = f"{org.slug}-accounts-{timezone.localdate().isoformat()}.csv"
+    return csv_response(filename, header, rows, organization=org)
 
 
 # --- Account 360 -----------------------------------------------------------------------------------
@@ -418,12 +456,60 @@ def admin_jobs(request: HttpRequest) -> HttpResponse:
     return render(request, "admin/jobs.html", {"page": page, "runs": page.object_list, "kind": kind, "admin_tab": tab})
 
 
+IMPORT_JOB_KIND = "import_csv"
+
+
+@admin_page
+@require_http_methods(["GET", "POST"])
+def admin_imports(request: HttpRequest) -> HttpResponse:
+    """Upload a CSV file of any spec §8 kind; it runs as a background job (then: its detail page)."""
+    org = request.organization
+    form = ImportForm()
+    status = 200
+    if request.method == "POST":
+        form = ImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            data = form.cleaned_data
+            path = store_upload(org, data["file"])
+            with transaction.atomic():  # the task is enqueued when this commits (start_import uses on_commit)
+                job = start_import(org, data["kind"], path, user=request.user, dry_run=data["dry_run"])
+            verb = "Validating" if data["dry_run"] else "Importing"
+            messages.success(request, f"{verb} {data['file'].name} ({data['kind']}) as run #{job.pk}.")
+            return redirect("admin-job-detail", org_slug=org.slug, job_id=job.pk)
+        status = 400
+    runs = JobRun.objects.filter(kind=IMPORT_JOB_KIND).select_related("created_by").order_by("-created_at", "-pk")
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"form": form, "page": page, "runs": page.object_list, "admin_tab": "imports", "columns": COLUMNS}
+    return render(request, "admin/imports.html", context, status=status)
+
+
+@admin_page
+@require_GET
+def admin_job_errors_csv(request: HttpRequest, job_id: int) -> HttpResponse:
+    """A run's errors as a CSV report: ``line, column, reason`` (one row per bad cell or row)."""
+    run = get_object_or_404(JobRun.objects, pk=job_id)
+    rows = [
+        [e.get("line"), e.get("column"), e.get("reason") or e.get("error") or e.get("message")]
+        if isinstance(e, dict)
+        else ["", "", str(e)]
+        for e in run.errors
+    ]
+    filename = f"{request.organization.slug}-run-{run.pk}-errors.csv"
+    return csv_response(filename, ["line", "column", "reason"], lambda: rows, organization=request.organization)
+
+
 @admin_page
 @require_GET
 def admin_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     """One job run; while it is queued or running the status panel polls itself with htmx."""
     run = get_object_or_404(JobRun.objects.select_related("created_by"), pk=job_id)
-    context = {"run": run, "live": run.status in (JobStatus.QUEUED, JobStatus.RUNNING), "admin_tab": "jobs"}
+    is_import = run.kind == IMPORT_JOB_KIND
+    context = {
+        "run": run,
+        "live": run.status in (JobStatus.QUEUED, JobStatus.RUNNING),
+        "admin_tab": "imports" if is_import else "jobs",
+        "is_import": is_import,
+    }
     if request.htmx:
         return render(request, "admin/_job_status.html", context)
     return render(request, "admin/job_detail.html", context)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from cs_platform.jobs import create_job
 from playbooks.models import WebhookEndpoint
 from playbooks.services import generate_secret
 
@@ -34,6 +35,10 @@ def contract_body(org: Any) -> dict[str, Any]:
     line = {"product": ProductFactory(organization=org).pk, "quantity": "2", "annual_unit_price": "100.00"}
     return {"account": account(org), "number": "CT-NEW", "start_date": "2026-01-01", "end_date": "2026-12-31",
             "lines": [line]}  # fmt: skip
+
+
+def import_run(org: Any) -> Any:
+    return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
 
 CASES = [
@@ -67,6 +72,8 @@ CASES = [
     IsolationCase("invoices", make=lambda o: InvoiceFactory(account__organization=o),
                   payload=lambda o: {"account": account(o), "external_id": "INV-NEW", "due_date": "2026-11-30",
                                      "amount": "990.00"}, foreign={"account": account}, patch={"amount": "1.00"}),
+    IsolationCase("imports", make=import_run, create_status=202,
+                  payload=lambda o: {"kind": "accounts", "content": "external_id,name\nI-1,Co\n", "dry_run": True}),
 ]  # fmt: skip
 
 

@@ -6,12 +6,16 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cs_platform.api.serializers import EmailUserField, OrgScopedSerializer
 
 from ..choices import ContactRole, Role
-from ..models import Account, Activity, Contact, Contract, ContractLine, Membership, Product, Team
+from ..forms import IMPORT_KINDS
+from ..imports import UnsupportedKind, check_kind
+from ..models import Account, Activity, Contact, Contract, ContractLine, JobRun, Membership, Product, Team
 
 
 class AccountSerializer(OrgScopedSerializer):
@@ -352,3 +356,79 @@ class MeSerializer(serializers.Serializer):
     user = MeUserSerializer(allow_null=True)
     authentication = serializers.ChoiceField(choices=["api_key", "session"])
     api_key = MeApiKeySerializer(allow_null=True)
+
+
+# --- Imports ---------------------------------------------------------------------------------------
+
+
+class ImportRunSerializer(serializers.ModelSerializer):
+    """An import run (a :class:`JobRun` of kind ``import_csv``): what was asked, how far it is, what came of it."""
+
+    kind = serializers.SerializerMethodField()
+    dry_run = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    url = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = JobRun
+        fields = [
+            "id", "kind", "dry_run", "status", "progress", "counts", "errors", "attempts", "created_by",
+            "created_at", "started_at", "finished_at", "url", "page_url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_kind(self, run: JobRun) -> str | None:
+        return (run.params or {}).get("kind")
+
+    def get_dry_run(self, run: JobRun) -> bool:
+        return bool((run.params or {}).get("dry_run"))
+
+    @extend_schema_field(
+        {"type": "object", "properties": {k: {"type": "integer"} for k in ("done", "total", "percent")}}
+    )
+    def get_progress(self, run: JobRun) -> dict[str, int]:
+        return {"done": run.progress_done, "total": run.progress_total, "percent": run.progress_percent}
+
+    def get_url(self, run: JobRun) -> str:
+        path = reverse("import-detail", args=[run.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def get_page_url(self, run: JobRun) -> str:
+        return reverse("admin-job-detail", args=[run.organization.slug, run.pk])
+
+
+class ImportCreateSerializer(serializers.Serializer):
+    """``POST /api/v1/imports/``: a CSV file (multipart ``file``, or its text as JSON ``content``) of one kind."""
+
+    kind = serializers.ChoiceField(choices=[k for k, _ in IMPORT_KINDS])
+    file = serializers.FileField(required=False, help_text="The CSV file (multipart/form-data).")
+    content = serializers.CharField(
+        required=False, trim_whitespace=False, help_text="The CSV text, instead of `file` (JSON bodies)."
+    )
+    dry_run = serializers.BooleanField(default=False, help_text="Validate and count only; write nothing.")
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+    def validate_kind(self, value: str) -> str:
+        try:
+            check_kind(value)
+        except UnsupportedKind as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("file" in attrs) == ("content" in attrs):
+            raise serializers.ValidationError(
+                {"file": ["Send the CSV as `file` (multipart) or as `content`, not both."]}
+            )
+        if "file" in attrs and not attrs["file"].size or "content" in attrs and not attrs["content"].strip():
+            raise serializers.ValidationError({"file": ["The file is empty: a header row is required."]})
+        return attrs

@@ -11,5 +11,6 @@ router.register("contracts", views.ContractViewSet, basename="contract")
 router.register("activities", views.ActivityViewSet, basename="activity")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("users", views.MembershipViewSet, basename="user")
+router.register("imports", views.ImportViewSet, basename="import")
 
 urlpatterns = [path("me/", views.MeView.as_view(), name="me"), *router.urls]

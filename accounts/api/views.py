@@ -6,13 +6,14 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import MethodNotAllowed, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,11 +21,14 @@ from cs_platform.api.viewsets import OrgAPIView, OrgScopedViewSet
 
 from .. import filtersets
 from ..choices import Role
-from ..models import Account, Activity, ApiKey, Contact, Contract, ContractLine, Membership, Product, Team
+from ..imports import start_import
+from ..models import Account, Activity, ApiKey, Contact, Contract, ContractLine, JobRun, Membership, Product, Team
 from ..services import arr_at, mark_arr_dirty
+from ..uploads import store_text, store_upload
 from . import serializers as s
 
 ADMIN_ONLY: frozenset[str] = frozenset({Role.ADMIN})
+IMPORT_JOB_KIND = "import_csv"  # the JobRun kind start_import records
 
 
 class AccountViewSet(OrgScopedViewSet):
@@ -202,3 +206,56 @@ class MeView(OrgAPIView):
             "api_key": key,
         }
         return Response(s.MeSerializer(data).data)
+
+
+class ImportViewSet(OrgScopedViewSet):
+    """``/api/v1/imports/``: upload a CSV file to import in the background, and follow its run.
+
+    ``POST`` (admins) stores the file where the workers read it, records a queued run and enqueues it
+    (after the request's transaction commits), and answers ``202`` with the run; poll its ``url``
+    until ``status`` is ``succeeded`` or ``failed``. Runs cannot be changed or deleted: ``PATCH``,
+    ``PUT`` and ``DELETE`` of a run are ``405`` (and ``404`` for an id outside the organization).
+    """
+
+    queryset = JobRun.all_orgs.select_related("created_by", "organization")
+    serializer_class = s.ImportRunSerializer
+    filterset_fields: ClassVar[list[str]] = ["status"]
+    ordering_fields: ClassVar[list[str]] = ["created_at", "finished_at", "status"]
+    ordering: ClassVar[list[str]] = ["-created_at"]
+    write_roles = ADMIN_ONLY
+
+    def safely_get_queryset(self, queryset: Any) -> Any:
+        return queryset.filter(kind=IMPORT_JOB_KIND)
+
+    @extend_schema(
+        summary="Start an import",
+        request={"multipart/form-data": s.ImportCreateSerializer, "application/json": s.ImportCreateSerializer},
+        responses={202: s.ImportRunSerializer},
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        form = s.ImportCreateSerializer(data=request.data, context=self.get_serializer_context())
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        org = self.actor.organization
+        path = store_upload(org, data["file"]) if "file" in data else store_text(org, data["content"])
+        with transaction.atomic():  # enqueued on commit: the worker finds the run
+            job = start_import(org, data["kind"], path, user=self.actor.user, dry_run=data["dry_run"])
+        job = self.get_queryset().get(pk=job.pk)
+        body = self.get_serializer(job).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+    def _immutable(self, request: Request) -> Response:
+        self.get_object()  # another organization's run is a 404, like a missing one
+        raise MethodNotAllowed(request.method, detail="Import runs cannot be changed or deleted.")
+
+    @extend_schema(exclude=True)
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._immutable(request)
+
+    @extend_schema(exclude=True)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._immutable(request)
+
+    @extend_schema(exclude=True)
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._immutable(request)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -19,16 +20,20 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.choices import Role
 from accounts.services import Actor
+from cs_platform.exports import chunked, csv_response
 from cs_platform.tenancy import _current_org_id
 
 from .organization import resolve_actor
 from .permissions import RolePermission
+from .renderers import CSVRenderer
 from .schema import OrgAutoSchema
 from .throttling import ratelimit_headers
 
@@ -110,8 +115,51 @@ class OrgAPIView(OrgContextMixin, APIView):
             raise TypeError(f"{cls.__name__}.initial is protected: {PROTECTED_METHODS['initial']}")
 
 
-class OrgScopedViewSet(OrgContextMixin, viewsets.ModelViewSet):
-    """CRUD over one tenant model, always inside the caller's organization."""
+class CSVExportMixin:
+    """``?format=csv`` on a list streams **every** filtered row as CSV, not one page.
+
+    The rows are those the JSON list would page through: the same queryset (organization, then
+    ``safely_get_queryset``), the same filterset and ordering, the same permissions (the request has
+    passed them before ``list`` runs). The header is the serializer's readable fields; each chunk
+    of rows goes through the serializer, so a column holds exactly what the JSON field holds
+    (flattened by :func:`cs_platform.exports.cell`: nested lists joined with ``|``).
+    """
+
+    renderer_classes: ClassVar[list[type]] = [*api_settings.DEFAULT_RENDERER_CLASSES, CSVRenderer]
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        if getattr(request.accepted_renderer, "format", None) == CSVRenderer.format:
+            return self.export_csv(request)
+        return super().list(request, *args, **kwargs)  # type: ignore[misc]
+
+    def export_csv(self, request: Request) -> Any:
+        queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
+        fields = [name for name, field in self.get_serializer().fields.items() if not field.write_only]  # type: ignore[attr-defined]
+
+        def rows() -> Any:
+            for chunk in chunked(queryset):
+                for item in self.get_serializer(chunk, many=True).data:  # type: ignore[attr-defined]
+                    yield [item.get(name) for name in fields]
+
+        # The resource's name as in the URL (``accounts``), not the router's singular basename.
+        name = request.path.rstrip("/").rsplit("/", 1)[-1] or queryset.model._meta.model_name
+        filename = f"{name}-{timezone.localdate().isoformat()}.csv"
+        return csv_response(filename, fields, rows, organization=self.actor.organization)  # type: ignore[attr-defined]
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # An error asked for as CSV (a bad filter, a 403) is still the JSON error body of every endpoint.
+        if (
+            isinstance(response, Response)
+            and response.status_code >= 400
+            and getattr(getattr(request, "accepted_renderer", None), "format", None) == CSVRenderer.format
+        ):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+
+
+class OrgScopedViewSet(CSVExportMixin, OrgContextMixin, viewsets.ModelViewSet):
+    """CRUD over one tenant model, always inside the caller's organization; lists export with ``?format=csv``."""
 
     write_roles: ClassVar[frozenset[str]] = frozenset({Role.ADMIN, Role.LEADER, Role.CSM})
     extra_permission_classes: ClassVar[list[type]] = []
