@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("django-admin/", admin.site.urls),
     path("o/<slug:org_slug>/admin/webhooks/", include("playbooks.urls")),
+    path("o/<slug:org_slug>/admin/features/", include("health.urls")),
     path("", include("accounts.urls")),
 ]

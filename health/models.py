@@ -9,7 +9,7 @@ from django.db import models
 
 from cs_platform.tenancy import OrgScopedModel
 
-__all__ = ["Invoice", "Ticket", "UsageEvent", "UsageMetric", "UserAccountLink"]
+__all__ = ["Invoice", "KeyFeature", "Ticket", "UsageEvent", "UsageMetric", "UserAccountLink"]
 
 
 class EventType(models.TextChoices):
@@ -84,6 +84,27 @@ class UsageMetric(OrgScopedModel):
             )
         ]
         indexes = [models.Index(fields=["organization", "metric", "date"], name="health_usagemetric_org_metric")]
+
+
+class KeyFeature(OrgScopedModel):
+    """A product feature an admin flagged as key: the ``track`` event name that means "used it".
+
+    The daily rollup then writes ``feature_users:<event_name>`` (distinct users of the feature per
+    account and day) next to the ``event:<name>`` counts; see ``docs/metrics.md``.
+    """
+
+    event_name = models.CharField(max_length=200, help_text="The track event name, as sent (case-sensitive)")
+    label = models.CharField(max_length=200, help_text="How the feature is called in Retain")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["label", "event_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "event_name"], name="health_keyfeature_unique_event")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.event_name})"
 
 
 class TicketPriority(models.TextChoices):

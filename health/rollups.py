@@ -8,7 +8,10 @@
   event has no user id);
 - ``sessions`` — distinct ``properties.session_id`` values; written only for days where events carry one
   (Segment has no standard session field, so days without any give no ``sessions`` row rather than 0);
-- ``event:<name>`` — the number of ``track`` events of each event name.
+- ``event:<name>`` — the number of ``track`` events of each event name;
+- ``feature_users:<name>`` — for each key feature an admin flagged (:class:`~health.models.KeyFeature`),
+  distinct users (same identity as ``active_users``) with a ``track`` event of that name; written only
+  for days where the feature was used.
 
 Events whose user is linked to no account (``account`` is null) count for no account.
 
@@ -23,6 +26,11 @@ which does not block event inserts), so two runs can never write a stale count o
 Limit: a day is recomputed from the raw events still stored. A late event for a day whose raw events
 were already purged (older than ``raw_event_retention_days``) would recompute that day from what is
 left, so such events are not rolled into it: they are marked rolled up and counted in ``too_old``.
+
+Key features are read when a day is recomputed: flagging one does not rewrite days already rolled up
+(their ``feature_users:<name>`` appear when a late event makes them be recomputed). To fill in past
+days, call ``rollup_usage(org_id, recompute_since=day)``, which recomputes every (account, day) with
+raw events from ``day`` on (within the retention window). Unflagging keeps the rows already written.
 """
 
 from __future__ import annotations
@@ -40,13 +48,14 @@ from django.utils import timezone
 
 from accounts.models import Organization
 
-from .models import EventType, UsageEvent, UsageMetric
+from .models import EventType, KeyFeature, UsageEvent, UsageMetric
 
 __all__ = ["BATCH", "purge_raw_events", "retention_cutoff", "rollup_usage"]
 
 BATCH = 20_000  # pending events per transaction: bounded memory and lock time per step
 
-#: Metric names the rollup owns (``event:<name>`` too); other names (CSV imports) are never touched.
+#: Metric names the rollup owns (``event:<name>`` and ``feature_users:<name>`` too); other names (CSV imports)
+#: are never touched.
 ROLLUP_METRICS = ("events", "active_users", "sessions")
 
 
@@ -62,12 +71,14 @@ def _day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-def rollup_usage(org_id: int, *, limit: int | None = None) -> dict[str, int]:
+def rollup_usage(org_id: int, *, limit: int | None = None, recompute_since: date | None = None) -> dict[str, int]:
     """Roll the organization's pending ``track`` events into daily :class:`UsageMetric` rows.
 
     ``limit`` caps how many pending events this call takes (one transaction); ``None`` takes them all,
-    in transactions of :data:`BATCH` events. Returns counts: ``events`` rolled up, ``days`` (account-days)
-    recomputed, ``metrics`` rows written, ``too_old`` events past the retention window (not counted).
+    in transactions of :data:`BATCH` events. ``recompute_since`` (a local day) also recomputes every
+    account-day from that day on that still has raw events — e.g. after an admin flags a key feature.
+    Returns counts: ``events`` rolled up, ``days`` (account-days) recomputed, ``metrics`` rows written,
+    ``too_old`` events past the retention window (not counted).
     """
     totals = {"events": 0, "days": 0, "metrics": 0, "too_old": 0}
     remaining = limit
@@ -80,16 +91,68 @@ def rollup_usage(org_id: int, *, limit: int | None = None) -> dict[str, int]:
             remaining -= counts["events"] + counts["too_old"]
         if counts["events"] + counts["too_old"] < size:
             break
+    if recompute_since is not None:
+        for key, value in _recompute_since(org_id, recompute_since).items():
+            totals[key] += value
     return totals
+
+
+def _lock_org(org_id: int) -> Organization:
+    """Lock the organization row for this transaction: serializes its rollups (see the module docstring).
+
+    NO KEY: inserts of events, which take KEY SHARE on the organization row through their foreign key,
+    are not blocked.
+    """
+    lock = Organization.objects.filter(pk=org_id)
+    return (lock.select_for_update(no_key=True) if connection.features.has_select_for_no_key_update else lock).get()
+
+
+def _upsert(rows: list[UsageMetric]) -> None:
+    UsageMetric.all_orgs.bulk_create(
+        rows,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["organization", "account", "date", "metric"],
+        update_fields=["value"],
+    )
+
+
+def _recompute_since(org_id: int, since: date) -> dict[str, int]:
+    """Recompute every account-day from local day ``since`` on (one transaction per day: bounded work)."""
+    counts = {"events": 0, "days": 0, "metrics": 0, "too_old": 0}
+    org = Organization.objects.get(pk=org_id)
+    tz = ZoneInfo(org.time_zone or "UTC")
+    # Days that may have lost raw events to the purge are left as they are (see the module docstring).
+    first = max(since, (retention_cutoff(org) + timedelta(days=1)).astimezone(tz).date())
+    pairs = (
+        UsageEvent.all_orgs.filter(
+            organization_id=org_id,
+            type=EventType.TRACK,
+            account__isnull=False,
+            timestamp__gte=_day_bounds(first, tz)[0],
+        )
+        .annotate(day=TruncDate("timestamp", tzinfo=tz))
+        .order_by()
+        .values_list("account_id", "day")
+        .distinct()
+    )
+    by_day: dict[date, set[int]] = defaultdict(set)
+    for account_id, day in pairs:
+        by_day[day].add(account_id)
+    for day in sorted(by_day):
+        with transaction.atomic():
+            _lock_org(org_id)
+            rows = _recompute(org_id, tz, {account_id: {day} for account_id in by_day[day]})
+            _upsert(rows)
+        counts["days"] += len(by_day[day])
+        counts["metrics"] += len(rows)
+    return counts
 
 
 def _rollup_batch(org_id: int, size: int) -> dict[str, int]:
     counts = {"events": 0, "days": 0, "metrics": 0, "too_old": 0}
     with transaction.atomic():
-        # Serialize the organization's rollups (see the module docstring). NO KEY: inserts of events,
-        # which take KEY SHARE on the organization row through their foreign key, are not blocked.
-        lock = Organization.objects.filter(pk=org_id)
-        org = (lock.select_for_update(no_key=True) if connection.features.has_select_for_no_key_update else lock).get()
+        org = _lock_org(org_id)
         tz = ZoneInfo(org.time_zone or "UTC")
         pending = list(
             UsageEvent.all_orgs.filter(
@@ -112,13 +175,7 @@ def _rollup_batch(org_id: int, size: int) -> dict[str, int]:
                 days[account_id].add(day)
                 counts["events"] += 1
         rows = _recompute(org_id, tz, days)
-        UsageMetric.all_orgs.bulk_create(
-            rows,
-            batch_size=2000,
-            update_conflicts=True,
-            unique_fields=["organization", "account", "date", "metric"],
-            update_fields=["value"],
-        )
+        _upsert(rows)
         ids = [pk for pk, *_ in pending]
         for start in range(0, len(ids), 2000):
             UsageEvent.all_orgs.filter(organization_id=org_id, id__in=ids[start : start + 2000]).update(rolled_up=True)
@@ -164,6 +221,17 @@ def _recompute(org_id: int, tz: ZoneInfo, days: dict[int, set[date]]) -> list[Us
         values[(account_id, day)]["active_users"] = users
         if sessions:
             values[(account_id, day)]["sessions"] = sessions
+    # Key features: read under the organization lock, so a day is computed against one list of flags.
+    features = list(KeyFeature.all_orgs.filter(organization_id=org_id).values_list("event_name", flat=True))
+    if features:
+        for account_id, day, name, users in (
+            events.filter(event__in=features)
+            .values("account_id", "day", "event")
+            .annotate(users=Count(user, distinct=True))
+            .values_list("account_id", "day", "event", "users")
+        ):
+            if (account_id, day) in wanted and users:
+                values[(account_id, day)][f"feature_users:{name}"] = users
     return [
         UsageMetric(organization_id=org_id, account_id=account_id, date=day, metric=metric, value=Decimal(n))
         for (account_id, day), metrics in values.items()
