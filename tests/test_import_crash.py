@@ -1,0 +1,201 @@
+"""Issue #3: an import killed halfway (worker process terminated) leaves the database as before the
+import, and re-running it succeeds.
+
+A REAL Celery worker runs as a subprocess against the pytest-django test database and Redis. The
+test waits until the import has validated the file and the worker's database session holds
+uncommitted writes (``pg_stat_activity.backend_xid``), SIGKILLs the worker, and checks that nothing
+of the import is visible. Then a fresh worker runs the same JobRun again, as an admin's retry would.
+
+Why the retry is enqueued explicitly: with ``acks_late`` on Redis, the killed worker's message stays
+in the broker's ``unacked`` set and is redelivered only after the visibility timeout (over an hour).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from accounts.choices import JobStatus
+from accounts.models import Account, JobRun
+from accounts.services import create_organization
+from accounts.tasks import run_import
+from cs_platform.jobs import create_job
+
+ROWS = 60_000
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(
+        not (os.environ.get("REDIS_URL") and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")),
+        reason="needs DATABASE_URL=postgres://... and REDIS_URL: a worker subprocess must reach the test database "
+        "and the broker (SQLite's test database lives in this process)",
+    ),
+]
+
+
+def _test_database_url() -> str:
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def _start_worker(queue: str, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": os.environ["REDIS_URL"]}
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    cmd = [sys.executable, "-m", "celery", "-A", "cs_platform", "worker", "--pool=solo", "-Q", queue]
+    cmd += ["--concurrency=1", "-l", "info", "--without-heartbeat", "--without-gossip", "--without-mingle"]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def _stop(worker: subprocess.Popen | None) -> None:
+    if worker is None or worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGTERM)  # warm shutdown: closes its database connections
+    try:
+        worker.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(timeout=10)
+
+
+def _wait(predicate, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}; worker log:\n{log.read_text()[-4000:]}")
+
+
+def _other_backends_writing() -> bool:
+    """A session of another process on the test database has an open transaction that has written."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def _end_other_backends() -> None:
+    """The killed worker's server sessions end by themselves once Postgres notices the dead socket;
+    make sure they are gone so the test database can be dropped."""
+    with connection.cursor() as cursor:
+        for _ in range(100):
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if not cursor.fetchall():
+                return
+            time.sleep(0.1)
+
+
+def _forget_messages(queue: str) -> int:
+    """Drop what our throwaway queue left in Redis: the killed worker's unacked message (else redelivered
+    to nobody after the visibility timeout), the queue and its exchange binding. Returns messages dropped."""
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    dropped = 0
+    for tag, raw in client.hgetall("unacked").items():
+        try:
+            _message, _exchange, routing_key = json.loads(raw)
+        except ValueError:
+            continue
+        if routing_key == queue:
+            client.hdel("unacked", tag)
+            client.zrem("unacked_index", tag)
+            dropped += 1
+    client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    return dropped
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
+    org = create_organization(slug="acme", name="Acme Corp")[0]
+    other = create_organization(slug="globex", name="Globex")[0]
+    # Data that exists before the import: one row the file updates, and another organization's row.
+    Account.all_orgs.create(organization=org, external_id="acc-000000", name="Before", touch_model="high")
+    Account.all_orgs.create(organization=other, external_id="acc-000001", name="Other org")
+
+    path = tmp_path / "accounts.csv"
+    with path.open("w") as f:
+        f.write("external_id,name,domain,industry,region,employees,owner_email,parent_external_id,"
+                "touch_model,lifecycle_stage,customer_since,plan\n")  # fmt: skip
+        for i in range(ROWS):
+            f.write(f"acc-{i:06d},Account {i},a{i}.example.com,Software,EMEA,{i % 900 + 10},,,low,adoption,"
+                    f"2023-01-{i % 28 + 1:02d},gold\n")  # fmt: skip
+
+    queue = f"retain-crash-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    job = create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts", "path": str(path)})
+    worker = None
+    started = time.monotonic()
+    try:
+        # --- 1. run the import and kill the worker while its transaction holds uncommitted writes ----
+        worker = _start_worker(queue, log)
+        run_import.apply_async((org.pk,), {"job_id": job.pk}, queue=queue)
+        # Validation writes progress outside the transaction: progress_done == ROWS means it passed
+        # and the write phase (one transaction) has begun.
+        _wait(
+            lambda: JobRun.all_orgs.filter(pk=job.pk, status=JobStatus.RUNNING, progress_done__gte=ROWS).exists(),
+            120, "validation to finish", log,
+        )  # fmt: skip
+        _wait(_other_backends_writing, 60, "the worker's write transaction", log)
+        assert JobRun.all_orgs.get(pk=job.pk).status == JobStatus.RUNNING, "the import finished before the kill"
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        killed_at = time.monotonic() - started
+        _end_other_backends()
+
+        # Nothing of the import is visible: the pre-existing rows are exactly as they were.
+        assert list(Account.all_orgs.filter(organization=org).values_list("external_id", "name", "touch_model")) == [
+            ("acc-000000", "Before", "high")
+        ]
+        assert list(Account.all_orgs.filter(organization=other).values_list("external_id", "name")) == [
+            ("acc-000001", "Other org")
+        ]
+        # The run still says "running" (a killed process records nothing): attempt 1, started, not
+        # finished, progress at the end of validation (half of the 2 x rows total).
+        crashed = JobRun.all_orgs.get(pk=job.pk)
+        assert crashed.status == JobStatus.RUNNING
+        assert (crashed.attempts, crashed.finished_at, crashed.progress_done, crashed.progress_total) == (
+            1, None, ROWS, 2 * ROWS,
+        )  # fmt: skip
+        assert crashed.started_at is not None
+
+        # --- 2. re-run the same JobRun on a fresh worker (the admin's retry) -------------------------
+        worker = _start_worker(queue, log)
+        run_import.apply_async((org.pk,), {"job_id": job.pk}, queue=queue)
+        _wait(
+            lambda: JobRun.all_orgs.filter(pk=job.pk, status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).exists(),
+            180, "the re-run to finish", log,
+        )  # fmt: skip
+        done = JobRun.all_orgs.get(pk=job.pk)
+        assert done.status == JobStatus.SUCCEEDED, done.errors
+        assert done.attempts == 2
+        assert done.finished_at is not None and done.progress_done == done.progress_total == 2 * ROWS
+        assert done.counts == {"rows": ROWS, "created": ROWS - 1, "updated": 1, "unchanged": 0, "errors": 0}
+        accounts = Account.all_orgs.filter(organization=org)
+        assert accounts.count() == ROWS
+        assert accounts.get(external_id="acc-000000").name == "Account 0"
+        assert accounts.get(external_id=f"acc-{ROWS - 1:06d}").custom_fields == {"plan": "gold"}
+        assert Account.all_orgs.filter(organization=other).count() == 1
+        print(f"\nkilled after {killed_at:.1f}s; re-run done after {time.monotonic() - started:.1f}s in all")
+    finally:
+        _stop(worker)
+        _end_other_backends()
+        print(f"dropped {_forget_messages(queue)} unacked message(s) of the killed worker")
