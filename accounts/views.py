@@ -13,6 +13,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -32,7 +33,18 @@ from .choices import KEY_CONTACT_ROLES, JobStatus, Role, TouchModel
 from .filtersets import AccountFilterSet
 from .forms import ActivityForm, AddMemberForm, ApiKeyForm, ImportForm, MemberRoleForm, ObjectiveForm
 from .imports import COLUMNS, start_import
-from .models import Account, Activity, ApiKey, Contact, Contract, ContractLine, JobRun, Membership, SuccessPlan
+from .models import (
+    Account,
+    Activity,
+    ApiKey,
+    Contact,
+    Contract,
+    ContractLine,
+    JobRun,
+    Membership,
+    SuccessPlan,
+    WriteKey,
+)
 from .services import ensure_membership, memberships_of
 from .uploads import store_upload
 
@@ -441,6 +453,54 @@ def admin_revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
         key.revoke()
         messages.success(request, f"Key {key.key_prefix}… revoked; it stops working at once.")
     return redirect("admin-api-keys", org_slug=request.organization.slug)
+
+
+class WriteKeyForm(forms.Form):
+    """Create a write key: only a name (the key itself is generated, never chosen)."""
+
+    name = forms.CharField(max_length=120, initial="Write key", help_text="Where it is used, e.g. “Web app (prod)”.")
+
+
+@admin_page
+@require_http_methods(["GET", "POST"])
+def admin_write_keys(request: HttpRequest) -> HttpResponse:
+    """Write keys (event ingestion at ``/v1/track``, ``/v1/batch``…): list, create (raw key shown once), revoke."""
+    form = WriteKeyForm()
+    raw_key = new_key = None
+    status = 200
+    if request.method == "POST":
+        form = WriteKeyForm(request.POST)
+        if form.is_valid():
+            new_key, raw_key = WriteKey.issue(
+                organization=request.organization, name=form.cleaned_data["name"], created_by=request.user
+            )
+            form = WriteKeyForm()
+        else:
+            status = 400
+    keys = WriteKey.objects.select_related("created_by").order_by("revoked_at", "-created_at")
+    context = {
+        "keys": keys,
+        "form": form,
+        "raw_key": raw_key,
+        "new_key": new_key,
+        "ingest_url": request.build_absolute_uri("/v1/"),
+        "admin_tab": "write-keys",
+    }
+    response = render(request, "admin/write_keys.html", context, status=status)
+    if raw_key:
+        response["Cache-Control"] = "no-store"  # the one page that shows a secret must not be cached
+    return response
+
+
+@admin_page
+@require_POST
+def admin_revoke_write_key(request: HttpRequest, key_id: int) -> HttpResponse:
+    # WriteKey.objects is scoped to the page's organization: another organization's key is a 404.
+    key = get_object_or_404(WriteKey.objects, pk=key_id)
+    if key.is_active:
+        key.revoke()
+        messages.success(request, f"Write key {key.key_prefix}… revoked; events sent with it are refused at once.")
+    return redirect("admin-write-keys", org_slug=request.organization.slug)
 
 
 @admin_page

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from accounts.models import WriteKey
 from cs_platform.jobs import create_job
 from playbooks.models import WebhookEndpoint
 from playbooks.services import generate_secret
@@ -74,6 +75,8 @@ CASES = [
                                      "amount": "990.00"}, foreign={"account": account}, patch={"amount": "1.00"}),
     IsolationCase("imports", make=import_run, create_status=202,
                   payload=lambda o: {"kind": "accounts", "content": "external_id,name\nI-1,Co\n", "dry_run": True}),
+    IsolationCase("write-keys", make=lambda o: WriteKey.issue(organization=o, name="prod")[0],
+                  payload=lambda o: {"name": "New key"}),
 ]  # fmt: skip
 
 

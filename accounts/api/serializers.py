@@ -15,7 +15,7 @@ from cs_platform.api.serializers import EmailUserField, OrgScopedSerializer
 from ..choices import ContactRole, Role
 from ..forms import IMPORT_KINDS
 from ..imports import UnsupportedKind, check_kind
-from ..models import Account, Activity, Contact, Contract, ContractLine, JobRun, Membership, Product, Team
+from ..models import Account, Activity, Contact, Contract, ContractLine, JobRun, Membership, Product, Team, WriteKey
 
 
 class AccountSerializer(OrgScopedSerializer):
@@ -432,3 +432,26 @@ class ImportCreateSerializer(serializers.Serializer):
         if "file" in attrs and not attrs["file"].size or "content" in attrs and not attrs["content"].strip():
             raise serializers.ValidationError({"file": ["The file is empty: a header row is required."]})
         return attrs
+
+
+class WriteKeySerializer(OrgScopedSerializer):
+    """A write key's metadata. The secret is never readable: only ``key_prefix`` identifies it; the raw
+    key appears once, in the ``key`` field of the create response (:class:`WriteKeyCreatedSerializer`)."""
+
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = WriteKey
+        fields = ["id", "name", "key_prefix", "is_active", "created_at", "last_used_at", "revoked_at", "created_by"]
+        read_only_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
+        extra_kwargs = {"name": {"required": True, "allow_blank": False}}  # a name says where the key is used
+
+
+class WriteKeyCreatedSerializer(WriteKeySerializer):
+    """The create response: the metadata plus the raw ``key``, shown this once (Retain keeps only its hash)."""
+
+    key = serializers.CharField(read_only=True, help_text="The raw write key. Shown only in this response.")
+
+    class Meta(WriteKeySerializer.Meta):
+        fields = [*WriteKeySerializer.Meta.fields, "key"]

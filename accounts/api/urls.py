@@ -12,5 +12,6 @@ router.register("activities", views.ActivityViewSet, basename="activity")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("users", views.MembershipViewSet, basename="user")
 router.register("imports", views.ImportViewSet, basename="import")
+router.register("write-keys", views.WriteKeyViewSet, basename="write-key")
 
 urlpatterns = [path("me/", views.MeView.as_view(), name="me"), *router.urls]

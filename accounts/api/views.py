@@ -11,7 +11,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import permissions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import MethodNotAllowed, ValidationError
 from rest_framework.request import Request
@@ -22,7 +22,19 @@ from cs_platform.api.viewsets import OrgAPIView, OrgScopedViewSet
 from .. import filtersets
 from ..choices import Role
 from ..imports import start_import
-from ..models import Account, Activity, ApiKey, Contact, Contract, ContractLine, JobRun, Membership, Product, Team
+from ..models import (
+    Account,
+    Activity,
+    ApiKey,
+    Contact,
+    Contract,
+    ContractLine,
+    JobRun,
+    Membership,
+    Product,
+    Team,
+    WriteKey,
+)
 from ..services import arr_at, mark_arr_dirty
 from ..uploads import store_text, store_upload
 from . import serializers as s
@@ -258,4 +270,64 @@ class ImportViewSet(OrgScopedViewSet):
 
     @extend_schema(exclude=True)
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._immutable(request)
+
+
+class AdminsOnly(permissions.BasePermission):
+    """Every method, reads included, is for admins: key metadata tells where secrets are used."""
+
+    message = "Only admins of this organization can see or manage write keys."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        actor = getattr(view, "actor", None)
+        return actor is not None and actor.role == Role.ADMIN
+
+
+class WriteKeyViewSet(OrgScopedViewSet):
+    """``/api/v1/write-keys/``: the organization's ingestion keys (Segment-compatible ``/v1/track``, ``/v1/batch``…).
+
+    Admins only, reads included (others get ``403``). ``POST`` creates a key and returns the raw key
+    **once**, in ``key``; lists and reads show only its prefix. ``DELETE`` revokes the key (it stops
+    working at once) and keeps the row, so the list still shows who created it and when it was last
+    used; a key cannot be changed (``PATCH``/``PUT`` are ``405``) — create a new one and revoke the old.
+    """
+
+    queryset = WriteKey.all_orgs.select_related("created_by")
+    serializer_class = s.WriteKeySerializer
+    filterset_fields: ClassVar[list[str]] = []
+    ordering_fields: ClassVar[list[str]] = ["created_at", "last_used_at", "name"]
+    ordering: ClassVar[list[str]] = ["revoked_at", "-created_at"]
+    write_roles = ADMIN_ONLY
+    extra_permission_classes: ClassVar[list[type]] = [AdminsOnly]
+
+    @extend_schema(summary="Create a write key", responses={201: s.WriteKeyCreatedSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key, raw = WriteKey.issue(
+            organization=self.actor.organization, name=serializer.validated_data["name"], created_by=self.actor.user
+        )
+        key = self.get_queryset().get(pk=key.pk)
+        key.key = raw
+        response = Response(s.WriteKeyCreatedSerializer(key, context=self.get_serializer_context()).data, status=201)
+        response["Cache-Control"] = "no-store"  # the only response that carries the secret
+        return response
+
+    @extend_schema(summary="Revoke a write key", responses={204: None})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        key = self.get_object()
+        if key.is_active:  # revoking twice keeps the first revocation time
+            key.revoke()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _immutable(self, request: Request) -> Response:
+        self.get_object()  # another organization's key is a 404, like a missing one
+        raise MethodNotAllowed(request.method, detail="Write keys cannot be changed; create a new one and revoke this.")
+
+    @extend_schema(exclude=True)
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._immutable(request)
+
+    @extend_schema(exclude=True)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._immutable(request)
