@@ -10,6 +10,7 @@ page size (``select_related`` for the owner, one aggregate for the summary, no p
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +46,7 @@ from .models import (
     SuccessPlan,
     WriteKey,
 )
+from .models.tenancy import HashedKey
 from .services import ensure_membership, memberships_of
 from .uploads import store_upload
 
@@ -421,38 +423,66 @@ def admin_members(request: HttpRequest) -> HttpResponse:
     return render(request, "admin/members.html", context, status=status)
 
 
-@admin_page
-@require_http_methods(["GET", "POST"])
-def admin_api_keys(request: HttpRequest) -> HttpResponse:
-    """API keys: list (prefix, role, last use), create (the raw key is shown once), revoke."""
-    form = ApiKeyForm()
+def _key_page(
+    request: HttpRequest,
+    *,
+    model: type[HashedKey],
+    form_class: type[forms.Form],
+    issue: Callable[[forms.Form], tuple[HashedKey, str]],
+    template: str,
+    tab: str,
+    related: str,
+    **extra: Any,
+) -> HttpResponse:
+    """The shared shape of the API-key and write-key pages: list, create (raw key shown once), revoke."""
+    form = form_class()
     raw_key = new_key = None
     status = 200
     if request.method == "POST":
-        form = ApiKeyForm(request.POST)
+        form = form_class(request.POST)
         if form.is_valid():
-            new_key, raw_key = ApiKey.issue(
-                organization=request.organization, role=form.cleaned_data["role"], name=form.cleaned_data["name"]
-            )
-            form = ApiKeyForm()
+            new_key, raw_key = issue(form)
+            form = form_class()
         else:
             status = 400
-    keys = ApiKey.objects.select_related("user").order_by("revoked_at", "-created_at")
-    context = {"keys": keys, "form": form, "raw_key": raw_key, "new_key": new_key, "admin_tab": "api-keys"}
-    response = render(request, "admin/api_keys.html", context, status=status)
+    keys = model.objects.select_related(related).order_by("revoked_at", "-created_at")
+    context = {"keys": keys, "form": form, "raw_key": raw_key, "new_key": new_key, "admin_tab": tab, **extra}
+    response = render(request, template, context, status=status)
     if raw_key:
         response["Cache-Control"] = "no-store"  # the one page that shows a secret must not be cached
     return response
 
 
+def _revoke_key(request: HttpRequest, model: type[HashedKey], key_id: int, page: str, consequence: str) -> HttpResponse:
+    # model.objects is scoped to the page's organization: another organization's key is a 404.
+    key = get_object_or_404(model.objects, pk=key_id)
+    if key.is_active:
+        key.revoke()
+        messages.success(request, f"{key.name} ({key.key_prefix}…) revoked; {consequence}")
+    return redirect(page, org_slug=request.organization.slug)
+
+
+@admin_page
+@require_http_methods(["GET", "POST"])
+def admin_api_keys(request: HttpRequest) -> HttpResponse:
+    """API keys: list (prefix, role, last use), create (the raw key is shown once), revoke."""
+    return _key_page(
+        request,
+        model=ApiKey,
+        form_class=ApiKeyForm,
+        issue=lambda form: ApiKey.issue(
+            organization=request.organization, role=form.cleaned_data["role"], name=form.cleaned_data["name"]
+        ),
+        template="admin/api_keys.html",
+        tab="api-keys",
+        related="user",
+    )
+
+
 @admin_page
 @require_POST
 def admin_revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
-    key = get_object_or_404(ApiKey.objects, pk=key_id)
-    if key.is_active:
-        key.revoke()
-        messages.success(request, f"Key {key.key_prefix}… revoked; it stops working at once.")
-    return redirect("admin-api-keys", org_slug=request.organization.slug)
+    return _revoke_key(request, ApiKey, key_id, "admin-api-keys", "it stops working at once.")
 
 
 class WriteKeyForm(forms.Form):
@@ -465,42 +495,24 @@ class WriteKeyForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def admin_write_keys(request: HttpRequest) -> HttpResponse:
     """Write keys (event ingestion at ``/v1/track``, ``/v1/batch``…): list, create (raw key shown once), revoke."""
-    form = WriteKeyForm()
-    raw_key = new_key = None
-    status = 200
-    if request.method == "POST":
-        form = WriteKeyForm(request.POST)
-        if form.is_valid():
-            new_key, raw_key = WriteKey.issue(
-                organization=request.organization, name=form.cleaned_data["name"], created_by=request.user
-            )
-            form = WriteKeyForm()
-        else:
-            status = 400
-    keys = WriteKey.objects.select_related("created_by").order_by("revoked_at", "-created_at")
-    context = {
-        "keys": keys,
-        "form": form,
-        "raw_key": raw_key,
-        "new_key": new_key,
-        "ingest_url": request.build_absolute_uri("/v1/"),
-        "admin_tab": "write-keys",
-    }
-    response = render(request, "admin/write_keys.html", context, status=status)
-    if raw_key:
-        response["Cache-Control"] = "no-store"  # the one page that shows a secret must not be cached
-    return response
+    return _key_page(
+        request,
+        model=WriteKey,
+        form_class=WriteKeyForm,
+        issue=lambda form: WriteKey.issue(
+            organization=request.organization, name=form.cleaned_data["name"], created_by=request.user
+        ),
+        template="admin/write_keys.html",
+        tab="write-keys",
+        related="created_by",
+        ingest_url=request.build_absolute_uri("/v1/"),
+    )
 
 
 @admin_page
 @require_POST
 def admin_revoke_write_key(request: HttpRequest, key_id: int) -> HttpResponse:
-    # WriteKey.objects is scoped to the page's organization: another organization's key is a 404.
-    key = get_object_or_404(WriteKey.objects, pk=key_id)
-    if key.is_active:
-        key.revoke()
-        messages.success(request, f"Write key {key.key_prefix}… revoked; events sent with it are refused at once.")
-    return redirect("admin-write-keys", org_slug=request.organization.slug)
+    return _revoke_key(request, WriteKey, key_id, "admin-write-keys", "events sent with it are refused at once.")
 
 
 @admin_page
