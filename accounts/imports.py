@@ -1341,3 +1341,14 @@ def start_import(
     )
     transaction.on_commit(lambda: run_import.delay(organization.pk, job_id=job.pk))
     return job
+
+
+def rerun_import(job: Any) -> None:
+    """Enqueue an import run again (an admin's "Run again" on a failed or stalled run).
+
+    Safe because an import is one transaction: a run that died wrote nothing, and a finished one
+    re-imports as "unchanged". The run keeps its id; ``attempts`` counts the tries.
+    """
+    from .tasks import run_import
+
+    transaction.on_commit(lambda: run_import.delay(job.organization_id, job_id=job.pk))

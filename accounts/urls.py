@@ -24,6 +24,7 @@ org_patterns = [
     path("admin/jobs/", views.admin_jobs, name="admin-jobs"),
     path("admin/jobs/<int:job_id>/", views.admin_job_detail, name="admin-job-detail"),
     path("admin/jobs/<int:job_id>/errors.csv", views.admin_job_errors_csv, name="admin-job-errors-csv"),
+    path("admin/jobs/<int:job_id>/rerun/", views.admin_job_rerun, name="admin-job-rerun"),
 ]
 
 urlpatterns = [

@@ -33,7 +33,7 @@ from cs_platform.pages import org_page
 from .choices import KEY_CONTACT_ROLES, JobStatus, Role, TouchModel
 from .filtersets import AccountFilterSet
 from .forms import ActivityForm, AddMemberForm, ApiKeyForm, ImportForm, MemberRoleForm, ObjectiveForm
-from .imports import COLUMNS, start_import
+from .imports import COLUMNS, rerun_import, start_import
 from .models import (
     Account,
     Activity,
@@ -556,6 +556,23 @@ def admin_imports(request: HttpRequest) -> HttpResponse:
 
 
 @admin_page
+@require_POST
+def admin_job_rerun(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Run a failed or stalled import again (its worker died, or the file was fixed in place)."""
+    run = get_object_or_404(JobRun.objects, pk=job_id, kind=IMPORT_JOB_KIND)
+    if not (run.status == JobStatus.FAILED or run.is_stalled):
+        messages.error(
+            request, f"Run #{run.pk} is {run.get_status_display().lower()}; only a failed or stalled run can run again."
+        )
+        return redirect("admin-job-detail", org_slug=request.organization.slug, job_id=run.pk)
+    with transaction.atomic():
+        JobRun.objects.filter(pk=run.pk).update(status=JobStatus.QUEUED)
+        rerun_import(run)
+    messages.success(request, f"Run #{run.pk} queued again.")
+    return redirect("admin-job-detail", org_slug=request.organization.slug, job_id=run.pk)
+
+
+@admin_page
 @require_GET
 def admin_job_errors_csv(request: HttpRequest, job_id: int) -> HttpResponse:
     """A run's errors as a CSV report: ``line, column, reason`` (one row per bad cell or row)."""
@@ -578,9 +595,10 @@ def admin_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     is_import = run.kind == IMPORT_JOB_KIND
     context = {
         "run": run,
-        "live": run.status in (JobStatus.QUEUED, JobStatus.RUNNING),
+        "live": run.status in (JobStatus.QUEUED, JobStatus.RUNNING) and not run.is_stalled,
         "admin_tab": "imports" if is_import else "jobs",
         "is_import": is_import,
+        "can_rerun": is_import and (run.status == JobStatus.FAILED or run.is_stalled),
     }
     if request.htmx:
         return render(request, "admin/_job_status.html", context)

@@ -220,3 +220,48 @@ def test_api_imports_of_another_org_are_invisible(org, other_org, api):
     client = api(org, "admin")
     assert client.get("/api/v1/imports/").json()["results"] == []
     assert client.get(f"/api/v1/imports/{theirs.json()['id']}/").status_code == 404
+
+
+def test_a_stalled_import_is_shown_as_such_and_runs_again(
+    client, org, alice, bob, media, eager_celery, django_capture_on_commit_callbacks
+):
+    """A worker killed mid-import leaves its run 'running' for good; past the task time limit the page says
+    it stalled, and "Run again" re-runs it (nothing of it was written, so that is safe)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    client.force_login(alice)
+    upload(client, org, GOOD)  # queued; the task never ran (a worker that died before committing)
+    run = last_run(org)
+    JobRun.all_orgs.filter(pk=run.pk).update(
+        status=JobStatus.RUNNING, attempts=1, started_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    detail = client.get(reverse("admin-job-detail", args=[org.slug, run.pk])).content.decode()
+    assert 'data-testid="job-stalled"' in detail and "Run again" in detail
+    assert 'hx-trigger="every 2s"' not in detail  # a stalled run is not polled forever
+
+    rerun = reverse("admin-job-rerun", args=[org.slug, run.pk])
+    client.force_login(bob)
+    assert client.post(rerun).status_code == 403
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(rerun).status_code == 302
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED and run.attempts == 2
+    assert Account.objects.for_org(org).count() == 2
+    # A finished run cannot be re-run from the page.
+    client.post(rerun)
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED and run.attempts == 2
+
+
+def test_a_running_import_within_the_time_limit_is_not_stalled(client, org, alice, media):
+    from django.utils import timezone
+
+    client.force_login(alice)
+    upload(client, org, GOOD)
+    run = last_run(org)
+    JobRun.all_orgs.filter(pk=run.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
+    detail = client.get(reverse("admin-job-detail", args=[org.slug, run.pk])).content.decode()
+    assert 'data-testid="job-stalled"' not in detail and "Run again" not in detail

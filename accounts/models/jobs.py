@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from cs_platform.tenancy import OrgScopedModel
 
@@ -42,6 +45,17 @@ class JobRun(OrgScopedModel):
         if not self.progress_total:
             return 100 if self.status == JobStatus.SUCCEEDED else 0
         return min(100, round(100 * self.progress_done / self.progress_total))
+
+    @property
+    def is_stalled(self) -> bool:
+        """Running for longer than the hard task time limit: its worker died (a killed process records
+        nothing), so it will only come back when the broker redelivers it, or when an admin runs it again."""
+        limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+        return (
+            self.status == JobStatus.RUNNING
+            and self.started_at is not None
+            and timezone.now() - self.started_at > limit
+        )
 
     @property
     def duration_seconds(self) -> float | None:
