@@ -409,6 +409,15 @@ class _Importer:
             )
         return found
 
+    def resolve_accounts(self) -> None:
+        """Map the ``account_external_id`` values noted in ``self.account_lines`` to ids (in one query a
+        chunk); every line naming an account this organization does not have is an error."""
+        self.accounts = self.account_ids(self.account_lines)
+        for ext, lines in self.account_lines.items():
+            if ext not in self.accounts:
+                for line in lines:
+                    self.errors.add(line, "account_external_id", f"no account with external_id {ext}")
+
     # protocol -------------------------------------------------------------------------------------
 
     def check(self, line: int, cells: list[str]) -> None:
@@ -656,11 +665,7 @@ class _ContactImporter(_Importer):
             self.account_lines[row["account"]].append(line)
 
     def finish(self) -> None:
-        self.accounts = self.account_ids(self.account_lines)
-        for ext, lines in self.account_lines.items():
-            if ext not in self.accounts:
-                for line in lines:
-                    self.errors.add(line, "account_external_id", f"no account with external_id {ext}")
+        self.resolve_accounts()
         self.account_lines = defaultdict(list)
 
     def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:
@@ -781,11 +786,7 @@ class _ContractImporter(_Importer):
                 self.line_keys[key] = line
 
     def finish(self) -> None:
-        self.accounts = self.account_ids(self.account_lines)
-        for ext, lines in self.account_lines.items():
-            if ext not in self.accounts:
-                for line in lines:
-                    self.errors.add(line, "account_external_id", f"no account with external_id {ext}")
+        self.resolve_accounts()
         self.products = dict(
             Product.objects.for_org(self.org).filter(sku__in=list(self.sku_names)).values_list("sku", "id")
         )
@@ -942,11 +943,7 @@ class _ActivityImporter(_Importer):
             self.account_lines[row["account"]].append(line)
 
     def finish(self) -> None:
-        self.accounts = self.account_ids(self.account_lines)
-        for ext, lines in self.account_lines.items():
-            if ext not in self.accounts:
-                for line in lines:
-                    self.errors.add(line, "account_external_id", f"no account with external_id {ext}")
+        self.resolve_accounts()
         self.account_lines = defaultdict(list)
 
     def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:
@@ -1027,11 +1024,7 @@ class _AccountRowImporter(_Importer):
             self.account_lines[external_id].append(line)
 
     def finish(self) -> None:
-        self.accounts = self.account_ids(self.account_lines)
-        for ext, lines in self.account_lines.items():
-            if ext not in self.accounts:
-                for line in lines:
-                    self.errors.add(line, "account_external_id", f"no account with external_id {ext}")
+        self.resolve_accounts()
         self.account_lines = defaultdict(list)
 
     def batched(
