@@ -409,6 +409,23 @@ class _Importer:
             )
         return found
 
+    def batched(
+        self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None], flush: Callable[[list], None]
+    ) -> None:
+        """Parse the rows and hand them to ``flush`` in batches of ``BATCH``, reporting progress."""
+        batch: list[dict[str, Any]] = []
+        done = 0
+        for line, cells in rows:
+            batch.append(self.parse(line, cells))
+            if len(batch) >= BATCH:
+                flush(batch)
+                done += len(batch)
+                progress(done)
+                batch = []
+        if batch:
+            flush(batch)
+            progress(done + len(batch))
+
     def resolve_accounts(self) -> None:
         """Map the ``account_external_id`` values noted in ``self.account_lines`` to ids (in one query a
         chunk); every line naming an account this organization does not have is an error."""
@@ -523,11 +540,8 @@ class _AccountImporter(_Importer):
         ids = dict(self.existing_ids)  # external id -> pk, grows with the accounts this file creates
         deferred: list[tuple[str, str]] = []  # (child, parent) whose parent is created by this file
         moved: set[int] = set()  # existing accounts whose parent changed, and their former parents
-        batch: list[dict[str, Any]] = []
-        done = 0
 
-        def flush() -> None:
-            nonlocal done
+        def flush(batch: list[dict[str, Any]]) -> None:
             current = {
                 values["external_id"]: values
                 for values in Account.objects.for_org(org)
@@ -586,16 +600,8 @@ class _AccountImporter(_Importer):
                 ids.update((obj.external_id, obj.pk) for obj in writes)
             else:  # a backend that cannot return ids from an upsert
                 ids.update(self.account_ids(obj.external_id for obj in writes))
-            done += len(batch)
-            progress(done)
-            batch.clear()
 
-        for line, cells in rows:
-            batch.append(self.parse(line, cells))
-            if len(batch) >= BATCH:
-                flush()
-        if batch:
-            flush()
+        self.batched(rows, progress, flush)
         # Second pass: parents created by this file now have ids.
         updates = [Account(id=ids[child], parent_id=ids[parent]) for child, parent in deferred]
         Account.all_orgs.bulk_update(updates, ["parent"], batch_size=BATCH)
@@ -669,10 +675,9 @@ class _ContactImporter(_Importer):
         self.account_lines = defaultdict(list)
 
     def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:
-        org, batch, done = self.org, [], 0
+        org = self.org
 
-        def flush() -> None:
-            nonlocal done
+        def flush(batch: list[dict[str, Any]]) -> None:
             current = {
                 v["external_id"]: v
                 for v in Contact.objects.for_org(org)
@@ -708,16 +713,8 @@ class _ContactImporter(_Importer):
                 unique=["organization", "external_id"],
                 update=[*(f.removesuffix("_id") for f in self.FIELDS), "updated_at"],
             )
-            done += len(batch)
-            progress(done)
-            batch.clear()
 
-        for line, cells in rows:
-            batch.append(self.parse(line, cells))
-            if len(batch) >= BATCH:
-                flush()
-        if batch:
-            flush()
+        self.batched(rows, progress, flush)
 
 
 class _ContractImporter(_Importer):
@@ -947,11 +944,10 @@ class _ActivityImporter(_Importer):
         self.account_lines = defaultdict(list)
 
     def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:
-        org, batch, done = self.org, [], 0
+        org = self.org
         seen: set[tuple[int, str, datetime, str]] = set()
 
-        def flush() -> None:
-            nonlocal done
+        def flush(batch: list[dict[str, Any]]) -> None:
             keys = [(self.accounts[r["account"]], r["type"], r["occurred_at"], r["summary"]) for r in batch]
             existing = set(
                 Activity.objects.for_org(org)
@@ -976,16 +972,8 @@ class _ActivityImporter(_Importer):
                 )
             Activity.all_orgs.bulk_create(writes, batch_size=BATCH)
             self.result.created += len(writes)
-            done += len(batch)
-            progress(done)
-            batch.clear()
 
-        for line, cells in rows:
-            batch.append(self.parse(line, cells))
-            if len(batch) >= BATCH:
-                flush()
-        if batch:
-            flush()
+        self.batched(rows, progress, flush)
 
 
 def _moment(value: str, tz: ZoneInfo) -> datetime:
@@ -1026,22 +1014,6 @@ class _AccountRowImporter(_Importer):
     def finish(self) -> None:
         self.resolve_accounts()
         self.account_lines = defaultdict(list)
-
-    def batched(
-        self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None], flush: Callable[[list], None]
-    ) -> None:
-        batch: list[dict[str, Any]] = []
-        done = 0
-        for line, cells in rows:
-            batch.append(self.parse(line, cells))
-            if len(batch) >= BATCH:
-                flush(batch)
-                done += len(batch)
-                progress(done)
-                batch = []
-        if batch:
-            flush(batch)
-            progress(done + len(batch))
 
     def parse(self, line: int, cells: list[str]) -> dict[str, Any]:
         raise NotImplementedError
