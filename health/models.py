@@ -1,15 +1,30 @@
 """Health signals: product usage (raw events and daily metrics), support tickets and invoices.
 
-Scorecards, snapshots and overrides arrive with the health-engine issue.
+And the health engine (spec §3): scorecards and their versions, daily snapshots, the latest score per
+account, colour overrides and the CSM pulse.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from cs_platform.tenancy import OrgScopedModel
 
-__all__ = ["Invoice", "KeyFeature", "Ticket", "UsageEvent", "UsageMetric", "UserAccountLink"]
+__all__ = [
+    "CsmPulse",
+    "HealthOverride",
+    "HealthScore",
+    "HealthSnapshot",
+    "Invoice",
+    "KeyFeature",
+    "Scorecard",
+    "ScorecardVersion",
+    "Ticket",
+    "UsageEvent",
+    "UsageMetric",
+    "UserAccountLink",
+]
 
 
 class EventType(models.TextChoices):
@@ -156,3 +171,199 @@ class Invoice(OrgScopedModel):
             models.UniqueConstraint(fields=["organization", "external_id"], name="health_invoice_unique_org_extid")
         ]
         indexes = [models.Index(fields=["organization", "account", "due_date"], name="health_invoice_org_acct")]
+
+
+# --- Health engine (spec §3) --------------------------------------------------------------------
+
+
+class HealthColor(models.TextChoices):
+    GREEN = "green", "Green"
+    YELLOW = "yellow", "Yellow"
+    RED = "red", "Red"
+
+
+class Scorecard(OrgScopedModel):
+    """A health profile. Its components live in immutable :class:`ScorecardVersion` rows: every saved
+    change is a new version, and every snapshot names the version that produced it.
+
+    Binding: an account uses the first active scorecard (by ``position``) whose ``segment`` matches it,
+    else the organization's default scorecard (``is_default``; exactly one per organization).
+    """
+
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    segment = models.ForeignKey(
+        "playbooks.Segment", null=True, blank=True, on_delete=models.PROTECT, related_name="scorecards"
+    )
+    position = models.PositiveIntegerField(default=0, help_text="Order in which segment bindings are tried")
+    is_default = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    current_version = models.ForeignKey(
+        "ScorecardVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="health_scorecard_unique_name"),
+            models.UniqueConstraint(
+                fields=["organization"], condition=models.Q(is_default=True), name="health_scorecard_one_default"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScorecardVersion(OrgScopedModel):
+    """One immutable definition of a scorecard: groups and components as JSON.
+
+    ``definition`` shape (validated by ``health.scoring.validate_definition``)::
+
+        {"groups": [{"key": "product", "name": "Product", "weight": 50}, ...],      # optional
+         "components": [{"key": "adoption", "name": "Adoption", "group": "product"|null,
+                         "signal": "adoption" | "usage:<metric>",
+                         "weight": 25,
+                         "function": {"type": "linear", "x0": 0.10, "x100": 0.60} | ...}]}
+    """
+
+    scorecard = models.ForeignKey(Scorecard, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField()
+    note = models.CharField(max_length=300, blank=True, help_text="What changed, written by the editor")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["scorecard", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "scorecard", "number"], name="health_scorecardversion_unique_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scorecard_id} v{self.number}"
+
+
+class HealthSnapshot(OrgScopedModel):
+    """An account's health on one day; a recompute later the same day updates that day's row.
+
+    ``score`` is ``None`` for a churned account or one with no data at all (never a default green).
+    ``components``: ``[{"key", "name", "group", "signal", "score", "weight", "contribution"}]`` where
+    ``weight`` is the effective share after missing-data redistribution (scored weights sum to 1) and
+    ``contribution = weight × score``; ``missing`` lists the keys of components without data.
+    """
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="health_snapshots")
+    date = models.DateField()
+    computed_at = models.DateTimeField()
+    score = models.DecimalField(max_digits=4, decimal_places=1, null=True, blank=True)
+    color = models.CharField(max_length=8, choices=HealthColor.choices, blank=True)
+    scorecard_version = models.ForeignKey(
+        ScorecardVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    components = models.JSONField(default=list, blank=True)
+    missing = models.JSONField(default=list, blank=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-date"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "account", "date"], name="health_snapshot_unique_account_day"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "date"], name="health_snapshot_org_date")]
+
+
+class HealthScore(OrgScopedModel):
+    """The latest health of one account (what lists, filters and the Portfolio read): the newest
+    snapshot's score plus trends, kept in step by every recompute and by overrides.
+
+    ``computed_color`` is the colour of ``score``; ``color`` is the effective colour (an active override
+    wins). ``delta_7``/``delta_30`` are score changes against the snapshot 7/30 days earlier;
+    ``trend`` is ``up``/``down``/``flat`` from ``delta_7`` (±1 point counts as flat).
+    """
+
+    account = models.OneToOneField("accounts.Account", on_delete=models.CASCADE, related_name="health")
+    score = models.DecimalField(max_digits=4, decimal_places=1, null=True, blank=True)
+    computed_color = models.CharField(max_length=8, choices=HealthColor.choices, blank=True)
+    color = models.CharField(max_length=8, choices=HealthColor.choices, blank=True)
+    computed_at = models.DateTimeField()
+    scorecard = models.ForeignKey(Scorecard, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    scorecard_version = models.ForeignKey(
+        ScorecardVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    delta_7 = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
+    delta_30 = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
+    trend = models.CharField(max_length=4, blank=True)
+    override = models.ForeignKey("HealthOverride", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta(OrgScopedModel.Meta):
+        indexes = [
+            models.Index(fields=["organization", "color"], name="health_score_org_color"),
+            models.Index(fields=["organization", "score"], name="health_score_org_score"),
+        ]
+
+
+class OverrideReason(models.TextChoices):
+    CUSTOMER_WILL_CHURN = "customer_will_churn", "Customer told us they will churn"
+    EXECUTIVE_ESCALATION = "executive_escalation", "Executive escalation"
+    KNOWN_DATA_GAP = "known_data_gap", "Signals are incomplete or wrong"
+    RELATIONSHIP = "relationship", "Relationship better or worse than the data shows"
+    OTHER = "other", "Other"
+
+
+class HealthOverride(OrgScopedModel):
+    """A manual colour for an account, with reason, author and expiry; every row is kept (the audit
+    trail). Active = not cleared and not expired. ``customer_will_churn`` always forces red."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="health_overrides")
+    color = models.CharField(max_length=8, choices=HealthColor.choices)
+    reason_code = models.CharField(max_length=32, choices=OverrideReason.choices, default=OverrideReason.OTHER)
+    reason = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    computed_score_at_creation = models.DecimalField(max_digits=4, decimal_places=1, null=True, blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "account", "created_at"], name="health_override_org_acct")]
+
+
+class PulseReason(models.TextChoices):
+    STRONG_RELATIONSHIP = "strong_relationship", "Strong relationship"
+    GOALS_MET = "goals_met", "Goals being met"
+    EXPANSION_INTEREST = "expansion_interest", "Expansion interest"
+    LOW_ENGAGEMENT = "low_engagement", "Low engagement"
+    CHAMPION_AT_RISK = "champion_at_risk", "Champion at risk or leaving"
+    PRODUCT_GAPS = "product_gaps", "Product gaps"
+    SUPPORT_ISSUES = "support_issues", "Support issues"
+    BUDGET_PRESSURE = "budget_pressure", "Budget pressure"
+    COMPETITOR = "competitor", "Competitor evaluation"
+    REORG = "reorg", "Reorganisation or M&A"
+
+
+class CsmPulse(OrgScopedModel):
+    """The CSM's own read of an account (green/yellow/red with reason codes): the ``csm_pulse`` signal.
+    The latest pulse counts for 30 days, then the component is missing (stale)."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="pulses")
+    color = models.CharField(max_length=8, choices=HealthColor.choices)
+    reason_codes = models.JSONField(default=list, blank=True, help_text="Subset of PulseReason values")
+    note = models.TextField(blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "account", "created_at"], name="health_pulse_org_acct")]

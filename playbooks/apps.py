@@ -10,3 +10,12 @@ class PlaybooksConfig(AppConfig):
         from . import signals
 
         signals.connect()
+
+        from cs_platform.signals import organization_created
+
+        from .defaults import ensure_default_segments
+
+        def create_defaults(sender: object, organization: object, **kwargs: object) -> None:
+            ensure_default_segments(organization.pk)  # type: ignore[attr-defined]
+
+        organization_created.connect(create_defaults, dispatch_uid="playbooks-defaults", weak=False)
