@@ -245,6 +245,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "refresh-current-arr": {"task": "accounts.tasks.refresh_all_current_arr", "schedule": 60 * 60 * 6},
     "rollup-usage": {"task": "health.tasks.rollup_all_usage", "schedule": 5 * 60},
+    # Daily; idempotent, so a missed day is caught up by the next run.
+    "create-due-renewals": {"task": "renewals.tasks.create_all_due_renewals", "schedule": 60 * 60 * 24},
 }
 
 LOGGING = {
