@@ -197,6 +197,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Tenant models' default `objects` manager refuses unscoped queries; schema generation only needs `.none()`.
     "DEFAULT_QUERY_MANAGER": "all_orgs",
+    # One schema name for a choice set several fields share (forecast category, CSM call, final call).
+    "ENUM_NAME_OVERRIDES": {"ForecastCategoryEnum": "renewals.models.ForecastCategory"},
 }
 
 # --- Celery -------------------------------------------------------------------------------------
