@@ -407,3 +407,38 @@ def test_close_permissions(org, bob, make_member):
 def test_contract_factory_sanity(org):
     contract = ContractFactory(account__organization=org)
     assert contract.organization == org
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_create_each_renewal_once():
+    """Two runs at the same moment (two connections): the unique constraint plus ON CONFLICT DO NOTHING."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    from accounts.services import create_organization
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs two real connections (Postgres)")
+    org = create_organization(slug="race", name="Race")[0]
+    for _ in range(20):
+        contract_with_lines(org, end=END)
+    barrier, errors = threading.Barrier(2), []
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                barrier.wait(timeout=10)
+                create_due_renewals(org, today=END - dt.timedelta(days=30))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Renewal.objects.for_org(org).count() == 20
