@@ -639,7 +639,11 @@ def churn_reasons(org: Organization | int, start: date, end: date, *, by: str = 
         return out
 
     def split(part: pd.DataFrame, flag: bool | None) -> dict[str, Any]:
-        chosen = part[part["is_avoidable"].map(lambda v: v is flag)]
+        def matches(value: Any) -> bool:
+            unknown = value is None or pd.isna(value)
+            return unknown if flag is None else (not unknown and bool(value) == flag)
+
+        chosen = part.loc[np.array([matches(v) for v in part["is_avoidable"]], dtype=bool)]
         return {"count": len(chosen), "lost_arr": money(chosen["lost"].sum())}
 
     result: dict[str, Any] = {
