@@ -176,7 +176,7 @@ def arr_at(org: Organization | int, on: date, *, level: str = "account") -> pd.S
 # --- Retention --------------------------------------------------------------------------------------
 
 
-def _money_sum(condition: Q) -> Any:
+def _money_sum(condition: Q | None = None) -> Any:
     """Σ line ARR over the rows meeting ``condition``: integer cents summed by Postgres (exact: ARR has
     two decimal places, and integer sums are much cheaper than numeric ones), or the decimal sum
     elsewhere (converted to cents in Python)."""
@@ -191,14 +191,17 @@ def _int_rows(query: Any, width: int) -> np.ndarray:
 
     On Postgres the queryset's own SQL is run on a plain cursor: 100k rows skip Django's per-row
     converters (same SQL, same organization filter, only the row decoding differs)."""
+    return np.array(_plain_rows(query), dtype=np.int64).reshape(-1, width)
+
+
+def _plain_rows(query: Any) -> list[tuple]:
+    """A scoped ``values_list`` queryset's rows; money columns (from :func:`_money_sum`) as cents."""
     if connection.vendor == "postgresql":
         sql, params = query.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            rows = cursor.fetchall()
-    else:
-        rows = [tuple(0 if v is None else _as_cents(v) if isinstance(v, Decimal) else v for v in row) for row in query]
-    return np.array(rows, dtype=np.int64).reshape(-1, width)
+            return cursor.fetchall()
+    return [tuple(0 if v is None else _as_cents(v) if isinstance(v, Decimal) else v for v in row) for row in query]
 
 
 def _as_cents(value: Any) -> int:
@@ -456,24 +459,34 @@ def _empty_totals() -> dict[str, int]:
 
 def _contract_frame(org: Organization | int, level: str = "account", accounts: pd.DataFrame | None = None):
     """One row per non-cancelled contract: unit, start, end, ARR in cents (Σ lines). One query."""
-    rows = (
+    rows = _plain_rows(
         _live_lines(org)
         .order_by()
         .values("contract_id", "contract__account_id", "contract__start_date", "contract__end_date")
-        .annotate(total=Sum("arr"))
+        .annotate(total=_money_sum())
         .values_list("contract__account_id", "contract__start_date", "contract__end_date", "total")
     )
+    accounts_, starts, ends, cents = zip(*rows, strict=True) if rows else ((), (), (), ())
     frame = pd.DataFrame(
-        [(a, s, e, _cents(t)) for a, s, e, t in rows], columns=["account", "start", "end", "arr"]
-    ).astype({"account": "int64", "arr": "int64"})
-    frame["start"] = pd.to_datetime(frame["start"])
-    frame["end"] = pd.to_datetime(frame["end"])
+        {
+            "account": np.array(accounts_, dtype=np.int64),
+            "start": _days(starts),
+            "end": _days(ends),
+            "arr": np.array(cents, dtype=np.int64),
+        }
+    )
     if level == "parent" and len(frame):
         accounts = accounts if accounts is not None else _accounts_frame(org)
         frame["unit"] = _unit_map(accounts, level).reindex(frame["account"].to_numpy()).to_numpy().astype(np.int64)
     else:
         frame["unit"] = frame["account"]
     return frame
+
+
+def _days(days: Iterable[date]) -> pd.DatetimeIndex:
+    """Dates → datetime64 (through ordinals: ~20× faster than converting date objects one by one)."""
+    ordinals = np.fromiter((day.toordinal() for day in days), dtype=np.int64)
+    return pd.to_datetime((ordinals - date(1970, 1, 1).toordinal()).astype("datetime64[D]"))
 
 
 def _arr_on(contracts: pd.DataFrame, day: date) -> pd.Series:
