@@ -539,3 +539,27 @@ def test_sub_cent_amounts_add_up_exactly(org):
     result = retention(org, D("2025-01-01"), D("2025-12-31"))
     assert result["start_arr"] == Decimal("0.30") and result["grr"] == Decimal("1.0000")
     assert str(result["end_arr"]) == "0.30"
+
+
+def test_query_count_does_not_grow_with_the_book(api, org):
+    """Set-based: the number of SQL statements per request is the same for 3 and for 30 accounts."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    product = ProductFactory(organization=org)
+    client = api(org, "viewer")
+    client.get("/api/v1/metrics/retention/", {"start": "2025-01-01", "end": "2025-12-31"})  # key's first use
+    counts = []
+    for size in (3, 30):
+        while Account.objects.for_org(org).count() < size:
+            acct = AccountFactory(organization=org, parent=Account.objects.for_org(org).first())
+            contract(acct, f"Q-{acct.pk}", "2024-06-01", "2025-05-31", (product, 2, "100"))
+        per_url = []
+        for params in ({"group_by": "segment", "level": "parent"}, {"group_by": "product"}, {"group_by": "owner"}):
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get("/api/v1/metrics/retention/", {"start": "2025-01-01", "end": "2025-12-31",
+                                                                      **params})  # fmt: skip
+            assert response.status_code == 200
+            per_url.append(len(queries))
+        counts.append(per_url)
+    assert counts[0] == counts[1]
