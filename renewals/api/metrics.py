@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from cs_platform.api.viewsets import OrgAPIView
 
 from .. import analytics
-from . import serializers as s
+from . import metrics_serializers as s
 
 RETENTION_EXAMPLE = {
     "start_arr": "161000.00", "new": "30000.00", "reactivation": "10000.00", "expansion": "12000.00",
