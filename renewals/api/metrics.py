@@ -70,14 +70,14 @@ class RetentionView(MetricsView):
 class ArrBridgeView(MetricsView):
     """Monthly ARR bridge: start → new → expansion → contraction → churn → end, chaining month to month."""
 
-    query_serializer = s.BridgeQuerySerializer
-    response_serializer = s.BridgeSerializer
+    query_serializer = s.ArrBridgeQuerySerializer
+    response_serializer = s.ArrBridgeSerializer
 
     def compute(self, params: dict[str, Any]) -> dict[str, Any]:
         return analytics.arr_bridge(self.actor.organization, params["start"], params["end"], level=params["level"])
 
-    @extend_schema(summary="Monthly ARR bridge", tags=["metrics"], parameters=[s.BridgeQuerySerializer],
-                   responses=s.BridgeSerializer)  # fmt: skip
+    @extend_schema(summary="Monthly ARR bridge", tags=["metrics"], parameters=[s.ArrBridgeQuerySerializer],
+                   responses=s.ArrBridgeSerializer)  # fmt: skip
     def get(self, request: Request) -> Response:
         return super().get(request)
 

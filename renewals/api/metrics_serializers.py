@@ -39,7 +39,7 @@ class RetentionQuerySerializer(PeriodQuerySerializer):
     )
 
 
-class BridgeQuerySerializer(PeriodQuerySerializer):
+class ArrBridgeQuerySerializer(PeriodQuerySerializer):
     level = serializers.ChoiceField(choices=LEVEL_CHOICES, default="account")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -96,17 +96,17 @@ class RetentionSerializer(RetentionFiguresSerializer):
     groups = RetentionGroupSerializer(many=True)
 
 
-class BridgeMonthSerializer(RetentionFiguresSerializer):
+class ArrBridgeMonthSerializer(RetentionFiguresSerializer):
     month = serializers.CharField(help_text="YYYY-MM")
     start = serializers.DateField()
     end = serializers.DateField()
 
 
-class BridgeSerializer(serializers.Serializer):
+class ArrBridgeSerializer(serializers.Serializer):
     start = serializers.DateField()
     end = serializers.DateField()
     level = serializers.CharField()
-    months = BridgeMonthSerializer(many=True)
+    months = ArrBridgeMonthSerializer(many=True)
     total = RetentionFiguresSerializer()
 
 

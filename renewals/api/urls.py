@@ -1,8 +1,17 @@
 from django.urls import path
+from rest_framework.routers import DefaultRouter
 
-from . import metrics
+from . import metrics, views
+
+router = DefaultRouter(trailing_slash=True)
+# The router's API root page is the accounts router's (``/api/v1/``): this one adds routes only.
+router.include_root_view = False
+router.register("renewals", views.RenewalViewSet, basename="renewal")
+router.register("churn-reasons", views.ChurnReasonViewSet, basename="churn-reason")
+router.register("renewal-targets", views.RenewalTargetViewSet, basename="renewal-target")
 
 urlpatterns = [
+    *router.urls,
     path("metrics/retention/", metrics.RetentionView.as_view(), name="metrics-retention"),
     path("metrics/arr-bridge/", metrics.ArrBridgeView.as_view(), name="metrics-arr-bridge"),
     path("metrics/cohorts/", metrics.CohortsView.as_view(), name="metrics-cohorts"),
