@@ -123,8 +123,10 @@ def _accounts_frame(org: Organization | int, attributes: Iterable[str] = ()) -> 
 def _roots(accounts: pd.DataFrame) -> pd.Series:
     """Each account's top-level ancestor (itself when it has no parent), following multi-level chains.
 
-    Vectorised pointer-jumping: ``root ← parent(root)`` until nothing moves. A parent outside the
-    organization or a cycle (which the app prevents) stops at the last account reached."""
+    Vectorised over all accounts: each step moves every account's ``root`` one level up
+    (``root ← parent(root)``) until nothing moves, at most 64 levels. A parent that is not an account
+    of this organization is not followed; a cycle (which the API refuses) ends after 64 steps on
+    one of its accounts."""
     parent = accounts["parent"]
     root = pd.Series(accounts.index.to_numpy(), index=accounts.index)
     for _ in range(64):
