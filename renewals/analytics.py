@@ -557,17 +557,29 @@ def arr_bridge(org: Organization | int, start: date, end: date, *, level: str = 
     return {"start": start, "end": end, "level": level, "months": months, "total": total}
 
 
+COHORT_STEPS = {"quarter": 3, "month": 1}
+
+
 def cohort_table(
-    org: Organization | int, *, periods: int = 8, today: date | None = None, level: str = "account"
+    org: Organization | int,
+    *,
+    periods: int = 8,
+    step: str = "quarter",
+    today: date | None = None,
+    level: str = "account",
 ) -> dict[str, Any]:
-    """Customer-since cohorts (calendar quarters) × quarters since joining → retained ARR and logos.
+    """Customer-since cohorts (calendar quarters) × quarters (or months) since joining → retained ARR
+    and logos.
 
     Cohort = units whose ``customer_since`` (or, when unset, first contract start) falls in the quarter.
     Its base is the units of the cohort with ARR > 0 on the cohort quarter's **last day**, and their
-    ARR then. Column ``k`` (0 … ``periods``) is the quarter ``k`` after: ``arr_pct`` = Σ their ARR on
-    that quarter's last day / base ARR (NRR-style: expansion counts, new accounts never join a cohort),
-    ``logo_pct`` = share of them still with ARR > 0. Quarters ending after ``today`` are left out.
+    ARR then. Column ``k`` (0 … ``periods``) is the ``k``-th quarter (``step="month"``: month) after:
+    ``arr_pct`` = Σ their ARR on that period's last day / base ARR (NRR-style: expansion counts, new
+    accounts never join a cohort), ``logo_pct`` = share of them still with ARR > 0. Periods ending after
+    ``today`` are left out.
     """
+    if step not in COHORT_STEPS:
+        raise ValueError(f"unknown step {step!r}")
     from django.utils import timezone
 
     today = today or timezone.localdate()
@@ -585,7 +597,9 @@ def cohort_table(
     for key, members in since.groupby(since.map(_quarter_key)):
         first_day = members.iloc[0]
         quarter_first = date(first_day.year, 3 * ((first_day.month - 1) // 3) + 1, 1)
-        quarter_ends = [_add_months(quarter_first, 3 * (k + 1)) - timedelta(days=1) for k in range(periods + 1)]
+        quarter_ends = [
+            _add_months(quarter_first, 3 + COHORT_STEPS[step] * k) - timedelta(days=1) for k in range(periods + 1)
+        ]
         base_end = quarter_ends[0]
         if base_end > today:
             continue
@@ -609,7 +623,7 @@ def cohort_table(
                 }
             )
         cohorts.append(row)
-    return {"period": "quarter", "periods": periods, "level": level, "cohorts": cohorts}
+    return {"period": step, "periods": periods, "level": level, "cohorts": cohorts}
 
 
 # --- Renewal-based views ----------------------------------------------------------------------------

@@ -289,6 +289,30 @@ def test_cohort_table_by_hand(api, org):
     }  # fmt: skip
 
 
+def test_cohort_table_by_month(api, org):
+    core = ProductFactory(organization=org, sku="CORE")
+    k1 = AccountFactory(organization=org, name="K1", customer_since=D("2025-01-15"))
+    k2 = AccountFactory(organization=org, name="K2", customer_since=D("2025-02-01"))
+    contract(k1, "K1-1", "2025-01-15", "2026-01-14", (core, 10, "1000"))
+    contract(k1, "K1-2", "2025-05-01", "2026-01-14", (core, 2, "1000"))
+    contract(k2, "K2-1", "2025-02-01", "2025-07-31", (core, 5, "1000"))
+    # 2025-Q1, base on 03-31: 15 (2 accounts). Month ends after it: 04-30 15 (1.0); 05-31 K1 12 + K2 5 = 17
+    # (1.1333); 06-30 17; 07-31 17 (K2's contract ends that day, inclusive); 08-31 K1 12 → 0.8, 1/2.
+    response = api(org, "viewer").get("/api/v1/metrics/cohorts/", {"periods": 6, "step": "month",
+                                                                    "today": "2025-08-31"})  # fmt: skip
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["period"], len(body["cohorts"])) == ("month", 1)
+    assert [(p["period"], p["date"], p["arr"], p["arr_pct"], p["logo_pct"]) for p in body["cohorts"][0]["periods"]] == [
+        (0, "2025-03-31", "15000.00", 1.0, 1.0),
+        (1, "2025-04-30", "15000.00", 1.0, 1.0),
+        (2, "2025-05-31", "17000.00", 1.1333, 1.0),
+        (3, "2025-06-30", "17000.00", 1.1333, 1.0),
+        (4, "2025-07-31", "17000.00", 1.1333, 1.0),
+        (5, "2025-08-31", "12000.00", 0.8, 0.5),
+    ]
+
+
 # --- Renewal rate and churn reasons ------------------------------------------------------------------
 
 
@@ -512,7 +536,7 @@ def test_bad_parameters_are_reported_per_field(api, org):
     cases = [
         ("churn-reasons/", {"start": "2025-01-01", "end": "2025-12-31", "by": "colour"}, {"by"}),
         ("renewal-rate/", {"start": "x"}, {"start", "end"}),
-        ("cohorts/", {"periods": "-1"}, {"periods"}),
+        ("cohorts/", {"periods": "-1", "step": "week"}, {"periods", "step"}),
         ("renewal-forecast/", {"today": "2026-02-30"}, {"today"}),
     ]
     for path, params, fields in cases:

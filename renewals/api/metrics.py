@@ -89,7 +89,7 @@ class CohortsView(MetricsView):
     response_serializer = s.CohortTableSerializer
 
     def compute(self, params: dict[str, Any]) -> dict[str, Any]:
-        return analytics.cohort_table(self.actor.organization, periods=params["periods"],
+        return analytics.cohort_table(self.actor.organization, periods=params["periods"], step=params["step"],
                                       today=params.get("today"), level=params["level"])  # fmt: skip
 
     @extend_schema(summary="Retention cohorts", tags=["metrics"], parameters=[s.CohortQuerySerializer],

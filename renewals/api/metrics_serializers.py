@@ -55,7 +55,8 @@ class ChurnReasonsQuerySerializer(PeriodQuerySerializer):
 
 
 class CohortQuerySerializer(serializers.Serializer):
-    periods = serializers.IntegerField(min_value=0, max_value=40, default=8, help_text="Quarters after joining")
+    periods = serializers.IntegerField(min_value=0, max_value=60, default=8, help_text="Periods after joining")
+    step = serializers.ChoiceField(choices=["quarter", "month"], default="quarter", help_text="Column width")
     level = serializers.ChoiceField(choices=LEVEL_CHOICES, default="account")
     today = serializers.DateField(required=False, help_text="Cut-off date (default: today)")
 
@@ -111,7 +112,7 @@ class ArrBridgeSerializer(serializers.Serializer):
 
 
 class CohortPeriodSerializer(serializers.Serializer):
-    period = serializers.IntegerField(help_text="Quarters since the cohort quarter (0 = the cohort quarter)")
+    period = serializers.IntegerField(help_text="Periods since the cohort quarter (0 = the cohort quarter's end)")
     date = serializers.DateField(help_text="Quarter end the ARR is measured on")
     arr = Money()
     arr_pct = Ratio()
@@ -127,7 +128,7 @@ class CohortSerializer(serializers.Serializer):
 
 
 class CohortTableSerializer(serializers.Serializer):
-    period = serializers.CharField()
+    period = serializers.CharField(help_text="quarter or month: the width of a column")
     periods = serializers.IntegerField()
     level = serializers.CharField()
     cohorts = CohortSerializer(many=True)
