@@ -197,6 +197,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Tenant models' default `objects` manager refuses unscoped queries; schema generation only needs `.none()`.
     "DEFAULT_QUERY_MANAGER": "all_orgs",
+    # One schema name for a choice set several fields share (forecast category, CSM call, final call).
+    "ENUM_NAME_OVERRIDES": {"ForecastCategoryEnum": "renewals.models.ForecastCategory"},
 }
 
 # --- Celery -------------------------------------------------------------------------------------
@@ -245,6 +247,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "refresh-current-arr": {"task": "accounts.tasks.refresh_all_current_arr", "schedule": 60 * 60 * 6},
     "rollup-usage": {"task": "health.tasks.rollup_all_usage", "schedule": 5 * 60},
+    # Daily; idempotent, so a missed day is caught up by the next run.
+    "create-due-renewals": {"task": "renewals.tasks.create_all_due_renewals", "schedule": 60 * 60 * 24},
 }
 
 LOGGING = {

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("health.api.urls")),
     path("api/v1/", include("playbooks.api.urls")),
+    path("api/v1/", include("renewals.api.urls")),
     path("v1/", include("health.ingest_urls")),  # Segment-compatible event ingestion
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

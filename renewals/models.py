@@ -20,6 +20,7 @@ __all__ = [
     "ChurnReason",
     "ForecastCategory",
     "Renewal",
+    "RenewalForecastChange",
     "RenewalLineChange",
     "RenewalOutcome",
     "RenewalStage",
@@ -200,4 +201,30 @@ class RenewalTarget(OrgScopedModel):
         ordering = ["quarter_start"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "quarter_start"], name="renewals_target_unique_quarter")
+        ]
+
+
+class RenewalForecastChange(OrgScopedModel):
+    """One changed field of a renewal's forecast (category, ARR, probability, stage, calls, owner, notes,
+    and the outcome at closing): who changed it, when, from what to what.
+
+    The trail behind forecast accuracy ("what did the CSM call, and when?") and the answer to "who moved
+    this renewal to at risk?". Values are stored as text, as shown in the API (decimals as "1234.50",
+    users by email); an empty string stands for "not set".
+    """
+
+    renewal = models.ForeignKey(Renewal, on_delete=models.CASCADE, related_name="forecast_changes")
+    field = models.CharField(max_length=32)
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["renewal", "changed_at", "id"]
+        indexes = [
+            models.Index(fields=["organization", "renewal", "changed_at"], name="renewals_fchange_org_renewal"),
+            models.Index(fields=["organization", "changed_at"], name="renewals_fchange_org_at"),
         ]

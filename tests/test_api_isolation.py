@@ -10,6 +10,7 @@ from accounts.models import WriteKey
 from cs_platform.jobs import create_job
 from playbooks.models import WebhookEndpoint
 from playbooks.services import generate_secret
+from renewals.models import ChurnReason
 
 from .factories import (
     AccountFactory,
@@ -21,6 +22,7 @@ from .factories import (
     TeamFactory,
 )
 from .isolation import IsolationCase, IsolationSuite
+from .renewal_factories import RenewalTargetFactory, contract_with_lines, renewal_for
 from .signal_factories import InvoiceFactory, TicketFactory, UsageMetricFactory
 
 
@@ -75,6 +77,15 @@ CASES = [
                                      "amount": "990.00"}, foreign={"account": account}, patch={"amount": "1.00"}),
     IsolationCase("imports", make=import_run, create_status=202,
                   payload=lambda o: {"kind": "accounts", "content": "external_id,name\nI-1,Co\n", "dry_run": True}),
+    IsolationCase("renewals", make=lambda o: renewal_for(contract_with_lines(o)),
+                  payload=lambda o: {"contract": contract_with_lines(o).pk, "forecast_category": "commit"},
+                  foreign={"contract": lambda o: contract_with_lines(o).pk, "owner": member_email},
+                  patch={"notes": "changed"}),
+    IsolationCase("churn-reasons", make=lambda o: ChurnReason.all_orgs.create(organization=o, code="custom", label="C"),
+                  payload=lambda o: {"code": "new_reason", "label": "New reason", "avoidable": False}),
+    IsolationCase("renewal-targets", make=lambda o: RenewalTargetFactory(organization=o),
+                  payload=lambda o: {"quarter_start": "2031-01-01", "target_arr": "5000.00"},
+                  patch={"target_arr": "1.00"}),
     IsolationCase("write-keys", make=lambda o: WriteKey.issue(organization=o, name="prod")[0],
                   payload=lambda o: {"name": "New key"}),
 ]  # fmt: skip

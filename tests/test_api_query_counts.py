@@ -14,6 +14,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.services import Actor
+from renewals.models import ChurnReason
+
 from .factories import (
     AccountFactory,
     ActivityFactory,
@@ -23,6 +26,7 @@ from .factories import (
     ProductFactory,
     TeamFactory,
 )
+from .renewal_factories import RenewalTargetFactory, contract_with_lines, renewal_for
 from .signal_factories import InvoiceFactory, TicketFactory, UsageMetricFactory
 
 pytestmark = pytest.mark.django_db
@@ -69,6 +73,16 @@ def build_write_keys(org: Any, n: int, owner: Any) -> None:
         WriteKey.issue(organization=org, name=f"key {i}", created_by=owner)
 
 
+def build_renewals(org: Any, n: int, owner: Any) -> None:
+    from renewals.services import close_renewal
+
+    actor = Actor(organization=org, role="admin", user=owner)
+    for i in range(n):
+        renewal = renewal_for(contract_with_lines(org, owner=owner))
+        if i % 2:  # closed ones carry line changes, a successor and a churn reason
+            close_renewal(renewal, outcome="churned", churn_reason="price", by=actor)
+
+
 SCENARIOS = {
     # name: (url, query string, builder)
     "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
@@ -88,6 +102,13 @@ SCENARIOS = {
                       lambda o, n, u: InvoiceFactory.create_batch(n, account__organization=o)),
     "webhooks:list": ("/api/v1/webhooks/", {"is_active": "true"}, build_webhooks),
     "write-keys:list": ("/api/v1/write-keys/", {"ordering": "-created_at"}, build_write_keys),
+    "renewals:list": ("/api/v1/renewals/", {"owner": "me", "due_after": "2020-01-01", "ordering": "-current_arr"},
+                      build_renewals),
+    "churn-reasons:list": ("/api/v1/churn-reasons/", {"ordering": "code"},
+                           lambda o, n, u: ChurnReason.all_orgs.bulk_create(
+                               ChurnReason(organization=o, code=f"r{n}-{i}", label="R") for i in range(n))),
+    "renewal-targets:list": ("/api/v1/renewal-targets/", {},
+                             lambda o, n, u: RenewalTargetFactory.create_batch(n, organization=o)),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list"}

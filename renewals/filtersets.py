@@ -1,0 +1,86 @@
+"""Filtersets of renewals, shared by the API lists and the Renewals pages (NetBox convention).
+
+Due windows use the renewal's ``due_date`` (the ending contract's end date); ``due_within_days=N`` is
+today (the organization's local date) through today + N, both included.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import django_filters as filters
+from django.core.validators import RegexValidator
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.filtersets import OrgFilterSet
+
+from .models import ChurnReason, ForecastCategory, Renewal, RenewalOutcome, RenewalStage, RenewalTarget, RenewalTiming
+
+
+class RenewalFilterSet(OrgFilterSet):
+    account = filters.NumberFilter(field_name="account_id")
+    account_external_id = filters.CharFilter(field_name="account__external_id")
+    contract = filters.NumberFilter(field_name="contract_id")
+    owner = filters.CharFilter(
+        method="filter_owner",
+        label="Owner (user id, or 'me')",
+        validators=[RegexValidator(r"^(me|[0-9]+)$", "Use a user id or 'me'.")],
+    )
+    owner_email = filters.CharFilter(field_name="owner__email", lookup_expr="iexact")
+    due_after = filters.DateFilter(field_name="due_date", lookup_expr="gte", label="Due on or after (YYYY-MM-DD)")
+    due_before = filters.DateFilter(field_name="due_date", lookup_expr="lte", label="Due on or before (YYYY-MM-DD)")
+    due_within_days = filters.NumberFilter(
+        method="filter_due_within", label="Due from today to today + N days", min_value=0, max_value=3660
+    )
+    forecast_category = filters.MultipleChoiceFilter(choices=ForecastCategory.choices, distinct=False)
+    stage = filters.MultipleChoiceFilter(choices=RenewalStage.choices, distinct=False)
+    outcome = filters.MultipleChoiceFilter(choices=RenewalOutcome.choices, distinct=False)
+    timing = filters.MultipleChoiceFilter(choices=RenewalTiming.choices, distinct=False)
+    open = filters.BooleanFilter(method="filter_open", label="Open (no outcome yet)")
+    churn_reason = filters.NumberFilter(field_name="churn_reason_id")
+    churn_reason_code = filters.CharFilter(field_name="churn_reason__code")
+    avoidable = filters.BooleanFilter()
+    closed_after = filters.DateFilter(field_name="closed_on", lookup_expr="gte")
+    closed_before = filters.DateFilter(field_name="closed_on", lookup_expr="lte")
+
+    class Meta:
+        model = Renewal
+        fields: list[str] = []
+
+    def filter_owner(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == "me":
+            actor = getattr(self.request, "actor", None)
+            user = actor.user if actor is not None else getattr(self.request, "user", None)
+            user_id = getattr(user, "pk", None)
+            return queryset.filter(owner_id=user_id) if user_id is not None else queryset.none()
+        return queryset.filter(owner_id=int(value))
+
+    def filter_due_within(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        today = timezone.localdate()
+        return queryset.filter(due_date__gte=today, due_date__lte=today + timedelta(days=int(value)))
+
+    def filter_open(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        return queryset.filter(outcome="") if value else queryset.exclude(outcome="")
+
+
+class ChurnReasonFilterSet(OrgFilterSet):
+    code = filters.CharFilter()
+    avoidable = filters.BooleanFilter()
+    is_active = filters.BooleanFilter()
+
+    class Meta:
+        model = ChurnReason
+        fields: list[str] = []
+
+
+class RenewalTargetFilterSet(OrgFilterSet):
+    quarter_after = filters.DateFilter(field_name="quarter_start", lookup_expr="gte")
+    quarter_before = filters.DateFilter(field_name="quarter_start", lookup_expr="lte")
+
+    class Meta:
+        model = RenewalTarget
+        fields: list[str] = []
