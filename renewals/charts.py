@@ -64,7 +64,7 @@ def _open(width: int, height: int, title: str, desc: str, css_class: str) -> tup
     uid = next(_ids)
     head = (
         f'<svg class="chart {css_class}" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'preserveAspectRatio="xMinYMin meet" aria-labelledby="chart-{uid}-t chart-{uid}-d" {FONT} '
+        f'preserveAspectRatio="xMinYMin meet" aria-labelledby="chart-{uid}-t" aria-describedby="chart-{uid}-d" {FONT} '
         f'font-size="11"><title id="chart-{uid}-t">{_t(title)}</title><desc id="chart-{uid}-d">{_t(desc)}</desc>'
     )
     return head, "</svg>"

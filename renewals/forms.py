@@ -12,13 +12,17 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core.validators import MaxValueValidator, MinValueValidator
 
+from accounts.choices import Role
 from accounts.forms import DateInput
-from accounts.models import ContractLine
+from accounts.models import ContractLine, Membership, Product
 
 from .models import ChurnReason, ForecastCategory, Renewal, RenewalOutcome, RenewalStage
+from .services import _term_end as term_end
 
+User = get_user_model()
 LOSS_OUTCOMES = {RenewalOutcome.CONTRACTED, RenewalOutcome.CHURNED}
 #: Stages a person sets while the renewal is open; ``won``/``lost`` follow from closing it.
 OPEN_STAGES = [(RenewalStage.NOT_STARTED, "Not started"), (RenewalStage.IN_PROGRESS, "In progress"),
@@ -40,6 +44,7 @@ class ForecastForm(forms.ModelForm):
             "final_call",
             "final_call_arr",
             "notes",
+            "owner",
         ]
         labels = {
             "forecast_arr": "Forecast ARR",
@@ -51,13 +56,18 @@ class ForecastForm(forms.ModelForm):
         }
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
 
-    def __init__(self, *args: Any, can_final_call: bool, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, can_final_call: bool, org: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["stage"].choices = OPEN_STAGES
         for name in ("csm_call", "final_call"):
             self.fields[name].choices = [("", "—"), *ForecastCategory.choices]
-        if not can_final_call:
-            del self.fields["final_call"], self.fields["final_call_arr"]
+        if can_final_call:
+            # Leaders and admins may hand the renewal to someone else (the service checks their teams).
+            members = Membership.objects.for_org(org).exclude(role=Role.VIEWER).values_list("user_id", flat=True)
+            self.fields["owner"].queryset = User.objects.filter(pk__in=members).order_by("first_name", "email")
+            self.fields["owner"].label_from_instance = lambda u: u.get_full_name() or u.email
+        else:
+            del self.fields["final_call"], self.fields["final_call_arr"], self.fields["owner"]
 
     def changes(self) -> dict[str, Any]:
         """The edited fields and their new values (what ``update_forecast`` takes)."""
@@ -86,12 +96,15 @@ class OutcomeForm(forms.Form):
             is_active=True
         )
         if not self.is_bound:
-            start = renewal.due_date + dt.timedelta(days=1)
-            self.initial.update(start_date=start, end_date=_one_year_after(start), closed_on=dt.date.today())
+            # The service's defaults, shown: start the day after the old end, keep the old term.
+            start = renewal.contract.end_date + dt.timedelta(days=1)
+            self.initial.update(start_date=start, end_date=term_end(renewal.contract, start), closed_on=dt.date.today())
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         outcome = data.get("outcome")
+        if outcome and outcome not in LOSS_OUTCOMES:
+            data["churn_reason"] = None  # a reason picked before switching to a gain is not recorded
         if outcome in LOSS_OUTCOMES and not data.get("churn_reason"):
             self.add_error(
                 "churn_reason", "Choose why: a churn reason is required when the customer contracted or churned."
@@ -100,13 +113,6 @@ class OutcomeForm(forms.Form):
         if outcome and outcome != RenewalOutcome.CHURNED and start and end and end < start:
             self.add_error("end_date", "The new contract cannot end before it starts.")
         return data
-
-
-def _one_year_after(start: dt.date) -> dt.date:
-    try:
-        return start.replace(year=start.year + 1) - dt.timedelta(days=1)
-    except ValueError:  # 29 February
-        return start.replace(year=start.year + 1, day=28)
 
 
 class SuccessorLineForm(forms.Form):
@@ -133,6 +139,43 @@ class SuccessorLineForm(forms.Form):
 
 
 SuccessorLineFormSet = forms.formset_factory(SuccessorLineForm, extra=0)
+
+
+class AddLineForm(forms.Form):
+    """A product the customer adds on renewal (optional: leave the product empty)."""
+
+    product = forms.ModelChoiceField(queryset=Product.all_orgs.none(), required=False, empty_label="—")
+    quantity = forms.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(0)], required=False)
+    annual_unit_price = forms.DecimalField(
+        max_digits=14, decimal_places=2, validators=[MinValueValidator(0)], required=False, label="Unit price / yr"
+    )
+    discount = forms.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        required=False,
+        initial=0,
+        label="Discount (%)",
+    )
+
+    def __init__(self, *args: Any, renewal: Renewal, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        on_contract = ContractLine.objects.for_org(renewal.organization_id).filter(contract_id=renewal.contract_id)
+        self.fields["product"].queryset = (
+            Product.objects.for_org(renewal.organization_id)
+            .exclude(pk__in=on_contract.values("product_id"))
+            .order_by("name")
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("product"):
+            for name in ("quantity", "annual_unit_price"):
+                if data.get(name) in (None, ""):
+                    self.add_error(name, "Required for an added product.")
+            if data.get("discount") is None:
+                data["discount"] = Decimal("0")
+        return data
 
 
 def line_initial(lines: list[ContractLine]) -> list[dict[str, Any]]:

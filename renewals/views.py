@@ -28,11 +28,10 @@ from accounts.services import Actor
 from accounts.templatetags.retain_ui import money_short
 from cs_platform.pages import org_page
 
-from . import _pending as analytics
-from . import _pending as services
+from . import analytics, services
 from .charts import Series, diverging_bars, hbar_chart, heat_style, stacked_bars, waterfall
-from .forms import LOSS_OUTCOMES, ForecastForm, OutcomeForm, SuccessorLineFormSet, line_initial
-from .models import ForecastCategory, Renewal, RenewalLineChange, RenewalOutcome, RenewalStage
+from .forms import LOSS_OUTCOMES, AddLineForm, ForecastForm, OutcomeForm, SuccessorLineFormSet, line_initial
+from .models import ForecastCategory, Renewal, RenewalForecastChange, RenewalLineChange, RenewalOutcome, RenewalStage
 
 ZERO = Decimal("0")
 WINDOWS = (30, 60, 90, 120)
@@ -40,6 +39,7 @@ DEFAULT_WINDOW = 90
 PERIODS = (("3", "3 months"), ("6", "6 months"), ("12", "12 months"), ("24", "24 months"))
 DEFAULT_PERIOD_MONTHS = 12
 LIST_LIMIT = 100
+HISTORY_LIMIT = 50
 
 #: Display order and colours of the forecast categories: safest first, losses last.
 CATEGORY_SERIES = [
@@ -58,10 +58,8 @@ BRIDGE_DOWN = [Series("contraction", "Contraction", "#d97706"), Series("churn", 
 
 
 def can_edit_renewal(actor: Actor, renewal: Renewal) -> bool:
-    """Admins; leaders for their teams' accounts; a CSM for their own book (account or renewal owner)."""
-    if actor.role == Role.CSM and actor.user is not None and renewal.owner_id == actor.user.pk:
-        return True
-    return actor.can_write_account(renewal.account)
+    """Admins; leaders for their teams' accounts and renewals; a CSM for their own book (the service's rule)."""
+    return services.can_write_renewal(actor, renewal)
 
 
 def can_make_final_call(actor: Actor, renewal: Renewal) -> bool:
@@ -159,42 +157,55 @@ def _pipeline(queryset: Any, today: dt.date, fmt: Any) -> dict[str, Any]:
     return {"months": ordered, "totals": totals, "chart": chart}
 
 
+CLOSED_SERIES = Series("closed", "Closed (new ARR)", "#64748b")
+
+
 def _forecast(org: Any, today: dt.date, fmt: Any) -> dict[str, Any]:
+    """This and next fiscal quarter: open forecast by category plus closed new ARR, against the target."""
     quarters = []
-    for q in analytics.forecast(org, today=today):
-        by = {k: _dec(v) for k, v in (q.get("by_category") or {}).items()}
-        start = q["quarter_start"]
+    for q in analytics.forecast(org, today=today)["quarters"]:
+        by = {row["category"]: _dec(row["forecast_arr"]) for row in q["by_category"]}
+        by[CLOSED_SERIES.key] = _dec(q["closed"]["new_arr"])
         quarters.append(
             {
-                "key": str(start),
-                "label": f"Q{(start.month - org.fiscal_year_start_month) % 12 // 3 + 1} "
-                f"{start:%b}–{q['quarter_end']:%b %Y}",
-                "arr_due": _dec(q.get("arr_due")),
-                "forecast_arr": _dec(q.get("forecast_arr")),
+                "key": q["quarter"],
+                "label": f"{q['quarter']} ({q['start']:%b}–{q['end']:%b %Y})",
+                "short_label": q["quarter"],
+                "renewals": q["renewals"],
+                "arr_due": _dec(q["arr_due"]),
+                "open_forecast": _dec(q["open"]["forecast_arr"]),
+                "closed_new": _dec(q["closed"]["new_arr"]),
+                "closed_count": q["closed"]["count"],
                 "by_category": by,
-                "expected_grr": _ratio(q.get("expected_grr")),
-                "expected_nrr": _ratio(q.get("expected_nrr")),
-                "target_arr": None if q.get("target_arr") is None else _dec(q.get("target_arr")),
+                "expected_arr": _dec(q["expected_arr"]),
+                "expected_grr": _ratio(q["expected_grr"]),
+                "expected_nrr": _ratio(q["expected_nrr"]),
+                "target_arr": None if q["target_arr"] is None else _dec(q["target_arr"]),
+                "target_grr": _ratio(q["target_grr"]),
+                "gap": None if q["gap_to_target"] is None else _dec(q["gap_to_target"]),
             }
         )
-    for q in quarters:
-        q["gap"] = None if q["target_arr"] is None else q["forecast_arr"] - q["target_arr"]
     values = {(q["key"], cat): arr for q in quarters for cat, arr in q["by_category"].items()}
     markers = {q["key"]: q["target_arr"] for q in quarters if q["target_arr"] is not None}
     chart = stacked_bars(
-        [(q["key"], q["label"]) for q in quarters],
-        CATEGORY_SERIES,
+        [(q["key"], q["short_label"]) for q in quarters],
+        [CLOSED_SERIES, *CATEGORY_SERIES],
         values,
         markers=markers,
         fmt=fmt,
         title="Forecast against target, this quarter and next",
         desc="; ".join(
-            f"{q['label']}: forecast {fmt(q['forecast_arr'])} of {fmt(q['arr_due'])} due"
+            f"{q['label']}: {fmt(q['arr_due'])} due, closed {fmt(q['closed_new'])}, open forecast "
+            f"{fmt(q['open_forecast'])}, expected {fmt(q['expected_arr'])}"
             + (f", target {fmt(q['target_arr'])}" if q["target_arr"] is not None else ", no target set")
             for q in quarters
         ),
     )
-    return {"quarters": quarters, "chart": chart}
+    accuracy = [
+        {"quarter": row["quarter"], "csm": row["csm_call"], "final": row["final_call"]}
+        for row in analytics.forecast_accuracy(org, quarters=4, today=today)["quarters"]
+    ]
+    return {"quarters": quarters, "chart": chart, "accuracy": accuracy, "series": [CLOSED_SERIES, *CATEGORY_SERIES]}
 
 
 def _retention(org: Any, start: dt.date, end: dt.date, fmt: Any) -> dict[str, Any]:
@@ -221,10 +232,9 @@ def _retention(org: Any, start: dt.date, end: dt.date, fmt: Any) -> dict[str, An
         desc=", ".join(f"{label} {fmt(value)}" for label, value, _ in steps),
     )
     months = []
-    for m in analytics.arr_bridge(org, start, end):
-        month = m["month"]
-        months.append({"key": str(month), "label": month.strftime("%b %y"), **{k: _dec(m.get(k)) for k in
-                       ("start_arr", "new", "expansion", "contraction", "churn", "end_arr")}})  # fmt: skip
+    for m in analytics.arr_bridge(org, start, end)["months"]:
+        figures = {k: _dec(m.get(k)) for k in ("start_arr", "new", "expansion", "contraction", "churn", "end_arr")}
+        months.append({"key": m["month"], "label": m["start"].strftime("%b %y"), **figures})
     values = {(m["key"], s.key): m[s.key] for m in months for s in (*BRIDGE_UP, *BRIDGE_DOWN)}
     r["months"] = months
     r["monthly_chart"] = (
@@ -244,30 +254,20 @@ def _retention(org: Any, start: dt.date, end: dt.date, fmt: Any) -> dict[str, An
 
 
 def _churn_reasons(org: Any, start: dt.date, end: dt.date, fmt: Any) -> dict[str, Any]:
+    """Losses of the renewals due in the period, by reason (avoidable / unavoidable) and by segment."""
     data = analytics.churn_reasons(org, start, end, by="segment")
     reasons = [
-        {
-            "label": item["reason"],
-            "avoidable": item.get("avoidable"),
-            "lost_arr": _dec(item.get("lost_arr")),
-            "count": item.get("count") or 0,
-        }
-        for item in data.get("reasons", [])
-    ]
+        {"key": r["reason"], "label": r["label"], "avoidable": r["avoidable"], "count": r["count"],
+         "churned": r["churned"], "contracted": r["contracted"], "lost_arr": _dec(r["lost_arr"])}
+        for r in data["reasons"]
+    ]  # fmt: skip
+    reasons.sort(key=lambda r: -r["lost_arr"])
     rows = [
         (
             r["label"],
             {"avoidable" if r["avoidable"] is not False else "unavoidable": r["lost_arr"]},
             f"{r['count']} loss{'es' if r['count'] != 1 else ''}",
         )
-        for r in reasons
-    ]
-    avoidable = sum((r["lost_arr"] for r in reasons if r["avoidable"] is not False), ZERO)
-    unavoidable = sum((r["lost_arr"] for r in reasons if r["avoidable"] is False), ZERO)
-    groups = data.get("groups") or {}
-    group_keys = sorted(groups)
-    by_group = [
-        {"label": r["label"], "cells": [_dec((groups.get(g) or {}).get(r["label"])) for g in group_keys]}
         for r in reasons
     ]
     chart = (
@@ -281,28 +281,76 @@ def _churn_reasons(org: Any, start: dt.date, end: dt.date, fmt: Any) -> dict[str
         if rows
         else None
     )
+    groups = []
+    for g in data["groups"]:
+        lost = {r["reason"]: _dec(r["lost_arr"]) for r in g["reasons"]}
+        groups.append(
+            {
+                "label": g["key"] if g["key"] is not None else "No segment",
+                "lost_arr": _dec(g["lost_arr"]),
+                "count": g["count"],
+                "avoidable": _dec(g["avoidable"]["lost_arr"]),
+                "unavoidable": _dec(g["unavoidable"]["lost_arr"]),
+                "cells": [lost.get(r["key"]) for r in reasons],
+            }
+        )
+    group_chart = (
+        hbar_chart(
+            [
+                (
+                    g["label"],
+                    {"avoidable": g["avoidable"], "unavoidable": g["unavoidable"]},
+                    f"{g['count']} loss{'es' if g['count'] != 1 else ''}",
+                )
+                for g in groups
+            ],
+            AVOIDABILITY_SERIES,
+            fmt=fmt,
+            title="Lost ARR by segment",
+            desc="; ".join(f"{g['label']}: {fmt(g['lost_arr'])}" for g in groups)
+            + ". Segments may overlap, so an account can count in several.",
+        )  # fmt: skip
+        if groups
+        else None
+    )
     return {
         "reasons": reasons,
         "chart": chart,
-        "avoidable": avoidable,
-        "unavoidable": unavoidable,
-        "group_keys": group_keys,
-        "by_group": by_group,
+        "count": data["count"],
+        "lost_arr": _dec(data["lost_arr"]),
+        "avoidable": _dec(data["avoidable"]["lost_arr"]),
+        "unavoidable": _dec(data["unavoidable"]["lost_arr"]),
+        "unclassified": _dec(data["unclassified"]["lost_arr"]),
+        "groups": groups,
+        "group_chart": group_chart,
     }
 
 
+COHORT_PERIODS = 8
+
+
 def _cohorts(org: Any, today: dt.date) -> dict[str, Any]:
-    table = analytics.cohort_table(org, today=today)
-    rows = [
-        {
-            "cohort": row["cohort"],
-            "accounts": row.get("accounts"),
-            "start_arr": _dec(row.get("start_arr")),
-            "cells": [{"ratio": _ratio(c), "style": heat_style(_ratio(c))} for c in row["cells"]],
-        }
-        for row in table.get("rows", [])
-    ]
-    return {"columns": table.get("columns", []), "rows": rows}
+    """Customer-since quarter cohorts × quarters since: net ARR retained, as a heat map."""
+    table = analytics.cohort_table(org, periods=COHORT_PERIODS, today=today)
+    rows = []
+    for cohort in table["cohorts"]:
+        cells = []
+        for k in range(COHORT_PERIODS + 1):
+            period = cohort["periods"][k] if k < len(cohort["periods"]) else None
+            ratio = _ratio(period["arr_pct"]) if period else None
+            cells.append(
+                {
+                    "ratio": ratio,
+                    "logo": _ratio(period["logo_pct"]) if period else None,
+                    "accounts": period["accounts"] if period else None,
+                    "style": heat_style(ratio),
+                }
+            )
+        rows.append(
+            {"cohort": cohort["cohort"], "accounts": cohort["accounts"], "start_arr": _dec(cohort["start_arr"]),
+             "cells": cells}
+        )  # fmt: skip
+    return {"columns": [f"Q+{k}" for k in range(COHORT_PERIODS + 1)], "rows": rows}
 
 
 @org_page()
@@ -389,6 +437,7 @@ def _detail_context(
     forecast_form: ForecastForm | None = None,
     outcome_form: OutcomeForm | None = None,
     line_formset: Any = None,
+    add_form: AddLineForm | None = None,
 ) -> dict[str, Any]:
     actor = request.actor
     can_edit = can_edit_renewal(actor, renewal) and renewal.is_open
@@ -406,11 +455,19 @@ def _detail_context(
         "loss_outcomes": [o.value for o in LOSS_OUTCOMES],
     }
     if can_edit:
-        context["forecast_form"] = forecast_form or ForecastForm(instance=renewal, can_final_call=final_call)
+        context["forecast_form"] = forecast_form or ForecastForm(
+            instance=renewal, can_final_call=final_call, org=request.organization
+        )
         context["outcome_form"] = outcome_form or OutcomeForm(renewal=renewal)
+        context["add_form"] = add_form or AddLineForm(prefix="add", renewal=renewal)
         formset = line_formset or SuccessorLineFormSet(initial=line_initial(lines), prefix="lines")
         context["line_rows"] = [(form, products.get(_form_product_id(form))) for form in formset.forms]
         context["line_formset"] = formset
+    context["history"] = list(
+        RenewalForecastChange.objects.filter(renewal=renewal)
+        .select_related("changed_by")
+        .order_by("-changed_at", "-id")[:HISTORY_LIMIT]
+    )
     if not renewal.is_open:
         changes = list(
             RenewalLineChange.objects.filter(renewal=renewal).select_related("product").order_by("-old_arr", "product")
@@ -447,35 +504,47 @@ def _editable(request: HttpRequest, renewal_id: int) -> Renewal:
 @org_page()
 @require_POST
 def renewal_forecast(request: HttpRequest, renewal_id: int) -> HttpResponse:
-    """Save the forecast (category, ARR, probability, stage, CSM call; final call for leaders)."""
+    """Save the forecast (category, ARR, probability, stage, CSM call; final call and owner for leaders)."""
     renewal = _editable(request, renewal_id)
     if not renewal.is_open:
         raise PermissionDenied("This renewal is closed; its forecast is history.")
-    form = ForecastForm(request.POST, instance=renewal, can_final_call=can_make_final_call(request.actor, renewal))
+    form = ForecastForm(
+        request.POST,
+        instance=renewal,
+        can_final_call=can_make_final_call(request.actor, renewal),
+        org=request.organization,
+    )
     if form.is_valid():
         changes = form.changes()
-        renewal = Renewal.objects.get(pk=renewal.pk)  # the form mutated the instance; the service gets a clean one
         try:
             with transaction.atomic():
-                services.update_forecast(renewal, by=request.user, **changes)
+                # The form wrote its values on ``renewal``; the service reads the row again, under lock.
+                written = services.update_forecast(renewal, by=request.actor, **changes)
         except ValidationError as error:
             _add_service_errors(form, error)
         else:
-            messages.success(request, "Forecast saved.")
+            messages.success(request, "Forecast saved." if written else "Nothing changed.")
             return redirect(reverse("renewal-detail", args=[request.organization.slug, renewal.pk]))
     renewal = _get_renewal(renewal_id)
-    return render(
-        request, "renewals/renewal_detail.html", _detail_context(request, renewal, forecast_form=form), status=400
-    )
+    context = _detail_context(request, renewal, forecast_form=form)
+    return render(request, "renewals/renewal_detail.html", context, status=400)
 
 
-def _add_service_errors(form: Any, error: ValidationError) -> None:
-    """A service's ValidationError, shown on the matching fields (the rest above the form)."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
+def _add_service_errors(form: Any, error: ValidationError, line_forms: list[Any] | None = None) -> None:
+    """A service's ValidationError, shown on the matching fields: ``lines.<i>.<field>`` on that line of
+    the successor (``line_forms[i]``), a field of ``form`` on it, anything else above the form."""
+    if not hasattr(error, "error_dict"):
         form.add_error(None, error)
+        return
+    for key, errors in error.error_dict.items():
+        parts = key.split(".")
+        if parts[0] == "lines" and len(parts) == 3 and parts[1].isdigit() and line_forms is not None:
+            index, name = int(parts[1]), parts[2]
+            if index < len(line_forms):
+                target = line_forms[index]
+                target.add_error(name if name in target.fields else None, errors)
+                continue
+        form.add_error(key if key in form.fields else None, errors)
 
 
 @org_page()
@@ -488,53 +557,52 @@ def renewal_close(request: HttpRequest, renewal_id: int) -> HttpResponse:
         return redirect(reverse("renewal-detail", args=[request.organization.slug, renewal.pk]))
     form = OutcomeForm(request.POST, renewal=renewal)
     formset = SuccessorLineFormSet(request.POST, prefix="lines")
-    valid = form.is_valid() & formset.is_valid()
+    add_form = AddLineForm(request.POST, prefix="add", renewal=renewal)
+    valid = all([form.is_valid(), formset.is_valid(), add_form.is_valid()])  # every form validated: all errors
     outcome = form.cleaned_data.get("outcome") if valid else None
     own_products = set(ContractLine.objects.filter(contract=renewal.contract).values_list("product_id", flat=True))
-    if valid:
-        kept = [f.cleaned_data for f in formset.forms if f.cleaned_data.get("keep")]
-        if any(line["product_id"] not in own_products for line in kept):
+    kept_forms = [f for f in formset.forms if f.cleaned_data.get("keep")] if valid else []
+    line_forms = [*kept_forms, *([add_form] if valid and add_form.cleaned_data.get("product") else [])]
+    if valid and outcome != RenewalOutcome.CHURNED:
+        if any(f.cleaned_data["product_id"] not in own_products for f in kept_forms):
             form.add_error(None, "A line names a product that is not on this contract.")
             valid = False
-        elif outcome != RenewalOutcome.CHURNED and not kept:
+        elif not line_forms:
             form.add_error("outcome", "Keep at least one product, or record the renewal as churned.")
             valid = False
     if valid:
-        products = Product.objects.in_bulk(own_products)
-        lines = (
-            []
-            if outcome == RenewalOutcome.CHURNED
-            else [
-                {
-                    "product": products[line["product_id"]],
-                    "quantity": line["quantity"],
-                    "annual_unit_price": line["annual_unit_price"],
-                    "discount": (line["discount"] / 100).quantize(Decimal("0.0001")),
-                }
-                for line in kept
-            ]
-        )
         data = form.cleaned_data
+        kwargs: dict[str, Any] = {
+            "outcome": outcome,
+            "churn_reason": data["churn_reason"] if outcome in LOSS_OUTCOMES else None,
+            "churn_notes": data.get("churn_notes") or "",
+            "closed_on": data.get("closed_on"),
+            "by": request.actor,
+        }
+        if outcome != RenewalOutcome.CHURNED:  # a churned renewal has no successor: no lines, no dates
+            products = Product.objects.in_bulk(own_products)
+            lines = [
+                {
+                    "product": products.get(f.cleaned_data["product_id"])
+                    if f is not add_form
+                    else f.cleaned_data["product"],
+                    "quantity": f.cleaned_data["quantity"],
+                    "annual_unit_price": f.cleaned_data["annual_unit_price"],
+                    "discount": (f.cleaned_data["discount"] / 100).quantize(Decimal("0.0001")),
+                }
+                for f in line_forms
+            ]
+            kwargs.update(lines=lines, start_date=data.get("start_date"), end_date=data.get("end_date"))
         try:
             with transaction.atomic():
-                services.close_renewal(
-                    renewal,
-                    outcome=outcome,
-                    lines=lines,
-                    start_date=data.get("start_date"),
-                    end_date=data.get("end_date"),
-                    churn_reason=data.get("churn_reason"),
-                    churn_notes=data.get("churn_notes") or "",
-                    closed_on=data.get("closed_on"),
-                    by=request.user,
-                )
+                services.close_renewal(renewal, **kwargs)
         except ValidationError as error:
-            _add_service_errors(form, error)
+            _add_service_errors(form, error, line_forms)
         else:
             messages.success(request, f"Renewal closed as {RenewalOutcome(outcome).label.lower()}.")
             return redirect(reverse("renewal-detail", args=[request.organization.slug, renewal.pk]) + "#outcome")
     renewal = _get_renewal(renewal_id)
-    context = _detail_context(request, renewal, outcome_form=form, line_formset=formset)
+    context = _detail_context(request, renewal, outcome_form=form, line_formset=formset, add_form=add_form)
     return render(request, "renewals/renewal_detail.html", context, status=400)
 
 

@@ -38,7 +38,9 @@ def renewals_book(org):
     return {"user": dana, "lost": lost}
 
 
-def test_close_a_renewal_as_churned_and_see_the_reason_in_the_churn_chart(org, renewals_book, live_server, browser_page):
+def test_close_a_renewal_as_churned_and_see_the_reason_in_the_churn_chart(
+    org, renewals_book, live_server, browser_page
+):
     page, requests = browser_page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     lost = renewals_book["lost"]
@@ -83,7 +85,7 @@ def test_close_a_renewal_as_churned_and_see_the_reason_in_the_churn_chart(org, r
     # The Renewals screen's churn-reasons chart now shows the reason with its lost ARR.
     page.get_by_role("link", name="Renewals").first.click()
     page.wait_for_url(f"**/o/{org.slug}/renewals/")
-    chart = page.get_by_test_id("churn-reasons").locator("svg")
+    chart = page.get_by_role("img", name="Churn reasons by lost ARR")
     sync_api.expect(chart.locator("text", has_text="Competitor")).to_have_count(1)
     sync_api.expect(chart).to_contain_text("$36k")
     assert "Competitor · Avoidable: $36k" in chart.inner_html()
