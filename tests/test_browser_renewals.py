@@ -39,7 +39,10 @@ def renewals_book(org):
 
 
 def test_close_a_renewal_as_churned_and_see_the_reason_in_the_churn_chart(
-    org, renewals_book, live_server, browser_page
+    org,
+    renewals_book,
+    live_server,
+    browser_page,  # noqa: F811 (the imported fixture)
 ):
     page, requests = browser_page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
