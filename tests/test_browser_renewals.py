@@ -94,4 +94,13 @@ def test_close_a_renewal_as_churned_and_see_the_reason_in_the_churn_chart(
     assert "Competitor · Avoidable: $36k" in chart.inner_html()
     assert "$36,000" in page.get_by_test_id("churn-reasons").inner_text()  # the avoidable total, as text
     page.screenshot(path=str(SCREENSHOTS / "renewals.png"), full_page=True)
+
+    # Account 360 lists the outcome among the account's past renewals, with the reason.
+    page.get_by_test_id("renewals-table").get_by_role("link", name="Northwind Logistics").click()
+    page.get_by_role("link", name="Northwind Logistics").first.click()
+    panel = page.get_by_test_id("account-renewals")
+    sync_api.expect(panel).to_contain_text("Commit")
+    page.goto(f"{live_server.url}/o/{org.slug}/accounts/{lost.account_id}/")
+    sync_api.expect(page.get_by_test_id("account-renewals")).to_contain_text("Churned · Competitor")
+    page.screenshot(path=str(SCREENSHOTS / "account_360_renewals.png"), full_page=True)
     assert [url for url in requests if not url.startswith(live_server.url)] == []
