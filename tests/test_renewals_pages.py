@@ -441,3 +441,29 @@ def test_a_closed_renewal_has_no_forms_and_refuses_a_second_close(client, org, b
     renewal.refresh_from_db()
     assert renewal.outcome == "churned"
     assert client.post(reverse("renewal-forecast", args=[org.slug, renewal.pk]), {}).status_code == 403
+
+
+def detail_queries(client, django_assert_num_queries, renewal, expected: int) -> None:
+    with django_assert_num_queries(expected):
+        assert client.get(reverse("renewal-detail", args=[renewal.organization.slug, renewal.pk])).status_code == 200
+
+
+# Session, user, membership, switcher; the renewal with its account, contract, owner, reason; the lines with
+# their products; the history with its authors; the form's owner choices (admin) and churn reasons; the
+# add-a-product choices. Closed: the line changes and the successor's lines instead of the forms.
+RENEWAL_DETAIL_QUERIES = 10
+
+
+def test_renewal_detail_query_count_does_not_grow_with_lines_or_history(
+    client, org, alice, bob, django_assert_num_queries
+):
+    small = open_renewal(org, bob, name="Small", days=30, products=[ProductFactory(organization=org)])
+    big = open_renewal(org, bob, name="Big", days=30, products=[ProductFactory(organization=org) for _ in range(6)])
+    login(client, alice)
+    for probability in ("50", "60", "80"):
+        client.post(
+            reverse("renewal-forecast", args=[org.slug, big.pk]),
+            {"forecast_category": "likely", "forecast_arr": "1000", "probability": probability, "stage": "in_progress"},
+        )
+    detail_queries(client, django_assert_num_queries, small, RENEWAL_DETAIL_QUERIES)
+    detail_queries(client, django_assert_num_queries, big, RENEWAL_DETAIL_QUERIES)
