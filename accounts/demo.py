@@ -12,12 +12,14 @@ What it makes, for an organization named "Demo Co":
   touch) and a viewer; every demo user's password is :data:`DEMO_PASSWORD`;
 - a catalog of 6 SKUs in 3 product lines;
 - accounts across industries, regions, touch models and lifecycle stages, with a few parent/child
-  hierarchies; contacts with roles (some departed); up to 3+ years of annual contracts where each
-  renewal is a successive contract with expansions or contractions, and some accounts churn
-  (``churned_at``, lifecycle ``churned``); a timeline of customer touches and internal notes; success
+  hierarchies; contacts with roles (some departed); three years (and for a fifth of the book more)
+  of annual contracts with a closed renewal at every term's end — renewed, expanded, contracted (fewer
+  seats or a dropped product) or churned, with churn reasons, early and late renewals, reactivations,
+  a few cancelled contracts — and open renewals for the contracts ending within the renewal window, plus
+  renewal targets (see :mod:`renewals.demo`); a timeline of customer touches and internal notes; success
   plans with objectives for high-touch (and some low-touch) accounts.
 
-Health, usage, tickets, invoices, surveys, renewals and CTAs arrive with later issues and are not
+Health, usage, tickets, invoices, surveys and CTAs arrive with later issues and are not
 seeded yet.
 
 Re-running for an existing organization **replaces** its demo data (accounts and everything hanging
@@ -61,7 +63,6 @@ from .models import (
     SuccessPlan,
     Team,
 )
-from .models.customers import line_arr
 from .services import create_organization, ensure_membership, refresh_current_arr
 
 __all__ = ["DEMO_PASSWORD", "DemoRefused", "DemoSummary", "seed_demo"]
@@ -193,6 +194,7 @@ class _Bundle:
     contracts: list[tuple[Contract, list[ContractLine]]]
     activities: list[tuple[Activity, list[Contact]]]
     plan: tuple[SuccessPlan, list[Objective]] | None
+    renewals: list[tuple[Any, list[Any]]] = field(default_factory=list)  # (Renewal, [RenewalLineChange])
 
 
 def _weighted(rng: random.Random, pairs: list[tuple[str, float]]) -> str:
@@ -212,6 +214,9 @@ class _Generator:
         self.owners = owners
         self.products = products  # sku -> Product
         self.names: set[str] = set()
+        from renewals.demo import HistoryBuilder  # contracts and their renewals, three years of them
+
+        self.history = HistoryBuilder(org, today, products, CATALOG, ADDONS)
 
     def _name(self, rng: random.Random, industry: str) -> str:
         for _ in range(6):
@@ -242,7 +247,8 @@ class _Generator:
             touch = {"high": "low", "low": rng.choice(["high", "tech"]), "tech": "low"}[touch]
         owner_id = rng.choice(self.owners[touch]) if rng.random() > 0.02 else None
         domain = name.lower().replace(" ", "").replace("'", "") + ".example"
-        since = today - timedelta(days=rng.randint(20, 1290))
+        # New logos every month of the last three years, and a fifth of the book older than that.
+        since = today - timedelta(days=rng.randint(1100, 1800) if rng.random() < 0.2 else rng.randint(20, 1095))
         account = Account(
             organization_id=org.pk,
             external_id=f"{PREFIX}{index:06d}",
@@ -257,8 +263,14 @@ class _Generator:
             icp_fit=rng.random() < (0.7 if tier != "smb" else 0.35),
             custom_fields={"plan": {"enterprise": "Enterprise", "mid": "Growth", "smb": "Starter"}[tier]},
         )
-        contracts, live_end = self._contracts(rng, account, tier, seat_range, hazard, discount_range)
-        live_arr = sum((c.arr for c, _ in contracts if c.start_date <= today <= c.end_date), Decimal("0.00"))
+        history = self.history.build(
+            rng, account, tier=tier, seat_range=seat_range, hazard=hazard, discount_range=discount_range
+        )
+        contracts, live_end = history.contracts, history.live_end
+        live_arr = sum(
+            (c.arr for c, _ in contracts if c.start_date <= today <= c.end_date and c.status != "cancelled"),
+            Decimal("0.00"),
+        )
         account.arr = account.hierarchy_arr = live_arr
         account.next_renewal_date = live_end
         age = (today - since).days
@@ -287,66 +299,7 @@ class _Generator:
         plan = None
         if not account.churned_at and (touch == "high" or (touch == "low" and rng.random() < 0.3)):
             plan = self._plan(rng, account)
-        return _Bundle(account, None, contacts, contracts, activities, plan)
-
-    def _contracts(self, rng, account, tier, seat_range, hazard, discount_range):
-        today, org = self.today, self.org
-        seats = rng.randint(*seat_range)
-        discount = Decimal(str(round(rng.uniform(*discount_range), 2)))
-        addons = {sku for sku, p in ADDONS[tier].items() if rng.random() < p}
-        uplift = Decimal("1")
-        start, n, out, live_end = account.customer_since, 1, [], None
-        while start <= today:
-            end = _add_years(start, 1) - timedelta(days=1)
-            contract = Contract(
-                organization_id=org.pk,
-                account=account,
-                number=f"{account.external_id}-{n:02d}",
-                start_date=start,
-                end_date=end,
-                status="ended" if end < today else "active",
-                auto_renew=tier == "smb",
-                currency=org.currency,
-                seats=seats,
-            )
-            lines = []
-            for sku in ["PLT-CORE", *sorted(addons)]:
-                _, _, _, price, per_seat = next(c for c in CATALOG if c[0] == sku)
-                quantity = Decimal(seats if per_seat else 1)
-                unit = (price * uplift).quantize(Decimal("0.01"))
-                line = ContractLine(
-                    organization_id=org.pk,
-                    contract=contract,
-                    product=self.products[sku],
-                    quantity=quantity,
-                    annual_unit_price=unit,
-                    discount=discount,
-                )
-                line.arr = line_arr(quantity, unit, discount)
-                lines.append(line)
-            contract.arr = sum((line.arr for line in lines), Decimal("0.00"))
-            out.append((contract, lines))
-            if end >= today:
-                live_end = end
-                break
-            # Renewal outcome: churn, contraction, expansion or flat, decided at the end of the term.
-            roll = rng.random()
-            if roll < hazard:
-                account.churned_at = end + timedelta(days=1)
-                break
-            if roll < hazard + 0.12:
-                seats = max(seat_range[0] // 2, int(seats * rng.uniform(0.65, 0.9)))
-                if addons and rng.random() < 0.4:
-                    addons.discard(sorted(addons)[rng.randrange(len(addons))])
-            elif roll < hazard + 0.42:
-                seats = int(seats * rng.uniform(1.1, 1.5))
-                extra = [sku for sku in ADDONS[tier] if sku not in addons]
-                if extra and rng.random() < 0.4:
-                    addons.add(rng.choice(extra))
-            if rng.random() < 0.5:
-                uplift *= Decimal("1.04")
-            start, n = end + timedelta(days=1), n + 1
-        return out, live_end
+        return _Bundle(account, None, contacts, contracts, activities, plan, history.renewals)
 
     def _contacts(self, rng, account, tier, index) -> list[Contact]:
         count = {"enterprise": rng.randint(6, 10), "mid": rng.randint(3, 6), "smb": rng.randint(1, 3)}[tier]
@@ -466,6 +419,9 @@ class _Generator:
 
 def _wipe(org: Organization) -> None:
     """Delete the organization's demo data: raw deletes for our own tables, then the ORM for the rest."""
+    from renewals.demo import wipe as wipe_renewals
+
+    wipe_renewals(org)  # renewals point at contracts: they go first
     for model in (ActivityContact, Activity, Objective, SuccessPlan, ContractLine, Contract, Contact):
         model.all_orgs.filter(organization_id=org.pk)._raw_delete(model.all_orgs.db)
     accounts = Account.all_orgs.filter(organization_id=org.pk)
@@ -483,7 +439,10 @@ def _analyze() -> None:
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return
     with connection.cursor() as cursor:
-        for model in (Account, Contact, Contract, ContractLine, Activity, SuccessPlan, Objective):
+        from renewals.models import Renewal, RenewalLineChange
+
+        for model in (Account, Contact, Contract, ContractLine, Renewal, RenewalLineChange, Activity, SuccessPlan,
+                      Objective):  # fmt: skip
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
@@ -529,7 +488,18 @@ def seed_demo(
             "(use another --org, or --force to delete them)"
         )
     counts = dict.fromkeys(
-        ("accounts", "contacts", "contracts", "contract_lines", "activities", "success_plans", "objectives"), 0
+        (
+            "accounts",
+            "contacts",
+            "contracts",
+            "contract_lines",
+            "renewals",
+            "renewal_line_changes",
+            "activities",
+            "success_plans",
+            "objectives",
+        ),
+        0,
     )
     with transaction.atomic():
         _wipe(org)
@@ -551,6 +521,9 @@ def seed_demo(
                 chunk, size = [], 0
         if chunk:
             _insert(chunk, counts)
+        from renewals.demo import seed_targets
+
+        counts["renewal_targets"] = seed_targets(org, today)
         changed = refresh_current_arr(org, today=today)
     _analyze()
     return DemoSummary(
@@ -582,6 +555,12 @@ def _insert(chunk: list[list[_Bundle]], counts: dict[str, int]) -> None:
     _bulk(Contract, contracts)
     lines = [line for b in bundles for _, ls in b.contracts for line in ls]
     _bulk(ContractLine, lines)
+    from renewals.models import Renewal, RenewalLineChange
+
+    renewals = [r for b in bundles for r, _ in b.renewals]
+    _bulk(Renewal, renewals)
+    changes = [c for b in bundles for _, cs in b.renewals for c in cs]
+    _bulk(RenewalLineChange, changes)
     activities = [a for b in bundles for a, _ in b.activities]
     _bulk(Activity, activities)
     links = [
@@ -600,6 +579,8 @@ def _insert(chunk: list[list[_Bundle]], counts: dict[str, int]) -> None:
         ("contacts", contacts),
         ("contracts", contracts),
         ("contract_lines", lines),
+        ("renewals", renewals),
+        ("renewal_line_changes", changes),
         ("activities", activities),
         ("success_plans", plans),
         ("objectives", objectives),

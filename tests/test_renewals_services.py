@@ -108,17 +108,23 @@ def test_other_organizations_are_untouched(org, other_org):
 
 def test_daily_task_records_a_job_and_is_idempotent(org, other_org, settings):
     from accounts.models import JobRun
+    from cs_platform.celery import app
     from renewals.tasks import create_all_due_renewals
 
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert settings.CELERY_BEAT_SCHEDULE["create-due-renewals"]["task"] == "renewals.tasks.create_all_due_renewals"
     contract_with_lines(org, end=dt.date.today() + dt.timedelta(days=10))
     contract_with_lines(other_org, end=dt.date.today() + dt.timedelta(days=20))
-    assert create_all_due_renewals.delay().get() == 2
-    assert Renewal.objects.for_org(org).count() == Renewal.objects.for_org(other_org).count() == 1
-    runs = JobRun.all_orgs.filter(kind="create_due_renewals")
-    assert set(runs.values_list("status", flat=True)) == {"succeeded"}
-    assert runs.get(organization=org).counts == {"renewals_opened": 1}
-    create_all_due_renewals.delay()
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True  # the per-organization runs execute inline, through the same wrapper
+    try:
+        assert create_all_due_renewals() == 2
+        assert Renewal.objects.for_org(org).count() == Renewal.objects.for_org(other_org).count() == 1
+        runs = JobRun.all_orgs.filter(kind="create_due_renewals")
+        assert set(runs.values_list("status", flat=True)) == {"succeeded"}
+        assert runs.get(organization=org).counts == {"renewals_opened": 1}
+        create_all_due_renewals()
+    finally:
+        app.conf.task_always_eager = before
     assert Renewal.all_orgs.count() == 2
 
 
@@ -407,3 +413,38 @@ def test_close_permissions(org, bob, make_member):
 def test_contract_factory_sanity(org):
     contract = ContractFactory(account__organization=org)
     assert contract.organization == org
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_create_each_renewal_once():
+    """Two runs at the same moment (two connections): the unique constraint plus ON CONFLICT DO NOTHING."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    from accounts.services import create_organization
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs two real connections (Postgres)")
+    org = create_organization(slug="race", name="Race")[0]
+    for _ in range(20):
+        contract_with_lines(org, end=END)
+    barrier, errors = threading.Barrier(2), []
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                barrier.wait(timeout=10)
+                create_due_renewals(org, today=END - dt.timedelta(days=30))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Renewal.objects.for_org(org).count() == 20
