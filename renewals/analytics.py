@@ -23,6 +23,7 @@ Definitions (exact, see ``docs/metrics.md``):
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -30,10 +31,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db.models import Min, Q, Sum
+from django.db import connection, transaction
+from django.db.models import BigIntegerField, DecimalField, ExpressionWrapper, F, Min, Q, Sum, Value
+from django.db.models.functions import Cast, Coalesce
 
 from accounts.choices import ContractStatus
-from accounts.models import Account, Contract, ContractLine, Organization
+from accounts.models import Account, Contract, ContractLine, Organization, Product
 
 from .models import ChurnReason, ForecastCategory, Renewal, RenewalOutcome, RenewalTarget
 
@@ -96,16 +99,23 @@ def _live_lines(org: Organization | int):
 # --- Hierarchy and attributes --------------------------------------------------------------------------
 
 
-def _accounts_frame(org: Organization | int) -> pd.DataFrame:
-    """Every account of the organization with the attributes retention groups by (one query)."""
-    rows = list(
-        Account.objects.for_org(_org_id(org))
-        .order_by()
-        .values_list("id", "parent_id", "touch_model", "industry", "region", "owner__email", "customer_since")
-    )
-    frame = pd.DataFrame(
-        rows, columns=["account", "parent", "touch_model", "industry", "region", "owner", "customer_since"]
-    )
+ATTRIBUTE_COLUMNS = {
+    "touch_model": "touch_model",
+    "industry": "industry",
+    "region": "region",
+    "owner": "owner__email",
+    "customer_since": "customer_since",
+}
+
+
+def _accounts_frame(org: Organization | int, attributes: Iterable[str] = ()) -> pd.DataFrame:
+    """Every account of the organization: its parent, plus the asked-for attributes (one query).
+
+    Only what a grouping needs is loaded (the owner's e-mail is a join, read only for ``owner``)."""
+    names = [name for name in ATTRIBUTE_COLUMNS if name in set(attributes)]
+    paths = [ATTRIBUTE_COLUMNS[name] for name in names]
+    rows = list(Account.objects.for_org(_org_id(org)).order_by().values_list("id", "parent_id", *paths))
+    frame = pd.DataFrame(rows, columns=["account", "parent", *names])
     frame["parent"] = frame["parent"].astype("Int64")
     return frame.set_index("account")
 
@@ -166,24 +176,80 @@ def arr_at(org: Organization | int, on: date, *, level: str = "account") -> pd.S
 # --- Retention --------------------------------------------------------------------------------------
 
 
+def _money_sum(condition: Q | None = None) -> Any:
+    """Σ line ARR over the rows meeting ``condition``: integer cents summed by Postgres (exact: ARR has
+    two decimal places, and integer sums are much cheaper than numeric ones), or the decimal sum
+    elsewhere (converted to cents in Python)."""
+    if connection.vendor == "postgresql":
+        cents = Cast(ExpressionWrapper(F("arr") * Value(100), output_field=DecimalField()), BigIntegerField())
+        return Coalesce(Cast(Sum(cents, filter=condition), BigIntegerField()), Value(0))
+    return Sum("arr", filter=condition)
+
+
+def _int_rows(query: Any, width: int) -> np.ndarray:
+    """The rows of a scoped ``values_list`` queryset whose columns are all integers, as an int64 array.
+
+    On Postgres the queryset's own SQL is run on a plain cursor: 100k rows skip Django's per-row
+    converters (same SQL, same organization filter, only the row decoding differs)."""
+    return np.array(_plain_rows(query), dtype=np.int64).reshape(-1, width)
+
+
+def _plain_rows(query: Any) -> list[tuple]:
+    """A scoped ``values_list`` queryset's rows; money columns (from :func:`_money_sum`) as cents."""
+    if connection.vendor == "postgresql":
+        sql, params = query.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    return [tuple(0 if v is None else _as_cents(v) if isinstance(v, Decimal) else v for v in row) for row in query]
+
+
+def _as_cents(value: Any) -> int:
+    return 0 if value is None else value if isinstance(value, int) else _cents(value)
+
+
+@contextmanager
+def _aggregate_memory():
+    """On Postgres, give the big GROUP BY enough memory to hash in RAM instead of spilling to disk
+    (``SET LOCAL``: this transaction only)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        yield
+
+
 def _pair_frame(org: Organization | int, t0: date, t1: date) -> pd.DataFrame:
-    """One row per (account, product) with ARR(t0), ARR(t1) in cents and whether the pair had ARR on
-    a day before t0. One aggregate query; lines of contracts starting after t1 are irrelevant."""
-    rows = (
+    """One row per (account, product id) with ARR on t0 and on t1 in cents: the lines of the contracts
+    live on t0 or on t1, aggregated in one query."""
+    at_t0 = Q(contract__start_date__lte=t0, contract__end_date__gte=t0)
+    at_t1 = Q(contract__start_date__lte=t1, contract__end_date__gte=t1)
+    query = (
         _live_lines(org)
-        .filter(contract__start_date__lte=t1)
+        .filter(at_t0 | at_t1)
         .order_by()
-        .values("contract__account_id", "product__sku")
-        .annotate(
-            a0=Sum("arr", filter=Q(contract__start_date__lte=t0, contract__end_date__gte=t0)),
-            a1=Sum("arr", filter=Q(contract__end_date__gte=t1)),
-            first=Min("contract__start_date", filter=Q(contract__start_date__lt=t0, arr__gt=0)),
-        )
-        .values_list("contract__account_id", "product__sku", "a0", "a1", "first")
+        .values("contract__account_id", "product_id")
+        .annotate(a0=_money_sum(at_t0), a1=_money_sum(at_t1))
+        .values_list("contract__account_id", "product_id", "a0", "a1")
     )
-    records = [(account, sku, _cents(a0), _cents(a1), first is not None) for account, sku, a0, a1, first in rows]
-    frame = pd.DataFrame(records, columns=["account", "product", "a0", "a1", "before"])
-    return frame.astype({"account": "int64", "a0": "int64", "a1": "int64", "before": "bool"})
+    with _aggregate_memory():
+        rows = _int_rows(query, 4)
+    return pd.DataFrame(rows, columns=["account", "product", "a0", "a1"])
+
+
+def _pairs_with_arr_before(org: Organization | int, t0: date) -> pd.MultiIndex:
+    """(account, product) pairs that had ARR > 0 on some day before ``t0``: a line with ARR > 0 on a
+    non-cancelled contract starting before ``t0`` (that contract covers its own first day)."""
+    columns = _int_rows(
+        _live_lines(org)
+        .filter(contract__start_date__lt=t0, arr__gt=0)
+        .order_by()
+        .values_list("contract__account_id", "product_id")
+        .distinct(),
+        2,
+    )
+    return pd.MultiIndex.from_arrays([columns[:, 0], columns[:, 1]], names=["account", "product"])
 
 
 def _components(frame: pd.DataFrame) -> pd.DataFrame:
@@ -297,15 +363,35 @@ class _Retention:
     units: pd.DataFrame
 
 
-def _retention_frames(org: Organization | int, t0: date, t1: date, level: str, accounts: pd.DataFrame) -> _Retention:
+def _retention_frames(
+    org: Organization | int, t0: date, t1: date, level: str, accounts: pd.DataFrame | None
+) -> _Retention:
+    """Units (accounts, or top-level accounts) and (unit, product) pairs with a0, a1 and ``before``.
+
+    ``before`` (had ARR on a day before t0) comes from every earlier (account, product) pair, mapped to
+    units: a unit's earlier ARR may be on a product it no longer holds, or on a child's contract."""
     pairs = _pair_frame(org, t0, t1)
-    unit_of = _unit_map(accounts, level)
-    pairs["unit"] = unit_of.reindex(pairs["account"].to_numpy()).to_numpy().astype(np.int64)
+    history = _pairs_with_arr_before(org, t0)
+    history_accounts = history.get_level_values("account").to_numpy()
+    history_products = history.get_level_values("product").to_numpy()
     if level == "parent":
-        pairs = pairs.groupby(["unit", "product"], as_index=False).agg(
-            a0=("a0", "sum"), a1=("a1", "sum"), before=("before", "any")
-        )
-    units = pairs.groupby("unit").agg(a0=("a0", "sum"), a1=("a1", "sum"), before=("before", "any"))
+        unit_of = _unit_map(accounts, level)
+        pairs["unit"] = unit_of.reindex(pairs["account"].to_numpy()).to_numpy().astype(np.int64)
+        pairs = pairs.groupby(["unit", "product"], as_index=False).agg(a0=("a0", "sum"), a1=("a1", "sum"))
+        history_units = unit_of.reindex(history_accounts).to_numpy()
+        known = ~pd.isna(history_units)
+        history_units, history_products = history_units[known].astype(np.int64), history_products[known]
+    else:
+        pairs["unit"] = pairs["account"]
+        history_units = history_accounts
+    earlier_pairs = pd.MultiIndex.from_arrays([history_units, history_products])
+    pairs["before"] = pd.MultiIndex.from_arrays([pairs["unit"].to_numpy(), pairs["product"].to_numpy()]).isin(
+        earlier_pairs
+    )
+    units = pairs.groupby("unit").agg(a0=("a0", "sum"), a1=("a1", "sum"))
+    units["before"] = units.index.isin(pd.Index(history_units))
+    skus = dict(Product.objects.for_org(_org_id(org)).values_list("id", "sku"))
+    pairs["product"] = pairs["product"].map(skus)
     return _Retention(pairs=pairs, units=units)
 
 
@@ -336,7 +422,12 @@ def retention(
         raise ValueError(f"unknown level {level!r}")
     if end < start:
         raise ValueError("end is before start")
-    accounts = _accounts_frame(org)
+    attribute = "customer_since" if group_by == "cohort" else group_by
+    accounts = (
+        _accounts_frame(org, [attribute] if attribute in ATTRIBUTE_COLUMNS else [])
+        if level == "parent" or attribute in ATTRIBUTE_COLUMNS
+        else None
+    )
     frames = _retention_frames(org, start, end, level, accounts)
     unit_components = _components(frames.units)
     result = _finish(unit_components.sum().to_dict()) if len(unit_components) else _finish(_empty_totals())
@@ -368,24 +459,34 @@ def _empty_totals() -> dict[str, int]:
 
 def _contract_frame(org: Organization | int, level: str = "account", accounts: pd.DataFrame | None = None):
     """One row per non-cancelled contract: unit, start, end, ARR in cents (Σ lines). One query."""
-    rows = (
+    rows = _plain_rows(
         _live_lines(org)
         .order_by()
         .values("contract_id", "contract__account_id", "contract__start_date", "contract__end_date")
-        .annotate(total=Sum("arr"))
+        .annotate(total=_money_sum())
         .values_list("contract__account_id", "contract__start_date", "contract__end_date", "total")
     )
+    accounts_, starts, ends, cents = zip(*rows, strict=True) if rows else ((), (), (), ())
     frame = pd.DataFrame(
-        [(a, s, e, _cents(t)) for a, s, e, t in rows], columns=["account", "start", "end", "arr"]
-    ).astype({"account": "int64", "arr": "int64"})
-    frame["start"] = pd.to_datetime(frame["start"])
-    frame["end"] = pd.to_datetime(frame["end"])
+        {
+            "account": np.array(accounts_, dtype=np.int64),
+            "start": _days(starts),
+            "end": _days(ends),
+            "arr": np.array(cents, dtype=np.int64),
+        }
+    )
     if level == "parent" and len(frame):
         accounts = accounts if accounts is not None else _accounts_frame(org)
         frame["unit"] = _unit_map(accounts, level).reindex(frame["account"].to_numpy()).to_numpy().astype(np.int64)
     else:
         frame["unit"] = frame["account"]
     return frame
+
+
+def _days(days: Iterable[date]) -> pd.DatetimeIndex:
+    """Dates → datetime64 (through ordinals: ~20× faster than converting date objects one by one)."""
+    ordinals = np.fromiter((day.toordinal() for day in days), dtype=np.int64)
+    return pd.to_datetime((ordinals - date(1970, 1, 1).toordinal()).astype("datetime64[D]"))
 
 
 def _arr_on(contracts: pd.DataFrame, day: date) -> pd.Series:
@@ -468,7 +569,7 @@ def cohort_table(
     from django.utils import timezone
 
     today = today or timezone.localdate()
-    accounts = _accounts_frame(org)
+    accounts = _accounts_frame(org, ["customer_since"])
     contracts = _contract_frame(org, level, accounts)
     unit_of = _unit_map(accounts, level)
     units = pd.Index(sorted(set(unit_of.to_numpy())))
@@ -591,11 +692,10 @@ def renewal_rate(org: Organization | int, start: date, end: date) -> dict[str, A
 
 
 def _unit_group_keys(org: Organization | int, account_ids: Iterable[int], by: str) -> pd.DataFrame:
-    accounts = _accounts_frame(org)
     index = pd.Index(sorted(set(account_ids)), dtype="int64")
     if by == "segment":
         return _segment_membership(org, index)
-    return _attribute_keys(org, accounts, index, by)
+    return _attribute_keys(org, _accounts_frame(org, [by]), index, by)
 
 
 def churn_reasons(org: Organization | int, start: date, end: date, *, by: str = "segment") -> dict[str, Any]:

@@ -138,12 +138,12 @@ def renewals_page_queries(client, django_assert_num_queries, url, expected):
     return response
 
 
-# Session, user, membership; the pipeline aggregate and the upcoming list; forecast (renewals and target per
-# quarter) and its accuracy (one per past quarter); retention (accounts, lines by product, first-ARR days);
-# the monthly bridge (contracts); churn reasons (renewals, reasons, accounts, segments, one per segment:
-# the org's 3 default segments); cohorts (accounts, contracts); the owner choices; the org switcher.
-# None of them is per renewal, account or month.
-RENEWALS_PAGE_QUERIES = 27
+# The page's own: session, user, membership, the pipeline aggregate, the upcoming list, the owner choices
+# and the org switcher (7). The rest is renewals.analytics (forecast and targets per quarter, accuracy per
+# past quarter, retention, monthly bridge, churn reasons with one query per segment of the org's 3
+# default segments, cohorts): a fixed number, whatever the size of the book. If the analytics change
+# their own query plan, this number moves with them; it must not move with the data.
+RENEWALS_PAGE_QUERIES = 30
 
 
 def test_renewals_page_query_count_is_constant(client, org, bob, make_member, django_assert_num_queries):
