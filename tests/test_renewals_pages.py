@@ -7,6 +7,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from accounts.models import Contract
@@ -142,8 +143,9 @@ def renewals_page_queries(client, django_assert_num_queries, url, expected):
 # and the org switcher (7). The rest is renewals.analytics (forecast and targets per quarter, accuracy per
 # past quarter, retention, monthly bridge, churn reasons with one query per segment of the org's 3
 # default segments, cohorts): a fixed number, whatever the size of the book. If the analytics change
-# their own query plan, this number moves with them; it must not move with the data.
-RENEWALS_PAGE_QUERIES = 30
+# their own query plan, this number moves with them; it must not move with the data. The analytics take a
+# Postgres-only path for the retention pairs (savepoint, SET LOCAL work_mem, release: 3 statements more).
+RENEWALS_PAGE_QUERIES = {"postgresql": 30, "sqlite": 27}
 
 
 def test_renewals_page_query_count_is_constant(client, org, bob, make_member, django_assert_num_queries):
@@ -151,9 +153,10 @@ def test_renewals_page_query_count_is_constant(client, org, bob, make_member, dj
     url = reverse("renewals", args=[org.slug]) + "?window=120&period=12"
     build_book(org, [bob, *others], 6)
     login(client, bob)
-    small = renewals_page_queries(client, django_assert_num_queries, url, RENEWALS_PAGE_QUERIES)
+    expected = RENEWALS_PAGE_QUERIES[connection.vendor]
+    small = renewals_page_queries(client, django_assert_num_queries, url, expected)
     build_book(org, [bob, *others], 45)
-    large = renewals_page_queries(client, django_assert_num_queries, url, RENEWALS_PAGE_QUERIES)
+    large = renewals_page_queries(client, django_assert_num_queries, url, expected)
     assert large.context["pipeline"]["totals"]["n"] > small.context["pipeline"]["totals"]["n"]
     assert large.context["churn"]["count"] > small.context["churn"]["count"]
 
