@@ -81,6 +81,17 @@ def _nice_max(value: float) -> float:
     return 10.0 * magnitude
 
 
+def _nice_floor(value: float) -> float:
+    """The largest round value ≤ ``value`` (1, 2, 2.5, 5 × 10ⁿ); 0 for nothing."""
+    if value <= 0:
+        return 0.0
+    magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 1
+    for step in (10, 5, 2.5, 2, 1):
+        if step * magnitude <= value:
+            return step * magnitude
+    return 0.0
+
+
 def _legend(series: Sequence[Series], x: float, y: float) -> str:
     parts = []
     for s in series:
@@ -249,9 +260,12 @@ def diverging_bars(
     head, tail = _open(width, height, title, desc, "chart-diverging")
     out = [head, _legend([*up, *down], left, 12)]
     out.append(f'<line x1="{left}" x2="{width - right}" y1="{_f(zero_y)}" y2="{_f(zero_y)}" stroke="{MUTED}"/>')
-    for v, y in ((scale_max, zero_y - unit * scale_max), (scale_max, zero_y + unit * scale_max)):
-        if top - 1 <= y <= top + plot_h + 1:
-            sign = "" if y < zero_y else "−"
+    # One labelled gridline per side: the roundest value that fits in that side's room.
+    ticks = [(_nice_floor((zero_y - top) / unit), -1), (_nice_floor((top + plot_h - zero_y) / unit), 1)] if unit else []
+    for v, direction in ticks:
+        y = zero_y + direction * unit * v
+        if v > 0:
+            sign = "" if direction < 0 else "−"
             out.append(f'<line x1="{left}" x2="{width - right}" y1="{_f(y)}" y2="{_f(y)}" stroke="{GRID}"/>')
             out.append(
                 f'<text x="{left - 6}" y="{_f(y + 4)}" text-anchor="end" fill="{MUTED}">{sign}{_t(fmt(v))}</text>'
