@@ -259,7 +259,7 @@ def _money(value: Any, field: str, errors: dict[str, list[str]], *, nullable: bo
     return amount
 
 
-def _clean_forecast(renewal: Renewal, by: Actor, fields: Mapping[str, Any]) -> dict[str, Any]:
+def _clean_forecast(by: Actor, fields: Mapping[str, Any]) -> dict[str, Any]:
     """Validate forecast changes; returns the cleaned values. Raises ValidationError per field."""
     errors: dict[str, list[str]] = {}
     unknown = sorted(set(fields) - set(FORECAST_FIELDS))
@@ -329,7 +329,7 @@ def update_forecast(renewal: Renewal, *, by: Actor, **fields: Any) -> list[Renew
     )
     if not renewal.is_open:
         raise ValidationError({"outcome": ["This renewal is closed; its forecast can no longer change."]})
-    clean = _clean_forecast(renewal, by, fields)
+    clean = _clean_forecast(by, fields)
     changes: list[RenewalForecastChange] = []
     for name, new in clean.items():
         old = getattr(renewal, name)
