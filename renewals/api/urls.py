@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import metrics, views
 
 router = DefaultRouter(trailing_slash=True)
 # The router's API root page is the accounts router's (``/api/v1/``): this one adds routes only.
@@ -9,4 +10,17 @@ router.register("renewals", views.RenewalViewSet, basename="renewal")
 router.register("churn-reasons", views.ChurnReasonViewSet, basename="churn-reason")
 router.register("renewal-targets", views.RenewalTargetViewSet, basename="renewal-target")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("metrics/retention/", metrics.RetentionView.as_view(), name="metrics-retention"),
+    path("metrics/arr-bridge/", metrics.ArrBridgeView.as_view(), name="metrics-arr-bridge"),
+    path("metrics/cohorts/", metrics.CohortsView.as_view(), name="metrics-cohorts"),
+    path("metrics/churn-reasons/", metrics.ChurnReasonsView.as_view(), name="metrics-churn-reasons"),
+    path("metrics/renewal-rate/", metrics.RenewalRateView.as_view(), name="metrics-renewal-rate"),
+    path("metrics/renewal-forecast/", metrics.RenewalForecastView.as_view(), name="metrics-renewal-forecast"),
+    path(
+        "metrics/renewal-forecast/accuracy/",
+        metrics.ForecastAccuracyView.as_view(),
+        name="metrics-renewal-forecast-accuracy",
+    ),
+]
