@@ -12,7 +12,7 @@ org_patterns = [
     path("accounts/<int:account_id>/objectives/", views.add_objective, name="account-add-objective"),
     # Screens that later issues fill; each says what is coming.
     path("portfolio/", views.portfolio, name="portfolio"),
-    path("renewals/", views.renewals, name="renewals"),
+    path("renewals/", include("renewals.urls")),
     path("work/", views.work_queue, name="work"),
     path("voice/", views.voice, name="voice"),
     path("admin/", views.admin_members, name="admin-members"),

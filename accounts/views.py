@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from cs_platform.exports import CHUNK_SIZE, chunked, csv_response
 from cs_platform.pages import org_page
+from renewals.views import account_renewals
 
 from .choices import KEY_CONTACT_ROLES, JobStatus, Role, TouchModel
 from .filtersets import AccountFilterSet
@@ -241,6 +242,7 @@ def _account_context(
         "activity_form": (activity_form or ActivityForm(account=account)) if can_write else None,
         "objective_form": (objective_form or ObjectiveForm(account=account)) if can_write else None,
         "today": timezone.localdate(),
+        **account_renewals(account),
     }
 
 
@@ -322,16 +324,6 @@ COMING_SCREENS: dict[str, dict[str, Any]] = {
         ],
         "arrives_with": "the health engine and segments",
     },
-    "renewals": {
-        "title": "Renewals",
-        "lead": "The renewal pipeline and what it means for retention.",
-        "points": [
-            "Renewals by month and by forecast category (commit, likely, at risk, churn, upside).",
-            "Forecast against target, expected and actual GRR and NRR, and the monthly ARR bridge.",
-            "Churn reasons split avoidable / unavoidable and by segment.",
-        ],
-        "arrives_with": "renewal opportunities and retention analytics",
-    },
     "work": {
         "title": "Work queue",
         "lead": "The CSM's cockpit: everything that needs doing, most urgent first.",
@@ -367,7 +359,6 @@ def _coming(screen: str):
 
 
 portfolio = _coming("portfolio")
-renewals = _coming("renewals")
 work_queue = _coming("work")
 voice = _coming("voice")
 

@@ -539,5 +539,6 @@ def test_account_360_query_count_is_constant(client, org, bob, account, django_a
 
 
 # Session, user, membership, switcher, account, contacts, contracts + lines, children, activities +
-# their contacts, plan + objectives, the form's contact choices: nothing per contact, line or activity.
-ACCOUNT_360_QUERIES = 14
+# their contacts, plan + objectives, the form's contact choices, renewals (open and past, with churn
+# reasons): nothing per contact, line or activity.
+ACCOUNT_360_QUERIES = 15
