@@ -53,7 +53,7 @@ __all__ = [
     "retention",
 ]
 
-GROUP_BY_CHOICES = ("segment", "touch_model", "industry", "region", "owner", "product", "cohort")
+GROUP_BY_CHOICES = ("segment", "touch_model", "industry", "region", "owner", "product", "product_line", "cohort")
 LEVEL_CHOICES = ("account", "parent")
 CHURN_GROUP_CHOICES = ("segment", "touch_model", "industry", "region", "owner", "reason")
 
@@ -392,8 +392,19 @@ def _retention_frames(
     )
     units = pairs.groupby("unit").agg(a0=("a0", "sum"), a1=("a1", "sum"))
     units["before"] = units.index.isin(pd.Index(history_units))
-    skus = dict(Product.objects.for_org(_org_id(org)).values_list("id", "sku"))
-    pairs["product"] = pairs["product"].map(skus)
+    catalog = {
+        pk: (sku, line or None)
+        for pk, sku, line in Product.objects.for_org(_org_id(org)).values_list("id", "sku", "product_line")
+    }
+    lines = {pk: line for pk, (_sku, line) in catalog.items()}
+    # A (unit, product line) had ARR before t0 when any product of that line did (the product itself may
+    # be gone now): map the earlier pairs to lines too.
+    pairs["line"] = pairs["product"].map(lines)
+    earlier_lines = pd.MultiIndex.from_arrays([history_units, pd.Series(history_products).map(lines).to_numpy()])
+    pairs["line_before"] = pd.MultiIndex.from_arrays([pairs["unit"].to_numpy(), pairs["line"].to_numpy()]).isin(
+        earlier_lines
+    )
+    pairs["product"] = pairs["product"].map({pk: sku for pk, (sku, _line) in catalog.items()})
     return _Retention(pairs=pairs, units=units)
 
 
@@ -410,6 +421,7 @@ def retention(
 
     * ``product`` — over (unit, product) pairs, keyed by SKU: dropping a product churns that pair
       while the logo stays; ``accounts_*`` count pairs (the accounts holding the product).
+    * ``product_line`` — the same over (unit, product line) pairs, keyed by the product's line.
     * ``segment`` — every segment the unit matches *now* (segments may overlap, so an account can
       count in several groups and the groups need not add up to the top level), ordered by position;
       units matching no segment form a last group with key ``None``.
@@ -440,6 +452,19 @@ def retention(
             {"unit": frames.pairs.index.to_numpy(), "key": frames.pairs["product"].to_numpy(), "order": 0}
         )
         groups = _group_rows(pair_components, membership)
+    elif group_by == "product_line":
+        # Product wallet retention by line: (unit, line) pairs, so dropping every product of a line churns
+        # that line's ARR while the logo stays. Products without a line group under ``None``.
+        by_line = (
+            frames.pairs.assign(line=frames.pairs["line"].fillna("\uffff"))
+            .groupby(["unit", "line"], sort=False)
+            .agg(a0=("a0", "sum"), a1=("a1", "sum"), before=("line_before", "any"))
+            .reset_index()
+        )
+        membership = pd.DataFrame(
+            {"unit": by_line.index.to_numpy(), "key": by_line["line"].replace("\uffff", None).to_numpy(), "order": 0}
+        )
+        groups = _group_rows(_components(by_line), membership)
     elif group_by == "segment":
         membership = _segment_membership(org, frames.units.index)
         unmatched = frames.units.index.difference(pd.Index(membership["unit"].unique()))

@@ -60,7 +60,7 @@ from typing import Any
 
 import pytest
 
-from accounts.models import Contract, ContractLine
+from accounts.models import Product, Contract, ContractLine
 from playbooks.models import Segment
 
 from .factories import AccountFactory, MembershipFactory, ProductFactory, UserFactory
@@ -325,6 +325,25 @@ def test_grouped_response_exactly(api, book, group_by, level):
         start, end = Decimal(row["start_arr"]), Decimal(row["end_arr"])
         moves = Decimal(row["new"]) + Decimal(row["expansion"]) - Decimal(row["contraction"]) - Decimal(row["churn"])
         assert start + moves == end
+
+
+@pytest.mark.parametrize("level", ["account", "parent"])
+def test_product_line_groups_pairs_of_unit_and_line(api, book, level):
+    # Premium support joins the add-ons' line, so one line now holds two products (held by different units).
+    Product.objects.for_org(book).filter(sku="SUP").update(product_line="Add-ons")
+    body = get(api, book, group_by="product_line", level=level)
+    top = ACCOUNT_TOP if level == "account" else PARENT_TOP
+    core = EXPECTED[("product", level)][1]
+    #   Add-ons = ADDON pairs (B new 2, F churn 4, G2 (or Proot) 4→4) + SUP pair (C 5→4 contracted):
+    #   start 8+5=13, new 2, react 0, exp 0, contr 1, churn 4, end 6+4=10; GRR = NRR = 8/13 = 0.61538→0.6154;
+    #   pairs kept 1+1 of 2+1 = 0.6667.  Platform = CORE, figure for figure.
+    assert body == {
+        **top,
+        "groups": [
+            group("Add-ons", 13, 2, 0, 0, 1, 4, 10, 0.6154, 0.6154, 0.6667, 3, 2),
+            {**core, "key": "Platform"},
+        ],
+    }
 
 
 def test_partitioning_groups_sum_to_top_level(api, book):
