@@ -304,7 +304,9 @@ def naive_signals(org: Any, account: Any, as_of: date) -> dict[str, Any]:
     champion = any("champion" in c.roles and active(c) for c in contacts)
     sponsor = any("executive_sponsor" in c.roles and active(c) for c in contacts)
     departed = any(
-        ({"champion", "executive_sponsor"} & set(c.roles)) and c.departed_at and day(90) <= c.departed_at <= as_of
+        ({"champion", "executive_sponsor", "economic_buyer"} & set(c.roles))
+        and c.departed_at
+        and day(90) <= c.departed_at <= as_of
         for c in contacts
     )
     relationship = None
