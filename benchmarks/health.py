@@ -439,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
         "naive_scaled_s": round(scaled, 1),
         "ratio": round(scaled / max(first.seconds, second.seconds), 1),
         "score_mismatches": len(mismatches),
+        "phases_first_s": first.timings,
+        "phases_steady_s": second.timings,
+        "load_average": os.getloadavg(),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -451,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  speed-up (naive ÷ slower bulk run)        {results['ratio']:8.1f}×  (target ≥ 20×)")
     print(f"  naive vs bulk score mismatches           {len(mismatches):8d}   (must be 0)")
     print(f"  colours: {second.by_color}  (best bulk run {best:.2f} s)")
+    print(f"  phases, first run (s): {first.timings}")
+    print(f"  phases, steady state (s): {second.timings}")
+    print(f"  load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on the machine)")
     return 0 if not mismatches else 1
 
 

@@ -513,7 +513,9 @@ def _upsert_rows(
         try:
             cursor.copy_expert(f"COPY {temp} ({names}) FROM STDIN", buffer)
             cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM {temp} ON CONFLICT ({keys}) DO UPDATE SET {updates}"
+                # Rows locked in key order: a full run and a per-account run never wait on each other in a cycle.
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {temp} ORDER BY {keys} "
+                f"ON CONFLICT ({keys}) DO UPDATE SET {updates}"
             )
         finally:
             cursor.execute(f"DROP TABLE {temp}")
