@@ -322,3 +322,9 @@ def test_preview_counts_colour_changes_without_writing(org, alice):
     }
     assert not HealthSnapshot.objects.for_org(org).exists() and not HealthScore.objects.for_org(org).exists()
     assert scorecard.versions.count() == 2  # nothing saved
+
+
+def test_empty_organization(org):
+    result = recompute_health(org, as_of=AS_OF, latest=True)
+    assert (result.accounts, result.scored) == (0, 0)
+    assert recompute_health(org, [], as_of=AS_OF, latest=True).accounts == 0
