@@ -551,7 +551,9 @@ def recompute_health(
     effective colour of an account that already had a HealthScore changes, ``health.color_changed``
     is emitted with ``{id, external_id, name, from, to, score}`` (``from``/``to`` ``null`` for no
     colour); an account's first-ever score emits nothing (the first run after an import would
-    otherwise announce every account). Progress and counts go to ``job`` when given.
+    otherwise announce every account). Only colour changes cost queries per account (one
+    :func:`playbooks.services.emit` each, and only when an active webhook endpoint exists). Progress
+    and counts go to ``job`` when given; ``result.timings`` has the seconds of each phase.
     """
     started = clock.perf_counter()
     org = _organization(organization)
