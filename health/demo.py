@@ -215,6 +215,12 @@ def seed_health(
             pulses)  # fmt: skip
     if departures:
         Contact.all_orgs.bulk_update(departures, ["is_active", "departed_at"], batch_size=1000)
+    if connection.vendor == "postgresql":
+        # Planner statistics for the rows just loaded (ANALYZE counts this transaction's own inserts):
+        # without them the backfill's aggregates over millions of usage rows plan as if tables were empty.
+        with connection.cursor() as cursor:
+            for model in (UsageMetric, Ticket, Invoice, SurveyResponse, CsmPulse, Contact, Contract, Account):
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
     history = [30, 7] if big else sorted({*range(1, 31), *range(35, 91, 7)}, reverse=True)
     say(f"  health history: {len(history) + 1} recomputes…")
     for back in history:
