@@ -19,8 +19,8 @@ What it makes, for an organization named "Demo Co":
   renewal targets (see :mod:`renewals.demo`); a timeline of customer touches and internal notes; success
   plans with objectives for high-touch (and some low-touch) accounts.
 
-Health, usage, tickets, invoices, surveys and CTAs arrive with later issues and are not
-seeded yet.
+Health signals (usage, tickets, invoices, NPS, CSM pulses) and score history come from
+:func:`health.demo.seed_health`; surveys and CTAs arrive with later issues.
 
 Re-running for an existing organization **replaces** its demo data (accounts and everything hanging
 off them, and the catalog); it refuses to touch an organization holding accounts that seed_demo did
@@ -46,6 +46,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, transaction
 from django.utils import timezone
+
+from health.demo import seed_health
 
 from .choices import Role
 from .imports import copy_text
@@ -525,6 +527,7 @@ def seed_demo(
 
         counts["renewal_targets"] = seed_targets(org, today)
         changed = refresh_current_arr(org, today=today)
+        counts.update(seed_health(org, seed=seed, today=today, log=say))  # signals and score history
     _analyze()
     return DemoSummary(
         organization=org,

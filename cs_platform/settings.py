@@ -249,6 +249,7 @@ CELERY_BEAT_SCHEDULE = {
     "rollup-usage": {"task": "health.tasks.rollup_all_usage", "schedule": 5 * 60},
     # Daily; idempotent, so a missed day is caught up by the next run.
     "create-due-renewals": {"task": "renewals.tasks.create_all_due_renewals", "schedule": 60 * 60 * 24},
+    "recompute-health": {"task": "health.tasks.recompute_all_health", "schedule": 60 * 60},
 }
 
 LOGGING = {

@@ -60,7 +60,7 @@ from typing import Any
 
 import pytest
 
-from accounts.models import Product, Contract, ContractLine
+from accounts.models import Contract, ContractLine, Product
 from playbooks.models import Segment
 
 from .factories import AccountFactory, MembershipFactory, ProductFactory, UserFactory
