@@ -3,6 +3,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from health import views as health_views
+
 from . import views
 
 org_patterns = [
@@ -10,8 +12,15 @@ org_patterns = [
     path("accounts/<int:account_id>/", views.account_detail, name="account-detail"),
     path("accounts/<int:account_id>/activities/", views.log_activity, name="account-log-activity"),
     path("accounts/<int:account_id>/objectives/", views.add_objective, name="account-add-objective"),
+    path("accounts/<int:account_id>/health/override/", health_views.account_override, name="account-override"),
+    path(
+        "accounts/<int:account_id>/health/overrides/<int:override_id>/clear/",
+        health_views.account_clear_override,
+        name="account-clear-override",
+    ),
+    path("accounts/<int:account_id>/health/pulse/", health_views.account_pulse, name="account-pulse"),
+    path("portfolio/", health_views.portfolio, name="portfolio"),
     # Screens that later issues fill; each says what is coming.
-    path("portfolio/", views.portfolio, name="portfolio"),
     path("renewals/", views.renewals, name="renewals"),
     path("work/", views.work_queue, name="work"),
     path("voice/", views.voice, name="voice"),

@@ -182,7 +182,9 @@ class TestOverrides:
         assert len(rows) == 2
         assert rows[first["id"]].cleared_at is not None and rows[first["id"]].cleared_by == people["bob"]
         assert HealthScore.all_orgs.get(account=account).color == "yellow"
-        assert client.patch(f"{API}/health-overrides/{second['id']}/", {"reason": "x"}, format="json").status_code == 405
+        assert (
+            client.patch(f"{API}/health-overrides/{second['id']}/", {"reason": "x"}, format="json").status_code == 405
+        )
         cleared = client.post(f"{API}/health-overrides/{second['id']}/clear/")
         assert cleared.status_code == 200 and cleared.json()["active"] is False
         health = HealthScore.all_orgs.get(account=account)
