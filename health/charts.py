@@ -13,8 +13,12 @@ from django.utils.safestring import SafeString, mark_safe
 
 __all__ = ["score_line", "split_bar", "trend_area"]
 
-FILL = {"red": "var(--health-red, #d64545)", "yellow": "var(--health-yellow, #e0a526)",
-        "green": "var(--health-green, #2f9e66)", "unscored": "var(--health-none, #c5cbd3)"}  # fmt: skip
+FILL = {
+    "red": "var(--health-red, #d64545)",
+    "yellow": "var(--health-yellow, #e0a526)",
+    "green": "var(--health-green, #2f9e66)",
+    "unscored": "var(--health-none, #c5cbd3)",
+}
 
 
 def _f(value: float) -> str:
@@ -25,8 +29,10 @@ def split_bar(parts: Sequence[tuple[str, float, str]], *, width: int = 160, heig
     """A horizontal stacked bar: ``parts`` = ``[(colour, value, label)]``; empty when all are zero."""
     total = sum(max(v, 0) for _, v, _ in parts)
     if total <= 0:
-        return mark_safe(f'<svg class="split-bar" width="{width}" height="{height}" role="img" aria-label="none">'
-                         f'<rect width="{width}" height="{height}" rx="2" fill="{FILL["unscored"]}" opacity=".35"/></svg>')  # fmt: skip
+        return mark_safe(
+            f'<svg class="split-bar" width="{width}" height="{height}" role="img" aria-label="none">'
+            f'<rect width="{width}" height="{height}" rx="2" fill="{FILL["unscored"]}" opacity=".35"/></svg>'
+        )
     x = 0.0
     rects = []
     labels = []
@@ -34,8 +40,10 @@ def split_bar(parts: Sequence[tuple[str, float, str]], *, width: int = 160, heig
         if value <= 0:
             continue
         w = width * value / total
-        rects.append(f'<rect x="{_f(x)}" width="{_f(w)}" height="{height}" fill="{FILL.get(color, "#999")}">'
-                     f"<title>{escape(label)}</title></rect>")  # fmt: skip
+        rects.append(
+            f'<rect x="{_f(x)}" width="{_f(w)}" height="{height}" fill="{FILL.get(color, "#999")}">'
+            f"<title>{escape(label)}</title></rect>"
+        )
         labels.append(label)
         x += w
     aria = escape(", ".join(labels))
@@ -70,8 +78,10 @@ def trend_area(points: Sequence[dict[str, Any]], *, width: int = 640, height: in
         if n == 1:  # a single day: a bar instead of a zero-width area
             top_edge = f"{_f(x(0) - 4)},{_f(y(upper[0]))} {_f(x(0) + 4)},{_f(y(upper[0]))}"
             bottom_edge = f"{_f(x(0) + 4)},{_f(y(lower[0]))} {_f(x(0) - 4)},{_f(y(lower[0]))}"
-        layers.append(f'<polygon points="{top_edge} {bottom_edge}" fill="{FILL[color]}" opacity=".85">'
-                      f"<title>{color}</title></polygon>")  # fmt: skip
+        layers.append(
+            f'<polygon points="{top_edge} {bottom_edge}" fill="{FILL[color]}" opacity=".85">'
+            f"<title>{color}</title></polygon>"
+        )
         lower = upper
     first, last = points[0]["date"], points[-1]["date"]
     axis = (
@@ -111,16 +121,23 @@ def score_line(
     def y(v: float) -> float:
         return pad_t + inner_h - inner_h * v / 100
 
+    def band(low: float, high: float, color: str, opacity: str) -> str:
+        return (
+            f'<rect x="{pad_l}" y="{_f(y(high))}" width="{inner_w}" height="{_f(y(low) - y(high))}" '
+            f'fill="{FILL[color]}" opacity="{opacity}"/>'
+        )
+
     background = (
-        f'<rect x="{pad_l}" y="{_f(y(100))}" width="{inner_w}" height="{_f(y(green) - y(100))}" fill="{FILL["green"]}" opacity=".10"/>'
-        f'<rect x="{pad_l}" y="{_f(y(green))}" width="{inner_w}" height="{_f(y(yellow) - y(green))}" fill="{FILL["yellow"]}" opacity=".12"/>'
-        f'<rect x="{pad_l}" y="{_f(y(yellow))}" width="{inner_w}" height="{_f(y(0) - y(yellow))}" fill="{FILL["red"]}" opacity=".10"/>'
-        f'<text x="{pad_l - 4}" y="{_f(y(100) + 8)}" font-size="9" text-anchor="end">100</text>'
-        f'<text x="{pad_l - 4}" y="{_f(y(0))}" font-size="9" text-anchor="end">0</text>'
-    )  # fmt: skip
+        band(green, 100, "green", ".10")
+        + band(yellow, green, "yellow", ".12")
+        + band(0, yellow, "red", ".10")
+        + f'<text x="{pad_l - 4}" y="{_f(y(100) + 8)}" font-size="9" text-anchor="end">100</text>'
+        + f'<text x="{pad_l - 4}" y="{_f(y(0))}" font-size="9" text-anchor="end">0</text>'
+    )
     path = " ".join(f"{'M' if k == 0 else 'L'}{_f(x(i))},{_f(y(float(h['score'])))}" for k, (i, h) in enumerate(scored))
     dots = "".join(
-        f'<circle cx="{_f(x(i))}" cy="{_f(y(float(h["score"])))}" r="2" fill="{FILL.get(h.get("color") or "", "#555")}">'
+        f'<circle cx="{_f(x(i))}" cy="{_f(y(float(h["score"])))}" r="2" '
+        f'fill="{FILL.get(h.get("color") or "", "#555")}">'
         f"<title>{_date(h['date'])}: {h['score']}</title></circle>"
         for i, h in scored
     )

@@ -210,10 +210,14 @@ def explain(account: Account, *, today: dt.date | None = None) -> dict[str, Any]
     if health is not None:
         score, computed_color, computed_at = _dec(health.score), health.computed_color, health.computed_at
         version = (
-            {"id": health.scorecard_version.pk, "scorecard": health.scorecard_version.scorecard_id,
-             "number": health.scorecard_version.number}
-            if health.scorecard_version is not None else _version(latest)
-        )  # fmt: skip
+            {
+                "id": health.scorecard_version.pk,
+                "scorecard": health.scorecard_version.scorecard_id,
+                "number": health.scorecard_version.number,
+            }
+            if health.scorecard_version is not None
+            else _version(latest)
+        )
     elif latest is not None:
         score, computed_color, computed_at, version = (
             _dec(latest.score),
@@ -238,7 +242,7 @@ def explain(account: Account, *, today: dt.date | None = None) -> dict[str, Any]
         "override": override_data(override) if override is not None else None,
         "components": [
             {k: c[k] for k in ("key", "name", "signal", "score", "weight", "contribution")} for c in components
-        ],  # fmt: skip
+        ],
         "missing": list(source.missing or []) if source is not None else [],
         "changes": _changes(source, week_before),
         "changes_since": week_before.date if week_before is not None and source is not None else None,

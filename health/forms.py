@@ -37,14 +37,18 @@ class OverrideForm(forms.Form):
     """Override an account's health colour (reason required; default expiry 30 days)."""
 
     color = forms.ChoiceField(choices=HealthColor.choices, label="Colour")
-    reason_code = forms.ChoiceField(choices=OverrideReason.choices, label="Reason",
-                                    help_text="“Customer told us they will churn” always sets red.")  # fmt: skip
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Why",
-                             help_text="Kept in the audit trail.")  # fmt: skip
+    reason_code = forms.ChoiceField(
+        choices=OverrideReason.choices, label="Reason", help_text="“Customer told us they will churn” always sets red."
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), label="Why", help_text="Kept in the audit trail."
+    )
     expires_on = forms.DateField(
-        required=False, label="Expires on", widget=forms.DateInput(attrs={"type": "date"}),
+        required=False,
+        label="Expires on",
+        widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Default: in 30 days.",
-    )  # fmt: skip
+    )
 
     def clean_expires_on(self):
         value = self.cleaned_data.get("expires_on")
@@ -72,14 +76,21 @@ class ScorecardForm(forms.Form):
 
     name = forms.CharField(max_length=120)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    segment = forms.ModelChoiceField(queryset=None, required=False, empty_label="— every account (fallback) —",
-                                     help_text="Accounts of this segment use this scorecard.")  # fmt: skip
+    segment = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        empty_label="— every account (fallback) —",
+        help_text="Accounts of this segment use this scorecard.",
+    )
     position = forms.IntegerField(min_value=0, initial=100, help_text="Bindings are tried in this order.")
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
-    definition = forms.CharField(widget=forms.Textarea(attrs={"class": "def-json", "spellcheck": "false"}),
-                                 help_text="Groups and components as JSON; see the table above for the current one.")  # fmt: skip
-    note = forms.CharField(max_length=300, required=False, label="What changed",
-                           help_text="Stored with the new version.")  # fmt: skip
+    definition = forms.CharField(
+        widget=forms.Textarea(attrs={"class": "def-json", "spellcheck": "false"}),
+        help_text="Groups and components as JSON; see the table above for the current one.",
+    )
+    note = forms.CharField(
+        max_length=300, required=False, label="What changed", help_text="Stored with the new version."
+    )
 
     def __init__(self, *args, organization=None, is_default: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

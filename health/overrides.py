@@ -57,9 +57,17 @@ def _emit_color_change(account: Account, was: str, now: str, *, cause: str) -> N
     try:
         from playbooks.services import emit
 
-        emit(account.organization_id, "health.color_changed",
-             {"account": account.pk, "account_external_id": account.external_id, "from": was or None,
-              "to": now or None, "cause": cause})  # fmt: skip
+        emit(
+            account.organization_id,
+            "health.color_changed",
+            {
+                "account": account.pk,
+                "account_external_id": account.external_id,
+                "from": was or None,
+                "to": now or None,
+                "cause": cause,
+            },
+        )
     except ValueError:  # pragma: no cover - the event type is part of the spec's list
         logger.exception("health.color_changed could not be emitted")
 
@@ -73,9 +81,13 @@ def _health_row(account: Account) -> HealthScore:
     )
     if row is None:
         row = HealthScore.all_orgs.create(
-            organization_id=account.organization_id, account=account, score=None, computed_color="", color="",
+            organization_id=account.organization_id,
+            account=account,
+            score=None,
+            computed_color="",
+            color="",
             computed_at=timezone.now(),
-        )  # fmt: skip
+        )
     return row
 
 
@@ -194,8 +206,9 @@ def record_pulse(
         errors["color"] = [f"Use one of: {', '.join(HealthColor.values)}."]
     unknown = [c for c in codes if c not in PulseReason.values]
     if unknown:
-        errors["reason_codes"] = [f"Unknown reason code(s) {', '.join(map(str, unknown))}; use: "
-                                  f"{', '.join(PulseReason.values)}."]  # fmt: skip
+        errors["reason_codes"] = [
+            f"Unknown reason code(s) {', '.join(map(str, unknown))}; use: {', '.join(PulseReason.values)}."
+        ]
     if errors:
         raise ValidationError(errors)
     pulse = CsmPulse.all_orgs.create(

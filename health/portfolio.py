@@ -134,7 +134,7 @@ def portfolio_metrics(organization: Any) -> dict[str, Any]:
         **_public(rows["overall"]),
         "by_segment": [
             {"segment": s["segment"], "name": s["name"], "valid": s["valid"], **_public(s)} for s in rows["by_segment"]
-        ],  # fmt: skip
+        ],
         "by_owner": [{"owner": o["owner"], "name": o["name"], **_public(o)} for o in rows["by_owner"]],
     }
 

@@ -99,8 +99,10 @@ def admin_unflag_key_feature(request: HttpRequest, feature_id: int) -> HttpRespo
 
 def _split_parts(split: dict, what: str = "counts") -> list[tuple[str, float, str]]:
     values = split["counts"] if what == "counts" else split["arr_by_color"]
-    return [(c, float(values[c]), f"{values[c]} {c}" if what == "counts" else f"{c}: {values[c]:,.0f}")
-            for c in ("red", "yellow", "green", "unscored")]  # fmt: skip
+    return [
+        (c, float(values[c]), f"{values[c]} {c}" if what == "counts" else f"{c}: {values[c]:,.0f}")
+        for c in ("red", "yellow", "green", "unscored")
+    ]
 
 
 @org_page()
@@ -125,11 +127,15 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     tiles = []
     for color in ("red", "yellow", "green"):
         n, arr = overall["counts"][color], overall["arr_by_color"][color]
-        tiles.append({
-            "color": color, "count": n, "arr": arr,
-            "share": (n / scored * 100) if scored else 0,
-            "arr_share": (arr / overall["arr"] * 100) if overall["arr"] else 0,
-        })  # fmt: skip
+        tiles.append(
+            {
+                "color": color,
+                "count": n,
+                "arr": arr,
+                "share": (n / scored * 100) if scored else 0,
+                "arr_share": (arr / overall["arr"] * 100) if overall["arr"] else 0,
+            }
+        )
     trend = color_trend(org)
     context = {
         "overall": overall,
@@ -221,8 +227,14 @@ def account_override(request: HttpRequest, account_id: int) -> HttpResponse:
             zone = ZoneInfo(request.organization.time_zone or "UTC")
             expires = dt.datetime.combine(data["expires_on"], dt.time(23, 59), tzinfo=zone)
         try:
-            override = set_override(account, color=data["color"], reason_code=data["reason_code"],
-                                    reason=data["reason"], author=request.actor, expires_at=expires)  # fmt: skip
+            override = set_override(
+                account,
+                color=data["color"],
+                reason_code=data["reason_code"],
+                reason=data["reason"],
+                author=request.actor,
+                expires_at=expires,
+            )
         except ValidationError as exc:
             _form_errors(form, exc)
         else:
@@ -259,8 +271,9 @@ def account_pulse(request: HttpRequest, account_id: int) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            record_pulse(account, color=data["color"], reason_codes=data["reason_codes"], note=data["note"],
-                         author=request.actor)  # fmt: skip
+            record_pulse(
+                account, color=data["color"], reason_codes=data["reason_codes"], note=data["note"], author=request.actor
+            )
         except ValidationError as exc:
             _form_errors(form, exc)
         else:

@@ -54,11 +54,18 @@ def scored_history(account: Any, today: dt.date, *, version_change: bool = False
     before = components({"adoption": 90.0, "support": 50.0, "nps": 70.0}, weights)
     now = components({"adoption": 40.0, "support": 60.0, "nps": None}, weights)
     for offset in range(8, 0, -1):
-        HealthSnapshotFactory(account=account, date=today - dt.timedelta(days=offset), components=before,
-                              scorecard_version=v1)  # fmt: skip
+        HealthSnapshotFactory(
+            account=account, date=today - dt.timedelta(days=offset), components=before, scorecard_version=v1
+        )
     snap = HealthSnapshotFactory(account=account, date=today, components=now, scorecard_version=v2)
-    HealthScoreFactory(account=account, score=snap.score, scorecard=v2.scorecard, scorecard_version=v2,
-                       delta_7=snap.score - score_of(before), trend="down")  # fmt: skip
+    HealthScoreFactory(
+        account=account,
+        score=snap.score,
+        scorecard=v2.scorecard,
+        scorecard_version=v2,
+        delta_7=snap.score - score_of(before),
+        trend="down",
+    )
 
 
 class TestAccountHealth:
@@ -67,8 +74,17 @@ class TestAccountHealth:
         account = AccountFactory(organization=org)
         scored_history(account, today, version_change=True)
         body = api(org, "viewer").get(f"{API}/accounts/{account.pk}/health/").json()
-        spec_keys = {"score", "color", "computed_at", "scorecard_version", "override", "components", "missing",
-                     "changes", "history"}  # fmt: skip
+        spec_keys = {
+            "score",
+            "color",
+            "computed_at",
+            "scorecard_version",
+            "override",
+            "components",
+            "missing",
+            "changes",
+            "history",
+        }
         assert spec_keys <= set(body)
         assert {"computed_color", "dragging"} <= set(body)
         # adoption 40 × 25/35 + support 60 × 10/35 = 45.714… → 45.7 red
@@ -146,9 +162,15 @@ class TestOverrides:
 
     @pytest.mark.parametrize(
         ("role", "own", "status"),
-        [("admin", False, 201), ("leader", True, 201), ("leader", False, 403), ("csm", True, 201),
-         ("csm", False, 403), ("viewer", True, 403)],
-    )  # fmt: skip
+        [
+            ("admin", False, 201),
+            ("leader", True, 201),
+            ("leader", False, 403),
+            ("csm", True, 201),
+            ("csm", False, 403),
+            ("viewer", True, 403),
+        ],
+    )
     def test_roles(self, org, api, people, role, own, status):
         owner = people["bob"] if own else people["dave"]
         account = AccountFactory(organization=org, owner=owner)
@@ -223,8 +245,12 @@ class TestPulses:
         created = api(org, "csm", people["bob"]).post(f"{API}/csm-pulses/", body, format="json")
         assert created.status_code == 201, created.json()
         assert created.json()["reason_codes"] == ["competitor"]
-        assert api(org, "csm", people["bob"]).post(f"{API}/csm-pulses/", {**body, "account": other.pk},
-                                                   format="json").status_code == 403  # fmt: skip
+        assert (
+            api(org, "csm", people["bob"])
+            .post(f"{API}/csm-pulses/", {**body, "account": other.pk}, format="json")
+            .status_code
+            == 403
+        )
         assert api(org, "viewer", people["viewer"]).post(f"{API}/csm-pulses/", body, format="json").status_code == 403
         bad = api(org).post(f"{API}/csm-pulses/", {**body, "reason_codes": ["nope"]}, format="json")
         assert bad.status_code == 400 and "reason_codes" in bad.json()["errors"]
@@ -236,12 +262,20 @@ class TestPulses:
 class TestHealthScores:
     @pytest.fixture
     def rows(self, org, people):
-        red = HealthScoreFactory(account=AccountFactory(organization=org, owner=people["bob"], touch_model="high",
-                                                        arr=Decimal("1000")), score=Decimal("20.0"), delta_7=Decimal("-12.0"))  # fmt: skip
-        yellow = HealthScoreFactory(account=AccountFactory(organization=org, owner=people["dave"], touch_model="low",
-                                                           arr=Decimal("5000")), score=Decimal("60.0"))  # fmt: skip
-        green = HealthScoreFactory(account=AccountFactory(organization=org, touch_model="tech", arr=Decimal("9000")),
-                                   score=Decimal("90.0"), color="red")  # overridden to red  # fmt: skip
+        red = HealthScoreFactory(
+            account=AccountFactory(organization=org, owner=people["bob"], touch_model="high", arr=Decimal("1000")),
+            score=Decimal("20.0"),
+            delta_7=Decimal("-12.0"),
+        )
+        yellow = HealthScoreFactory(
+            account=AccountFactory(organization=org, owner=people["dave"], touch_model="low", arr=Decimal("5000")),
+            score=Decimal("60.0"),
+        )
+        green = HealthScoreFactory(
+            account=AccountFactory(organization=org, touch_model="tech", arr=Decimal("9000")),
+            score=Decimal("90.0"),
+            color="red",
+        )  # overridden to red
         return red, yellow, green
 
     def ids(self, client, **params):
@@ -252,8 +286,18 @@ class TestHealthScores:
     def test_row_shape(self, org, api, rows):
         red, *_ = rows
         body = api(org, "viewer").get(f"{API}/health-scores/", {"account": red.account_id}).json()["results"][0]
-        assert {"account", "account_external_id", "score", "color", "computed_color", "computed_at", "delta_7",
-                "delta_30", "trend", "scorecard"} <= set(body)  # fmt: skip
+        assert {
+            "account",
+            "account_external_id",
+            "score",
+            "color",
+            "computed_color",
+            "computed_at",
+            "delta_7",
+            "delta_30",
+            "trend",
+            "scorecard",
+        } <= set(body)
         assert (body["score"], body["color"], body["delta_7"]) == (20.0, "red", -12.0)
         assert body["account_external_id"] == red.account.external_id
 
@@ -266,8 +310,11 @@ class TestHealthScores:
         assert self.ids(client, owner="me") == {red.account_id}
         assert self.ids(client, owner=people["dave"].pk) == {yellow.account_id}
         assert self.ids(client, touch_model="tech") == {green.account_id}
-        big = Segment.all_orgs.create(organization=org, name="Big",
-                                      rules={"match": "all", "conditions": [{"field": "arr", "op": "gte", "value": 4000}]})  # fmt: skip
+        big = Segment.all_orgs.create(
+            organization=org,
+            name="Big",
+            rules={"match": "all", "conditions": [{"field": "arr", "op": "gte", "value": 4000}]},
+        )
         assert self.ids(client, segment=big.pk) == {yellow.account_id, green.account_id}
         ordered = client.get(f"{API}/health-scores/", {"ordering": "-score"}).json()["results"]
         assert [r["score"] for r in ordered] == [90.0, 60.0, 20.0]
@@ -286,8 +333,12 @@ class TestPortfolioMetrics:
         AccountFactory(organization=org, arr=Decimal(400), touch_model="tech")  # unscored, unowned
         AccountFactory(organization=org, arr=Decimal(999), churned_at=timezone.localdate())  # not in the portfolio
         HealthScoreFactory(account=AccountFactory(organization=other_org, arr=Decimal(10**6)), score=Decimal(10))
-        Segment.all_orgs.create(organization=org, name="High model", position=9,
-                                rules={"conditions": [{"field": "touch_model", "op": "eq", "value": "high"}]})  # fmt: skip
+        Segment.all_orgs.create(
+            organization=org,
+            name="High model",
+            position=9,
+            rules={"conditions": [{"field": "touch_model", "op": "eq", "value": "high"}]},
+        )
         body = api(org, "viewer", people["viewer"]).get(f"{API}/metrics/portfolio/").json()
         assert body["counts"] == {"red": 2, "yellow": 1, "green": 1, "unscored": 1}
         assert body["arr_at_risk"] == "3000.00"

@@ -81,8 +81,14 @@ class HealthScoreViewSet(OrgScopedViewSet):
     filterset_class = filtersets.HealthScoreFilterSet
     http_method_names: ClassVar[list[str]] = ["get", "head", "options"]
     ordering_fields: ClassVar[list[str]] = [
-        "score", "delta_7", "delta_30", "computed_at", "color", "account__name", "account__arr",
-    ]  # fmt: skip
+        "score",
+        "delta_7",
+        "delta_30",
+        "computed_at",
+        "color",
+        "account__name",
+        "account__arr",
+    ]
     ordering: ClassVar[list[str]] = ["account__name"]
 
 
@@ -158,9 +164,12 @@ class CsmPulseViewSet(_Immutable, OrgScopedViewSet):
     def perform_create(self, serializer: Any) -> None:
         data = serializer.validated_data
         serializer.instance = record_pulse(
-            data["account"], color=data.get("color", ""), reason_codes=data.get("reason_codes", []),
-            note=data.get("note", ""), author=self.actor,
-        )  # fmt: skip
+            data["account"],
+            color=data.get("color", ""),
+            reason_codes=data.get("reason_codes", []),
+            note=data.get("note", ""),
+            author=self.actor,
+        )
 
     @extend_schema(exclude=True)
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -204,8 +213,12 @@ class ScorecardViewSet(OrgScopedViewSet):
         definition = body.validated_data["definition"]
         problems = validate_definition(definition)
         if problems:
-            raise ValidationError({f"definition.{path}" if not str(path).startswith("definition") else path: [msg]
-                                   for path, msg in problems})  # fmt: skip
+            raise ValidationError(
+                {
+                    f"definition.{path}" if not str(path).startswith("definition") else path: [msg]
+                    for path, msg in problems
+                }
+            )
         return Response(preview_scorecard(self.actor.organization, scorecard, definition))
 
 
