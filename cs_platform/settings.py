@@ -245,6 +245,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "refresh-current-arr": {"task": "accounts.tasks.refresh_all_current_arr", "schedule": 60 * 60 * 6},
     "rollup-usage": {"task": "health.tasks.rollup_all_usage", "schedule": 5 * 60},
+    "recompute-health": {"task": "health.tasks.recompute_all_health", "schedule": 60 * 60},
 }
 
 LOGGING = {

@@ -16,3 +16,7 @@ class HealthConfig(AppConfig):
         from cs_platform.signals import organization_created
 
         organization_created.connect(_create_defaults, dispatch_uid="health-defaults")
+
+        from .triggers import connect
+
+        connect()

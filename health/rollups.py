@@ -71,20 +71,27 @@ def _day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-def rollup_usage(org_id: int, *, limit: int | None = None, recompute_since: date | None = None) -> dict[str, int]:
+def rollup_usage(
+    org_id: int,
+    *,
+    limit: int | None = None,
+    recompute_since: date | None = None,
+    touched_accounts: set[int] | None = None,
+) -> dict[str, int]:
     """Roll the organization's pending ``track`` events into daily :class:`UsageMetric` rows.
 
     ``limit`` caps how many pending events this call takes (one transaction); ``None`` takes them all,
     in transactions of :data:`BATCH` events. ``recompute_since`` (a local day) also recomputes every
     account-day from that day on that still has raw events — e.g. after an admin flags a key feature.
     Returns counts: ``events`` rolled up, ``days`` (account-days) recomputed, ``metrics`` rows written,
-    ``too_old`` events past the retention window (not counted).
+    ``too_old`` events past the retention window (not counted). ``touched_accounts``, when given,
+    receives the ids of the accounts whose daily metrics were written (their health is then recomputed).
     """
     totals = {"events": 0, "days": 0, "metrics": 0, "too_old": 0}
     remaining = limit
     while remaining is None or remaining > 0:
         size = BATCH if remaining is None else min(BATCH, remaining)
-        counts = _rollup_batch(org_id, size)
+        counts = _rollup_batch(org_id, size, touched_accounts)
         for key, value in counts.items():
             totals[key] += value
         if remaining is not None:
@@ -149,7 +156,7 @@ def _recompute_since(org_id: int, since: date) -> dict[str, int]:
     return counts
 
 
-def _rollup_batch(org_id: int, size: int) -> dict[str, int]:
+def _rollup_batch(org_id: int, size: int, touched: set[int] | None = None) -> dict[str, int]:
     counts = {"events": 0, "days": 0, "metrics": 0, "too_old": 0}
     with transaction.atomic():
         org = _lock_org(org_id)
@@ -176,6 +183,8 @@ def _rollup_batch(org_id: int, size: int) -> dict[str, int]:
                 counts["events"] += 1
         rows = _recompute(org_id, tz, days)
         _upsert(rows)
+        if touched is not None:
+            touched.update(days)
         ids = [pk for pk, *_ in pending]
         for start in range(0, len(ids), 2000):
             UsageEvent.all_orgs.filter(organization_id=org_id, id__in=ids[start : start + 2000]).update(rolled_up=True)

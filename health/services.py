@@ -1,4 +1,10 @@
-"""Event ingestion (spec §8): store validated Segment-style events for one organization.
+"""Health services: event ingestion (spec §8) and the health engine (spec §3).
+
+**Health engine** (end of the file): :func:`recompute_health` is the one bulk path (command, hourly
+schedule, debounced per-account recompute); :func:`preview_scorecard` shows what a scorecard edit would
+change without writing; :func:`save_scorecard_version` stores a new immutable version.
+
+**Event ingestion** (spec §8): store validated Segment-style events for one organization.
 
 :mod:`health.ingest` turns HTTP bodies into :class:`IncomingEvent` objects (validation, sizes,
 timestamps); :func:`ingest_events` resolves accounts and writes everything in ONE transaction, so a
@@ -13,19 +19,51 @@ plus one upsert of links when the batch has ``group`` calls and up to three for 
 from __future__ import annotations
 
 import json
+import math
+import time as clock
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import numpy as np
+import pandas as pd
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.imports import upsert
 from accounts.models import Account, Contact, Organization
+from playbooks.segments import compile_rules
 
-from .models import UsageEvent, UserAccountLink
+from .analytics import load_signals, score_accounts
+from .defaults import ensure_default_scorecard
+from .models import (
+    HealthColor,
+    HealthOverride,
+    HealthScore,
+    HealthSnapshot,
+    OverrideReason,
+    Scorecard,
+    ScorecardVersion,
+    UsageEvent,
+    UserAccountLink,
+)
+from .scoring import DefinitionError, round_score, signals_of, validate_definition
 
-__all__ = ["EventError", "IncomingEvent", "IngestRejected", "IngestResult", "ingest_events"]
+__all__ = [
+    "EventError",
+    "IncomingEvent",
+    "IngestRejected",
+    "IngestResult",
+    "RecomputeResult",
+    "ingest_events",
+    "preview_scorecard",
+    "recompute_health",
+    "save_scorecard_version",
+]
 
 ACCOUNT_NAME_MAX = 200
 EXTERNAL_ID_MAX = 120  # Account.external_id / Contact.external_id
@@ -284,3 +322,394 @@ def _upsert_contacts(org_id: int, identifies: list[tuple[IncomingEvent, int]]) -
     if updated:
         Contact.all_orgs.bulk_update(updated.values(), ["account", "external_id", "name", "email", "title"])
     return len(created), len(updated)
+
+
+# --- Health engine (spec §3): the one bulk recompute path, previews, scorecard versions --------------
+
+
+@dataclass
+class RecomputeResult:
+    """What one :func:`recompute_health` run did."""
+
+    as_of: date
+    accounts: int = 0
+    scored: int = 0
+    unscored: int = 0
+    churned: int = 0
+    color_changes: int = 0
+    latest_written: bool = False
+    seconds: float = 0.0
+    by_color: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "accounts": self.accounts,
+            "scored": self.scored,
+            "unscored": self.unscored,
+            "churned": self.churned,
+            "color_changes": self.color_changes,
+        }
+
+
+def _organization(organization: Organization | int) -> Organization:
+    if isinstance(organization, Organization):
+        return organization
+    return Organization.objects.get(pk=organization)
+
+
+def _local_today(organization: Organization) -> date:
+    return timezone.localtime(timezone=ZoneInfo(organization.time_zone or "UTC")).date()
+
+
+def _scorecard_setup(
+    organization: Organization,
+) -> tuple[list[Scorecard], list[tuple[int, Q]], dict[int | None, dict[str, Any]], int]:
+    """The organization's scorecards (default created if absent), segment bindings in order, the
+    definition of each, and the default's id. Two or three queries."""
+    default = ensure_default_scorecard(organization.pk)
+    scorecards = list(
+        Scorecard.objects.for_org(organization)
+        .filter(Q(is_active=True) | Q(is_default=True))
+        .select_related("current_version", "segment")
+        .order_by("position", "id")
+    )
+    bindings = [
+        (sc.pk, compile_rules(sc.segment.rules))
+        for sc in scorecards
+        if not sc.is_default and sc.segment_id is not None and sc.current_version_id is not None
+    ]
+    definitions: dict[int | None, dict[str, Any]] = {
+        sc.pk: sc.current_version.definition for sc in scorecards if sc.current_version_id is not None
+    }
+    return scorecards, bindings, definitions, default.pk
+
+
+def _churned_mask(signals: pd.DataFrame, as_of: date) -> pd.Series:
+    """Churned at the as-of day: ``churned_at`` on or before it, or lifecycle ``churned`` without a date."""
+    churned_at = pd.to_datetime(signals["churned_at"])
+    dated = churned_at.notna() & (churned_at <= pd.Timestamp(as_of))
+    undated = churned_at.isna() & (signals["lifecycle_stage"] == "churned")
+    return dated | undated
+
+
+def _score_signals(
+    organization: Organization,
+    as_of: date,
+    account_ids: Sequence[int] | None,
+    definitions_override: dict[int, dict[str, Any]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[Scorecard]]:
+    scorecards, bindings, definitions, default_id = _scorecard_setup(organization)
+    if definitions_override:
+        definitions = {**definitions, **definitions_override}
+    usage_metrics = {
+        name.split(":", 1)[1] for d in definitions.values() for name in signals_of(d) if name.startswith("usage:")
+    }
+    signals = load_signals(
+        organization,
+        as_of,
+        account_ids,
+        usage_metrics=usage_metrics,
+        bindings=bindings,
+        default_scorecard_id=default_id,
+    )
+    scored = score_accounts(definitions, signals, organization.health_bands)
+    churned = _churned_mask(signals, as_of)
+    scored.loc[churned, "score"] = np.nan
+    scored.loc[churned, "color"] = ""
+    scored["churned"] = churned
+    return signals, scored, scorecards
+
+
+def _decimal(value: float) -> Decimal | None:
+    return None if value is None or math.isnan(value) else Decimal(f"{value:.1f}")
+
+
+def recompute_health(
+    organization: Organization | int,
+    account_ids: Sequence[int] | None = None,
+    *,
+    as_of: date | None = None,
+    job: Any = None,
+    latest: bool | None = None,
+    emit_events: bool = True,
+) -> RecomputeResult:
+    """Score every account of ``organization`` (or ``account_ids``) as of ``as_of`` (default: today in
+    the organization's time zone) and store the result — the ONE bulk path of the command, the hourly
+    schedule and the debounced per-account recompute.
+
+    Steps (a constant number of queries, whatever the number of accounts): ensure the default
+    scorecard; read the scorecards; read every signal with :func:`health.analytics.load_signals`
+    (segment bindings evaluated in SQL, first matching scorecard by position, else the default);
+    score vectorised per scorecard; then in one transaction upsert one :class:`HealthSnapshot` per
+    account for the day (a second run the same day updates it) and, when ``latest`` (default: when
+    ``as_of`` is today or later), upsert :class:`HealthScore` with Δ7/Δ30 against the snapshots exactly
+    7 and 30 days earlier, the trend (``up``/``down`` beyond ±1 point, else ``flat``) and the effective
+    colour (an active override wins; ``customer_will_churn`` forces red).
+
+    Churned accounts and accounts without any data get no score (``None``) and no colour. When the
+    effective colour of an account that already had a HealthScore changes, ``health.color_changed``
+    is emitted with ``{id, external_id, name, from, to, score}`` (``from``/``to`` ``null`` for no
+    colour); an account's first-ever score emits nothing (the first run after an import would
+    otherwise announce every account). Progress and counts go to ``job`` when given.
+    """
+    started = clock.perf_counter()
+    org = _organization(organization)
+    as_of = as_of or _local_today(org)
+    latest = as_of >= _local_today(org) if latest is None else latest
+    signals, scored, _ = _score_signals(org, as_of, account_ids)
+    result = RecomputeResult(as_of=as_of, accounts=len(scored), latest_written=latest)
+    if job is not None:
+        job.set_total(len(scored))
+    now = timezone.now()
+    versions = dict(
+        Scorecard.objects.for_org(org)
+        .filter(pk__in=set(scored["scorecard_id"].dropna().astype(int)))
+        .values_list("pk", "current_version_id")
+    )
+    ids = scored.index.to_numpy()
+    scores = scored["score"].to_numpy(dtype=float)
+    colors = scored["color"].tolist()
+    scorecard_ids = [None if pd.isna(v) else int(v) for v in scored["scorecard_id"].tolist()]
+    churned = scored["churned"].to_numpy(dtype=bool)
+    components = scored["components"].tolist()
+    missing = scored["missing"].tolist()
+    snapshots = [
+        HealthSnapshot(
+            organization_id=org.pk,
+            account_id=int(ids[i]),
+            date=as_of,
+            computed_at=now,
+            score=_decimal(scores[i]),
+            color=colors[i] or "",
+            scorecard_version_id=versions.get(scorecard_ids[i]),
+            components=[] if churned[i] else components[i],
+            missing=[] if churned[i] else missing[i],
+        )
+        for i in range(len(ids))
+    ]
+    result.scored = int((~np.isnan(scores)).sum())
+    result.unscored = result.accounts - result.scored
+    result.churned = int(churned.sum())
+    changes: list[dict[str, Any]] = []
+    with transaction.atomic():
+        upsert(
+            HealthSnapshot,
+            snapshots,
+            unique=["organization", "account", "date"],
+            update=["computed_at", "score", "color", "scorecard_version", "components", "missing"],
+        )
+        if job is not None:
+            job.advance(len(ids) // 2)
+        if latest:
+            changes = _write_latest(org, signals, scored, as_of, now, versions, account_ids, result)
+    if job is not None:
+        job.advance(len(ids), force=True)
+        job.count(**result.counts())
+    if changes and emit_events:
+        from playbooks.models import EventType, WebhookEndpoint
+        from playbooks.services import emit
+
+        if WebhookEndpoint.objects.for_org(org).filter(is_active=True).exists():
+            for data in changes:
+                emit(org.pk, EventType.HEALTH_COLOR_CHANGED, data)
+    result.seconds = clock.perf_counter() - started
+    return result
+
+
+def _write_latest(
+    org: Organization,
+    signals: pd.DataFrame,
+    scored: pd.DataFrame,
+    as_of: date,
+    now: Any,
+    versions: dict[int, int | None],
+    account_ids: Sequence[int] | None,
+    result: RecomputeResult,
+) -> list[dict[str, Any]]:
+    """Upsert the latest :class:`HealthScore` rows; returns the colour changes to announce."""
+
+    def scoped(queryset: Any) -> Any:
+        return queryset if account_ids is None else queryset.filter(account_id__in=list(account_ids))
+
+    previous = dict(scoped(HealthScore.objects.for_org(org)).values_list("account_id", "color"))
+    day_7, day_30 = as_of - timedelta(days=7), as_of - timedelta(days=30)
+    past: dict[tuple[int, date], Decimal | None] = {
+        (account_id, day): score
+        for account_id, day, score in scoped(
+            HealthSnapshot.objects.for_org(org).filter(date__in=[day_7, day_30])
+        ).values_list("account_id", "date", "score")
+    }
+    overrides: dict[int, HealthOverride] = {}
+    for override in scoped(
+        HealthOverride.objects.for_org(org).filter(cleared_at__isnull=True, expires_at__gt=now)
+    ).order_by("created_at", "id"):
+        overrides[override.account_id] = override  # the newest active one wins
+    rows: list[HealthScore] = []
+    changes: list[dict[str, Any]] = []
+    by_color: dict[str, int] = {}
+    names = signals["name"]
+    external_ids = signals["external_id"]
+    for account_id, score, color, scorecard_id in zip(
+        scored.index.tolist(),
+        scored["score"].tolist(),
+        scored["color"].tolist(),
+        scored["scorecard_id"].tolist(),
+        strict=True,
+    ):
+        score_d = _decimal(score)
+        deltas = []
+        for day in (day_7, day_30):
+            before = past.get((account_id, day))
+            deltas.append(None if score_d is None or before is None else score_d - before)
+        trend = ""
+        if deltas[0] is not None:
+            trend = "up" if deltas[0] > 1 else "down" if deltas[0] < -1 else "flat"
+        override = overrides.get(account_id)
+        effective = color or ""
+        if override is not None:
+            effective = (
+                HealthColor.RED if override.reason_code == OverrideReason.CUSTOMER_WILL_CHURN else override.color
+            )
+        effective = str(effective)
+        sc_id = None if pd.isna(scorecard_id) else int(scorecard_id)
+        rows.append(
+            HealthScore(
+                organization_id=org.pk,
+                account_id=account_id,
+                score=score_d,
+                computed_color=color or "",
+                color=effective,
+                computed_at=now,
+                scorecard_id=sc_id,
+                scorecard_version_id=versions.get(sc_id) if sc_id else None,
+                delta_7=deltas[0],
+                delta_30=deltas[1],
+                trend=trend,
+                override_id=override.pk if override else None,
+            )
+        )
+        by_color[effective or "none"] = by_color.get(effective or "none", 0) + 1
+        if account_id in previous and previous[account_id] != effective:
+            changes.append(
+                {
+                    "id": account_id,
+                    "external_id": external_ids.get(account_id),
+                    "name": names.get(account_id),
+                    "from": previous[account_id] or None,
+                    "to": effective or None,
+                    "score": score_d,
+                }
+            )
+    upsert(
+        HealthScore,
+        rows,
+        unique=["account"],
+        update=[
+            "score",
+            "computed_color",
+            "color",
+            "computed_at",
+            "scorecard",
+            "scorecard_version",
+            "delta_7",
+            "delta_30",
+            "trend",
+            "override",
+        ],
+    )
+    result.color_changes = len(changes)
+    result.by_color = by_color
+    return changes
+
+
+def preview_scorecard(organization: Organization, scorecard: Scorecard, definition: dict[str, Any]) -> dict[str, Any]:
+    """What saving ``definition`` as the new version of ``scorecard`` would do, without writing.
+
+    Scores the accounts bound to ``scorecard`` today (churned ones excluded) with its current version
+    and with ``definition`` and returns ``{"accounts_scored", "accounts_changing", "arr_changing",
+    "changes": [{"from", "to", "accounts", "arr"}], "examples": [{"account_id", "name", "from", "to",
+    "score_before", "score_after"}]}`` — colour changes (computed colours; ``null`` = no score), the
+    ARR they carry (decimal strings), and the 20 biggest changing accounts by ARR. Raises
+    :class:`~health.scoring.DefinitionError` when the definition is invalid.
+    """
+    errors = validate_definition(definition)
+    if errors:
+        raise DefinitionError(errors)
+    as_of = _local_today(organization)
+    signals, before, _ = _score_signals(organization, as_of, None)
+    bound = before.index[(before["scorecard_id"] == scorecard.pk) & ~before["churned"]]
+    signals = signals.loc[bound]
+    before = before.loc[bound]
+    after = score_accounts({scorecard.pk: definition}, signals, organization.health_bands)
+    frame = pd.DataFrame(
+        {
+            "name": signals["name"],
+            "arr": signals["arr"],
+            "from": before["color"].replace("", None),
+            "to": after["color"].replace("", None),
+            "score_before": before["score"],
+            "score_after": after["score"],
+        }
+    )
+    changing = frame[frame["from"].fillna("") != frame["to"].fillna("")]
+    changes = []
+    for (from_color, to_color), group in changing.groupby(
+        [changing["from"].fillna(""), changing["to"].fillna("")], sort=True
+    ):
+        changes.append(
+            {
+                "from": from_color or None,
+                "to": to_color or None,
+                "accounts": len(group),
+                "arr": str(Decimal(str(group["arr"].sum())).quantize(Decimal("0.01"))),
+            }
+        )
+    examples = [
+        {
+            "account_id": int(account_id),
+            "name": row["name"],
+            "from": row["from"],
+            "to": row["to"],
+            "score_before": round_score(row["score_before"]),
+            "score_after": round_score(row["score_after"]),
+        }
+        for account_id, row in changing.sort_values(["arr", "name"], ascending=[False, True]).head(20).iterrows()
+    ]
+    return {
+        "accounts_scored": int(after["score"].notna().sum()),
+        "accounts_changing": len(changing),
+        "arr_changing": str(Decimal(str(changing["arr"].sum())).quantize(Decimal("0.01"))),
+        "changes": changes,
+        "examples": examples,
+    }
+
+
+@transaction.atomic
+def save_scorecard_version(
+    scorecard: Scorecard, definition: dict[str, Any], *, user: Any, note: str = ""
+) -> ScorecardVersion:
+    """Store ``definition`` as the next version of ``scorecard`` and make it current.
+
+    Validates first (raises :class:`~health.scoring.DefinitionError` with every problem); versions are
+    numbered 1, 2, … per scorecard, never edited (snapshots name the version that produced them).
+    The next recompute uses the new version.
+    """
+    errors = validate_definition(definition)
+    if errors:
+        raise DefinitionError(errors)
+    locked = Scorecard.objects.for_org(scorecard.organization_id).select_for_update().get(pk=scorecard.pk)
+    last = (
+        ScorecardVersion.objects.for_org(scorecard.organization_id).filter(scorecard=locked).order_by("-number").first()
+    )
+    version = ScorecardVersion.all_orgs.create(
+        organization_id=scorecard.organization_id,
+        scorecard=locked,
+        number=(last.number + 1) if last else 1,
+        definition=definition,
+        note=note[:300],
+        created_by=user if getattr(user, "pk", None) else None,
+    )
+    locked.current_version = version
+    locked.save(update_fields=["current_version", "updated_at"])
+    scorecard.current_version = version
+    return version

@@ -6,11 +6,13 @@ from celery import shared_task
 from django.utils import timezone
 
 from accounts.models import Organization
-from cs_platform.jobs import JobRecorder
+from cs_platform.jobs import JobRecorder, create_job
 from cs_platform.tasks import org_task
 
 from .models import EventType, UsageEvent
 from .rollups import purge_raw_events, rollup_usage
+from .services import recompute_health
+from .triggers import schedule_recompute, take_pending
 
 PURGE_MINUTES = 5  # the fan-out also queues the purge when it runs in the first minutes of an hour
 
@@ -40,7 +42,10 @@ def rollup_all_usage() -> int:
 @org_task()
 def rollup_usage_task(organization_id: int, *, job: JobRecorder | None = None) -> dict[str, int]:
     """Roll every pending usage event of the organization into daily metrics (idempotent)."""
-    counts = rollup_usage(organization_id)
+    touched: set[int] = set()
+    counts = rollup_usage(organization_id, touched_accounts=touched)
+    if touched:
+        schedule_recompute(organization_id, touched)  # their usage changed: debounced health recompute
     if job is not None:
         job.count(**counts)
     return counts
@@ -53,3 +58,34 @@ def purge_raw_events_task(organization_id: int, *, job: JobRecorder | None = Non
     if job is not None:
         job.count(deleted=deleted)
     return deleted
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def recompute_all_health() -> int:
+    """Beat entry (hourly): one recorded ``recompute_health`` run per organization. Returns how many."""
+    queued = 0
+    for org_id in Organization.objects.order_by("id").values_list("id", flat=True):
+        job = create_job(organization_id=org_id, kind="recompute_health", params={"trigger": "schedule"})
+        recompute_health_task.delay(org_id, job_id=job.pk)
+        queued += 1
+    return queued
+
+
+@org_task()
+def recompute_health_task(
+    organization_id: int, account_ids: list[int] | None = None, *, job: JobRecorder | None = None
+) -> dict[str, int]:
+    """Recompute the health of every account of the organization (or ``account_ids``): the bulk path."""
+    return recompute_health(organization_id, account_ids, job=job).counts()
+
+
+@org_task()
+def recompute_accounts(
+    organization_id: int, account_ids: list[int] | None = None, *, job: JobRecorder | None = None
+) -> dict[str, int]:
+    """The debounced per-account recompute (see :mod:`health.triggers`): the accounts pending in Redis
+    plus ``account_ids`` from the message (the no-Redis path). Safe to run twice."""
+    ids = sorted(set(take_pending(organization_id)) | set(account_ids or []))
+    if not ids:
+        return {"accounts": 0}
+    return recompute_health(organization_id, ids, job=job).counts()

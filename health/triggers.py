@@ -1,0 +1,120 @@
+"""Debounced per-account recompute: when an account's signals change, its health is recomputed soon
+after (spec §3), in one task per organization whatever the number of changes.
+
+``post_save``/``post_delete`` of tickets, invoices, survey responses, CSM pulses, contacts and
+activities, and the usage rollup (for the accounts it touched), call :func:`schedule_recompute`. After
+the transaction commits, the account ids are added to the organization's pending set and, unless a
+task is already scheduled, ``health.tasks.recompute_accounts`` is enqueued with a countdown of
+:data:`DEBOUNCE_SECONDS`: changes arriving meanwhile join the same run.
+
+With Redis (``REDIS_URL``, production) the pending set is a Redis set (``SADD``) and the "scheduled"
+flag a ``SET NX EX`` key, shared by every web and worker process. The task first drops the flag, then
+takes the whole set atomically (``SMEMBERS`` + ``DEL`` in one ``MULTI``): an id added in between is
+taken by this run and merely schedules a second, empty-handed one — none is lost. Without Redis (the
+demo and SQLite), processes share nothing, so each committed transaction enqueues its own task
+carrying its account ids (still batched per transaction, no cross-process debouncing).
+
+Set-based writes (CSV imports, ``bulk_create``, COPY) send no model signals; the hourly full recompute
+covers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+__all__ = ["DEBOUNCE_SECONDS", "connect", "schedule_recompute", "take_pending"]
+
+DEBOUNCE_SECONDS = 60
+KEY_PREFIX = "retain:health:recompute"
+
+#: ``enqueue(organization_id, account_ids_or_None, countdown)``; replaceable in tests.
+Enqueue = Callable[[int, list[int] | None, int], None]
+
+
+def _redis() -> Any | None:
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return None
+    import redis
+
+    client = getattr(_redis, "client", None)
+    if client is None or getattr(_redis, "url", None) != url:
+        client = redis.Redis.from_url(url)
+        _redis.client, _redis.url = client, url  # type: ignore[attr-defined]
+    return client
+
+
+def _keys(organization_id: int) -> tuple[str, str]:
+    return f"{KEY_PREFIX}:{organization_id}:pending", f"{KEY_PREFIX}:{organization_id}:scheduled"
+
+
+def _default_enqueue(organization_id: int, account_ids: list[int] | None, countdown: int) -> None:
+    from .tasks import recompute_accounts
+
+    kwargs = {"account_ids": account_ids} if account_ids is not None else {}
+    recompute_accounts.apply_async((organization_id,), kwargs, countdown=countdown)
+
+
+def schedule_recompute(
+    organization_id: int, account_ids: Iterable[int | None], *, enqueue: Enqueue | None = None
+) -> None:
+    """Recompute these accounts' health about :data:`DEBOUNCE_SECONDS` after the current transaction
+    commits (nothing for a rolled-back change); see the module docstring."""
+    ids = sorted({int(a) for a in account_ids if a is not None})
+    if not ids or not organization_id:
+        return
+    send = enqueue or _default_enqueue
+
+    def on_commit() -> None:
+        client = _redis()
+        if client is None:
+            send(organization_id, ids, DEBOUNCE_SECONDS)
+            return
+        pending, scheduled = _keys(organization_id)
+        with client.pipeline() as pipe:
+            pipe.sadd(pending, *ids)
+            pipe.expire(pending, DEBOUNCE_SECONDS * 60)
+            pipe.set(scheduled, "1", nx=True, ex=DEBOUNCE_SECONDS * 10)
+            _, _, first = pipe.execute()
+        if first:
+            send(organization_id, None, DEBOUNCE_SECONDS)
+
+    transaction.on_commit(on_commit)
+
+
+def take_pending(organization_id: int) -> list[int]:
+    """The organization's pending account ids, removed from the set (Redis); ``[]`` without Redis."""
+    client = _redis()
+    if client is None:
+        return []
+    pending, scheduled = _keys(organization_id)
+    client.delete(scheduled)  # first: a change arriving from now on schedules a new run
+    with client.pipeline(transaction=True) as pipe:
+        pipe.smembers(pending)
+        pipe.delete(pending)
+        members, _ = pipe.execute()
+    return sorted(int(m) for m in members)
+
+
+def _changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    if raw:  # loaddata
+        return
+    schedule_recompute(instance.organization_id, [getattr(instance, "account_id", None)])
+
+
+def connect() -> None:
+    """Wire the model signals (called from ``HealthConfig.ready``)."""
+    from accounts.models import Activity, Contact
+    from feedback.models import SurveyResponse
+
+    from .models import CsmPulse, Invoice, Ticket
+
+    for model in (Ticket, Invoice, SurveyResponse, CsmPulse, Contact, Activity):
+        uid = f"health.recompute.{model._meta.label_lower}"
+        post_save.connect(_changed, sender=model, dispatch_uid=f"{uid}.save")
+        post_delete.connect(_changed, sender=model, dispatch_uid=f"{uid}.delete")
