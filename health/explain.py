@@ -4,7 +4,8 @@
 queries: the latest score with its override (1) and the last 90 days of snapshots with their
 scorecard versions (1).
 
-- ``components``: the newest snapshot's components. ``weight`` is the effective share after
+- ``components``: the newest snapshot's components (``signal`` names the signal, ``value`` is what it
+  measured, e.g. an adoption ratio of 0.42). ``weight`` is the effective share after
   missing-data redistribution (scored weights sum to 1), ``contribution = weight × score``. Both are
   rounded (weights to 4 places, contributions to 2) and the rounding residue is put on the largest
   term, so that weights sum to exactly 1 and contributions to exactly ``score``.
@@ -104,6 +105,7 @@ def _components(snapshot: HealthSnapshot | None) -> list[dict[str, Any]]:
                 "name": c.get("name") or c.get("key"),
                 "group": c.get("group"),
                 "signal": c.get("signal"),
+                "value": c.get("value"),
                 "score": _num(_dec(c.get("score"))),
                 "weight": _num(share) if share is not None else 0.0,
                 "contribution": _num(contribution),
@@ -241,7 +243,7 @@ def explain(account: Account, *, today: dt.date | None = None) -> dict[str, Any]
         "scorecard_version": version,
         "override": override_data(override) if override is not None else None,
         "components": [
-            {k: c[k] for k in ("key", "name", "signal", "score", "weight", "contribution")} for c in components
+            {k: c[k] for k in ("key", "name", "signal", "value", "score", "weight", "contribution")} for c in components
         ],
         "missing": list(source.missing or []) if source is not None else [],
         "changes": _changes(source, week_before),

@@ -193,8 +193,8 @@ def record_pulse(
     note: str = "",
     author: Actor,
 ) -> CsmPulse:
-    """Record the CSM's read of the account (the ``csm_pulse`` signal; counts for 30 days) and ask for
-    the account's health to be recomputed soon (when the health engine offers a per-account recompute).
+    """Record the CSM's read of the account (the ``csm_pulse`` signal; counts for 30 days). Its save
+    schedules the account's debounced recompute (``health.triggers``), so the score follows within a minute.
 
     Same permission as overrides. ``ValidationError`` for an unknown colour or reason code.
     """
@@ -211,7 +211,8 @@ def record_pulse(
         ]
     if errors:
         raise ValidationError(errors)
-    pulse = CsmPulse.all_orgs.create(
+    # Saving a pulse schedules the account's debounced recompute (``health.triggers``, post_save).
+    return CsmPulse.all_orgs.create(
         organization_id=account.organization_id,
         account=account,
         color=color,
@@ -220,25 +221,3 @@ def record_pulse(
         author=author.user,
         created_at=timezone.now(),
     )
-    transaction.on_commit(lambda: _request_recompute(account))
-    return pulse
-
-
-def _request_recompute(account: Account) -> None:
-    """Enqueue the debounced per-account recompute of the health engine, if it exists."""
-    try:
-        from . import tasks
-    except ImportError:  # pragma: no cover
-        return
-    for name in ("schedule_account_recompute", "request_account_recompute", "recompute_account_health"):
-        hook = getattr(tasks, name, None)
-        if hook is None:
-            continue
-        try:
-            if hasattr(hook, "delay"):
-                hook.delay(account.organization_id, [account.pk])
-            else:
-                hook(account.organization_id, [account.pk])
-        except Exception:  # the pulse is saved; the hourly recompute picks it up anyway
-            logger.exception("could not enqueue the recompute of account %s", account.pk)
-        return

@@ -93,7 +93,8 @@ class TestAccountHealth:
         assert body["override"] is None
         assert body["missing"] == ["nps"]
         comps = {c["key"]: c for c in body["components"]}
-        assert set(comps["adoption"]) == {"key", "name", "signal", "score", "weight", "contribution"}
+        # the spec's keys, plus ``value`` (what the signal measured)
+        assert set(comps["adoption"]) == {"key", "name", "signal", "value", "score", "weight", "contribution"}
         scored = [c for c in body["components"] if c["score"] is not None]
         assert sum(c["weight"] for c in scored) == pytest.approx(1.0, abs=1e-9)
         assert sum(c["contribution"] for c in scored) == pytest.approx(body["score"], abs=1e-9)
@@ -352,3 +353,40 @@ class TestPortfolioMetrics:
         owners = {o["owner"]: o for o in body["by_owner"]}
         assert owners[people["bob"].pk]["arr_at_risk"] == "3000.00"
         assert owners[None]["counts"]["unscored"] == 1
+
+
+class TestWithTheEngine:
+    """The real recompute writes what the explanation reads; overrides survive recomputes."""
+
+    def test_recompute_then_explain_and_override_survives(self, org, api, people):
+        from feedback.models import SurveyResponse
+        from health.services import recompute_health
+
+        today = timezone.localdate()
+        account = AccountFactory(organization=org, owner=people["bob"])
+        noon = dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC)
+        CsmPulse.all_orgs.create(organization=org, account=account, color="red", created_at=noon)
+        SurveyResponse.all_orgs.create(organization=org, account=account, kind="nps", score=10, responded_at=noon)
+        recompute_health(org, as_of=today, latest=True)
+        body = api(org).get(f"{API}/accounts/{account.pk}/health/").json()
+        # NPS 100 → 100 points × 15, pulse red → 0 × 10: 60.0 yellow
+        assert (body["score"], body["color"]) == (60.0, "yellow")
+        scored = [c for c in body["components"] if c["score"] is not None]
+        assert {c["key"] for c in scored} == {"nps", "csm_pulse"}
+        assert sum(c["weight"] for c in scored) == pytest.approx(1.0)
+        assert sum(c["contribution"] for c in scored) == pytest.approx(60.0)
+        assert body["dragging"]["key"] == "csm_pulse"
+        assert "adoption" in body["missing"]
+        assert body["scorecard_version"]["number"] == 1
+        client = api(org, "csm", people["bob"])
+        made = client.post(f"{API}/health-overrides/", {"account": account.pk, "color": "yellow",
+                                                         "reason_code": "customer_will_churn", "reason": "Told us"},
+                           format="json").json()  # fmt: skip
+        assert made["color"] == "red"
+        recompute_health(org, as_of=today, latest=True)  # never wipes the override
+        health = HealthScore.all_orgs.get(account=account)
+        assert (health.color, health.computed_color, health.override_id) == ("red", "yellow", made["id"])
+        client.post(f"{API}/health-overrides/{made['id']}/clear/")
+        recompute_health(org, as_of=today, latest=True)
+        health = HealthScore.all_orgs.get(account=account)
+        assert (health.color, health.override_id) == ("yellow", None)
