@@ -21,7 +21,17 @@ from cs_platform.pages import org_page
 
 from .filtersets import local_today
 from .forms import KeyFeatureForm, OverrideForm, PulseForm
-from .models import CsmPulse, EventType, HealthOverride, KeyFeature, OverrideReason, PulseReason, UsageEvent
+from .models import (
+    CsmPulse,
+    EventType,
+    HealthOverride,
+    KeyFeature,
+    OverrideReason,
+    PulseReason,
+    Scorecard,
+    ScorecardVersion,
+    UsageEvent,
+)
 
 admin_page = org_page(roles=[Role.ADMIN])
 SEEN_DAYS = 30
@@ -280,3 +290,144 @@ def account_pulse(request: HttpRequest, account_id: int) -> HttpResponse:
             messages.success(request, "Pulse recorded; the health score is recomputed shortly.")
             return _back(request, account)
     return _account_page(request, account, status=400, pulse_form=form)
+
+
+# --- Admin: scorecard editor (spec §7 screen 7) ---------------------------------------------------
+
+
+def _function_summary(function: dict) -> str:
+    """A one-line reading of a scoring function for the structured table."""
+    kind = function.get("type")
+    if kind == "linear":
+        return f"linear: {function.get('x0')} → 0, {function.get('x100')} → 100"
+    if kind == "bands":
+        bands = ", ".join(f"≤{b.get('max')} → {b.get('score')}" for b in function.get("bands", []))
+        return f"bands: {bands}, else {function.get('else', 0)}"
+    if kind == "target_band":
+        return (
+            f"target band {function.get('low')}–{function.get('high')} → 100; "
+            f"{function.get('lower_limit')} → {function.get('lower_limit_score', 0)}, "
+            f"{function.get('upper_limit')} → {function.get('upper_limit_score', 0)}"
+        )
+    if kind == "categorical":
+        return "categorical: " + ", ".join(f"{k} {v}" for k, v in (function.get("points") or {}).items())
+    return str(kind)
+
+
+def _component_rows(definition: dict) -> list[dict]:
+    components = [c for c in (definition or {}).get("components", []) if isinstance(c, dict)]
+    groups = {g.get("key"): g for g in (definition or {}).get("groups", []) if isinstance(g, dict)}
+    total = sum(float(c.get("weight") or 0) for c in components) or 1.0
+    rows = []
+    for c in components:
+        rows.append({
+            "key": c.get("key"), "name": c.get("name"), "signal": c.get("signal"),
+            "group": (groups.get(c.get("group")) or {}).get("name") or c.get("group") or "",
+            "weight": c.get("weight"), "share": float(c.get("weight") or 0) / total * 100,
+            "function": _function_summary(c.get("function") or {}),
+            "penalty": c.get("penalty"),
+        })  # fmt: skip
+    return rows
+
+
+@admin_page
+@require_http_methods(["GET", "POST"])
+def admin_scorecards(request: HttpRequest) -> HttpResponse:
+    """Scorecards in binding order (segment, position, version) and a form to add one (starting from the
+    default scorecard's definition)."""
+    import json
+
+    from .defaults import DEFAULT_SCORECARD
+    from .forms import ScorecardForm
+    from .services import save_scorecard_version
+
+    org = request.organization
+    default = Scorecard.objects.filter(is_default=True).select_related("current_version").first()
+    start = default.current_version.definition if default and default.current_version_id else DEFAULT_SCORECARD
+    form = ScorecardForm(organization=org, initial={"definition": json.dumps(start, indent=2), "position": 100})
+    status = 200
+    if request.method == "POST":
+        form = ScorecardForm(request.POST, organization=org)
+        if form.is_valid():
+            data = form.cleaned_data
+            if Scorecard.objects.filter(name=data["name"]).exists():
+                form.add_error("name", "A scorecard of this organization already has this name.")
+            else:
+                with transaction.atomic():
+                    card = Scorecard.objects.create(
+                        organization=org, name=data["name"], description=data["description"],
+                        segment=data["segment"], position=data["position"], is_active=data["is_active"],
+                    )  # fmt: skip
+                    save_scorecard_version(card, data["definition"], user=request.user, note=data["note"] or "Created")
+                messages.success(request, f"Scorecard “{card.name}” created (version 1).")
+                return redirect("admin-scorecard", org_slug=org.slug, scorecard_id=card.pk)
+        status = 400
+    cards = Scorecard.objects.select_related("segment", "current_version").annotate(n_versions=Count("versions"))
+    return render(request, "health/admin_scorecards.html",
+                  {"cards": cards, "form": form, "admin_tab": "scorecards"}, status=status)  # fmt: skip
+
+
+@admin_page
+@require_http_methods(["GET", "POST"])
+def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
+    """Edit one scorecard. ``action=preview`` scores today's accounts bound to it with the edited
+    definition and shows how many accounts and how much ARR would change colour (nothing saved);
+    ``action=save`` stores the settings and, when the definition changed, a new version with the note.
+    ``?version=N`` loads an older version's definition into the editor (to restore it, save it)."""
+    import json
+
+    from .forms import ScorecardForm
+    from .services import preview_scorecard, save_scorecard_version
+
+    org = request.organization
+    card = get_object_or_404(Scorecard.objects.select_related("segment", "current_version"), pk=scorecard_id)
+    versions = list(ScorecardVersion.objects.filter(scorecard=card).select_related("created_by").order_by("-number"))
+    shown = card.current_version
+    if request.GET.get("version", "").isdigit():
+        shown = next((v for v in versions if v.number == int(request.GET["version"])), shown)
+    definition = shown.definition if shown else {"groups": [], "components": []}
+    initial = {
+        "name": card.name, "description": card.description, "segment": card.segment, "position": card.position,
+        "is_active": card.is_active, "definition": json.dumps(definition, indent=2),
+    }  # fmt: skip
+    form = ScorecardForm(initial=initial, organization=org, is_default=card.is_default)
+    preview = None
+    status = 200
+    if request.method == "POST":
+        form = ScorecardForm(request.POST, initial=initial, organization=org, is_default=card.is_default)
+        if form.is_valid():
+            data = form.cleaned_data
+            definition = data["definition"]
+            if request.POST.get("action") == "preview":
+                preview = preview_scorecard(org, card, definition)
+            elif Scorecard.objects.filter(name=data["name"]).exclude(pk=card.pk).exists():
+                form.add_error("name", "A scorecard of this organization already has this name.")
+                status = 400
+            else:
+                with transaction.atomic():
+                    card.name, card.description, card.position = data["name"], data["description"], data["position"]
+                    if not card.is_default:
+                        card.segment, card.is_active = data["segment"], data["is_active"]
+                    card.save()
+                    changed = card.current_version is None or card.current_version.definition != definition
+                    if changed:
+                        version = save_scorecard_version(card, definition, user=request.user, note=data["note"])
+                if changed:
+                    messages.success(request, f"Saved as version {version.number}; the next recompute uses it.")
+                else:
+                    messages.success(request, "Settings saved; the definition did not change (no new version).")
+                return redirect("admin-scorecard", org_slug=org.slug, scorecard_id=card.pk)
+        else:
+            status = 400
+        if form.is_valid():
+            definition = form.cleaned_data["definition"]
+    context = {
+        "card": card,
+        "form": form,
+        "versions": versions,
+        "shown": shown,
+        "rows": _component_rows(definition if isinstance(definition, dict) else {}),
+        "preview": preview,
+        "admin_tab": "scorecards",
+    }
+    return render(request, "health/admin_scorecard.html", context, status=status)

@@ -202,7 +202,13 @@ class ScorecardSerializer(OrgScopedSerializer):
 
         problems = validate_definition(value)
         if problems:
-            raise serializers.ValidationError({path: [message] for path, message in problems})
+            # Reported under ``definition.<path>`` (``definition.components.2.weight``) by the error handler.
+            errors: dict[str, list[str]] = {}
+            for path, message in problems:
+                errors.setdefault(path, []).append(message)
+            if set(errors) == {"definition"}:
+                raise serializers.ValidationError(errors["definition"])
+            raise serializers.ValidationError(errors)
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

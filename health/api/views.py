@@ -213,12 +213,10 @@ class ScorecardViewSet(OrgScopedViewSet):
         definition = body.validated_data["definition"]
         problems = validate_definition(definition)
         if problems:
-            raise ValidationError(
-                {
-                    f"definition.{path}" if not str(path).startswith("definition") else path: [msg]
-                    for path, msg in problems
-                }
-            )
+            errors: dict[str, list[str]] = {}
+            for path, message in problems:
+                errors.setdefault(path if path == "definition" else f"definition.{path}", []).append(message)
+            raise ValidationError(errors)
         return Response(preview_scorecard(self.actor.organization, scorecard, definition))
 
 
