@@ -22,8 +22,10 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Account
@@ -38,31 +40,21 @@ TREND_DAYS = 90
 ZERO = Decimal("0.00")
 
 
-def _bucket_q(bucket: str) -> Q:
-    if bucket == "unscored":
-        return Q(health__isnull=True) | Q(health__color="")
-    return Q(health__color=bucket)
+def _empty() -> dict[str, Any]:
+    return {"counts": dict.fromkeys(BUCKETS, 0), "arr_by_color": dict.fromkeys(BUCKETS, ZERO)}
 
 
-def _aggregates(prefix: str, where: Q | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for bucket in BUCKETS:
-        condition = _bucket_q(bucket) if where is None else (where & _bucket_q(bucket))
-        out[f"{prefix}{bucket}__n"] = Count("id", filter=condition)
-        out[f"{prefix}{bucket}__arr"] = Sum("arr", filter=condition)
-    return out
+def _add(split: dict[str, Any], bucket: str, n: int, arr: Decimal) -> None:
+    split["counts"][bucket] += n
+    split["arr_by_color"][bucket] += arr
 
 
-def _split(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    counts = {b: row.get(f"{prefix}{b}__n") or 0 for b in BUCKETS}
-    arr = {b: (row.get(f"{prefix}{b}__arr") or ZERO) for b in BUCKETS}
-    total_n = sum(counts.values())
-    total_arr = sum(arr.values(), ZERO)
+def _finish(split: dict[str, Any]) -> dict[str, Any]:
+    counts, arr = split["counts"], split["arr_by_color"]
     return {
-        "accounts": total_n,
-        "arr": total_arr,
-        "counts": counts,
-        "arr_by_color": arr,
+        **split,
+        "accounts": sum(counts.values()),
+        "arr": sum(arr.values(), ZERO),
         "arr_at_risk": arr["red"],
         "unscored": counts["unscored"],
     }
@@ -73,41 +65,84 @@ def live_accounts(organization: Any) -> Any:
 
 
 def portfolio_rows(organization: Any) -> dict[str, Any]:
-    """Overall, per segment and per owner colour splits (counts and ARR as ``Decimal``). Three queries."""
+    """Overall, per segment and per owner colour splits (counts and ARR as ``Decimal``), the computed-colour
+    counts of today (the trend's last point) and the per-owner, per-touch-model counts capacity needs.
+
+    Three queries: the segments; **one scan** of the live accounts grouped by owner, touch model,
+    effective and computed colour, with a count and an ARR sum per segment (its rules compiled to
+    SQL, as ``FILTER (WHERE …)``); the owners' names. The groups are few (owners × touch models ×
+    colours) and are summed here, so it is one pass over the accounts whatever the number of
+    segments or owners.
+    """
     from playbooks.models import Segment
     from playbooks.segments import SegmentRuleError, compile_rules
 
     segments = list(Segment.objects.for_org(organization).order_by("position", "name"))
-    compiled: list[tuple[Any, Q | None]] = []
+    aggregates: dict[str, Any] = {"total_n": Count("id"), "total_arr": Sum("arr")}
+    valid: dict[int, bool] = {}
     for segment in segments:
         try:
-            compiled.append((segment, compile_rules(segment.rules)))
+            condition = compile_rules(segment.rules)
         except SegmentRuleError:
-            compiled.append((segment, None))  # shown as invalid, never silently as "everyone"
-    aggregates = _aggregates("all_")
-    for segment, condition in compiled:
-        if condition is not None:
-            aggregates.update(_aggregates(f"s{segment.pk}_", condition))
-    accounts = live_accounts(organization)
-    row = accounts.aggregate(**aggregates)
-    by_segment = []
-    for segment, condition in compiled:
-        entry = {"segment": segment.pk, "name": segment.name, "valid": condition is not None}
-        entry.update(_split(row, f"s{segment.pk}_") if condition is not None else _split({}))
-        by_segment.append(entry)
-    owner_rows = (
-        accounts.values("owner_id", "owner__first_name", "owner__last_name", "owner__email")
-        .annotate(**_aggregates(""))
-        .order_by("owner__first_name", "owner__last_name", "owner__email")
+            valid[segment.pk] = False  # shown as invalid, never silently as "everyone"
+            continue
+        valid[segment.pk] = True
+        aggregates[f"seg_{segment.pk}_n"] = Count("id", filter=condition)
+        aggregates[f"seg_{segment.pk}_arr"] = Sum("arr", filter=condition)
+    groups = (
+        live_accounts(organization)
+        .annotate(
+            effective=Coalesce(F("health__color"), Value("")), computed=Coalesce(F("health__computed_color"), Value(""))
+        )
+        .values("owner_id", "touch_model", "effective", "computed")
+        .annotate(**aggregates)
+        .order_by()
     )
+    overall = _empty()
+    by_segment = {segment.pk: _empty() for segment in segments}
+    owners: dict[Any, dict[str, Any]] = {}
+    capacity: dict[tuple, dict[str, Any]] = {}
+    computed_today = dict.fromkeys(COLORS, 0)
+    for row in groups:
+        n, arr = row["total_n"], row["total_arr"] or ZERO
+        bucket = row["effective"] or "unscored"
+        _add(overall, bucket, n, arr)
+        for segment in segments:
+            if valid[segment.pk] and row[f"seg_{segment.pk}_n"]:
+                _add(by_segment[segment.pk], bucket, row[f"seg_{segment.pk}_n"], row[f"seg_{segment.pk}_arr"] or ZERO)
+        _add(owners.setdefault(row["owner_id"], _empty()), bucket, n, arr)
+        if row["computed"] in computed_today:
+            computed_today[row["computed"]] += n
+        key = (row["owner_id"], row["touch_model"])
+        entry = capacity.setdefault(key, {"owner_id": key[0], "touch_model": key[1], "n": 0, "arr": ZERO})
+        entry["n"] += n
+        entry["arr"] += arr
+    users = {
+        u["pk"]: u
+        for u in get_user_model()
+        .objects.filter(pk__in=[o for o in owners if o is not None])
+        .values("pk", "email", "first_name", "last_name")
+    }
+    capacity_rows = []
+    for (owner_id, _touch), entry in capacity.items():
+        user = users.get(owner_id, {})
+        capacity_rows.append({**entry, "owner__email": user.get("email"), "owner__first_name": user.get("first_name"),
+                              "owner__last_name": user.get("last_name")})  # fmt: skip
     by_owner = []
-    for owner in owner_rows:
-        name = f"{owner['owner__first_name'] or ''} {owner['owner__last_name'] or ''}".strip()
-        entry = {"owner": owner["owner_id"], "name": name or owner["owner__email"] or None}
-        entry.update(_split(owner))
-        by_owner.append(entry)
+    for owner_id, split in owners.items():
+        user = users.get(owner_id, {})
+        name = f"{user.get('first_name') or ''} {user.get('last_name') or ''}".strip()
+        by_owner.append({"owner": owner_id, "name": name or user.get("email"), **_finish(split)})
     by_owner.sort(key=lambda e: (e["owner"] is None, -e["arr_by_color"]["red"], (e["name"] or "").lower()))
-    return {"overall": _split(row, "all_"), "by_segment": by_segment, "by_owner": by_owner}
+    return {
+        "overall": _finish(overall),
+        "by_segment": [
+            {"segment": s.pk, "name": s.name, "valid": valid[s.pk], **_finish(by_segment[s.pk])} for s in segments
+        ],
+        "by_owner": by_owner,
+        "computed_today": computed_today,
+        "capacity_rows": capacity_rows,
+    }
 
 
 def _money(value: Decimal) -> str:
@@ -140,20 +175,35 @@ def portfolio_metrics(organization: Any) -> dict[str, Any]:
 
 
 def biggest_movers(organization: Any, limit: int = 10) -> list[HealthScore]:
-    """The live accounts whose score dropped most over 7 days (``delta_7`` most negative). One query."""
-    return list(
+    """The accounts whose score dropped most over 7 days (``delta_7`` most negative). Two small queries:
+    the ids first, sorted on the score table alone (a top-N sort, no join), then those rows with their
+    account and owner. Churned accounts have no score, hence no ``delta_7``; they are excluded anyway."""
+    ids = list(
         HealthScore.objects.for_org(organization)
-        .filter(delta_7__lt=0, account__churned_at__isnull=True)
-        .select_related("account__owner")
-        .order_by("delta_7", "account__name")[:limit]
+        .filter(delta_7__lt=0)
+        .order_by("delta_7", "id")
+        .values_list("id", flat=True)[: limit * 2]
     )
+    rows = (
+        HealthScore.objects.for_org(organization)
+        .filter(pk__in=ids, account__churned_at__isnull=True)
+        .select_related("account__owner")
+    )
+    return sorted(rows, key=lambda h: (h.delta_7, h.account.name))[:limit]
 
 
-def color_trend(organization: Any, *, today: dt.date | None = None, days: int = TREND_DAYS) -> list[dict[str, Any]]:
+def color_trend(
+    organization: Any,
+    *,
+    today: dt.date | None = None,
+    days: int = TREND_DAYS,
+    today_counts: dict[str, int] | None = None,
+) -> list[dict[str, Any]]:
     """Accounts per computed colour and day over the last ``days`` days, from the snapshots, aggregated in
     SQL (``GROUP BY date, color``). Past days do not change once written, so they are cached per
     organization and day (one hour; a backfill that rewrites past snapshots shows within the hour);
-    today's point is counted live from the latest scores. At most two queries."""
+    today's point is counted live from the latest scores (or taken from ``today_counts``, the computed
+    colours :func:`portfolio_rows` already counted). At most two queries."""
     today = today or timezone.localdate()
     start = today - dt.timedelta(days=days - 1)
     key = f"health:portfolio-trend:{organization.pk}:{today.isoformat()}:{days}"
@@ -172,11 +222,13 @@ def color_trend(organization: Any, *, today: dt.date | None = None, days: int = 
             by_date.setdefault(r["date"].isoformat(), dict.fromkeys(COLORS, 0))[r["color"]] = r["n"]
         past = by_date
         cache.set(key, past, 3600)
-    now = (
-        HealthScore.objects.for_org(organization)
-        .filter(account__churned_at__isnull=True)
-        .aggregate(**{c: Count("id", filter=Q(computed_color=c)) for c in COLORS})
-    )
+    now = today_counts
+    if now is None:
+        now = (
+            HealthScore.objects.for_org(organization)
+            .filter(account__churned_at__isnull=True)
+            .aggregate(**{c: Count("id", filter=Q(computed_color=c)) for c in COLORS})
+        )
     points = []
     for offset in range(days):
         day = start + dt.timedelta(days=offset)

@@ -120,8 +120,8 @@ def _split_parts(split: dict, what: str = "counts") -> list[tuple[str, float, st
 def portfolio(request: HttpRequest) -> HttpResponse:
     """The leader's view: colours by count and ARR, ARR at risk, split by segment and by CSM, the 90-day
     colour trend, the biggest 7-day drops and CSM capacity. Every member may read it (CSMs compare their
-    book with the team's). A fixed number of queries whatever the number of accounts (see
-    ``health.portfolio``)."""
+    book with the team's). A fixed number of queries whatever the number of accounts: one scan of the
+    accounts feeds the tiles, segments, owners, today's trend point and capacity (``health.portfolio``)."""
     from accounts.services import capacity_by_csm
 
     from .charts import split_bar, trend_area
@@ -146,7 +146,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
                 "arr_share": (arr / overall["arr"] * 100) if overall["arr"] else 0,
             }
         )
-    trend = color_trend(org)
+    trend = color_trend(org, today_counts=rows["computed_today"])
     context = {
         "overall": overall,
         "tiles": tiles,
@@ -157,7 +157,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
         "trend_chart": trend_area(trend),
         "trend_days": len(trend),
         "movers": biggest_movers(org),
-        "capacity": {c["owner_id"]: c for c in capacity_by_csm(org)},
+        "capacity": {c["owner_id"]: c for c in capacity_by_csm(org, rows["capacity_rows"])},
     }
     return render(request, "health/portfolio.html", context)
 

@@ -119,9 +119,10 @@ class TestPortfolio:
             assert client.get(self.url(org)).status_code == 200
 
 
-# Session, user, membership, org switcher; segments, overall+segments aggregate, owners; today's trend
-# point (past days cached); movers; capacity targets and capacity rows.
-PORTFOLIO_QUERIES = 11
+# Session, user, membership, org switcher; segments, the one scan of the accounts (overall, segments,
+# owners, today's trend point, capacity), owners' names; movers (ids, rows); capacity targets. The
+# trend's past days are cached (one more query on a cold cache).
+PORTFOLIO_QUERIES = 10
 
 
 class TestAccountHealthPanel:
