@@ -390,3 +390,23 @@ class TestWithTheEngine:
         recompute_health(org, as_of=today, latest=True)
         health = HealthScore.all_orgs.get(account=account)
         assert (health.color, health.override_id) == ("yellow", None)
+
+
+def test_portfolio_metrics_constant_queries(org, api, people, django_assert_num_queries):
+    client = api(org, "leader", people["leader"])
+    for i in range(4):
+        HealthScoreFactory(account=AccountFactory(organization=org, owner=people["bob"]), score=Decimal(20 * i))
+    client.get(f"{API}/metrics/portfolio/")  # warm-up: the key's last_used_at write happens once
+    # key, membership; segments, the accounts scan, owners' names
+    with django_assert_num_queries(5):
+        assert client.get(f"{API}/metrics/portfolio/").status_code == 200
+    for i in range(40):
+        owner = [people["bob"], people["dave"], people["leader"]][i % 3]
+        HealthScoreFactory(account=AccountFactory(organization=org, owner=owner), score=Decimal(i))
+    Segment.all_orgs.create(
+        organization=org, name="Mine", rules={"conditions": [{"field": "owner", "op": "eq", "value": people["bob"].pk}]}
+    )
+    with django_assert_num_queries(5):
+        body = client.get(f"{API}/metrics/portfolio/").json()
+    assert body["accounts"] == 44
+    assert {s["name"]: s["accounts"] for s in body["by_segment"]}["Mine"] == 4 + 14
