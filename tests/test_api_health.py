@@ -410,3 +410,20 @@ def test_portfolio_metrics_constant_queries(org, api, people, django_assert_num_
         body = client.get(f"{API}/metrics/portfolio/").json()
     assert body["accounts"] == 44
     assert {s["name"]: s["accounts"] for s in body["by_segment"]}["Mine"] == 4 + 14
+
+
+def test_churn_override_needs_no_colour_and_scores_export_csv(org, api, people):
+    account = AccountFactory(organization=org, owner=people["bob"])
+    HealthScoreFactory(account=account, score=Decimal("88.0"))
+    client = api(org, "csm", people["bob"])
+    made = client.post(f"{API}/health-overrides/", {"account": account.pk, "reason_code": "customer_will_churn",
+                                                     "reason": "Signed with a competitor"}, format="json")  # fmt: skip
+    assert made.status_code == 201 and made.json()["color"] == "red"
+    no_colour = client.post(f"{API}/health-overrides/", {"account": account.pk, "reason_code": "other",
+                                                          "reason": "x"}, format="json")  # fmt: skip
+    assert no_colour.status_code == 400 and "color" in no_colour.json()["errors"]
+    csv = client.get(f"{API}/health-scores/", {"format": "csv"})
+    assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")
+    text = b"".join(csv.streaming_content).decode() if csv.streaming else csv.content.decode()
+    assert text.lstrip("\ufeff").startswith("id,account,account_external_id")
+    assert ",88.0,red,green," in text

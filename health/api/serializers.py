@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework import serializers
 
@@ -130,6 +130,8 @@ class HealthOverrideSerializer(OrgScopedSerializer):
             "expires_at", "computed_score_at_creation", "cleared_at", "cleared_by", "active",
         ]  # fmt: skip
         read_only_fields = ["created_at", "cleared_at"]
+        # ``customer_will_churn`` needs no colour (it is red); any other reason does (checked by set_override).
+        extra_kwargs: ClassVar[dict[str, Any]] = {"color": {"required": False}}
 
     def _name(self, user: Any) -> str | None:
         return (user.get_full_name() or user.email) if user is not None else None
