@@ -17,8 +17,8 @@ What it makes, for an organization named "Demo Co":
   (``churned_at``, lifecycle ``churned``); a timeline of customer touches and internal notes; success
   plans with objectives for high-touch (and some low-touch) accounts.
 
-Health, usage, tickets, invoices, surveys, renewals and CTAs arrive with later issues and are not
-seeded yet.
+Health signals (usage, tickets, invoices, NPS, CSM pulses) and score history come from
+:func:`health.demo.seed_health`; surveys, renewals and CTAs arrive with later issues.
 
 Re-running for an existing organization **replaces** its demo data (accounts and everything hanging
 off them, and the catalog); it refuses to touch an organization holding accounts that seed_demo did
@@ -44,6 +44,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, transaction
 from django.utils import timezone
+
+from health.demo import seed_health
 
 from .choices import Role
 from .imports import copy_text
@@ -552,6 +554,7 @@ def seed_demo(
         if chunk:
             _insert(chunk, counts)
         changed = refresh_current_arr(org, today=today)
+        counts.update(seed_health(org, seed=seed, today=today, log=say))  # signals and score history
     _analyze()
     return DemoSummary(
         organization=org,

@@ -37,7 +37,8 @@ Exact signal definitions (the columns):
     touch's local day) ÷ the touch model's cadence (``organization.touch_cadence_days``). Never
     touched: days since ``customer_since``. Missing for tech touch (cadence ``null``) or without a date.
 ``relationship``
-    ``departed`` when a champion or executive sponsor departed in the last 90 days, else ``both``
+    ``departed`` when a key contact (champion, executive sponsor or economic buyer:
+    ``accounts.choices.KEY_CONTACT_ROLES``) departed in the last 90 days, else ``both``
     when an active champion and an active executive sponsor exist, ``one`` for one of them, ``none``
     for neither. Missing for an account without contacts.
 ``financial``
@@ -61,7 +62,7 @@ import numpy as np
 import pandas as pd
 from django.db.models import Case, Count, IntegerField, Max, Min, Q, Sum, Value, When
 
-from accounts.choices import NON_TOUCH_ACTIVITY_TYPES
+from accounts.choices import KEY_CONTACT_ROLES, NON_TOUCH_ACTIVITY_TYPES
 from accounts.models import Account, Activity, Contact, Contract, Organization
 from feedback.models import SurveyKind, SurveyResponse
 
@@ -91,7 +92,6 @@ ACCOUNT_COLUMNS = (
     "customer_since",
     "scorecard_id",
 )
-KEY_ROLES = ("champion", "executive_sponsor")
 USAGE_WINDOW = 30
 USAGE_LOOKBACK = 60
 SUPPORT_WINDOW = 90
@@ -283,7 +283,9 @@ def load_signals(
 
     # 7. Relationship: key contacts active at the as-of day, key departures in the last 90 days.
     active_at = Q(departed_at__gt=as_of) | Q(departed_at__isnull=True, is_active=True)
-    key_role = Q(roles__icontains='"champion"') | Q(roles__icontains='"executive_sponsor"')
+    key_role = Q()
+    for role in KEY_CONTACT_ROLES:
+        key_role |= Q(roles__icontains=f'"{role}"')
     contacts = _frame(
         _scope(Contact.all_orgs.filter(organization_id=org_id), account_ids)
         .order_by()

@@ -107,6 +107,12 @@ def _changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> No
     schedule_recompute(instance.organization_id, [getattr(instance, "account_id", None)])
 
 
+def _deleted(sender: Any, instance: Any, origin: Any = None, **kwargs: Any) -> None:
+    if origin is not None and not isinstance(origin, sender) and getattr(origin, "model", None) is not sender:
+        return  # cascaded from deleting the account (or the organization): nothing left to score
+    _changed(sender, instance)
+
+
 def connect() -> None:
     """Wire the model signals (called from ``HealthConfig.ready``)."""
     from accounts.models import Activity, Contact
@@ -117,4 +123,4 @@ def connect() -> None:
     for model in (Ticket, Invoice, SurveyResponse, CsmPulse, Contact, Activity):
         uid = f"health.recompute.{model._meta.label_lower}"
         post_save.connect(_changed, sender=model, dispatch_uid=f"{uid}.save")
-        post_delete.connect(_changed, sender=model, dispatch_uid=f"{uid}.delete")
+        post_delete.connect(_deleted, sender=model, dispatch_uid=f"{uid}.delete")

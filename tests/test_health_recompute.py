@@ -256,3 +256,75 @@ def test_account_subset_touches_only_those_accounts(org):
     assert result.accounts == 1
     assert HealthSnapshot.objects.for_org(org).filter(account=b).count() == 0
     assert HealthScore.objects.for_org(org).filter(account=b).count() == 0
+
+
+PULSE_ONLY = {
+    "components": [
+        {
+            "key": "pulse",
+            "signal": "csm_pulse",
+            "weight": 1,
+            "function": {"type": "categorical", "points": {"green": 100, "yellow": 50, "red": 0}},
+        }
+    ]
+}
+
+
+def test_save_scorecard_version_numbers_and_validates(org, alice):
+    from health.scoring import DefinitionError
+
+    scorecard = Scorecard.objects.for_org(org).get(is_default=True)
+    assert scorecard.current_version.number == 1
+    version = save_scorecard_version(scorecard, PULSE_ONLY, user=alice, note="Pulse only")
+    assert version.number == 2 and version.created_by == alice and version.note == "Pulse only"
+    scorecard.refresh_from_db()
+    assert scorecard.current_version_id == version.pk
+    with pytest.raises(DefinitionError) as error:
+        save_scorecard_version(scorecard, {"components": [{"key": "x", "signal": "mood", "weight": 1}]}, user=alice)
+    assert ("components.0.signal" in dict(error.value.errors)) and scorecard.versions.count() == 2
+    account = AccountFactory(organization=org)
+    pulse(account, "yellow")
+    recompute_health(org, as_of=AS_OF, latest=True)
+    snapshot = HealthSnapshot.objects.for_org(org).get(account=account)
+    assert snapshot.scorecard_version_id == version.pk and snapshot.score == Decimal("50.0")
+
+
+def test_preview_counts_colour_changes_without_writing(org, alice):
+    from accounts.models import Account
+    from health.services import preview_scorecard
+
+    today = timezone.localdate()
+    big = AccountFactory(organization=org, name="Big")
+    small = AccountFactory(organization=org, name="Small")
+    steady = AccountFactory(organization=org, name="Steady")
+    churned = AccountFactory(organization=org, name="Gone", churned_at=today - dt.timedelta(days=3))
+    Account.all_orgs.filter(pk=big.pk).update(arr=Decimal("90000"))
+    Account.all_orgs.filter(pk=small.pk).update(arr=Decimal("1000"))
+    Account.all_orgs.filter(pk=steady.pk).update(arr=Decimal("5000"))
+    for account, color in ((big, "yellow"), (small, "yellow"), (steady, "red"), (churned, "green")):
+        pulse(account, color, today)
+    scorecard = Scorecard.objects.for_org(org).get(is_default=True)
+    save_scorecard_version(scorecard, PULSE_ONLY, user=alice)  # yellow pulse → 50 (yellow)
+    harsh_points = {"type": "categorical", "points": {"green": 100, "yellow": 20, "red": 0}}
+    harsher = {"components": [{**PULSE_ONLY["components"][0], "function": harsh_points}]}
+    preview = preview_scorecard(org, scorecard, harsher)
+    assert preview["accounts_scored"] == 3
+    assert preview["accounts_changing"] == 2 and preview["arr_changing"] == "91000.00"
+    assert preview["changes"] == [{"from": "yellow", "to": "red", "accounts": 2, "arr": "91000.00"}]
+    assert [e["name"] for e in preview["examples"]] == ["Big", "Small"]
+    assert preview["examples"][0] == {
+        "account_id": big.pk,
+        "name": "Big",
+        "from": "yellow",
+        "to": "red",
+        "score_before": 50.0,
+        "score_after": 20.0,
+    }
+    assert not HealthSnapshot.objects.for_org(org).exists() and not HealthScore.objects.for_org(org).exists()
+    assert scorecard.versions.count() == 2  # nothing saved
+
+
+def test_empty_organization(org):
+    result = recompute_health(org, as_of=AS_OF, latest=True)
+    assert (result.accounts, result.scored) == (0, 0)
+    assert recompute_health(org, [], as_of=AS_OF, latest=True).accounts == 0

@@ -153,3 +153,18 @@ def test_signal_changes_trigger_a_recompute(org, eager, clean_redis, django_capt
         TicketFactory(account=account, opened_at=timezone.now(), priority="P1")  # −25 per open P1
     score.refresh_from_db()
     assert float(score.score) == pytest.approx(100 * 10 / 20 + 75 * 10 / 20)
+
+
+def test_usage_rollup_schedules_a_recompute_of_touched_accounts(
+    org, eager, clean_redis, django_capture_on_commit_callbacks
+):
+    from health.tasks import rollup_usage_task
+
+    from .signal_factories import UsageEventFactory
+
+    used, idle = AccountFactory(organization=org), AccountFactory(organization=org)
+    UsageEventFactory(account=used, timestamp=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        rollup_usage_task.delay(org.pk)
+    assert HealthScore.objects.for_org(org).filter(account=used).exists()
+    assert not HealthScore.objects.for_org(org).filter(account=idle).exists()
