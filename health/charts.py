@@ -62,9 +62,7 @@ def trend_area(points: Sequence[dict[str, Any]], *, width: int = 640, height: in
     totals = [p["red"] + p["yellow"] + p["green"] for p in points]
     top = max(max(totals), 1)
     n = len(points)
-
-    def x(i: int) -> float:
-        return pad_l + (inner_w * i / (n - 1) if n > 1 else inner_w / 2)
+    x = _date_scale([p["date"] for p in points], pad_l, inner_w)
 
     def y(v: float) -> float:
         return pad_t + inner_h - inner_h * v / top
@@ -113,10 +111,7 @@ def score_line(
     yellow, green = float(bands.get("yellow", 50)), float(bands.get("green", 75))
     pad_l, pad_b, pad_t = 26, 16, 4
     inner_w, inner_h = width - pad_l - 4, height - pad_b - pad_t
-    n = len(history)
-
-    def x(i: int) -> float:
-        return pad_l + (inner_w * i / (n - 1) if n > 1 else inner_w / 2)
+    x = _date_scale([h["date"] for h in history], pad_l, inner_w)
 
     def y(v: float) -> float:
         return pad_t + inner_h - inner_h * v / 100
@@ -151,6 +146,17 @@ def score_line(
         f'<svg class="score-chart" viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{aria}">'
         f'{background}<path d="{path}" fill="none" stroke="currentColor" stroke-width="1.5"/>{dots}{labels}</svg>'
     )
+
+
+def _date_scale(dates: Sequence[Any], left: float, width: float) -> Any:
+    """``x(i)`` for the ``i``-th point, placed by its date (gaps between snapshot days stay visible)."""
+    days = [(d - dates[0]).days if isinstance(d, dt.date) else i for i, d in enumerate(dates)]
+    span = days[-1] if days and days[-1] > 0 else 0
+
+    def x(i: int) -> float:
+        return left + (width * days[i] / span if span else width / 2)
+
+    return x
 
 
 def _date(value: Any) -> str:

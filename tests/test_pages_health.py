@@ -233,3 +233,20 @@ class TestMyBookHealth:
         assert '<span class="dot dot-green"' in html
         unscored = client.get(url, {"health_color": "none"})
         assert [a.name for a in unscored.context["accounts"]] == ["Zed unscored"]
+
+
+def test_charts_place_points_by_date_and_escape_labels():
+    from health.charts import score_line, split_bar, trend_area
+
+    day = dt.date(2026, 11, 1)
+    points = [{"date": day, "red": 1, "yellow": 0, "green": 1},
+              {"date": day + dt.timedelta(days=1), "red": 1, "yellow": 1, "green": 0},
+              {"date": day + dt.timedelta(days=10), "red": 0, "yellow": 0, "green": 2}]  # fmt: skip
+    svg = str(trend_area(points, width=140, height=100))
+    # x runs from 36 to 136 over 10 days: the second day sits at 46, not half-way
+    assert "46," in svg and "86," not in svg
+    line = str(score_line([{"date": day, "score": 40.0, "color": "red"},
+                           {"date": day + dt.timedelta(days=4), "score": 80.0, "color": "green"}]))  # fmt: skip
+    assert line.count("<circle") == 2 and "<path" in line
+    assert "&lt;b&gt;" in str(split_bar([("red", 2, "<b>2 red</b>")]))
+    assert "No snapshots yet" in str(trend_area([]))
