@@ -11,9 +11,9 @@ Definitions (``docs/metrics.md``):
   account may sit in several segments, so segment rows need not add up to the total.
 - By owner: one row per owner (unowned accounts under ``owner: null``).
 
-Query budget, whatever the number of accounts: segments (1), overall + every segment in one
-conditional aggregation (1), owners (1); the page adds the trend (1, cached per organization and day
-for past days), the biggest movers (1) and capacity (2).
+Query budget, whatever the number of accounts: segments (1), one grouped scan of the accounts for the
+overall, segment, owner, today's-trend and capacity figures (1), the owners' names (1); the page adds
+the trend's past days (0 when cached, else 1), the biggest movers (2) and the capacity targets (1).
 """
 
 from __future__ import annotations
@@ -26,13 +26,21 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from accounts.models import Account
 
+from .filtersets import local_today
 from .models import HealthColor, HealthScore, HealthSnapshot
 
-__all__ = ["COLORS", "TREND_DAYS", "biggest_movers", "color_trend", "portfolio_metrics", "portfolio_rows"]
+__all__ = [
+    "COLORS",
+    "TREND_DAYS",
+    "biggest_movers",
+    "color_trend",
+    "invalidate_trend",
+    "portfolio_metrics",
+    "portfolio_rows",
+]
 
 COLORS = (HealthColor.RED.value, HealthColor.YELLOW.value, HealthColor.GREEN.value)
 BUCKETS = (*COLORS, "unscored")
@@ -192,6 +200,21 @@ def biggest_movers(organization: Any, limit: int = 10) -> list[HealthScore]:
     return sorted(rows, key=lambda h: (h.delta_7, h.account.name))[:limit]
 
 
+TREND_DAY_TTL = 100 * 24 * 3600  # a cached day leaves the 90-day window before it expires
+
+
+def _trend_generation(organization_id: int) -> int:
+    return cache.get(f"health:trend-gen:{organization_id}", 0)
+
+
+def invalidate_trend(organization: Any) -> None:
+    """Forget the cached past days of the organization's colour trend. Call it after rewriting snapshots
+    of past days (a backfill, ``recompute_health`` with an ``as_of`` before today)."""
+    organization_id = getattr(organization, "pk", organization)
+    key = f"health:trend-gen:{organization_id}"
+    cache.set(key, _trend_generation(organization_id) + 1, None)
+
+
 def color_trend(
     organization: Any,
     *,
@@ -200,28 +223,41 @@ def color_trend(
     today_counts: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Accounts per computed colour and day over the last ``days`` days, from the snapshots, aggregated in
-    SQL (``GROUP BY date, color``). Past days do not change once written, so they are cached per
-    organization and day (one hour; a backfill that rewrites past snapshots shows within the hour);
-    today's point is counted live from the latest scores (or taken from ``today_counts``, the computed
-    colours :func:`portfolio_rows` already counted). At most two queries."""
-    today = today or timezone.localdate()
+    SQL (``GROUP BY date, color``).
+
+    A past day does not change once it has ended (recomputes write today's snapshot), so each past day
+    is cached on its own (one cache read for all of them): the first view aggregates the window once,
+    later views only the days not cached yet (usually none, or yesterday). :func:`invalidate_trend`
+    drops them after a backfill. Today's point is counted live from the latest scores (or taken from
+    ``today_counts``, the computed colours :func:`portfolio_rows` already counted). At most two queries."""
+    # The organization's own "today" (the day the engine's snapshots are dated by): a day is past only
+    # once it has ended there.
+    today = today or local_today(organization)
     start = today - dt.timedelta(days=days - 1)
-    key = f"health:portfolio-trend:{organization.pk}:{today.isoformat()}:{days}"
-    past = cache.get(key)
-    if past is None:
+    generation = _trend_generation(organization.pk)
+    keys = {
+        start
+        + dt.timedelta(days=offset): f"health:trend:{organization.pk}:{generation}:{start + dt.timedelta(days=offset)}"
+        for offset in range(days - 1)
+    }
+    cached = cache.get_many(list(keys.values()))
+    past: dict[str, dict[str, int]] = {day.isoformat(): cached[key] for day, key in keys.items() if key in cached}
+    missing = [day for day, key in keys.items() if key not in cached]
+    if missing:
         rows = (
             HealthSnapshot.objects.for_org(organization)
-            .filter(date__gte=start, date__lt=today)
+            .filter(date__gte=min(missing), date__lte=max(missing))
             .exclude(color="")
             .values("date", "color")
             .annotate(n=Count("id"))
             .order_by()
         )
-        by_date: dict[str, dict[str, int]] = {}
+        fresh: dict[str, dict[str, int]] = {day.isoformat(): {} for day in missing}
         for r in rows:
-            by_date.setdefault(r["date"].isoformat(), dict.fromkeys(COLORS, 0))[r["color"]] = r["n"]
-        past = by_date
-        cache.set(key, past, 3600)
+            if r["date"].isoformat() in fresh:
+                fresh[r["date"].isoformat()][r["color"]] = r["n"]
+        cache.set_many({keys[day]: fresh[day.isoformat()] for day in missing}, TREND_DAY_TTL)
+        past.update(fresh)
     now = today_counts
     if now is None:
         now = (
@@ -233,7 +269,7 @@ def color_trend(
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
         counts = now if day == today else past.get(day.isoformat())
-        if counts is None:
+        if not counts:  # no snapshot that day
             continue
         points.append({"date": day, **{c: counts.get(c, 0) or 0 for c in COLORS}})
     return points

@@ -250,3 +250,22 @@ def test_charts_place_points_by_date_and_escape_labels():
     assert line.count("<circle") == 2 and "<path" in line
     assert "&lt;b&gt;" in str(split_bar([("red", 2, "<b>2 red</b>")]))
     assert "No snapshots yet" in str(trend_area([]))
+
+
+def test_trend_counts_each_past_day_once_until_invalidated(org, django_assert_num_queries):
+    from health.portfolio import color_trend, invalidate_trend
+
+    today = timezone.localdate()
+    account = AccountFactory(organization=org)
+    HealthSnapshotFactory(account=account, date=today - dt.timedelta(days=3))
+    first = color_trend(org, today=today, today_counts={"red": 0, "yellow": 0, "green": 0})
+    assert [p["date"] for p in first] == [today - dt.timedelta(days=3), today]
+    with django_assert_num_queries(0):  # every past day cached
+        assert color_trend(org, today=today, today_counts={"red": 0, "yellow": 0, "green": 0}) == first
+    HealthSnapshotFactory(account=account, date=today - dt.timedelta(days=5))  # a backfill
+    assert len(color_trend(org, today=today, today_counts={"red": 0, "yellow": 0, "green": 0})) == 2
+    invalidate_trend(org)
+    assert len(color_trend(org, today=today, today_counts={"red": 0, "yellow": 0, "green": 0})) == 3
+    # the next day: only yesterday is new, one query
+    with django_assert_num_queries(1):
+        color_trend(org, today=today + dt.timedelta(days=1), today_counts={"red": 0, "yellow": 0, "green": 0})
