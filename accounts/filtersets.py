@@ -81,6 +81,12 @@ class AccountFilterSet(OrgFilterSet):
     customer_since_after = filters.DateFilter(field_name="customer_since", lookup_expr="gte")
     customer_since_before = filters.DateFilter(field_name="customer_since", lookup_expr="lte")
     churned = filters.BooleanFilter(field_name="churned_at", lookup_expr="isnull", exclude=True)
+    health_color = filters.MultipleChoiceFilter(
+        choices=[("red", "Red"), ("yellow", "Yellow"), ("green", "Green"), ("none", "Unscored")],
+        method="filter_health_color",
+        label="Effective health colour (repeatable; 'none' = unscored)",
+    )
+    segment = filters.NumberFilter(method="filter_segment", label="Segment id (its rules)")
 
     class Meta:
         model = Account
@@ -113,6 +119,28 @@ class AccountFilterSet(OrgFilterSet):
 
     def filter_stage(self, queryset: QuerySet, name: str, value: list[str]) -> QuerySet:
         return queryset.filter(lifecycle_stage__in=value) if value else queryset
+
+    def filter_health_color(self, queryset: QuerySet, name: str, value: list[str]) -> QuerySet:
+        if not value:
+            return queryset
+        condition = Q(health__color__in=[v for v in value if v != "none"])
+        if "none" in value:
+            condition |= Q(health__isnull=True) | Q(health__color="")
+        return queryset.filter(condition)
+
+    def filter_segment(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        from playbooks.models import Segment
+        from playbooks.segments import SegmentRuleError, compile_rules
+
+        if value is None:
+            return queryset
+        segment = Segment.all_orgs.filter(organization=self.organization, pk=int(value)).first()
+        if segment is None:
+            return queryset.none()
+        try:
+            return queryset.filter(compile_rules(segment.rules))
+        except SegmentRuleError:
+            return queryset.none()
 
     def filter_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return json_list_contains(queryset, "tags", value) if value else queryset

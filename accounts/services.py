@@ -301,21 +301,27 @@ def mark_arr_dirty(org_id: int, account_id: int | None) -> None:
 # --- Capacity -------------------------------------------------------------------------------------
 
 
-def capacity_by_csm(org: Organization) -> list[dict[str, Any]]:
+def capacity_by_csm(org: Organization, rows: Iterable[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Each owner's book against the org's capacity targets, with an over-capacity flag.
 
     Load is the sum over touch models of accounts ÷ max accounts; a book over 100% of its account
-    load, or over the largest ARR capacity, is over capacity.
+    load, or over the largest ARR capacity, is over capacity. ``rows`` (optional) are live accounts
+    already counted per ``owner_id``, ``owner__email``, ``owner__first_name``, ``owner__last_name``,
+    ``touch_model`` (``n``, ``arr``; several rows per pair are summed) by a caller that scans the
+    accounts anyway (the Portfolio); without them, one grouped query.
     """
     targets = {t.touch_model: t for t in CapacityTarget.objects.for_org(org)}
-    rows = (
-        Account.objects.for_org(org)
-        .filter(owner__isnull=False, churned_at__isnull=True)
-        .values("owner_id", "owner__email", "owner__first_name", "owner__last_name", "touch_model")
-        .annotate(n=Count("id"), arr=Sum("arr"))
-    )
+    if rows is None:
+        rows = (
+            Account.objects.for_org(org)
+            .filter(owner__isnull=False, churned_at__isnull=True)
+            .values("owner_id", "owner__email", "owner__first_name", "owner__last_name", "touch_model")
+            .annotate(n=Count("id"), arr=Sum("arr"))
+        )
     books: dict[int, dict[str, Any]] = {}
     for row in rows:
+        if row["owner_id"] is None:
+            continue
         name = f"{row['owner__first_name']} {row['owner__last_name']}".strip() or row["owner__email"]
         book = books.setdefault(
             row["owner_id"], {"owner_id": row["owner_id"], "name": name, "accounts": 0, "arr": ZERO, "load": 0.0}

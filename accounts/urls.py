@@ -3,6 +3,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from health import views as health_views
+
 from . import views
 
 org_patterns = [
@@ -10,9 +12,16 @@ org_patterns = [
     path("accounts/<int:account_id>/", views.account_detail, name="account-detail"),
     path("accounts/<int:account_id>/activities/", views.log_activity, name="account-log-activity"),
     path("accounts/<int:account_id>/objectives/", views.add_objective, name="account-add-objective"),
-    # Screens that later issues fill; each says what is coming.
-    path("portfolio/", views.portfolio, name="portfolio"),
+    path("accounts/<int:account_id>/health/override/", health_views.account_override, name="account-override"),
+    path(
+        "accounts/<int:account_id>/health/overrides/<int:override_id>/clear/",
+        health_views.account_clear_override,
+        name="account-clear-override",
+    ),
+    path("accounts/<int:account_id>/health/pulse/", health_views.account_pulse, name="account-pulse"),
+    path("portfolio/", health_views.portfolio, name="portfolio"),
     path("renewals/", include("renewals.urls")),
+    # Screens that later issues fill; each says what is coming.
     path("work/", views.work_queue, name="work"),
     path("voice/", views.voice, name="voice"),
     path("admin/", views.admin_members, name="admin-members"),
@@ -21,6 +30,8 @@ org_patterns = [
     path("admin/write-keys/", views.admin_write_keys, name="admin-write-keys"),
     path("admin/write-keys/<int:key_id>/revoke/", views.admin_revoke_write_key, name="admin-revoke-write-key"),
     path("admin/imports/", views.admin_imports, name="admin-imports"),
+    path("admin/scorecards/", health_views.admin_scorecards, name="admin-scorecards"),
+    path("admin/scorecards/<int:scorecard_id>/", health_views.admin_scorecard, name="admin-scorecard"),
     path("admin/jobs/", views.admin_jobs, name="admin-jobs"),
     path("admin/jobs/<int:job_id>/", views.admin_job_detail, name="admin-job-detail"),
     path("admin/jobs/<int:job_id>/errors.csv", views.admin_job_errors_csv, name="admin-job-errors-csv"),

@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from cs_platform.exports import CHUNK_SIZE, chunked, csv_response
 from cs_platform.pages import org_page
+from playbooks.models import Segment
 from renewals.views import account_renewals
 
 from .choices import KEY_CONTACT_ROLES, JobStatus, Role, TouchModel
@@ -63,6 +64,8 @@ ACCOUNT_ORDERINGS: dict[str, tuple[str, ...]] = {
     "touch": ("touch_model",),
     "renewal": ("next_renewal_date",),
     "since": ("customer_since",),
+    "health": ("health__score",),
+    "trend": ("health__delta_7",),
 }
 DEFAULT_ACCOUNT_ORDERING = "name"
 RENEWAL_WINDOWS = (30, 60, 90, 180, 365)
@@ -110,7 +113,7 @@ def my_book(request: HttpRequest) -> HttpResponse:
     if scope not in ("mine", "all"):
         owns_any = request.membership.role != Role.VIEWER and Account.objects.filter(owner=request.user).exists()
         scope = "mine" if owns_any else "all"
-    queryset = Account.objects.select_related("owner")
+    queryset = Account.objects.select_related("owner", "health")
     if scope == "mine":
         queryset = queryset.filter(owner=request.user)
     filterset = AccountFilterSet(_filter_params(request), queryset=queryset, request=request)
@@ -135,7 +138,7 @@ def my_book(request: HttpRequest) -> HttpResponse:
     distinct = Account.objects
     active_filters = [
         k for k in ("q", "lifecycle_stage", "touch_model", "industry", "region", "tag", "arr_min", "arr_max",
-                    "renews_within", "owner") if request.GET.get(k)
+                    "renews_within", "owner", "health_color", "segment", "unowned") if request.GET.get(k)
     ]  # fmt: skip
     context = {
         "filter": filterset,
@@ -151,6 +154,8 @@ def my_book(request: HttpRequest) -> HttpResponse:
         "regions": distinct.exclude(region="").order_by("region").values_list("region", flat=True).distinct(),
         "owners": Membership.objects.select_related("user").exclude(role=Role.VIEWER),
         "renewal_windows": RENEWAL_WINDOWS,
+        "health_colors": [("red", "Red"), ("yellow", "Yellow"), ("green", "Green"), ("none", "Unscored")],
+        "segments": Segment.objects.order_by("position", "name"),
         "today": today,
     }
     return render(request, "accounts/my_book.html", context)
@@ -228,7 +233,9 @@ def _account_context(
         # Σ of the prefetched lines: the stored Contract.arr is only as fresh as its last writer.
         contract.lines_arr = sum((line.arr for line in contract.lines.all()), Decimal("0"))
     plan = SuccessPlan.objects.filter(account=account).prefetch_related("objectives").first()
-    return {
+    from health.views import health_panel_context  # the health app's pages import this module
+
+    return health_panel_context(request, account) | {
         "account": account,
         "can_write": can_write,
         "children": list(Account.objects.filter(parent=account).order_by("name")),
@@ -314,16 +321,6 @@ def add_objective(request: HttpRequest, account_id: int) -> HttpResponse:
 # --- Screens that later issues fill -----------------------------------------------------------------
 
 COMING_SCREENS: dict[str, dict[str, Any]] = {
-    "portfolio": {
-        "title": "Portfolio",
-        "lead": "The leader's view of the whole book: where the risk is and who carries it.",
-        "points": [
-            "Red, yellow and green accounts by count and by ARR, split by segment and by CSM.",
-            "ARR at risk, the health trend over time and the biggest movers (largest drops).",
-            "Each CSM's book against the capacity targets of their touch models, with over-capacity flags.",
-        ],
-        "arrives_with": "the health engine and segments",
-    },
     "work": {
         "title": "Work queue",
         "lead": "The CSM's cockpit: everything that needs doing, most urgent first.",
@@ -358,7 +355,6 @@ def _coming(screen: str):
     return view
 
 
-portfolio = _coming("portfolio")
 work_queue = _coming("work")
 voice = _coming("voice")
 

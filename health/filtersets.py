@@ -11,12 +11,26 @@ from zoneinfo import ZoneInfo
 
 import django_filters as filters
 from django import forms
-from django.db.models import QuerySet
+from django.core.validators import RegexValidator
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts.choices import TouchModel
 from accounts.filtersets import OrgFilterSet
 
-from .models import Invoice, Ticket, TicketPriority, TicketStatus, UsageMetric
+from .models import (
+    CsmPulse,
+    HealthColor,
+    HealthOverride,
+    HealthScore,
+    Invoice,
+    OverrideReason,
+    Scorecard,
+    Ticket,
+    TicketPriority,
+    TicketStatus,
+    UsageMetric,
+)
 
 #: Ticket statuses that still need work: ``open=true`` selects these, ``open=false`` the others.
 OPEN_STATUSES = (TicketStatus.OPEN, TicketStatus.PENDING)
@@ -94,3 +108,103 @@ def local_today(org: Any) -> Any:
     """Today in the organization's time zone (UTC when it sets none)."""
     zone = ZoneInfo(getattr(org, "time_zone", "") or "UTC")
     return timezone.localdate(timezone=zone)
+
+
+# --- Health engine -------------------------------------------------------------------------------
+
+
+def _segment_accounts(organization: Any, segment_id: Any) -> Any:
+    """Account ids of a segment of ``organization`` as a subquery (``None`` when there is no such segment)."""
+    from accounts.models import Account
+    from playbooks.models import Segment
+    from playbooks.segments import SegmentRuleError, compile_rules
+
+    segment = Segment.objects.for_org(organization).filter(pk=segment_id).first()
+    if segment is None:
+        return None
+    try:
+        condition = compile_rules(segment.rules)
+    except SegmentRuleError:
+        return None
+    return Account.objects.for_org(organization).filter(condition).values("pk")
+
+
+class HealthScoreFilterSet(OrgFilterSet):
+    """Filters of ``/api/v1/health-scores/``. ``segment`` takes a segment id (its rules, compiled to SQL);
+    ``owner`` a user id or ``me``; ``color`` the effective colour, ``computed_color`` the score's."""
+
+    account = filters.NumberFilter(field_name="account_id")
+    account_external_id = filters.CharFilter(field_name="account__external_id")
+    color = filters.MultipleChoiceFilter(choices=HealthColor.choices, distinct=False)
+    computed_color = filters.MultipleChoiceFilter(choices=HealthColor.choices, distinct=False)
+    score_min = filters.NumberFilter(field_name="score", lookup_expr="gte")
+    score_max = filters.NumberFilter(field_name="score", lookup_expr="lte")
+    scored = filters.BooleanFilter(field_name="score", lookup_expr="isnull", exclude=True)
+    overridden = filters.BooleanFilter(field_name="override", lookup_expr="isnull", exclude=True)
+    trend = filters.ChoiceFilter(choices=[("up", "Up"), ("down", "Down"), ("flat", "Flat")])
+    segment = filters.NumberFilter(method="filter_segment", label="Segment id")
+    owner = filters.CharFilter(
+        method="filter_owner",
+        label="Owner (user id, or 'me')",
+        validators=[RegexValidator(r"^(me|[0-9]+)$", "Use a user id or 'me'.")],
+    )
+    touch_model = filters.MultipleChoiceFilter(
+        field_name="account__touch_model", choices=TouchModel.choices, distinct=False
+    )
+
+    class Meta:
+        model = HealthScore
+        fields: list[str] = []
+
+    def filter_segment(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        if value is None:
+            return queryset
+        accounts = _segment_accounts(self.organization, int(value))
+        return queryset.none() if accounts is None else queryset.filter(account_id__in=accounts)
+
+    def filter_owner(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == "me":
+            actor = getattr(self.request, "actor", None)
+            user_id = getattr(getattr(actor, "user", None), "pk", None)
+            return queryset.filter(account__owner_id=user_id) if user_id is not None else queryset.none()
+        return queryset.filter(account__owner_id=int(value))
+
+
+class HealthOverrideFilterSet(OrgFilterSet):
+    account = filters.NumberFilter(field_name="account_id")
+    account_external_id = filters.CharFilter(field_name="account__external_id")
+    color = filters.MultipleChoiceFilter(choices=HealthColor.choices, distinct=False)
+    reason_code = filters.MultipleChoiceFilter(choices=OverrideReason.choices, distinct=False)
+    active = filters.BooleanFilter(method="filter_active", label="Not cleared and not expired")
+
+    class Meta:
+        model = HealthOverride
+        fields: list[str] = []
+
+    def filter_active(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        active = Q(cleared_at__isnull=True, expires_at__gt=timezone.now())
+        return queryset.filter(active) if value else queryset.exclude(active)
+
+
+class CsmPulseFilterSet(OrgFilterSet):
+    account = filters.NumberFilter(field_name="account_id")
+    account_external_id = filters.CharFilter(field_name="account__external_id")
+    color = filters.MultipleChoiceFilter(choices=HealthColor.choices, distinct=False)
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte")
+
+    class Meta:
+        model = CsmPulse
+        fields: list[str] = []
+
+
+class ScorecardFilterSet(OrgFilterSet):
+    is_active = filters.BooleanFilter()
+    is_default = filters.BooleanFilter()
+    segment = filters.NumberFilter(field_name="segment_id")
+
+    class Meta:
+        model = Scorecard
+        fields: list[str] = []

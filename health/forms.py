@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import KeyFeature
+from .models import HealthColor, KeyFeature, OverrideReason, PulseReason
 
 
 class KeyFeatureForm(forms.Form):
@@ -31,3 +31,88 @@ class KeyFeatureForm(forms.Form):
         else:
             data["label"] = (data.get("label") or "").strip()
         return data
+
+
+class OverrideForm(forms.Form):
+    """Override an account's health colour (reason required; default expiry 30 days)."""
+
+    color = forms.ChoiceField(choices=HealthColor.choices, label="Colour")
+    reason_code = forms.ChoiceField(
+        choices=OverrideReason.choices, label="Reason", help_text="“Customer told us they will churn” always sets red."
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), label="Why", help_text="Kept in the audit trail."
+    )
+    expires_on = forms.DateField(
+        required=False,
+        label="Expires on",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Default: in 30 days.",
+    )
+
+    def clean_expires_on(self):
+        value = self.cleaned_data.get("expires_on")
+        if value is None:
+            return None
+        from django.utils import timezone
+
+        if value <= timezone.localdate():
+            raise forms.ValidationError("Pick a day after today.")
+        return value
+
+
+class PulseForm(forms.Form):
+    """The CSM's read of the account, with reasons (the ``csm_pulse`` signal)."""
+
+    color = forms.ChoiceField(choices=HealthColor.choices, label="Your read", widget=forms.RadioSelect)
+    reason_codes = forms.MultipleChoiceField(
+        choices=PulseReason.choices, required=False, label="Reasons", widget=forms.CheckboxSelectMultiple
+    )
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Note")
+
+
+class ScorecardForm(forms.Form):
+    """Edit a scorecard: name, binding, order, and the definition as JSON (validated per JSON path)."""
+
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    segment = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        empty_label="— every account (fallback) —",
+        help_text="Accounts of this segment use this scorecard.",
+    )
+    position = forms.IntegerField(min_value=0, initial=100, help_text="Bindings are tried in this order.")
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")
+    definition = forms.CharField(
+        widget=forms.Textarea(attrs={"class": "def-json", "spellcheck": "false"}),
+        help_text="Groups and components as JSON; see the table above for the current one.",
+    )
+    note = forms.CharField(
+        max_length=300, required=False, label="What changed", help_text="Stored with the new version."
+    )
+
+    def __init__(self, *args, organization=None, is_default: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        from playbooks.models import Segment
+
+        self.is_default = is_default
+        self.fields["segment"].queryset = Segment.objects.for_org(organization).order_by("position", "name")
+        if is_default:
+            self.fields["segment"].disabled = True
+            self.fields["is_active"].disabled = True
+
+    def clean_definition(self):
+        import json
+
+        from .scoring import validate_definition
+
+        raw = self.cleaned_data["definition"]
+        try:
+            definition = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+        problems = validate_definition(definition)
+        if problems:
+            raise forms.ValidationError([f"{path}: {message}" for path, message in problems])
+        return definition

@@ -1,22 +1,37 @@
-"""Admin page for key features: ``/o/<slug>/admin/features/`` (admins only)."""
+"""Health pages: the Portfolio (``/o/<slug>/portfolio/``), the scorecard editor and key features (admin)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.choices import Role
 from cs_platform.pages import org_page
 
-from .forms import KeyFeatureForm
-from .models import EventType, KeyFeature, UsageEvent
+from .filtersets import local_today
+from .forms import KeyFeatureForm, OverrideForm, PulseForm
+from .models import (
+    CsmPulse,
+    EventType,
+    HealthOverride,
+    KeyFeature,
+    OverrideReason,
+    PulseReason,
+    Scorecard,
+    ScorecardVersion,
+    UsageEvent,
+)
 
 admin_page = org_page(roles=[Role.ADMIN])
 SEEN_DAYS = 30
@@ -87,3 +102,332 @@ def admin_unflag_key_feature(request: HttpRequest, feature_id: int) -> HttpRespo
     feature.delete()
     messages.success(request, f"“{feature.label}” is no longer a key feature. Its past daily counts are kept.")
     return redirect("admin-key-features", org_slug=request.organization.slug)
+
+
+# --- Portfolio (spec §7 screen 3) -------------------------------------------------------------------
+
+
+def _split_parts(split: dict, what: str = "counts") -> list[tuple[str, float, str]]:
+    values = split["counts"] if what == "counts" else split["arr_by_color"]
+    return [
+        (c, float(values[c]), f"{values[c]} {c}" if what == "counts" else f"{c}: {values[c]:,.0f}")
+        for c in ("red", "yellow", "green", "unscored")
+    ]
+
+
+@org_page()
+@require_GET
+def portfolio(request: HttpRequest) -> HttpResponse:
+    """The leader's view: colours by count and ARR, ARR at risk, split by segment and by CSM, the 90-day
+    colour trend, the biggest 7-day drops and CSM capacity. Every member may read it (CSMs compare their
+    book with the team's). A fixed number of queries whatever the number of accounts: one scan of the
+    accounts feeds the tiles, segments, owners, today's trend point and capacity (``health.portfolio``)."""
+    from accounts.services import capacity_by_csm
+
+    from .charts import split_bar, trend_area
+    from .portfolio import biggest_movers, color_trend, portfolio_rows
+
+    org = request.organization
+    rows = portfolio_rows(org)
+    for entry in [*rows["by_segment"], *rows["by_owner"]]:
+        entry["bar"] = split_bar(_split_parts(entry))
+        entry["arr_bar"] = split_bar(_split_parts(entry, "arr"))
+    overall = rows["overall"]
+    scored = overall["accounts"] - overall["unscored"]
+    tiles = []
+    for color in ("red", "yellow", "green"):
+        n, arr = overall["counts"][color], overall["arr_by_color"][color]
+        tiles.append(
+            {
+                "color": color,
+                "count": n,
+                "arr": arr,
+                "share": (n / scored * 100) if scored else 0,
+                "arr_share": (arr / overall["arr"] * 100) if overall["arr"] else 0,
+            }
+        )
+    trend = color_trend(org, today_counts=rows["computed_today"])
+    context = {
+        "overall": overall,
+        "tiles": tiles,
+        "overall_bar": split_bar(_split_parts(overall), width=480, height=16),
+        "overall_arr_bar": split_bar(_split_parts(overall, "arr"), width=480, height=16),
+        "by_segment": rows["by_segment"],
+        "by_owner": rows["by_owner"],
+        "trend_chart": trend_area(trend),
+        "trend_days": len(trend),
+        "movers": biggest_movers(org),
+        "capacity": {c["owner_id"]: c for c in capacity_by_csm(org, rows["capacity_rows"])},
+    }
+    return render(request, "health/portfolio.html", context)
+
+
+# --- Account 360 health panel ---------------------------------------------------------------------
+
+OVERRIDE_TRAIL_LIMIT = 20
+PULSE_LIMIT = 5
+
+
+def health_panel_context(
+    request: HttpRequest, account, *, override_form: OverrideForm | None = None, pulse_form: PulseForm | None = None
+) -> dict:
+    """What the Account 360 health panel shows: the explanation (2 queries), the 90-day chart, the
+    override trail and recent pulses (1 query each), and the forms for whoever may write the account."""
+    from .charts import score_line
+    from .explain import explain
+    from .overrides import can_override
+
+    health = explain(account, today=local_today(request.organization))
+    components = health["components"]
+    top = max((c["contribution"] or 0 for c in components), default=0) or 1
+    for c in components:
+        c["bar"] = int(round(100 * (c["contribution"] or 0) / top)) if c["contribution"] is not None else 0
+        c["lost"] = round(c["weight"] * (100 - c["score"]), 1) if c["score"] is not None else None
+    allowed = can_override(request.actor, account)
+    return {
+        "health": health,
+        "health_chart": score_line(health["history"], request.organization.health_bands),
+        "override_trail": list(
+            HealthOverride.objects.filter(account=account).select_related("author", "cleared_by")[:OVERRIDE_TRAIL_LIMIT]
+        ),
+        "pulses": list(CsmPulse.objects.filter(account=account).select_related("author")[:PULSE_LIMIT]),
+        "can_override": allowed,
+        "override_form": (override_form or OverrideForm()) if allowed else None,
+        "pulse_form": (pulse_form or PulseForm()) if allowed else None,
+        "pulse_reasons": dict(PulseReason.choices),
+        "override_reasons": dict(OverrideReason.choices),
+        "now": timezone.now(),
+    }
+
+
+def _account_page(request: HttpRequest, account, *, status: int = 200, **forms_) -> HttpResponse:
+    from accounts.views import _account_context
+
+    context = _account_context(request, account)
+    if forms_:
+        context.update(health_panel_context(request, account, **forms_))
+    return render(request, "accounts/account_detail.html", context, status=status)
+
+
+def _back(request: HttpRequest, account) -> HttpResponse:
+    return redirect(reverse("account-detail", args=[request.organization.slug, account.pk]) + "#health")
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    for field, messages_ in exc.message_dict.items():
+        target = field if field in form.fields else ("expires_on" if field == "expires_at" else None)
+        for message in messages_:
+            form.add_error(target, message)
+
+
+@org_page()
+@require_POST
+def account_override(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Set a colour override from the Account 360 (PRG; the page again with errors when invalid)."""
+    from accounts.views import _get_account
+
+    from .overrides import set_override
+
+    account = _get_account(account_id)
+    form = OverrideForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        expires = None
+        if data.get("expires_on"):
+            zone = ZoneInfo(request.organization.time_zone or "UTC")
+            expires = dt.datetime.combine(data["expires_on"], dt.time(23, 59), tzinfo=zone)
+        try:
+            override = set_override(
+                account,
+                color=data["color"],
+                reason_code=data["reason_code"],
+                reason=data["reason"],
+                author=request.actor,
+                expires_at=expires,
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Health overridden to {override.color} until {override.expires_at:%b %-d, %Y}.")
+            return _back(request, account)
+    return _account_page(request, account, status=400, override_form=form)
+
+
+@org_page()
+@require_POST
+def account_clear_override(request: HttpRequest, account_id: int, override_id: int) -> HttpResponse:
+    """Clear an override (it stays in the trail)."""
+    from accounts.views import _get_account
+
+    from .overrides import clear_override
+
+    account = _get_account(account_id)
+    override = get_object_or_404(HealthOverride.objects.select_related("account"), pk=override_id, account=account)
+    clear_override(override, by=request.actor)
+    messages.success(request, "Override cleared: the computed colour applies again.")
+    return _back(request, account)
+
+
+@org_page()
+@require_POST
+def account_pulse(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Record a CSM pulse from the Account 360."""
+    from accounts.views import _get_account
+
+    from .overrides import record_pulse
+
+    account = _get_account(account_id)
+    form = PulseForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            record_pulse(
+                account, color=data["color"], reason_codes=data["reason_codes"], note=data["note"], author=request.actor
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Pulse recorded; the health score is recomputed shortly.")
+            return _back(request, account)
+    return _account_page(request, account, status=400, pulse_form=form)
+
+
+# --- Admin: scorecard editor (spec §7 screen 7) ---------------------------------------------------
+
+
+def _function_summary(function: dict) -> str:
+    """A one-line reading of a scoring function for the structured table."""
+    kind = function.get("type")
+    if kind == "linear":
+        return f"linear: {function.get('x0')} → 0, {function.get('x100')} → 100"
+    if kind == "bands":
+        bands = ", ".join(f"≤{b.get('max')} → {b.get('score')}" for b in function.get("bands", []))
+        return f"bands: {bands}, else {function.get('else', 0)}"
+    if kind == "target_band":
+        return (
+            f"target band {function.get('low')}–{function.get('high')} → 100; "
+            f"{function.get('lower_limit')} → {function.get('lower_limit_score', 0)}, "
+            f"{function.get('upper_limit')} → {function.get('upper_limit_score', 0)}"
+        )
+    if kind == "categorical":
+        return "categorical: " + ", ".join(f"{k} {v}" for k, v in (function.get("points") or {}).items())
+    return str(kind)
+
+
+def _component_rows(definition: dict) -> list[dict]:
+    components = [c for c in (definition or {}).get("components", []) if isinstance(c, dict)]
+    groups = {g.get("key"): g for g in (definition or {}).get("groups", []) if isinstance(g, dict)}
+    total = sum(float(c.get("weight") or 0) for c in components) or 1.0
+    rows = []
+    for c in components:
+        rows.append({
+            "key": c.get("key"), "name": c.get("name"), "signal": c.get("signal"),
+            "group": (groups.get(c.get("group")) or {}).get("name") or c.get("group") or "",
+            "weight": c.get("weight"), "share": float(c.get("weight") or 0) / total * 100,
+            "function": _function_summary(c.get("function") or {}),
+            "penalty": c.get("penalty"),
+        })  # fmt: skip
+    return rows
+
+
+@admin_page
+@require_http_methods(["GET", "POST"])
+def admin_scorecards(request: HttpRequest) -> HttpResponse:
+    """Scorecards in binding order (segment, position, version) and a form to add one (starting from the
+    default scorecard's definition)."""
+    import json
+
+    from .defaults import DEFAULT_SCORECARD
+    from .forms import ScorecardForm
+    from .services import save_scorecard_version
+
+    org = request.organization
+    default = Scorecard.objects.filter(is_default=True).select_related("current_version").first()
+    start = default.current_version.definition if default and default.current_version_id else DEFAULT_SCORECARD
+    form = ScorecardForm(organization=org, initial={"definition": json.dumps(start, indent=2), "position": 100})
+    status = 200
+    if request.method == "POST":
+        form = ScorecardForm(request.POST, organization=org)
+        if form.is_valid():
+            data = form.cleaned_data
+            if Scorecard.objects.filter(name=data["name"]).exists():
+                form.add_error("name", "A scorecard of this organization already has this name.")
+            else:
+                with transaction.atomic():
+                    card = Scorecard.objects.create(
+                        organization=org, name=data["name"], description=data["description"],
+                        segment=data["segment"], position=data["position"], is_active=data["is_active"],
+                    )  # fmt: skip
+                    save_scorecard_version(card, data["definition"], user=request.user, note=data["note"] or "Created")
+                messages.success(request, f"Scorecard “{card.name}” created (version 1).")
+                return redirect("admin-scorecard", org_slug=org.slug, scorecard_id=card.pk)
+        status = 400
+    cards = Scorecard.objects.select_related("segment", "current_version").annotate(n_versions=Count("versions"))
+    return render(request, "health/admin_scorecards.html",
+                  {"cards": cards, "form": form, "admin_tab": "scorecards"}, status=status)  # fmt: skip
+
+
+@admin_page
+@require_http_methods(["GET", "POST"])
+def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
+    """Edit one scorecard. ``action=preview`` scores today's accounts bound to it with the edited
+    definition and shows how many accounts and how much ARR would change colour (nothing saved);
+    ``action=save`` stores the settings and, when the definition changed, a new version with the note.
+    ``?version=N`` loads an older version's definition into the editor (to restore it, save it)."""
+    import json
+
+    from .forms import ScorecardForm
+    from .services import preview_scorecard, save_scorecard_version
+
+    org = request.organization
+    card = get_object_or_404(Scorecard.objects.select_related("segment", "current_version"), pk=scorecard_id)
+    versions = list(ScorecardVersion.objects.filter(scorecard=card).select_related("created_by").order_by("-number"))
+    shown = card.current_version
+    if request.GET.get("version", "").isdigit():
+        shown = next((v for v in versions if v.number == int(request.GET["version"])), shown)
+    definition = shown.definition if shown else {"groups": [], "components": []}
+    initial = {
+        "name": card.name, "description": card.description, "segment": card.segment, "position": card.position,
+        "is_active": card.is_active, "definition": json.dumps(definition, indent=2),
+    }  # fmt: skip
+    form = ScorecardForm(initial=initial, organization=org, is_default=card.is_default)
+    preview = None
+    status = 200
+    if request.method == "POST":
+        form = ScorecardForm(request.POST, initial=initial, organization=org, is_default=card.is_default)
+        if form.is_valid():
+            data = form.cleaned_data
+            definition = data["definition"]
+            if request.POST.get("action") == "preview":
+                preview = preview_scorecard(org, card, definition)
+            elif Scorecard.objects.filter(name=data["name"]).exclude(pk=card.pk).exists():
+                form.add_error("name", "A scorecard of this organization already has this name.")
+                status = 400
+            else:
+                with transaction.atomic():
+                    card.name, card.description, card.position = data["name"], data["description"], data["position"]
+                    if not card.is_default:
+                        card.segment, card.is_active = data["segment"], data["is_active"]
+                    card.save()
+                    changed = card.current_version is None or card.current_version.definition != definition
+                    if changed:
+                        version = save_scorecard_version(card, definition, user=request.user, note=data["note"])
+                if changed:
+                    messages.success(request, f"Saved as version {version.number}; the next recompute uses it.")
+                else:
+                    messages.success(request, "Settings saved; the definition did not change (no new version).")
+                return redirect("admin-scorecard", org_slug=org.slug, scorecard_id=card.pk)
+        else:
+            status = 400
+        if form.is_valid():
+            definition = form.cleaned_data["definition"]
+    context = {
+        "card": card,
+        "form": form,
+        "versions": versions,
+        "shown": shown,
+        "rows": _component_rows(definition if isinstance(definition, dict) else {}),
+        "preview": preview,
+        "admin_tab": "scorecards",
+    }
+    return render(request, "health/admin_scorecard.html", context, status=status)

@@ -23,7 +23,14 @@ from .factories import (
 )
 from .isolation import IsolationCase, IsolationSuite
 from .renewal_factories import RenewalTargetFactory, contract_with_lines, renewal_for
-from .signal_factories import InvoiceFactory, TicketFactory, UsageMetricFactory
+from .signal_factories import (
+    CsmPulseFactory,
+    HealthOverrideFactory,
+    HealthScoreFactory,
+    InvoiceFactory,
+    TicketFactory,
+    UsageMetricFactory,
+)
 
 
 def account(org: Any) -> int:
@@ -38,6 +45,24 @@ def contract_body(org: Any) -> dict[str, Any]:
     line = {"product": ProductFactory(organization=org).pk, "quantity": "2", "annual_unit_price": "100.00"}
     return {"account": account(org), "number": "CT-NEW", "start_date": "2026-01-01", "end_date": "2026-12-31",
             "lines": [line]}  # fmt: skip
+
+
+def scorecard(org: Any) -> Any:
+    from health.defaults import DEFAULT_SCORECARD
+    from health.models import Scorecard
+    from health.services import save_scorecard_version
+
+    card = Scorecard.all_orgs.create(organization=org, name=f"Card {Scorecard.all_orgs.count()}", position=5)
+    save_scorecard_version(card, DEFAULT_SCORECARD, user=None, note="test")
+    return card
+
+
+def scorecard_body(org: Any) -> dict[str, Any]:
+    from health.defaults import DEFAULT_SCORECARD
+    from playbooks.models import Segment
+
+    segment = Segment.all_orgs.create(organization=org, name=f"Seg {Segment.all_orgs.count()}", rules={})
+    return {"name": "Onboarding", "segment": segment.pk, "position": 1, "definition": DEFAULT_SCORECARD}
 
 
 def import_run(org: Any) -> Any:
@@ -86,6 +111,16 @@ CASES = [
     IsolationCase("renewal-targets", make=lambda o: RenewalTargetFactory(organization=o),
                   payload=lambda o: {"quarter_start": "2031-01-01", "target_arr": "5000.00"},
                   patch={"target_arr": "1.00"}),
+    IsolationCase("health-scores", make=lambda o: HealthScoreFactory(account__organization=o),
+                  payload=lambda o: {"account": account(o), "score": "50.0"}, read_only=True),
+    IsolationCase("health-overrides", make=lambda o: HealthOverrideFactory(account__organization=o),
+                  payload=lambda o: {"account": account(o), "color": "red", "reason_code": "other", "reason": "x"},
+                  foreign={"account": account}, patch={"reason": "changed"}),
+    IsolationCase("csm-pulses", make=lambda o: CsmPulseFactory(account__organization=o),
+                  payload=lambda o: {"account": account(o), "color": "green", "reason_codes": ["goals_met"]},
+                  foreign={"account": account}, patch={"note": "changed"}),
+    IsolationCase("scorecards", make=scorecard, payload=scorecard_body,
+                  foreign={"segment": lambda o: scorecard_body(o)["segment"]}, patch={"name": "changed"}),
     IsolationCase("write-keys", make=lambda o: WriteKey.issue(organization=o, name="prod")[0],
                   payload=lambda o: {"name": "New key"}),
 ]  # fmt: skip

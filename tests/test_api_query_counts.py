@@ -27,7 +27,14 @@ from .factories import (
     TeamFactory,
 )
 from .renewal_factories import RenewalTargetFactory, contract_with_lines, renewal_for
-from .signal_factories import InvoiceFactory, TicketFactory, UsageMetricFactory
+from .signal_factories import (
+    CsmPulseFactory,
+    HealthOverrideFactory,
+    HealthScoreFactory,
+    InvoiceFactory,
+    TicketFactory,
+    UsageMetricFactory,
+)
 
 pytestmark = pytest.mark.django_db
 BUDGETS: dict[str, int] = json.loads((Path(__file__).with_name("query_counts.json")).read_text())
@@ -83,6 +90,22 @@ def build_renewals(org: Any, n: int, owner: Any) -> None:
             close_renewal(renewal, outcome="churned", churn_reason="price", by=actor)
 
 
+def build_health_scores(org: Any, n: int, owner: Any) -> None:
+    HealthScoreFactory.create_batch(n, account__organization=org, account__owner=owner)
+
+
+def build_scorecards(org: Any, n: int, owner: Any) -> None:
+    from health.defaults import DEFAULT_SCORECARD
+    from health.models import Scorecard
+    from health.services import save_scorecard_version
+
+    start = Scorecard.all_orgs.filter(organization=org).count()
+    for i in range(n):
+        card = Scorecard.all_orgs.create(organization=org, name=f"Card {start + i}", position=i)
+        save_scorecard_version(card, DEFAULT_SCORECARD, user=owner, note="v1")
+        save_scorecard_version(card, DEFAULT_SCORECARD, user=owner, note="v2")
+
+
 SCENARIOS = {
     # name: (url, query string, builder)
     "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
@@ -109,6 +132,13 @@ SCENARIOS = {
                                ChurnReason(organization=o, code=f"r{n}-{i}", label="R") for i in range(n))),
     "renewal-targets:list": ("/api/v1/renewal-targets/", {},
                              lambda o, n, u: RenewalTargetFactory.create_batch(n, organization=o)),
+    "health-scores:list": ("/api/v1/health-scores/", {"color": "yellow", "ordering": "-score", "owner": "me"},
+                           build_health_scores),
+    "health-overrides:list": ("/api/v1/health-overrides/", {"active": "true"},
+                              lambda o, n, u: HealthOverrideFactory.create_batch(n, account__organization=o, author=u)),
+    "csm-pulses:list": ("/api/v1/csm-pulses/", {"color": "yellow"},
+                        lambda o, n, u: CsmPulseFactory.create_batch(n, account__organization=o, author=u)),
+    "scorecards:list": ("/api/v1/scorecards/", {"is_active": "true"}, build_scorecards),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list"}

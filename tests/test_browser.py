@@ -310,7 +310,7 @@ def test_admin_creates_api_key_and_watches_a_job_run_finish(org, alice, live_ser
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"**/o/{org.slug}/")
     page.get_by_role("link", name="Portfolio").click()
-    sync_api.expect(page.get_by_test_id("coming")).to_contain_text("Not built yet")
+    sync_api.expect(page.get_by_test_id("arr-at-risk")).to_contain_text("ARR at risk")
     page.screenshot(path=str(SCREENSHOTS / "portfolio.png"))
     page.get_by_role("link", name="Admin").click()
     sync_api.expect(page.get_by_test_id("members")).to_contain_text(alice.email)

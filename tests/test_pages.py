@@ -139,9 +139,9 @@ def test_org_switcher_links_to_the_same_screen_in_each_org(client, org, other_or
 
 def test_coming_screens_say_what_is_coming_and_show_no_data(client, org, bob):
     login(client, bob)
-    html = client.get(reverse("portfolio", args=[org.slug])).content.decode()
+    html = client.get(reverse("voice", args=[org.slug])).content.decode()
     assert "Not built yet" in html
-    assert "capacity" in html
+    assert "Detractors" in html
 
 
 # --- My book --------------------------------------------------------------------------------------
@@ -254,7 +254,8 @@ def my_book_queries(client, django_assert_num_queries, url, expected: int) -> No
 
 # Session, user, membership (org_page), the org switcher, the count+ARR aggregate, the page of accounts
 # with their owners, the industry and region choices, and (all accounts only) the owner choices.
-MY_BOOK_QUERIES = 9
+# …and the segment choices of the health filter.
+MY_BOOK_QUERIES = 10
 
 
 def test_my_book_query_count_is_constant(client, org, bob, make_member, django_assert_num_queries):
@@ -322,7 +323,7 @@ def test_account_360_shows_contracts_contacts_coverage_and_timeline(client, org,
     assert coverage["executive_sponsor"]["active"] == []
     assert [c.name for c in coverage["executive_sponsor"]["departed"]] == ["Gone Sponsor"]
     assert coverage["economic_buyer"]["active"] == [] and coverage["economic_buyer"]["departed"] == []
-    assert "Health scores arrive with the health engine" in html
+    assert "Not scored yet" in html
 
 
 def log_url(org, account) -> str:
@@ -541,4 +542,5 @@ def test_account_360_query_count_is_constant(client, org, bob, account, django_a
 # Session, user, membership, switcher, account, contacts, contracts + lines, children, activities +
 # their contacts, plan + objectives, the form's contact choices, renewals (open and past, with churn
 # reasons): nothing per contact, line or activity.
-ACCOUNT_360_QUERIES = 15
+# The health panel: latest score + override, 90 days of snapshots, the override trail, recent pulses.
+ACCOUNT_360_QUERIES = 19

@@ -77,6 +77,20 @@ def humanize_key(value: str) -> str:
     return str(value).replace("_", " ").capitalize()
 
 
+@register.filter
+def get_item(mapping: Any, key: Any) -> Any:
+    """``mapping|get_item:key`` (dict lookups with a variable key)."""
+    try:
+        return mapping.get(key) if mapping is not None else None
+    except AttributeError:
+        return None
+
+
+@register.filter
+def split_words(value: str) -> list[str]:
+    return str(value).split()
+
+
 @register.simple_tag(takes_context=True)
 def query_with(context: template.Context, **changes: Any) -> str:
     """The current query string with ``changes`` applied (``None`` removes a key); resets the page."""

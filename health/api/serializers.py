@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework import serializers
 
 from cs_platform.api.serializers import OrgScopedSerializer
 
-from ..models import Invoice, Ticket, UsageMetric
+from ..models import CsmPulse, HealthOverride, HealthScore, Invoice, Scorecard, ScorecardVersion, Ticket, UsageMetric
 
 
 class UsageMetricSerializer(OrgScopedSerializer):
@@ -75,3 +75,173 @@ class InvoiceSerializer(OrgScopedSerializer):
         if len(value) != 3 or not value.isalpha():
             raise serializers.ValidationError("Use a three-letter ISO 4217 code such as USD.")
         return value
+
+
+# --- Health engine -------------------------------------------------------------------------------
+
+
+class HealthScoreSerializer(OrgScopedSerializer):
+    """The latest health of one account (spec §8 ``health-scores``). Scores and deltas are JSON numbers."""
+
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    account_name = serializers.CharField(source="account.name", read_only=True)
+    score = serializers.FloatField(read_only=True, allow_null=True)
+    delta_7 = serializers.FloatField(read_only=True, allow_null=True)
+    delta_30 = serializers.FloatField(read_only=True, allow_null=True)
+    color = serializers.SerializerMethodField(help_text="Effective colour (an active override wins); null unscored")
+    computed_color = serializers.SerializerMethodField(help_text="Colour of the computed score; null unscored")
+    scorecard_version = serializers.IntegerField(source="scorecard_version.number", read_only=True, default=None)
+    overridden = serializers.SerializerMethodField()
+
+    class Meta:
+        model = HealthScore
+        fields = [
+            "id", "account", "account_external_id", "account_name", "score", "color", "computed_color",
+            "computed_at", "delta_7", "delta_30", "trend", "scorecard", "scorecard_version", "override", "overridden",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_color(self, obj: HealthScore) -> str | None:
+        return obj.color or None
+
+    def get_computed_color(self, obj: HealthScore) -> str | None:
+        return obj.computed_color or None
+
+    def get_overridden(self, obj: HealthScore) -> bool:
+        return obj.override_id is not None
+
+
+class HealthOverrideSerializer(OrgScopedSerializer):
+    """Create: ``account``, ``color``, ``reason_code``, ``reason``, optional ``expires_at`` (default 30 days).
+    ``customer_will_churn`` forces ``red``."""
+
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    author = serializers.SerializerMethodField()
+    cleared_by = serializers.SerializerMethodField()
+    active = serializers.SerializerMethodField()
+    expires_at = serializers.DateTimeField(required=False)
+    reason = serializers.CharField(allow_blank=True, required=True)
+    computed_score_at_creation = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = HealthOverride
+        fields = [
+            "id", "account", "account_external_id", "color", "reason_code", "reason", "author", "created_at",
+            "expires_at", "computed_score_at_creation", "cleared_at", "cleared_by", "active",
+        ]  # fmt: skip
+        read_only_fields = ["created_at", "cleared_at"]
+        # ``customer_will_churn`` needs no colour (it is red); any other reason does (checked by set_override).
+        extra_kwargs: ClassVar[dict[str, Any]] = {"color": {"required": False}}
+
+    def _name(self, user: Any) -> str | None:
+        return (user.get_full_name() or user.email) if user is not None else None
+
+    def get_author(self, obj: HealthOverride) -> str | None:
+        return self._name(obj.author)
+
+    def get_cleared_by(self, obj: HealthOverride) -> str | None:
+        return self._name(obj.cleared_by)
+
+    def get_active(self, obj: HealthOverride) -> bool:
+        from ..explain import override_is_active
+
+        return override_is_active(obj)
+
+
+class CsmPulseSerializer(OrgScopedSerializer):
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    author = serializers.SerializerMethodField()
+    reason_codes = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+
+    class Meta:
+        model = CsmPulse
+        fields = ["id", "account", "account_external_id", "color", "reason_codes", "note", "author", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def get_author(self, obj: CsmPulse) -> str | None:
+        user = obj.author
+        return (user.get_full_name() or user.email) if user is not None else None
+
+
+class ScorecardVersionSerializer(serializers.ModelSerializer):
+    created_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScorecardVersion
+        fields = ["id", "number", "note", "created_at", "created_by"]
+        read_only_fields = fields
+
+    def get_created_by(self, obj: ScorecardVersion) -> str | None:
+        user = obj.created_by
+        return (user.get_full_name() or user.email) if user is not None else None
+
+
+class ScorecardVersionDetailSerializer(ScorecardVersionSerializer):
+    class Meta(ScorecardVersionSerializer.Meta):
+        fields = [*ScorecardVersionSerializer.Meta.fields, "definition"]
+        read_only_fields = fields
+
+
+class ScorecardSerializer(OrgScopedSerializer):
+    """A scorecard with its current definition and every version. ``definition`` (write) saves a new
+    version when it differs from the current one; ``note`` says what changed."""
+
+    current_version = ScorecardVersionDetailSerializer(read_only=True)
+    versions = ScorecardVersionSerializer(many=True, read_only=True)
+    definition = serializers.JSONField(write_only=True, required=False)
+    note = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=300)
+
+    class Meta:
+        model = Scorecard
+        fields = [
+            "id", "name", "description", "segment", "position", "is_default", "is_active", "current_version",
+            "versions", "definition", "note", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["is_default", "created_at", "updated_at"]
+
+    def validate_definition(self, value: Any) -> Any:
+        from ..scoring import validate_definition
+
+        problems = validate_definition(value)
+        if problems:
+            # Reported under ``definition.<path>`` (``definition.components.2.weight``) by the error handler.
+            errors: dict[str, list[str]] = {}
+            for path, message in problems:
+                errors.setdefault(path, []).append(message)
+            if set(errors) == {"definition"}:
+                raise serializers.ValidationError(errors["definition"])
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is None and "definition" not in attrs:
+            raise serializers.ValidationError({"definition": ["A new scorecard needs a definition (its components)."]})
+        if self.instance is not None and self.instance.is_default and attrs.get("segment") is not None:
+            raise serializers.ValidationError({"segment": ["The default scorecard applies to every account."]})
+        if self.instance is not None and self.instance.is_default and attrs.get("is_active") is False:
+            raise serializers.ValidationError({"is_active": ["The default scorecard cannot be deactivated."]})
+        return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> Scorecard:
+        from ..services import save_scorecard_version
+
+        definition = validated_data.pop("definition")
+        note = validated_data.pop("note", "") or "Created"
+        scorecard = super().create(validated_data)
+        save_scorecard_version(scorecard, definition, user=self.context["actor"].user, note=note)
+        return scorecard
+
+    def update(self, instance: Scorecard, validated_data: dict[str, Any]) -> Scorecard:
+        from ..services import save_scorecard_version
+
+        definition = validated_data.pop("definition", None)
+        note = validated_data.pop("note", "")
+        scorecard = super().update(instance, validated_data)
+        current = scorecard.current_version.definition if scorecard.current_version_id else None
+        if definition is not None and definition != current:
+            save_scorecard_version(scorecard, definition, user=self.context["actor"].user, note=note)
+        return scorecard
+
+
+class PreviewRequestSerializer(serializers.Serializer):
+    definition = serializers.JSONField()

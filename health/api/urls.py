@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from . import views
@@ -8,5 +9,13 @@ router.include_root_view = False
 router.register("usage-metrics", views.UsageMetricViewSet, basename="usage-metric")
 router.register("tickets", views.TicketViewSet, basename="ticket")
 router.register("invoices", views.InvoiceViewSet, basename="invoice")
+router.register("health-scores", views.HealthScoreViewSet, basename="health-score")
+router.register("health-overrides", views.HealthOverrideViewSet, basename="health-override")
+router.register("csm-pulses", views.CsmPulseViewSet, basename="csm-pulse")
+router.register("scorecards", views.ScorecardViewSet, basename="scorecard")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("accounts/<int:pk>/health/", views.AccountHealthView.as_view(), name="account-health"),
+    path("metrics/portfolio/", views.PortfolioMetricsView.as_view(), name="metrics-portfolio"),
+    *router.urls,
+]
