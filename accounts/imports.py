@@ -1283,6 +1283,12 @@ def import_csv(
             importer.write(_rows(handle, width, None), progress)
             if dry_run:
                 transaction.set_rollback(True)
+    if not dry_run:
+        # Every kind feeds a health signal (seats, touches, usage, tickets, invoices, contacts, stages), and
+        # bulk writes send no model signals: one recorded bulk recompute of the organization, after commit.
+        from health.triggers import schedule_org_recompute
+
+        schedule_org_recompute(organization.pk, reason=f"import:{kind}")
     return result
 
 

@@ -623,6 +623,11 @@ def recompute_health(
         if WebhookEndpoint.objects.for_org(org).filter(is_active=True).exists():
             for data in changes:
                 emit(org.pk, EventType.HEALTH_COLOR_CHANGED, data)
+    if as_of < _local_today(org):
+        # A past day's snapshots changed: the Portfolio's cached trend days must be counted again.
+        from .portfolio import invalidate_trend
+
+        invalidate_trend(org)
     result.seconds = clock.perf_counter() - started
     return result
 

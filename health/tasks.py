@@ -76,7 +76,14 @@ def recompute_health_task(
     organization_id: int, account_ids: list[int] | None = None, *, job: JobRecorder | None = None
 ) -> dict[str, int]:
     """Recompute the health of every account of the organization (or ``account_ids``): the bulk path."""
-    return recompute_health(organization_id, account_ids, job=job).counts()
+    counts = recompute_health(organization_id, account_ids, job=job).counts()
+    # Count the Portfolio's past trend days now (cached per day), so the first leader who opens the page
+    # after a deploy or a cache flush does not pay for aggregating 90 days of snapshots.
+    if account_ids is None:
+        from .portfolio import color_trend
+
+        color_trend(Organization.objects.get(pk=organization_id))
+    return counts
 
 
 @org_task()

@@ -87,6 +87,20 @@ def schedule_recompute(
     transaction.on_commit(on_commit)
 
 
+def schedule_org_recompute(organization_id: int, *, reason: str) -> None:
+    """A recorded bulk recompute of the whole organization once the current transaction commits (after a
+    bulk write that sends no model signals, such as a CSV import). Nothing for a rolled-back change."""
+    from cs_platform.jobs import create_job
+
+    def on_commit() -> None:
+        from .tasks import recompute_health_task
+
+        job = create_job(organization_id=organization_id, kind="recompute_health", params={"trigger": reason})
+        recompute_health_task.delay(organization_id, job_id=job.pk)
+
+    transaction.on_commit(on_commit)
+
+
 def take_pending(organization_id: int) -> list[int]:
     """The organization's pending account ids, removed from the set (Redis); ``[]`` without Redis."""
     client = _redis()

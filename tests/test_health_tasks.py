@@ -168,3 +168,28 @@ def test_usage_rollup_schedules_a_recompute_of_touched_accounts(
         rollup_usage_task.delay(org.pk)
     assert HealthScore.objects.for_org(org).filter(account=used).exists()
     assert not HealthScore.objects.for_org(org).filter(account=idle).exists()
+
+
+def test_a_csv_import_recomputes_the_organization_after_commit(
+    org, eager, tmp_path, django_capture_on_commit_callbacks
+):
+    from accounts.imports import import_csv
+
+    account = AccountFactory(organization=org, external_id="ACME-1")
+    path = tmp_path / "tickets.csv"
+    path.write_text(
+        "external_id,account_external_id,opened_at,priority,status,resolved_at\n"
+        "T-1,ACME-1,2026-11-01T10:00:00Z,P3,solved,2026-11-02T10:00:00Z\n"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert import_csv(org, "tickets", path, dry_run=True).ok
+    assert not HealthScore.objects.for_org(org).exists()  # a dry run writes nothing, schedules nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        assert import_csv(org, "tickets", path).ok
+    job = JobRun.objects.for_org(org).get(kind="recompute_health")
+    assert job.params == {"trigger": "import:tickets"} and job.status == JobStatus.SUCCEEDED
+    score = HealthScore.objects.for_org(org).get(account=account)
+    support = next(
+        c for c in HealthSnapshot.objects.for_org(org).get(account=account).components if c["key"] == "support"
+    )
+    assert score.score is not None and support["score"] is not None
