@@ -1,4 +1,4 @@
-"""Filtersets of the playbooks app (webhook endpoints and their deliveries)."""
+"""Filtersets of the playbooks app (webhook endpoints and their deliveries, segments)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 
 from accounts.filtersets import OrgFilterSet, json_list_contains
 
-from .models import DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
+from .models import DeliveryStatus, EventType, Segment, WebhookDelivery, WebhookEndpoint
 
 
 class WebhookEndpointFilterSet(OrgFilterSet):
@@ -28,4 +28,12 @@ class WebhookDeliveryFilterSet(OrgFilterSet):
 
     class Meta:
         model = WebhookDelivery
+        fields: list[str] = []
+
+
+class SegmentFilterSet(OrgFilterSet):
+    name = filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Segment
         fields: list[str] = []

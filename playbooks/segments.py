@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
-__all__ = ["FIELDS", "OPERATORS", "SegmentRuleError", "compile_rules", "validate_rules"]
+__all__ = ["FIELDS", "OPERATORS", "SegmentRuleError", "compile_rules", "segment_size", "validate_rules"]
 
 #: field name → (ORM path, kind). ``custom_fields.<name>`` is accepted too (kind ``text``).
 FIELDS: dict[str, tuple[str, str]] = {
@@ -169,3 +169,13 @@ def compile_rules(rules: dict[str, Any] | None) -> Q:
     if not rules:
         return Q()
     return _compile({rules.get("match", "all"): rules.get("conditions", [])})
+
+
+def segment_size(organization: Any, rules: dict[str, Any] | None) -> dict[str, Any]:
+    """How many accounts of the organization match ``rules`` now, and their current ARR (one query)."""
+    from django.db.models import Count, Sum
+
+    from accounts.models import Account
+
+    totals = Account.objects.for_org(organization).filter(compile_rules(rules)).aggregate(n=Count("id"), arr=Sum("arr"))
+    return {"accounts": totals["n"], "arr": totals["arr"] or Decimal("0")}

@@ -8,7 +8,7 @@ import pytest
 
 from accounts.models import WriteKey
 from cs_platform.jobs import create_job
-from playbooks.models import WebhookEndpoint
+from playbooks.models import Segment, WebhookEndpoint
 from playbooks.services import generate_secret
 from renewals.models import ChurnReason
 
@@ -88,6 +88,10 @@ CASES = [
     IsolationCase("webhooks", make=lambda o: WebhookEndpoint.all_orgs.create(organization=o, url="https://example.com/h",
                   event_types=["account.created"], secret=generate_secret()),
                   payload=lambda o: {"url": "https://example.com/hook", "event_types": ["account.created"]}),
+    IsolationCase("segments", make=lambda o: Segment.all_orgs.create(organization=o, name="Enterprise EMEA"),
+                  payload=lambda o: {"name": "Big", "rules": {"match": "all", "conditions": [
+                      {"field": "arr", "op": "gte", "value": "100000"}]}},
+                  patch={"description": "changed"}),
     IsolationCase("users", make=lambda o: MembershipFactory(organization=o),
                   payload=lambda o: {"email": "new.member@example.com", "role": "csm"},
                   foreign={"team": lambda o: TeamFactory(organization=o).pk}, patch={"role": "viewer"}),

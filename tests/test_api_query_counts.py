@@ -15,6 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.services import Actor
+from playbooks.models import Segment
 from renewals.models import ChurnReason
 
 from .factories import (
@@ -124,6 +125,9 @@ SCENARIOS = {
     "invoices:list": ("/api/v1/invoices/", {"paid": "false", "ordering": "-amount"},
                       lambda o, n, u: InvoiceFactory.create_batch(n, account__organization=o)),
     "webhooks:list": ("/api/v1/webhooks/", {"is_active": "true"}, build_webhooks),
+    "segments:list": ("/api/v1/segments/", {"ordering": "name"},
+                      lambda o, n, u: Segment.all_orgs.bulk_create(
+                          Segment(organization=o, name=f"S{n}-{i}", rules={}) for i in range(n))),
     "write-keys:list": ("/api/v1/write-keys/", {"ordering": "-created_at"}, build_write_keys),
     "renewals:list": ("/api/v1/renewals/", {"owner": "me", "due_after": "2020-01-01", "ordering": "-current_arr"},
                       build_renewals),

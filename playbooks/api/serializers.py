@@ -1,4 +1,4 @@
-"""Serializers of the webhooks API. The secret is shown to admins only; others see it masked."""
+"""Serializers of the webhooks API (the secret is shown to admins only; others see it masked) and of segments."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from rest_framework import serializers
 from accounts.choices import Role
 from cs_platform.api.serializers import OrgScopedSerializer
 
-from ..models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ..models import Segment, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ..segments import validate_rules
 from ..services import SUBSCRIBABLE, validate_event_types, validate_webhook_url
 
 MASK = "whsec_••••••••"
@@ -61,3 +62,47 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
             "last_status_code", "last_error", "response_excerpt", "created_at", "updated_at", "attempt_log",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class SegmentSerializer(OrgScopedSerializer):
+    """A segment and its rules (see ``playbooks.segments``); invalid rules are a 400 naming every problem by
+    its path (``rules.conditions.1.value``)."""
+
+    class Meta:
+        model = Segment
+        fields = ["id", "name", "description", "rules", "position", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def validate_name(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("This field may not be blank.")
+        taken = Segment.objects.for_org(self.organization).filter(name=value)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("A segment with this name already exists.")
+        return value
+
+    def validate_rules(self, value: Any) -> Any:
+        return clean_rules(value)
+
+
+def clean_rules(value: Any) -> Any:
+    """The rules unchanged when valid, else a ValidationError listing every problem with its path."""
+    problems = validate_rules(value)
+    if problems:
+        raise serializers.ValidationError([f"{path}: {message}" for path, message in problems])
+    return value or {}
+
+
+class SegmentPreviewSerializer(serializers.Serializer):
+    rules = serializers.JSONField(help_text="A rule set, as in a segment's `rules`.")
+
+    def validate_rules(self, value: Any) -> Any:
+        return clean_rules(value)
+
+
+class SegmentSizeSerializer(serializers.Serializer):
+    accounts = serializers.IntegerField(help_text="Accounts matching the rules now (churned ones included)")
+    arr = serializers.DecimalField(max_digits=16, decimal_places=2, help_text="Σ current ARR of those accounts")

@@ -1,4 +1,5 @@
-"""``/api/v1/webhooks/``: endpoints (admin-only writes), their delivery log, and a test send."""
+"""``/api/v1/webhooks/``: endpoints (admin-only writes), their delivery log, and a test send; and
+``/api/v1/segments/``."""
 
 from __future__ import annotations
 
@@ -16,10 +17,17 @@ from rest_framework.response import Response
 from accounts.choices import Role
 from cs_platform.api.viewsets import OrgScopedViewSet
 
-from ..filtersets import WebhookDeliveryFilterSet, WebhookEndpointFilterSet
-from ..models import DeliveryStatus, EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ..filtersets import SegmentFilterSet, WebhookDeliveryFilterSet, WebhookEndpointFilterSet
+from ..models import DeliveryStatus, EventType, Segment, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ..segments import segment_size
 from ..services import generate_secret, send_test
-from .serializers import WebhookDeliverySerializer, WebhookEndpointSerializer
+from .serializers import (
+    SegmentPreviewSerializer,
+    SegmentSerializer,
+    SegmentSizeSerializer,
+    WebhookDeliverySerializer,
+    WebhookEndpointSerializer,
+)
 
 
 class WebhookEndpointViewSet(OrgScopedViewSet):
@@ -73,3 +81,33 @@ class WebhookEndpointViewSet(OrgScopedViewSet):
         endpoint = self.get_object()  # admins only: POST needs a write role, and the object check runs
         delivery = send_test(endpoint, user=self.actor.user)
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SegmentViewSet(OrgScopedViewSet):
+    """``/api/v1/segments/``: named rule sets over accounts (spec §5). Every member reads; admins write.
+    A segment a scorecard is bound to cannot be deleted (``409``)."""
+
+    queryset = Segment.all_orgs.all()
+    serializer_class = SegmentSerializer
+    filterset_class = SegmentFilterSet
+    ordering_fields: ClassVar[list[str]] = ["position", "name", "created_at"]
+    ordering: ClassVar[list[str]] = ["position", "name"]
+    write_roles = frozenset({Role.ADMIN})
+
+    @extend_schema(summary="Accounts matching the segment now", responses=SegmentSizeSerializer)
+    @action(detail=True, methods=["get"])
+    def size(self, request: Request, pk: str | None = None) -> Response:
+        segment = self.get_object()
+        return Response(SegmentSizeSerializer(segment_size(self.actor.organization, segment.rules)).data)
+
+    @extend_schema(
+        summary="Size of a rule set before saving it",
+        request=SegmentPreviewSerializer,
+        responses=SegmentSizeSerializer,
+    )
+    @action(detail=False, methods=["post"])
+    def preview(self, request: Request) -> Response:
+        # Writes nothing, but it is the editor's tool: a POST, so admins only like the other writes.
+        body = SegmentPreviewSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(SegmentSizeSerializer(segment_size(self.actor.organization, body.validated_data["rules"])).data)

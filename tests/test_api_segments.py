@@ -1,0 +1,81 @@
+"""``/api/v1/segments/``: rules validated with every problem named, live size, admin-only writes, and a
+segment bound to a scorecard cannot be deleted."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import Account
+from health.models import Scorecard
+from playbooks.models import Segment
+
+from .factories import AccountFactory
+
+pytestmark = pytest.mark.django_db
+
+BIG = {"match": "all", "conditions": [{"field": "arr", "op": "gte", "value": "100000"}]}
+
+
+def with_arr(org, arr: str, **kwargs) -> Account:
+    account = AccountFactory(organization=org, **kwargs)
+    Account.all_orgs.filter(pk=account.pk).update(arr=Decimal(arr))
+    return account
+
+
+def test_new_organizations_get_the_three_touch_segments(api, org):
+    names = [row["name"] for row in api(org, "viewer").get("/api/v1/segments/").json()["results"]]
+    assert names == ["High touch", "Low touch", "Tech touch"]
+
+
+def test_admin_creates_a_segment_and_reads_its_size(api, org, other_org):
+    with_arr(org, "150000.00")
+    with_arr(org, "250000.50", tags=["emea"])
+    with_arr(org, "99999.99")
+    with_arr(other_org, "900000.00")  # never counted
+    client = api(org, "admin")
+    made = client.post("/api/v1/segments/", {"name": "Big", "rules": BIG}, format="json")
+    assert made.status_code == 201, made.content
+    size = client.get(f"/api/v1/segments/{made.json()['id']}/size/").json()
+    assert size == {"accounts": 2, "arr": "400000.50"}
+    tagged = {"match": "all", "conditions": [*BIG["conditions"], {"field": "tags", "op": "contains", "value": "emea"}]}
+    preview = client.post("/api/v1/segments/preview/", {"rules": tagged}, format="json")
+    assert preview.status_code == 200 and preview.json() == {"accounts": 1, "arr": "250000.50"}
+
+
+def test_invalid_rules_name_every_problem_and_save_nothing(api, org):
+    rules = {
+        "match": "both",
+        "conditions": [{"field": "colour", "op": "eq", "value": "red"}, {"field": "arr", "op": "gte", "value": "lots"}],
+    }
+    response = api(org, "admin").post("/api/v1/segments/", {"name": "Broken", "rules": rules}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"]["rules"] == [
+        "rules.match: must be 'all' or 'any'",
+        "rules.conditions.0.field: unknown field 'colour'",
+        "rules.conditions.1.value: 'lots' is not a number",
+    ]
+    assert not Segment.objects.for_org(org).filter(name="Broken").exists()
+    duplicate = api(org, "admin").post("/api/v1/segments/", {"name": "High touch", "rules": {}}, format="json")
+    assert duplicate.status_code == 400 and "name" in duplicate.json()["errors"]
+
+
+@pytest.mark.parametrize("role", ["leader", "csm", "viewer"])
+def test_only_admins_write_segments(api, org, role):
+    segment = Segment.objects.for_org(org).get(name="Tech touch")
+    client = api(org, role)
+    assert client.post("/api/v1/segments/", {"name": "Mine", "rules": {}}, format="json").status_code == 403
+    assert client.patch(f"/api/v1/segments/{segment.pk}/", {"name": "x"}, format="json").status_code == 403
+    assert client.delete(f"/api/v1/segments/{segment.pk}/").status_code == 403
+    assert Segment.objects.for_org(org).filter(name="Tech touch").exists()
+
+
+def test_a_segment_bound_to_a_scorecard_cannot_be_deleted(api, org):
+    segment = Segment.objects.for_org(org).get(name="Tech touch")
+    Scorecard.all_orgs.create(organization=org, name="Tech", segment=segment, position=1)
+    response = api(org, "admin").delete(f"/api/v1/segments/{segment.pk}/")
+    assert response.status_code == 409
+    assert Segment.objects.for_org(org).filter(pk=segment.pk).exists()
+    free = Segment.objects.for_org(org).get(name="Low touch")
+    assert api(org, "admin").delete(f"/api/v1/segments/{free.pk}/").status_code == 204
