@@ -114,6 +114,15 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _category_order(signal: str, point: dict[str, str]) -> tuple:
+    """Known labels in their natural order (``both, one, none, departed``), others by points, best first."""
+    known = SIGNAL_CATEGORIES.get(signal, [])
+    if point["label"] in known:
+        return (0, known.index(point["label"]), 0.0, "")
+    value = _number(point["points"])
+    return (1, 0, -float(value) if isinstance(value, int | float) else 0.0, point["label"])
+
+
 def state_from_definition(definition: Mapping[str, Any], stable_keys: set[str] | None = None) -> EditorState:
     """The editor rows of a (valid or not) definition; ``stable_keys`` are the keys of the saved version."""
     stable_keys = stable_keys or set()
@@ -144,6 +153,7 @@ def state_from_definition(definition: Mapping[str, Any], stable_keys: set[str] |
             if isinstance(raw_points, dict)
             else []
         )
+        points.sort(key=lambda p: _category_order(signal, p))  # jsonb does not keep key order
         penalty = c.get("penalty") if isinstance(c.get("penalty"), dict) else {}
         key = _text(c.get("key"))
         state.components.append(

@@ -439,7 +439,7 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
             status = 400
         elif request.POST.get("action") == "preview":
             preview = preview_scorecard(org, card, definition)
-        else:
+        elif request.POST.get("action") == "save":
             data = form.cleaned_data
             changed = current is None or current.definition != definition
             if Scorecard.objects.filter(name=data["name"]).exclude(pk=card.pk).exists():

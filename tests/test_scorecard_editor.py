@@ -345,8 +345,9 @@ class TestQueries:
         for _ in range(3):
             fields = parse(client.post(editor, {**fields, "action": "add-component"})).fields
         for i in (8, 9, 10):
-            fields.update({f"components-{i}-name": f"Metric {i}", f"components-{i}-signal": "usage",
-                           f"components-{i}-metric": f"m{i}", f"components-{i}-x0": "0", f"components-{i}-x100": "9"})  # fmt: skip
+            prefix = f"components-{i}-"
+            fields.update({prefix + "name": f"Metric {i}", prefix + "signal": "usage", prefix + "metric": f"m{i}",
+                           prefix + "x0": "0", prefix + "x100": "9"})  # fmt: skip
         assert client.post(editor, {**fields, "note": "More", "action": "save"}).status_code == 302
         for n in range(20):
             account = AccountFactory(organization=org)
