@@ -86,6 +86,8 @@ class ComponentRow:
     errors: dict[str, list[str]] = field(default_factory=dict)
     share: float | None = None  # effective weight, % (all components with data)
     summary: str = ""  # the function in words ("linear: 0.1 → 0, 0.6 → 100")
+    group_known: bool = True  # False: the group is not in the groups table (kept as an option, flagged)
+    signal_known: bool = True
 
 
 @dataclass
@@ -411,6 +413,9 @@ def effective_weights(state: EditorState) -> None:
         return float(value) if isinstance(value, int | float) and value >= 0 else None
 
     group_weight = {g.key: weight(g.weight) or 0.0 for g in state.groups if g.key}
+    for c in state.components:
+        c.group_known = not c.group or c.group in group_weight
+        c.signal_known = c.signal in SIGNAL_LABELS or c.signal == USAGE
     members: dict[str, float] = {}
     top = 0.0
     for c in state.components:

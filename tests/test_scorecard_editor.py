@@ -295,6 +295,20 @@ class TestErrors:
         assert parsed.errors["components-2-high"] == ["must be at least low"]  # mapped onto the table too
         assert "components.2.function.high: must be at least low" in parsed.errors["definition"]
         assert ScorecardVersion.all_orgs.filter(organization=org).count() == 1
+        # An unknown group or signal typed in the JSON stays selected in the table, with its error.
+        bad = copy.deepcopy(DEFAULT_SCORECARD)
+        bad["components"][0].update({"group": "ghost", "signal": "mood"})
+        response = client.post(editor, {**fields, "editor": "json", "definition": json.dumps(bad), "action": "preview"})
+        parsed = parse(response)
+        assert (parsed.fields["components-0-group"], parsed.fields["components-0-signal"]) == ("ghost", "mood")
+        assert parsed.errors["components-0-group"] == ["unknown group 'ghost'"]
+        assert parsed.errors["components-0-signal"][0].startswith("unknown signal 'mood'")
+        # A row button while the JSON box is ticked saves nothing.
+        good = json.dumps(DEFAULT_SCORECARD | {"components": DEFAULT_SCORECARD["components"][:2]})
+        kept = client.post(
+            editor, {**fields, "editor": "json", "definition": good, "note": "x", "action": "add-band-6"}
+        )
+        assert kept.status_code == 200 and ScorecardVersion.all_orgs.filter(organization=org).count() == 1
 
 
 class TestAccess:
