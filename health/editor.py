@@ -11,7 +11,6 @@ the row and field it belongs to. So the structured editor and the JSON view feed
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,13 +19,11 @@ from typing import Any
 
 from django.db import connection
 
-from .defaults import BUILTIN_SIGNALS
-from .scoring import CATEGORICAL_SIGNALS
-
 __all__ = [
     "FUNCTION_LABELS",
     "SIGNAL_LABELS",
     "EditorState",
+    "apply_row_action",
     "attach_errors",
     "definition_from_state",
     "effective_weights",
@@ -46,7 +43,6 @@ SIGNAL_LABELS: dict[str, str] = {
     "financial": "Financial (max days overdue)",
     "csm_pulse": "CSM pulse (latest colour)",
 }
-assert set(SIGNAL_LABELS) == set(BUILTIN_SIGNALS)
 USAGE = "usage"  # the select value standing for "usage metric…" (the metric name goes in its own input)
 
 FUNCTION_LABELS: dict[str, str] = {
@@ -460,11 +456,3 @@ def known_usage_metrics(organization_id: int) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [organization_id, organization_id])
         return [row[0] for row in cursor.fetchall()]
-
-
-def copy_definition(definition: Mapping[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(dict(definition))
-
-
-def is_categorical_signal(signal: str) -> bool:
-    return signal in CATEGORICAL_SIGNALS

@@ -362,9 +362,10 @@ def admin_scorecards(request: HttpRequest) -> HttpResponse:
 
 
 def _editor_definition(request: HttpRequest, state, stable: set[str]) -> tuple:
-    """The editor rows and the definition a POST describes, its problems, whether the JSON view was used and whether the
-    action only added/removed a row. The JSON view is used when its box is ticked (``editor=json``), or
-    when a client posts only ``definition`` (no structured rows), as API-like scripts and old forms do."""
+    """The editor rows and the definition a POST describes, its problems, whether the JSON view was used
+    and whether the action only added or removed a row. The JSON view is used when its box is ticked
+    (``editor=json``), or when a client posts only ``definition`` (no structured rows), as scripts and
+    the former JSON-only form do."""
     from .editor import apply_row_action, definition_from_state, state_from_definition, state_from_post
     from .forms import parse_definition_json
     from .scoring import validate_definition

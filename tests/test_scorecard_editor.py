@@ -350,6 +350,13 @@ class TestAccess:
         assert duplicate.status_code == 400
 
 
+def test_every_builtin_signal_has_a_label():
+    from health.defaults import BUILTIN_SIGNALS
+    from health.editor import SIGNAL_LABELS
+
+    assert list(SIGNAL_LABELS) == list(BUILTIN_SIGNALS)
+
+
 class TestQueries:
     def test_editor_page_query_count_is_constant(self, client, org, editor, django_assert_num_queries):
         with django_assert_num_queries(EDITOR_QUERIES):
