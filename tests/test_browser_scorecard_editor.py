@@ -80,5 +80,12 @@ def test_edit_weight_preview_and_save(org, admin, promoter, live_server, browser
     card.refresh_from_db()
     assert card.current_version.number == 2
     assert card.current_version.definition["components"][3]["weight"] == 0
+    # Keyboard: Enter in any field previews (never saves).
+    page.get_by_label("Weight of Adoption").fill("30")
+    page.get_by_label("Weight of Adoption").press("Enter")
+    sync_api.expect(page.get_by_test_id("preview")).to_be_visible()
+    sync_api.expect(page.get_by_label("Weight of Adoption")).to_have_value("30")
+    card.refresh_from_db()
+    assert card.current_version.number == 2
     assert not [url for url in requests if not url.startswith(live_server.url)]  # no CDN
     assert any(url.endswith("/static/js/scorecard_editor.js") for url in requests)
