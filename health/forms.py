@@ -72,7 +72,10 @@ class PulseForm(forms.Form):
 
 
 class ScorecardForm(forms.Form):
-    """Edit a scorecard: name, binding, order, and the definition as JSON (validated per JSON path)."""
+    """A scorecard's settings (name, binding, order, active) and the note of a new version. The definition
+    itself comes from the structured editor (``health.editor``) or, in the advanced view, from the
+    ``definition`` JSON textarea (parsed by :func:`parse_definition_json`); both are checked by
+    ``health.scoring.validate_definition``."""
 
     name = forms.CharField(max_length=120)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -85,11 +88,15 @@ class ScorecardForm(forms.Form):
     position = forms.IntegerField(min_value=0, initial=100, help_text="Bindings are tried in this order.")
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
     definition = forms.CharField(
+        required=False,
         widget=forms.Textarea(attrs={"class": "def-json", "spellcheck": "false"}),
-        help_text="Groups and components as JSON; see the table above for the current one.",
+        help_text="Groups and components as JSON (advanced).",
     )
     note = forms.CharField(
-        max_length=300, required=False, label="What changed", help_text="Stored with the new version."
+        max_length=300,
+        required=False,
+        label="What changed",
+        help_text="Required to save a changed definition; stored with the new version.",
     )
 
     def __init__(self, *args, organization=None, is_default: bool = False, **kwargs):
@@ -102,17 +109,25 @@ class ScorecardForm(forms.Form):
             self.fields["segment"].disabled = True
             self.fields["is_active"].disabled = True
 
-    def clean_definition(self):
-        import json
 
-        from .scoring import validate_definition
+class NewScorecardForm(ScorecardForm):
+    """Create a scorecard: its settings only; the definition starts as a copy of the default's."""
 
-        raw = self.cleaned_data["definition"]
-        try:
-            definition = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
-        problems = validate_definition(definition)
-        if problems:
-            raise forms.ValidationError([f"{path}: {message}" for path, message in problems])
-        return definition
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["definition"]
+        del self.fields["note"]
+
+
+def parse_definition_json(raw: str) -> tuple[object | None, list[tuple[str, str]]]:
+    """The definition typed in the JSON view and its problems as ``(path, message)`` (parse errors under
+    the path ``definition``)."""
+    import json
+
+    from .scoring import validate_definition
+
+    try:
+        definition = json.loads(raw or "")
+    except json.JSONDecodeError as exc:
+        return None, [("definition", f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")]
+    return definition, validate_definition(definition)

@@ -314,52 +314,46 @@ def _function_summary(function: dict) -> str:
     return str(kind)
 
 
-def _component_rows(definition: dict) -> list[dict]:
-    components = [c for c in (definition or {}).get("components", []) if isinstance(c, dict)]
-    groups = {g.get("key"): g for g in (definition or {}).get("groups", []) if isinstance(g, dict)}
-    total = sum(float(c.get("weight") or 0) for c in components) or 1.0
-    rows = []
-    for c in components:
-        rows.append({
-            "key": c.get("key"), "name": c.get("name"), "signal": c.get("signal"),
-            "group": (groups.get(c.get("group")) or {}).get("name") or c.get("group") or "",
-            "weight": c.get("weight"), "share": float(c.get("weight") or 0) / total * 100,
-            "function": _function_summary(c.get("function") or {}),
-            "penalty": c.get("penalty"),
-        })  # fmt: skip
-    return rows
+def _start_definition() -> tuple[dict, str]:
+    """What a new scorecard starts from: a copy of the default scorecard's current definition."""
+    import copy
+
+    from .defaults import DEFAULT_SCORECARD
+
+    default = Scorecard.objects.filter(is_default=True).select_related("current_version").first()
+    if default and default.current_version_id:
+        return copy.deepcopy(default.current_version.definition), f"{default.name} v{default.current_version.number}"
+    return copy.deepcopy(DEFAULT_SCORECARD), "the spec's default"
 
 
 @admin_page
 @require_http_methods(["GET", "POST"])
 def admin_scorecards(request: HttpRequest) -> HttpResponse:
-    """Scorecards in binding order (segment, position, version) and a form to add one (starting from the
-    default scorecard's definition)."""
-    import json
-
-    from .defaults import DEFAULT_SCORECARD
-    from .forms import ScorecardForm
+    """Scorecards in binding order (segment, position, version) and a form to add one: its settings only,
+    the definition starts as a copy of the default scorecard's (then edited in the scorecard editor)."""
+    from .forms import NewScorecardForm
     from .services import save_scorecard_version
 
     org = request.organization
-    default = Scorecard.objects.filter(is_default=True).select_related("current_version").first()
-    start = default.current_version.definition if default and default.current_version_id else DEFAULT_SCORECARD
-    form = ScorecardForm(organization=org, initial={"definition": json.dumps(start, indent=2), "position": 100})
+    form = NewScorecardForm(organization=org, initial={"position": 100})
     status = 200
     if request.method == "POST":
-        form = ScorecardForm(request.POST, organization=org)
+        form = NewScorecardForm(request.POST, organization=org)
         if form.is_valid():
             data = form.cleaned_data
             if Scorecard.objects.filter(name=data["name"]).exists():
                 form.add_error("name", "A scorecard of this organization already has this name.")
             else:
+                start, source = _start_definition()
                 with transaction.atomic():
                     card = Scorecard.objects.create(
                         organization=org, name=data["name"], description=data["description"],
                         segment=data["segment"], position=data["position"], is_active=data["is_active"],
                     )  # fmt: skip
-                    save_scorecard_version(card, data["definition"], user=request.user, note=data["note"] or "Created")
-                messages.success(request, f"Scorecard “{card.name}” created (version 1).")
+                    save_scorecard_version(card, start, user=request.user, note=f"Created as a copy of {source}")
+                messages.success(
+                    request, f"Scorecard “{card.name}” created (version 1, a copy of {source}). Edit it below."
+                )
                 return redirect("admin-scorecard", org_slug=org.slug, scorecard_id=card.pk)
         status = 400
     cards = Scorecard.objects.select_related("segment", "current_version").annotate(n_versions=Count("versions"))
@@ -367,41 +361,93 @@ def admin_scorecards(request: HttpRequest) -> HttpResponse:
                   {"cards": cards, "form": form, "admin_tab": "scorecards"}, status=status)  # fmt: skip
 
 
+def _editor_definition(request: HttpRequest, state, stable: set[str]) -> tuple:
+    """The editor rows and the definition a POST describes, its problems, whether the JSON view was used
+    and whether the action only added or removed a row. The JSON view is used when its box is ticked
+    (``editor=json``), or when a client posts only ``definition`` (no structured rows), as scripts and
+    the former JSON-only form do."""
+    from .editor import apply_row_action, definition_from_state, state_from_definition, state_from_post
+    from .forms import parse_definition_json
+    from .scoring import validate_definition
+
+    post = request.POST
+    use_json = post.get("editor") == "json" or ("components-TOTAL" not in post and "definition" in post)
+    if use_json:
+        definition, errors = parse_definition_json(post.get("definition", ""))
+        if isinstance(definition, dict):
+            state = state_from_definition(definition, stable)
+        return state, definition, errors, True, False
+    state = state_from_post(post, stable)
+    row_action = apply_row_action(state, post.get("action", ""))
+    definition = definition_from_state(state)
+    return state, definition, ([] if row_action else validate_definition(definition)), False, row_action
+
+
 @admin_page
 @require_http_methods(["GET", "POST"])
 def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
-    """Edit one scorecard. ``action=preview`` scores today's accounts bound to it with the edited
-    definition and shows how many accounts and how much ARR would change colour (nothing saved);
-    ``action=save`` stores the settings and, when the definition changed, a new version with the note.
-    ``?version=N`` loads an older version's definition into the editor (to restore it, save it)."""
+    """Edit one scorecard with the structured editor (components, groups, functions; ``health.editor``)
+    or the JSON view. ``action=preview`` scores today's accounts bound to it with the edited definition
+    and shows how many accounts and how much ARR would change colour (nothing saved); ``action=save``
+    stores the settings and, when the definition changed, a new version with the (required) note;
+    ``add-…``/``remove-…`` actions add or remove a row and show the form again. ``?version=N`` loads an
+    older version's definition into the editor (to restore it, save it). Nothing is saved while any
+    field is invalid; every problem is shown next to its field."""
     import json
 
+    from .editor import (
+        FUNCTION_LABELS,
+        SIGNAL_LABELS,
+        attach_errors,
+        effective_weights,
+        known_usage_metrics,
+        state_from_definition,
+    )
     from .forms import ScorecardForm
     from .services import preview_scorecard, save_scorecard_version
 
     org = request.organization
     card = get_object_or_404(Scorecard.objects.select_related("segment", "current_version"), pk=scorecard_id)
     versions = list(ScorecardVersion.objects.filter(scorecard=card).select_related("created_by").order_by("-number"))
-    shown = card.current_version
+    current = next((v for v in versions if v.pk == card.current_version_id), None)
+    shown = current
     if request.GET.get("version", "").isdigit():
         shown = next((v for v in versions if v.number == int(request.GET["version"])), shown)
+    saved_definition = current.definition if current else {}
+    stable = {c.get("key") for c in saved_definition.get("components") or [] if isinstance(c, dict)}
     definition = shown.definition if shown else {"groups": [], "components": []}
     initial = {
-        "name": card.name, "description": card.description, "segment": card.segment, "position": card.position,
+        "name": card.name, "description": card.description, "segment": card.segment_id, "position": card.position,
         "is_active": card.is_active, "definition": json.dumps(definition, indent=2),
     }  # fmt: skip
     form = ScorecardForm(initial=initial, organization=org, is_default=card.is_default)
+    state = state_from_definition(definition, stable)
     preview = None
+    json_view = False
+    json_errors: list[str] = []
     status = 200
     if request.method == "POST":
         form = ScorecardForm(request.POST, initial=initial, organization=org, is_default=card.is_default)
-        if form.is_valid():
+        state, definition, errors, json_view, row_action = _editor_definition(request, state, stable)
+        settings_ok = form.is_valid()
+        if errors:
+            attach_errors(state, errors)
+            json_errors = [f"{path}: {message}" for path, message in errors] if json_view else []
+            status = 400
+        elif row_action:
+            pass  # a row added or removed: the form again, nothing scored or saved
+        elif not settings_ok:
+            status = 400
+        elif request.POST.get("action") == "preview":
+            preview = preview_scorecard(org, card, definition)
+        elif request.POST.get("action") == "save":
             data = form.cleaned_data
-            definition = data["definition"]
-            if request.POST.get("action") == "preview":
-                preview = preview_scorecard(org, card, definition)
-            elif Scorecard.objects.filter(name=data["name"]).exclude(pk=card.pk).exists():
+            changed = current is None or current.definition != definition
+            if Scorecard.objects.filter(name=data["name"]).exclude(pk=card.pk).exists():
                 form.add_error("name", "A scorecard of this organization already has this name.")
+                status = 400
+            elif changed and not data["note"].strip():
+                form.add_error("note", "Say what changed: the note is stored with the new version.")
                 status = 400
             else:
                 with transaction.atomic():
@@ -409,7 +455,6 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
                     if not card.is_default:
                         card.segment, card.is_active = data["segment"], data["is_active"]
                     card.save()
-                    changed = card.current_version is None or card.current_version.definition != definition
                     if changed:
                         version = save_scorecard_version(card, definition, user=request.user, note=data["note"])
                 if changed:
@@ -417,16 +462,29 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
                 else:
                     messages.success(request, "Settings saved; the definition did not change (no new version).")
                 return redirect("admin-scorecard", org_slug=org.slug, scorecard_id=card.pk)
-        else:
-            status = 400
-        if form.is_valid():
-            definition = form.cleaned_data["definition"]
+    effective_weights(state)
+    if isinstance(definition, dict):
+        for row, component in zip(state.components, definition.get("components") or [], strict=False):
+            if isinstance(component, dict) and isinstance(component.get("function"), dict):
+                row.summary = _function_summary(component["function"])
+    if json_view and json_errors:
+        definition_json = request.POST.get("definition", "")
+    else:
+        definition_json = json.dumps(definition, indent=2) if definition is not None else ""
     context = {
         "card": card,
         "form": form,
+        "settings_fields": [form[name] for name in ("name", "description", "segment", "position", "is_active")],
         "versions": versions,
         "shown": shown,
-        "rows": _component_rows(definition if isinstance(definition, dict) else {}),
+        "state": state,
+        "signal_labels": SIGNAL_LABELS,
+        "function_labels": FUNCTION_LABELS,
+        "usage_metrics": known_usage_metrics(org.pk),
+        "definition_json": definition_json,
+        "json_view": json_view,
+        "json_errors": json_errors,
+        "has_errors": status == 400,
         "preview": preview,
         "admin_tab": "scorecards",
     }
