@@ -326,16 +326,18 @@ def _churn_reasons(org: Any, start: dt.date, end: dt.date, fmt: Any) -> dict[str
     }
 
 
-COHORT_PERIODS = 8
+#: Quarters after joining shown on the Renewals page. Terms are mostly annual, so ARR barely moves
+#: inside a year: the columns are the half-year and yearly marks, not every quarter.
+COHORT_COLUMNS = (2, 4, 6, 8, 12)
 
 
 def _cohorts(org: Any, today: dt.date) -> dict[str, Any]:
     """Customer-since quarter cohorts × quarters since: net ARR retained, as a heat map."""
-    table = analytics.cohort_table(org, periods=COHORT_PERIODS, today=today)
+    table = analytics.cohort_table(org, periods=max(COHORT_COLUMNS), today=today)
     rows = []
     for cohort in table["cohorts"]:
         cells = []
-        for k in range(COHORT_PERIODS + 1):
+        for k in COHORT_COLUMNS:
             period = cohort["periods"][k] if k < len(cohort["periods"]) else None
             ratio = _ratio(period["arr_pct"]) if period else None
             cells.append(
@@ -350,7 +352,8 @@ def _cohorts(org: Any, today: dt.date) -> dict[str, Any]:
             {"cohort": cohort["cohort"], "accounts": cohort["accounts"], "start_arr": _dec(cohort["start_arr"]),
              "cells": cells}
         )  # fmt: skip
-    return {"columns": [f"Q+{k}" for k in range(COHORT_PERIODS + 1)], "rows": rows}
+    labels = {2: "6 months", 4: "1 year", 6: "18 months", 8: "2 years", 12: "3 years"}
+    return {"columns": [labels.get(k, f"Q+{k}") for k in COHORT_COLUMNS], "rows": rows}
 
 
 @org_page()

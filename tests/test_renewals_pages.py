@@ -470,3 +470,37 @@ def test_renewal_detail_query_count_does_not_grow_with_lines_or_history(
         )
     detail_queries(client, django_assert_num_queries, small, RENEWAL_DETAIL_QUERIES)
     detail_queries(client, django_assert_num_queries, big, RENEWAL_DETAIL_QUERIES)
+
+
+def test_cohort_table_shows_yearly_marks_where_annual_terms_move_arr(client, org, bob):
+    # Joined 2024-Q1 with 10 × 1,000 a year; renewed at 12 × 1,000 from 2025-01-01; today 2026-11-23.
+    account = build_cohort_account(org, bob)
+    login(client, bob)
+    cohorts = client.get(reverse("renewals", args=[org.slug])).context["cohorts"]
+    assert cohorts["columns"] == ["6 months", "1 year", "18 months", "2 years", "3 years"]
+    row = next(r for r in cohorts["rows"] if r["cohort"] == "2024-Q1")
+    assert row["accounts"] == 1 and account.customer_since.year == 2024
+    # Base = ARR on 2024-03-31 (10,000). 6 months on (2024-09-30): 100 %; 1 year on (2025-03-31): 120 %;
+    # 18 months and 2 years (2025-09-30, 2026-03-31): 120 % (the renewal runs to 2026-12-31); 3 years
+    # (2027-03-31): empty while that day is still to come, then 0 % (nothing renewed after 2026).
+    three_years = None if dt.date.today() < dt.date(2027, 3, 31) else Decimal("0")
+    assert [cell["ratio"] for cell in row["cells"]] == [
+        Decimal("1"), Decimal("1.2"), Decimal("1.2"), Decimal("1.2"), three_years,
+    ]  # fmt: skip
+
+
+def build_cohort_account(org, owner):
+    from accounts.models import ContractLine
+    from tests.factories import AccountFactory
+
+    account = AccountFactory(organization=org, owner=owner, customer_since=dt.date(2024, 1, 15))
+    product = ProductFactory(organization=org)
+    for start, end, qty in (
+        (dt.date(2024, 1, 15), dt.date(2024, 12, 31), 10),
+        (dt.date(2025, 1, 1), dt.date(2026, 12, 31), 12),
+    ):
+        contract = Contract.all_orgs.create(organization=org, account=account, number=f"C-{start.year}",
+                                            start_date=start, end_date=end)  # fmt: skip
+        ContractLine.all_orgs.create(organization=org, contract=contract, product=product, quantity=qty,
+                                     annual_unit_price=Decimal("1000"), discount=0)  # fmt: skip
+    return account
