@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import io
 import random
+import unicodedata
 import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -319,7 +320,7 @@ class _Generator:
                 account=account,
                 external_id=f"{PREFIX}C{index:06d}-{k + 1}",
                 name=f"{first} {last}",
-                email=f"{first}.{last}".lower().replace("'", "") + f"@{account.domain}",
+                email=_mailbox(first, last) + f"@{account.domain}",
                 title=title,
                 roles=roles,
                 seniority=seniority,
@@ -446,6 +447,13 @@ def _analyze() -> None:
         for model in (Account, Contact, Contract, ContractLine, Renewal, RenewalLineChange, Activity, SuccessPlan,
                       Objective):  # fmt: skip
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
+def _mailbox(first: str, last: str) -> str:
+    """``first.last`` in ASCII (``Müller`` → ``muller``): a non-ASCII local part fails Django's email
+    validation, so the contact could not be saved back through the API or re-imported from a CSV."""
+    name = unicodedata.normalize("NFKD", f"{first}.{last}".lower()).encode("ascii", "ignore").decode()
+    return name.replace("'", "").replace(" ", "")
 
 
 def _people(org: Organization, domain: str) -> dict[str, list[int]]:

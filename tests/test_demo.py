@@ -79,3 +79,15 @@ def test_command_prints_login_and_refuses_foreign_org(org):
         call_command("seed_demo", "--org", org.slug, "--accounts", "5", stdout=io.StringIO())
     assert Account.objects.for_org(org).filter(external_id="CRM-1").exists()
     assert Organization.objects.filter(slug="demo").count() == 1
+
+
+def test_contact_emails_are_valid_even_for_accented_names():
+    """Regression: ``Sam Müller`` got ``sam.müller@…``, which Django's email validation (the API's and the
+    CSV import's) rejects, so a demo contact could not be saved back or re-imported."""
+    from django.core.validators import validate_email
+
+    org = seed_demo(slug="demo", accounts=60, seed=42, today=TODAY).organization
+    contacts = Contact.objects.for_org(org)
+    for email in contacts.values_list("email", flat=True):
+        validate_email(email)
+    assert contacts.filter(name__contains="Müller", email__contains=".muller@").exists()  # the case is exercised

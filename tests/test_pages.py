@@ -326,6 +326,21 @@ def test_account_360_shows_contracts_contacts_coverage_and_timeline(client, org,
     assert "Not scored yet" in html
 
 
+def test_account_360_shows_a_line_discount_without_trailing_zeros(client, org, bob, account):
+    """Regression: a discount stored as ``0.0500`` was shown as ``5.000%``."""
+    contract = ContractFactory(
+        account=account,
+        start_date=timezone.localdate() - dt.timedelta(days=30),
+        end_date=timezone.localdate() + dt.timedelta(days=200),
+    )
+    ContractLineFactory(contract=contract, quantity=Decimal("10"), annual_unit_price=Decimal("100"), discount="0.05")
+    ContractLineFactory(contract=contract, quantity=Decimal("1"), annual_unit_price=Decimal("100"), discount="0.125")
+    login(client, bob)
+    html = client.get(reverse("account-detail", args=[org.slug, account.pk])).content.decode()
+    assert ">5%<" in html and ">12.5%<" in html
+    assert "5.000%" not in html and "12.50%" not in html
+
+
 def log_url(org, account) -> str:
     return reverse("account-log-activity", args=[org.slug, account.pk])
 
