@@ -142,6 +142,9 @@ def test_coming_screens_say_what_is_coming_and_show_no_data(client, org, bob):
     html = client.get(reverse("voice", args=[org.slug])).content.decode()
     assert "Not built yet" in html
     assert "Detractors" in html
+    # and they point at the screens that are live, Portfolio and Renewals included
+    meanwhile = html[html.index("Meanwhile") :].split("</p>")[0]
+    assert reverse("portfolio", args=[org.slug]) in meanwhile and reverse("renewals", args=[org.slug]) in meanwhile
 
 
 # --- My book --------------------------------------------------------------------------------------

@@ -118,6 +118,18 @@ class TestPortfolio:
         with django_assert_num_queries(PORTFOLIO_QUERIES):
             assert client.get(self.url(org)).status_code == 200
 
+    def test_trend_label_counts_the_days_spanned_not_the_points(self, client, org, people):
+        """Regression: snapshots on 3 days over 11 read "last 3 days" under a chart spanning 11."""
+        today = timezone.localdate()
+        account = AccountFactory(organization=org, owner=people["bob"])
+        HealthScoreFactory(account=account, score=Decimal(50))
+        for days_ago in (10, 1):
+            HealthSnapshotFactory(account=account, date=today - dt.timedelta(days=days_ago))
+        client.force_login(people["leader"])
+        response = client.get(self.url(org))
+        assert response.context["trend_days"] == 11
+        assert "last 11 days" in response.content.decode()
+
 
 # Session, user, membership, org switcher; segments, the one scan of the accounts (overall, segments,
 # owners, today's trend point, capacity), owners' names; movers (ids, rows); capacity targets. The
