@@ -105,6 +105,31 @@ class TestPortfolio:
         names = {a.name for a in response.context["accounts"]}
         assert names == {accounts[0].name, accounts[3].name}
 
+    def test_name_and_unscored_links_list_the_live_accounts_they_count(self, client, org, people):
+        """Regression: the segment and CSM rows count live accounts, but their links listed churned ones too
+        (the demo's "Tech touch 145" opened 189 accounts)."""
+        import html as html_lib
+        import re
+
+        build_portfolio(org, [people["bob"]], 3)
+        AccountFactory(organization=org, owner=people["bob"], churned_at=timezone.localdate(), touch_model="tech")
+        AccountFactory(organization=org, owner=people["bob"], touch_model="tech")  # live, not scored yet
+        client.force_login(people["leader"])
+        page = client.get(self.url(org)).content.decode()
+        tech = Segment.all_orgs.get(organization=org, name="Tech touch")
+        rows = {
+            f"?scope=all&segment={tech.pk}&churned=false": 4,
+            f"?scope=all&owner={people['bob'].pk}&churned=false": 4,
+            "?scope=all&health_color=none&churned=false": 1,
+            f"?scope=all&segment={tech.pk}&health_color=none&churned=false": 1,
+        }
+        links = {html_lib.unescape(h).split("/")[-1] for h in re.findall(r'href="([^"]*churned=false[^"]*)"', page)}
+        assert set(rows) <= links
+        for query, count in rows.items():
+            response = client.get(reverse("my-book", args=[org.slug]) + query)
+            assert response.context["summary"]["count"] == count, query
+            assert 'name="churned" value="false"' in response.content.decode()  # kept when filters change
+
     def test_query_count_is_constant(self, client, org, people, django_assert_num_queries):
         client.force_login(people["leader"])
         build_portfolio(org, [people["bob"]], 3, days=2)
