@@ -230,6 +230,23 @@ class TestAccountHealthPanel:
         assert response.status_code == 400
         assert HealthOverride.all_orgs.count() == 0
 
+    def test_override_reason_is_not_preselected_and_never_flips_the_chosen_colour(self, client, org, people):
+        """Regression: the reason defaulted to "customer will churn", which forces red, so choosing green and
+        writing a reason saved a red override."""
+        account = self.account_with_history(org, people["bob"])
+        client.force_login(people["bob"])
+        page = client.get(reverse("account-detail", args=[org.slug, account.pk])).content.decode()
+        form = page[page.index('data-testid="override-form"') :].split("</form>")[0]
+        assert '<option value="" selected>Choose a reason…</option>' in form
+        url = reverse("account-override", args=[org.slug, account.pk])
+        no_reason = client.post(url, {"color": "green", "reason": "Exec sponsor confirmed"})
+        assert no_reason.status_code == 400
+        conflicting = client.post(url, {"color": "green", "reason_code": "customer_will_churn", "reason": "x"})
+        assert conflicting.status_code == 400 and "always sets red" in conflicting.content.decode()
+        assert HealthOverride.all_orgs.count() == 0
+        red = client.post(url, {"color": "red", "reason_code": "customer_will_churn", "reason": "Told us"})
+        assert red.status_code == 302 and HealthOverride.all_orgs.get().color == "red"
+
     def test_pulse(self, client, org, people):
         account = self.account_with_history(org, people["bob"])
         client.force_login(people["bob"])
