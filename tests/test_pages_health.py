@@ -189,6 +189,25 @@ class TestAccountHealthPanel:
         assert 'Adoption <span class="delta-down">-60.0</span>' in html
         assert "override-form" not in html  # viewers read only
 
+    def test_panel_weights_and_scores_are_precise_enough_to_check_the_arithmetic(self, client, org, people):
+        """Regression: weights were rounded to whole percents ("12% × (100 − 50.0)" next to 5.88 points lost)
+        and a component's score showed raw decimals (88.56 beside 100.0)."""
+        import re
+
+        account = AccountFactory(organization=org, owner=people["bob"])
+        snap = HealthSnapshotFactory(
+            account=account,
+            date=timezone.localdate(),
+            components=components({"adoption": 100.0, "usage_trend": 88.56, "relationship": 50.0}),
+        )
+        HealthScoreFactory(account=account, score=snap.score)
+        client.force_login(people["bob"])
+        html = client.get(reverse("account-detail", args=[org.slug, account.pk])).content.decode()
+        assert len(re.findall(r">33\.3\d%<", html)) == 3 and ">33%<" not in html  # three equal weights
+        assert ">88.6<" in html and ">88.56<" not in html
+        # the "dragging" sentence: relationship loses ⅓ × 50 points, and says so with its weight
+        assert "(weight 33.33% × (100 − 50.0))" in html
+
     @pytest.mark.parametrize(
         ("role", "own", "allowed"),
         [
