@@ -294,3 +294,12 @@ def test_stage_filter_still_works_after_the_schema_is_generated(book, client):
     response = client.get("/api/v1/accounts/", {"lifecycle_stage": ["mature", "churned"]})
     assert response.status_code == 200, response.json()
     assert names(response) == ["Bravo", "Delta", "Echo"]
+
+
+def test_browsable_api_carries_retains_icon_and_branding(org, alice):
+    """Regression: the browsable pages had no icon link, so every visit logged a 404 for /favicon.ico."""
+    client = APIClient()
+    client.force_login(alice)
+    page = client.get("/api/v1/me/", HTTP_ACCEPT="text/html").content.decode()
+    assert 'rel="icon"' in page and "img/retain.svg" in page
+    assert "Retain API" in page and "django-rest-framework.org" not in page
