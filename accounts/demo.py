@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import io
 import random
-import unicodedata
 import time as clock
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta

@@ -36,7 +36,15 @@ def _api_root_dict() -> dict[str, str]:
     return {**dict(sorted(entries.items())), **API_ROOT_EXTRAS}
 
 
-api_root = APIRootView.as_view(api_root_dict=_api_root_dict())
+class RetainApiRoot(APIRootView):
+    """Every resource and metric of Retain's REST API. Authenticate with `Authorization: Bearer <api key>`
+    (or the browser's session); the OpenAPI docs are at /api/docs/."""
+
+    def get_view_name(self) -> str:
+        return "Retain API"
+
+
+api_root = RetainApiRoot.as_view(api_root_dict=_api_root_dict())
 
 urlpatterns = [
     path("api/v1/", api_root, name="api-root"),
