@@ -344,6 +344,19 @@ def test_account_360_shows_a_line_discount_without_trailing_zeros(client, org, b
     assert "5.000%" not in html and "12.50%" not in html
 
 
+def test_account_360_of_a_churned_account_says_why_it_has_no_score_or_renewal(client, org, bob):
+    """Regression: a churned account read "Not scored yet" (it never will be) and "One opens 120 days before
+    a contract ends" (it has no contract left)."""
+    gone = AccountFactory(organization=org, owner=bob, churned_at=dt.date(2026, 10, 20), lifecycle_stage="churned")
+    idle = AccountFactory(organization=org, owner=bob)  # live, but holds no contract
+    login(client, bob)
+    html = client.get(reverse("account-detail", args=[org.slug, gone.pk])).content.decode()
+    assert "Not scored: churned" in html and "Not scored yet" not in html
+    assert "the customer churned on Oct 20, 2026" in html and "One opens" not in html
+    html = client.get(reverse("account-detail", args=[org.slug, idle.pk])).content.decode()
+    assert "Not scored yet" in html and "the account has no live contract" in html
+
+
 def log_url(org, account) -> str:
     return reverse("account-log-activity", args=[org.slug, account.pk])
 
