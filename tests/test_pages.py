@@ -275,6 +275,17 @@ def test_my_book_query_count_is_constant(client, org, bob, make_member, django_a
     my_book_queries(client, django_assert_num_queries, reverse("my-book", args=[org.slug]), MY_BOOK_QUERIES)
 
 
+def test_my_book_shows_the_owner_column_only_across_books(client, org, bob):
+    """One's own book has no Owner column (every row would repeat one's name, pushing Tags off screen)."""
+    AccountFactory(organization=org, owner=bob, name="Mine Co")
+    login(client, bob)
+    url = reverse("my-book", args=[org.slug])
+    mine = client.get(url + "?scope=mine").content.decode()
+    everyone = client.get(url + "?scope=all").content.decode()
+    assert "ordering=owner" not in mine and bob.get_full_name() not in mine.split("<tbody>")[1]
+    assert "ordering=owner" in everyone and bob.get_full_name() in everyone.split("<tbody>")[1]
+
+
 def test_my_book_empty_state_helps(client, org, bob):
     login(client, bob)
     html = client.get(reverse("my-book", args=[org.slug]) + "?scope=mine").content.decode()
