@@ -242,6 +242,8 @@ class _Generator:
         else:
             tier = "mid" if rng.random() < 0.7 else "enterprise"
             industry, region = parent.account.industry, rng.choice([r for r, _ in REGIONS])
+            if f"{parent.account.name} {region}" in self.names:  # a sibling has that region: take a free one
+                region = next((r for r, _ in REGIONS if f"{parent.account.name} {r}" not in self.names), region)
             name = f"{parent.account.name} {region}"
             self.names.add(name)
         _, seat_range, employee_range, hazard, discount_range = TIERS[tier]

@@ -49,6 +49,9 @@ def test_accounts_with_live_contracts_have_arr_and_churn_is_consistent():
     assert set(churned.values_list("lifecycle_stage", flat=True)) == {"churned"}
     assert not churned.filter(arr__gt=0).exists()
     assert accounts.filter(parent__isnull=False).exists()  # a few hierarchies
+    # siblings used to share a region, hence a name and a domain ("Auroragate Materials EMEA" three times)
+    assert accounts.values("name").distinct().count() == accounts.count()
+    assert accounts.values("domain").distinct().count() == accounts.count()
     assert set(accounts.values_list("touch_model", flat=True)) == {"high", "low", "tech"}
     assert Contact.objects.for_org(org).filter(is_active=False).exists()
     multi_year = accounts.annotate(n=Count("contracts")).filter(n__gte=3)
