@@ -36,6 +36,7 @@ from __future__ import annotations
 import io
 import random
 import time as clock
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -241,6 +242,8 @@ class _Generator:
         else:
             tier = "mid" if rng.random() < 0.7 else "enterprise"
             industry, region = parent.account.industry, rng.choice([r for r, _ in REGIONS])
+            if f"{parent.account.name} {region}" in self.names:  # a sibling has that region: take a free one
+                region = next((r for r, _ in REGIONS if f"{parent.account.name} {r}" not in self.names), region)
             name = f"{parent.account.name} {region}"
             self.names.add(name)
         _, seat_range, employee_range, hazard, discount_range = TIERS[tier]
@@ -319,7 +322,7 @@ class _Generator:
                 account=account,
                 external_id=f"{PREFIX}C{index:06d}-{k + 1}",
                 name=f"{first} {last}",
-                email=f"{first}.{last}".lower().replace("'", "") + f"@{account.domain}",
+                email=_mailbox(first, last) + f"@{account.domain}",
                 title=title,
                 roles=roles,
                 seniority=seniority,
@@ -446,6 +449,13 @@ def _analyze() -> None:
         for model in (Account, Contact, Contract, ContractLine, Renewal, RenewalLineChange, Activity, SuccessPlan,
                       Objective):  # fmt: skip
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
+def _mailbox(first: str, last: str) -> str:
+    """``first.last`` in ASCII (``Müller`` → ``muller``): a non-ASCII local part fails Django's email
+    validation, so the contact could not be saved back through the API or re-imported from a CSV."""
+    name = unicodedata.normalize("NFKD", f"{first}.{last}".lower()).encode("ascii", "ignore").decode()
+    return name.replace("'", "").replace(" ", "")
 
 
 def _people(org: Organization, domain: str) -> dict[str, list[int]]:

@@ -95,7 +95,12 @@ class AccountFilterSet(OrgFilterSet):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         stages = self.organization.lifecycle_stages if self.organization else []
-        self.filters["lifecycle_stage"].extra["choices"] = [(s, s.replace("_", " ").title()) for s in stages]
+        stage = self.filters["lifecycle_stage"]
+        stage.extra["choices"] = [(s, s.replace("_", " ").title()) for s in stages]
+        # Build the form field from these choices: a field cached on the class-level filter (the OpenAPI
+        # schema generator builds one, with no choices) is deep-copied into every instance and would
+        # otherwise reject every stage until the process restarts.
+        stage.__dict__.pop("_field", None)
 
     def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()

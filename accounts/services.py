@@ -302,7 +302,8 @@ def mark_arr_dirty(org_id: int, account_id: int | None) -> None:
 
 
 def capacity_by_csm(org: Organization, rows: Iterable[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Each owner's book against the org's capacity targets, with an over-capacity flag.
+    """Each owner's book against the org's capacity targets, with an over-capacity flag (and which limit
+    it breaks: ``over_accounts``, ``over_arr`` against ``max_arr``).
 
     Load is the sum over touch models of accounts ÷ max accounts; a book over 100% of its account
     load, or over the largest ARR capacity, is over capacity. ``rows`` (optional) are live accounts
@@ -333,5 +334,9 @@ def capacity_by_csm(org: Organization, rows: Iterable[dict[str, Any]] | None = N
             book["load"] += row["n"] / target.max_accounts
     max_arr = max((t.max_arr for t in targets.values() if t.max_arr), default=None)
     for book in books.values():
-        book["over_capacity"] = book["load"] > 1.0 or (max_arr is not None and book["arr"] > max_arr)
+        # Which limit a book breaks, so a page can say why a 33% load is still "over".
+        book["over_accounts"] = book["load"] > 1.0
+        book["over_arr"] = max_arr is not None and book["arr"] > max_arr
+        book["max_arr"] = max_arr
+        book["over_capacity"] = book["over_accounts"] or book["over_arr"]
     return sorted(books.values(), key=lambda b: b["name"].lower())

@@ -138,7 +138,7 @@ def my_book(request: HttpRequest) -> HttpResponse:
     distinct = Account.objects
     active_filters = [
         k for k in ("q", "lifecycle_stage", "touch_model", "industry", "region", "tag", "arr_min", "arr_max",
-                    "renews_within", "owner", "health_color", "segment", "unowned") if request.GET.get(k)
+                    "renews_within", "owner", "health_color", "segment", "unowned", "churned") if request.GET.get(k)
     ]  # fmt: skip
     context = {
         "filter": filterset,

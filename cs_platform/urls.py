@@ -4,8 +4,50 @@ the Segment-compatible event ingestion under ``/v1/``."""
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import APIRootView
+
+from accounts.api.urls import router as accounts_router
+from health.api.urls import router as health_router
+from playbooks.api.urls import router as playbooks_router
+from renewals.api.urls import router as renewals_router
+
+# Endpoints that are not a router's resource, listed on the API root too.
+API_ROOT_EXTRAS = {
+    "me": "me",
+    "metrics/portfolio": "metrics-portfolio",
+    "metrics/retention": "metrics-retention",
+    "metrics/arr-bridge": "metrics-arr-bridge",
+    "metrics/cohorts": "metrics-cohorts",
+    "metrics/churn-reasons": "metrics-churn-reasons",
+    "metrics/renewal-rate": "metrics-renewal-rate",
+    "metrics/renewal-forecast": "metrics-renewal-forecast",
+    "metrics/renewal-forecast/accuracy": "metrics-renewal-forecast-accuracy",
+}
+
+
+def _api_root_dict() -> dict[str, str]:
+    """Every app's resources for the browsable root: each router used to stop at its own, and
+    ``/api/v1/`` showed only the first (accounts), hiding health, renewals and webhooks."""
+    entries = {
+        prefix: f"{basename}-list"
+        for router in (accounts_router, health_router, playbooks_router, renewals_router)
+        for prefix, _viewset, basename in router.registry
+    }
+    return {**dict(sorted(entries.items())), **API_ROOT_EXTRAS}
+
+
+class RetainApiRoot(APIRootView):
+    """Every resource and metric of Retain's REST API. Authenticate with `Authorization: Bearer <api key>`
+    (or the browser's session); the OpenAPI docs are at /api/docs/."""
+
+    def get_view_name(self) -> str:
+        return "Retain API"
+
+
+api_root = RetainApiRoot.as_view(api_root_dict=_api_root_dict())
 
 urlpatterns = [
+    path("api/v1/", api_root, name="api-root"),
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("health.api.urls")),
     path("api/v1/", include("playbooks.api.urls")),

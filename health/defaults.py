@@ -139,7 +139,7 @@ def ensure_default_scorecard(organization_id: int):  # -> Scorecard
         scorecard=scorecard,
         number=1,
         definition=DEFAULT_SCORECARD,
-        note="Default scorecard (spec §3)",
+        note="Default scorecard: adoption, usage trend, support, NPS, engagement, relationship, financial, CSM pulse",
     )
     scorecard.current_version = version
     scorecard.save(update_fields=["current_version"])

@@ -37,8 +37,12 @@ class OverrideForm(forms.Form):
     """Override an account's health colour (reason required; default expiry 30 days)."""
 
     color = forms.ChoiceField(choices=HealthColor.choices, label="Colour")
+    # No preselected reason: the first one, "customer will churn", forces red, so a default would silently
+    # turn a chosen green into red.
     reason_code = forms.ChoiceField(
-        choices=OverrideReason.choices, label="Reason", help_text="“Customer told us they will churn” always sets red."
+        choices=[("", "Choose a reason…"), *OverrideReason.choices],
+        label="Reason",
+        help_text="“Customer told us they will churn” always sets red.",
     )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}), label="Why", help_text="Kept in the audit trail."
@@ -49,6 +53,12 @@ class OverrideForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Default: in 30 days.",
     )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("reason_code") == OverrideReason.CUSTOMER_WILL_CHURN and data.get("color", "red") != "red":
+            self.add_error("color", "“Customer told us they will churn” always sets red: pick red or another reason.")
+        return data
 
     def clean_expires_on(self):
         value = self.cleaned_data.get("expires_on")

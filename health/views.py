@@ -155,7 +155,8 @@ def portfolio(request: HttpRequest) -> HttpResponse:
         "by_segment": rows["by_segment"],
         "by_owner": rows["by_owner"],
         "trend_chart": trend_area(trend),
-        "trend_days": len(trend),
+        # The span the chart covers, not its number of points: days without snapshots leave gaps.
+        "trend_days": (trend[-1]["date"] - trend[0]["date"]).days + 1 if trend else 0,
         "movers": biggest_movers(org),
         "capacity": {c["owner_id"]: c for c in capacity_by_csm(org, rows["capacity_rows"])},
     }

@@ -103,6 +103,10 @@ def _legend(series: Sequence[Series], x: float, y: float) -> str:
     return "".join(parts)
 
 
+# How far above a bar's top a target line still collides with the bar's total label (text ~11px high).
+MARKER_CLEARANCE = 16
+
+
 def stacked_bars(
     categories: Sequence[tuple[str, str]],
     series: Sequence[Series],
@@ -121,7 +125,7 @@ def stacked_bars(
     tooltips; ``markers[category]`` draws a dashed reference line across the bar (a target).
     """
     width, height = 640, 260
-    left, right, top, bottom = 64, 12, 26, 36
+    left, right, top, bottom = 64, 12, 34, 36  # top: room for the legend, then a total above the highest bar
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = {c: sum((float(values.get((c, s.key), 0) or 0) for s in series), 0.0) for c, _ in categories}
     peak = max([*totals.values(), *(float(v or 0) for v in (markers or {}).values()), 0.0])
@@ -152,17 +156,20 @@ def stacked_bars(
                 f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(bar_w)}" height="{_f(max(h, 0.5))}" fill="{s.color}">'
                 f"<title>{_t(tip)}</title></rect>"
             )
+        marker = (markers or {}).get(cat)
+        my = top + plot_h - plot_h * float(marker) / top_value if marker is not None else None
         total = totals[cat]
         if total > 0:
+            label_y = y - 4
+            if my is not None and y - MARKER_CLEARANCE < my < y:
+                label_y = my - 5  # a target just above the bar: the total sits above its line, not across it
             out.append(
-                f'<text x="{_f(x + bar_w / 2)}" y="{_f(y - 4)}" text-anchor="middle" fill="#1b2330" '
-                f'font-weight="600">{_t(fmt(total))}</text>'
+                f'<text class="bar-total" x="{_f(x + bar_w / 2)}" y="{_f(label_y)}" text-anchor="middle" '
+                f'fill="#1b2330" font-weight="600">{_t(fmt(total))}</text>'
             )
         out.append(_text(x + bar_w / 2, height - bottom + 16, label))
         out.append("</g>")
-        marker = (markers or {}).get(cat)
-        if marker is not None:
-            my = top + plot_h - plot_h * float(marker) / top_value
+        if my is not None:
             out.append(
                 f'<g class="marker"><line x1="{_f(x - 8)}" x2="{_f(x + bar_w + 8)}" y1="{_f(my)}" y2="{_f(my)}" '
                 f'stroke="#1b2330" stroke-width="2" stroke-dasharray="5 3">'

@@ -265,3 +265,41 @@ def test_me_with_session(org, alice, other_org):
         "session",
         None,
     )
+
+
+def test_api_root_lists_every_apps_resources(org, api):
+    """Regression: ``/api/v1/`` was the accounts router's root, so the browsable API hid health scores,
+    renewals, webhooks and the metrics. Every listed link must resolve for the caller."""
+    client = api(org, "viewer")
+    root = client.get("/api/v1/", HTTP_ACCEPT="application/json")
+    assert root.status_code == 200
+    links = root.json()
+    for prefix in ("accounts", "health-scores", "renewals", "churn-reasons", "webhooks", "write-keys", "tickets"):
+        assert links[prefix].endswith(f"/api/v1/{prefix}/")
+    assert links["metrics/retention"].endswith("/api/v1/metrics/retention/")
+    assert links["me"].endswith("/api/v1/me/")
+    for prefix, url in links.items():
+        if not prefix.startswith("metrics/"):  # the metrics need their query parameters
+            assert client.get(url).status_code in (200, 403), prefix
+
+
+def test_stage_filter_still_works_after_the_schema_is_generated(book, client):
+    """Regression: generating the OpenAPI schema (``/api/schema/``, which the docs page loads) cached a
+    choice-less form field on the class-level stage filter; every later ``lifecycle_stage`` filter, in the
+    API and on My book, was then refused until the process restarted."""
+    from accounts.filtersets import AccountFilterSet
+
+    assert client.get("/api/schema/").status_code == 200
+    assert hasattr(AccountFilterSet.base_filters["lifecycle_stage"], "_field")  # the schema built one
+    response = client.get("/api/v1/accounts/", {"lifecycle_stage": ["mature", "churned"]})
+    assert response.status_code == 200, response.json()
+    assert names(response) == ["Bravo", "Delta", "Echo"]
+
+
+def test_browsable_api_carries_retains_icon_and_branding(org, alice):
+    """Regression: the browsable pages had no icon link, so every visit logged a 404 for /favicon.ico."""
+    client = APIClient()
+    client.force_login(alice)
+    page = client.get("/api/v1/me/", HTTP_ACCEPT="text/html").content.decode()
+    assert 'rel="icon"' in page and "img/retain.svg" in page
+    assert "Retain API" in page and "django-rest-framework.org" not in page

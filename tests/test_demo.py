@@ -49,6 +49,9 @@ def test_accounts_with_live_contracts_have_arr_and_churn_is_consistent():
     assert set(churned.values_list("lifecycle_stage", flat=True)) == {"churned"}
     assert not churned.filter(arr__gt=0).exists()
     assert accounts.filter(parent__isnull=False).exists()  # a few hierarchies
+    # siblings used to share a region, hence a name and a domain ("Auroragate Materials EMEA" three times)
+    assert accounts.values("name").distinct().count() == accounts.count()
+    assert accounts.values("domain").distinct().count() == accounts.count()
     assert set(accounts.values_list("touch_model", flat=True)) == {"high", "low", "tech"}
     assert Contact.objects.for_org(org).filter(is_active=False).exists()
     multi_year = accounts.annotate(n=Count("contracts")).filter(n__gte=3)
@@ -79,3 +82,15 @@ def test_command_prints_login_and_refuses_foreign_org(org):
         call_command("seed_demo", "--org", org.slug, "--accounts", "5", stdout=io.StringIO())
     assert Account.objects.for_org(org).filter(external_id="CRM-1").exists()
     assert Organization.objects.filter(slug="demo").count() == 1
+
+
+def test_contact_emails_are_valid_even_for_accented_names():
+    """Regression: ``Sam Müller`` got ``sam.müller@…``, which Django's email validation (the API's and the
+    CSV import's) rejects, so a demo contact could not be saved back or re-imported."""
+    from django.core.validators import validate_email
+
+    org = seed_demo(slug="demo", accounts=60, seed=42, today=TODAY).organization
+    contacts = Contact.objects.for_org(org)
+    for email in contacts.values_list("email", flat=True):
+        validate_email(email)
+    assert contacts.filter(name__contains="Müller", email__contains=".muller@").exists()  # the case is exercised

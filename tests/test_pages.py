@@ -142,6 +142,9 @@ def test_coming_screens_say_what_is_coming_and_show_no_data(client, org, bob):
     html = client.get(reverse("voice", args=[org.slug])).content.decode()
     assert "Not built yet" in html
     assert "Detractors" in html
+    # and they point at the screens that are live, Portfolio and Renewals included
+    meanwhile = html[html.index("Meanwhile") :].split("</p>")[0]
+    assert reverse("portfolio", args=[org.slug]) in meanwhile and reverse("renewals", args=[org.slug]) in meanwhile
 
 
 # --- My book --------------------------------------------------------------------------------------
@@ -272,6 +275,17 @@ def test_my_book_query_count_is_constant(client, org, bob, make_member, django_a
     my_book_queries(client, django_assert_num_queries, reverse("my-book", args=[org.slug]), MY_BOOK_QUERIES)
 
 
+def test_my_book_shows_the_owner_column_only_across_books(client, org, bob):
+    """One's own book has no Owner column (every row would repeat one's name, pushing Tags off screen)."""
+    AccountFactory(organization=org, owner=bob, name="Mine Co")
+    login(client, bob)
+    url = reverse("my-book", args=[org.slug])
+    mine = client.get(url + "?scope=mine").content.decode()
+    everyone = client.get(url + "?scope=all").content.decode()
+    assert "ordering=owner" not in mine and bob.get_full_name() not in mine.split("<tbody>")[1]
+    assert "ordering=owner" in everyone and bob.get_full_name() in everyone.split("<tbody>")[1]
+
+
 def test_my_book_empty_state_helps(client, org, bob):
     login(client, bob)
     html = client.get(reverse("my-book", args=[org.slug]) + "?scope=mine").content.decode()
@@ -324,6 +338,34 @@ def test_account_360_shows_contracts_contacts_coverage_and_timeline(client, org,
     assert [c.name for c in coverage["executive_sponsor"]["departed"]] == ["Gone Sponsor"]
     assert coverage["economic_buyer"]["active"] == [] and coverage["economic_buyer"]["departed"] == []
     assert "Not scored yet" in html
+
+
+def test_account_360_shows_a_line_discount_without_trailing_zeros(client, org, bob, account):
+    """Regression: a discount stored as ``0.0500`` was shown as ``5.000%``."""
+    contract = ContractFactory(
+        account=account,
+        start_date=timezone.localdate() - dt.timedelta(days=30),
+        end_date=timezone.localdate() + dt.timedelta(days=200),
+    )
+    ContractLineFactory(contract=contract, quantity=Decimal("10"), annual_unit_price=Decimal("100"), discount="0.05")
+    ContractLineFactory(contract=contract, quantity=Decimal("1"), annual_unit_price=Decimal("100"), discount="0.125")
+    login(client, bob)
+    html = client.get(reverse("account-detail", args=[org.slug, account.pk])).content.decode()
+    assert ">5%<" in html and ">12.5%<" in html
+    assert "5.000%" not in html and "12.50%" not in html
+
+
+def test_account_360_of_a_churned_account_says_why_it_has_no_score_or_renewal(client, org, bob):
+    """Regression: a churned account read "Not scored yet" (it never will be) and "One opens 120 days before
+    a contract ends" (it has no contract left)."""
+    gone = AccountFactory(organization=org, owner=bob, churned_at=dt.date(2026, 10, 20), lifecycle_stage="churned")
+    idle = AccountFactory(organization=org, owner=bob)  # live, but holds no contract
+    login(client, bob)
+    html = client.get(reverse("account-detail", args=[org.slug, gone.pk])).content.decode()
+    assert "Not scored: churned" in html and "Not scored yet" not in html
+    assert "the customer churned on Oct 20, 2026" in html and "One opens" not in html
+    html = client.get(reverse("account-detail", args=[org.slug, idle.pk])).content.decode()
+    assert "Not scored yet" in html and "the account has no live contract" in html
 
 
 def log_url(org, account) -> str:

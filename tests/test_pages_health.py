@@ -105,6 +105,31 @@ class TestPortfolio:
         names = {a.name for a in response.context["accounts"]}
         assert names == {accounts[0].name, accounts[3].name}
 
+    def test_name_and_unscored_links_list_the_live_accounts_they_count(self, client, org, people):
+        """Regression: the segment and CSM rows count live accounts, but their links listed churned ones too
+        (the demo's "Tech touch 145" opened 189 accounts)."""
+        import html as html_lib
+        import re
+
+        build_portfolio(org, [people["bob"]], 3)
+        AccountFactory(organization=org, owner=people["bob"], churned_at=timezone.localdate(), touch_model="tech")
+        AccountFactory(organization=org, owner=people["bob"], touch_model="tech")  # live, not scored yet
+        client.force_login(people["leader"])
+        page = client.get(self.url(org)).content.decode()
+        tech = Segment.all_orgs.get(organization=org, name="Tech touch")
+        rows = {
+            f"?scope=all&segment={tech.pk}&churned=false": 4,
+            f"?scope=all&owner={people['bob'].pk}&churned=false": 4,
+            "?scope=all&health_color=none&churned=false": 1,
+            f"?scope=all&segment={tech.pk}&health_color=none&churned=false": 1,
+        }
+        links = {html_lib.unescape(h).split("/")[-1] for h in re.findall(r'href="([^"]*churned=false[^"]*)"', page)}
+        assert set(rows) <= links
+        for query, count in rows.items():
+            response = client.get(reverse("my-book", args=[org.slug]) + query)
+            assert response.context["summary"]["count"] == count, query
+            assert 'name="churned" value="false"' in response.content.decode()  # kept when filters change
+
     def test_query_count_is_constant(self, client, org, people, django_assert_num_queries):
         client.force_login(people["leader"])
         build_portfolio(org, [people["bob"]], 3, days=2)
@@ -117,6 +142,33 @@ class TestPortfolio:
         )
         with django_assert_num_queries(PORTFOLIO_QUERIES):
             assert client.get(self.url(org)).status_code == 200
+
+    def test_trend_label_counts_the_days_spanned_not_the_points(self, client, org, people):
+        """Regression: snapshots on 3 days over 11 read "last 3 days" under a chart spanning 11."""
+        today = timezone.localdate()
+        account = AccountFactory(organization=org, owner=people["bob"])
+        HealthScoreFactory(account=account, score=Decimal(50))
+        for days_ago in (10, 1):
+            HealthSnapshotFactory(account=account, date=today - dt.timedelta(days=days_ago))
+        client.force_login(people["leader"])
+        response = client.get(self.url(org))
+        assert response.context["trend_days"] == 11
+        assert "last 11 days" in response.content.decode()
+
+    def test_capacity_says_which_limit_a_book_breaks(self, client, org, people):
+        """Regression: a 33%-loaded book over the ARR limit read "33% load · over", with no hint of what it
+        was over: the load is flagged only when over, the ARR limit gets its own pill."""
+        AccountFactory(organization=org, owner=people["bob"], touch_model="high", arr=Decimal("6000000"))
+        AccountFactory.create_batch(16, organization=org, owner=people["dave"], touch_model="high", arr=Decimal(1))
+        client.force_login(people["leader"])
+        html = client.get(self.url(org)).content.decode()
+        rows = {
+            name: html[html.index(f">{name}</a>") :].split("</tr>")[0]
+            for name in (people["bob"].get_full_name(), people["dave"].get_full_name())
+        }
+        bob, dave = rows[people["bob"].get_full_name()], rows[people["dave"].get_full_name()]
+        assert "7% load</span>" in bob and "ARR &gt; $5M</span>" in bob and "load · over" not in bob
+        assert "107% load · over</span>" in dave and "ARR &gt;" not in dave
 
 
 # Session, user, membership, org switcher; segments, the one scan of the accounts (overall, segments,
@@ -151,6 +203,25 @@ class TestAccountHealthPanel:
         assert 'data-testid="dragging">Adoption<' in html
         assert 'Adoption <span class="delta-down">-60.0</span>' in html
         assert "override-form" not in html  # viewers read only
+
+    def test_panel_weights_and_scores_are_precise_enough_to_check_the_arithmetic(self, client, org, people):
+        """Regression: weights were rounded to whole percents ("12% × (100 − 50.0)" next to 5.88 points lost)
+        and a component's score showed raw decimals (88.56 beside 100.0)."""
+        import re
+
+        account = AccountFactory(organization=org, owner=people["bob"])
+        snap = HealthSnapshotFactory(
+            account=account,
+            date=timezone.localdate(),
+            components=components({"adoption": 100.0, "usage_trend": 88.56, "relationship": 50.0}),
+        )
+        HealthScoreFactory(account=account, score=snap.score)
+        client.force_login(people["bob"])
+        html = client.get(reverse("account-detail", args=[org.slug, account.pk])).content.decode()
+        assert len(re.findall(r">33\.3\d%<", html)) == 3 and ">33%<" not in html  # three equal weights
+        assert ">88.6<" in html and ">88.56<" not in html
+        # the "dragging" sentence: relationship loses ⅓ × 50 points, and says so with its weight
+        assert "(weight 33.33% × (100 − 50.0))" in html
 
     @pytest.mark.parametrize(
         ("role", "own", "allowed"),
@@ -192,6 +263,23 @@ class TestAccountHealthPanel:
         )
         assert response.status_code == 400
         assert HealthOverride.all_orgs.count() == 0
+
+    def test_override_reason_is_not_preselected_and_never_flips_the_chosen_colour(self, client, org, people):
+        """Regression: the reason defaulted to "customer will churn", which forces red, so choosing green and
+        writing a reason saved a red override."""
+        account = self.account_with_history(org, people["bob"])
+        client.force_login(people["bob"])
+        page = client.get(reverse("account-detail", args=[org.slug, account.pk])).content.decode()
+        form = page[page.index('data-testid="override-form"') :].split("</form>")[0]
+        assert '<option value="" selected>Choose a reason…</option>' in form
+        url = reverse("account-override", args=[org.slug, account.pk])
+        no_reason = client.post(url, {"color": "green", "reason": "Exec sponsor confirmed"})
+        assert no_reason.status_code == 400
+        conflicting = client.post(url, {"color": "green", "reason_code": "customer_will_churn", "reason": "x"})
+        assert conflicting.status_code == 400 and "always sets red" in conflicting.content.decode()
+        assert HealthOverride.all_orgs.count() == 0
+        red = client.post(url, {"color": "red", "reason_code": "customer_will_churn", "reason": "Told us"})
+        assert red.status_code == 302 and HealthOverride.all_orgs.get().color == "red"
 
     def test_pulse(self, client, org, people):
         account = self.account_with_history(org, people["bob"])

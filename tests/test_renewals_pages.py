@@ -354,6 +354,31 @@ def test_charts_escape_labels_and_carry_titles():
     assert heat_style(None) == "" and "hsl(140" in heat_style(Decimal("1.1"))
 
 
+def test_a_bar_total_clears_a_target_line_just_above_the_bar():
+    """Regression (forecast vs target): a total of 8.83 under a target of 9.15 was printed across the
+    dashed target line; it now sits above the line, and a total with no target close by stays on its bar."""
+    import re
+
+    series = [Series("a", "A", "#000")]
+    svg = str(
+        stacked_bars(
+            [("q1", "Q1"), ("q2", "Q2")],
+            series,
+            {("q1", "a"): 8.83, ("q2", "a"): 4},
+            title="t",
+            desc="d",
+            fmt=str,
+            markers={"q1": 9.15, "q2": 9.15},
+        )
+    )
+    line_y = [float(y) for y in re.findall(r'<g class="marker"><line [^>]*y1="([\d.]+)"', svg)]
+    total_y = [float(y) for y in re.findall(r'class="bar-total" x="[\d.]+" y="([\d.]+)"', svg)]
+    bar_top = [float(y) for y in re.findall(r'<g class="bar"[^>]*><rect x="[\d.]+" y="([\d.]+)"', svg)]
+    assert len(line_y) == 2 and len(total_y) == 2 and len(bar_top) == 2
+    assert total_y[0] < line_y[0] - 3  # the text's baseline is above the line, clear of the dashes
+    assert total_y[1] == bar_top[1] - 4  # far below its target: on top of its own bar
+
+
 # --- Detail: more outcome paths, history, owner ---------------------------------------------------------
 
 

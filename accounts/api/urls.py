@@ -4,6 +4,8 @@ from rest_framework.routers import DefaultRouter
 from . import views
 
 router = DefaultRouter(trailing_slash=True)
+# ``/api/v1/`` itself is ``cs_platform.urls.api_root``, which lists every app's resources.
+router.include_root_view = False
 router.register("accounts", views.AccountViewSet, basename="account")
 router.register("contacts", views.ContactViewSet, basename="contact")
 router.register("products", views.ProductViewSet, basename="product")

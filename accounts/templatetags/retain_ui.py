@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django import template
@@ -66,10 +66,12 @@ def days_until(value: dt.date | None) -> int | None:
 
 @register.filter
 def percent(value: Any) -> str:
-    """A fraction as a percentage: ``0.15`` → ``15%``."""
+    """A fraction as a percentage, at most two decimals and no trailing zeros: ``0.15`` → ``15%``,
+    ``Decimal("0.0500")`` → ``5%`` (not ``5.000%``), ``0.12345`` → ``12.35%``."""
     if value is None:
         return "—"
-    return f"{Decimal(value) * 100:.4g}%"
+    share = (Decimal(str(value)) * 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{share.normalize():f}%"
 
 
 @register.filter

@@ -4,7 +4,7 @@ from rest_framework.routers import DefaultRouter
 from . import metrics, views
 
 router = DefaultRouter(trailing_slash=True)
-# The router's API root page is the accounts router's (``/api/v1/``): this one adds routes only.
+# The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
 router.include_root_view = False
 router.register("renewals", views.RenewalViewSet, basename="renewal")
 router.register("churn-reasons", views.ChurnReasonViewSet, basename="churn-reason")
