@@ -184,9 +184,13 @@ def health_panel_context(
     for c in components:
         c["bar"] = int(round(100 * (c["contribution"] or 0) / top)) if c["contribution"] is not None else 0
         c["lost"] = round(c["weight"] * (100 - c["score"]), 1) if c["score"] is not None else None
-    allowed = can_override(request.actor, account)
+    # A churned account has no score to override and no CSM read to give: no forms (the trail stays).
+    churned = account.churned_at is not None or account.lifecycle_stage == "churned"
+    allowed = can_override(request.actor, account) and not churned
+    names = {c["key"]: c["name"] for c in components}
     return {
         "health": health,
+        "missing_names": [names.get(key, key) for key in health["missing"]],
         "health_chart": score_line(health["history"], request.organization.health_bands),
         "override_trail": list(
             HealthOverride.objects.filter(account=account).select_related("author", "cleared_by")[:OVERRIDE_TRAIL_LIMIT]

@@ -364,8 +364,10 @@ def test_account_360_of_a_churned_account_says_why_it_has_no_score_or_renewal(cl
     html = client.get(reverse("account-detail", args=[org.slug, gone.pk])).content.decode()
     assert "Not scored: churned" in html and "Not scored yet" not in html
     assert "the customer churned on Oct 20, 2026" in html and "One opens" not in html
+    assert 'data-testid="override-form"' not in html  # nothing to override on a churned account
     html = client.get(reverse("account-detail", args=[org.slug, idle.pk])).content.decode()
     assert "Not scored yet" in html and "the account has no live contract" in html
+    assert 'data-testid="override-form"' in html  # bob owns it: a live account takes an override
 
 
 def log_url(org, account) -> str:

@@ -357,3 +357,14 @@ def test_trend_counts_each_past_day_once_until_invalidated(org, django_assert_nu
     # the next day: only yesterday is new, one query
     with django_assert_num_queries(1):
         color_trend(org, today=today + dt.timedelta(days=1), today_counts={"red": 0, "yellow": 0, "green": 0})
+
+
+def test_missing_components_are_named_as_the_admin_named_them(client, org, bob):
+    account = AccountFactory(organization=org, owner=bob)
+    snap = HealthSnapshotFactory(
+        account=account, components=components({"adoption": 80.0, "csm_pulse": None, "usage_trend": None})
+    )
+    HealthScoreFactory(account=account, score=snap.score, computed_color=snap.color, color=snap.color)
+    client.force_login(bob)
+    html = client.get(reverse("account-detail", args=[org.slug, account.pk])).content.decode()
+    assert "No data for: Csm pulse, Usage trend — their weight" in html
