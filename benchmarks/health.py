@@ -45,46 +45,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def prepare_database() -> tuple[str, Any]:
-    """Create ``<name>_health_bench`` if needed; returns (its URL, drop function)."""
-    import dj_database_url
-    import psycopg2
+    """Create ``<name>_health_bench`` if needed (a built dataset is reused); returns (its URL, drop function)."""
+    from .pg import bench_database
 
-    url = os.environ.get("DATABASE_URL", "")
-    config = dj_database_url.parse(url) if url else {"ENGINE": ""}
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        print(
-            "The health benchmark measures the production setup: set DATABASE_URL to a Postgres server, e.g.\n"
-            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/retain python -m benchmarks.health",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    name = f"{config['NAME']}_health_bench"
-    server = {
-        k: v
-        for k, v in {
-            "host": config.get("HOST"),
-            "port": config.get("PORT"),
-            "user": config.get("USER"),
-            "password": config.get("PASSWORD"),
-            "dbname": "postgres",
-        }.items()
-        if v
-    }
-
-    def admin(sql: str, params: Any = None) -> list[Any]:
-        connection = psycopg2.connect(**server)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                return cursor.fetchall() if cursor.description else []
-        finally:
-            connection.close()
-
-    if not admin("SELECT 1 FROM pg_database WHERE datname = %s", [name]):
-        admin(f'CREATE DATABASE "{name}"')
-    base = url.rsplit("/", 1)[0]
-    return f"{base}/{name}", lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    db = bench_database("health", "benchmarks.health")
+    db.create()
+    return db.url, db.drop
 
 
 # --- dataset ---------------------------------------------------------------------------------------

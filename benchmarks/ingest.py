@@ -53,53 +53,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def prepare_database(keep: bool) -> tuple[str, str, Any]:
-    """Create ``<name>_ingest_bench``; returns (its URL, a description, cleanup)."""
-    import dj_database_url
-    import psycopg2
+    """Create ``<name>_ingest_bench`` afresh; returns (its URL, a description, cleanup)."""
+    from .pg import bench_database
 
-    url = os.environ.get("DATABASE_URL", "")
-    config = dj_database_url.parse(url) if url else {"ENGINE": ""}
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        print(
-            "The ingestion benchmark measures the production setup: set DATABASE_URL to a Postgres server, e.g.\n"
-            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/retain python -m benchmarks.ingest",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    name = f"{config['NAME']}_ingest_bench"
-    server = {
-        k: v
-        for k, v in {
-            "host": config.get("HOST"),
-            "port": config.get("PORT"),
-            "user": config.get("USER"),
-            "password": config.get("PASSWORD"),
-            "dbname": "postgres",
-        }.items()
-        if v
-    }
-
-    def admin(sql: str) -> int:
-        connection = psycopg2.connect(**server)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-            return connection.server_version
-        finally:
-            connection.close()
-
-    admin(f'DROP DATABASE IF EXISTS "{name}"')
-    version = admin(f'CREATE DATABASE "{name}"')
+    db = bench_database("ingest", "benchmarks.ingest")
+    db.create(fresh=True)
 
     def cleanup() -> None:
         from django.db import connections
 
         connections.close_all()
         if not keep:
-            admin(f'DROP DATABASE IF EXISTS "{name}"')
+            db.drop()
 
-    return f"{url.rsplit('/', 1)[0]}/{name}", f"postgres {version // 10000} (database {name})", cleanup
+    return db.url, f"postgres {db.server_version // 10000} (database {db.name})", cleanup
 
 
 def seed() -> tuple[Any, str, list[str]]:

@@ -42,40 +42,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def prepare_database(keep: bool) -> tuple[str, Any]:
-    import dj_database_url
-    import psycopg2
+    """Create ``<name>_portfolio_bench`` afresh and point DATABASE_URL at it; returns (name, cleanup)."""
+    from .pg import bench_database
 
-    url = os.environ.get("DATABASE_URL", "")
-    config = dj_database_url.parse(url) if url else {"ENGINE": ""}
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        print("Set DATABASE_URL to a Postgres server, e.g.\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/retain "
-              "python -m benchmarks.portfolio", file=sys.stderr)  # fmt: skip
-        sys.exit(2)
-    name = f"{config['NAME']}_portfolio_bench"
-    server = {k: v for k, v in {"host": config.get("HOST"), "port": config.get("PORT"), "user": config.get("USER"),
-                                "password": config.get("PASSWORD"), "dbname": "postgres"}.items() if v}  # fmt: skip
-
-    def admin(sql: str) -> None:
-        connection = psycopg2.connect(**server)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-        finally:
-            connection.close()
-
-    admin(f'DROP DATABASE IF EXISTS "{name}"')
-    admin(f'CREATE DATABASE "{name}"')
-    os.environ["DATABASE_URL"] = f"{url.rsplit('/', 1)[0]}/{name}"
+    db = bench_database("portfolio", "benchmarks.portfolio")
+    db.create(fresh=True)
+    db.use()
 
     def cleanup() -> None:
         from django.db import connections
 
         connections.close_all()
         if not keep:
-            admin(f'DROP DATABASE IF EXISTS "{name}"')
+            db.drop()
 
-    return name, cleanup
+    return db.name, cleanup
 
 
 def seed(accounts: int, days: int) -> tuple[Any, Any]:

@@ -55,43 +55,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def prepare_database() -> tuple[str, Any]:
     """Point DATABASE_URL at ``<name>_retention_bench`` (created when missing); returns (name, dropper)."""
-    import dj_database_url
-    import psycopg2
+    from .pg import bench_database
 
-    url = os.environ.get("DATABASE_URL", "")
-    config = dj_database_url.parse(url) if url else {"ENGINE": ""}
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        print("The retention benchmark runs on Postgres: set DATABASE_URL, e.g.\n"
-              "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/retain python -m benchmarks.retention",
-              file=sys.stderr)  # fmt: skip
-        sys.exit(2)
-    name = f"{config['NAME']}_retention_bench"
-    server = {k: v for k, v in {"host": config.get("HOST"), "port": config.get("PORT"), "user": config.get("USER"),
-                                "password": config.get("PASSWORD"), "dbname": "postgres"}.items() if v}  # fmt: skip
-
-    def admin(sql: str, params: Any = None) -> Any:
-        connection = psycopg2.connect(**server)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                return cursor.fetchall() if cursor.description else None
-        finally:
-            connection.close()
-
-    if not admin("SELECT 1 FROM pg_database WHERE datname = %s", [name]):
-        admin(f'CREATE DATABASE "{name}"')
-    os.environ["DATABASE_URL"] = f"{url.rsplit('/', 1)[0]}/{name}"
+    db = bench_database("retention", "benchmarks.retention")
+    db.create()
+    db.use()
 
     def drop(recreate: bool = False) -> None:
-        from django.db import connections
-
-        connections.close_all()
-        admin(f'DROP DATABASE IF EXISTS "{name}"')
+        db.drop()
         if recreate:
-            admin(f'CREATE DATABASE "{name}"')
+            db.create()
 
-    return name, drop
+    return db.name, drop
 
 
 # --- The book ------------------------------------------------------------------------------------
