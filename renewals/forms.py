@@ -20,6 +20,7 @@ from accounts.forms import DateInput
 from accounts.models import ContractLine, Membership, Product
 
 from .models import ChurnReason, ForecastCategory, Renewal, RenewalOutcome, RenewalStage
+from .services import FORECAST_FIELDS
 from .services import _term_end as term_end
 
 User = get_user_model()
@@ -34,18 +35,7 @@ class ForecastForm(forms.ModelForm):
 
     class Meta:
         model = Renewal
-        fields = [
-            "forecast_category",
-            "forecast_arr",
-            "probability",
-            "stage",
-            "csm_call",
-            "csm_call_arr",
-            "final_call",
-            "final_call_arr",
-            "notes",
-            "owner",
-        ]
+        fields = list(FORECAST_FIELDS)  # exactly what update_forecast accepts
         labels = {
             "forecast_arr": "Forecast ARR",
             "probability": "Probability (%)",
