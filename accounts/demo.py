@@ -33,13 +33,13 @@ already computes it, so the refresh normally changes nothing), and on Postgres t
 
 from __future__ import annotations
 
-import io
 import random
 import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -49,8 +49,8 @@ from django.utils import timezone
 
 from health.demo import seed_health
 
+from .bulk_copy import copy_lines, copy_value
 from .choices import Role
-from .imports import copy_text
 from .models import (
     Account,
     Activity,
@@ -505,6 +505,7 @@ def seed_demo(
     )
     with transaction.atomic():
         _wipe(org)
+        say("  previous demo data deleted…")
         domain = f"{slug}.retain.local"
         owners = _people(org, domain)
         products = {}
@@ -528,6 +529,8 @@ def seed_demo(
         counts["renewal_targets"] = seed_targets(org, today)
         changed = refresh_current_arr(org, today=today)
         counts.update(seed_health(org, seed=seed, today=today, log=say))  # signals and score history
+        say("  committing (deferred foreign-key checks)…")
+    say("  analyzing…")
     _analyze()
     return DemoSummary(
         organization=org,
@@ -614,7 +617,7 @@ def _bulk(model: Any, objects: list[Any]) -> None:
         cache = obj._state.fields_cache
         for f in relations:
             if f.name in cache:
-                setattr(obj, f.attname, cache[f.name].pk)
+                obj.__dict__[f.attname] = cache[f.name].pk  # no descriptor: the cached object stays
     connection = connections[model.all_orgs.db]
     if connection.vendor != "postgresql" or not objects:
         model.all_orgs.bulk_create(objects, batch_size=CHUNK)
@@ -623,14 +626,13 @@ def _bulk(model: Any, objects: list[Any]) -> None:
     if objects[0].pk is None:
         _allocate_ids(model, objects)
     fields = [f for f in model._meta.concrete_fields if not f.generated]  # the database computes those
-    now = timezone.now()
-    stamps = {f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)}
-    buffer = io.StringIO()
+    now = copy_value(timezone.now())
+    stamps = [i for i, f in enumerate(fields) if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    values = attrgetter(*(f.attname for f in fields))
+    lines = []
     for obj in objects:
-        buffer.write(
-            "\t".join(copy_text(now if f.attname in stamps else getattr(obj, f.attname)) for f in fields) + "\n"
-        )
-    buffer.seek(0)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN", buffer)
+        row = list(map(copy_value, values(obj)))
+        for i in stamps:
+            row[i] = now
+        lines.append("\t".join(row) + "\n")
+    copy_lines(connection, model._meta.db_table, [f.column for f in fields], lines)

@@ -24,7 +24,6 @@ to keep seeding time reasonable.
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,7 +33,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Sum
 
-from accounts.imports import copy_text
+from accounts.bulk_copy import copy_lines, format_row
 from accounts.models import Account, Contact, Contract, Organization
 from feedback.models import SurveyResponse
 
@@ -65,23 +64,18 @@ def _profile(rng: random.Random, tags: list[str]) -> str:
     return rng.choices([p for p, _ in PROFILES], weights=[w for _, w in PROFILES])[0]
 
 
-def _insert(model: Any, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+def _insert(model: Any, columns: list[str], rows: list[Any]) -> None:
     """Insert plain tuples (``columns`` are attribute names): ``COPY`` on Postgres (no model instances:
-    the big demo writes millions of usage rows), ``bulk_create`` elsewhere (small demos)."""
+    the big demo writes millions of usage rows), ``bulk_create`` elsewhere (small demos). On Postgres a
+    row may also be an already formatted ``COPY`` line (``str``, see the usage loop)."""
     if not rows:
         return
     if connection.vendor != "postgresql":
         model.all_orgs.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=1000)
         return
-    table = connection.ops.quote_name(model._meta.db_table)
     column_of = {f.attname: f.column for f in model._meta.concrete_fields}
-    names = ", ".join(connection.ops.quote_name(column_of[c]) for c in columns)
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(copy_text(v) for v in row) + "\n")
-    buffer.seek(0)
-    with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {table} ({names}) FROM STDIN", buffer)
+    lines = rows if isinstance(rows[0], str) else map(format_row, rows)
+    copy_lines(connection, model._meta.db_table, [column_of[c] for c in columns], lines)
 
 
 def _at(day: date, rng: random.Random) -> datetime:
@@ -114,8 +108,15 @@ def seed_health(
         .values_list("id", "account_id")
     ):
         champions.setdefault(account_id, contact_id)
-    usage: list[tuple[Any, ...]] = []
+    usage: list[Any] = []  # tuples, or on Postgres COPY lines (one per row)
     usage_rows = 0
+    as_lines = connection.vendor == "postgresql"
+    with_sessions = "sessions" in metrics
+    window_start = today - timedelta(days=days - 1)
+    window = [
+        (d, d.isoformat(), 1.0 if d.weekday() < 5 else 0.35)
+        for d in (window_start + timedelta(days=k) for k in range(days))
+    ]
     tickets: list[tuple[Any, ...]] = []
     invoices: list[tuple[Any, ...]] = []
     responses: list[tuple[Any, ...]] = []
@@ -139,17 +140,22 @@ def seed_health(
         trend = rng.uniform(*shape["trend"])
         per_user = rng.uniform(8, 25)
         span = max(1, (today - first).days)
-        day = first
-        while day <= today:
-            progress = (day - first).days / span
-            weekday = 1.0 if day.weekday() < 5 else 0.35
-            users = int(seat_count * share * (1 + trend * progress) * weekday * rng.uniform(0.85, 1.15))
+        offset = (first - window_start).days
+        prefix = f"{org_id}\t{account_id}\t"
+        for k, (day, text, weekday) in enumerate(window[offset:]):
+            users = int(seat_count * share * (1 + trend * (k / span)) * weekday * rng.uniform(0.85, 1.15))
             if users > 0:
-                values = {"active_users": users, "events": int(users * per_user * rng.uniform(0.8, 1.2))}
-                values["sessions"] = int(users * rng.uniform(1.1, 1.6))
-                for metric in metrics:
-                    usage.append((org_id, account_id, day, metric, Decimal(values[metric])))
-            day += timedelta(days=1)
+                events = int(users * per_user * rng.uniform(0.8, 1.2))
+                sessions = int(users * rng.uniform(1.1, 1.6))
+                if as_lines:  # the hot loop of big demos: COPY lines straight away, no tuples or Decimals
+                    usage.append(f"{prefix}{text}\tactive_users\t{users}\n")
+                    usage.append(f"{prefix}{text}\tevents\t{events}\n")
+                    if with_sessions:
+                        usage.append(f"{prefix}{text}\tsessions\t{sessions}\n")
+                else:
+                    values = {"active_users": users, "events": events, "sessions": sessions}
+                    for metric in metrics:
+                        usage.append((org_id, account_id, day, metric, Decimal(values[metric])))
         if len(usage) >= USAGE_FLUSH:  # bounded memory on big demos
             usage_rows += len(usage)
             _insert(UsageMetric, USAGE_COLUMNS, usage)
@@ -225,6 +231,7 @@ def seed_health(
     say(f"  health history: {len(history) + 1} recomputes…")
     for back in history:
         recompute_health(organization, as_of=today - timedelta(days=back), latest=False, emit_events=False)
+        say(f"  health as of {back} days ago…")
     result = recompute_health(organization, as_of=today, latest=True, emit_events=False)
     return {
         "usage_metrics": usage_rows,
