@@ -48,8 +48,9 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from health.demo import seed_health
+from health.demo import wipe as wipe_health
 
-from .bulk_copy import copy_lines, copy_value
+from .bulk_copy import bulk_load, copy_lines, copy_value
 from .choices import Role
 from .models import (
     Account,
@@ -424,6 +425,7 @@ def _wipe(org: Organization) -> None:
     from renewals.demo import wipe as wipe_renewals
 
     wipe_renewals(org)  # renewals point at contracts: they go first
+    wipe_health(org)  # millions of usage rows on a big demo: one statement per table, not per account batch
     for model in (ActivityContact, Activity, Objective, SuccessPlan, ContractLine, Contract, Contact):
         model.all_orgs.filter(organization_id=org.pk)._raw_delete(model.all_orgs.db)
     accounts = Account.all_orgs.filter(organization_id=org.pk)
@@ -513,17 +515,22 @@ def seed_demo(
             products[sku] = Product(organization_id=org.pk, sku=sku, name=name, product_line=line)
         Product.all_orgs.bulk_create(list(products.values()))
         generator = _Generator(org, seed, today, owners, products)
-        chunk: list[list[_Bundle]] = []
-        size = 0
-        for family in generator.bundles(accounts):
-            chunk.append(family)
-            size += len(family)
-            if size >= CHUNK:
+        from renewals.models import Renewal, RenewalLineChange
+
+        # No per-row foreign-key triggers while loading (Postgres superuser); references checked set-based.
+        loaded = [Account, Contact, Contract, ContractLine, Activity, ActivityContact, SuccessPlan, Objective]
+        with bulk_load(connections[Account.all_orgs.db], org.pk, [*loaded, Renewal, RenewalLineChange]):
+            chunk: list[list[_Bundle]] = []
+            size = 0
+            for family in generator.bundles(accounts):
+                chunk.append(family)
+                size += len(family)
+                if size >= CHUNK:
+                    _insert(chunk, counts)
+                    say(f"  {counts['accounts']} accounts…")
+                    chunk, size = [], 0
+            if chunk:
                 _insert(chunk, counts)
-                say(f"  {counts['accounts']} accounts…")
-                chunk, size = [], 0
-        if chunk:
-            _insert(chunk, counts)
         from renewals.demo import seed_targets
 
         counts["renewal_targets"] = seed_targets(org, today)
