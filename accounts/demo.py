@@ -25,8 +25,9 @@ Health signals (usage, tickets, invoices, NPS, CSM pulses) and score history com
 Re-running for an existing organization **replaces** its demo data (accounts and everything hanging
 off them, and the catalog); it refuses to touch an organization holding accounts that seed_demo did
 not make (external ids not starting with ``DEMO-``) unless forced. Everything is written in one
-transaction in batches of 1,000 accounts (Postgres: ids drawn from the sequences, then ``COPY``;
-SQLite: ``bulk_create``), ARR is checked at the end by ``refresh_current_arr`` (the generator
+transaction in batches of 1,000 accounts (Postgres: ids drawn from the sequences, then ``COPY``
+formatted by :mod:`accounts.bulk_copy`, with the per-row foreign-key triggers off when the database
+role may turn them off and every reference checked set-based instead; SQLite: ``bulk_create``), ARR is checked at the end by ``refresh_current_arr`` (the generator
 already computes it, so the refresh normally changes nothing), and on Postgres the tables are
 ``ANALYZE``d so the first queries plan with real statistics.
 """

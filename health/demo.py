@@ -20,6 +20,11 @@ up to 5,000 accounts every day of the last 30 days and weekly before that back t
 demos only 30 and 7 days back (enough for Δ7/Δ30; each run over 50,000 accounts takes ~10–15 s). The
 last run (today) writes the latest scores. Big demos also keep 60 days of usage and skip ``sessions``,
 to keep seeding time reasonable.
+
+On Postgres the usage rows are written as ``COPY`` lines straight from the loop (no tuples, no
+``Decimal``), and the signal rows are loaded inside :func:`accounts.bulk_copy.bulk_load` (no per-row
+foreign-key triggers when allowed; references checked with one anti-join per table). Re-seeding
+deletes the previous health rows with one raw ``DELETE`` per table (:func:`wipe`).
 """
 
 from __future__ import annotations
