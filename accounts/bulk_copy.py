@@ -9,7 +9,6 @@ type and escaping only strings that need it.
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -20,7 +19,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 
 from .imports import copy_text
 
-__all__ = ["BackgroundCopy", "bulk_load", "check_references", "copy_lines", "copy_value", "format_row"]
+__all__ = ["bulk_load", "check_references", "copy_lines", "copy_value", "format_row"]
 
 
 def _plain(value: Any) -> str:
@@ -122,46 +121,3 @@ def check_references(connection: Any, organization_id: int, models: Sequence[Any
             (count,) = cursor.fetchone()
         if count:
             raise IntegrityError(f"{count} {model._meta.label} rows reference missing rows")
-
-
-class BackgroundCopy:
-    """``COPY`` batches of formatted lines into one table from a worker thread (Postgres).
-
-    Postgres writes one batch (heap, indexes) while Python builds the next: psycopg2 releases the GIL
-    while it waits on the server. The worker uses the connection's DB-API connection, so its rows are
-    part of the current transaction; the caller must not use the connection between :meth:`submit`
-    and :meth:`wait` (which re-raises a failed batch's error).
-    """
-
-    def __init__(self, connection: Any, table: str, columns: Sequence[str]):
-        qn = connection.ops.quote_name
-        self.sql = f"COPY {qn(table)} ({', '.join(qn(c) for c in columns)}) FROM STDIN"
-        connection.ensure_connection()
-        self.raw = connection.connection
-        self.thread: threading.Thread | None = None
-        self.error: BaseException | None = None
-
-    def _copy(self, buffer: io.StringIO) -> None:
-        try:
-            with self.raw.cursor() as cursor:
-                cursor.copy_expert(self.sql, buffer)
-        except BaseException as exc:  # re-raised by wait() in the caller's thread
-            self.error = exc
-
-    def submit(self, lines: Iterable[str]) -> None:
-        """Start copying ``lines`` (after the previous batch is done)."""
-        buffer = io.StringIO()
-        buffer.writelines(lines)
-        buffer.seek(0)
-        self.wait()
-        self.thread = threading.Thread(target=self._copy, args=(buffer,), name="demo-copy", daemon=True)
-        self.thread.start()
-
-    def wait(self) -> None:
-        """Block until the last batch is written; raise its error if it failed."""
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error

@@ -38,7 +38,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Sum
 
-from accounts.bulk_copy import BackgroundCopy, bulk_load, copy_lines, format_row
+from accounts.bulk_copy import bulk_load, copy_lines, format_row
 from accounts.models import Account, Contact, Contract, Organization
 from feedback.models import SurveyResponse
 
@@ -94,13 +94,6 @@ def wipe(organization: Organization) -> None:
         model.all_orgs.filter(organization_id=organization.pk)._raw_delete(model.all_orgs.db)
 
 
-def _write_usage(rows: list[Any], writer: BackgroundCopy | None) -> None:
-    if writer is None:
-        _insert(UsageMetric, USAGE_COLUMNS, rows)
-    elif rows:
-        writer.submit(rows)
-
-
 def _at(day: date, rng: random.Random) -> datetime:
     return datetime.combine(day, time(rng.randint(8, 18), rng.choice((0, 15, 30, 45))), tzinfo=UTC)
 
@@ -140,10 +133,6 @@ def seed_health(
         (d, d.isoformat(), 1.0 if d.weekday() < 5 else 0.35)
         for d in (window_start + timedelta(days=k) for k in range(days))
     ]
-    # Postgres: usage batches are copied by a worker thread while the loop builds the next one.
-    column_of = {f.attname: f.column for f in UsageMetric._meta.concrete_fields}
-    usage_columns = [column_of[c] for c in USAGE_COLUMNS]
-    writer = BackgroundCopy(connection, UsageMetric._meta.db_table, usage_columns) if as_lines else None
     tickets: list[tuple[Any, ...]] = []
     invoices: list[tuple[Any, ...]] = []
     responses: list[tuple[Any, ...]] = []
@@ -186,7 +175,7 @@ def seed_health(
                             usage.append((org_id, account_id, day, metric, Decimal(values[metric])))
             if len(usage) >= USAGE_FLUSH:  # bounded memory on big demos
                 usage_rows += len(usage)
-                _write_usage(usage, writer)
+                _insert(UsageMetric, USAGE_COLUMNS, usage)
                 usage = []
             for k in range(rng.randint(*shape["tickets"])):
                 opened = today - timedelta(days=rng.randint(0, 179))
@@ -234,9 +223,7 @@ def seed_health(
                 )
         usage_rows += len(usage)
         say(f"  health signals: {usage_rows} usage rows, {len(tickets)} tickets…")
-        _write_usage(usage, writer)
-        if writer is not None:
-            writer.wait()
+        _insert(UsageMetric, USAGE_COLUMNS, usage)
         _insert(
             Ticket,
             [
