@@ -27,9 +27,10 @@ off them, and the catalog); it refuses to touch an organization holding accounts
 not make (external ids not starting with ``DEMO-``) unless forced. Everything is written in one
 transaction in batches of 1,000 accounts (Postgres: ids drawn from the sequences, then ``COPY``
 formatted by :mod:`accounts.bulk_copy`, with the per-row foreign-key triggers off when the database
-role may turn them off and every reference checked set-based instead; SQLite: ``bulk_create``), ARR is checked at the end by ``refresh_current_arr`` (the generator
-already computes it, so the refresh normally changes nothing), and on Postgres the tables are
-``ANALYZE``d so the first queries plan with real statistics.
+role may turn them off and every reference checked set-based instead; SQLite: ``bulk_create``), ARR
+is checked at the end by ``refresh_current_arr`` (the generator already computes it, so the refresh
+normally changes nothing), and on Postgres the tables are ``ANALYZE``d so the first queries plan
+with real statistics.
 """
 
 from __future__ import annotations
