@@ -25,15 +25,16 @@ Health signals (usage, tickets, invoices, NPS, CSM pulses) and score history com
 Re-running for an existing organization **replaces** its demo data (accounts and everything hanging
 off them, and the catalog); it refuses to touch an organization holding accounts that seed_demo did
 not make (external ids not starting with ``DEMO-``) unless forced. Everything is written in one
-transaction in batches of 1,000 accounts (Postgres: ids drawn from the sequences, then ``COPY``;
-SQLite: ``bulk_create``), ARR is checked at the end by ``refresh_current_arr`` (the generator
-already computes it, so the refresh normally changes nothing), and on Postgres the tables are
-``ANALYZE``d so the first queries plan with real statistics.
+transaction in batches of 1,000 accounts (Postgres: ids drawn from the sequences, then ``COPY``
+formatted by :mod:`accounts.bulk_copy`, with the per-row foreign-key triggers off when the database
+role may turn them off and every reference checked set-based instead; SQLite: ``bulk_create``), ARR
+is checked at the end by ``refresh_current_arr`` (the generator already computes it, so the refresh
+normally changes nothing), and on Postgres the tables are ``ANALYZE``d so the first queries plan
+with real statistics.
 """
 
 from __future__ import annotations
 
-import io
 import random
 import time as clock
 import unicodedata
@@ -41,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -49,9 +51,10 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from health.demo import seed_health
+from health.demo import wipe as wipe_health
 
+from .bulk_copy import bulk_load, copy_lines, copy_value
 from .choices import Role
-from .imports import copy_text
 from .models import (
     Account,
     Activity,
@@ -427,6 +430,7 @@ def _wipe(org: Organization) -> None:
     from renewals.demo import wipe as wipe_renewals
 
     wipe_renewals(org)  # renewals point at contracts: they go first
+    wipe_health(org)  # millions of usage rows on a big demo: one statement per table, not per account batch
     for model in (ActivityContact, Activity, Objective, SuccessPlan, ContractLine, Contract, Contact):
         model.all_orgs.filter(organization_id=org.pk)._raw_delete(model.all_orgs.db)
     accounts = Account.all_orgs.filter(organization_id=org.pk)
@@ -515,6 +519,7 @@ def seed_demo(
     )
     with transaction.atomic():
         _wipe(org)
+        say("  previous demo data deleted…")
         domain = f"{slug}.retain.local"
         owners = _people(org, domain)
         products = {}
@@ -522,22 +527,29 @@ def seed_demo(
             products[sku] = Product(organization_id=org.pk, sku=sku, name=name, product_line=line)
         Product.all_orgs.bulk_create(list(products.values()))
         generator = _Generator(org, seed, today, owners, products)
-        chunk: list[list[_Bundle]] = []
-        size = 0
-        for family in generator.bundles(accounts):
-            chunk.append(family)
-            size += len(family)
-            if size >= CHUNK:
+        from renewals.models import Renewal, RenewalLineChange
+
+        # No per-row foreign-key triggers while loading (Postgres superuser); references checked set-based.
+        loaded = [Account, Contact, Contract, ContractLine, Activity, ActivityContact, SuccessPlan, Objective]
+        with bulk_load(connections[Account.all_orgs.db], org.pk, [*loaded, Renewal, RenewalLineChange]):
+            chunk: list[list[_Bundle]] = []
+            size = 0
+            for family in generator.bundles(accounts):
+                chunk.append(family)
+                size += len(family)
+                if size >= CHUNK:
+                    _insert(chunk, counts)
+                    say(f"  {counts['accounts']} accounts…")
+                    chunk, size = [], 0
+            if chunk:
                 _insert(chunk, counts)
-                say(f"  {counts['accounts']} accounts…")
-                chunk, size = [], 0
-        if chunk:
-            _insert(chunk, counts)
         from renewals.demo import seed_targets
 
         counts["renewal_targets"] = seed_targets(org, today)
         changed = refresh_current_arr(org, today=today)
         counts.update(seed_health(org, seed=seed, today=today, log=say))  # signals and score history
+        say("  committing (deferred foreign-key checks)…")
+    say("  analyzing…")
     _analyze()
     return DemoSummary(
         organization=org,
@@ -624,7 +636,7 @@ def _bulk(model: Any, objects: list[Any]) -> None:
         cache = obj._state.fields_cache
         for f in relations:
             if f.name in cache:
-                setattr(obj, f.attname, cache[f.name].pk)
+                obj.__dict__[f.attname] = cache[f.name].pk  # no descriptor: the cached object stays
     connection = connections[model.all_orgs.db]
     if connection.vendor != "postgresql" or not objects:
         model.all_orgs.bulk_create(objects, batch_size=CHUNK)
@@ -633,14 +645,13 @@ def _bulk(model: Any, objects: list[Any]) -> None:
     if objects[0].pk is None:
         _allocate_ids(model, objects)
     fields = [f for f in model._meta.concrete_fields if not f.generated]  # the database computes those
-    now = timezone.now()
-    stamps = {f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)}
-    buffer = io.StringIO()
+    now = copy_value(timezone.now())
+    stamps = [i for i, f in enumerate(fields) if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    values = attrgetter(*(f.attname for f in fields))
+    lines = []
     for obj in objects:
-        buffer.write(
-            "\t".join(copy_text(now if f.attname in stamps else getattr(obj, f.attname)) for f in fields) + "\n"
-        )
-    buffer.seek(0)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN", buffer)
+        row = list(map(copy_value, values(obj)))
+        for i in stamps:
+            row[i] = now
+        lines.append("\t".join(row) + "\n")
+    copy_lines(connection, model._meta.db_table, [f.column for f in fields], lines)

@@ -20,11 +20,15 @@ up to 5,000 accounts every day of the last 30 days and weekly before that back t
 demos only 30 and 7 days back (enough for Δ7/Δ30; each run over 50,000 accounts takes ~10–15 s). The
 last run (today) writes the latest scores. Big demos also keep 60 days of usage and skip ``sessions``,
 to keep seeding time reasonable.
+
+On Postgres the usage rows are written as ``COPY`` lines straight from the loop (no tuples, no
+``Decimal``), and the signal rows are loaded inside :func:`accounts.bulk_copy.bulk_load` (no per-row
+foreign-key triggers when allowed; references checked with one anti-join per table). Re-seeding
+deletes the previous health rows with one raw ``DELETE`` per table (:func:`wipe`).
 """
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,14 +38,14 @@ from typing import Any
 from django.db import connection
 from django.db.models import Sum
 
-from accounts.imports import copy_text
+from accounts.bulk_copy import bulk_load, copy_lines, format_row
 from accounts.models import Account, Contact, Contract, Organization
 from feedback.models import SurveyResponse
 
-from .models import CsmPulse, Invoice, Ticket, UsageMetric
+from .models import CsmPulse, HealthOverride, HealthScore, HealthSnapshot, Invoice, Ticket, UsageMetric
 from .services import recompute_health
 
-__all__ = ["seed_health"]
+__all__ = ["seed_health", "wipe"]
 
 BIG = 5000  # accounts above which the demo keeps less history
 USAGE_FLUSH = 200_000
@@ -65,23 +69,29 @@ def _profile(rng: random.Random, tags: list[str]) -> str:
     return rng.choices([p for p, _ in PROFILES], weights=[w for _, w in PROFILES])[0]
 
 
-def _insert(model: Any, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+def _insert(model: Any, columns: list[str], rows: list[Any]) -> None:
     """Insert plain tuples (``columns`` are attribute names): ``COPY`` on Postgres (no model instances:
-    the big demo writes millions of usage rows), ``bulk_create`` elsewhere (small demos)."""
+    the big demo writes millions of usage rows), ``bulk_create`` elsewhere (small demos). On Postgres a
+    row may also be an already formatted ``COPY`` line (``str``, see the usage loop)."""
     if not rows:
         return
     if connection.vendor != "postgresql":
         model.all_orgs.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=1000)
         return
-    table = connection.ops.quote_name(model._meta.db_table)
     column_of = {f.attname: f.column for f in model._meta.concrete_fields}
-    names = ", ".join(connection.ops.quote_name(column_of[c]) for c in columns)
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(copy_text(v) for v in row) + "\n")
-    buffer.seek(0)
-    with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {table} ({names}) FROM STDIN", buffer)
+    lines = rows if isinstance(rows[0], str) else map(format_row, rows)
+    copy_lines(connection, model._meta.db_table, [column_of[c] for c in columns], lines)
+
+
+def wipe(organization: Organization) -> None:
+    """Delete the organization's health rows before its accounts go (``seed_demo`` replacing a demo).
+
+    One raw ``DELETE … WHERE organization_id`` per table (nothing references these rows): left to the
+    account collector, the ~600k tickets, invoices, responses and pulses of a big demo were fetched as
+    model instances and deleted with a ``post_delete`` signal each (≈ 50 s of a 50k re-seed).
+    """
+    for model in (UsageMetric, HealthSnapshot, HealthScore, HealthOverride, Ticket, Invoice, CsmPulse, SurveyResponse):
+        model.all_orgs.filter(organization_id=organization.pk)._raw_delete(model.all_orgs.db)
 
 
 def _at(day: date, rng: random.Random) -> datetime:
@@ -114,8 +124,15 @@ def seed_health(
         .values_list("id", "account_id")
     ):
         champions.setdefault(account_id, contact_id)
-    usage: list[tuple[Any, ...]] = []
+    usage: list[Any] = []  # tuples, or on Postgres COPY lines (one per row)
     usage_rows = 0
+    as_lines = connection.vendor == "postgresql"
+    with_sessions = "sessions" in metrics
+    window_start = today - timedelta(days=days - 1)
+    window = [
+        (d, d.isoformat(), 1.0 if d.weekday() < 5 else 0.35)
+        for d in (window_start + timedelta(days=k) for k in range(days))
+    ]
     tickets: list[tuple[Any, ...]] = []
     invoices: list[tuple[Any, ...]] = []
     responses: list[tuple[Any, ...]] = []
@@ -126,93 +143,110 @@ def seed_health(
         .order_by("id")
         .values_list("id", "external_id", "touch_model", "customer_since", "churned_at", "owner_id", "tags")
     )
-    for account_id, external_id, touch, since, churned_at, owner_id, tags in accounts:
-        if churned_at is not None:
-            continue
-        number = "".join(ch for ch in (external_id or "") if ch.isdigit()) or str(account_id)
-        rng = random.Random(f"{seed}:health:{number}")
-        profile = _profile(rng, tags)
-        shape = SHAPES[profile]
-        first = max(since or today, today - timedelta(days=days - 1)) if since else today - timedelta(days=days - 1)
-        seat_count = seats.get(account_id) or rng.randint(10, 200)
-        share = rng.uniform(*shape["active"])
-        trend = rng.uniform(*shape["trend"])
-        per_user = rng.uniform(8, 25)
-        span = max(1, (today - first).days)
-        day = first
-        while day <= today:
-            progress = (day - first).days / span
-            weekday = 1.0 if day.weekday() < 5 else 0.35
-            users = int(seat_count * share * (1 + trend * progress) * weekday * rng.uniform(0.85, 1.15))
-            if users > 0:
-                values = {"active_users": users, "events": int(users * per_user * rng.uniform(0.8, 1.2))}
-                values["sessions"] = int(users * rng.uniform(1.1, 1.6))
-                for metric in metrics:
-                    usage.append((org_id, account_id, day, metric, Decimal(values[metric])))
-            day += timedelta(days=1)
-        if len(usage) >= USAGE_FLUSH:  # bounded memory on big demos
-            usage_rows += len(usage)
-            _insert(UsageMetric, USAGE_COLUMNS, usage)
-            usage = []
-        for k in range(rng.randint(*shape["tickets"])):
-            opened = today - timedelta(days=rng.randint(0, 179))
-            if since and opened < since:
+    with bulk_load(connection, org_id, [UsageMetric, Ticket, Invoice, SurveyResponse, CsmPulse]):
+        for account_id, external_id, touch, since, churned_at, owner_id, tags in accounts:
+            if churned_at is not None:
                 continue
-            recent = (today - opened).days <= 14
-            still_open = recent and rng.random() < 0.5
-            priority = "P1" if rng.random() < shape["p1"] else rng.choice(["P2", "P3", "P3", "P4"])
-            resolved = None if still_open else _at(min(today, opened + timedelta(days=rng.randint(0, 6))), rng)
-            tickets.append(
-                (org_id, account_id, f"DEMO-TK-{number}-{k + 1}", _at(opened, rng), priority,
-                 "open" if still_open else "solved", resolved, "")
-            )  # fmt: skip
-        for q in range(8):
-            due = today - timedelta(days=91 * q - rng.randint(0, 30))
-            if since and due < since:
-                break
-            paid = due + timedelta(days=rng.randint(-10, 10))
-            overdue_risk = {"healthy": 0.03, "at_risk": 0.35, "critical": 0.6}[profile]
-            if q <= 1 and due < today and rng.random() < overdue_risk:
-                paid = None
-            if paid is not None and paid > today:
-                paid = None
-            amount = Decimal(seat_count * rng.randint(80, 120))
-            invoices.append((org_id, account_id, f"DEMO-INV-{number}-{q + 1}", due, amount, "USD", paid))
-        for k in range(rng.randint(0, 2 if touch == "tech" else 4)):
-            answered = today - timedelta(days=rng.randint(0, 179))
-            if since and answered < since:
-                continue
-            low, high = shape["nps"]
-            responses.append((org_id, account_id, f"DEMO-NPS-{number}-{k + 1}", "nps", rng.randint(low, high), "",
-                              _at(answered, rng)))  # fmt: skip
-        if touch != "tech" and owner_id and rng.random() < 0.85:
-            color = rng.choices([c for c, _ in shape["pulse"]], weights=[w for _, w in shape["pulse"]])[0]
-            pulses.append(
-                (org_id, account_id, color, [], "", owner_id, _at(today - timedelta(rng.randint(0, 40)), rng))
-            )
-        if profile == "critical" and account_id in champions and rng.random() < 0.5:
-            departures.append(
-                Contact(
-                    pk=champions[account_id], is_active=False, departed_at=today - timedelta(days=rng.randint(5, 60))
+            number = "".join(ch for ch in (external_id or "") if ch.isdigit()) or str(account_id)
+            rng = random.Random(f"{seed}:health:{number}")
+            profile = _profile(rng, tags)
+            shape = SHAPES[profile]
+            first = max(since or today, today - timedelta(days=days - 1)) if since else today - timedelta(days=days - 1)
+            seat_count = seats.get(account_id) or rng.randint(10, 200)
+            share = rng.uniform(*shape["active"])
+            trend = rng.uniform(*shape["trend"])
+            per_user = rng.uniform(8, 25)
+            span = max(1, (today - first).days)
+            offset = (first - window_start).days
+            prefix = f"{org_id}\t{account_id}\t"
+            for k, (day, text, weekday) in enumerate(window[offset:]):
+                users = int(seat_count * share * (1 + trend * (k / span)) * weekday * rng.uniform(0.85, 1.15))
+                if users > 0:
+                    events = int(users * per_user * rng.uniform(0.8, 1.2))
+                    sessions = int(users * rng.uniform(1.1, 1.6))
+                    if as_lines:  # the hot loop of big demos: COPY lines straight away, no tuples or Decimals
+                        usage.append(f"{prefix}{text}\tactive_users\t{users}\n")
+                        usage.append(f"{prefix}{text}\tevents\t{events}\n")
+                        if with_sessions:
+                            usage.append(f"{prefix}{text}\tsessions\t{sessions}\n")
+                    else:
+                        values = {"active_users": users, "events": events, "sessions": sessions}
+                        for metric in metrics:
+                            usage.append((org_id, account_id, day, metric, Decimal(values[metric])))
+            if len(usage) >= USAGE_FLUSH:  # bounded memory on big demos
+                usage_rows += len(usage)
+                _insert(UsageMetric, USAGE_COLUMNS, usage)
+                usage = []
+            for k in range(rng.randint(*shape["tickets"])):
+                opened = today - timedelta(days=rng.randint(0, 179))
+                if since and opened < since:
+                    continue
+                recent = (today - opened).days <= 14
+                still_open = recent and rng.random() < 0.5
+                priority = "P1" if rng.random() < shape["p1"] else rng.choice(["P2", "P3", "P3", "P4"])
+                resolved = None if still_open else _at(min(today, opened + timedelta(days=rng.randint(0, 6))), rng)
+                tickets.append(
+                    (org_id, account_id, f"DEMO-TK-{number}-{k + 1}", _at(opened, rng), priority,
+                     "open" if still_open else "solved", resolved, "")
+                )  # fmt: skip
+            for q in range(8):
+                due = today - timedelta(days=91 * q - rng.randint(0, 30))
+                if since and due < since:
+                    break
+                paid = due + timedelta(days=rng.randint(-10, 10))
+                overdue_risk = {"healthy": 0.03, "at_risk": 0.35, "critical": 0.6}[profile]
+                if q <= 1 and due < today and rng.random() < overdue_risk:
+                    paid = None
+                if paid is not None and paid > today:
+                    paid = None
+                amount = Decimal(seat_count * rng.randint(80, 120))
+                invoices.append((org_id, account_id, f"DEMO-INV-{number}-{q + 1}", due, amount, "USD", paid))
+            for k in range(rng.randint(0, 2 if touch == "tech" else 4)):
+                answered = today - timedelta(days=rng.randint(0, 179))
+                if since and answered < since:
+                    continue
+                low, high = shape["nps"]
+                responses.append((org_id, account_id, f"DEMO-NPS-{number}-{k + 1}", "nps", rng.randint(low, high), "",
+                                  _at(answered, rng)))  # fmt: skip
+            if touch != "tech" and owner_id and rng.random() < 0.85:
+                color = rng.choices([c for c, _ in shape["pulse"]], weights=[w for _, w in shape["pulse"]])[0]
+                pulses.append(
+                    (org_id, account_id, color, [], "", owner_id, _at(today - timedelta(rng.randint(0, 40)), rng))
                 )
-            )
-    usage_rows += len(usage)
-    say(f"  health signals: {usage_rows} usage rows, {len(tickets)} tickets…")
-    _insert(UsageMetric, USAGE_COLUMNS, usage)
-    _insert(
-        Ticket,
-        ["organization_id", "account_id", "external_id", "opened_at", "priority", "status", "resolved_at", "subject"],
-        tickets,
-    )
-    _insert(Invoice, ["organization_id", "account_id", "external_id", "due_date", "amount", "currency", "paid_at"],
-            invoices)  # fmt: skip
-    _insert(
-        SurveyResponse,
-        ["organization_id", "account_id", "external_id", "kind", "score", "comment", "responded_at"],
-        responses,
-    )
-    _insert(CsmPulse, ["organization_id", "account_id", "color", "reason_codes", "note", "author_id", "created_at"],
-            pulses)  # fmt: skip
+            if profile == "critical" and account_id in champions and rng.random() < 0.5:
+                departures.append(
+                    Contact(
+                        pk=champions[account_id],
+                        is_active=False,
+                        departed_at=today - timedelta(days=rng.randint(5, 60)),
+                    )
+                )
+        usage_rows += len(usage)
+        say(f"  health signals: {usage_rows} usage rows, {len(tickets)} tickets…")
+        _insert(UsageMetric, USAGE_COLUMNS, usage)
+        _insert(
+            Ticket,
+            [
+                "organization_id",
+                "account_id",
+                "external_id",
+                "opened_at",
+                "priority",
+                "status",
+                "resolved_at",
+                "subject",
+            ],
+            tickets,
+        )
+        _insert(Invoice, ["organization_id", "account_id", "external_id", "due_date", "amount", "currency", "paid_at"],
+                invoices)  # fmt: skip
+        _insert(
+            SurveyResponse,
+            ["organization_id", "account_id", "external_id", "kind", "score", "comment", "responded_at"],
+            responses,
+        )
+        _insert(CsmPulse, ["organization_id", "account_id", "color", "reason_codes", "note", "author_id", "created_at"],
+                pulses)  # fmt: skip
     if departures:
         Contact.all_orgs.bulk_update(departures, ["is_active", "departed_at"], batch_size=1000)
     if connection.vendor == "postgresql":
@@ -225,6 +259,7 @@ def seed_health(
     say(f"  health history: {len(history) + 1} recomputes…")
     for back in history:
         recompute_health(organization, as_of=today - timedelta(days=back), latest=False, emit_events=False)
+        say(f"  health as of {back} days ago…")
     result = recompute_health(organization, as_of=today, latest=True, emit_events=False)
     return {
         "usage_metrics": usage_rows,

@@ -94,3 +94,46 @@ def test_contact_emails_are_valid_even_for_accented_names():
     for email in contacts.values_list("email", flat=True):
         validate_email(email)
     assert contacts.filter(name__contains="Müller", email__contains=".muller@").exists()  # the case is exercised
+
+
+def test_copy_value_matches_copy_text():
+    from decimal import Decimal
+
+    from accounts.bulk_copy import copy_value, format_row
+    from accounts.imports import copy_text
+
+    values = [None, True, False, 0, 42, -7, 1.5, Decimal("12.50"), "plain", "tab\there", "back\\slash",
+              "line\nbreak\r", TODAY, dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC), {"plan": "Growth"},
+              ["champion", "admin"], []]  # fmt: skip
+    assert [copy_value(v) for v in values] == [copy_text(v) for v in values]
+    assert format_row([1, None, "a\tb"]) == "1\t\\N\ta\\tb\n"
+
+
+def test_reseeding_replaces_health_rows_and_bulk_load_checks_references():
+    from django.db import IntegrityError, connection, transaction
+
+    from accounts.bulk_copy import bulk_load, copy_lines
+    from feedback.models import SurveyResponse
+    from health.models import Invoice, Ticket, UsageMetric
+
+    first = seed_demo(slug="demo", accounts=40, seed=3, today=TODAY)
+    again = seed_demo(slug="demo", accounts=40, seed=3, today=TODAY)
+    org = again.organization
+    for model, key in ((UsageMetric, "usage_metrics"), (Ticket, "tickets"), (Invoice, "invoices"),
+                       (SurveyResponse, "nps_responses")):  # fmt: skip
+        assert model.objects.for_org(org).count() == again.counts[key] == first.counts[key] > 0
+    if connection.vendor != "postgresql":
+        return
+    with transaction.atomic():
+        with bulk_load(connection, org.pk, [UsageMetric]) as unchecked:
+            pass
+    if not unchecked:
+        pytest.skip("this database role may not turn foreign-key triggers off; the per-row checks stay on")
+    missing = Account.all_orgs.order_by("-pk").values_list("pk", flat=True).first() + 1000
+    with pytest.raises(IntegrityError, match="UsageMetric"), transaction.atomic():
+        with bulk_load(connection, org.pk, [UsageMetric]):
+            columns = ["organization_id", "account_id", "date", "metric", "value"]
+            copy_lines(
+                connection, UsageMetric._meta.db_table, columns, [f"{org.pk}\t{missing}\t2026-11-20\tevents\t5\n"]
+            )
+    assert not UsageMetric.objects.for_org(org).filter(account_id=missing).exists()
