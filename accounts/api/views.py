@@ -13,11 +13,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import MethodNotAllowed, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cs_platform.api.viewsets import OrgAPIView, OrgScopedViewSet
+from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet
 
 from .. import filtersets
 from ..choices import Role
@@ -220,7 +220,7 @@ class MeView(OrgAPIView):
         return Response(s.MeSerializer(data).data)
 
 
-class ImportViewSet(OrgScopedViewSet):
+class ImportViewSet(ImmutableMixin, OrgScopedViewSet):
     """``/api/v1/imports/``: upload a CSV file to import in the background, and follow its run.
 
     ``POST`` (admins) stores the file where the workers read it, records a queued run and enqueues it
@@ -235,6 +235,7 @@ class ImportViewSet(OrgScopedViewSet):
     ordering_fields: ClassVar[list[str]] = ["created_at", "finished_at", "status"]
     ordering: ClassVar[list[str]] = ["-created_at"]
     write_roles = ADMIN_ONLY
+    immutable_detail = "Import runs cannot be changed or deleted."
 
     def safely_get_queryset(self, queryset: Any) -> Any:
         return queryset.filter(kind=IMPORT_JOB_KIND)
@@ -256,21 +257,9 @@ class ImportViewSet(OrgScopedViewSet):
         body = self.get_serializer(job).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
-    def _immutable(self, request: Request) -> Response:
-        self.get_object()  # another organization's run is a 404, like a missing one
-        raise MethodNotAllowed(request.method, detail="Import runs cannot be changed or deleted.")
-
-    @extend_schema(exclude=True)
-    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._immutable(request)
-
-    @extend_schema(exclude=True)
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._immutable(request)
-
     @extend_schema(exclude=True)
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._immutable(request)
+        return self.refuse(request)
 
 
 class AdminsOnly(permissions.BasePermission):
@@ -283,7 +272,7 @@ class AdminsOnly(permissions.BasePermission):
         return actor is not None and actor.role == Role.ADMIN
 
 
-class WriteKeyViewSet(OrgScopedViewSet):
+class WriteKeyViewSet(ImmutableMixin, OrgScopedViewSet):
     """``/api/v1/write-keys/``: the organization's ingestion keys (Segment-compatible ``/v1/track``, ``/v1/batch``…).
 
     Admins only, reads included (others get ``403``). ``POST`` creates a key and returns the raw key
@@ -298,6 +287,7 @@ class WriteKeyViewSet(OrgScopedViewSet):
     ordering_fields: ClassVar[list[str]] = ["created_at", "last_used_at", "name"]
     ordering: ClassVar[list[str]] = ["revoked_at", "-created_at"]
     write_roles = ADMIN_ONLY
+    immutable_detail = "Write keys cannot be changed; create a new one and revoke this."
     extra_permission_classes: ClassVar[list[type]] = [AdminsOnly]
 
     @extend_schema(summary="Create a write key", responses={201: s.WriteKeyCreatedSerializer})
@@ -319,15 +309,3 @@ class WriteKeyViewSet(OrgScopedViewSet):
         if key.is_active:  # revoking twice keeps the first revocation time
             key.revoke()
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def _immutable(self, request: Request) -> Response:
-        self.get_object()  # another organization's key is a 404, like a missing one
-        raise MethodNotAllowed(request.method, detail="Write keys cannot be changed; create a new one and revoke this.")
-
-    @extend_schema(exclude=True)
-    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._immutable(request)
-
-    @extend_schema(exclude=True)
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._immutable(request)

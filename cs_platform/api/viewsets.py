@@ -18,7 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import MethodNotAllowed, ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -156,6 +156,33 @@ class CSVExportMixin:
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+
+
+def refuse_after_lookup(view: Any, request: Request, detail: str) -> Response:
+    """``405`` for a method the viewset refuses on an object, once the object is found: another
+    organization's id stays a ``404``, exactly like an id that does not exist."""
+    view.get_object()
+    raise MethodNotAllowed(request.method, detail=detail)
+
+
+class ImmutableMixin:
+    """For records that are history (import runs, keys, overrides, pulses): ``PUT`` and ``PATCH`` answer
+    ``405`` with ``immutable_detail``, and :meth:`refuse` does the same for any other method a viewset
+    refuses. The object is looked up first, so another organization's id stays a ``404``, exactly like
+    an id that does not exist."""
+
+    immutable_detail: ClassVar[str] = "This record cannot be changed."
+
+    def refuse(self, request: Request, detail: str | None = None) -> Response:
+        return refuse_after_lookup(self, request, detail or self.immutable_detail)
+
+    @extend_schema(exclude=True)
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.refuse(request)
+
+    @extend_schema(exclude=True)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.refuse(request)
 
 
 class OrgScopedViewSet(CSVExportMixin, OrgContextMixin, viewsets.ModelViewSet):

@@ -9,13 +9,13 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
-from rest_framework.exceptions import MethodNotAllowed, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.choices import Role
 from accounts.models import Account
-from cs_platform.api.viewsets import OrgAPIView, OrgScopedViewSet
+from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet
 
 from .. import filtersets
 from ..explain import explain
@@ -92,25 +92,7 @@ class HealthScoreViewSet(OrgScopedViewSet):
     ordering: ClassVar[list[str]] = ["account__name"]
 
 
-class _Immutable:
-    """PATCH/PUT are ``405`` for rows of the organization (``404`` outside it, like a missing id)."""
-
-    immutable_detail = "This record cannot be changed."
-
-    def _immutable(self, request: Request) -> Response:
-        self.get_object()  # type: ignore[attr-defined]
-        raise MethodNotAllowed(request.method, detail=self.immutable_detail)
-
-    @extend_schema(exclude=True)
-    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._immutable(request)
-
-    @extend_schema(exclude=True)
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._immutable(request)
-
-
-class HealthOverrideViewSet(_Immutable, OrgScopedViewSet):
+class HealthOverrideViewSet(ImmutableMixin, OrgScopedViewSet):
     """``/api/v1/health-overrides/``: colour overrides and their audit trail (every row is kept).
 
     ``POST`` sets an override (admin, the owner CSM, or a leader of the owner's team); the account's
@@ -147,7 +129,7 @@ class HealthOverrideViewSet(_Immutable, OrgScopedViewSet):
         return Response(self.get_serializer(override).data)
 
 
-class CsmPulseViewSet(_Immutable, OrgScopedViewSet):
+class CsmPulseViewSet(ImmutableMixin, OrgScopedViewSet):
     """``/api/v1/csm-pulses/``: the CSM's own read of an account (the ``csm_pulse`` signal, 30 days).
 
     ``POST`` (admin, the owner CSM, or a leader of the owner's team) records one and asks for the
@@ -173,7 +155,7 @@ class CsmPulseViewSet(_Immutable, OrgScopedViewSet):
 
     @extend_schema(exclude=True)
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._immutable(request)
+        return self.refuse(request)
 
 
 class ScorecardViewSet(OrgScopedViewSet):

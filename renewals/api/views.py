@@ -8,12 +8,11 @@ from typing import Any, ClassVar
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
-from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.choices import Role
-from cs_platform.api.viewsets import OrgScopedViewSet
+from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup
 
 from .. import filtersets
 from ..models import ChurnReason, Renewal, RenewalForecastChange, RenewalLineChange, RenewalTarget
@@ -69,19 +68,17 @@ class RenewalViewSet(OrgScopedViewSet):
         self._call(update_forecast_service, serializer.instance, by=self.actor, **serializer.validated_data)
         serializer.instance = self._fresh(serializer.instance.pk)
 
-    def _refuse(self, request: Request, message: str) -> Response:
-        self.get_object()  # another organization's renewal is a 404, like a missing one
-        raise MethodNotAllowed(request.method, detail=message)
-
     @extend_schema(exclude=True)
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if kwargs.get("partial"):
             return super().update(request, *args, **kwargs)
-        return self._refuse(request, "Change a renewal's forecast with PATCH; close it with POST …/close/.")
+        return refuse_after_lookup(
+            self, request, "Change a renewal's forecast with PATCH; close it with POST …/close/."
+        )
 
     @extend_schema(exclude=True)
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._refuse(request, "Renewals cannot be deleted; close them with an outcome.")
+        return refuse_after_lookup(self, request, "Renewals cannot be deleted; close them with an outcome.")
 
     @extend_schema(
         summary="Close a renewal with its outcome",
