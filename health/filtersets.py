@@ -11,12 +11,11 @@ from zoneinfo import ZoneInfo
 
 import django_filters as filters
 from django import forms
-from django.core.validators import RegexValidator
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.choices import TouchModel
-from accounts.filtersets import OrgFilterSet
+from accounts.filtersets import OrgFilterSet, OwnerFilter
 
 from .models import (
     CsmPulse,
@@ -143,11 +142,7 @@ class HealthScoreFilterSet(OrgFilterSet):
     overridden = filters.BooleanFilter(field_name="override", lookup_expr="isnull", exclude=True)
     trend = filters.ChoiceFilter(choices=[("up", "Up"), ("down", "Down"), ("flat", "Flat")])
     segment = filters.NumberFilter(method="filter_segment", label="Segment id")
-    owner = filters.CharFilter(
-        method="filter_owner",
-        label="Owner (user id, or 'me')",
-        validators=[RegexValidator(r"^(me|[0-9]+)$", "Use a user id or 'me'.")],
-    )
+    owner = OwnerFilter(field_name="account__owner_id")
     touch_model = filters.MultipleChoiceFilter(
         field_name="account__touch_model", choices=TouchModel.choices, distinct=False
     )
@@ -161,13 +156,6 @@ class HealthScoreFilterSet(OrgFilterSet):
             return queryset
         accounts = _segment_accounts(self.organization, int(value))
         return queryset.none() if accounts is None else queryset.filter(account_id__in=accounts)
-
-    def filter_owner(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        if value == "me":
-            actor = getattr(self.request, "actor", None)
-            user_id = getattr(getattr(actor, "user", None), "pk", None)
-            return queryset.filter(account__owner_id=user_id) if user_id is not None else queryset.none()
-        return queryset.filter(account__owner_id=int(value))
 
 
 class HealthOverrideFilterSet(OrgFilterSet):

@@ -10,11 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 import django_filters as filters
-from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.filtersets import OrgFilterSet
+from accounts.filtersets import OrgFilterSet, OwnerFilter
 
 from .models import ChurnReason, ForecastCategory, Renewal, RenewalOutcome, RenewalStage, RenewalTarget, RenewalTiming
 
@@ -23,11 +22,7 @@ class RenewalFilterSet(OrgFilterSet):
     account = filters.NumberFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
     contract = filters.NumberFilter(field_name="contract_id")
-    owner = filters.CharFilter(
-        method="filter_owner",
-        label="Owner (user id, or 'me')",
-        validators=[RegexValidator(r"^(me|[0-9]+)$", "Use a user id or 'me'.")],
-    )
+    owner = OwnerFilter()
     owner_email = filters.CharFilter(field_name="owner__email", lookup_expr="iexact")
     due_after = filters.DateFilter(field_name="due_date", lookup_expr="gte", label="Due on or after (YYYY-MM-DD)")
     due_before = filters.DateFilter(field_name="due_date", lookup_expr="lte", label="Due on or before (YYYY-MM-DD)")
@@ -48,14 +43,6 @@ class RenewalFilterSet(OrgFilterSet):
     class Meta:
         model = Renewal
         fields: list[str] = []
-
-    def filter_owner(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        if value == "me":
-            actor = getattr(self.request, "actor", None)
-            user = actor.user if actor is not None else getattr(self.request, "user", None)
-            user_id = getattr(user, "pk", None)
-            return queryset.filter(owner_id=user_id) if user_id is not None else queryset.none()
-        return queryset.filter(owner_id=int(value))
 
     def filter_due_within(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         today = timezone.localdate()
