@@ -53,7 +53,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.http.request import validate_host
@@ -261,9 +261,10 @@ def parse_url(url: str) -> Target:
     if port == 0:
         raise OutboundRefused("This is not a valid URL (check the host and the port).")
     port = port or (443 if scheme == "https" else 80)
-    path = parts.path or "/"
+    # The request line is ASCII: percent-encode anything else, keeping what is already encoded.
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~-._")
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + quote(parts.query, safe="/%:@!$&'()*+,;=?~-._")
 
     host = raw_host.rstrip(".")  # urlsplit already dropped the brackets of an IPv6 literal
     ip = _ip_literal(host)
@@ -451,7 +452,7 @@ def _connection(target: Target, ip: IPAddress, timeout: float, ca_certs: str | N
     )
 
 
-def _classify(exc: BaseException, phase: str) -> tuple[str, str]:
+def _classify(exc: BaseException, phase: str, connect_timeout: float, timeout: float) -> tuple[str, str]:
     """(outcome, plain words) for a failure; never Python's exception text."""
     from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
     from urllib3.util.ssl_match_hostname import CertificateError
@@ -474,8 +475,8 @@ def _classify(exc: BaseException, phase: str) -> tuple[str, str]:
         return "connect_refused", "The receiver refused the connection."
     if any(isinstance(c, (ConnectTimeoutError, TimeoutError, socket.timeout, ReadTimeoutError)) for c in causes):
         if phase == "connect":
-            return "timeout", f"Timed out: no connection within {_connect_timeout():g} s."
-        return "timeout", f"Timed out: the receiver did not answer within {_total_timeout():g} s."
+            return "timeout", f"Timed out: no connection within {connect_timeout:g} s."
+        return "timeout", f"Timed out: the receiver did not answer within {timeout:g} s."
     if any(isinstance(c, NewConnectionError) for c in causes) or phase == "connect":
         return "network", "The receiver could not be reached."
     if any(isinstance(c, ProtocolError) for c in causes):
@@ -530,7 +531,7 @@ def request(
             try:
                 conn.connect()
             except Exception as exc:  # noqa: BLE001 - classified into plain words
-                outcome = _classify(exc, "connect")
+                outcome = _classify(exc, "connect", connect_timeout, timeout)
                 continue
             conn.timeout = timeout  # from here on each read may wait up to the whole budget
             conn.sock.settimeout(timeout)
@@ -546,7 +547,7 @@ def request(
                 response = conn.getresponse()
                 status = response.status
             except Exception as exc:  # noqa: BLE001
-                kind, words = _classify(exc, "read")
+                kind, words = _classify(exc, "read", connect_timeout, timeout)
                 if expired.is_set():
                     kind, words = "timeout", f"Timed out: the receiver did not answer within {timeout:g} s."
                 return result(None, kind, words, str(ip))
@@ -575,6 +576,8 @@ def _cut(sock: socket.socket | None, expired: threading.Event) -> None:
 # --- Per-organization concurrency ---------------------------------------------------------------
 
 SLOT_PREFIX = "retain:outbound:slots"
+#: The token handed out when the slot store is unreachable (see :func:`acquire_slot`).
+UNLIMITED = "unlimited"
 
 # Atomic in Redis: drop expired leases (a worker that died), then take a slot if one is free. Server
 # time, so workers on several hosts need no synchronised clocks.
@@ -656,9 +659,17 @@ def acquire_slot(organization_id: int) -> str | None:
     redis_parts = _redis()
     if redis_parts is None:
         return _local.acquire(organization_id, _limit(), _lease_ms())
+    import redis
+
     _url, _client, script = redis_parts
     token = uuid.uuid4().hex
-    taken = script(keys=[slot_key(organization_id)], args=[_limit(), _lease_ms(), token])
+    try:
+        taken = script(keys=[slot_key(organization_id)], args=[_limit(), _lease_ms(), token])
+    except redis.RedisError as exc:
+        # Fail open: a delivery must not be lost or stuck because the slot store is unreachable;
+        # only fairness is degraded until it is back.
+        logger.warning("outbound slots unavailable (%s); calling without a slot", type(exc).__name__)
+        return UNLIMITED
     return token if int(taken) == 1 else None
 
 
@@ -667,7 +678,12 @@ def release_slot(organization_id: int, token: str) -> None:
     if redis_parts is None:
         _local.release(organization_id, token)
         return
-    redis_parts[1].zrem(slot_key(organization_id), token)
+    if token == UNLIMITED:
+        return
+    import redis
+
+    with contextlib.suppress(redis.RedisError):  # the lease expires by itself
+        redis_parts[1].zrem(slot_key(organization_id), token)
 
 
 def slots_held(organization_id: int) -> int:

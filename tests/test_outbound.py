@@ -397,3 +397,39 @@ def test_a_lease_of_a_worker_that_died_expires(settings, backend):
         outbound.release_slot(org, token)
     finally:
         _clear_slots([org])
+
+
+def test_an_unreachable_slot_store_fails_open_rather_than_losing_the_call(settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    token = outbound.acquire_slot(910_004)
+    assert token == outbound.UNLIMITED
+    outbound.release_slot(910_004, token)  # no error either
+
+
+def test_a_path_that_is_not_ascii_is_sent_percent_encoded(receiver, settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    result = outbound.request("POST", receiver.url("/hooks/café?q=ü&already=%20x"), body=b"{}")
+    assert result.ok, result.error
+    assert receiver.requests[0]["path"] == "/hooks/caf%C3%A9?q=%C3%BC&already=%20x"
+
+
+def test_a_receiver_that_never_accepts_the_connection_times_out_at_connect(settings):
+    """A listener whose accept queue is full drops new connection attempts, like a black hole."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        fillers = []
+        for _ in range(3):  # fill the queue (never accepted)
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        try:
+            result = outbound.request("POST", f"http://127.0.0.1:{port}/", body=b"{}", connect_timeout=1)
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert (result.status_code, result.outcome) == (None, "timeout")
+    assert result.error == "Timed out: no connection within 1 s."
