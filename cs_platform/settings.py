@@ -7,6 +7,7 @@ Production sets ``DATABASE_URL`` (Postgres) and ``REDIS_URL`` (broker, result ba
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -241,6 +242,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TIMEZONE = "UTC"
+# Queues (docs/operations.md): "celery" for everything by default; "outbound" for every call to a URL a
+# tenant chose (webhook deliveries; CRM and Slack later), served by workers of its own so that slow
+# receivers never hold imports, recomputes or renewals.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+OUTBOUND_QUEUE = "outbound"
+CELERY_TASK_ROUTES = {"playbooks.tasks.deliver_webhook": {"queue": OUTBOUND_QUEUE}}
 # Beat keeps its schedule in the database (editable in the admin); the entries below are synced into
 # it every time beat starts.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -251,6 +258,24 @@ CELERY_BEAT_SCHEDULE = {
     "create-due-renewals": {"task": "renewals.tasks.create_all_due_renewals", "schedule": 60 * 60 * 24},
     "recompute-health": {"task": "health.tasks.recompute_all_health", "schedule": 60 * 60},
 }
+
+# --- Outbound calls (cs_platform/outbound.py) ----------------------------------------------------
+# Private networks an operator allows outbound calls to (on-premise receivers), as CIDRs such as
+# "10.20.0.0/16,192.168.5.0/24". Empty: public internet addresses only. Loopback only when listed.
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", [])
+for _cidr in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"OUTBOUND_ALLOWED_NETWORKS: {_cidr!r} is not a network (e.g. 10.0.0.0/8)") from _exc
+OUTBOUND_CONNECT_TIMEOUT = env_int("OUTBOUND_CONNECT_TIMEOUT", 3)  # seconds per connection attempt
+OUTBOUND_TIMEOUT = env_int("OUTBOUND_TIMEOUT", 10)  # seconds for the whole call once connected
+OUTBOUND_ORG_CONCURRENCY = env_int("OUTBOUND_ORG_CONCURRENCY", 2)  # calls in flight per organization
+OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE", "")  # a CA file for receivers with a private CA
+if min(OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT, OUTBOUND_ORG_CONCURRENCY) < 1:
+    raise ImproperlyConfigured("OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT and OUTBOUND_ORG_CONCURRENCY must be >= 1")
+# "Send test" per organization: N per second/min/hour/day.
+WEBHOOK_TEST_RATE = env_str("WEBHOOK_TEST_RATE", "5/min")
 
 LOGGING = {
     "version": 1,

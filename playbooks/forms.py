@@ -14,7 +14,12 @@ class WebhookEndpointForm(forms.Form):
     """Register an endpoint: URL, what it is for, and the event types it receives."""
 
     url = forms.CharField(
-        label="Endpoint URL", max_length=2000, help_text="http:// or https://; redirects are not followed."
+        label="Endpoint URL",
+        max_length=2000,
+        help_text=(
+            "http:// or https:// on a public internet address (no loopback, private or metadata address unless "
+            "the operator allowed that network); redirects are not followed."
+        ),
     )
     description = forms.CharField(max_length=200, required=False)
     event_types = forms.MultipleChoiceField(

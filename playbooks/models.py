@@ -44,7 +44,8 @@ class WebhookEndpoint(OrgScopedModel):
     """
 
     # Not a URLField: its validator refuses single-label hosts (``http://crm-sync:8080/``) that
-    # self-hosted receivers use; playbooks.services.validate_webhook_url checks scheme and host.
+    # on-premise receivers use; playbooks.services.validate_webhook_url applies the outbound guard.
+    # Only admins see it whole (a path or query often carries a token); others see its host.
     url = models.CharField(max_length=2000)
     description = models.CharField(max_length=200, blank=True)
     event_types = models.JSONField(default=list, help_text="Subset of EventType values")
@@ -70,7 +71,9 @@ class WebhookDelivery(OrgScopedModel):
     """One event to one endpoint: the payload as sent, its status and the retry schedule.
 
     ``event_id`` is the same for every endpoint that receives the event, and stays the same across
-    retries, so receivers can deduplicate.
+    retries, so receivers can deduplicate. What the receiver answered is kept as its status code
+    only: its body is never read or stored (it could be an internal service's answer, and every
+    member can read the log).
     """
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
@@ -81,8 +84,7 @@ class WebhookDelivery(OrgScopedModel):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    response_excerpt = models.TextField(blank=True, help_text="Start of the last response body")
+    last_error = models.TextField(blank=True, help_text="Why the last try failed, in plain words")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

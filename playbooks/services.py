@@ -10,6 +10,13 @@ Exactly-once towards a healthy receiver: each try message carries the attempt nu
 to be; a message whose number does not match the delivery's next attempt (a redelivered or
 duplicated message) does nothing, and a delivery that succeeded or failed is never sent again.
 The delivery row is locked for the duration of a try, so two workers cannot send the same try.
+
+Every HTTP call goes through :mod:`cs_platform.outbound`: the address is checked when the endpoint is
+registered (early feedback) and again at every try (the check that counts), the connection goes to
+the address that was checked, no response body is kept, and failures are stored in plain words. A
+try runs only while its organization has a free outbound slot (``OUTBOUND_ORG_CONCURRENCY``);
+otherwise it is queued again :data:`DEFER_SECONDS` later without counting as an attempt, so one
+organization's slow receiver cannot occupy every worker of the ``outbound`` queue.
 """
 
 from __future__ import annotations
@@ -18,34 +25,38 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
+import random
 import secrets
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Organization
+from cs_platform import outbound
 
 from .models import DeliveryStatus, EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "DEFER_SECONDS",
     "EVENT_TYPES",
     "MAX_ATTEMPTS",
     "RETRY_DELAYS",
-    "TIMEOUT_SECONDS",
+    "SendTestThrottled",
     "attempt_delivery",
     "build_body",
     "emit",
+    "endpoint_origin",
     "generate_secret",
+    "reserve_test_send",
     "send_test",
     "sign",
     "validate_event_types",
@@ -58,8 +69,8 @@ SUBSCRIBABLE: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != EventType.W
 #: Seconds to wait after failed try n (1-based) before try n + 1: 30 s, 2 min, 10 min, 1 h, 6 h.
 RETRY_DELAYS: tuple[int, ...] = (30, 120, 600, 3600, 21600)
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
-TIMEOUT_SECONDS = 10
-EXCERPT_CHARS = 1000
+#: A try whose organization has no free outbound slot comes back after this many seconds (+ jitter).
+DEFER_SECONDS = 2.0
 USER_AGENT = "Retain-Webhooks/1"
 
 #: ``schedule(organization_id, delivery_id, attempt, countdown)`` enqueues a try; injected in tests.
@@ -72,17 +83,26 @@ def generate_secret() -> str:
 
 
 def validate_webhook_url(url: str) -> str:
-    """Only absolute ``http``/``https`` URLs with a host; anything else (``file:``, ``ftp:``,
-    ``javascript:``, relative) is refused here so the delivery task never opens it."""
+    """The registration-time check (:func:`cs_platform.outbound.check_url`): an absolute ``http``/
+    ``https`` URL without credentials whose host is not a refused address or name (loopback,
+    private, link-local, metadata, Retain itself...). Early feedback only: every delivery checks
+    the address again, and that check is the one that counts."""
     url = (url or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValidationError("Use an http:// or https:// URL.")
-    if not parts.hostname:
-        raise ValidationError("The URL needs a host name.")
-    if parts.username or parts.password:
-        raise ValidationError("Do not put credentials in the URL; verify the signature instead.")
+    try:
+        outbound.check_url(url)
+    except outbound.OutboundRefused as exc:
+        raise ValidationError(exc.reason) from None
     return url
+
+
+def endpoint_origin(url: str) -> str:
+    """``https://host[:port]`` of an endpoint URL: what non-admins see (the path or query of a webhook
+    URL often carries a token)."""
+    try:
+        target = outbound.parse_url(url)
+    except outbound.OutboundRefused:
+        return ""
+    return f"{target.scheme}://{target.host_header}"
 
 
 def validate_event_types(values: Any) -> list[str]:
@@ -123,8 +143,53 @@ def emit(organization_id: int, event_type: str, data: dict[str, Any]) -> list[We
     return _create_deliveries(organization_id, endpoints, event_type, data)
 
 
+class SendTestThrottled(Exception):
+    """The organization has used its ``WEBHOOK_TEST_RATE`` budget; ``wait`` is the seconds until the next."""
+
+    def __init__(self, wait: int, limit: int, period: int) -> None:
+        self.wait, self.limit, self.period = wait, limit, period
+        per = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}[period]
+        super().__init__(
+            f"Too many test sends: at most {limit} per {per} for this organization. Try again in {wait} s."
+        )
+
+
+def _test_rate() -> tuple[int, int]:
+    """``WEBHOOK_TEST_RATE`` (``5/min``) as (count, seconds), DRF's rate syntax."""
+    raw = str(getattr(settings, "WEBHOOK_TEST_RATE", "5/min"))
+    try:
+        count, period = raw.split("/")
+        return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[0]]
+    except (ValueError, KeyError, IndexError):
+        raise ImproperlyConfigured(f"WEBHOOK_TEST_RATE must look like 5/min, got {raw!r}") from None
+
+
+def send_test_budget_key(organization_id: int, window: int) -> str:
+    """Cache key counting an organization's test sends in one rate window."""
+    return f"retain:webhook-test:{organization_id}:{window}"
+
+
+def reserve_test_send(organization_id: int) -> None:
+    """Count one test send against the organization's budget (a fixed window in the cache: Redis in
+    production, so every web process shares it), or raise :class:`SendTestThrottled`."""
+    limit, period = _test_rate()
+    now = time.time()
+    window = int(now // period)
+    key = send_test_budget_key(organization_id, window)
+    cache.add(key, 0, timeout=period + 5)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=period + 5)
+        used = 1
+    if used > limit:
+        raise SendTestThrottled(max(1, math.ceil((window + 1) * period - now)), limit, period)
+
+
 def send_test(endpoint: WebhookEndpoint, *, user: Any = None) -> WebhookDelivery:
-    """Queue a ``webhook.test`` event to one endpoint (whatever its subscriptions)."""
+    """Queue a ``webhook.test`` event to one endpoint (whatever its subscriptions), within the
+    organization's ``WEBHOOK_TEST_RATE``; raises :class:`SendTestThrottled` beyond it."""
+    reserve_test_send(endpoint.organization_id)
     data = {"message": "This is a test event from Retain.", "endpoint": endpoint.pk}
     if user is not None and getattr(user, "email", None):
         data["sent_by"] = user.email
@@ -184,61 +249,16 @@ def build_body(delivery: WebhookDelivery, organization_slug: str) -> bytes:
     return json.dumps(envelope, separators=(",", ":"), sort_keys=True, cls=DjangoJSONEncoder).encode()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Redirects are never followed: a 3xx is a failed try. A receiver that moved must be updated by
-    an admin; following it could send a signed body to another host."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-@dataclass
-class HttpResult:
-    status_code: int | None
-    body: str
-    error: str
-    duration_ms: int
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float = TIMEOUT_SECONDS) -> HttpResult:
-    """POST with the standard library; any network failure becomes an error message, never raises."""
-    validate_webhook_url(url)  # the stored URL was validated; this guards rows written another way
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    started = time.monotonic()
-    code: int | None = None
-    text, error = "", ""
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            code = response.status
-            text = response.read(EXCERPT_CHARS * 4).decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:  # a non-2xx answer (3xx included: not followed)
-        code = exc.code
-        try:
-            text = exc.read(EXCERPT_CHARS * 4).decode("utf-8", "replace")
-        except Exception:  # noqa: BLE001 - the body of an error is best effort
-            text = ""
-        error = f"HTTP {exc.code}" + (" (redirects are not followed)" if 300 <= exc.code < 400 else "")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        error = f"{type(exc).__name__}: {reason}"[:1000]
-    return HttpResult(code, text[:EXCERPT_CHARS], error, int((time.monotonic() - started) * 1000))
-
-
 def attempt_delivery(
     organization_id: int, delivery_id: int, *, attempt: int = 1, schedule: Scheduler | None = None
 ) -> WebhookDelivery | None:
     """Make try number ``attempt`` of a delivery: send, log, then finish or schedule the next try.
 
     Does nothing (returns ``None``) for a delivery that is gone, already succeeded or failed, or
-    whose next try is not ``attempt`` (a stale or duplicated message). ``schedule`` defaults to
-    :func:`enqueue_try`, run after commit so the next try sees this one's row.
+    whose next try is not ``attempt`` (a stale or duplicated message). When the organization already
+    has ``OUTBOUND_ORG_CONCURRENCY`` calls in flight, the same try is scheduled again about
+    :data:`DEFER_SECONDS` later and ``None`` is returned: it is not an attempt. ``schedule`` defaults
+    to :func:`enqueue_try`, run after commit so the next try sees this one's row.
     """
     schedule = schedule or enqueue_try
     org = Organization.objects.only("slug").get(pk=organization_id)
@@ -261,15 +281,24 @@ def attempt_delivery(
             "X-Retain-Event": delivery.event_type,
             "X-Retain-Delivery": str(delivery.pk),
         }
-        now = timezone.now()
+        attempted_at = timezone.now()
         if not endpoint.is_active and delivery.event_type != EventType.WEBHOOK_TEST:
-            result = HttpResult(None, "", "Endpoint deactivated; not sent.", 0)
+            result = outbound.OutboundResult(None, "inactive", "Endpoint deactivated; not sent.", 0)
         else:
-            result = post(endpoint.url, body, headers)
+            slot = outbound.acquire_slot(organization_id)
+            if slot is None:
+                # The organization's slots are busy: give this worker to another message and come back.
+                defer = DEFER_SECONDS + random.uniform(0, DEFER_SECONDS / 2)
+                transaction.on_commit(lambda: schedule(organization_id, delivery_id, attempt, defer))
+                return None
+            try:
+                result = outbound.request("POST", endpoint.url, body=body, headers=headers)
+            finally:
+                outbound.release_slot(organization_id, slot)
+        now = timezone.now()
         delivery.attempts = attempt
         delivery.last_status_code = result.status_code
-        delivery.last_error = "" if result.ok else result.error or f"HTTP {result.status_code}"
-        delivery.response_excerpt = result.body
+        delivery.last_error = "" if result.ok else result.error
         retry_in: int | None = None
         if result.ok:
             delivery.status = DeliveryStatus.SUCCEEDED
@@ -283,15 +312,14 @@ def attempt_delivery(
             delivery.next_attempt_at = None
         delivery.save(
             update_fields=[
-                "attempts", "status", "next_attempt_at", "last_status_code", "last_error",
-                "response_excerpt", "updated_at",
+                "attempts", "status", "next_attempt_at", "last_status_code", "last_error", "updated_at",
             ]
         )  # fmt: skip
         WebhookAttempt.all_orgs.create(
             organization_id=organization_id,
             delivery=delivery,
             number=attempt,
-            attempted_at=now,
+            attempted_at=attempted_at,
             status_code=result.status_code,
             error=delivery.last_error,
             duration_ms=result.duration_ms,

@@ -1,4 +1,8 @@
-"""Celery tasks of the playbooks app (thin: ids in, the service does the work)."""
+"""Celery tasks of the playbooks app (thin: ids in, the service does the work).
+
+``deliver_webhook`` runs on the ``outbound`` queue (``CELERY_TASK_ROUTES`` in settings), served by
+workers of its own: see docs/operations.md.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ from cs_platform.tasks import org_task
 from . import services
 
 
-@org_task()
+# The outbound guard bounds every call (OUTBOUND_CONNECT_TIMEOUT + OUTBOUND_TIMEOUT); the time limits
+# are a second fence for prefork workers, far below the project-wide default of an hour.
+@org_task(soft_time_limit=90, time_limit=120)
 def deliver_webhook(organization_id: int, delivery_id: int, attempt: int = 1) -> None:
     """Make try ``attempt`` of a webhook delivery. Safe to run twice: a repeated or stale message
-    does nothing, and a succeeded delivery is never re-sent. Retries of a failed try are scheduled
-    by the service as a new message with a countdown, not by raising."""
+    does nothing, and a succeeded delivery is never re-sent. Retries of a failed try, and a try put
+    off because the organization's outbound slots were busy, are new messages with a countdown
+    scheduled by the service, not raised retries."""
     services.attempt_delivery(organization_id, delivery_id, attempt=attempt)

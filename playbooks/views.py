@@ -13,7 +13,7 @@ from cs_platform.pages import org_page
 
 from .forms import WebhookEndpointForm
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from .services import generate_secret, send_test
+from .services import SendTestThrottled, generate_secret, send_test
 
 admin_page = org_page(roles=[Role.ADMIN])
 LOG_SIZE = 25
@@ -70,8 +70,12 @@ def admin_webhook_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse
 @require_POST
 def admin_webhook_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_object_or_404(WebhookEndpoint.objects, pk=endpoint_id)
-    send_test(endpoint, user=request.user)
-    messages.success(request, "Test event queued; its delivery appears in the log below.")
+    try:
+        send_test(endpoint, user=request.user)
+    except SendTestThrottled as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Test event queued; its delivery appears in the log below.")
     return redirect("admin-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint.pk)
 
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Start the Retain demo: migrate, seed once, then the web app and a Celery worker with beat.
+"""Start the Retain demo: migrate, seed once, then the web app and two Celery workers (one with beat).
 
 Run by ``make run`` with the project's virtualenv. Without ``DATABASE_URL``/``REDIS_URL`` everything
 lives in ``var/``: the SQLite database and the filesystem task queue that the web process, the
-worker and beat share, so nothing needs installing but Python. The worker stops when the web app
-stops (Ctrl-C stops both); if the worker dies, the web app is stopped too rather than left running
-with a queue nobody reads.
+workers and beat share, so nothing needs installing but Python. As in production
+(docs/operations.md), one worker serves the ``celery`` queue (imports, recomputes, renewals) and
+another the ``outbound`` queue (webhook deliveries), so a slow receiver never holds the rest. The
+workers stop when the web app stops (Ctrl-C stops all); if a worker dies, the web app is stopped
+too rather than left running with a queue nobody reads.
 
 Environment: ``HOST`` (127.0.0.1), ``PORT`` (8000), ``DEMO_ORG`` (demo), ``DEMO_SEED`` (42).
 """
@@ -29,6 +31,23 @@ ORG = os.environ.get("DEMO_ORG", "demo")
 SEED = os.environ.get("DEMO_SEED", "42")
 ADMIN_EMAIL = f"admin@{ORG}.retain.local"
 ADMIN_PASSWORD = "retain-demo"
+
+
+#: The demo's workers. ``celery``: one process with an embedded beat, solo pool (SQLite has one writer
+#: anyway). ``outbound``: a few threads, since deliveries mostly wait on the network; one process, so
+#: the per-organization slots held in the process (no Redis) are exact.
+WORKERS = [
+    {
+        "name": "worker",
+        "command": ["-m", "celery", "-A", "cs_platform", "worker", "-Q", "celery", "--beat", "--pool=solo",
+                    "--loglevel=INFO", "-n", "retain-demo@%h", "-s", str(ROOT / "var" / "celerybeat-schedule")],
+    },
+    {
+        "name": "outbound worker",
+        "command": ["-m", "celery", "-A", "cs_platform", "worker", "-Q", "outbound", "--pool=threads",
+                    "--concurrency=4", "--loglevel=INFO", "-n", "retain-demo-outbound@%h"],
+    },
+]  # fmt: skip
 
 
 def say(message: str) -> None:
@@ -95,13 +114,14 @@ def main() -> int:
     log_dir = ROOT / "var" / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     worker_log = log_dir / "worker.log"
-    # One process runs the worker and an embedded beat; solo pool: SQLite has one writer anyway.
-    worker = subprocess.Popen(
-        [PY, "-m", "celery", "-A", "cs_platform", "worker", "--beat", "--pool=solo", "--loglevel=INFO",
-         "-n", "retain-demo@%h", "-s", str(ROOT / "var" / "celerybeat-schedule")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-    )  # fmt: skip
-    threading.Thread(target=relay, args=(worker.stdout, "[worker]", worker_log), daemon=True).start()
+    workers: list[tuple[str, subprocess.Popen]] = []
+    for spec in WORKERS:
+        process = subprocess.Popen(
+            [PY, *spec["command"]], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        prefix = "[worker]" if spec["name"] == "worker" else "[outbound]"
+        threading.Thread(target=relay, args=(process.stdout, prefix, worker_log), daemon=True).start()
+        workers.append((spec["name"], process))
     web = subprocess.Popen([PY, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"], cwd=ROOT)
 
     def on_signal(signum, frame):  # Ctrl-C reaches the children too; just make sure both end
@@ -118,9 +138,11 @@ def main() -> int:
                 code = web.returncode or 0
                 say(f"the web app stopped (exit {web.returncode})")
                 break
-            if worker.poll() is not None:
+            dead = [(name, p) for name, p in workers if p.poll() is not None]
+            if dead:
                 code = 1
-                say(f"the Celery worker stopped unexpectedly (exit {worker.returncode}); see {worker_log}")
+                name, process = dead[0]
+                say(f"the Celery {name} stopped unexpectedly (exit {process.returncode}); see {worker_log}")
                 break
             if not announced and port_open(HOST, PORT):
                 announced = True
@@ -130,7 +152,7 @@ def main() -> int:
                     f"\n{bar}\n  Retain is running at {url}\n"
                     f"  Log in as {ADMIN_EMAIL} / {ADMIN_PASSWORD}\n"
                     f"  API docs: {url}api/docs/   Worker log: {worker_log.relative_to(ROOT)}\n"
-                    f"  Ctrl-C stops the web app and the worker.\n{bar}\n",
+                    f"  Ctrl-C stops the web app and the workers.\n{bar}\n",
                     flush=True,
                 )
             time.sleep(0.3)
@@ -138,7 +160,8 @@ def main() -> int:
         say("interrupted")
     finally:
         stop(web, "web app")
-        stop(worker, "Celery worker")
+        for name, process in workers:
+            stop(process, f"Celery {name}")
     return code
 
 

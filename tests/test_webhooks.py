@@ -1,5 +1,9 @@
 """Outbound webhooks against a real HTTP receiver on 127.0.0.1 (no mocks of the network).
 
+Loopback is refused by the outbound guard unless the operator allows it, so this module allows
+127.0.0.0/8 (``OUTBOUND_ALLOWED_NETWORKS``) except where a test proves the refusal. Every test runs
+inside the loopback-only safety belt of tests/outbound_helpers.py.
+
 Retries are driven without waiting: the service's scheduler is injected and records each
 ``(attempt, countdown)``; the test then runs the recorded next try, exactly as Celery would after
 the countdown. One test runs the whole chain through eager Celery instead.
@@ -10,61 +14,46 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 
+from cs_platform import outbound
 from playbooks import services
 from playbooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from playbooks.tasks import deliver_webhook
 
 from .factories import AccountFactory
+from .outbound_helpers import Receiver, loopback_only_fixture, routed, wait_for  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_only")]
 
 
-class Receiver:
-    """A real HTTP server answering with the next queued status (200 when the queue is empty)."""
+@pytest.fixture(autouse=True)
+def allow_loopback(settings):
+    """The receivers of this module listen on loopback: allowed as an operator would allow a network."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
 
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.statuses: list[int] = []
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                code = receiver.statuses.pop(0) if receiver.statuses else 200
-                if 300 <= code < 400:
-                    self.send_response(code)
-                    self.send_header("Location", "http://example.com/elsewhere")
-                    self.end_headers()
-                    return
-                reply = b'{"ok": true}' if code < 300 else b"boom"
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+@pytest.fixture(autouse=True)
+def fresh_budgets(org, other_org):
+    """Test-send budgets and outbound slots live in the cache/Redis, keyed by organization id, and ids
+    can repeat between tests (SQLite reuses them after a rollback): start every test from zero."""
 
-            def log_message(self, *args: Any) -> None:
-                pass
+    def clear() -> None:
+        for org_id in (org.pk, other_org.pk):
+            window = int(time.time() // 60)
+            cache.delete_many([services.send_test_budget_key(org_id, w) for w in (window - 1, window, window + 1)])
+            parts = outbound._redis()
+            if parts is not None:
+                parts[1].delete(outbound.slot_key(org_id))
+            outbound._local.leases.pop(org_id, None)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server.server_port}{path}"
-
-    def bodies(self, path: str | None = None) -> list[dict[str, Any]]:
-        return [json.loads(r["body"]) for r in self.requests if path is None or r["path"] == path]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    clear()
+    yield
+    clear()
 
 
 @pytest.fixture
@@ -119,7 +108,7 @@ def test_fails_twice_then_succeeds_is_received_exactly_once_more_and_logs_three_
     assert (delivery.attempts, delivery.last_status_code, delivery.last_error) == (3, 200, "")
     log = list(WebhookAttempt.all_orgs.filter(delivery=delivery).order_by("number"))
     assert [(a.number, a.status_code, a.retry_in_seconds) for a in log] == [(1, 500, 30), (2, 500, 120), (3, 200, None)]
-    assert log[0].error == "HTTP 500"
+    assert log[0].error == "The receiver answered HTTP 500."
     # Three requests reached the receiver; the event arrived once after the two failures, same id each time.
     bodies = receiver.bodies()
     assert len(bodies) == 3
@@ -270,7 +259,9 @@ def test_unreachable_receiver_is_a_logged_error(org):
     services.attempt_delivery(org.pk, delivery.pk, schedule=Recorder())
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.RETRYING
-    assert delivery.last_status_code is None and "URLError" in delivery.last_error
+    assert delivery.last_status_code is None
+    assert delivery.last_error == "The receiver refused the connection."  # plain words, not Python's
+    assert delivery.attempt_log.get().error == "The receiver refused the connection."
 
 
 # --- API ------------------------------------------------------------------------------------------
@@ -341,6 +332,7 @@ def test_bad_webhook_input_is_a_field_error(org, api, url, event_types, field):
 
 
 def test_internal_single_label_hosts_are_accepted(org, api):
+    # It does not resolve here, so registration accepts it; every delivery checks its address.
     body = {"url": "http://crm-sync:8080/hooks/retain", "event_types": ["account.updated"]}
     response = api(org, "admin").post("/api/v1/webhooks/", body, format="json")
     assert response.status_code == 201, response.json()
@@ -386,12 +378,215 @@ def test_admin_page_creates_lists_tests_and_deactivates(client, org, alice, bob,
     assert client.get(base).status_code == 403
 
 
+# --- Finding 1: the outbound guard at registration and at delivery ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url,words",
+    [
+        ("http://127.0.0.1:8000/api/v1/accounts/", "loopback"),
+        ("http://localhost:6379/", "localhost"),
+        ("http://[::1]:5432/", "loopback"),
+        ("http://127.1/", "loopback"),
+        ("http://2130706433/", "loopback"),
+        ("http://0x7f.1/", "loopback"),
+        ("http://0.0.0.0:8000/", "unspecified"),
+        ("http://[::ffff:127.0.0.1]/", "loopback"),
+        ("http://169.254.169.254/latest/meta-data/iam/", "metadata"),
+        ("http://metadata.google.internal/computeMetadata/v1/", "metadata"),
+        ("http://10.0.0.12/", "private"),
+        ("http://192.168.1.1/admin", "private"),
+        ("http://testserver/api/v1/accounts/", "Retain itself"),
+    ],
+)
+def test_registering_an_internal_address_is_refused_with_the_reason(org, api, client, alice, settings, url, words):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    response = api(org, "admin").post("/api/v1/webhooks/", {"url": url, "event_types": ["account.created"]})
+    assert response.status_code == 400
+    (message,) = response.json()["errors"]["url"]
+    assert words in message
+    client.force_login(alice)
+    page = client.post(f"/o/{org.slug}/admin/webhooks/", {"url": url, "event_types": ["account.created"]})
+    assert page.status_code == 400 and words in page.content.decode()
+    assert not WebhookEndpoint.all_orgs.filter(organization=org).exists()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1", "2130706433", "0x7f.1", "localhost"])
+def test_a_delivery_to_loopback_is_refused_at_delivery_time_and_nothing_reaches_the_listener(
+    org, receiver, settings, loopback_only, host
+):
+    """Rows written before the guard (or any other way) are checked again at every try: the check that
+    counts. The real listener on 127.0.0.1 receives nothing and no connection is even attempted."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    make_endpoint(org, receiver.url(host=host))
+    (delivery,) = services.emit(org.pk, "account.created", {"id": 1})
+    services.attempt_delivery(org.pk, delivery.pk, schedule=Recorder())
+    delivery.refresh_from_db()
+    assert receiver.requests == [] and loopback_only.attempts == []
+    assert (delivery.status, delivery.last_status_code) == (DeliveryStatus.RETRYING, None)
+    assert delivery.last_error.startswith(("Address not allowed", "The host is this machine"))
+
+
+def test_no_member_can_read_what_a_receiver_answered(org, alice, api, receiver):
+    """The old log showed the first 1,000 characters of the answer to every member (an SSRF read
+    primitive). Now nothing of the body is read, stored or shown, to any role."""
+    endpoint = make_endpoint(org, receiver.url())
+    receiver.statuses = [500, 200]
+    receiver.reply = b'{"AccessKeyId": "ASIA-SECRET-FROM-THE-METADATA-SERVICE"}'
+    (delivery,) = services.emit(org.pk, "account.created", {"id": 1})
+    services.attempt_delivery(org.pk, delivery.pk, schedule=Recorder())
+    services.attempt_delivery(org.pk, delivery.pk, attempt=2, schedule=Recorder())
+    assert len(receiver.requests) == 2
+    assert not hasattr(WebhookDelivery, "response_excerpt")
+    stored = json.dumps(list(WebhookDelivery.all_orgs.filter(pk=delivery.pk).values()), default=str) + json.dumps(
+        list(WebhookAttempt.all_orgs.filter(delivery=delivery).values()), default=str
+    )
+    assert "SECRET" not in stored
+    for role in ("viewer", "csm", "leader", "admin"):
+        log = api(org, role).get(f"/api/v1/webhooks/{endpoint.pk}/deliveries/")
+        assert log.status_code == 200
+        text = log.content.decode()
+        assert "SECRET" not in text and "response_excerpt" not in text
+        row = log.json()["results"][0]
+        assert [a["status_code"] for a in row["attempt_log"]] == [500, 200]
+        assert row["attempt_log"][0]["error"] == "The receiver answered HTTP 500."
+    client = api(org, "admin", alice)
+    assert "SECRET" not in client.get(f"/api/v1/webhooks/{endpoint.pk}/").content.decode()
+
+
+# --- Finding 6: the full URL is for admins ------------------------------------------------------------
+
+
+def test_non_admins_see_only_the_host_of_a_webhook_url(org, alice, api, client, bob, make_member):
+    secret_url = "https://hooks.example.com:8443/services/T000/B000/XXXXtoken?key=abc123"
+    endpoint = make_endpoint(org, secret_url)
+    for role in ("viewer", "csm", "leader"):
+        caller = api(org, role)
+        for response in (caller.get("/api/v1/webhooks/"), caller.get(f"/api/v1/webhooks/{endpoint.pk}/")):
+            assert response.status_code == 200
+            text = response.content.decode()
+            assert "XXXXtoken" not in text and "abc123" not in text and "/services/" not in text
+        row = caller.get(f"/api/v1/webhooks/{endpoint.pk}/").json()
+        assert (row["url"], row["host"]) == ("https://hooks.example.com:8443", "hooks.example.com:8443")
+    admin_row = api(org, "admin", alice).get(f"/api/v1/webhooks/{endpoint.pk}/").json()
+    assert (admin_row["url"], admin_row["host"]) == (secret_url, "hooks.example.com:8443")
+    # The pages that show URLs are for admins only.
+    for role in ("viewer", "csm", "leader"):
+        member = make_member(org, role).user
+        client.force_login(member)
+        for path in ("", f"{endpoint.pk}/"):
+            page = client.get(f"/o/{org.slug}/admin/webhooks/{path}")
+            assert page.status_code == 403
+            assert "XXXXtoken" not in page.content.decode()
+    client.force_login(alice)
+    assert "XXXXtoken" in client.get(f"/o/{org.slug}/admin/webhooks/{endpoint.pk}/").content.decode()
+
+
+# --- Finding 5: test sends are rate-limited per organization; queues; per-org slots --------------------
+
+
+def test_test_sends_are_rate_limited_per_organization_with_retry_after(org, other_org, api, settings, client, alice):
+    settings.WEBHOOK_TEST_RATE = "2/min"
+    mine = make_endpoint(org, "https://hooks.example.com/a")
+    theirs = make_endpoint(other_org, "https://hooks.example.com/b")
+    caller = api(org, "admin")
+    assert [caller.post(f"/api/v1/webhooks/{mine.pk}/test/").status_code for _ in range(2)] == [202, 202]
+    refused = caller.post(f"/api/v1/webhooks/{mine.pk}/test/")
+    assert refused.status_code == 429
+    assert refused["Content-Type"].startswith("application/json")
+    wait = int(refused["Retry-After"])
+    assert 1 <= wait <= 60
+    assert "Too many test sends: at most 2 per minute" in refused.json()["detail"]
+    assert WebhookDelivery.all_orgs.filter(endpoint=mine).count() == 2  # nothing queued for the refused one
+    # Another organization has its own budget.
+    assert api(other_org, "admin").post(f"/api/v1/webhooks/{theirs.pk}/test/").status_code == 202
+    # The page says so in words and queues nothing either.
+    client.force_login(alice)
+    page = client.post(f"/o/{org.slug}/admin/webhooks/{mine.pk}/test/", follow=True)
+    assert page.status_code == 200
+    assert "Too many test sends" in page.content.decode()
+    assert WebhookDelivery.all_orgs.filter(endpoint=mine).count() == 2
+
+
+def test_deliveries_are_routed_to_the_outbound_queue():
+    from cs_platform.celery import app
+
+    route = app.amqp.Router().route({}, "playbooks.tasks.deliver_webhook")
+    assert route["queue"].name == "outbound"
+    other = app.amqp.Router().route({}, "health.tasks.recompute_accounts")
+    assert other["queue"].name == "celery"
+
+
+def test_a_try_waits_for_a_free_slot_of_its_organization_without_counting_as_an_attempt(
+    org, other_org, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.OUTBOUND_ORG_CONCURRENCY = 1
+    make_endpoint(org, receiver.url("/mine"))
+    make_endpoint(other_org, receiver.url("/theirs"))
+    (mine,) = services.emit(org.pk, "account.created", {"id": 1})
+    (theirs,) = services.emit(other_org.pk, "account.created", {"id": 2})
+    busy = outbound.acquire_slot(org.pk)  # another worker is delivering for this organization
+    schedule = Recorder()
+    with django_capture_on_commit_callbacks(execute=True):
+        with_slot_taken = services.attempt_delivery(org.pk, mine.pk, schedule=schedule)
+    assert with_slot_taken is None
+    mine.refresh_from_db()
+    assert (mine.status, mine.attempts, mine.attempt_log.count()) == (DeliveryStatus.PENDING, 0, 0)
+    ((org_id, delivery_id, attempt, countdown),) = schedule.calls
+    assert (org_id, delivery_id, attempt) == (org.pk, mine.pk, 1) and countdown >= services.DEFER_SECONDS
+    # The other organization is not held up.
+    services.attempt_delivery(other_org.pk, theirs.pk, schedule=schedule)
+    theirs.refresh_from_db()
+    assert theirs.status == DeliveryStatus.SUCCEEDED
+    assert [r["path"] for r in receiver.requests] == ["/theirs"]
+    # Once the slot is free, the re-queued try runs as attempt 1.
+    outbound.release_slot(org.pk, busy)
+    services.attempt_delivery(org.pk, mine.pk, attempt=1, schedule=schedule)
+    mine.refresh_from_db()
+    assert (mine.status, mine.attempts) == (DeliveryStatus.SUCCEEDED, 1)
+    assert outbound.slots_held(org.pk) == 0
+
+
+def test_demo_launcher_and_compose_consume_the_outbound_queue():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_demo", root / "scripts" / "run_demo.py")
+    run_demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_demo)
+    queues = [cmd[cmd.index("-Q") + 1] for cmd in (w["command"] for w in run_demo.WORKERS)]
+    assert queues == ["celery", "outbound"]
+    compose = (root / "docker-compose.yml").read_text()
+    assert '"-Q", "celery"' in compose and '"-Q", "outbound"' in compose
+
+
 # --- A real Celery worker on Redis (Postgres only, like tests/test_celery.py) ------------------------
 
 
-@pytest.fixture
-def webhook_worker():
+def _real_broker_and_db() -> bool:
+    from django.conf import settings
+
+    return settings.CELERY_BROKER_URL.startswith("redis") and not settings.DATABASES["default"]["ENGINE"].endswith(
+        "sqlite3"
+    )
+
+
+def requires_worker(test: Any) -> Any:
+    """A real worker needs Redis and a database server; the test's rows must be committed for it."""
+    for mark in (
+        pytest.mark.skipif(not _real_broker_and_db(), reason="needs REDIS_URL and a Postgres DATABASE_URL"),
+        pytest.mark.redis,
+        pytest.mark.django_db(transaction=True),
+    ):
+        test = mark(test)
+    return test
+
+
+def _worker(pool: str = "solo", concurrency: int = 1):
     """An in-process worker on a private queue that ``deliver_webhook`` is routed to."""
+    import contextlib
     import os
     import uuid
 
@@ -406,48 +601,97 @@ def webhook_worker():
     def close(**_: object) -> None:
         connections.close_all()
 
-    saved = {key: app.conf[key] for key in ("task_always_eager", "worker_hijack_root_logger", "task_routes")}
-    app.conf.update(
-        task_always_eager=False,
-        worker_hijack_root_logger=False,
-        task_routes={"playbooks.tasks.deliver_webhook": {"queue": queue}},
-    )
-    task_postrun.connect(close, weak=False)
-    try:
-        with start_worker(app, queues=[queue], perform_ping_check=False, shutdown_timeout=30) as w:
-            yield w
-    finally:
-        task_postrun.disconnect(close)
-        app.conf.update(saved)
+    @contextlib.contextmanager
+    def running():
+        saved = {key: app.conf[key] for key in ("task_always_eager", "worker_hijack_root_logger")}
+        app.conf.update(task_always_eager=False, worker_hijack_root_logger=False)
+        task_postrun.connect(close, weak=False)
+        try:
+            with routed(app, {"playbooks.tasks.deliver_webhook": {"queue": queue}}):
+                with start_worker(
+                    app,
+                    pool=pool,
+                    concurrency=concurrency,
+                    queues=[queue],
+                    perform_ping_check=False,
+                    shutdown_timeout=30,
+                ) as w:
+                    yield w
+        finally:
+            task_postrun.disconnect(close)
+            app.conf.update(saved)
+
+    return running()
 
 
-def _real_broker_and_db() -> bool:
-    from django.conf import settings
-
-    return settings.CELERY_BROKER_URL.startswith("redis") and not settings.DATABASES["default"]["ENGINE"].endswith(
-        "sqlite3"
-    )
+@pytest.fixture
+def webhook_worker():
+    with _worker() as w:
+        yield w
 
 
-@pytest.mark.skipif(not _real_broker_and_db(), reason="needs REDIS_URL and a Postgres DATABASE_URL")
-@pytest.mark.redis
-@pytest.mark.django_db(transaction=True)
+@pytest.fixture
+def pooled_worker():
+    """Three worker threads: enough for one organization to occupy them all without per-org limits."""
+    with _worker(pool="threads", concurrency=3) as w:
+        yield w
+
+
+@requires_worker
 def test_real_worker_retries_with_countdown_until_the_receiver_accepts(org, receiver, webhook_worker, monkeypatch):
-    import time
-
     monkeypatch.setattr(services, "RETRY_DELAYS", (1, 1, 1, 1, 1))  # real countdowns, just short
     make_endpoint(org, receiver.url())
     receiver.statuses = [500, 500]
     AccountFactory(organization=org, name="Real worker Co")  # commits: post_save → emit → on_commit → queue
 
     delivery = WebhookDelivery.all_orgs.get(organization=org)
-    deadline = time.monotonic() + 60  # a generous bound, not a speed assertion
-    while time.monotonic() < deadline:
+
+    def final() -> bool:
         delivery.refresh_from_db()
-        if delivery.is_final:
-            break
-        time.sleep(0.1)
+        return delivery.is_final
+
+    assert wait_for(final, 60)  # a generous bound, not a speed assertion
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SUCCEEDED, 3)
     assert list(delivery.attempt_log.values_list("status_code", flat=True)) == [500, 500, 200]
     assert len(receiver.requests) == 3
     assert {b["data"]["name"] for b in receiver.bodies()} == {"Real worker Co"}
+
+
+@requires_worker
+def test_a_slow_receiver_of_one_org_does_not_hold_up_another_orgs_delivery(
+    org, other_org, settings, monkeypatch, pooled_worker
+):
+    """Finding 5 with a real worker: org A sends four test events to a receiver that does not answer
+    until released; org B's delivery, queued after them, must arrive while A's receiver is still
+    holding its request. Without per-org limits A's four messages occupy all three worker threads
+    and B waits for A's receiver."""
+    import threading
+
+    settings.OUTBOUND_ORG_CONCURRENCY = 1
+    settings.OUTBOUND_TIMEOUT = 60  # the slow receiver is released by the test, not cut off
+    monkeypatch.setattr(services, "DEFER_SECONDS", 0.5)
+    slow, fast = Receiver(), Receiver()
+    slow.hold = threading.Event()
+    try:
+        slow_endpoint = make_endpoint(org, slow.url("/slow"))
+        make_endpoint(other_org, fast.url("/fast"), ["account.created"])
+        for _ in range(4):
+            services.send_test(slow_endpoint)  # commits at once: the messages are queued first
+        assert wait_for(lambda: len(slow.requests) >= 1, 30)
+
+        AccountFactory(organization=other_org, name="Not stalled Co")  # B's event, queued behind A's
+        assert wait_for(lambda: len(fast.requests) == 1, 30), "org B's delivery was stalled by org A"
+        assert not slow.hold.is_set() and slow.in_flight == 1  # A's receiver was still holding
+        assert fast.bodies()[0]["data"]["name"] == "Not stalled Co"
+        delivered_b = WebhookDelivery.all_orgs.get(organization=other_org)
+        assert wait_for(lambda: WebhookDelivery.all_orgs.get(pk=delivered_b.pk).is_final, 30)
+
+        slow.hold.set()  # A's receiver answers; its other tries run one at a time
+        done = lambda: WebhookDelivery.all_orgs.filter(endpoint=slow_endpoint, status="succeeded").count() == 4  # noqa: E731
+        assert wait_for(done, 60)
+        assert len(slow.requests) == 4 and slow.max_in_flight == 1
+        # Put-off tries are not attempts: each delivery succeeded at its first attempt.
+        assert set(WebhookDelivery.all_orgs.filter(endpoint=slow_endpoint).values_list("attempts", flat=True)) == {1}
+    finally:
+        slow.close()
+        fast.close()

@@ -9,15 +9,28 @@ from rest_framework import serializers
 
 from accounts.choices import Role
 from cs_platform.api.serializers import OrgScopedSerializer
+from cs_platform.outbound import host_of
 
 from ..models import Segment, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from ..segments import validate_rules
-from ..services import SUBSCRIBABLE, validate_event_types, validate_webhook_url
+from ..services import SUBSCRIBABLE, endpoint_origin, validate_event_types, validate_webhook_url
 
 MASK = "whsec_••••••••"
 
 
 class WebhookEndpointSerializer(OrgScopedSerializer):
+    """An endpoint. The signing secret and the full URL (whose path or query often carries a token) are
+    for admins; other roles read the secret masked and the URL reduced to its origin."""
+
+    url = serializers.CharField(
+        max_length=2000,
+        help_text=(
+            "The receiver URL (http or https; checked by the outbound guard: no loopback, private, link-local "
+            "or metadata address). Admins read it whole; other roles read only its origin "
+            "(`https://host[:port]`), because a path or query often carries a token."
+        ),
+    )
+    host = serializers.SerializerMethodField(help_text="The URL's host, with its port when not the default.")
     event_types = serializers.ListField(child=serializers.CharField(), help_text=f"Any of: {', '.join(SUBSCRIBABLE)}.")
     secret = serializers.SerializerMethodField(
         help_text="HMAC-SHA256 key of X-Retain-Signature; readable by admins only (others see it masked)."
@@ -26,12 +39,26 @@ class WebhookEndpointSerializer(OrgScopedSerializer):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "description", "event_types", "is_active", "secret", "created_by", "created_at"]
+        fields = [
+            "id", "url", "host", "description", "event_types", "is_active", "secret", "created_by", "created_at",
+        ]  # fmt: skip
         read_only_fields = ["created_at"]
 
-    def get_secret(self, obj: WebhookEndpoint) -> str:
+    def _is_admin(self) -> bool:
         actor = self.context.get("actor")
-        return obj.secret if actor is not None and actor.role == Role.ADMIN else MASK
+        return actor is not None and actor.role == Role.ADMIN
+
+    def to_representation(self, instance: WebhookEndpoint) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if not self._is_admin():
+            data["url"] = endpoint_origin(instance.url)
+        return data
+
+    def get_host(self, obj: WebhookEndpoint) -> str:
+        return host_of(obj.url)
+
+    def get_secret(self, obj: WebhookEndpoint) -> str:
+        return obj.secret if self._is_admin() else MASK
 
     def validate_url(self, value: str) -> str:
         try:
@@ -47,19 +74,23 @@ class WebhookEndpointSerializer(OrgScopedSerializer):
 
 
 class WebhookAttemptSerializer(serializers.ModelSerializer):
+    """One try: its status code or, when it failed, why in plain words. Never the receiver's body."""
+
     class Meta:
         model = WebhookAttempt
         fields = ["number", "attempted_at", "status_code", "error", "duration_ms", "retry_in_seconds"]
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):
+    """A delivery and its tries; readable by every member, so it holds no response body."""
+
     attempt_log = WebhookAttemptSerializer(many=True, read_only=True)
 
     class Meta:
         model = WebhookDelivery
         fields = [
             "id", "endpoint", "event_type", "event_id", "payload", "status", "attempts", "next_attempt_at",
-            "last_status_code", "last_error", "response_excerpt", "created_at", "updated_at", "attempt_log",
+            "last_status_code", "last_error", "created_at", "updated_at", "attempt_log",
         ]  # fmt: skip
         read_only_fields = fields
 

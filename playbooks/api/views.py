@@ -10,7 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,7 +20,7 @@ from cs_platform.api.viewsets import OrgScopedViewSet
 from ..filtersets import SegmentFilterSet, WebhookDeliveryFilterSet, WebhookEndpointFilterSet
 from ..models import DeliveryStatus, EventType, Segment, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from ..segments import segment_size
-from ..services import generate_secret, send_test
+from ..services import SendTestThrottled, generate_secret, send_test
 from .serializers import (
     SegmentPreviewSerializer,
     SegmentSerializer,
@@ -32,7 +32,7 @@ from .serializers import (
 
 class WebhookEndpointViewSet(OrgScopedViewSet):
     """Outbound webhook endpoints. Every member may read them; only admins create, change, delete
-    them, send tests, and read the signing secret."""
+    them, send tests, and read the signing secret and the full URL (others read its origin)."""
 
     queryset = WebhookEndpoint.all_orgs.select_related("created_by")
     serializer_class = WebhookEndpointSerializer
@@ -75,11 +75,22 @@ class WebhookEndpointViewSet(OrgScopedViewSet):
         data = WebhookDeliverySerializer(page, many=True).data
         return self.get_paginated_response(data)
 
-    @extend_schema(summary="Send a test event", request=None, responses={202: WebhookDeliverySerializer})
+    @extend_schema(
+        summary="Send a test event",
+        description=(
+            "Queues a `webhook.test` delivery to this endpoint. Limited per organization by `WEBHOOK_TEST_RATE` "
+            "(default 5 per minute): beyond it the answer is `429` with `Retry-After`."
+        ),
+        request=None,
+        responses={202: WebhookDeliverySerializer},
+    )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
         endpoint = self.get_object()  # admins only: POST needs a write role, and the object check runs
-        delivery = send_test(endpoint, user=self.actor.user)
+        try:
+            delivery = send_test(endpoint, user=self.actor.user)
+        except SendTestThrottled as exc:
+            raise Throttled(wait=exc.wait, detail=str(exc)) from None
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
