@@ -156,6 +156,17 @@ class Actor:
             return account.owner_id is None or account.owner_id in self.team_user_ids()
         return account.owner_id == self.user.pk
 
+    def can_set_parent(self, new_parent: Account | None, *, current_parent_id: int | None = None) -> bool:
+        """May this actor put an account (one they may write) under ``new_parent``?
+
+        Attaching an account under another changes that account's hierarchy ARR, i.e. its owner's
+        book: so a new parent must be an account the actor may write too. Keeping the current parent,
+        or detaching (``None``), needs only write access to the account itself.
+        """
+        if new_parent is None or new_parent.pk == current_parent_id:
+            return True
+        return self.can_write_account(new_parent)
+
     def can_assign_owner(self, owner_id: int | None) -> bool:
         """A CSM may only put accounts in their own book; a leader within their teams."""
         if self.role == Role.ADMIN:

@@ -62,11 +62,21 @@ class AccountViewSet(OrgScopedViewSet):
         if "owner" in validated_data and not self.actor.can_assign_owner(getattr(owner, "pk", None)):
             self.permission_denied(self.request, message="You cannot make this user the owner.")
 
+    def check_parent(self, validated_data: dict[str, Any], *, current_parent_id: int | None) -> None:
+        """A new parent must be an account the actor may write (its hierarchy ARR changes)."""
+        if "parent" in validated_data and not self.actor.can_set_parent(
+            validated_data["parent"], current_parent_id=current_parent_id
+        ):
+            self.permission_denied(
+                self.request, message="You can only put an account under a parent account you may change."
+            )
+
     def perform_create(self, serializer: Any) -> None:
         data = serializer.validated_data
         if "owner" not in data and self.actor.role == Role.CSM and self.actor.user is not None:
             data["owner"] = self.actor.user  # a CSM's new account goes into their own book
         self.check_create(data)
+        self.check_parent(data, current_parent_id=None)
         # The new account must be one the actor could then write: a key with no user has no book to add to.
         if not self.actor.can_write_account(Account(organization=self.actor.organization, owner=data.get("owner"))):
             self.permission_denied(self.request, message="You can only create accounts in your book.")
@@ -74,6 +84,7 @@ class AccountViewSet(OrgScopedViewSet):
 
     def perform_update(self, serializer: Any) -> None:
         parent_before = serializer.instance.parent_id
+        self.check_parent(serializer.validated_data, current_parent_id=parent_before)
         super().perform_update(serializer)
         if serializer.instance.parent_id != parent_before:
             # Both hierarchies change: the one it left and the one it joined.
