@@ -29,13 +29,14 @@ from ..models import (
     Contact,
     Contract,
     ContractLine,
+    Invitation,
     JobRun,
     Membership,
     Product,
     Team,
     WriteKey,
 )
-from ..services import arr_at, mark_arr_dirty
+from ..services import arr_at, mark_arr_dirty, revoke_invitation
 from ..uploads import store_text, store_upload
 from . import serializers as s
 
@@ -203,6 +204,24 @@ class MembershipViewSet(OrgScopedViewSet):
     ordering: ClassVar[list[str]] = ["user__email"]
     write_roles = ADMIN_ONLY
 
+    @extend_schema(
+        summary="Invite a person",
+        description=(
+            "Invites an email to join the organization with a role: nobody is added until they accept the link "
+            "sent to that email (single-use, expiring). The answer is `202` with the invitation, identical "
+            "whether or not the email has a Retain account; follow it at `/api/v1/invitations/{id}/`. An email "
+            "that is already a member of this organization is a `400`."
+        ),
+        request=s.InvitationSerializer,
+        responses={202: s.InvitationSerializer},
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.InvitationSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        body = serializer.data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
     def perform_destroy(self, instance: Membership) -> None:
         if instance.user_id == getattr(self.actor.user, "pk", None):
             raise serializers.ValidationError(
@@ -212,6 +231,43 @@ class MembershipViewSet(OrgScopedViewSet):
         if instance.role == Role.ADMIN and not others.exists():
             raise serializers.ValidationError({"non_field_errors": ["The organization needs at least one admin."]})
         instance.delete()
+
+
+class InvitationsAdminsOnly(permissions.BasePermission):
+    """Every method, reads included, is for admins: who was invited is the admins' business."""
+
+    message = "Only admins of this organization can see or manage invitations."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        actor = getattr(view, "actor", None)
+        return actor is not None and actor.role == Role.ADMIN
+
+
+class InvitationViewSet(ImmutableMixin, OrgScopedViewSet):
+    """``/api/v1/invitations/``: invitations to join the organization (admins only, reads included).
+
+    ``POST`` invites an email (same as ``POST /users/``, but answers ``201``): the person receives a
+    link by email and joins when they accept it. ``DELETE`` withdraws an open invitation (its link
+    stops working) and keeps the row. Invitations cannot be changed (``405``): invite again, which
+    replaces the open one.
+    """
+
+    queryset = Invitation.all_orgs.select_related("invited_by", "team")
+    serializer_class = s.InvitationSerializer
+    filterset_fields: ClassVar[list[str]] = ["email", "role"]
+    ordering_fields: ClassVar[list[str]] = ["created_at", "expires_at", "email"]
+    ordering: ClassVar[list[str]] = ["-created_at"]
+    write_roles = ADMIN_ONLY
+    immutable_detail = "Invitations cannot be changed; invite the email again to replace it."
+    extra_permission_classes: ClassVar[list[type]] = [InvitationsAdminsOnly]
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save()  # invite_member sets the organization and the inviter
+
+    @extend_schema(summary="Withdraw an invitation", responses={204: None})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        revoke_invitation(self.get_object(), by=self.actor.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MeView(OrgAPIView):
