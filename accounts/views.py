@@ -491,9 +491,10 @@ INVITATION_PROBLEMS = {
 
 def _invitation_page(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
     response = render(request, "registration/invitation.html", context, status=status)
-    # The token is in the address: keep it out of caches and out of Referer headers to other sites.
+    # The token is in the address: keep it out of caches. (Referer headers never leave the site:
+    # SECURE_REFERRER_POLICY is "same-origin". "no-referrer" here would make browsers send
+    # "Origin: null" with the page's own forms, which the CSRF check rightly refuses.)
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 

@@ -10,13 +10,14 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cs_platform.api.schema import ErrorSerializer
 from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet
 
 from .. import filtersets
@@ -213,7 +214,10 @@ class MembershipViewSet(OrgScopedViewSet):
             "that is already a member of this organization is a `400`."
         ),
         request=s.InvitationSerializer,
-        responses={202: s.InvitationSerializer},
+        responses={
+            202: s.InvitationSerializer,
+            503: OpenApiResponse(ErrorSerializer, description="The invitation email could not be sent; nothing saved."),
+        },
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = s.InvitationSerializer(data=request.data, context=self.get_serializer_context())
@@ -260,6 +264,16 @@ class InvitationViewSet(ImmutableMixin, OrgScopedViewSet):
     write_roles = ADMIN_ONLY
     immutable_detail = "Invitations cannot be changed; invite the email again to replace it."
     extra_permission_classes: ClassVar[list[type]] = [InvitationsAdminsOnly]
+
+    @extend_schema(
+        summary="Invite a person",
+        responses={
+            201: s.InvitationSerializer,
+            503: OpenApiResponse(ErrorSerializer, description="The invitation email could not be sent; nothing saved."),
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.save()  # invite_member sets the organization and the inviter
