@@ -74,9 +74,7 @@ def test_invite_then_accept_as_a_newcomer(org, alice, live_server, browser):
     form.get_by_label("Email").fill("Newcomer@Example.com")
     form.get_by_label("Role").select_option("csm")
     form.get_by_role("button", name="Send invitation").click()
-    sync_api.expect(admin.get_by_role("status")).to_contain_text(
-        "Invitation sent to newcomer@example.com"
-    )
+    sync_api.expect(admin.get_by_role("status")).to_contain_text("Invitation sent to newcomer@example.com")
     sync_api.expect(admin.get_by_test_id("invitations")).to_contain_text("newcomer@example.com")
     admin.screenshot(path=str(SCREENSHOTS / f"admin_invitations_{width}.png"), full_page=True)
     assert not Membership.all_orgs.filter(user__email="newcomer@example.com").exists()
