@@ -232,7 +232,10 @@ def find_invitation(raw_token: str) -> Invitation | None:
 
 def _lock_open(invitation: Invitation) -> Invitation:
     """Re-read the invitation under a row lock and check it can still be answered (single use)."""
-    locked = Invitation.all_orgs.select_for_update().select_related("organization", "team").get(pk=invitation.pk)
+    # of=("self",): Postgres cannot lock the nullable side of the outer join to team.
+    locked = (
+        Invitation.all_orgs.select_for_update(of=("self",)).select_related("organization", "team").get(pk=invitation.pk)
+    )
     reasons = {
         "accepted": "This invitation has already been used.",
         "declined": "This invitation was declined.",
