@@ -6,7 +6,7 @@ view, which is why it is mounted at ``/django-admin/`` and limited to superusers
 
 from django.contrib import admin
 
-from .models import Account, ApiKey, Contract, JobRun, Membership, Organization, Team
+from .models import Account, ApiKey, Contract, Invitation, JobRun, Membership, Organization, Team
 
 
 @admin.register(Organization)
@@ -51,3 +51,13 @@ class ContractAdmin(admin.ModelAdmin):
 class JobRunAdmin(admin.ModelAdmin):
     list_display = ["kind", "organization", "status", "created_at", "finished_at"]
     list_filter = ["status", "kind"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "organization", "role", "status", "created_at", "expires_at"]
+    list_filter = ["organization", "role"]
+    search_fields = ["email"]
+    # The token exists only in the invitee's email; its digest is no use to anyone here.
+    readonly_fields = ["token_hash", "accepted_at", "accepted_by", "declined_at", "revoked_at", "revoked_by"]
+    raw_id_fields = ["invited_by", "team"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import SetPasswordForm
 from django.utils import timezone
 
 from .choices import ActivityType, ObjectiveStatus, Role, Sentiment
@@ -118,11 +119,10 @@ class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class AddMemberForm(forms.Form):
-    """Add a person to the organization by email (a user account is created if none exists)."""
+class InviteMemberForm(forms.Form):
+    """Invite a person to the organization by email: they join once they accept the emailed link."""
 
-    email = forms.EmailField()
-    name = forms.CharField(max_length=150, required=False, help_text="Optional, for new users.")
+    email = forms.EmailField(help_text="They get a link by email; they join once they accept it.")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.CSM)
 
     def __init__(self, *args: Any, organization: Any, **kwargs: Any) -> None:
@@ -134,6 +134,17 @@ class AddMemberForm(forms.Form):
         if Membership.objects.for_org(self.organization).filter(user__email__iexact=email).exists():
             raise forms.ValidationError("This person is already a member; change their role in the list.")
         return email
+
+
+class InvitedUserForm(SetPasswordForm):
+    """An invitee without an account creates one: their name and a password (the email is the invitation's)."""
+
+    name = forms.CharField(max_length=150, required=False, label="Your name")
+    field_order = ["name", "new_password1", "new_password2"]
+
+    def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
+        # The password validators compare against the future user's attributes (similarity to the email).
+        super().__init__(User(username=email, email=email), *args, **kwargs)
 
 
 class ApiKeyForm(forms.Form):

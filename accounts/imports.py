@@ -71,6 +71,8 @@ from django.core.validators import validate_email
 from django.db import connections, transaction
 from django.utils import timezone
 
+from cs_platform.exports import restore
+
 # The health signals' models live in the health app; the import contract (spec §8) is one service.
 from health.models import Invoice, Ticket, TicketPriority, TicketStatus, UsageMetric
 
@@ -344,7 +346,8 @@ def _rows(handle: IO[str], width: int, errors: _Errors | None) -> Iterator[tuple
             if errors is not None:
                 errors.add(line, "", f"expected {width} cells, found {len(cells)}")
             continue
-        yield line, [cell.strip() for cell in cells]
+        # restore(): undo the "'" our exports put before formula-like cells, so exports round-trip.
+        yield line, [restore(cell.strip()) for cell in cells]
 
 
 # --- Per-kind importers ----------------------------------------------------------------------------
@@ -1246,7 +1249,7 @@ def import_csv(
     result = ImportResult(kind=kind, dry_run=dry_run)
     errors = _Errors()
     with _open_source(source) as handle:
-        header = [cell.strip().lstrip("\ufeff") for cell in next(csv.reader(handle), [])]
+        header = [restore(cell.strip().lstrip("\ufeff")) for cell in next(csv.reader(handle), [])]
         if not any(header):
             errors.add(1, "", "the file is empty: a header row is required")
         else:

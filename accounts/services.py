@@ -6,34 +6,62 @@ organization explicitly; none relies on the ambient scope.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import secrets
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from .choices import Role, TouchModel
-from .models import Account, CapacityTarget, ContractLine, Membership, Organization
+from .models import (
+    Account,
+    CapacityTarget,
+    ContractLine,
+    Invitation,
+    Membership,
+    Organization,
+    Team,
+    UserPreference,
+)
 
 User = get_user_model()
 
 __all__ = [
     "Actor",
+    "InvitationEmailError",
+    "InvitationError",
+    "accept_invitation",
     "arr_at",
     "capacity_by_csm",
+    "create_invited_user",
     "create_organization",
+    "decline_invitation",
     "ensure_membership",
+    "find_invitation",
+    "invite_member",
+    "landing_organization",
     "mark_arr_dirty",
     "memberships_of",
+    "note_organization_opened",
     "refresh_current_arr",
+    "remember_organization",
+    "revoke_invitation",
+    "settle_landing_organization",
 ]
+
+log = logging.getLogger(__name__)
 
 ZERO = Decimal("0")
 
@@ -78,7 +106,11 @@ def create_organization(*, slug: str, name: str) -> tuple[Organization, bool]:
 def ensure_membership(
     *, organization: Organization, email: str, role: str, password: str | None = None, name: str = ""
 ) -> Membership:
-    """Give the user with ``email`` (created if needed) ``role`` in ``organization``."""
+    """Give the user with ``email`` (created if needed) ``role`` in ``organization``.
+
+    For the operator only (``create_org --admin-email``, the demo seed): it adds an existing user
+    without asking them. An organization's admins invite people instead (:func:`invite_member`).
+    """
     if role not in Role.values:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(Role.values)}")
     email = email.strip().lower()
@@ -96,6 +128,242 @@ def ensure_membership(
         user.save(update_fields=["password"])
     membership, _ = Membership.all_orgs.update_or_create(organization=organization, user=user, defaults={"role": role})
     return membership
+
+
+# --- Invitations and the landing organization ------------------------------------------------------
+
+
+class InvitationError(Exception):
+    """An invitation cannot be made or answered; the message says why, in plain words."""
+
+
+class InvitationEmailError(InvitationError):
+    """The invitation email could not be sent; nothing was saved."""
+
+
+def _token_digest(raw: str) -> str:
+    # 256 random bits: a fast digest is enough (nothing to brute-force), as for API keys.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@transaction.atomic
+def invite_member(
+    *,
+    organization: Organization,
+    email: str,
+    role: str,
+    accept_url: Callable[[str], str],
+    team: Team | None = None,
+    invited_by: Any = None,
+) -> Invitation:
+    """Invite ``email`` to join ``organization`` as ``role``: an invitation and an email with its link.
+
+    Nobody is added here, and whether ``email`` has an account anywhere is neither looked up nor
+    revealed: a known and an unknown address take exactly the same path (issue 18, finding 4). The
+    person joins when they accept (:func:`accept_invitation`). An open invitation to the same email
+    is replaced: its link stops working. ``accept_url(token)`` turns the raw token into the link;
+    the token is mailed and forgotten, only its digest is stored.
+
+    Raises :class:`InvitationError` if the email is already a member here (the organization's own
+    members are no secret to its admins), :class:`InvitationEmailError` if the email cannot be sent.
+    """
+    if role not in Role.values:
+        raise InvitationError(f"Unknown role {role!r}; expected one of {', '.join(Role.values)}.")
+    email = _normalise_email(email)
+    if team is not None and team.organization_id != organization.pk:
+        raise InvitationError("This team is not one of this organization's.")
+    if Membership.objects.for_org(organization).filter(user__email__iexact=email).exists():
+        raise InvitationError("This person is already a member; change their role in the list.")
+    now = timezone.now()
+    open_ones = Invitation.objects.for_org(organization).filter(
+        email=email, accepted_at__isnull=True, declined_at__isnull=True, revoked_at__isnull=True
+    )
+    open_ones.update(revoked_at=now, revoked_by=invited_by)  # replaced: the old link stops working
+    raw = secrets.token_urlsafe(32)
+    invitation = Invitation.all_orgs.create(
+        organization=organization,
+        email=email,
+        role=role,
+        team=team,
+        token_hash=_token_digest(raw),
+        invited_by=invited_by,
+        expires_at=now + timedelta(days=settings.INVITATION_TTL_DAYS),
+    )
+    _send_invitation(invitation, accept_url(raw))
+    return invitation
+
+
+def _send_invitation(invitation: Invitation, link: str) -> None:
+    """Mail the link. A failure undoes the invitation (raised inside its transaction): never a
+    "sent" invitation that nobody received."""
+    inviter = invitation.invited_by
+    who = f"{inviter.get_full_name() or inviter.email} ({inviter.email})" if inviter is not None else "An admin"
+    org = invitation.organization
+    role = Role(invitation.role).label
+    expires = timezone.localtime(invitation.expires_at).strftime("%Y-%m-%d %H:%M %Z")
+    body = (
+        f"{who} invited you to join {org.name} on Retain as {role}.\n\n"
+        f"Accept the invitation here:\n{link}\n\n"
+        f"The link works once and expires on {expires}. You will sign in with this email address, or "
+        f"choose a password if you have no Retain account yet.\n\n"
+        "If you did not expect this invitation, ignore this email: nothing happens unless you accept."
+    )
+    try:
+        send_mail(f"Join {org.name} on Retain", body, None, [invitation.email])
+    except Exception as exc:  # SMTP errors come in many classes; the caller needs one plain reason
+        log.exception("invitation email to organization %s failed", org.pk)
+        raise InvitationEmailError(
+            "The invitation email could not be sent, so no invitation was made. Try again later."
+        ) from exc
+
+
+def find_invitation(raw_token: str) -> Invitation | None:
+    """The invitation whose link carries ``raw_token``, in any organization (the link names none)."""
+    return (
+        Invitation.all_orgs.select_related("organization", "invited_by", "team")
+        .filter(token_hash=_token_digest(raw_token))
+        .first()
+    )
+
+
+def _lock_open(invitation: Invitation) -> Invitation:
+    """Re-read the invitation under a row lock and check it can still be answered (single use)."""
+    # of=("self",): Postgres cannot lock the nullable side of the outer join to team.
+    locked = (
+        Invitation.all_orgs.select_for_update(of=("self",)).select_related("organization", "team").get(pk=invitation.pk)
+    )
+    reasons = {
+        "accepted": "This invitation has already been used.",
+        "declined": "This invitation was declined.",
+        "revoked": "This invitation was withdrawn by an admin of the organization.",
+        "expired": "This invitation has expired: ask an admin of the organization for a new one.",
+    }
+    if locked.status != "pending":
+        raise InvitationError(reasons[locked.status])
+    return locked
+
+
+def _check_invitee(invitation: Invitation, user: Any) -> None:
+    if _normalise_email(user.email or "") != invitation.email:
+        raise InvitationError(
+            "This invitation was sent to another email address: sign out, then open the link again and sign "
+            "in with the address it was sent to."
+        )
+
+
+@transaction.atomic
+def accept_invitation(invitation: Invitation, *, user: Any) -> Membership:
+    """The invitee ``user`` (signed in as the invited email) joins the organization.
+
+    Single use: the invitation row is locked and must still be pending. A user who became a member
+    meanwhile keeps their current role. The organization becomes their landing organization: they
+    just chose it.
+    """
+    invitation = _lock_open(invitation)
+    _check_invitee(invitation, user)
+    membership, _ = Membership.all_orgs.get_or_create(
+        organization=invitation.organization, user=user, defaults={"role": invitation.role, "team": invitation.team}
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    remember_organization(user, invitation.organization)
+    return membership
+
+
+@transaction.atomic
+def create_invited_user(invitation: Invitation, *, name: str, password: str) -> Any:
+    """Create the account of an invitee who has none (their email, the password they chose), and accept.
+
+    Refused if an account with the email exists by now: its owner must sign in to accept.
+    """
+    invitation = _lock_open(invitation)
+    if User.objects.filter(Q(email__iexact=invitation.email) | Q(username__iexact=invitation.email)).exists():
+        raise InvitationError("An account with this email address exists: sign in to accept the invitation.")
+    first, _, last = name.strip().partition(" ")
+    user = User.objects.create_user(
+        username=invitation.email, email=invitation.email, password=password, first_name=first, last_name=last
+    )
+    accept_invitation(invitation, user=user)
+    return user
+
+
+@transaction.atomic
+def decline_invitation(invitation: Invitation, *, user: Any) -> None:
+    """The invitee says no: the link stops working and nothing else changes."""
+    invitation = _lock_open(invitation)
+    _check_invitee(invitation, user)
+    invitation.declined_at = timezone.now()
+    invitation.save(update_fields=["declined_at"])
+
+
+@transaction.atomic
+def revoke_invitation(invitation: Invitation, *, by: Any = None) -> bool:
+    """An admin withdraws an open invitation; returns whether it was open (revoking twice is harmless)."""
+    changed = (
+        Invitation.all_orgs.filter(
+            pk=invitation.pk, accepted_at__isnull=True, declined_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now(), revoked_by=by)
+        > 0
+    )
+    invitation.refresh_from_db()
+    return changed
+
+
+def remember_organization(user: Any, organization: Organization) -> None:
+    """Make ``organization`` the user's landing organization. One upsert."""
+    UserPreference.objects.bulk_create(
+        [UserPreference(user=user, last_organization=organization, updated_at=timezone.now())],
+        update_conflicts=True,
+        unique_fields=["user"],
+        update_fields=["last_organization", "updated_at"],
+    )
+
+
+def note_organization_opened(membership: Membership) -> None:
+    """The user opened a page of ``membership``'s organization: remember it as their last used one.
+
+    Costs no query when it already is (``user__preference`` selected with the membership), one
+    upsert when the user switched organization.
+    """
+    try:
+        current = membership.user.preference.last_organization_id
+    except UserPreference.DoesNotExist:
+        current = None
+    if current != membership.organization_id:
+        remember_organization(membership.user, membership.organization)
+
+
+def settle_landing_organization(user: Any) -> None:
+    """Give a user who has no landing organization yet the one they joined first (at sign-in)."""
+    if UserPreference.objects.filter(user=user).exists():
+        return
+    first = Membership.all_orgs.filter(user=user).order_by("created_at", "pk").values_list("organization_id", flat=True)
+    organization_id = first.first()
+    if organization_id is not None:
+        UserPreference.objects.bulk_create(
+            [UserPreference(user=user, last_organization_id=organization_id)], ignore_conflicts=True
+        )
+
+
+def landing_organization(user: Any) -> Organization | None:
+    """Where the user lands after signing in: the organization they last used, if they still belong
+    to it; else the one they joined first. Never an order another organization could influence
+    (such as names: an org called "AAA" used to win)."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    memberships = Membership.all_orgs.filter(user=user).select_related("organization")
+    last = UserPreference.objects.filter(user=user).values_list("last_organization_id", flat=True).first()
+    if last is not None:
+        chosen = memberships.filter(organization_id=last).first()
+        if chosen is not None:
+            return chosen.organization
+    first = memberships.order_by("created_at", "pk").first()
+    return first.organization if first is not None else None
 
 
 def memberships_of(user: Any) -> list[Membership]:
@@ -155,6 +423,17 @@ class Actor:
         if self.role == Role.LEADER:
             return account.owner_id is None or account.owner_id in self.team_user_ids()
         return account.owner_id == self.user.pk
+
+    def can_set_parent(self, new_parent: Account | None, *, current_parent_id: int | None = None) -> bool:
+        """May this actor put an account (one they may write) under ``new_parent``?
+
+        Attaching an account under another changes that account's hierarchy ARR, i.e. its owner's
+        book: so a new parent must be an account the actor may write too. Keeping the current parent,
+        or detaching (``None``), needs only write access to the account itself.
+        """
+        if new_parent is None or new_parent.pk == current_parent_id:
+            return True
+        return self.can_write_account(new_parent)
 
     def can_assign_owner(self, owner_id: int | None) -> bool:
         """A CSM may only put accounts in their own book; a leader within their teams."""

@@ -25,6 +25,12 @@ org_patterns = [
     path("work/", views.work_queue, name="work"),
     path("voice/", views.voice, name="voice"),
     path("admin/", views.admin_members, name="admin-members"),
+    path(
+        "admin/invitations/<int:invitation_id>/revoke/",
+        views.admin_revoke_invitation,
+        name="admin-revoke-invitation",
+    ),
+    path("admin/members/<int:membership_id>/unlock/", views.admin_unlock_member, name="admin-unlock-member"),
     path("admin/api-keys/", views.admin_api_keys, name="admin-api-keys"),
     path("admin/api-keys/<int:key_id>/revoke/", views.admin_revoke_api_key, name="admin-revoke-api-key"),
     path("admin/write-keys/", views.admin_write_keys, name="admin-write-keys"),
@@ -46,5 +52,6 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("invitations/<str:token>/", views.invitation, name="invitation"),
     path("o/<slug:org_slug>/", include(org_patterns)),
 ]

@@ -16,6 +16,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -32,9 +33,18 @@ from cs_platform.pages import org_page
 from playbooks.models import Segment
 from renewals.views import account_renewals
 
+from .auth import locked_usernames, unlock_login
 from .choices import KEY_CONTACT_ROLES, JobStatus, Role, TouchModel
 from .filtersets import AccountFilterSet
-from .forms import ActivityForm, AddMemberForm, ApiKeyForm, ImportForm, MemberRoleForm, ObjectiveForm
+from .forms import (
+    ActivityForm,
+    ApiKeyForm,
+    ImportForm,
+    InvitedUserForm,
+    InviteMemberForm,
+    MemberRoleForm,
+    ObjectiveForm,
+)
 from .imports import COLUMNS, rerun_import, start_import
 from .models import (
     Account,
@@ -43,13 +53,24 @@ from .models import (
     Contact,
     Contract,
     ContractLine,
+    Invitation,
     JobRun,
     Membership,
     SuccessPlan,
     WriteKey,
 )
 from .models.tenancy import HashedKey
-from .services import ensure_membership, memberships_of
+from .services import (
+    InvitationEmailError,
+    InvitationError,
+    accept_invitation,
+    create_invited_user,
+    decline_invitation,
+    find_invitation,
+    invite_member,
+    landing_organization,
+    revoke_invitation,
+)
 from .uploads import store_upload
 
 PAGE_SIZE = 50
@@ -73,11 +94,11 @@ RENEWAL_WINDOWS = (30, 60, 90, 180, 365)
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Send the user to the My book of their first organization."""
-    memberships = memberships_of(request.user)
-    if not memberships:
+    """Send the user to My book of their landing organization: the one they last used (or joined first)."""
+    organization = landing_organization(request.user)
+    if organization is None:
         return render(request, "accounts/no_organization.html", status=403)
-    return redirect("my-book", org_slug=memberships[0].organization.slug)
+    return redirect("my-book", org_slug=organization.slug)
 
 
 # --- My book ----------------------------------------------------------------------------------------
@@ -365,24 +386,47 @@ admin_page = org_page(roles=[Role.ADMIN])
 
 
 def _members(request: HttpRequest) -> list[Membership]:
-    return list(Membership.objects.select_related("user", "team").order_by("user__email"))
+    members = list(Membership.objects.select_related("user", "team").order_by("user__email"))
+    locked = locked_usernames(m.user.get_username() for m in members)
+    for member in members:
+        member.login_locked = member.user.get_username().lower() in locked
+    return members
+
+
+def invitation_link(request: HttpRequest) -> Callable[[str], str]:
+    """Turns an invitation token into the absolute link mailed to the invitee."""
+    return lambda token: request.build_absolute_uri(reverse("invitation", args=[token]))
 
 
 @admin_page
 @require_http_methods(["GET", "POST"])
 def admin_members(request: HttpRequest) -> HttpResponse:
-    """Members and roles: list, change a role, add a member by email."""
+    """Members and roles: list, change a role, invite a person by email, pending invitations."""
     org = request.organization
-    add_form = AddMemberForm(organization=org)
+    invite_form = InviteMemberForm(organization=org)
     role_error: tuple[int, str] | None = None
     if request.method == "POST":
-        if request.POST.get("action") == "add":
-            add_form = AddMemberForm(request.POST, organization=org)
-            if add_form.is_valid():
-                data = add_form.cleaned_data
-                ensure_membership(organization=org, email=data["email"], role=data["role"], name=data["name"])
-                messages.success(request, f"{data['email']} added as {Role(data['role']).label}.")
-                return redirect("admin-members", org_slug=org.slug)
+        if request.POST.get("action") == "invite":
+            invite_form = InviteMemberForm(request.POST, organization=org)
+            if invite_form.is_valid():
+                data = invite_form.cleaned_data
+                try:
+                    invite_member(
+                        organization=org,
+                        email=data["email"],
+                        role=data["role"],
+                        invited_by=request.user,
+                        accept_url=invitation_link(request),
+                    )
+                except InvitationError as exc:
+                    invite_form.add_error(None if isinstance(exc, InvitationEmailError) else "email", str(exc))
+                else:
+                    messages.success(
+                        request,
+                        f"Invitation sent to {data['email']} as {Role(data['role']).label}. "
+                        "They join once they accept it.",
+                    )
+                    return redirect("admin-members", org_slug=org.slug)
         else:
             form = MemberRoleForm(request.POST)
             if not form.is_valid():
@@ -399,15 +443,112 @@ def admin_members(request: HttpRequest) -> HttpResponse:
                 membership.save(update_fields=["role"])
                 messages.success(request, f"{membership.user.email} is now {Role(new_role).label}.")
                 return redirect("admin-members", org_slug=org.slug)
+    invitations = Invitation.objects.select_related("invited_by").filter(
+        accepted_at__isnull=True, declined_at__isnull=True, revoked_at__isnull=True
+    )
     context = {
         "members": _members(request),
-        "add_form": add_form,
+        "invitations": list(invitations.order_by("-created_at", "-pk")),
+        "invite_form": invite_form,
         "roles": Role.choices,
         "role_error": role_error,
         "admin_tab": "members",
+        "now": timezone.now(),
     }
     status = 400 if request.method == "POST" else 200
     return render(request, "admin/members.html", context, status=status)
+
+
+@admin_page
+@require_POST
+def admin_revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    """Withdraw an invitation: its link stops working at once."""
+    invitation = get_object_or_404(Invitation.objects, pk=invitation_id)  # scoped: another org's is a 404
+    if revoke_invitation(invitation, by=request.user):
+        messages.success(request, f"Invitation to {invitation.email} withdrawn; its link no longer works.")
+    return redirect("admin-members", org_slug=request.organization.slug)
+
+
+@admin_page
+@require_POST
+def admin_unlock_member(request: HttpRequest, membership_id: int) -> HttpResponse:
+    """Lift a member's sign-in lockout (too many failed passwords), from every address."""
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id)
+    unlock_login(membership.user.get_username())
+    messages.success(request, f"{membership.user.email} can sign in again.")
+    return redirect("admin-members", org_slug=request.organization.slug)
+
+
+# --- Invitations (the invitee's side: no organization in the URL, the token says which) -------------
+
+INVITATION_PROBLEMS = {
+    "accepted": "This invitation has already been used.",
+    "declined": "This invitation was declined.",
+    "revoked": "This invitation was withdrawn by an admin of the organization.",
+    "expired": "This invitation has expired: ask an admin of the organization for a new one.",
+}
+
+
+def _invitation_page(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    response = render(request, "registration/invitation.html", context, status=status)
+    # The token is in the address: keep it out of caches. (Referer headers never leave the site:
+    # SECURE_REFERRER_POLICY is "same-origin". "no-referrer" here would make browsers send
+    # "Origin: null" with the page's own forms, which the CSRF check rightly refuses.)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """The invitee's page: sign in as the invited email (or create an account) and accept or decline.
+
+    Whoever holds the link still needs the invited email's account (or, if there is none, gets to
+    create it with that email): an admin who invites someone cannot act for them.
+    """
+    found = find_invitation(token)
+    if found is None:
+        return _invitation_page(request, {"problem": "This invitation link is not valid."}, status=404)
+    context: dict[str, Any] = {"invitation": found, "organization": found.organization}
+    if not found.is_open:
+        context["problem"] = INVITATION_PROBLEMS[found.status]
+        return _invitation_page(request, context, status=410)
+    user = request.user
+    if user.is_authenticated:
+        if (user.email or "").lower() != found.email:
+            context["wrong_user"] = True
+            return _invitation_page(request, context, status=403)
+        if request.method == "POST":
+            try:
+                if request.POST.get("action") == "decline":
+                    decline_invitation(found, user=user)
+                    messages.info(request, f"You declined the invitation to {found.organization.name}.")
+                    return redirect("home")
+                accept_invitation(found, user=user)
+            except InvitationError as exc:
+                context["problem"] = str(exc)
+                return _invitation_page(request, context, status=409)
+            messages.success(request, f"Welcome to {found.organization.name}.")
+            return redirect("my-book", org_slug=found.organization.slug)
+        context["answer"] = True
+        return _invitation_page(request, context)
+
+    if get_user_model().objects.filter(email__iexact=found.email).exists():
+        context["sign_in_url"] = f"{reverse('login')}?next={request.path}"
+        return _invitation_page(request, context)
+    form = InvitedUserForm(request.POST or None, email=found.email)
+    if request.method == "POST" and form.is_valid():
+        try:
+            new_user = create_invited_user(
+                found, name=form.cleaned_data["name"], password=form.cleaned_data["new_password1"]
+            )
+        except InvitationError as exc:
+            context["problem"] = str(exc)
+            return _invitation_page(request, context, status=409)
+        login(request, new_user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome to {found.organization.name}.")
+        return redirect("my-book", org_slug=found.organization.slug)
+    context["signup_form"] = form
+    return _invitation_page(request, context, status=400 if form.is_bound else 200)
 
 
 def _key_page(

@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
 from accounts.models import Membership
-from accounts.services import Actor
+from accounts.services import Actor, note_organization_opened
 from cs_platform.tenancy import org_scope
 
 View = Callable[..., HttpResponse]
@@ -30,12 +30,14 @@ def org_page(roles: Iterable[str] | None = None) -> Callable[[View], View]:
         @wraps(view)
         def wrapper(request: HttpRequest, org_slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
             membership = (
-                Membership.all_orgs.select_related("organization", "team")
+                Membership.all_orgs.select_related("organization", "team", "user__preference")
                 .filter(user=request.user, organization__slug=org_slug)
                 .first()
             )
             if membership is None:
                 raise Http404("No such organization")
+            # The landing organization is the one the user last opened (kept on the user's side).
+            note_organization_opened(membership)
             if allowed is not None and membership.role not in allowed:
                 raise PermissionDenied("Your role does not allow this page.")
             request.organization = membership.organization  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ Production sets ``DATABASE_URL`` (Postgres) and ``REDIS_URL`` (broker, result ba
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_htmx",
+    "axes",
     "accounts",
     "health",
     "renewals",
@@ -71,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page (see "Login throttling").
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "cs_platform.urls"
@@ -117,9 +121,47 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes first: it refuses a locked-out user+address before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Login throttling (django-axes) -------------------------------------------------------------
+# Every password sign-in (the login page, the Django admin's when it is enabled) goes through
+# authenticate(), where axes counts failures per user name *and* client address: after
+# LOGIN_FAILURE_LIMIT failures that pair is refused, even with the right password, for
+# LOGIN_COOLOFF_MINUTES. Keying on the pair means an attacker elsewhere cannot lock a user out of
+# their own network. API keys and write keys never call authenticate(), so they are unaffected.
+# Unlock: the Members admin page (org admins, for their members), or
+# `manage.py axes_reset_username <email>` (the operator). See docs/security.md.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in clears the pair's failures
+# The cool-off runs from the failure that locked the pair; attempts while locked are refused without
+# checking the password and do not extend it, so the page can say when sign-in opens again.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_CALLABLE = "accounts.auth.login_username"  # "Bob@X.com " and "bob@x.com" are one user
+AXES_LOCKOUT_CALLABLE = "accounts.auth.locked_out"  # the sign-in page with the reason, 429
+AXES_VERBOSE = False  # no start-up banner in every management command's output
+AXES_DISABLE_ACCESS_LOG = True  # keep failures only: successful sign-ins need no per-login IP record
+# The client's address: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT reverse proxies that each append
+# the address they received from to X-Forwarded-For (nginx's $proxy_add_x_forwarded_for), the entry
+# that many places from the right (accounts.auth.client_ip). Set it only when such proxies are always
+# in front: otherwise a client could pick the address its failures are counted under.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
+AXES_CLIENT_IP_CALLABLE = "accounts.auth.client_ip"
+
+# --- Django admin -------------------------------------------------------------------------------
+# The operator's cross-tenant view (/django-admin/). Off in production unless the operator turns it
+# on; when on, it is staff-only (Django's rule) and its sign-in is throttled like every other.
+DJANGO_ADMIN_ENABLED = env_bool("DJANGO_ADMIN_ENABLED", not PRODUCTION)
 
 # --- HTTPS behind a proxy -----------------------------------------------------------------------
 # Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https, and only
@@ -167,6 +209,8 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "retain@localhost")
+# How long an invitation link to join an organization stays valid (it is single-use either way).
+INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -282,5 +326,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # axes: failures and lockouts are warnings; every successful sign-in would be an INFO line.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }

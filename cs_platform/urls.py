@@ -1,6 +1,7 @@
 """URL root: pages under ``/o/<slug>/``, the API under ``/api/v1/`` (schema and docs beside it), and
 the Segment-compatible event ingestion under ``/v1/``."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -56,7 +57,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
-    path("django-admin/", admin.site.urls),
+    # The operator's cross-tenant admin: absent in production unless DJANGO_ADMIN_ENABLED (see settings).
+    *([path("django-admin/", admin.site.urls)] if settings.DJANGO_ADMIN_ENABLED else []),
     path("o/<slug:org_slug>/admin/webhooks/", include("playbooks.urls")),
     path("o/<slug:org_slug>/admin/features/", include("health.urls")),
     path("", include("accounts.urls")),

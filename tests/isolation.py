@@ -47,6 +47,8 @@ class IsolationCase:
     #: A resource the API only reads (``usage-metrics``): every write answers 405, for any id, and changes nothing.
     read_only: bool = False
     create_status: int = 201  # 202 for resources whose create only queues work (imports)
+    #: The model a create adds a row to, when not the listed one (``users``: a POST invites, see invitations).
+    creates: type[models.Model] | None = None
 
     def __str__(self) -> str:
         return self.resource
@@ -67,7 +69,7 @@ class IsolationCase:
         return f"{API}/{self.resource}/" if pk is None else f"{API}/{self.resource}/{pk}/"
 
     def count(self, org: Any) -> int:
-        return self.model.all_orgs.filter(organization=org).count()
+        return (self.creates or self.model).all_orgs.filter(organization=org).count()
 
     def snapshot(self, obj: models.Model) -> dict[str, Any]:
         return self.model.all_orgs.filter(pk=obj.pk).values().get()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from accounts.models import WriteKey
+from accounts.models import Invitation, WriteKey
 from cs_platform.jobs import create_job
 from playbooks.models import Segment, WebhookEndpoint
 from playbooks.services import generate_secret
@@ -65,6 +65,18 @@ def scorecard_body(org: Any) -> dict[str, Any]:
     return {"name": "Onboarding", "segment": segment.pk, "position": 1, "definition": DEFAULT_SCORECARD}
 
 
+def invitation(org: Any) -> Any:
+    import datetime as dt
+    import secrets
+
+    from django.utils import timezone
+
+    return Invitation.all_orgs.create(
+        organization=org, email=f"{secrets.token_hex(4)}@example.com", role="csm", token_hash=secrets.token_hex(32),
+        expires_at=timezone.now() + dt.timedelta(days=7),
+    )  # fmt: skip
+
+
 def import_run(org: Any) -> Any:
     return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
@@ -92,8 +104,10 @@ CASES = [
                   payload=lambda o: {"name": "Big", "rules": {"match": "all", "conditions": [
                       {"field": "arr", "op": "gte", "value": "100000"}]}},
                   patch={"description": "changed"}),
-    IsolationCase("users", make=lambda o: MembershipFactory(organization=o),
+    IsolationCase("users", make=lambda o: MembershipFactory(organization=o), create_status=202, creates=Invitation,
                   payload=lambda o: {"email": "new.member@example.com", "role": "csm"},
+                  foreign={"team": lambda o: TeamFactory(organization=o).pk}, patch={"role": "viewer"}),
+    IsolationCase("invitations", make=invitation, payload=lambda o: {"email": "new.member@example.com", "role": "csm"},
                   foreign={"team": lambda o: TeamFactory(organization=o).pk}, patch={"role": "viewer"}),
     IsolationCase("usage-metrics", make=lambda o: UsageMetricFactory(account__organization=o),
                   payload=lambda o: {"account": account(o), "date": "2026-11-02", "metric": "events", "value": "3"},

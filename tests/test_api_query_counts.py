@@ -107,6 +107,16 @@ def build_scorecards(org: Any, n: int, owner: Any) -> None:
         save_scorecard_version(card, DEFAULT_SCORECARD, user=owner, note="v2")
 
 
+def build_invitations(org: Any, n: int, owner: Any) -> None:
+    from tests.test_api_isolation import invitation
+
+    team = TeamFactory(organization=org)
+    for _ in range(n):
+        made = invitation(org)
+        made.invited_by, made.team = owner, team
+        made.save(update_fields=["invited_by", "team"])
+
+
 SCENARIOS = {
     # name: (url, query string, builder)
     "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
@@ -129,6 +139,7 @@ SCENARIOS = {
                       lambda o, n, u: Segment.all_orgs.bulk_create(
                           Segment(organization=o, name=f"S{n}-{i}", rules={}) for i in range(n))),
     "write-keys:list": ("/api/v1/write-keys/", {"ordering": "-created_at"}, build_write_keys),
+    "invitations:list": ("/api/v1/invitations/", {"ordering": "-created_at"}, build_invitations),
     "renewals:list": ("/api/v1/renewals/", {"owner": "me", "due_after": "2020-01-01", "ordering": "-current_arr"},
                       build_renewals),
     "churn-reasons:list": ("/api/v1/churn-reasons/", {"ordering": "code"},
@@ -145,7 +156,7 @@ SCENARIOS = {
     "scorecards:list": ("/api/v1/scorecards/", {"is_active": "true"}, build_scorecards),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
-ADMIN_ONLY = {"write-keys:list"}
+ADMIN_ONLY = {"write-keys:list", "invitations:list"}
 
 
 def count_queries(client: Any, url: str, params: dict[str, Any]) -> tuple[int, list[str], int]:

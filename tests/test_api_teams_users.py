@@ -40,13 +40,19 @@ def test_team_member_must_belong_to_the_organization(org, charlie, api):
     assert not Team.all_orgs.filter(organization=org).exists()
 
 
-def test_invite_member_and_duplicate(org, api):
+def test_invite_member_and_duplicate(org, bob, api):
+    """``POST /users/`` invites (202, the invitation); a member's email is refused. See test_invitations."""
     client = api(org, "admin")
     team = TeamFactory(organization=org)
     created = client.post(f"{API}/users/", {"email": "New@Example.com", "role": "csm", "team": team.pk}, format="json")
-    assert created.status_code == 201, created.json()
-    assert (created.json()["email"], created.json()["team"]) == ("new@example.com", team.pk)
-    again = client.post(f"{API}/users/", {"email": "new@example.com", "role": "viewer"}, format="json")
+    assert created.status_code == 202, created.json()
+    assert (created.json()["email"], created.json()["team"], created.json()["status"]) == (
+        "new@example.com",
+        team.pk,
+        "pending",
+    )
+    assert not Membership.all_orgs.filter(organization=org, user__email="new@example.com").exists()
+    again = client.post(f"{API}/users/", {"email": bob.email, "role": "viewer"}, format="json")
     assert again.status_code == 400 and "email" in again.json()["errors"]
     bad_role = client.post(f"{API}/users/", {"email": "x@example.com", "role": "owner"}, format="json")
     assert bad_role.status_code == 400 and "role" in bad_role.json()["errors"]

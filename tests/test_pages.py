@@ -511,16 +511,18 @@ def test_admin_cannot_touch_another_orgs_membership(client, org, alice, charlie)
     assert charlie_seat.role == "admin"
 
 
-def test_admin_adds_a_member_by_email(client, org, alice, bob):
+def test_admin_invites_a_member_by_email(client, org, alice, bob):
+    """Adding a person is an invitation they accept (the flow itself: tests/test_invitations.py)."""
+    from accounts.models import Invitation
+
     login(client, alice)
     url = reverse("admin-members", args=[org.slug])
-    response = client.post(
-        url, {"action": "add", "email": "New.Person@Example.com", "name": "New Person", "role": "viewer"}
-    )
+    response = client.post(url, {"action": "invite", "email": "New.Person@Example.com", "role": "viewer"})
     assert response.status_code == 302
-    seat = Membership.all_orgs.select_related("user").get(user__email="new.person@example.com")
-    assert (seat.organization_id, seat.role) == (org.pk, "viewer")
-    again = client.post(url, {"action": "add", "email": bob.email, "role": "viewer"})
+    invitation = Invitation.all_orgs.get(email="new.person@example.com")
+    assert (invitation.organization_id, invitation.role, invitation.status) == (org.pk, "viewer", "pending")
+    assert not Membership.all_orgs.filter(user__email="new.person@example.com").exists()
+    again = client.post(url, {"action": "invite", "email": bob.email, "role": "viewer"})
     assert again.status_code == 400 and "already a member" in again.content.decode()
 
 

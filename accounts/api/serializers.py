@@ -9,13 +9,26 @@ from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import APIException
 
 from cs_platform.api.serializers import EmailUserField, OrgScopedSerializer
 
 from ..choices import ContactRole, Role
 from ..forms import IMPORT_KINDS
 from ..imports import UnsupportedKind, check_kind
-from ..models import Account, Activity, Contact, Contract, ContractLine, JobRun, Membership, Product, Team, WriteKey
+from ..models import (
+    Account,
+    Activity,
+    Contact,
+    Contract,
+    ContractLine,
+    Invitation,
+    JobRun,
+    Membership,
+    Product,
+    Team,
+    WriteKey,
+)
 
 
 class AccountSerializer(OrgScopedSerializer):
@@ -271,7 +284,7 @@ class TeamSerializer(OrgScopedSerializer):
 
 
 class MembershipSerializer(OrgScopedSerializer):
-    """A member of the organization. Creating one by email invites the user (created if unknown)."""
+    """A member of the organization. New members are invited (``POST`` takes :class:`InvitationSerializer`)."""
 
     email = serializers.EmailField(source="user.email")
     name = serializers.SerializerMethodField()
@@ -285,18 +298,6 @@ class MembershipSerializer(OrgScopedSerializer):
     def get_name(self, membership: Membership) -> str:
         return membership.user.get_full_name() or membership.user.email
 
-    def create(self, validated_data: dict[str, Any]) -> Membership:
-        from ..services import ensure_membership
-
-        email = validated_data.pop("user")["email"]
-        if Membership.objects.for_org(self.organization).filter(user__email__iexact=email).exists():
-            raise serializers.ValidationError({"email": ["This user is already a member."]})
-        membership = ensure_membership(organization=self.organization, email=email, role=validated_data["role"])
-        if validated_data.get("team"):
-            membership.team = validated_data["team"]
-            membership.save(update_fields=["team"])
-        return membership
-
     def update(self, instance: Membership, validated_data: dict[str, Any]) -> Membership:
         if "user" in validated_data and validated_data.pop("user")["email"].lower() != instance.user.email.lower():
             raise serializers.ValidationError({"email": ["A member's email cannot be changed here."]})
@@ -309,6 +310,63 @@ class MembershipSerializer(OrgScopedSerializer):
             ):
                 raise serializers.ValidationError({"role": ["The organization needs at least one admin."]})
         return super().update(instance, validated_data)
+
+
+class InvitationSerializer(OrgScopedSerializer):
+    """An invitation to join the organization (``POST /users/`` and ``POST /invitations/`` create one).
+
+    The answer is the same whether or not the email has a Retain account: it shows the invitation,
+    never the person (issue 18, finding 4). The person joins when they accept the emailed link.
+    """
+
+    email = serializers.EmailField(help_text="Who is invited; they must sign in as this email to accept.")
+    role = serializers.ChoiceField(choices=Role.choices)
+    status = serializers.ChoiceField(choices=["pending", "accepted", "declined", "revoked", "expired"], read_only=True)
+    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None, allow_null=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id", "email", "role", "team", "status", "invited_by", "created_at", "expires_at", "accepted_at",
+            "declined_at", "revoked_at", "url",
+        ]  # fmt: skip
+        read_only_fields = ["created_at", "expires_at", "accepted_at", "declined_at", "revoked_at"]
+
+    def get_url(self, invitation: Invitation) -> str:
+        path = reverse("invitation-detail", args=[invitation.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def validate_email(self, value: str) -> str:
+        email = value.strip().lower()
+        if Membership.objects.for_org(self.organization).filter(user__email__iexact=email).exists():
+            raise serializers.ValidationError("This person is already a member of this organization.")
+        return email
+
+    def create(self, validated_data: dict[str, Any]) -> Invitation:
+        from ..services import InvitationEmailError, InvitationError, invite_member
+
+        request = self.context["request"]
+        try:
+            return invite_member(
+                organization=self.organization,
+                email=validated_data["email"],
+                role=validated_data["role"],
+                team=validated_data.get("team"),
+                invited_by=self.context["actor"].user,
+                accept_url=lambda token: request.build_absolute_uri(reverse("invitation", args=[token])),
+            )
+        except InvitationEmailError as exc:
+            raise EmailUnavailable(str(exc)) from None
+        except InvitationError as exc:
+            raise serializers.ValidationError({"email": [str(exc)]}) from None
+
+
+class EmailUnavailable(APIException):
+    status_code = 503
+    default_detail = "The invitation email could not be sent, so no invitation was made. Try again later."
+    default_code = "email_unavailable"
 
 
 class AccountArrSerializer(serializers.Serializer):

@@ -13,6 +13,7 @@ router.register("contracts", views.ContractViewSet, basename="contract")
 router.register("activities", views.ActivityViewSet, basename="activity")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("users", views.MembershipViewSet, basename="user")
+router.register("invitations", views.InvitationViewSet, basename="invitation")
 router.register("imports", views.ImportViewSet, basename="import")
 router.register("write-keys", views.WriteKeyViewSet, basename="write-key")
 

@@ -10,13 +10,14 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cs_platform.api.schema import ErrorSerializer
 from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet
 
 from .. import filtersets
@@ -29,13 +30,14 @@ from ..models import (
     Contact,
     Contract,
     ContractLine,
+    Invitation,
     JobRun,
     Membership,
     Product,
     Team,
     WriteKey,
 )
-from ..services import arr_at, mark_arr_dirty
+from ..services import arr_at, mark_arr_dirty, revoke_invitation
 from ..uploads import store_text, store_upload
 from . import serializers as s
 
@@ -62,11 +64,21 @@ class AccountViewSet(OrgScopedViewSet):
         if "owner" in validated_data and not self.actor.can_assign_owner(getattr(owner, "pk", None)):
             self.permission_denied(self.request, message="You cannot make this user the owner.")
 
+    def check_parent(self, validated_data: dict[str, Any], *, current_parent_id: int | None) -> None:
+        """A new parent must be an account the actor may write (its hierarchy ARR changes)."""
+        if "parent" in validated_data and not self.actor.can_set_parent(
+            validated_data["parent"], current_parent_id=current_parent_id
+        ):
+            self.permission_denied(
+                self.request, message="You can only put an account under a parent account you may change."
+            )
+
     def perform_create(self, serializer: Any) -> None:
         data = serializer.validated_data
         if "owner" not in data and self.actor.role == Role.CSM and self.actor.user is not None:
             data["owner"] = self.actor.user  # a CSM's new account goes into their own book
         self.check_create(data)
+        self.check_parent(data, current_parent_id=None)
         # The new account must be one the actor could then write: a key with no user has no book to add to.
         if not self.actor.can_write_account(Account(organization=self.actor.organization, owner=data.get("owner"))):
             self.permission_denied(self.request, message="You can only create accounts in your book.")
@@ -74,6 +86,7 @@ class AccountViewSet(OrgScopedViewSet):
 
     def perform_update(self, serializer: Any) -> None:
         parent_before = serializer.instance.parent_id
+        self.check_parent(serializer.validated_data, current_parent_id=parent_before)
         super().perform_update(serializer)
         if serializer.instance.parent_id != parent_before:
             # Both hierarchies change: the one it left and the one it joined.
@@ -192,6 +205,27 @@ class MembershipViewSet(OrgScopedViewSet):
     ordering: ClassVar[list[str]] = ["user__email"]
     write_roles = ADMIN_ONLY
 
+    @extend_schema(
+        summary="Invite a person",
+        description=(
+            "Invites an email to join the organization with a role: nobody is added until they accept the link "
+            "sent to that email (single-use, expiring). The answer is `202` with the invitation, identical "
+            "whether or not the email has a Retain account; follow it at `/api/v1/invitations/{id}/`. An email "
+            "that is already a member of this organization is a `400`."
+        ),
+        request=s.InvitationSerializer,
+        responses={
+            202: s.InvitationSerializer,
+            503: OpenApiResponse(ErrorSerializer, description="The invitation email could not be sent; nothing saved."),
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.InvitationSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        body = serializer.data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
     def perform_destroy(self, instance: Membership) -> None:
         if instance.user_id == getattr(self.actor.user, "pk", None):
             raise serializers.ValidationError(
@@ -201,6 +235,53 @@ class MembershipViewSet(OrgScopedViewSet):
         if instance.role == Role.ADMIN and not others.exists():
             raise serializers.ValidationError({"non_field_errors": ["The organization needs at least one admin."]})
         instance.delete()
+
+
+class InvitationsAdminsOnly(permissions.BasePermission):
+    """Every method, reads included, is for admins: who was invited is the admins' business."""
+
+    message = "Only admins of this organization can see or manage invitations."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        actor = getattr(view, "actor", None)
+        return actor is not None and actor.role == Role.ADMIN
+
+
+class InvitationViewSet(ImmutableMixin, OrgScopedViewSet):
+    """``/api/v1/invitations/``: invitations to join the organization (admins only, reads included).
+
+    ``POST`` invites an email (same as ``POST /users/``, but answers ``201``): the person receives a
+    link by email and joins when they accept it. ``DELETE`` withdraws an open invitation (its link
+    stops working) and keeps the row. Invitations cannot be changed (``405``): invite again, which
+    replaces the open one.
+    """
+
+    queryset = Invitation.all_orgs.select_related("invited_by", "team")
+    serializer_class = s.InvitationSerializer
+    filterset_fields: ClassVar[list[str]] = ["email", "role"]
+    ordering_fields: ClassVar[list[str]] = ["created_at", "expires_at", "email"]
+    ordering: ClassVar[list[str]] = ["-created_at"]
+    write_roles = ADMIN_ONLY
+    immutable_detail = "Invitations cannot be changed; invite the email again to replace it."
+    extra_permission_classes: ClassVar[list[type]] = [InvitationsAdminsOnly]
+
+    @extend_schema(
+        summary="Invite a person",
+        responses={
+            201: s.InvitationSerializer,
+            503: OpenApiResponse(ErrorSerializer, description="The invitation email could not be sent; nothing saved."),
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save()  # invite_member sets the organization and the inviter
+
+    @extend_schema(summary="Withdraw an invitation", responses={204: None})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        revoke_invitation(self.get_object(), by=self.actor.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MeView(OrgAPIView):

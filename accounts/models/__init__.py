@@ -13,7 +13,7 @@ from .customers import (
     SuccessPlan,
 )
 from .jobs import JobRun
-from .tenancy import ApiKey, Membership, Organization, Team, WriteKey
+from .tenancy import ApiKey, Invitation, Membership, Organization, Team, UserPreference, WriteKey
 
 __all__ = [
     "Account",
@@ -24,6 +24,7 @@ __all__ = [
     "Contact",
     "Contract",
     "ContractLine",
+    "Invitation",
     "JobRun",
     "Membership",
     "Objective",
@@ -31,5 +32,6 @@ __all__ = [
     "Product",
     "SuccessPlan",
     "Team",
+    "UserPreference",
     "WriteKey",
 ]

@@ -14,7 +14,7 @@ from cs_platform.tenancy import OrgScopedModel
 
 from ..choices import DEFAULT_LIFECYCLE_STAGES, Role
 
-__all__ = ["ApiKey", "HashedKey", "Membership", "Organization", "Team", "WriteKey"]
+__all__ = ["ApiKey", "HashedKey", "Invitation", "Membership", "Organization", "Team", "UserPreference", "WriteKey"]
 
 
 def default_health_bands() -> dict[str, float]:
@@ -90,6 +90,88 @@ class Membership(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.organization_id} ({self.role})"
+
+
+class Invitation(OrgScopedModel):
+    """An invitation to join an organization with a role, sent to an email and accepted by its owner.
+
+    Nobody becomes a member of an organization without their consent (issue 18, finding 4): an
+    admin invites an email; the person opens the emailed link, signs in as that email's user (or,
+    with no account yet, chooses a password) and accepts. The link's token is single-use and
+    expires; only its SHA-256 digest is stored. At most one invitation per email is pending in an
+    organization: inviting again replaces it (the old link stops working).
+    """
+
+    email = models.EmailField(max_length=254, help_text="Lower case; the invitee must sign in as this email")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CSM)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="invitations")
+    # Global unique index, like HashedKey.key_hash: the link names no organization, lookup is by digest.
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    declined_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "email"],
+                condition=models.Q(accepted_at__isnull=True, declined_at__isnull=True, revoked_at__isnull=True),
+                name="accounts_invitation_unique_org_open_email",
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "created_at"], name="accounts_invite_org_created")]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.email} to {self.organization_id} ({self.status})"
+
+    @property
+    def status(self) -> str:
+        """``accepted``, ``declined``, ``revoked``, ``expired`` or ``pending``."""
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.declined_at is not None:
+            return "declined"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+    @property
+    def is_open(self) -> bool:
+        """Still answerable: neither accepted, declined, revoked nor expired."""
+        return self.status == "pending"
+
+
+class UserPreference(models.Model):
+    """A user's own settings, kept on the user's side: no organization can set them.
+
+    ``last_organization`` is where the user lands after signing in: the organization whose pages
+    they opened last (or chose by accepting an invitation), never one decided by another org.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="preference"
+    )
+    last_organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Preferences of {self.user_id}"
 
 
 def _hash_secret(raw: str) -> str:
