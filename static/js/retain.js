@@ -167,13 +167,22 @@
     rememberFocus(event.submitter || form.querySelector("button, input[type=submit]") || form);
   });
 
-  function onLoad() {
-    markScrollRegions();
+  function placeFocus() {
     var main = document.querySelector("main");
     if (!main) return;
     if (focusAndShow(firstError(main))) return;
     if (focusAndShow(document.querySelector("[data-confirmation]"))) return;
     restoreFocus();
+  }
+  function onLoad() {
+    markScrollRegions();
+    if (!location.hash) {
+      placeFocus();
+      return;
+    }
+    // A URL with a #fragment (a save that returns to "#health"): Chromium scrolls to the fragment after the
+    // load and clears focus doing so, so focus is placed once that is done.
+    window.addEventListener("load", function () { setTimeout(placeFocus, 0); });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", onLoad);
   else onLoad();
