@@ -53,6 +53,19 @@ LAYOUT_PROBE = """
   const out = {scrollWidth: Math.max(doc.scrollWidth, document.body.scrollWidth), innerWidth: window.innerWidth};
   const h1 = document.querySelector("main h1") || document.querySelector("h1");
   out.title = h1 ? h1.textContent.trim().slice(0, 60) : null;
+  out.wide = [];
+  if (out.scrollWidth > out.innerWidth) {
+    // Name the culprits: elements reaching past the right edge whose parent does not.
+    for (const el of document.querySelectorAll("body *")) {
+      // Deepest first: an element past the edge none of whose children is (a visually-hidden span, a cell).
+      const r = el.getBoundingClientRect();
+      const past = c => c.getBoundingClientRect().right > window.innerWidth + 1;
+      if (past(el) && ![...el.children].some(past) && out.wide.length < 5) {
+        const name = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + "." + el.className;
+        out.wide.push(name + " → " + Math.round(r.right));
+      }
+    }
+  }
   out.covered = [];
   if (h1) {
     const r = h1.getBoundingClientRect();
@@ -237,8 +250,8 @@ def walk(harness: dict, role: str, size: str, *, axe: bool = True) -> list[Visit
     try:
         for screen in screens_for(seeded, role):
             requests.clear()
+            # "load": the deferred scripts (retain.js) have run; every asset was requested.
             response = page.goto(harness["url"] + screen.path, wait_until="load")
-            page.wait_for_load_state("networkidle")
             v = Visit(role=role, size=size, screen=screen.name, path=screen.path)
             v.status = response.status if response else None
             v.csp = page.evaluate("window.__cspViolations || []")

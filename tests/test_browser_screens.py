@@ -68,7 +68,7 @@ def test_axe_finds_no_serious_or_critical_violation(walks, role, size):
 @pytest.mark.parametrize("role", ROLES_ALL)
 def test_phone_layout_no_sideways_scroll_and_title_uncovered(walks, role):
     visits = walks(role, "phone")
-    overflow = [f"{v.label}: {v.layout['scrollWidth']} px wide" for v in visits
+    overflow = [f"{v.label}: {v.layout['scrollWidth']} px wide, {v.layout['wide']}" for v in visits
                 if v.layout["scrollWidth"] > v.layout["innerWidth"]]  # fmt: skip
     covered = [f"{v.label}: {v.layout['title']!r} covered at {v.layout['covered']}" for v in visits
                if v.layout["covered"]]  # fmt: skip
