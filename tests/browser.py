@@ -53,6 +53,13 @@ LAYOUT_PROBE = """
   const out = {scrollWidth: Math.max(doc.scrollWidth, document.body.scrollWidth), innerWidth: window.innerWidth};
   const h1 = document.querySelector("main h1") || document.querySelector("h1");
   out.title = h1 ? h1.textContent.trim().slice(0, 60) : null;
+  // Scroll regions: every table scroller that scrolls at this width is a focusable, named region.
+  out.unreachable = [...document.querySelectorAll("main .table-wrap, main .table-scroll")]
+    .filter(el => el.scrollWidth > el.clientWidth + 1)
+    .filter(el => el.tabIndex !== 0 || !(el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")))
+    .map(el => el.className + ": " + (el.querySelector("th") || el).textContent.trim().slice(0, 30));
+  out.scrollers = [...document.querySelectorAll("main .table-wrap, main .table-scroll")]
+    .filter(el => el.scrollWidth > el.clientWidth + 1).length;
   out.wide = [];
   if (out.scrollWidth > out.innerWidth) {
     // Name the culprits: elements reaching past the right edge whose parent does not.

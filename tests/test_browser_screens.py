@@ -73,6 +73,9 @@ def test_phone_layout_no_sideways_scroll_and_title_uncovered(walks, role):
     covered = [f"{v.label}: {v.layout['title']!r} covered at {v.layout['covered']}" for v in visits
                if v.layout["covered"]]  # fmt: skip
     untitled = [v.label for v in visits if not v.layout["title"]]
+    unreachable = [f"{v.label}: {v.layout['unreachable']}" for v in visits if v.layout["unreachable"]]
+    assert any(v.layout["scrollers"] for v in visits)  # some table does scroll at phone width: the check ran
+    assert not unreachable, "scrolling tables the keyboard cannot reach:\n" + "\n".join(unreachable)
     assert not overflow, "wider than the phone:\n" + "\n".join(overflow)
     assert not covered, "title covered:\n" + "\n".join(covered)
     assert not untitled, "no title:\n" + "\n".join(untitled)
