@@ -117,6 +117,10 @@ def _ordering(value: str) -> tuple[str, list[Any]]:
 def _filter_params(request: HttpRequest) -> QueryDict:
     """The filterset's data: the query string plus ``renews_within`` (days) turned into a date window."""
     data = request.GET.copy()
+    # The filter bar submits every select, "Any" as a blank: a blank is no filter (the API keeps refusing a
+    # blank choice; only this page form sends them).
+    for key in [k for k, values in data.lists() if not any(v.strip() for v in values)]:
+        del data[key]
     within = data.get("renews_within", "")
     if within.isdigit():
         today = timezone.localdate()

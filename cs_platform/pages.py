@@ -38,13 +38,14 @@ def org_page(roles: Iterable[str] | None = None) -> Callable[[View], View]:
                 raise Http404("No such organization")
             # The landing organization is the one the user last opened (kept on the user's side).
             note_organization_opened(membership)
-            if allowed is not None and membership.role not in allowed:
-                raise PermissionDenied("Your role does not allow this page.")
+            # Set before the role check: the 403 page then renders inside the organization's navigation.
             request.organization = membership.organization  # type: ignore[attr-defined]
             request.membership = membership  # type: ignore[attr-defined]
             request.actor = Actor(  # type: ignore[attr-defined]
                 organization=membership.organization, role=membership.role, user=request.user
             )
+            if allowed is not None and membership.role not in allowed:
+                raise PermissionDenied("Your role does not allow this page.")
             with org_scope(membership.organization):
                 return view(request, *args, **kwargs)
 

@@ -14,9 +14,9 @@ from django.utils.safestring import SafeString, mark_safe
 __all__ = ["score_line", "split_bar", "trend_area"]
 
 FILL = {
-    "red": "var(--health-red, #d64545)",
-    "yellow": "var(--health-yellow, #e0a526)",
-    "green": "var(--health-green, #2f9e66)",
+    "red": "var(--health-red, #b42318)",
+    "yellow": "var(--health-yellow, #f0b429)",
+    "green": "var(--health-green, #0b7a78)",
     "unscored": "var(--health-none, #c5cbd3)",
 }
 

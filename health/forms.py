@@ -36,7 +36,8 @@ class KeyFeatureForm(forms.Form):
 class OverrideForm(forms.Form):
     """Override an account's health colour (reason required; default expiry 30 days)."""
 
-    color = forms.ChoiceField(choices=HealthColor.choices, label="Colour")
+    # No preselected colour either: a form opened on a red account must not suggest green.
+    color = forms.ChoiceField(choices=[("", "Choose a colour…"), *HealthColor.choices], label="Colour")
     # No preselected reason: the first one, "customer will churn", forces red, so a default would silently
     # turn a chosen green into red.
     reason_code = forms.ChoiceField(

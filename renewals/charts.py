@@ -11,6 +11,7 @@ not depend on the number of accounts or renewals behind them.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 
-__all__ = ["Series", "diverging_bars", "heat_style", "hbar_chart", "stacked_bars", "waterfall"]
+__all__ = ["HEAT_BOUNDS", "Series", "diverging_bars", "heat_class", "hbar_chart", "stacked_bars", "waterfall"]
 
 _ids = itertools.count(1)
 Number = Decimal | int | float
@@ -342,13 +343,13 @@ def hbar_chart(
     return mark_safe("".join(out))  # noqa: S308
 
 
-def heat_style(ratio: Number | None) -> str:
-    """Inline style for a heat-map cell: red (low retention) → amber → green (≥ 100 %)."""
+# Upper bounds of the heat-map bands: below 50 % retained is the reddest, 120 % and more the deepest green.
+HEAT_BOUNDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0, 1.1, 1.2)
+
+
+def heat_class(ratio: Number | None) -> str:
+    """CSS class of a heat-map cell (``heat-0`` red … ``heat-9`` deep green, in static/css/renewals.css): a
+    class rather than an inline style, which the Content-Security-Policy forbids."""
     if ratio is None:
         return ""
-    r = max(0.0, min(float(ratio), 1.2))
-    if r >= 1:
-        hue, light = 140, 82 - (r - 1) * 60  # deeper green above 100 %
-    else:
-        hue, light = 140 * max(r - 0.5, 0) / 0.5, 86 - (1 - r) * 20
-    return f"background: hsl({hue:.0f} 62% {light:.0f}%);"
+    return f"heat-{bisect.bisect_right(HEAT_BOUNDS, float(ratio))}"

@@ -29,7 +29,7 @@ from accounts.templatetags.retain_ui import money_short
 from cs_platform.pages import org_page
 
 from . import analytics, services
-from .charts import Series, diverging_bars, hbar_chart, heat_style, stacked_bars, waterfall
+from .charts import Series, diverging_bars, hbar_chart, heat_class, stacked_bars, waterfall
 from .forms import LOSS_OUTCOMES, AddLineForm, ForecastForm, OutcomeForm, SuccessorLineFormSet, line_initial
 from .models import ForecastCategory, Renewal, RenewalForecastChange, RenewalLineChange, RenewalOutcome, RenewalStage
 
@@ -345,7 +345,7 @@ def _cohorts(org: Any, today: dt.date) -> dict[str, Any]:
                     "ratio": ratio,
                     "logo": _ratio(period["logo_pct"]) if period else None,
                     "accounts": period["accounts"] if period else None,
-                    "style": heat_style(ratio),
+                    "heat": heat_class(ratio),
                 }
             )
         rows.append(

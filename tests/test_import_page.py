@@ -84,7 +84,7 @@ def test_upload_runs_the_import_and_shows_the_job(
 
     detail = client.get(response["Location"])
     assert detail.status_code == 200
-    assert 'role="progressbar"' in detail.content.decode()
+    assert '<progress class="progress" max="100"' in detail.content.decode()
     assert 'data-testid="import-outcome"' in detail.content.decode()
     listing = client.get(reverse("admin-imports", args=[org.slug])).content.decode()
     assert f"#{run.pk}" in listing and "Succeeded" in listing

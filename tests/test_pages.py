@@ -479,7 +479,7 @@ def test_add_objective_to_success_plan(client, org, bob, account):
     objective = Objective.all_orgs.select_related("plan").get()
     assert objective.plan.account == account and objective.progress == 40
     html = client.get(reverse("account-detail", args=[org.slug, account.pk])).content.decode()
-    assert "Cut ticket backlog" in html and 'aria-valuenow="40"' in html
+    assert "Cut ticket backlog" in html and 'max="100" value="40"' in html
     bad = client.post(url, {**data, "progress": "140"})
     assert bad.status_code == 400 and "less than or equal to 100" in bad.content.decode()
     assert Objective.all_orgs.count() == 1

@@ -318,7 +318,9 @@ class TestMyBookHealth:
         assert names[-1] == "Zed unscored"  # unscored last
         html = response.content.decode()
         assert html.count('data-testid="health-cell"') == 4
-        assert '<span class="dot dot-green"' in html
+        # Colour never alone: the pill carries the colour's shape and name beside the score.
+        pill = '<span class="hpill hpill-green"><span class="dot dot-green" aria-hidden="true"></span>Green <span'
+        assert pill in html
         unscored = client.get(url, {"health_color": "none"})
         assert [a.name for a in unscored.context["accounts"]] == ["Zed unscored"]
 

@@ -11,7 +11,7 @@ from django.db import connection
 from django.urls import reverse
 
 from accounts.models import Contract
-from renewals.charts import Series, heat_style, stacked_bars, waterfall
+from renewals.charts import Series, heat_class, stacked_bars, waterfall
 from renewals.models import ChurnReason, Renewal, RenewalLineChange
 from tests.factories import ProductFactory, TeamFactory
 from tests.renewal_builders import build_book, churned_renewal, open_renewal
@@ -351,7 +351,10 @@ def test_charts_escape_labels_and_carry_titles():
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "<title" in svg and 'role="img"' in svg
     steps = [("Start", 100, "total"), ("Churn", 30, "down"), ("End", 70, "total")]
     assert "Churn: −30" in str(waterfall(steps, title="t", desc="d", fmt=str))
-    assert heat_style(None) == "" and "hsl(140" in heat_style(Decimal("1.1"))
+    assert heat_class(None) == ""
+    # Bands: under half retained is the reddest class, exactly 100 % starts the greens, 120 %+ is the deepest.
+    ratios = ("0.2", "0.5", "0.99", "1.0", "1.1", "1.5")
+    assert [heat_class(Decimal(r)) for r in ratios] == ["heat-0", "heat-1", "heat-6", "heat-7", "heat-8", "heat-9"]
 
 
 def test_a_bar_total_clears_a_target_line_just_above_the_bar():

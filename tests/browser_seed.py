@@ -1,0 +1,164 @@
+"""One small organization with something on every screen, for the browser harness (phone layout, CSP,
+accessibility, external requests): a member per role, red / yellow / green / unscored accounts with a week of
+snapshots and an override, open and closed renewals, contacts, a timeline, a success plan, keys, a job run,
+a webhook and a key feature. Factories only; a few hundred rows, a couple of seconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.utils import timezone
+
+from accounts.models import ApiKey, JobRun, Organization, WriteKey
+from accounts.services import create_organization, refresh_current_arr
+from health.models import KeyFeature
+from playbooks.models import WebhookEndpoint
+from renewals.models import Renewal
+from tests.factories import (
+    ActivityFactory,
+    ContactFactory,
+    MembershipFactory,
+    ObjectiveFactory,
+    SuccessPlanFactory,
+    UserFactory,
+)
+from tests.renewal_builders import build_book
+from tests.signal_factories import (
+    CsmPulseFactory,
+    HealthOverrideFactory,
+    HealthScoreFactory,
+    HealthSnapshotFactory,
+    components,
+)
+
+PASSWORD = "correct horse battery"
+ROLES = ("admin", "leader", "csm", "viewer")
+WEIGHTS = {"adoption": 25.0, "usage_trend": 15.0, "support": 10.0, "csm_pulse": 10.0}
+# Component scores per account, cycling: red, yellow, green, red, green, yellow, ... and one left unscored.
+PROFILES = [
+    {"adoption": 8.0, "usage_trend": 20.0, "support": 60.0, "csm_pulse": 0.0},
+    {"adoption": 55.0, "usage_trend": 70.0, "support": 80.0, "csm_pulse": 50.0},
+    {"adoption": 90.0, "usage_trend": 85.0, "support": 100.0, "csm_pulse": 100.0},
+]
+
+
+@dataclass
+class Seeded:
+    """What the browser tests navigate: the organization, a user per role and the ids of object pages."""
+
+    org: Organization
+    users: dict[str, object] = field(default_factory=dict)
+    red_account: int = 0
+    open_renewal: int = 0
+    closed_renewal: int = 0
+    job_run: int = 0
+    webhook: int = 0
+    scorecard: int = 0
+
+    def username(self, role: str) -> str:
+        return self.users[role].username
+
+
+def seed(slug: str = "acme") -> Seeded:
+    """Create the organization and its data; every user's password is ``PASSWORD``."""
+    org = create_organization(slug=slug, name="Acme Corp")[0]
+    out = Seeded(org=org)
+    names = {
+        "admin": ("Ada", "Admin"),
+        "leader": ("Lee", "Park"),
+        "csm": ("Dana", "Whitfield"),
+        "viewer": ("Vic", "Ng"),
+    }
+    for role in ROLES:
+        first, last = names[role]
+        user = UserFactory(
+            username=f"{role}@{slug}.example", email=f"{role}@{slug}.example", first_name=first, last_name=last
+        )
+        user.set_password(PASSWORD)
+        user.save()
+        MembershipFactory(organization=org, user=user, role=role)
+        out.users[role] = user
+
+    renewals = build_book(org, [out.users["csm"], out.users["leader"]], 9)
+    today = timezone.localdate()
+    accounts = [r.account for r in renewals]
+    for i, account in enumerate(accounts[:-1]):  # the last one stays unscored
+        scores = PROFILES[[0, 1, 2, 0, 2, 1][i % 6]]
+        for days in (7, 3):
+            HealthSnapshotFactory(
+                account=account,
+                date=today - dt.timedelta(days=days),
+                components=components({k: min(v + days * 2, 100.0) for k, v in scores.items()}, WEIGHTS),
+            )
+        snapshot = HealthSnapshotFactory(account=account, date=today, components=components(scores, WEIGHTS))
+        HealthScoreFactory(
+            account=account, score=snapshot.score, delta_7=Decimal("-6.5"), trend="down" if i % 2 else "flat"
+        )
+    red = accounts[0]
+    out.red_account = red.pk
+    HealthOverrideFactory(account=accounts[1], color="red", reason="Escalation from the customer's CFO")
+    CsmPulseFactory(account=red, author=out.users["csm"], color="red", note="Champion left")
+
+    ContactFactory(account=red, name="Priya Raman", title="VP Operations", roles=["champion", "power_user"])
+    ContactFactory(account=red, name="Marcus Lee", title="CFO", roles=["economic_buyer"])
+    ContactFactory(
+        account=red,
+        name="Helen Ortiz",
+        title="COO",
+        roles=["executive_sponsor"],
+        is_active=False,
+        departed_at=today - dt.timedelta(days=20),
+    )
+    now = timezone.now()
+    ActivityFactory(
+        account=red,
+        author=out.users["csm"],
+        type="qbr",
+        sentiment="positive",
+        occurred_at=now - dt.timedelta(days=12),
+        summary="Q3 review: on-time delivery up 6 pts.",
+    )
+    ActivityFactory(
+        account=red,
+        author=out.users["csm"],
+        type="note",
+        occurred_at=now - dt.timedelta(days=40),
+        summary="Helen Ortiz is leaving at month end; need a new executive sponsor.",
+    )
+    plan = SuccessPlanFactory(account=red, next_review_at=today + dt.timedelta(days=30))
+    ObjectiveFactory(
+        plan=plan,
+        title="Cut late deliveries",
+        customer_measure="Late deliveries per week",
+        baseline="140",
+        target="60",
+        status="on_track",
+        progress=55,
+    )
+
+    out.open_renewal = renewals[0].pk
+    out.closed_renewal = Renewal.all_orgs.filter(organization=org, outcome="churned").order_by("pk").first().pk
+    ApiKey.issue(organization=org, role="viewer", name="BI export")
+    WriteKey.issue(organization=org, name="Web app")
+    out.job_run = JobRun.all_orgs.create(
+        organization=org,
+        kind="import_accounts",
+        status="succeeded",
+        started_at=now,
+        finished_at=now,
+        progress_total=20,
+        progress_done=20,
+        counts={"created": 18, "updated": 2},
+        params={"file": "accounts.csv"},
+    ).pk
+    out.webhook = WebhookEndpoint.all_orgs.create(
+        organization=org, url="https://hooks.example.com/retain", event_types=["account.created"], secret="s" * 32
+    ).pk
+    KeyFeature.all_orgs.create(organization=org, event_name="Report Exported", label="Report export")
+    from health.models import Scorecard
+
+    out.scorecard = Scorecard.all_orgs.filter(organization=org).order_by("pk").first().pk
+    refresh_current_arr(org)
+    return out
