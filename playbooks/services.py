@@ -164,26 +164,32 @@ def _test_rate() -> tuple[int, int]:
         raise ImproperlyConfigured(f"WEBHOOK_TEST_RATE must look like 5/min, got {raw!r}") from None
 
 
-def send_test_budget_key(organization_id: int, window: int) -> str:
-    """Cache key counting an organization's test sends in one rate window."""
-    return f"retain:webhook-test:{organization_id}:{window}"
+def send_test_budget_key(organization_id: int) -> str:
+    """Cache key counting an organization's test sends in its current rate window."""
+    return f"retain:webhook-test:{organization_id}"
 
 
 def reserve_test_send(organization_id: int) -> None:
-    """Count one test send against the organization's budget (a fixed window in the cache: Redis in
-    production, so every web process shares it), or raise :class:`SendTestThrottled`."""
+    """Count one test send against the organization's budget, or raise :class:`SendTestThrottled`.
+
+    The window opens at the organization's first send and lasts one period (a counter in the cache:
+    Redis in production, so every web process shares it). A window aligned on the calendar minute
+    would let a burst straddling its boundary send twice the limit.
+    """
     limit, period = _test_rate()
     now = time.time()
-    window = int(now // period)
-    key = send_test_budget_key(organization_id, window)
-    cache.add(key, 0, timeout=period + 5)
+    key = send_test_budget_key(organization_id)
+    if cache.add(key, 0, timeout=period):
+        cache.set(f"{key}:opened", now, timeout=period)
     try:
         used = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=period + 5)
+    except ValueError:  # the window expired between add and incr: this send opens the next one
+        cache.set(key, 1, timeout=period)
+        cache.set(f"{key}:opened", now, timeout=period)
         used = 1
     if used > limit:
-        raise SendTestThrottled(max(1, math.ceil((window + 1) * period - now)), limit, period)
+        opened = cache.get(f"{key}:opened", now)
+        raise SendTestThrottled(max(1, math.ceil(opened + period - now)), limit, period)
 
 
 def send_test(endpoint: WebhookEndpoint, *, user: Any = None) -> WebhookDelivery:
