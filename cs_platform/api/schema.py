@@ -106,9 +106,7 @@ def _form_field_schema(field: forms.Field) -> dict[str, Any]:
 
 class OrgFilterExtension(DjangoFilterExtension):
     """django-filter parameters typed from the form field that validates them (drf-spectacular guesses
-    from the model field, and calls an id ``number``, a method filter ``string``).
-
-    """
+    from the model field, and calls an id ``number``, a method filter ``string``)."""
 
     priority = 1
 
