@@ -11,7 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 import django_filters as filters
+from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import connection
 from django.db.models import BooleanField, Q, QuerySet
@@ -39,6 +41,52 @@ def json_list_contains(queryset: QuerySet, field: str, value: str) -> QuerySet:
     sql = f'EXISTS (SELECT 1 FROM json_each("{table}"."{column}") WHERE json_each.value = %s)'
     alias = f"_{field}_has"
     return queryset.alias(**{alias: RawSQL(sql, [value], output_field=BooleanField())}).filter(**{alias: True})
+
+
+#: Row ids are 64-bit (``BigAutoField``); a larger number cannot name a row and would fail in the database.
+MAX_ID = 2**63 - 1
+
+
+class IdFilter(filters.NumberFilter):
+    """``account=12``: a row id, a whole number from 1 to 2⁶³−1 (a decimal or an out-of-range number is a
+    400, never a database error); an id of nothing (or of another organization's row) matches nothing."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class _StrictBooleanSelect(forms.NullBooleanSelect):
+    """The same select, but a value it does not know reaches the field (to be refused) instead of being
+    read as "either", which made ``?open=yes`` silently filter nothing."""
+
+    VALUES = {"true": True, "True": True, "1": True, "2": True, "false": False, "False": False, "0": False, "3": False}
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        raw = data.get(name)
+        if raw in (None, "", "unknown"):
+            return None
+        return self.VALUES.get(raw, raw)
+
+
+class _StrictNullBooleanField(forms.NullBooleanField):
+    """``true``/``false`` (or ``1``/``0``); empty means "either"; anything else is an error naming the parameter."""
+
+    widget = _StrictBooleanSelect
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (True, False, None):
+            return value
+        raise ValidationError("Use true or false.", code="invalid")
+
+
+class BooleanFilter(filters.BooleanFilter):
+    """A ``true``/``false`` filter that refuses any other value with a 400 (see :class:`_StrictNullBooleanField`)."""
+
+    field_class = _StrictNullBooleanField
 
 
 class OwnerFilter(filters.CharFilter):
@@ -79,7 +127,7 @@ class AccountFilterSet(OrgFilterSet):
     q = filters.CharFilter(method="search", label="Search")
     owner = OwnerFilter()
     owner_email = filters.CharFilter(field_name="owner__email", lookup_expr="iexact")
-    unowned = filters.BooleanFilter(field_name="owner", lookup_expr="isnull")
+    unowned = BooleanFilter(field_name="owner", lookup_expr="isnull")
     # distinct=False: a filter on a column of the row itself needs no DISTINCT (which costs a sort of every row).
     lifecycle_stage = filters.MultipleChoiceFilter(choices=[], method="filter_stage", distinct=False)
     touch_model = filters.MultipleChoiceFilter(choices=TouchModel.choices, distinct=False)
@@ -87,7 +135,7 @@ class AccountFilterSet(OrgFilterSet):
     region = filters.CharFilter(lookup_expr="iexact")
     tag = filters.CharFilter(method="filter_tag")
     external_id = filters.CharFilter()
-    parent = filters.NumberFilter(field_name="parent_id")
+    parent = IdFilter(field_name="parent_id")
     arr_min = filters.NumberFilter(field_name="arr", lookup_expr="gte")
     arr_max = filters.NumberFilter(field_name="arr", lookup_expr="lte")
     renewal_after = filters.DateFilter(field_name="next_renewal_date", lookup_expr="gte")
@@ -97,13 +145,13 @@ class AccountFilterSet(OrgFilterSet):
     )
     customer_since_after = filters.DateFilter(field_name="customer_since", lookup_expr="gte")
     customer_since_before = filters.DateFilter(field_name="customer_since", lookup_expr="lte")
-    churned = filters.BooleanFilter(field_name="churned_at", lookup_expr="isnull", exclude=True)
+    churned = BooleanFilter(field_name="churned_at", lookup_expr="isnull", exclude=True)
     health_color = filters.MultipleChoiceFilter(
         choices=[("red", "Red"), ("yellow", "Yellow"), ("green", "Green"), ("none", "Unscored")],
         method="filter_health_color",
         label="Effective health colour (repeatable; 'none' = unscored)",
     )
-    segment = filters.NumberFilter(method="filter_segment", label="Segment id (its rules)")
+    segment = IdFilter(method="filter_segment", label="Segment id (its rules)")
 
     class Meta:
         model = Account
@@ -161,12 +209,12 @@ class AccountFilterSet(OrgFilterSet):
 
 class ContactFilterSet(OrgFilterSet):
     q = filters.CharFilter(method="search")
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
     external_id = filters.CharFilter()
     email = filters.CharFilter(lookup_expr="iexact")
     role = filters.ChoiceFilter(choices=ContactRole.choices, method="filter_role")
-    is_active = filters.BooleanFilter()
+    is_active = BooleanFilter()
 
     class Meta:
         model = Contact
@@ -193,7 +241,7 @@ class ProductFilterSet(OrgFilterSet):
 
 
 class ContractFilterSet(OrgFilterSet):
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
     number = filters.CharFilter()
     status = filters.MultipleChoiceFilter(choices=ContractStatus.choices, distinct=False)
@@ -210,10 +258,10 @@ class ContractFilterSet(OrgFilterSet):
 
 
 class ActivityFilterSet(OrgFilterSet):
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
     type = filters.MultipleChoiceFilter(choices=ActivityType.choices, distinct=False)
-    author = filters.NumberFilter(field_name="author_id")
+    author = IdFilter(field_name="author_id")
     occurred_after = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     occurred_before = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lte")
 
@@ -232,7 +280,7 @@ class TeamFilterSet(OrgFilterSet):
 
 class MembershipFilterSet(OrgFilterSet):
     role = filters.MultipleChoiceFilter(choices=Role.choices, distinct=False)
-    team = filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
     email = filters.CharFilter(field_name="user__email", lookup_expr="iexact")
 
     class Meta:

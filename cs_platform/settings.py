@@ -242,6 +242,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The API speaks JSON (a form encoding cannot say null, a nested list or a JSON field, so the OpenAPI
+    # document could not describe it truthfully); only the import upload adds multipart. JSON nested past
+    # a sane depth is a 400 with the reason, not a RecursionError (cs_platform/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["cs_platform.api.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",

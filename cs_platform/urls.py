@@ -67,3 +67,9 @@ urlpatterns = [
     path("o/<slug:org_slug>/admin/features/", include("health.urls")),
     path("", include("accounts.urls")),
 ]
+
+# Every path under /api/ answers JSON, errors included (pages keep their HTML error pages).
+handler400 = "cs_platform.api.exceptions.handler400"
+handler403 = "cs_platform.api.exceptions.handler403"
+handler404 = "cs_platform.api.exceptions.handler404"
+handler500 = "cs_platform.api.exceptions.handler500"

@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.choices import TouchModel
-from accounts.filtersets import OrgFilterSet, OwnerFilter
+from accounts.filtersets import BooleanFilter, IdFilter, OrgFilterSet, OwnerFilter
 
 from .models import (
     CsmPulse,
@@ -49,7 +49,7 @@ class MultipleValueFilter(filters.MultipleChoiceFilter):
 
 
 class UsageMetricFilterSet(OrgFilterSet):
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
     date_after = filters.DateFilter(field_name="date", lookup_expr="gte", label="On or after (YYYY-MM-DD)")
     date_before = filters.DateFilter(field_name="date", lookup_expr="lte", label="On or before (YYYY-MM-DD)")
@@ -61,7 +61,7 @@ class UsageMetricFilterSet(OrgFilterSet):
 
 
 class TicketFilterSet(OrgFilterSet):
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
     external_id = filters.CharFilter()
     status = filters.MultipleChoiceFilter(choices=TicketStatus.choices, distinct=False)
@@ -70,7 +70,7 @@ class TicketFilterSet(OrgFilterSet):
     opened_before = filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="lte")
     resolved_after = filters.IsoDateTimeFilter(field_name="resolved_at", lookup_expr="gte")
     resolved_before = filters.IsoDateTimeFilter(field_name="resolved_at", lookup_expr="lte")
-    open = filters.BooleanFilter(method="filter_open", label="Open or pending")
+    open = BooleanFilter(method="filter_open", label="Open or pending")
 
     class Meta:
         model = Ticket
@@ -83,13 +83,13 @@ class TicketFilterSet(OrgFilterSet):
 
 
 class InvoiceFilterSet(OrgFilterSet):
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
     external_id = filters.CharFilter()
     due_after = filters.DateFilter(field_name="due_date", lookup_expr="gte")
     due_before = filters.DateFilter(field_name="due_date", lookup_expr="lte")
-    paid = filters.BooleanFilter(field_name="paid_at", lookup_expr="isnull", exclude=True)
-    overdue = filters.BooleanFilter(method="filter_overdue", label="Unpaid and past its due date")
+    paid = BooleanFilter(field_name="paid_at", lookup_expr="isnull", exclude=True)
+    overdue = BooleanFilter(method="filter_overdue", label="Unpaid and past its due date")
 
     class Meta:
         model = Invoice
@@ -132,16 +132,16 @@ class HealthScoreFilterSet(OrgFilterSet):
     """Filters of ``/api/v1/health-scores/``. ``segment`` takes a segment id (its rules, compiled to SQL);
     ``owner`` a user id or ``me``; ``color`` the effective colour, ``computed_color`` the score's."""
 
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
     color = filters.MultipleChoiceFilter(choices=HealthColor.choices, distinct=False)
     computed_color = filters.MultipleChoiceFilter(choices=HealthColor.choices, distinct=False)
     score_min = filters.NumberFilter(field_name="score", lookup_expr="gte")
     score_max = filters.NumberFilter(field_name="score", lookup_expr="lte")
-    scored = filters.BooleanFilter(field_name="score", lookup_expr="isnull", exclude=True)
-    overridden = filters.BooleanFilter(field_name="override", lookup_expr="isnull", exclude=True)
+    scored = BooleanFilter(field_name="score", lookup_expr="isnull", exclude=True)
+    overridden = BooleanFilter(field_name="override", lookup_expr="isnull", exclude=True)
     trend = filters.ChoiceFilter(choices=[("up", "Up"), ("down", "Down"), ("flat", "Flat")])
-    segment = filters.NumberFilter(method="filter_segment", label="Segment id")
+    segment = IdFilter(method="filter_segment", label="Segment id")
     owner = OwnerFilter(field_name="account__owner_id")
     touch_model = filters.MultipleChoiceFilter(
         field_name="account__touch_model", choices=TouchModel.choices, distinct=False
@@ -159,11 +159,11 @@ class HealthScoreFilterSet(OrgFilterSet):
 
 
 class HealthOverrideFilterSet(OrgFilterSet):
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
     color = filters.MultipleChoiceFilter(choices=HealthColor.choices, distinct=False)
     reason_code = filters.MultipleChoiceFilter(choices=OverrideReason.choices, distinct=False)
-    active = filters.BooleanFilter(method="filter_active", label="Not cleared and not expired")
+    active = BooleanFilter(method="filter_active", label="Not cleared and not expired")
 
     class Meta:
         model = HealthOverride
@@ -177,7 +177,7 @@ class HealthOverrideFilterSet(OrgFilterSet):
 
 
 class CsmPulseFilterSet(OrgFilterSet):
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
     color = filters.MultipleChoiceFilter(choices=HealthColor.choices, distinct=False)
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
@@ -189,9 +189,9 @@ class CsmPulseFilterSet(OrgFilterSet):
 
 
 class ScorecardFilterSet(OrgFilterSet):
-    is_active = filters.BooleanFilter()
-    is_default = filters.BooleanFilter()
-    segment = filters.NumberFilter(field_name="segment_id")
+    is_active = BooleanFilter()
+    is_default = BooleanFilter()
+    segment = IdFilter(field_name="segment_id")
 
     class Meta:
         model = Scorecard

@@ -5,13 +5,13 @@ from __future__ import annotations
 import django_filters as filters
 from django.db.models import QuerySet
 
-from accounts.filtersets import OrgFilterSet, json_list_contains
+from accounts.filtersets import BooleanFilter, OrgFilterSet, json_list_contains
 
 from .models import DeliveryStatus, EventType, Segment, WebhookDelivery, WebhookEndpoint
 
 
 class WebhookEndpointFilterSet(OrgFilterSet):
-    is_active = filters.BooleanFilter()
+    is_active = BooleanFilter()
     event_type = filters.ChoiceFilter(choices=EventType.choices, method="filter_event_type")
 
     class Meta:

@@ -13,15 +13,15 @@ import django_filters as filters
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.filtersets import OrgFilterSet, OwnerFilter
+from accounts.filtersets import BooleanFilter, IdFilter, OrgFilterSet, OwnerFilter
 
 from .models import ChurnReason, ForecastCategory, Renewal, RenewalOutcome, RenewalStage, RenewalTarget, RenewalTiming
 
 
 class RenewalFilterSet(OrgFilterSet):
-    account = filters.NumberFilter(field_name="account_id")
+    account = IdFilter(field_name="account_id")
     account_external_id = filters.CharFilter(field_name="account__external_id")
-    contract = filters.NumberFilter(field_name="contract_id")
+    contract = IdFilter(field_name="contract_id")
     owner = OwnerFilter()
     owner_email = filters.CharFilter(field_name="owner__email", lookup_expr="iexact")
     due_after = filters.DateFilter(field_name="due_date", lookup_expr="gte", label="Due on or after (YYYY-MM-DD)")
@@ -33,10 +33,10 @@ class RenewalFilterSet(OrgFilterSet):
     stage = filters.MultipleChoiceFilter(choices=RenewalStage.choices, distinct=False)
     outcome = filters.MultipleChoiceFilter(choices=RenewalOutcome.choices, distinct=False)
     timing = filters.MultipleChoiceFilter(choices=RenewalTiming.choices, distinct=False)
-    open = filters.BooleanFilter(method="filter_open", label="Open (no outcome yet)")
-    churn_reason = filters.NumberFilter(field_name="churn_reason_id")
+    open = BooleanFilter(method="filter_open", label="Open (no outcome yet)")
+    churn_reason = IdFilter(field_name="churn_reason_id")
     churn_reason_code = filters.CharFilter(field_name="churn_reason__code")
-    avoidable = filters.BooleanFilter()
+    avoidable = BooleanFilter()
     closed_after = filters.DateFilter(field_name="closed_on", lookup_expr="gte")
     closed_before = filters.DateFilter(field_name="closed_on", lookup_expr="lte")
 
@@ -56,8 +56,8 @@ class RenewalFilterSet(OrgFilterSet):
 
 class ChurnReasonFilterSet(OrgFilterSet):
     code = filters.CharFilter()
-    avoidable = filters.BooleanFilter()
-    is_active = filters.BooleanFilter()
+    avoidable = BooleanFilter()
+    is_active = BooleanFilter()
 
     class Meta:
         model = ChurnReason

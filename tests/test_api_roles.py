@@ -224,9 +224,17 @@ def test_key_acts_no_higher_than_its_user_and_dies_with_the_membership(org, peop
 def test_key_named_for_another_organization_is_refused(org, other_org, api):
     client = api(org, "admin")
     assert client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="acme").status_code == 200
-    response = client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="globex")
-    assert response.status_code == 400
-    assert response.json()["errors"] == {"organization": ["This API key belongs to another organization."]}
+    # Any other slug, existing or not, is "not found": a key acts in no other organization.
+    foreign = client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="globex")
+    absent = client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION="no-such-org")
+    assert foreign.status_code == absent.status_code == 404
+    assert foreign.json() == absent.json()
+    assert foreign.json()["detail"].startswith("Organization not found.")
+    # A value that cannot be a slug is refused as input, whoever sends it.
+    for bad in ("", "acme corp", "acme/", "ac\u00e9me", "a" * 61):
+        response = client.get(f"{API}/accounts/", HTTP_X_ORGANIZATION=bad)
+        assert response.status_code == 400, bad
+        assert "organization" in response.json()["errors"]
 
 
 def test_revoked_key_is_401(org, api_key):

@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
 
-from cs_platform.api.serializers import EmailUserField, OrgScopedSerializer
+from cs_platform.api.serializers import EmailUserField, KnownFieldsMixin, OrgScopedSerializer
 
 from ..choices import ContactRole, Role
 from ..forms import IMPORT_KINDS
@@ -33,7 +33,7 @@ from ..models import (
 
 class AccountSerializer(OrgScopedSerializer):
     owner = EmailUserField(required=False, allow_null=True)
-    parent_external_id = serializers.CharField(source="parent.external_id", read_only=True, default=None)
+    parent_external_id = serializers.CharField(source="parent.external_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Account
@@ -77,7 +77,7 @@ class AccountSerializer(OrgScopedSerializer):
 
 
 class ContactSerializer(OrgScopedSerializer):
-    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True, allow_null=True)
     roles = serializers.ListField(child=serializers.ChoiceField(choices=ContactRole.choices), required=False)
 
     class Meta:
@@ -115,7 +115,7 @@ class ContractSerializer(OrgScopedSerializer):
     """A contract with its lines, written in one call: the lines given replace the contract's lines."""
 
     lines = ContractLineSerializer(many=True, required=False)
-    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Contract
@@ -425,7 +425,7 @@ class ImportRunSerializer(serializers.ModelSerializer):
     kind = serializers.SerializerMethodField()
     dry_run = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
 
@@ -458,7 +458,7 @@ class ImportRunSerializer(serializers.ModelSerializer):
         return reverse("admin-job-detail", args=[run.organization.slug, run.pk])
 
 
-class ImportCreateSerializer(serializers.Serializer):
+class ImportCreateSerializer(KnownFieldsMixin, serializers.Serializer):
     """``POST /api/v1/imports/``: a CSV file (multipart ``file``, or its text as JSON ``content``) of one kind."""
 
     kind = serializers.ChoiceField(choices=[k for k, _ in IMPORT_KINDS])
@@ -467,13 +467,6 @@ class ImportCreateSerializer(serializers.Serializer):
         required=False, trim_whitespace=False, help_text="The CSV text, instead of `file` (JSON bodies)."
     )
     dry_run = serializers.BooleanField(default=False, help_text="Validate and count only; write nothing.")
-
-    def to_internal_value(self, data: Any) -> Any:
-        if hasattr(data, "keys"):
-            unknown = sorted(set(data.keys()) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
     def validate_kind(self, value: str) -> str:
         try:
@@ -496,7 +489,7 @@ class WriteKeySerializer(OrgScopedSerializer):
     """A write key's metadata. The secret is never readable: only ``key_prefix`` identifies it; the raw
     key appears once, in the ``key`` field of the create response (:class:`WriteKeyCreatedSerializer`)."""
 
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
     is_active = serializers.BooleanField(read_only=True)
 
     class Meta:

@@ -14,11 +14,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cs_platform.api.parsers import JSONParser
 from cs_platform.api.schema import ErrorSerializer
-from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet
+from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet, refused
 
 from .. import filtersets
 from ..choices import Role
@@ -317,6 +319,7 @@ class ImportViewSet(ImmutableMixin, OrgScopedViewSet):
     ordering: ClassVar[list[str]] = ["-created_at"]
     write_roles = ADMIN_ONLY
     immutable_detail = "Import runs cannot be changed or deleted."
+    parser_classes: ClassVar[list[type]] = [JSONParser, MultiPartParser]  # a CSV file, or its text in JSON
 
     def safely_get_queryset(self, queryset: Any) -> Any:
         return queryset.filter(kind=IMPORT_JOB_KIND)
@@ -338,7 +341,7 @@ class ImportViewSet(ImmutableMixin, OrgScopedViewSet):
         body = self.get_serializer(job).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
-    @extend_schema(exclude=True)
+    @refused
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.refuse(request)
 

@@ -2,17 +2,24 @@
 
 ``errors`` is empty unless the input was invalid. Nested input is reported by dotted path, so a bad
 product on the second contract line is ``"lines.1.product"``: every message sits next to its field.
+
+Two layers give every path under ``/api/`` that shape: :func:`exception_handler` for what a DRF view
+raises, and the project's ``handler400/403/404/500`` (:func:`handler404` …) for what Django answers
+before or outside a view: a URL that matches no route (``/api/v1/accounts/0.5/arr/``), a body over
+``DATA_UPLOAD_MAX_MEMORY_SIZE``, an unhandled error. Pages keep their HTML error pages.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -21,12 +28,30 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from cs_platform.tenancy import OrgScopeError
 
 NON_FIELD = "non_field_errors"
+#: Paths whose errors are JSON even when no DRF view answers (no route matched, body too large, a crash).
+API_PREFIXES = ("/api/",)
 
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "This change conflicts with existing data (for example a duplicate identifier)."
     default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+    def __init__(self) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(f"The request body is larger than the {limit:,} bytes this API accepts.")
+
+
+def _too_large_or_suspicious(exc: SuspiciousOperation) -> exceptions.APIException:
+    """A body over the size limit is a 413; any other suspicious request (too many fields) a 400."""
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge()
+    return exceptions.ParseError(f"The request was refused: {exc}")
 
 
 def flatten_errors(data: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -60,6 +85,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = Conflict("It is still in use (for example by contract lines) and cannot be deleted.")
     elif isinstance(exc, IntegrityError):
         exc = Conflict()
+    elif isinstance(exc, SuspiciousOperation):
+        exc = _too_large_or_suspicious(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -71,3 +98,42 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
         response.data = {"detail": str(detail or exc), "errors": {}}
     return response
+
+
+# --- Django's own error views, JSON under /api/ -------------------------------------------------
+
+
+def is_api_path(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIXES)
+
+
+def _json_error(status_code: int, detail: str) -> JsonResponse:
+    return JsonResponse({"detail": detail, "errors": {}}, status=status_code)
+
+
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not is_api_path(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, SuspiciousOperation):
+        error = _too_large_or_suspicious(exception)
+        return _json_error(error.status_code, str(error.detail))
+    return _json_error(status.HTTP_400_BAD_REQUEST, "Bad request.")
+
+
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not is_api_path(request):
+        return defaults.permission_denied(request, exception)
+    return _json_error(status.HTTP_403_FORBIDDEN, str(exceptions.PermissionDenied.default_detail))
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not is_api_path(request):
+        return defaults.page_not_found(request, exception)
+    # Never echo the path or the resolver's patterns: the same answer as a missing object.
+    return _json_error(status.HTTP_404_NOT_FOUND, str(exceptions.NotFound.default_detail))
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if not is_api_path(request):
+        return defaults.server_error(request)
+    return _json_error(status.HTTP_500_INTERNAL_SERVER_ERROR, "Server error.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework import exceptions
@@ -11,6 +12,10 @@ from accounts.models import ApiKey, Membership
 from accounts.services import Actor
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
+#: An organization slug as ``Organization.slug`` stores it; the OpenAPI document declares the same pattern.
+SLUG_PATTERN = r"^[-a-zA-Z0-9_]+$"
+SLUG_MAX_LENGTH = 60
+ORG_NOT_FOUND = "Organization not found."
 
 # Roles from least to most powerful: a key bound to a user never acts above that user's own role.
 ROLE_RANK = {Role.VIEWER: 0, Role.CSM: 1, Role.LEADER: 2, Role.ADMIN: 3}
@@ -23,21 +28,24 @@ def resolve_actor(request: Any) -> Actor:
     Nothing here falls back to a remembered "current organization": that is a UI preference that
     can drift from the organization being acted on.
     """
-    slug = request.META.get(ORG_HEADER) or request.query_params.get("org")
     if isinstance(request.auth, ApiKey):
+        slug = _named_slug(request)
         if slug and slug != request.auth.organization.slug:
-            # Acting silently in the key's organization while the caller names another would mislead.
-            raise exceptions.ValidationError({"organization": ["This API key belongs to another organization."]})
+            # Acting silently in the key's organization while the caller names another would mislead; and
+            # a key acts in no other organization, so it is the answer a session gets for a slug it is not
+            # a member of, whether that organization exists or not.
+            raise exceptions.NotFound(f"{ORG_NOT_FOUND} This API key acts only in its own organization.")
         return _key_actor(request.auth)
     user = request.user
     if not getattr(user, "is_authenticated", False):
         raise exceptions.NotAuthenticated()
+    slug = _named_slug(request)
     memberships = Membership.all_orgs.select_related("organization").filter(user=user)
     if slug:
         membership = memberships.filter(organization__slug=slug).first()
         if membership is None:
             # Same answer whether the organization exists or not: slugs of other tenants are not guessable.
-            raise exceptions.NotFound("Organization not found.")
+            raise exceptions.NotFound(ORG_NOT_FOUND)
     else:
         found = list(memberships[:2])
         if not found:
@@ -48,6 +56,21 @@ def resolve_actor(request: Any) -> Actor:
             )
         membership = found[0]
     return Actor(organization=membership.organization, role=membership.role, user=user)
+
+
+def _named_slug(request: Any) -> str | None:
+    """The slug named by ``X-Organization`` (or ``?org=``), ``None`` if neither is sent; a value that cannot
+    be a slug (empty, spaces, other characters) is a 400 rather than a silent "not named"."""
+    slug = request.META.get(ORG_HEADER)
+    if slug is None:
+        slug = request.query_params.get("org")
+    if slug is None:
+        return None
+    if len(slug) > SLUG_MAX_LENGTH or not re.fullmatch(SLUG_PATTERN.strip("^$"), slug):
+        raise exceptions.ValidationError(
+            {"organization": ["X-Organization (or ?org=) must be an organization slug: letters, digits, - and _."]}
+        )
+    return slug
 
 
 def _key_actor(key: ApiKey) -> Actor:

@@ -36,7 +36,22 @@ def _scope_fields(fields: Any, org: Any) -> None:
             _scope_fields(nested.fields, org)
 
 
-class OrgScopedSerializer(serializers.ModelSerializer):
+class KnownFieldsMixin:
+    """Refuses a field the serializer does not know: a typo is a 400 naming it, never silently ignored.
+
+    The OpenAPI document declares ``additionalProperties: false`` on the request bodies of these
+    serializers (``cs_platform.api.schema``), so generated clients know it too.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields))  # type: ignore[attr-defined]
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class OrgScopedSerializer(KnownFieldsMixin, serializers.ModelSerializer):
     """Needs ``context['actor']`` (the base viewset provides it). ``organization`` is set on save."""
 
     def get_fields(self) -> dict[str, serializers.Field]:
@@ -49,10 +64,6 @@ class OrgScopedSerializer(serializers.ModelSerializer):
         return fields
 
     def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         attrs = super().to_internal_value(data)
         if self.context.get("actor") is not None:
             self._check_unique_in_organization(attrs)
@@ -98,15 +109,20 @@ class OrgScopedSerializer(serializers.ModelSerializer):
 class EmailUserField(serializers.SlugRelatedField):
     """A user written and read as their email; limited to members of the organization."""
 
-    default_error_messages = {"does_not_exist": "No member of this organization has the email {value}."}
+    default_error_messages = {
+        "does_not_exist": "No member of this organization has the email {value}.",
+        "invalid": "Enter the member's email address as a string.",
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("queryset", User.objects.all())
         super().__init__(slug_field="email", **kwargs)
 
     def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, str):
-            data = data.strip().lower()
+        if not isinstance(data, str):
+            # ``{"author": 4}``: a number compared with an email column is a database error, not an answer.
+            self.fail("invalid")
+        data = data.strip().lower()
         try:
             return self.get_queryset().get(email__iexact=data)
         except User.DoesNotExist:

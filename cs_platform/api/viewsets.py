@@ -31,6 +31,7 @@ from accounts.services import Actor
 from cs_platform.exports import chunked, csv_response
 from cs_platform.tenancy import _current_org_id
 
+from .metadata import OrgMetadata
 from .organization import resolve_actor
 from .permissions import RolePermission
 from .renderers import CSVRenderer
@@ -52,9 +53,10 @@ class StrictOrderingFilter(OrderingFilter):
     def get_ordering(self, request: Request, queryset: Any, view: Any) -> list[str]:
         params = request.query_params.get(self.ordering_param)
         if params:
-            fields = [param.strip() for param in params.split(",") if param.strip()]
+            fields = params.split(",")
             valid = {name for name, _ in self.get_valid_fields(queryset, view, {"request": request})}
-            unknown = [field for field in fields if field.lstrip("-") not in valid]
+            # Exact tokens, as the schema's enum lists them: " name", "--name" or an empty item is unknown.
+            unknown = [field or '""' for field in fields if field.removeprefix("-") not in valid]
             if unknown:
                 raise ValidationError(
                     {
@@ -69,6 +71,34 @@ class StrictOrderingFilter(OrderingFilter):
         if ordering and not {"pk", "-pk", "id", "-id"} & set(ordering):
             ordering.append("pk")
         return ordering
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        """``ordering`` as what it accepts: a comma-separated list of the allowed fields, each optionally
+        prefixed with ``-`` (``ordering=-arr,name``), rather than DRF's free-form string."""
+        fields = list(getattr(view, "ordering_fields", None) or [])
+        if not fields:
+            return []
+        default = ",".join(getattr(view, "ordering", None) or [])
+        values = [f"{prefix}{field}" for field in fields for prefix in ("", "-")]
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": (
+                    "Sort by these fields, in order (comma-separated); `-` before a field sorts it descending. "
+                    + (f"Default `{default}`. " if default else "")
+                    + "Ties are always broken by `id`."
+                ),
+                "schema": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": values},
+                },
+                "style": "form",
+                "explode": False,
+                "allowEmptyValue": True,  # ``?ordering=`` is the default order
+            }
+        ]
 
 
 class RateLimitHeadersMixin:
@@ -90,12 +120,23 @@ class OrgContextMixin(RateLimitHeadersMixin):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         self.perform_authentication(request)  # type: ignore[attr-defined]
+        method = (request.method or "").lower()
+        if method not in self.http_method_names or not hasattr(self, method):  # type: ignore[attr-defined]
+            # A method this URL does not have is a 405 with ``Allow``, whatever the organization header says.
+            # (A refused method of an existing object still looks it up first: see ``refuse_after_lookup``.)
+            raise MethodNotAllowed(request.method)
         self.actor = resolve_actor(request)
         # Filtersets and serializers reach the actor through the request (same attribute as the pages).
         request.actor = self.actor
         request._request.actor = self.actor
         self._scope_token = _current_org_id.set(self.actor.organization.pk)
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
+
+    @property
+    def allowed_methods(self) -> list[str]:
+        # ``Allow`` lists what the OpenAPI document lists: not the methods a viewset refuses (``@refused``).
+        methods = super().allowed_methods  # type: ignore[misc]
+        return [method for method in methods if not getattr(getattr(self, method.lower(), None), "refused", False)]
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         self._scope_token = None
@@ -133,6 +174,8 @@ class CSVExportMixin:
         return super().list(request, *args, **kwargs)  # type: ignore[misc]
 
     def export_csv(self, request: Request) -> Any:
+        # Every row, not a page: ``page`` and ``page_size`` do not apply, but a bad one is still a 400.
+        self.paginator.check_parameters(request)  # type: ignore[attr-defined]
         queryset = self.filter_queryset(self.get_queryset())  # type: ignore[attr-defined]
         fields = [name for name, field in self.get_serializer().fields.items() if not field.write_only]  # type: ignore[attr-defined]
 
@@ -158,6 +201,13 @@ class CSVExportMixin:
         return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
 
 
+def refused(handler: Any) -> Any:
+    """Marks a viewset method the API refuses with ``405`` (see :func:`refuse_after_lookup`): it is left out
+    of the OpenAPI document and out of the ``Allow`` header alike, so the two always agree."""
+    handler.refused = True
+    return extend_schema(exclude=True)(handler)
+
+
 def refuse_after_lookup(view: Any, request: Request, detail: str) -> Response:
     """``405`` for a method the viewset refuses on an object, once the object is found: another
     organization's id stays a ``404``, exactly like an id that does not exist."""
@@ -176,11 +226,11 @@ class ImmutableMixin:
     def refuse(self, request: Request, detail: str | None = None) -> Response:
         return refuse_after_lookup(self, request, detail or self.immutable_detail)
 
-    @extend_schema(exclude=True)
+    @refused
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.refuse(request)
 
-    @extend_schema(exclude=True)
+    @refused
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.refuse(request)
 
@@ -189,6 +239,7 @@ class OrgScopedViewSet(CSVExportMixin, OrgContextMixin, viewsets.ModelViewSet):
     """CRUD over one tenant model, always inside the caller's organization; lists export with ``?format=csv``."""
 
     write_roles: ClassVar[frozenset[str]] = frozenset({Role.ADMIN, Role.LEADER, Role.CSM})
+    metadata_class = OrgMetadata  # OPTIONS on the upsert route describes the body instead of crashing
     extra_permission_classes: ClassVar[list[type]] = []
     #: Field to upsert by at ``PUT <list>/external/<value>/``; ``None`` leaves the route out entirely.
     upsert_field: ClassVar[str | None] = None

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from rest_framework import serializers
 
-from cs_platform.api.serializers import OrgScopedSerializer
+from cs_platform.api.serializers import KnownFieldsMixin, OrgScopedSerializer
 
 from ..models import CsmPulse, HealthOverride, HealthScore, Invoice, Scorecard, ScorecardVersion, Ticket, UsageMetric
 
@@ -14,7 +14,7 @@ from ..models import CsmPulse, HealthOverride, HealthScore, Invoice, Scorecard, 
 class UsageMetricSerializer(OrgScopedSerializer):
     """One daily figure, in the row shape of the ``usage`` CSV (spec §8)."""
 
-    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True, allow_null=True)
 
     class Meta:
         model = UsageMetric
@@ -23,7 +23,7 @@ class UsageMetricSerializer(OrgScopedSerializer):
 
 
 class TicketSerializer(OrgScopedSerializer):
-    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Ticket
@@ -47,7 +47,7 @@ class TicketSerializer(OrgScopedSerializer):
 
 
 class InvoiceSerializer(OrgScopedSerializer):
-    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Invoice
@@ -83,14 +83,14 @@ class InvoiceSerializer(OrgScopedSerializer):
 class HealthScoreSerializer(OrgScopedSerializer):
     """The latest health of one account (spec §8 ``health-scores``). Scores and deltas are JSON numbers."""
 
-    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True, allow_null=True)
     account_name = serializers.CharField(source="account.name", read_only=True)
     score = serializers.FloatField(read_only=True, allow_null=True)
     delta_7 = serializers.FloatField(read_only=True, allow_null=True)
     delta_30 = serializers.FloatField(read_only=True, allow_null=True)
     color = serializers.SerializerMethodField(help_text="Effective colour (an active override wins); null unscored")
     computed_color = serializers.SerializerMethodField(help_text="Colour of the computed score; null unscored")
-    scorecard_version = serializers.IntegerField(source="scorecard_version.number", read_only=True, default=None)
+    scorecard_version = serializers.IntegerField(source="scorecard_version.number", read_only=True, allow_null=True)
     overridden = serializers.SerializerMethodField()
 
     class Meta:
@@ -115,7 +115,7 @@ class HealthOverrideSerializer(OrgScopedSerializer):
     """Create: ``account``, ``color``, ``reason_code``, ``reason``, optional ``expires_at`` (default 30 days).
     ``customer_will_churn`` forces ``red``."""
 
-    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True, allow_null=True)
     author = serializers.SerializerMethodField()
     cleared_by = serializers.SerializerMethodField()
     active = serializers.SerializerMethodField()
@@ -149,7 +149,7 @@ class HealthOverrideSerializer(OrgScopedSerializer):
 
 
 class CsmPulseSerializer(OrgScopedSerializer):
-    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True, allow_null=True)
     author = serializers.SerializerMethodField()
     reason_codes = serializers.ListField(child=serializers.CharField(), required=False, default=list)
 
@@ -243,5 +243,5 @@ class ScorecardSerializer(OrgScopedSerializer):
         return scorecard
 
 
-class PreviewRequestSerializer(serializers.Serializer):
+class PreviewRequestSerializer(KnownFieldsMixin, serializers.Serializer):
     definition = serializers.JSONField()

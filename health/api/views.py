@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from accounts.choices import Role
 from accounts.models import Account
-from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet
+from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet, refused
 
 from .. import filtersets
 from ..explain import explain
@@ -153,7 +153,7 @@ class CsmPulseViewSet(ImmutableMixin, OrgScopedViewSet):
             author=self.actor,
         )
 
-    @extend_schema(exclude=True)
+    @refused
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.refuse(request)
 

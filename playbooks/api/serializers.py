@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from accounts.choices import Role
-from cs_platform.api.serializers import OrgScopedSerializer
+from cs_platform.api.serializers import KnownFieldsMixin, OrgScopedSerializer
 from cs_platform.outbound import host_of
 
 from ..models import Segment, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -35,7 +35,7 @@ class WebhookEndpointSerializer(OrgScopedSerializer):
     secret = serializers.SerializerMethodField(
         help_text="HMAC-SHA256 key of X-Retain-Signature; readable by admins only (others see it masked)."
     )
-    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
 
     class Meta:
         model = WebhookEndpoint
@@ -127,7 +127,7 @@ def clean_rules(value: Any) -> Any:
     return value or {}
 
 
-class SegmentPreviewSerializer(serializers.Serializer):
+class SegmentPreviewSerializer(KnownFieldsMixin, serializers.Serializer):
     rules = serializers.JSONField(help_text="A rule set, as in a segment's `rules`.")
 
     def validate_rules(self, value: Any) -> Any:

@@ -40,6 +40,7 @@ class WebhookEndpointViewSet(OrgScopedViewSet):
     ordering_fields: ClassVar[list[str]] = ["created_at", "url"]
     ordering: ClassVar[list[str]] = ["-created_at"]
     write_roles = frozenset({Role.ADMIN})
+    paginated_actions = ("deliveries",)  # the delivery log pages like a list (the OpenAPI document says so)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.save(organization=self.actor.organization, secret=generate_secret(), created_by=self.actor.user)

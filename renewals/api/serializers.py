@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import Product
-from cs_platform.api.serializers import EmailUserField, OrgScopedSerializer, _scope_fields
+from cs_platform.api.serializers import EmailUserField, KnownFieldsMixin, OrgScopedSerializer, _scope_fields
 
 from ..models import (
     ChurnReason,
@@ -42,13 +42,15 @@ class RenewalSerializer(OrgScopedSerializer):
     """A renewal. ``POST`` opens one by hand for ``contract`` (the daily job opens them otherwise);
     ``PATCH`` changes the forecast (audited); the outcome is set by ``POST …/close/`` only."""
 
-    account_external_id = serializers.CharField(source="account.external_id", read_only=True)
+    account_external_id = serializers.CharField(source="account.external_id", read_only=True, allow_null=True)
     account_name = serializers.CharField(source="account.name", read_only=True)
     contract_number = serializers.CharField(source="contract.number", read_only=True)
     owner = EmailUserField(required=False, allow_null=True)
-    closed_by = serializers.EmailField(source="closed_by.email", read_only=True, default=None)
-    successor_contract_number = serializers.CharField(source="successor_contract.number", read_only=True, default=None)
-    churn_reason_code = serializers.CharField(source="churn_reason.code", read_only=True, default=None)
+    closed_by = serializers.EmailField(source="closed_by.email", read_only=True, allow_null=True)
+    successor_contract_number = serializers.CharField(
+        source="successor_contract.number", read_only=True, allow_null=True
+    )
+    churn_reason_code = serializers.CharField(source="churn_reason.code", read_only=True, allow_null=True)
     is_open = serializers.BooleanField(read_only=True)
     line_changes = RenewalLineChangeSerializer(many=True, read_only=True)
 
@@ -65,6 +67,8 @@ class RenewalSerializer(OrgScopedSerializer):
             "account", "due_date", "current_arr", "outcome", "closed_on", "timing", "successor_contract", "new_arr",
             "churn_reason", "avoidable", "churn_notes", "created_at", "updated_at",
         ]  # fmt: skip
+        # Read-only choices keep their blank value ("" until closed): DRF drops allow_blank on read-only fields.
+        extra_kwargs = {"outcome": {"allow_blank": True}, "timing": {"allow_blank": True}}
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
@@ -79,14 +83,14 @@ class RenewalSerializer(OrgScopedSerializer):
         return super().to_internal_value(data)
 
 
-class CloseLineSerializer(serializers.Serializer):
+class CloseLineSerializer(KnownFieldsMixin, serializers.Serializer):
     product = serializers.PrimaryKeyRelatedField(queryset=Product.all_orgs.none())
     quantity = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
     annual_unit_price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
     discount = serializers.DecimalField(max_digits=5, decimal_places=4, min_value=0, max_value=1, required=False)
 
 
-class RenewalCloseSerializer(serializers.Serializer):
+class RenewalCloseSerializer(KnownFieldsMixin, serializers.Serializer):
     """``POST /api/v1/renewals/{id}/close/``. ``lines`` default to a copy of the ending contract's lines;
     ``churn_reason`` is a churn reason's id or code (required for contracted and churned)."""
 
@@ -106,13 +110,6 @@ class RenewalCloseSerializer(serializers.Serializer):
         if actor is not None:
             _scope_fields(fields, actor.organization)
         return fields
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class BridgeStepSerializer(serializers.Serializer):
@@ -152,7 +149,7 @@ class ClosedRenewalSerializer(RenewalSerializer):
 
 
 class ForecastChangeSerializer(serializers.ModelSerializer):
-    changed_by = serializers.EmailField(source="changed_by.email", read_only=True, default=None)
+    changed_by = serializers.EmailField(source="changed_by.email", read_only=True, allow_null=True)
 
     class Meta:
         model = RenewalForecastChange

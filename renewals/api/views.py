@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.choices import Role
-from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup
+from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
 from .. import filtersets
 from ..models import ChurnReason, Renewal, RenewalForecastChange, RenewalLineChange, RenewalTarget
@@ -68,7 +68,7 @@ class RenewalViewSet(OrgScopedViewSet):
         self._call(update_forecast_service, serializer.instance, by=self.actor, **serializer.validated_data)
         serializer.instance = self._fresh(serializer.instance.pk)
 
-    @extend_schema(exclude=True)
+    @refused
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if kwargs.get("partial"):
             return super().update(request, *args, **kwargs)
@@ -76,7 +76,7 @@ class RenewalViewSet(OrgScopedViewSet):
             self, request, "Change a renewal's forecast with PATCH; close it with POST …/close/."
         )
 
-    @extend_schema(exclude=True)
+    @refused
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return refuse_after_lookup(self, request, "Renewals cannot be deleted; close them with an outcome.")
 
