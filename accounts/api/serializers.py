@@ -322,7 +322,7 @@ class InvitationSerializer(OrgScopedSerializer):
     email = serializers.EmailField(help_text="Who is invited; they must sign in as this email to accept.")
     role = serializers.ChoiceField(choices=Role.choices)
     status = serializers.ChoiceField(choices=["pending", "accepted", "declined", "revoked", "expired"], read_only=True)
-    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None, allow_null=True)
+    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
 
     class Meta:

@@ -193,6 +193,11 @@ class OrgAutoSchema(AutoSchema):
                 response = self._get_response_for_code(ErrorSerializer, code, media_types=["application/json"])
                 response["description"] = description  # errors are JSON, ``?format=csv`` or not
                 responses[code] = response
+        for code, response in responses.items():
+            content = response.get("content") if code >= "400" else None
+            if content and "application/json" in content:
+                # An error a view declares itself (e.g. a 503) is JSON too, whatever renderers the view has.
+                response["content"] = {"application/json": content["application/json"]}
         responses["414"] = URI_TOO_LONG
         return dict(sorted(responses.items()))
 
