@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cs_platform.api.serializers import EmailUserField, OrgScopedSerializer
+from cs_platform.jobs import public_errors
 
 from ..choices import ContactRole, Role
 from ..forms import IMPORT_KINDS
@@ -368,6 +369,7 @@ class ImportRunSerializer(serializers.ModelSerializer):
     dry_run = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    errors = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
 
@@ -390,6 +392,25 @@ class ImportRunSerializer(serializers.ModelSerializer):
     )
     def get_progress(self, run: JobRun) -> dict[str, int]:
         return {"done": run.progress_done, "total": run.progress_total, "percent": run.progress_percent}
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "line": {"type": "integer", "description": "Line of the file (the header is line 1)"},
+                    "column": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "error": {"type": "string", "description": "A reason about the whole run"},
+                    "retry_in_seconds": {"type": "number"},
+                },
+            },
+        }
+    )
+    def get_errors(self, run: JobRun) -> list[dict[str, Any]]:
+        # Plain reasons only, for every member: never a traceback, an exception's text or a server path.
+        return public_errors(run.errors, run.pk)
 
     def get_url(self, run: JobRun) -> str:
         path = reverse("import-detail", args=[run.pk])
