@@ -10,12 +10,15 @@ How it runs (one service for the command, the upload page and the Celery task):
 1. **Validate** — stream the file once with the ``csv`` module, check every cell and every
    cross-row rule (duplicates in the file, owners that are members, references to accounts,
    parent cycles, contract rows that disagree), collecting every error. Memory holds the keys
-   seen (external ids, parents), not the rows.
+   seen (8-byte digests where a key is only checked for duplicates; account external ids and
+   parents), never the rows; a row is at most ``MAX_RECORD_CHARS`` characters, and the caller's
+   ``max_rows`` (the organization's limit) stops a longer file.
 2. **Write** — only if there was no error: stream the file again inside one transaction and write
    in batches with set-based statements: an upsert keyed on
    ``(organization, external_id)`` (Postgres: COPY into a temporary table + ``INSERT … ON CONFLICT``;
    SQLite: ``bulk_create(update_conflicts=True)``), a second pass for parents that
-   were created by this same file, ``bulk_update``/``bulk_create`` for contract lines, and one
+   were created by this same file, ``bulk_update``/``bulk_create`` for contract lines (a big contracts
+   file is first split into temporary files by contract number, one bucket in memory at a time), and one
    ``refresh_current_arr`` at the end. Rows whose values are already those of the file are not
    written at all, so re-importing a file reports them as ``unchanged`` and touches nothing.
 
@@ -654,6 +657,7 @@ class _AccountImporter(_Importer):
             if _key(node) in self.seen:  # the file's row (without a parent) overrides the database
                 return None
             return in_database.get(node)
+
         done: set[str] = set()
         for start in self.parent_of:
             path: list[str] = []
