@@ -186,8 +186,18 @@ class ImportForm(forms.Form):
             raise forms.ValidationError(str(exc)) from None
         return kind
 
+    def __init__(self, *args: Any, max_bytes: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_bytes = max_bytes
+
     def clean_file(self) -> Any:
+        from .imports import file_size_text
+
         upload = self.cleaned_data["file"]
         if not upload.size:
             raise forms.ValidationError("The file is empty: a header row is required.")
+        if self.max_bytes is not None and upload.size > self.max_bytes:
+            raise forms.ValidationError(
+                f"The file is larger than {file_size_text(self.max_bytes)}, this organization's limit per upload."
+            )
         return upload

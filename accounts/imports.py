@@ -10,12 +10,15 @@ How it runs (one service for the command, the upload page and the Celery task):
 1. **Validate** — stream the file once with the ``csv`` module, check every cell and every
    cross-row rule (duplicates in the file, owners that are members, references to accounts,
    parent cycles, contract rows that disagree), collecting every error. Memory holds the keys
-   seen (external ids, parents), not the rows.
+   seen (8-byte digests where a key is only checked for duplicates; account external ids and
+   parents), never the rows; a row is at most ``MAX_RECORD_CHARS`` characters, and the caller's
+   ``max_rows`` (the organization's limit) stops a longer file.
 2. **Write** — only if there was no error: stream the file again inside one transaction and write
    in batches with set-based statements: an upsert keyed on
    ``(organization, external_id)`` (Postgres: COPY into a temporary table + ``INSERT … ON CONFLICT``;
    SQLite: ``bulk_create(update_conflicts=True)``), a second pass for parents that
-   were created by this same file, ``bulk_update``/``bulk_create`` for contract lines, and one
+   were created by this same file, ``bulk_update``/``bulk_create`` for contract lines (a big contracts
+   file is first split into temporary files by contract number, one bucket in memory at a time), and one
    ``refresh_current_arr`` at the end. Rows whose values are already those of the file are not
    written at all, so re-importing a file reports them as ``unchanged`` and touches nothing.
 
@@ -52,10 +55,13 @@ Per-kind rules worth knowing (also in the docs):
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
 import tempfile
+import zlib
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -66,6 +72,7 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connections, transaction
@@ -85,10 +92,14 @@ __all__ = [
     "COLUMNS",
     "KINDS",
     "LATER_KINDS",
+    "ImportLimits",
+    "ImportRefused",
     "ImportResult",
     "RowError",
     "UnsupportedKind",
+    "count_rows",
     "import_csv",
+    "import_limits",
     "start_import",
 ]
 
@@ -112,12 +123,57 @@ KINDS = tuple(COLUMNS)
 LATER_KINDS: tuple[str, ...] = ()
 
 BATCH = 2000  # rows per statement: well under SQLite's variable limit, large enough for Postgres
+BATCH_CHARS = 1_000_000  # ...or fewer when the rows are wide: a batch holds at most this many characters
+MAX_RECORD_CHARS = 1_000_000  # one row, all its cells and lines: bounds the memory a row can take
+CONTRACT_BUCKET_ROWS = 50_000  # contract lines held in memory at once while writing (see _ContractImporter)
 WHOLE_ORG_REFRESH = 5000  # beyond this many touched accounts, refreshing the whole org is cheaper
 MAX_ERRORS = 10_000  # errors kept in the result; the total is always counted
 
 
 class UnsupportedKind(ValueError):
     """The kind is not importable (unknown, or not yet available)."""
+
+
+class ImportRefused(ValueError):
+    """The file cannot be imported at all (too many rows, not UTF-8 CSV): refused at the door."""
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """What one uploaded file of an organization may hold: bytes and data rows."""
+
+    max_bytes: int
+    max_rows: int
+
+
+def import_limits(organization: Organization) -> ImportLimits:
+    """The organization's own limits (set by the operator in django-admin), else the server's defaults
+    (``IMPORT_MAX_BYTES``, ``IMPORT_MAX_ROWS``)."""
+    return ImportLimits(
+        max_bytes=organization.import_max_bytes or settings.IMPORT_MAX_BYTES,
+        max_rows=organization.import_max_rows or settings.IMPORT_MAX_ROWS,
+    )
+
+
+def file_size_text(size: int) -> str:
+    """``52428800`` → ``"50 MB"`` (binary megabytes, as the limits are set)."""
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):.3g} MB"
+    if size >= 1 << 10:
+        return f"{size / (1 << 10):.3g} KB"
+    return f"{size} bytes"
+
+
+def _key(*parts: Any) -> int:
+    """A 64-bit digest of a row's natural key: what duplicate checks keep per row, instead of the key's
+    text (whose length the file decides). 2**-64 per pair is as good as never for a collision."""
+    text = "\x1f".join(str(part) for part in parts)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def _lines() -> array:
+    """Line numbers, 4 bytes each (a list of ints takes ~36)."""
+    return array("L")
 
 
 @dataclass(frozen=True)
@@ -306,7 +362,7 @@ def _chunks(items: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
 def _open_source(source: str | Path | IO[Any]) -> Iterator[IO[str]]:
     """A rewindable text stream over ``source`` (path, text or binary stream); BOM-tolerant."""
     if isinstance(source, str | Path):
-        with open(source, newline="", encoding="utf-8-sig") as handle:
+        with open(source, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
             yield handle
         return
     stream: IO[Any] = source
@@ -318,7 +374,7 @@ def _open_source(source: str | Path | IO[Any]) -> Iterator[IO[str]]:
         spool.seek(0)
         stream = spool
     if _is_binary(stream):
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", errors="surrogateescape")
         try:
             yield text
         finally:
@@ -333,13 +389,67 @@ def _is_binary(stream: IO[Any]) -> bool:
     )
 
 
+class _Unreadable(Exception):
+    """The file cannot be read on from ``line``: not UTF-8, broken CSV, or a row beyond the size limit."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+class _BoundedLines:
+    """The text stream line by line for the ``csv`` reader, refusing a row (all its lines) longer than
+    :data:`MAX_RECORD_CHARS`: whatever the file holds, one row never takes more memory than that.
+    ``readline`` is given the limit, so even a file without a single newline is not read whole."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle = handle
+        self.chars = 0  # of the row being read; reset by the reader's consumer after each row
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            line = self.handle.readline(MAX_RECORD_CHARS + 1)
+            if not line:
+                return
+            self.chars += len(line)
+            if self.chars > MAX_RECORD_CHARS:
+                raise _Unreadable(0, f"a row longer than {MAX_RECORD_CHARS:,} characters: is this a CSV file?")
+            if _UNDECODABLE.search(line):  # bytes that are not UTF-8, kept as surrogates to name their line
+                raise _Unreadable(0, "the file is not UTF-8 text (save it as CSV UTF-8)")
+            yield line
+
+
+def _records(handle: IO[str]) -> Iterator[tuple[int, list[str]]]:
+    """Every CSV record (header included) as (line number of its first line, raw cells), streamed with
+    bounded memory; raises :class:`_Unreadable` with the line where reading stopped."""
+    lines = _BoundedLines(handle)
+    reader = csv.reader(lines)
+    previous = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except _Unreadable as exc:
+            raise _Unreadable(previous + 1, exc.reason) from None
+        except UnicodeDecodeError:
+            raise _Unreadable(previous + 1, "the file is not UTF-8 text (save it as CSV UTF-8)") from None
+        except csv.Error as exc:
+            raise _Unreadable(previous + 1, f"not readable as CSV: {exc}") from None
+        line, previous = previous + 1, reader.line_num
+        lines.chars = 0
+        yield line, cells
+
+
 def _rows(handle: IO[str], width: int, errors: _Errors | None) -> Iterator[tuple[int, list[str]]]:
     """Data rows as (line number of the row's first line, stripped cells); blank rows are skipped."""
-    reader = csv.reader(handle)
-    next(reader, None)  # header
-    previous = reader.line_num
-    for cells in reader:
-        line, previous = previous + 1, reader.line_num
+    records = _records(handle)
+    next(records, None)  # header
+    for line, cells in records:
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != width:
@@ -348,6 +458,27 @@ def _rows(handle: IO[str], width: int, errors: _Errors | None) -> Iterator[tuple
             continue
         # restore(): undo the "'" our exports put before formula-like cells, so exports round-trip.
         yield line, [restore(cell.strip()) for cell in cells]
+
+
+def count_rows(source: str | Path, *, limit: int) -> int:
+    """The data rows of a stored file (blank rows not counted), read as the import reads it, stopping
+    past ``limit``. Raises :class:`ImportRefused` when the file has more rows than ``limit`` or cannot be
+    read as UTF-8 CSV: an upload is refused at the door rather than queued to fail."""
+    rows = 0
+    try:
+        with _open_source(source) as handle:
+            records = _records(handle)
+            next(records, None)
+            for _, cells in records:
+                if any(cell.strip() for cell in cells):
+                    rows += 1
+                    if rows > limit:
+                        raise ImportRefused(
+                            f"The file has more than {limit:,} rows, this organization's limit per file."
+                        )
+    except _Unreadable as exc:
+        raise ImportRefused(f"Line {exc.line}: {exc.reason}.") from None
+    return rows
 
 
 # --- Per-kind importers ----------------------------------------------------------------------------
@@ -415,16 +546,18 @@ class _Importer:
     def batched(
         self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None], flush: Callable[[list], None]
     ) -> None:
-        """Parse the rows and hand them to ``flush`` in batches of ``BATCH``, reporting progress."""
+        """Parse the rows and hand them to ``flush`` in batches of ``BATCH`` rows (fewer when they hold more
+        than ``BATCH_CHARS`` characters), reporting progress."""
         batch: list[dict[str, Any]] = []
-        done = 0
+        done = chars = 0
         for line, cells in rows:
             batch.append(self.parse(line, cells))
-            if len(batch) >= BATCH:
+            chars += sum(map(len, cells))
+            if len(batch) >= BATCH or chars >= BATCH_CHARS:
                 flush(batch)
                 done += len(batch)
                 progress(done)
-                batch = []
+                batch, chars = [], 0
         if batch:
             flush(batch)
             progress(done + len(batch))
@@ -466,7 +599,7 @@ class _AccountImporter(_Importer):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.custom = [c for c in self.header if c not in COLUMNS["accounts"]]
-        self.seen: dict[str, int] = {}  # external_id -> line
+        self.seen: dict[int, int] = {}  # digest of external_id -> line
         self.parent_of: dict[str, tuple[str, int]] = {}  # external_id -> (parent external_id, line)
         self.stages = tuple(self.org.lifecycle_stages)
         self.default_stage = "onboarding" if "onboarding" in self.stages else (self.stages or ["onboarding"])[0]
@@ -494,10 +627,11 @@ class _AccountImporter(_Importer):
         ext = row["external_id"]
         if ext is None:
             return
-        if ext in self.seen:
-            self.errors.add(line, "external_id", f"duplicate external_id {ext} (first on line {self.seen[ext]})")
+        key = _key(ext)
+        if key in self.seen:
+            self.errors.add(line, "external_id", f"duplicate external_id {ext} (first on line {self.seen[key]})")
             return
-        self.seen[ext] = line
+        self.seen[key] = line
         if row["parent_external_id"]:
             self.parent_of[ext] = (row["parent_external_id"], line)
 
@@ -508,18 +642,25 @@ class _AccountImporter(_Importer):
         if not self.parent_of:
             return
         key_of_pk = {pk: (ext if ext else f"#{pk}") for pk, ext, _ in existing}
-        graph: dict[str, str | None] = {
+        in_database: dict[str, str | None] = {
             key_of_pk[pk]: key_of_pk.get(parent) if parent else None for pk, _, parent in existing
         }
-        for ext in self.seen:  # the file's rows override what the database says
-            graph[ext] = None
+        in_file: dict[str, str] = {}
         for ext, (parent, line) in self.parent_of.items():
-            if parent not in self.seen and parent not in self.existing_ids:
+            if _key(parent) not in self.seen and parent not in self.existing_ids:
                 self.errors.add(
                     line, "parent_external_id", f"no account with external_id {parent} in this file or organization"
                 )
                 continue
-            graph[ext] = parent
+            in_file[ext] = parent
+
+        def parent_of(node: str) -> str | None:
+            if node in in_file:
+                return in_file[node]
+            if _key(node) in self.seen:  # the file's row (without a parent) overrides the database
+                return None
+            return in_database.get(node)
+
         done: set[str] = set()
         for start in self.parent_of:
             path: list[str] = []
@@ -535,7 +676,7 @@ class _AccountImporter(_Importer):
                     break
                 on_path.add(node)
                 path.append(node)
-                node = graph.get(node)
+                node = parent_of(node)
             done.update(path)
 
     def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:
@@ -647,8 +788,8 @@ class _ContactImporter(_Importer):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.seen: dict[str, int] = {}
-        self.account_lines: dict[str, list[int]] = defaultdict(list)  # account external id -> lines
+        self.seen: dict[int, int] = {}  # digest of external_id -> line
+        self.account_lines: dict[str, array] = defaultdict(_lines)  # account external id -> lines
         self.accounts: dict[str, int] = {}
 
     def parse(self, line: int, cells: list[str]) -> dict[str, Any]:
@@ -666,16 +807,17 @@ class _ContactImporter(_Importer):
         row = self.parse(line, cells)
         ext = row["external_id"]
         if ext is not None:
-            if ext in self.seen:
-                self.errors.add(line, "external_id", f"duplicate external_id {ext} (first on line {self.seen[ext]})")
+            key = _key(ext)
+            if key in self.seen:
+                self.errors.add(line, "external_id", f"duplicate external_id {ext} (first on line {self.seen[key]})")
             else:
-                self.seen[ext] = line
+                self.seen[key] = line
         if row["account"]:
             self.account_lines[row["account"]].append(line)
 
     def finish(self) -> None:
         self.resolve_accounts()
-        self.account_lines = defaultdict(list)
+        self.account_lines = defaultdict(_lines)
 
     def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:
         org = self.org
@@ -726,10 +868,10 @@ class _ContractImporter(_Importer):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.heads: dict[str, tuple[int, dict[str, Any]]] = {}  # number -> (first line, header values)
-        self.line_keys: dict[tuple[str, str], int] = {}  # (number, sku) -> line
+        self.heads: dict[str, tuple[int, tuple[Any, ...]]] = {}  # number -> (first line, HEAD values)
+        self.line_keys: dict[int, int] = {}  # digest of (number, sku) -> line
         self.sku_names: dict[str, tuple[int, str]] = {}  # sku -> (first line, first non-empty name)
-        self.account_lines: dict[str, list[int]] = defaultdict(list)
+        self.account_lines: dict[str, array] = defaultdict(_lines)
         self.accounts: dict[str, int] = {}
         self.products: dict[str, int] = {}
 
@@ -763,21 +905,21 @@ class _ContractImporter(_Importer):
                 self.sku_names[sku] = (first[0] if first else line, row["product_name"])
         if not number:
             return
-        head = {k: row[k] for k in self.HEAD}
+        head = tuple(row[k] for k in self.HEAD)
         if number not in self.heads:
             self.heads[number] = (line, head)
         else:
             first_line, first = self.heads[number]
-            for key in self.HEAD:
-                if first[key] is not None and head[key] is not None and first[key] != head[key]:
+            for i, key in enumerate(self.HEAD):
+                if first[i] is not None and head[i] is not None and first[i] != head[i]:
                     column = "account_external_id" if key == "account" else key
                     self.errors.add(
                         line,
                         column,
-                        f"{head[key]} differs from {first[key]} on line {first_line} for contract {number}",
+                        f"{head[i]} differs from {first[i]} on line {first_line} for contract {number}",
                     )
         if sku:
-            key = (number, sku)
+            key = _key(number, sku)
             if key in self.line_keys:
                 self.errors.add(
                     line, "product_sku", f"{sku} appears twice in contract {number} (line {self.line_keys[key]})"
@@ -793,7 +935,7 @@ class _ContractImporter(_Importer):
         for sku, (line, name) in self.sku_names.items():
             if sku not in self.products and not name:
                 self.errors.add(line, "product_name", f"unknown product_sku {sku}: a product_name is needed to add it")
-        self.line_keys, self.account_lines = {}, defaultdict(list)
+        self.line_keys, self.account_lines = {}, defaultdict(_lines)
 
     def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:
         org = self.org
@@ -808,103 +950,131 @@ class _ContractImporter(_Importer):
         )
         self.result.extra["products_created"] = len(new_products)
 
-        # Lines per contract: a contract's rows may be anywhere in the file, and they replace its lines.
-        lines_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for line, cells in rows:
-            row = self.parse(line, cells)
-            lines_of[row["number"]].append(
-                {
-                    "product_id": self.products[row["sku"]],
-                    "quantity": row["quantity"],
-                    "annual_unit_price": row["annual_unit_price"],
-                    "discount": row["discount"],
-                    "arr": line_arr(row["quantity"], row["annual_unit_price"], row["discount"]),
-                }
-            )
+        # Lines per contract: a contract's rows may be anywhere in the file, and they replace its lines. A
+        # big file is first split by contract number into temporary files ("buckets") of about
+        # CONTRACT_BUCKET_ROWS lines each, so that only one bucket's lines are in memory at a time.
         touched: set[int] = set()
-        numbers = list(lines_of)
         contracts_created = lines_deleted = done = 0
-        for chunk in _chunks(numbers):
-            current = {
-                v["number"]: v
-                for v in Contract.objects.for_org(org)
-                .filter(number__in=chunk)
-                .values("id", "number", "account_id", "start_date", "end_date", "status", "seats", "arr")
+
+        def line_values(row: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "product_id": self.products[row["sku"]],
+                "quantity": row["quantity"],
+                "annual_unit_price": row["annual_unit_price"],
+                "discount": row["discount"],
+                "arr": line_arr(row["quantity"], row["annual_unit_price"], row["discount"]),
             }
-            writes, head_changed = [], set()
-            for number in chunk:
-                head = self.heads[number][1]
-                old = current.get(number)
-                values = {
-                    "account_id": self.accounts[head["account"]],
-                    "start_date": head["start_date"],
-                    "end_date": head["end_date"],
-                    "status": head["status"],
-                    "seats": head["seats"],
-                    "arr": sum((ln["arr"] for ln in lines_of[number]), Decimal("0.00")),
+
+        def write_contracts(lines_of: dict[str, list[dict[str, Any]]]) -> None:
+            nonlocal contracts_created, lines_deleted, done
+            for chunk in _chunks(list(lines_of)):
+                current = {
+                    v["number"]: v
+                    for v in Contract.objects.for_org(org)
+                    .filter(number__in=chunk)
+                    .values("id", "number", "account_id", "start_date", "end_date", "status", "seats", "arr")
                 }
-                if old is not None and all(old[k] == v for k, v in values.items()):
-                    continue
-                head_changed.add(number)
-                touched.add(values["account_id"])
-                if old is None:
-                    contracts_created += 1
-                else:
-                    touched.add(old["account_id"])
-                writes.append(Contract(organization_id=org.pk, number=number, currency=org.currency, **values))
-            Contract.all_orgs.bulk_create(
-                writes,
-                update_conflicts=True,
-                unique_fields=["organization", "number"],
-                update_fields=["account", "start_date", "end_date", "status", "seats", "arr", "updated_at"],
-            )
-            contract_ids = dict(Contract.objects.for_org(org).filter(number__in=chunk).values_list("number", "id"))
-            existing_lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for v in (
-                ContractLine.objects.for_org(org)
-                .filter(contract_id__in=list(contract_ids.values()))
-                .order_by("id")
-                .values("id", "contract_id", "product_id", "quantity", "annual_unit_price", "discount", "arr")
-            ):
-                existing_lines[v["contract_id"]].append(v)
-            to_create, to_update, to_delete = [], [], []
-            for number in chunk:
-                contract_id = contract_ids[number]
-                by_product: dict[int, dict[str, Any]] = {}
-                for old_line in existing_lines.get(contract_id, []):
-                    if old_line["product_id"] in by_product:
-                        to_delete.append(old_line["id"])  # duplicate product line: the file has one
+                writes, head_changed = [], set()
+                for number in chunk:
+                    head = dict(zip(self.HEAD, self.heads[number][1], strict=True))
+                    old = current.get(number)
+                    values = {
+                        "account_id": self.accounts[head["account"]],
+                        "start_date": head["start_date"],
+                        "end_date": head["end_date"],
+                        "status": head["status"],
+                        "seats": head["seats"],
+                        "arr": sum((ln["arr"] for ln in lines_of[number]), Decimal("0.00")),
+                    }
+                    if old is not None and all(old[k] == v for k, v in values.items()):
+                        continue
+                    head_changed.add(number)
+                    touched.add(values["account_id"])
+                    if old is None:
+                        contracts_created += 1
                     else:
-                        by_product[old_line["product_id"]] = old_line
-                lines_changed = False
-                for new in lines_of[number]:
-                    old_line = by_product.pop(new["product_id"], None)
-                    if old_line is None:
-                        to_create.append(ContractLine(organization_id=org.pk, contract_id=contract_id, **new))
-                        self.result.created += 1
-                        lines_changed = True
-                    elif any(old_line[k] != new[k] for k in ("quantity", "annual_unit_price", "discount", "arr")):
-                        to_update.append(ContractLine(id=old_line["id"], **new))
-                        self.result.updated += 1
-                        lines_changed = True
-                    elif number in head_changed:
-                        self.result.updated += 1
-                    else:
-                        self.result.unchanged += 1
-                to_delete.extend(line["id"] for line in by_product.values())
-                if lines_changed or by_product:
-                    touched.add(self.accounts[self.heads[number][1]["account"]])
-            ContractLine.all_orgs.bulk_create(to_create, batch_size=BATCH)
-            ContractLine.all_orgs.bulk_update(
-                to_update, ["quantity", "annual_unit_price", "discount", "arr"], batch_size=BATCH
-            )
-            for ids in _chunks(to_delete):
-                # Raw delete: nothing references a line, and the ARR refresh below replaces the
-                # per-row post_delete signals (which would cost a query per line).
-                ContractLine.all_orgs.filter(organization_id=org.pk, id__in=ids)._raw_delete(ContractLine.all_orgs.db)
-            lines_deleted += len(to_delete)
-            done += sum(len(lines_of[n]) for n in chunk)
-            progress(done)
+                        touched.add(old["account_id"])
+                    writes.append(Contract(organization_id=org.pk, number=number, currency=org.currency, **values))
+                Contract.all_orgs.bulk_create(
+                    writes,
+                    update_conflicts=True,
+                    unique_fields=["organization", "number"],
+                    update_fields=["account", "start_date", "end_date", "status", "seats", "arr", "updated_at"],
+                )
+                contract_ids = dict(Contract.objects.for_org(org).filter(number__in=chunk).values_list("number", "id"))
+                existing_lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+                for v in (
+                    ContractLine.objects.for_org(org)
+                    .filter(contract_id__in=list(contract_ids.values()))
+                    .order_by("id")
+                    .values("id", "contract_id", "product_id", "quantity", "annual_unit_price", "discount", "arr")
+                ):
+                    existing_lines[v["contract_id"]].append(v)
+                to_create, to_update, to_delete = [], [], []
+                for number in chunk:
+                    contract_id = contract_ids[number]
+                    by_product: dict[int, dict[str, Any]] = {}
+                    for old_line in existing_lines.get(contract_id, []):
+                        if old_line["product_id"] in by_product:
+                            to_delete.append(old_line["id"])  # duplicate product line: the file has one
+                        else:
+                            by_product[old_line["product_id"]] = old_line
+                    lines_changed = False
+                    for new in lines_of[number]:
+                        old_line = by_product.pop(new["product_id"], None)
+                        if old_line is None:
+                            to_create.append(ContractLine(organization_id=org.pk, contract_id=contract_id, **new))
+                            self.result.created += 1
+                            lines_changed = True
+                        elif any(old_line[k] != new[k] for k in ("quantity", "annual_unit_price", "discount", "arr")):
+                            to_update.append(ContractLine(id=old_line["id"], **new))
+                            self.result.updated += 1
+                            lines_changed = True
+                        elif number in head_changed:
+                            self.result.updated += 1
+                        else:
+                            self.result.unchanged += 1
+                    to_delete.extend(line["id"] for line in by_product.values())
+                    if lines_changed or by_product:
+                        touched.add(self.accounts[self.heads[number][1][0]])
+                ContractLine.all_orgs.bulk_create(to_create, batch_size=BATCH)
+                ContractLine.all_orgs.bulk_update(
+                    to_update, ["quantity", "annual_unit_price", "discount", "arr"], batch_size=BATCH
+                )
+                for ids in _chunks(to_delete):
+                    # Raw delete: nothing references a line, and the ARR refresh below replaces the
+                    # per-row post_delete signals (which would cost a query per line).
+                    ContractLine.all_orgs.filter(organization_id=org.pk, id__in=ids)._raw_delete(
+                        ContractLine.all_orgs.db
+                    )
+                lines_deleted += len(to_delete)
+                done += sum(len(lines_of[n]) for n in chunk)
+                progress(done)
+
+        buckets = self.result.rows // CONTRACT_BUCKET_ROWS + 1
+        if buckets == 1:
+            lines_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for line, cells in rows:
+                row = self.parse(line, cells)
+                lines_of[row["number"]].append(line_values(row))
+            write_contracts(lines_of)
+        else:
+            spills = [tempfile.TemporaryFile("w+", newline="", encoding="utf-8") for _ in range(buckets)]  # noqa: SIM115
+            try:
+                writers = [csv.writer(spill) for spill in spills]
+                for line, cells in rows:
+                    writers[zlib.crc32(cells[self.col["contract_number"]].encode()) % buckets].writerow([line, *cells])
+                for spill in spills:
+                    spill.seek(0)
+                    lines_of = defaultdict(list)
+                    for line, *cells in csv.reader(spill):
+                        row = self.parse(int(line), cells)
+                        lines_of[row["number"]].append(line_values(row))
+                    spill.close()
+                    write_contracts(lines_of)
+            finally:
+                for spill in spills:
+                    spill.close()
         self.result.extra["contracts_created"] = contracts_created
         self.result.extra["lines_deleted"] = lines_deleted
         _refresh(org, touched)
@@ -916,7 +1086,7 @@ class _ActivityImporter(_Importer):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.tz = ZoneInfo(self.org.time_zone or "UTC")
-        self.account_lines: dict[str, list[int]] = defaultdict(list)
+        self.account_lines: dict[str, array] = defaultdict(_lines)
         self.accounts: dict[str, int] = {}
 
     def _when(self, value: str) -> datetime:
@@ -944,11 +1114,11 @@ class _ActivityImporter(_Importer):
 
     def finish(self) -> None:
         self.resolve_accounts()
-        self.account_lines = defaultdict(list)
+        self.account_lines = defaultdict(_lines)
 
     def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:
         org = self.org
-        seen: set[tuple[int, str, datetime, str]] = set()
+        seen: set[int] = set()  # digests of the keys written by this file (a summary can be long)
 
         def flush(batch: list[dict[str, Any]]) -> None:
             keys = [(self.accounts[r["account"]], r["type"], r["occurred_at"], r["summary"]) for r in batch]
@@ -959,10 +1129,11 @@ class _ActivityImporter(_Importer):
             )
             writes = []
             for row, key in zip(batch, keys, strict=True):
-                if key in existing or key in seen:
+                digest = _key(*key)
+                if key in existing or digest in seen:
                     self.result.unchanged += 1
                     continue
-                seen.add(key)
+                seen.add(digest)
                 writes.append(
                     Activity(
                         organization_id=org.pk,
@@ -1007,7 +1178,7 @@ class _AccountRowImporter(_Importer):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.tz = ZoneInfo(self.org.time_zone or "UTC")
-        self.account_lines: dict[str, list[int]] = defaultdict(list)
+        self.account_lines: dict[str, array] = defaultdict(_lines)
         self.accounts: dict[str, int] = {}
 
     def note_account(self, line: int, external_id: str | None) -> None:
@@ -1016,7 +1187,7 @@ class _AccountRowImporter(_Importer):
 
     def finish(self) -> None:
         self.resolve_accounts()
-        self.account_lines = defaultdict(list)
+        self.account_lines = defaultdict(_lines)
 
     def parse(self, line: int, cells: list[str]) -> dict[str, Any]:
         raise NotImplementedError
@@ -1027,7 +1198,7 @@ class _UsageImporter(_AccountRowImporter):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.seen: dict[tuple[str, date, str], int] = {}
+        self.seen: dict[int, int] = {}  # digest of (account, date, metric) -> line
 
     def parse(self, line: int, cells: list[str]) -> dict[str, Any]:
         return {
@@ -1043,7 +1214,7 @@ class _UsageImporter(_AccountRowImporter):
         row = self.parse(line, cells)
         self.note_account(line, row["account"])
         if row["account"] and row["date"] and row["metric"]:
-            key = (row["account"], row["date"], row["metric"])
+            key = _key(row["account"], row["date"], row["metric"])
             if key in self.seen:
                 where = f"{row['metric']} on {row['date']} for account {row['account']}"
                 self.errors.add(line, "metric", f"{where} is already on line {self.seen[key]}")
@@ -1093,17 +1264,18 @@ class _ExternalIdImporter(_AccountRowImporter):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.seen: dict[str, int] = {}
+        self.seen: dict[int, int] = {}  # digest of external_id -> line
 
     def check(self, line: int, cells: list[str]) -> None:
         row = self.parse(line, cells)
         self.note_account(line, row["account"])
         ext = row["external_id"]
         if ext is not None:
-            if ext in self.seen:
-                self.errors.add(line, "external_id", f"duplicate external_id {ext} (first on line {self.seen[ext]})")
+            key = _key(ext)
+            if key in self.seen:
+                self.errors.add(line, "external_id", f"duplicate external_id {ext} (first on line {self.seen[key]})")
             else:
-                self.seen[ext] = line
+                self.seen[key] = line
 
     def finish(self) -> None:
         super().finish()
@@ -1238,18 +1410,31 @@ def import_csv(
     *,
     dry_run: bool = False,
     recorder: Any = None,
+    max_rows: int | None = None,
 ) -> ImportResult:
     """Import one CSV file of ``kind`` into ``organization``: everything, or nothing if any row is bad.
 
     ``source`` is a path or a (text or binary) stream. ``recorder`` is a
     :class:`cs_platform.jobs.JobRecorder`; progress runs over 2 × rows (validation, then writing).
-    Raises :class:`UnsupportedKind`; every problem of the file itself is returned in ``errors``.
+    ``max_rows`` refuses a file with more data rows (reading stops there). Raises
+    :class:`UnsupportedKind`; every problem of the file itself is returned in ``errors``.
+
+    Memory does not grow with the file's size in bytes: the file is streamed twice (never read whole),
+    a row is at most :data:`MAX_RECORD_CHARS` characters, writes go in batches bounded in rows and in
+    characters, and what is kept across rows is per-row keys (64-bit digests where the key is only
+    checked for duplicates), bounded in turn by ``max_rows``.
     """
     check_kind(kind)
     result = ImportResult(kind=kind, dry_run=dry_run)
     errors = _Errors()
     with _open_source(source) as handle:
-        header = [restore(cell.strip().lstrip("\ufeff")) for cell in next(csv.reader(handle), [])]
+        try:
+            first = next(_records(handle), (1, []))[1]
+        except _Unreadable as exc:
+            errors.add(exc.line, "", exc.reason)
+            result.errors, result.error_count = errors.items, errors.count
+            return result
+        header = [restore(cell.strip().lstrip("\ufeff")) for cell in first]
         if not any(header):
             errors.add(1, "", "the file is empty: a header row is required")
         else:
@@ -1263,11 +1448,19 @@ def import_csv(
         importer = IMPORTERS[kind](organization, header, errors, result)
         width = len(header)
         handle.seek(0)
-        for line, cells in _rows(handle, width, errors):
-            importer.check(line, cells)
-            result.rows += 1
-            if recorder is not None and result.rows % BATCH == 0:
-                recorder.advance(result.rows)
+        try:
+            for line, cells in _rows(handle, width, errors):
+                if max_rows is not None and result.rows >= max_rows:
+                    errors.add(
+                        line, "", f"the file has more than {max_rows:,} rows, this organization's limit per file"
+                    )
+                    break
+                importer.check(line, cells)
+                result.rows += 1
+                if recorder is not None and result.rows % BATCH == 0:
+                    recorder.advance(result.rows)
+        except _Unreadable as exc:
+            errors.add(exc.line, "", exc.reason)  # nothing after this line can be read
         importer.finish()
         if errors.count:
             result.errors = sorted(errors.items, key=lambda e: (e.line, e.column))
@@ -1296,11 +1489,18 @@ def import_csv(
 
 
 def start_import(
-    organization: Organization, kind: str, path: str | Path, *, user: Any = None, dry_run: bool = False
+    organization: Organization,
+    kind: str,
+    path: str | Path,
+    *,
+    user: Any = None,
+    dry_run: bool = False,
+    filename: str = "",
 ) -> Any:
     """Record a queued import run and enqueue it once the caller's transaction commits.
 
-    ``path`` must be readable by the workers (shared media storage). Returns the :class:`JobRun`.
+    ``path`` must be readable by the workers (shared media storage); the run deletes it when it ends.
+    ``filename`` is the name the user gave the file (shown on the run's page). Returns the :class:`JobRun`.
     """
     from cs_platform.jobs import create_job
 
@@ -1310,15 +1510,22 @@ def start_import(
     job = create_job(
         organization_id=organization.pk,
         kind="import_csv",
-        params={"kind": kind, "path": str(path), "dry_run": dry_run},
+        params={"kind": kind, "path": str(path), "dry_run": dry_run, "filename": filename[:255]},
         user=user,
     )
     transaction.on_commit(lambda: run_import.delay(organization.pk, job_id=job.pk))
     return job
 
 
+def upload_available(job: Any) -> bool:
+    """Whether the run's uploaded file is still on the server: a run that ended deleted it; one whose
+    worker died (stalled) did not."""
+    path = (job.params or {}).get("path")
+    return bool(path) and Path(path).is_file()
+
+
 def rerun_import(job: Any) -> None:
-    """Enqueue an import run again (an admin's "Run again" on a failed or stalled run).
+    """Enqueue an import run again (an admin's "Run again" on a stalled run, whose file is still there).
 
     Safe because an import is one transaction: a run that died wrote nothing, and a finished one
     re-imports as "unchanged". The run keeps its id; ``attempts`` counts the tries.

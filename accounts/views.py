@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -26,9 +27,11 @@ from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpRespo
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cs_platform.exports import CHUNK_SIZE, chunked, csv_response
+from cs_platform.jobs import public_errors
 from cs_platform.pages import org_page
 from playbooks.models import Segment
 from renewals.views import account_renewals
@@ -45,7 +48,16 @@ from .forms import (
     MemberRoleForm,
     ObjectiveForm,
 )
-from .imports import COLUMNS, rerun_import, start_import
+from .imports import (
+    COLUMNS,
+    ImportRefused,
+    count_rows,
+    file_size_text,
+    import_limits,
+    rerun_import,
+    start_import,
+    upload_available,
+)
 from .models import (
     Account,
     Activity,
@@ -71,7 +83,7 @@ from .services import (
     landing_organization,
     revoke_invitation,
 )
-from .uploads import store_upload
+from .uploads import CappedUploadHandler, UploadTooLarge, discard_upload, store_upload
 
 PAGE_SIZE = 50
 TIMELINE_LIMIT = 50
@@ -663,38 +675,85 @@ def admin_jobs(request: HttpRequest) -> HttpResponse:
 IMPORT_JOB_KIND = "import_csv"
 
 
-@admin_page
-@require_http_methods(["GET", "POST"])
-def admin_imports(request: HttpRequest) -> HttpResponse:
-    """Upload a CSV file of any spec §8 kind; it runs as a background job (then: its detail page)."""
-    org = request.organization
-    form = ImportForm()
-    status = 200
-    if request.method == "POST":
-        form = ImportForm(request.POST, request.FILES)
-        if form.is_valid():
-            data = form.cleaned_data
-            path = store_upload(org, data["file"])
-            with transaction.atomic():  # the task is enqueued when this commits (start_import uses on_commit)
-                job = start_import(org, data["kind"], path, user=request.user, dry_run=data["dry_run"])
-            verb = "Validating" if data["dry_run"] else "Importing"
-            messages.success(request, f"{verb} {data['file'].name} ({data['kind']}) as run #{job.pk}.")
-            return redirect("admin-job-detail", org_slug=org.slug, job_id=job.pk)
-        status = 400
+def _imports_page(request: HttpRequest, form: ImportForm, *, status: int = 200, refusal: str = "") -> HttpResponse:
+    limits = import_limits(request.organization)
     runs = JobRun.objects.filter(kind=IMPORT_JOB_KIND).select_related("created_by").order_by("-created_at", "-pk")
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"form": form, "page": page, "runs": page.object_list, "admin_tab": "imports", "columns": COLUMNS}
+    context = {
+        "form": form,
+        "page": page,
+        "runs": page.object_list,
+        "admin_tab": "imports",
+        "columns": COLUMNS,
+        "refusal": refusal,
+        "max_size": file_size_text(limits.max_bytes),
+        "max_rows": f"{limits.max_rows:,}",
+    }
     return render(request, "admin/imports.html", context, status=status)
+
+
+@admin_page
+@csrf_exempt  # the CSRF check reads the body: it runs in _start_upload, once the size cap is in place
+@require_http_methods(["GET", "POST"])
+def admin_imports(request: HttpRequest) -> HttpResponse:
+    """Upload a CSV file of any spec §8 kind; it runs as a background job (then: its detail page).
+
+    A file over the organization's limits is refused here, with the reason in the form: its size before
+    the body is read (or as soon as a body without a length passes it), its rows before it is queued.
+    """
+    if request.method == "POST":
+        limit = import_limits(request.organization).max_bytes
+        request.upload_handlers.insert(0, CappedUploadHandler(request, limit))
+        try:
+            return _start_upload(request, limit)
+        except UploadTooLarge as exc:
+            return _imports_page(request, ImportForm(), status=413, refusal=str(exc.detail))
+    kind = request.GET.get("kind", "")
+    return _imports_page(request, ImportForm(initial={"kind": kind} if kind in COLUMNS else None))
+
+
+@csrf_protect
+def _start_upload(request: HttpRequest, max_bytes: int) -> HttpResponse:
+    org = request.organization
+    form = ImportForm(request.POST, request.FILES, max_bytes=max_bytes)
+    if not form.is_valid():
+        return _imports_page(request, form, status=400)
+    data = form.cleaned_data
+    path = store_upload(org, data["file"])
+    try:
+        count_rows(path, limit=import_limits(org).max_rows)
+    except ImportRefused as exc:
+        discard_upload(path)
+        form.add_error("file", str(exc))
+        return _imports_page(request, form, status=400)
+    with transaction.atomic():  # the task is enqueued when this commits (start_import uses on_commit)
+        job = start_import(
+            org, data["kind"], path, user=request.user, dry_run=data["dry_run"], filename=data["file"].name
+        )
+    # No flash message: the run's page says what is happening (queued, running, then the outcome).
+    return redirect("admin-job-detail", org_slug=org.slug, job_id=job.pk)
+
+
+def _can_rerun(run: JobRun) -> bool:
+    """Run again: only a run whose worker died (its file is still there). A run that ended deleted its
+    file; one that failed on its rows needs a corrected file, uploaded again."""
+    return (
+        run.kind == IMPORT_JOB_KIND
+        and upload_available(run)
+        and (run.is_stalled or (run.status == JobStatus.FAILED and not run.counts.get("errors")))
+    )
 
 
 @admin_page
 @require_POST
 def admin_job_rerun(request: HttpRequest, job_id: int) -> HttpResponse:
-    """Run a failed or stalled import again (its worker died, or the file was fixed in place)."""
+    """Run a stalled import again (its worker died, so its file is still on the server)."""
     run = get_object_or_404(JobRun.objects, pk=job_id, kind=IMPORT_JOB_KIND)
-    if not (run.status == JobStatus.FAILED or run.is_stalled):
+    if not _can_rerun(run):
         messages.error(
-            request, f"Run #{run.pk} is {run.get_status_display().lower()}; only a failed or stalled run can run again."
+            request,
+            f"Run #{run.pk} cannot run again: only a stalled run, whose file is still on the server, can. "
+            "Upload the file again instead.",
         )
         return redirect("admin-job-detail", org_slug=request.organization.slug, job_id=run.pk)
     with transaction.atomic():
@@ -710,10 +769,7 @@ def admin_job_errors_csv(request: HttpRequest, job_id: int) -> HttpResponse:
     """A run's errors as a CSV report: ``line, column, reason`` (one row per bad cell or row)."""
     run = get_object_or_404(JobRun.objects, pk=job_id)
     rows = [
-        [e.get("line"), e.get("column"), e.get("reason") or e.get("error") or e.get("message")]
-        if isinstance(e, dict)
-        else ["", "", str(e)]
-        for e in run.errors
+        [e.get("line"), e.get("column"), e.get("reason") or e.get("error")] for e in public_errors(run.errors, run.pk)
     ]
     filename = f"{request.organization.slug}-run-{run.pk}-errors.csv"
     return csv_response(filename, ["line", "column", "reason"], lambda: rows, organization=request.organization)
@@ -725,12 +781,23 @@ def admin_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     """One job run; while it is queued or running the status panel polls itself with htmx."""
     run = get_object_or_404(JobRun.objects.select_related("created_by"), pk=job_id)
     is_import = run.kind == IMPORT_JOB_KIND
+    params = run.params or {}
     context = {
         "run": run,
         "live": run.status in (JobStatus.QUEUED, JobStatus.RUNNING) and not run.is_stalled,
         "admin_tab": "imports" if is_import else "jobs",
         "is_import": is_import,
-        "can_rerun": is_import and (run.status == JobStatus.FAILED or run.is_stalled),
+        "can_rerun": _can_rerun(run),
+        # Members see plain reasons only: never a traceback, an exception's text or a server path.
+        "errors": public_errors(run.errors, run.pk),
+        "row_errors": bool(run.counts.get("errors")),
+        # What was asked, without the server's file path.
+        "asked": {k: params[k] for k in ("kind", "filename", "dry_run") if k in params}
+        if is_import
+        else {k: v for k, v in params.items() if k != "path"},
+        "upload_again_url": reverse("admin-imports", args=[request.organization.slug])
+        + "?"
+        + urlencode({"kind": params.get("kind", "")}),
     }
     if request.htmx:
         return render(request, "admin/_job_status.html", context)

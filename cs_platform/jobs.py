@@ -7,12 +7,14 @@ after a crash finds its run by id and starts it again: ``attempts`` counts the t
 
 from __future__ import annotations
 
+import logging
 import time
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -20,9 +22,41 @@ from accounts.choices import JobStatus
 from accounts.models import JobRun
 from cs_platform.tenancy import OrgScopeError
 
-__all__ = ["JobRecorder", "create_job", "run_job"]
+__all__ = ["JobError", "JobRecorder", "create_job", "public_errors", "run_job"]
+
+logger = logging.getLogger(__name__)
 
 PROGRESS_WRITE_INTERVAL = 0.5  # seconds between progress writes
+#: Kept keys of a run's error entries: what a member may read. Anything else (a legacy traceback) is
+#: dropped by :func:`public_errors`.
+PUBLIC_ERROR_KEYS = ("line", "column", "reason", "error", "retry_in_seconds")
+
+
+class JobError(Exception):
+    """A failure whose message is written for the people who started the run (a plain reason, no
+    internals): it is shown as it is. Any other exception is shown as an internal error, and its
+    text and traceback go to the log only."""
+
+
+def internal_error_message(job_id: int) -> str:
+    return (
+        f"The run stopped on an internal error. Nothing is wrong with what you asked for; the operator "
+        f"has the details in the server log (run #{job_id})."
+    )
+
+
+def public_errors(errors: Any, job_id: int) -> list[dict[str, Any]]:
+    """A run's errors as members may see them: line, column and reason, never a traceback, an exception
+    text or a server path (entries recorded before those were kept out are replaced by a plain reason)."""
+    public: list[dict[str, Any]] = []
+    for entry in errors if isinstance(errors, list) else []:
+        if not isinstance(entry, dict):
+            public.append({"error": str(entry)})
+        elif "traceback" in entry:  # recorded by an older version with the exception's own text
+            public.append({"error": internal_error_message(job_id)})
+        else:
+            public.append({key: entry[key] for key in PUBLIC_ERROR_KEYS if key in entry})
+    return public
 
 
 def create_job(*, organization_id: int, kind: str, params: dict[str, Any] | None = None, user: Any = None) -> JobRun:
@@ -82,13 +116,27 @@ def run_job(job_id: int, *, organization_id: int | None = None) -> Iterator[JobR
     try:
         yield recorder
     except Exception as exc:
+        # The traceback and the exception's text (paths, hosts, SQL) go to the operator's log only; the
+        # run keeps a plain reason that every member may read.
         if recorder.retry_in is not None:
+            logger.warning("job run %s (%s) will retry: %s", job.pk, job.kind, exc, exc_info=True)
             job.status = JobStatus.QUEUED
-            job.errors = [{"error": f"{type(exc).__name__}: {exc}", "retry_in_seconds": round(recorder.retry_in, 1)}]
+            reason = f"A temporary problem reaching the database; the run will try again in {recorder.retry_in:.0f} s."
+            job.errors = [{"error": reason, "retry_in_seconds": round(recorder.retry_in, 1)}]
             job.finished_at = None
         else:
+            logger.error(
+                "job run %s (%s) of organization %s failed", job.pk, job.kind, job.organization_id, exc_info=True
+            )
             job.status = JobStatus.FAILED
-            job.errors = [*job.errors, {"error": str(exc), "traceback": traceback.format_exc(limit=5)}]
+            if isinstance(exc, JobError):
+                reason = str(exc)
+            elif isinstance(exc, SoftTimeLimitExceeded):
+                minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
+                reason = f"The run took longer than the time limit ({minutes} min) and was stopped."
+            else:
+                reason = internal_error_message(job.pk)
+            job.errors = [*job.errors, {"error": reason}]
             job.finished_at = timezone.now()
         if not connection.in_atomic_block:
             # After a dropped connection the outcome is still recorded, on a fresh one.

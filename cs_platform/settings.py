@@ -213,6 +213,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # is a volume shared by the web and worker containers.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"  # never served: uploads are read by the workers, not published
+# CSV imports: what one uploaded file may hold, for every organization whose own limit (set by the
+# operator in django-admin) is empty. Refused at the door beyond that (413 / a form error).
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 1_000_000)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -83,7 +83,7 @@ def portfolio_rows(organization: Any) -> dict[str, Any]:
     segments or owners.
     """
     from playbooks.models import Segment
-    from playbooks.segments import SegmentRuleError, compile_rules
+    from playbooks.segments import SegmentRuleError, compile_rules, rule_problems
 
     segments = list(Segment.objects.for_org(organization).order_by("position", "name"))
     aggregates: dict[str, Any] = {"total_n": Count("id"), "total_arr": Sum("arr")}
@@ -145,7 +145,14 @@ def portfolio_rows(organization: Any) -> dict[str, Any]:
     return {
         "overall": _finish(overall),
         "by_segment": [
-            {"segment": s.pk, "name": s.name, "valid": valid[s.pk], **_finish(by_segment[s.pk])} for s in segments
+            {
+                "segment": s.pk,
+                "name": s.name,
+                "valid": valid[s.pk],
+                "problems": [] if valid[s.pk] else rule_problems(s.rules),
+                **_finish(by_segment[s.pk]),
+            }
+            for s in segments
         ],
         "by_owner": by_owner,
         "computed_today": computed_today,

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from accounts.imports import copy_text
 from accounts.models import Account, Contact, Organization
-from playbooks.segments import compile_rules
+from playbooks.segments import compile_or_none
 
 from .analytics import load_signals, score_accounts
 from .defaults import ensure_default_scorecard
@@ -377,10 +377,12 @@ def _scorecard_setup(
         .select_related("current_version", "segment")
         .order_by("position", "id")
     )
+    # A segment whose stored rules are invalid binds no account (they fall to the next scorecard).
     bindings = [
-        (sc.pk, compile_rules(sc.segment.rules))
+        (sc.pk, condition)
         for sc in scorecards
         if not sc.is_default and sc.segment_id is not None and sc.current_version_id is not None
+        if (condition := compile_or_none(sc.segment.rules)) is not None
     ]
     definitions: dict[int | None, dict[str, Any]] = {
         sc.pk: sc.current_version.definition for sc in scorecards if sc.current_version_id is not None

@@ -7,7 +7,10 @@ each HTTP try is logged as a :class:`WebhookAttempt`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from cs_platform.tenancy import OrgScopedModel
@@ -158,3 +161,16 @@ class Segment(OrgScopedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from .segments import rule_problems
+
+        problems = rule_problems(self.rules)
+        if problems:
+            raise ValidationError({"rules": problems})
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Every save path (API, forms, django-admin, scripts) refuses rules that could not be compiled;
+        # only a raw write can store them, and then the segment matches nothing (playbooks.segments).
+        self.clean()
+        super().save(*args, **kwargs)

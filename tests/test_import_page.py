@@ -78,7 +78,8 @@ def test_upload_runs_the_import_and_shows_the_job(
     assert run.params["kind"] == "accounts" and run.params["dry_run"] is False
     path = Path(run.params["path"])
     assert path.parent == Path(media) / "imports" / str(org.pk) and path.suffix == ".csv"
-    assert path.read_text() == GOOD
+    assert not path.exists()  # deleted once the run ended
+    assert run.params["filename"] == "accounts.csv"
     assert set(Account.objects.for_org(org).values_list("external_id", flat=True)) == {"A1", "A2"}
     assert Account.objects.for_org(org).get(external_id="A2").parent.external_id == "A1"
 

@@ -362,7 +362,9 @@ def test_start_import_queues_a_run_after_commit(org, tmp_path, django_capture_on
     path = accounts_csv(tmp_path, ["A1,One,,,,,,,,,"])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job = start_import(org, "accounts", path)
-    assert job.status == JobStatus.QUEUED and job.params == {"kind": "accounts", "path": str(path), "dry_run": False}
+    assert job.status == JobStatus.QUEUED and job.params == {
+        "kind": "accounts", "path": str(path), "dry_run": False, "filename": ""
+    }  # fmt: skip
     assert len(callbacks) == 1
     with pytest.raises(UnsupportedKind):
         start_import(org, "surveys", path)

@@ -7,7 +7,7 @@ import pytest
 from accounts.choices import JobStatus
 from accounts.models import JobRun
 from cs_platform import jobs
-from cs_platform.jobs import create_job, run_job
+from cs_platform.jobs import JobError, create_job, public_errors, run_job
 from cs_platform.tenancy import OrgScopeError
 
 
@@ -47,15 +47,14 @@ def test_a_run_goes_running_then_succeeded_with_counts_and_full_progress(org):
 @pytest.mark.django_db
 def test_a_failing_body_marks_the_run_failed_with_the_error_and_keeps_its_counts(org):
     job = create_job(organization_id=org.pk, kind="demo")
-    with pytest.raises(ValueError, match="row 7 has no name"), run_job(job.pk) as recorder:
+    with pytest.raises(JobError, match="row 7 has no name"), run_job(job.pk) as recorder:
         recorder.set_total(20)
         recorder.advance(6, force=True)
         recorder.count(validated=6)
-        raise ValueError("row 7 has no name")
+        raise JobError("row 7 has no name")
     failed = _reload(job)
     assert failed.status == JobStatus.FAILED
-    assert failed.errors[0]["error"] == "row 7 has no name"
-    assert "ValueError" in failed.errors[0]["traceback"]
+    assert failed.errors == [{"error": "row 7 has no name"}]  # a JobError's text is written for users
     assert failed.counts == {"validated": 6}
     assert (failed.progress_done, failed.progress_total, failed.progress_percent) == (6, 20, 30)
     assert failed.finished_at is not None
@@ -84,7 +83,9 @@ def test_a_run_to_be_retried_goes_back_to_queued_then_counts_its_attempts(org):
         raise RuntimeError("worker lost its database")
     waiting = _reload(job)
     assert waiting.status == JobStatus.QUEUED and waiting.finished_at is None
-    assert waiting.errors == [{"error": "RuntimeError: worker lost its database", "retry_in_seconds": 4.0}]
+    assert waiting.errors == [
+        {"error": "A temporary problem reaching the database; the run will try again in 4 s.", "retry_in_seconds": 4.0}
+    ]
     with run_job(job.pk):
         pass
     again = _reload(job)
@@ -105,3 +106,32 @@ def test_runs_are_visible_only_inside_their_organization(org, other_org):
     mine = create_job(organization_id=org.pk, kind="demo")
     create_job(organization_id=other_org.pk, kind="demo")
     assert list(JobRun.objects.for_org(org).values_list("pk", flat=True)) == [mine.pk]
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_shows_a_plain_reason_and_logs_the_traceback(org, caplog):
+    job = create_job(organization_id=org.pk, kind="demo")
+    secret = "[Errno 2] No such file or directory: '/srv/retain/var/media/imports/7/3f2a.csv'"
+    with caplog.at_level("ERROR", logger="cs_platform.jobs"):
+        with pytest.raises(FileNotFoundError), run_job(job.pk):
+            raise FileNotFoundError(secret)
+    failed = _reload(job)
+    assert failed.status == JobStatus.FAILED
+    assert failed.errors == [{"error": jobs.internal_error_message(job.pk)}]
+    stored = str(failed.errors)
+    assert "/srv/" not in stored and "Traceback" not in stored and "FileNotFoundError" not in stored
+    # The operator's copy: the log record carries the exception and its traceback.
+    record = next(r for r in caplog.records if r.name == "cs_platform.jobs")
+    assert f"job run {job.pk}" in record.getMessage()
+    assert record.exc_info[0] is FileNotFoundError and secret in str(record.exc_info[1])
+
+
+def test_public_errors_keep_line_column_reason_and_drop_legacy_tracebacks():
+    legacy = {"error": "[Errno 2] No such file: '/srv/x.csv'", "traceback": 'File "/srv/app/accounts/tasks.py"'}
+    row = {"line": 3, "column": "name", "reason": "is required", "internal": "x"}
+    assert public_errors([row, legacy, "plain"], 9) == [
+        {"line": 3, "column": "name", "reason": "is required"},
+        {"error": jobs.internal_error_message(9)},
+        {"error": "plain"},
+    ]
+    assert public_errors(None, 9) == []

@@ -12,6 +12,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import APIException
 
 from cs_platform.api.serializers import EmailUserField, KnownFieldsMixin, OrgScopedSerializer
+from cs_platform.jobs import public_errors
 
 from ..choices import ContactRole, Role
 from ..forms import IMPORT_KINDS
@@ -426,6 +427,7 @@ class ImportRunSerializer(serializers.ModelSerializer):
     dry_run = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
+    errors = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
 
@@ -448,6 +450,25 @@ class ImportRunSerializer(serializers.ModelSerializer):
     )
     def get_progress(self, run: JobRun) -> dict[str, int]:
         return {"done": run.progress_done, "total": run.progress_total, "percent": run.progress_percent}
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "line": {"type": "integer", "description": "Line of the file (the header is line 1)"},
+                    "column": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "error": {"type": "string", "description": "A reason about the whole run"},
+                    "retry_in_seconds": {"type": "number"},
+                },
+            },
+        }
+    )
+    def get_errors(self, run: JobRun) -> list[dict[str, Any]]:
+        # Plain reasons only, for every member: never a traceback, an exception's text or a server path.
+        return public_errors(run.errors, run.pk)
 
     def get_url(self, run: JobRun) -> str:
         path = reverse("import-detail", args=[run.pk])

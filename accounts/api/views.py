@@ -24,7 +24,7 @@ from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSe
 
 from .. import filtersets
 from ..choices import Role
-from ..imports import start_import
+from ..imports import ImportRefused, count_rows, import_limits, start_import
 from ..models import (
     Account,
     Activity,
@@ -40,7 +40,7 @@ from ..models import (
     WriteKey,
 )
 from ..services import arr_at, mark_arr_dirty, revoke_invitation
-from ..uploads import store_text, store_upload
+from ..uploads import CappedUploadHandler, UploadTooLarge, discard_upload, store_text, store_upload, upload_ceiling
 from . import serializers as s
 
 ADMIN_ONLY: frozenset[str] = frozenset({Role.ADMIN})
@@ -324,19 +324,47 @@ class ImportViewSet(ImmutableMixin, OrgScopedViewSet):
     def safely_get_queryset(self, queryset: Any) -> Any:
         return queryset.filter(kind=IMPORT_JOB_KIND)
 
+    def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
+        # First of the upload handlers, before anything reads the body: a body over the limit is refused
+        # (413) before it is read or as soon as it passes the limit. The organization's limit once the
+        # caller is known (API keys); a session's CSRF check reads the body earlier, against the ceiling.
+        if request.method == "POST":
+            request.upload_handlers.insert(0, CappedUploadHandler(request, self._upload_limit))
+        return super().initialize_request(request, *args, **kwargs)
+
+    def _upload_limit(self) -> int:
+        actor = getattr(self, "actor", None)
+        return import_limits(actor.organization).max_bytes if actor is not None else upload_ceiling()
+
     @extend_schema(
         summary="Start an import",
+        description=(
+            "A file over the organization's size limit is refused with `413`; one with more rows than its "
+            "row limit, or not readable as UTF-8 CSV, with `400` naming the reason. Nothing is queued then."
+        ),
         request={"multipart/form-data": s.ImportCreateSerializer, "application/json": s.ImportCreateSerializer},
-        responses={202: s.ImportRunSerializer},
+        responses={202: s.ImportRunSerializer, 413: ErrorSerializer},
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         form = s.ImportCreateSerializer(data=request.data, context=self.get_serializer_context())
         form.is_valid(raise_exception=True)
         data = form.validated_data
         org = self.actor.organization
+        limits = import_limits(org)
+        size = data["file"].size if "file" in data else len(data["content"].encode())
+        if size > limits.max_bytes:
+            raise UploadTooLarge(limits.max_bytes)
         path = store_upload(org, data["file"]) if "file" in data else store_text(org, data["content"])
+        try:
+            count_rows(path, limit=limits.max_rows)
+        except ImportRefused as exc:
+            discard_upload(path)
+            raise ValidationError({"file": [str(exc)]}) from None
+        filename = data["file"].name if "file" in data else ""
         with transaction.atomic():  # enqueued on commit: the worker finds the run
-            job = start_import(org, data["kind"], path, user=self.actor.user, dry_run=data["dry_run"])
+            job = start_import(
+                org, data["kind"], path, user=self.actor.user, dry_run=data["dry_run"], filename=filename
+            )
         job = self.get_queryset().get(pk=job.pk)
         body = self.get_serializer(job).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})

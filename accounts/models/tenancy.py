@@ -49,6 +49,13 @@ class Organization(models.Model):
         default=False, help_text="A group call naming an unknown account creates it (else the event is rejected)"
     )
     raw_event_retention_days = models.PositiveIntegerField(default=90)
+    # CSV imports (set by the operator; empty = the server's IMPORT_MAX_BYTES / IMPORT_MAX_ROWS).
+    import_max_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Largest CSV upload in bytes; empty = the server default (IMPORT_MAX_BYTES)"
+    )
+    import_max_rows = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most data rows in one CSV file; empty = the server default (IMPORT_MAX_ROWS)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

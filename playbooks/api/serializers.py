@@ -12,7 +12,7 @@ from cs_platform.api.serializers import KnownFieldsMixin, OrgScopedSerializer
 from cs_platform.outbound import host_of
 
 from ..models import Segment, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from ..segments import validate_rules
+from ..segments import rule_problems
 from ..services import SUBSCRIBABLE, endpoint_origin, validate_event_types, validate_webhook_url
 
 MASK = "whsec_••••••••"
@@ -97,12 +97,21 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
 
 class SegmentSerializer(OrgScopedSerializer):
     """A segment and its rules (see ``playbooks.segments``); invalid rules are a 400 naming every problem by
-    its path (``rules.conditions.1.value``)."""
+    its path (``rules.conditions.1.value``). ``problems`` is empty for every segment saved through the API;
+    a stored rule set that fails validation (saved before a check existed, or written to the database
+    directly) lists its problems there, and matches no account wherever the segment is used."""
+
+    problems = serializers.SerializerMethodField(
+        help_text="Why the stored rules are invalid (then the segment matches no account); empty when valid."
+    )
 
     class Meta:
         model = Segment
-        fields = ["id", "name", "description", "rules", "position", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "rules", "problems", "position", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
+
+    def get_problems(self, segment: Segment) -> list[str]:
+        return rule_problems(segment.rules)
 
     def validate_name(self, value: str) -> str:
         value = value.strip()
@@ -121,9 +130,9 @@ class SegmentSerializer(OrgScopedSerializer):
 
 def clean_rules(value: Any) -> Any:
     """The rules unchanged when valid, else a ValidationError listing every problem with its path."""
-    problems = validate_rules(value)
+    problems = rule_problems(value)
     if problems:
-        raise serializers.ValidationError([f"{path}: {message}" for path, message in problems])
+        raise serializers.ValidationError(problems)
     return value or {}
 
 
@@ -137,3 +146,7 @@ class SegmentPreviewSerializer(KnownFieldsMixin, serializers.Serializer):
 class SegmentSizeSerializer(serializers.Serializer):
     accounts = serializers.IntegerField(help_text="Accounts matching the rules now (churned ones included)")
     arr = serializers.DecimalField(max_digits=16, decimal_places=2, help_text="Σ current ARR of those accounts")
+    problems = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Why the rules are invalid (a stored segment's; then it matches no account); empty when valid.",
+    )
