@@ -516,11 +516,20 @@ def _days(days: Iterable[date]) -> pd.DatetimeIndex:
     return pd.to_datetime((ordinals - date(1970, 1, 1).toordinal()).astype("datetime64[D]"))
 
 
-def _arr_on(contracts: pd.DataFrame, day: date) -> pd.Series:
-    """ARR in cents per unit on ``day`` from the contract frame (vectorised)."""
+def _arr_on(contracts: pd.DataFrame, day: date, memo: dict[date, pd.Series] | None = None) -> pd.Series:
+    """ARR in cents per unit on ``day`` from the contract frame (vectorised).
+
+    ``memo`` (a dict owned by the caller, for one contract frame) keeps each day's result: the cohort
+    table and the monthly bridge ask for the same calendar days many times (every cohort reads the
+    same quarter ends), and each answer is a scan of every contract."""
+    if memo is not None and day in memo:
+        return memo[day]
     stamp = pd.Timestamp(day)
     live = contracts[(contracts["start"] <= stamp) & (contracts["end"] >= stamp)]
-    return live.groupby("unit")["arr"].sum()
+    result = live.groupby("unit")["arr"].sum()
+    if memo is not None:
+        memo[day] = result
+    return result
 
 
 def _first_arr_day(contracts: pd.DataFrame) -> pd.Series:
@@ -528,9 +537,11 @@ def _first_arr_day(contracts: pd.DataFrame) -> pd.Series:
     return contracts[contracts["arr"] > 0].groupby("unit")["start"].min()
 
 
-def _period_components(contracts: pd.DataFrame, first_day: pd.Series, t0: date, t1: date) -> dict[str, int]:
-    a0 = _arr_on(contracts, t0)
-    a1 = _arr_on(contracts, t1)
+def _period_components(
+    contracts: pd.DataFrame, first_day: pd.Series, t0: date, t1: date, memo: dict[date, pd.Series] | None = None
+) -> dict[str, int]:
+    a0 = _arr_on(contracts, t0, memo)
+    a1 = _arr_on(contracts, t1, memo)
     units = a0.index.union(a1.index)
     frame = pd.DataFrame(
         {
@@ -572,13 +583,14 @@ def arr_bridge(org: Organization | int, start: date, end: date, *, level: str = 
         cursor = _add_months(cursor, 1)
     points.append(end)
     months = []
+    memo: dict[date, pd.Series] = {}  # a month's end is the next month's start: each day scanned once
     for t0, t1 in zip(points, points[1:], strict=False):
-        figures = _finish(_period_components(contracts, first_day, t0, t1))
+        figures = _finish(_period_components(contracts, first_day, t0, t1, memo))
         months.append({"month": f"{t0:%Y-%m}", "start": t0, "end": t1, **figures})
     if len(points) == 1:  # start == end: one empty month
         months.append({"month": f"{start:%Y-%m}", "start": start, "end": end,
                        **_finish(_period_components(contracts, first_day, start, end))})  # fmt: skip
-    total = _finish(_period_components(contracts, first_day, start, end))
+    total = _finish(_period_components(contracts, first_day, start, end, memo))
     return {"start": start, "end": end, "level": level, "months": months, "total": total}
 
 
@@ -619,6 +631,7 @@ def cohort_table(
         since[missing] = first.reindex(since.index[missing]).to_numpy()
     since = since.dropna()
     cohorts = []
+    memo: dict[date, pd.Series] = {}  # every cohort reads the same calendar quarter ends
     for key, members in since.groupby(since.map(_quarter_key)):
         first_day = members.iloc[0]
         quarter_first = date(first_day.year, 3 * ((first_day.month - 1) // 3) + 1, 1)
@@ -628,7 +641,7 @@ def cohort_table(
         base_end = quarter_ends[0]
         if base_end > today:
             continue
-        base = _arr_on(contracts, base_end).reindex(members.index, fill_value=0)
+        base = _arr_on(contracts, base_end, memo).reindex(members.index, fill_value=0)
         base = base[base > 0]
         if base.empty:
             continue
@@ -636,7 +649,7 @@ def cohort_table(
         for k, quarter_end in enumerate(quarter_ends):
             if quarter_end > today:
                 break
-            now = _arr_on(contracts, quarter_end).reindex(base.index, fill_value=0)
+            now = _arr_on(contracts, quarter_end, memo).reindex(base.index, fill_value=0)
             row["periods"].append(
                 {
                     "period": k,
