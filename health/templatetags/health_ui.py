@@ -1,0 +1,67 @@
+"""Template helpers for health figures: a score change shown with the sign and arrow of its own number.
+
+``trend`` (``up``/``down``/``flat``) treats ±1 point as flat, which is right for a filter but made a
+change of −0.5 read "= -0.5" on screen. On screen the arrow and the sign always follow the number
+itself: ``↓ −0.5``, ``↑ +2.0``, ``= 0``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+@register.filter
+def signed(value: Any, places: int = 1) -> str:
+    """``-0.5`` → ``−0.5`` (a real minus), ``2`` → ``+2.0``, ``0`` → ``0``; ``None`` → ``—``."""
+    number = _decimal(value)
+    if number is None:
+        return "—"
+    if number == 0:
+        return "0"
+    text = f"{abs(number):.{int(places)}f}"
+    return ("+" if number > 0 else "−") + text
+
+
+@register.filter
+def trend_arrow(value: Any) -> str:
+    """The arrow of a change by its sign: ``↑``, ``↓`` or ``=`` (exactly zero)."""
+    number = _decimal(value)
+    if number is None:
+        return ""
+    return "↑" if number > 0 else ("↓" if number < 0 else "=")
+
+
+@register.filter
+def trend_word(value: Any) -> str:
+    """``up``, ``down`` or ``flat`` by the sign of the change (for a CSS class and screen readers)."""
+    number = _decimal(value)
+    if number is None:
+        return ""
+    return "up" if number > 0 else ("down" if number < 0 else "flat")
+
+
+@register.filter
+def load_percent(value: Any) -> str:
+    """A capacity load (a fraction) as a percentage: ``1.07`` → ``107%``; a load above 0 that rounds to
+    0 reads ``<1%`` (a non-empty book never shows 0 %)."""
+    number = _decimal(value)
+    if number is None:
+        return "—"
+    percent = number * 100
+    if 0 < percent < Decimal("0.5"):
+        return "<1%"
+    return f"{percent.quantize(Decimal('1')):f}%"
