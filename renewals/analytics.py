@@ -850,8 +850,11 @@ def _quarter_forecast(org: Organization, first: date, last: date, label: str) ->
     due = int(frame["current"].sum())
     kept_closed = int(np.minimum(closed["new"], closed["current"]).sum()) if len(closed) else 0
     prob = open_["probability"].to_numpy(dtype=np.int64)
-    # Weighted in cents, rounded half-up once per renewal: forecast × probability / 100.
-    weighted_open = ((open_["forecast"].to_numpy() * prob * 2 + 100) // 200).sum() if len(open_) else 0
+    # Weighted in cents, rounded half-up once per renewal: forecast × probability / 100. Every figure of
+    # the forecast (each category's expected ARR, the expected total) sums these same per-renewal cents,
+    # so the categories add up to the expected ARR exactly.
+    weighted = (open_["forecast"].to_numpy(dtype=np.int64) * prob * 2 + 100) // 200 if len(open_) else np.zeros(0)
+    weighted_open = int(weighted.sum())
     gross_open = (
         ((np.minimum(open_["forecast"].to_numpy(), open_["current"].to_numpy()) * prob * 2 + 100) // 200).sum()
         if len(open_)
@@ -859,17 +862,19 @@ def _quarter_forecast(org: Organization, first: date, last: date, label: str) ->
     )
     categories = []
     for category in ForecastCategory.values:
-        part = open_[open_["category"] == category]
+        mask = (open_["category"] == category).to_numpy()
+        part = open_[mask]
         categories.append(
             {
                 "category": category,
                 "count": len(part),
                 "arr_due": money(part["current"].sum()),
                 "forecast_arr": money(part["forecast"].sum()),
+                "expected_arr": money(int(weighted[mask].sum()) if len(open_) else 0),
             }
         )
     target = RenewalTarget.objects.for_org(org).filter(quarter_start=first).first()
-    expected = int(closed["new"].sum()) + int(weighted_open)
+    expected = int(closed["new"].sum()) + weighted_open
     return {
         "quarter": label,
         "start": first,
@@ -895,9 +900,10 @@ def forecast(org: Organization | int, *, today: date | None = None) -> dict[str,
     """Renewal forecast for the current and the next fiscal quarter (``fiscal_year_start_month``).
 
     Per quarter, over the renewals due in it: ARR due; open vs closed; for open renewals the forecast
-    per category (commit / likely / at_risk / churn / upside) and the weighted ARR = Σ forecast ARR ×
-    probability; ``expected_arr`` = closed new ARR + weighted open ARR; ``expected_nrr`` =
-    expected / ARR due; ``expected_grr`` = (Σ closed min(new, prior) + Σ open min(forecast, prior) ×
+    per category (commit / likely / at_risk / churn / upside) with its ``expected_arr`` = Σ forecast ARR ×
+    probability of the category's renewals, and the weighted ARR (the same over every open renewal);
+    ``expected_arr`` = closed new ARR + weighted open ARR (= closed + Σ the categories' expected ARR);
+    ``expected_nrr`` = expected / ARR due; ``expected_grr`` = (Σ closed min(new, prior) + Σ open min(forecast, prior) ×
     probability) / ARR due; the quarter's :class:`RenewalTarget` and the gap to it."""
     from django.utils import timezone
 
