@@ -319,7 +319,8 @@ class TestMyBookHealth:
         assert names[-1] == "Zed unscored"  # unscored last
         html = response.content.decode()
         assert html.count('data-testid="health-cell"') == 4
-        assert '<span class="health-pill health-green" data-color="green">Green <span class="health-score">90.0</span>' in html
+        pill = '<span class="health-pill health-green" data-color="green">Green <span class="health-score">90.0</span>'
+        assert pill in html  # colour in words beside its score, never a dot alone
         unscored = client.get(url, {"health_color": "none"})
         assert [a.name for a in unscored.context["accounts"]] == ["Zed unscored"]
 
