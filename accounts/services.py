@@ -379,8 +379,9 @@ def capacity_by_csm(org: Organization, rows: Iterable[dict[str, Any]] | None = N
     3. else (tech touch by default: pooled, no account cap) the organization's ARR capacity per CSM (the
        largest ``max_arr`` of its targets): their ARR ÷ that capacity ("pooled by ARR").
 
-    A touch model with none of these is counted in ``untargeted`` and adds nothing; a book whose every
-    account is untargeted has ``load = None`` (pages say "no target", never "0 %"). ``parts`` lists each
+    A touch model with none of these (or measured by ARR but carrying none) is counted in ``untargeted``
+    and adds nothing; a book whose every account is untargeted has ``load = None`` (pages say "no
+    target", never "0 %"). ``parts`` lists each
     touch model's figure, ``driver`` the one that weighs most (what the page names as driving the load).
     ``over_load`` = load > 100 %; ``over_accounts`` = the account-capped part alone above 100 %;
     ``over_arr`` = the book's ARR above the ARR capacity per CSM; ``over_capacity`` = either.
@@ -438,8 +439,10 @@ def _capacity_part(
     part: dict[str, Any] = {"touch_model": touch_model, "label": label, "accounts": n, "arr": arr}
     if target is not None and target.max_accounts:
         return part | {"limit": "accounts", "cap": target.max_accounts, "share": n / target.max_accounts}
-    if target is not None and target.max_arr:
+    # By ARR: accounts that carry no ARR cannot be measured that way (they are "without a target", never a
+    # silent 0 % of the capacity).
+    if target is not None and target.max_arr and arr > 0:
         return part | {"limit": "arr", "cap": target.max_arr, "share": float(arr / target.max_arr)}
-    if org_max_arr:
+    if org_max_arr and arr > 0 and not (target is not None and target.max_arr):
         return part | {"limit": "pooled_arr", "cap": org_max_arr, "share": float(arr / org_max_arr)}
     return part | {"limit": None, "cap": None, "share": None}

@@ -233,10 +233,6 @@ def health_summary(request: HttpRequest, account) -> dict:
         c["evidence"] = facts.get(c["key"])
     if health["dragging"] is not None:
         health["dragging"]["evidence"] = facts.get(health["dragging"]["key"])
-    # Δ 7 days of the score itself, from the history (the same rule as HealthScore.delta_7).
-    history = [h for h in health["history"] if h["score"] is not None]
-    week = [h for h in history if history and h["date"] <= history[-1]["date"] - timedelta(days=7)]
-    health["delta_7"] = round(history[-1]["score"] - week[-1]["score"], 1) if history and week else None
     names = {c["key"]: c["name"] for c in components}
     return {
         "health": health,
@@ -456,11 +452,45 @@ def _editor_definition(request: HttpRequest, state, stable: set[str]) -> tuple:
     return state, definition, ([] if row_action else validate_definition(definition)), False, row_action
 
 
+def _bands_preview(org, data: dict) -> dict:
+    from .charts import band_labels
+    from .editor import preview_bands
+
+    preview = preview_bands(org, float(data["yellow"]), float(data["green"]))
+    preview["labels"] = band_labels(preview["bands"])
+    return preview
+
+
+def _save_bands(request: HttpRequest, card, data: dict) -> HttpResponse:
+    """Store the organization's colour bands and recompute every account's colour with them (a recorded
+    job, after commit): the charts' band labels change at once, the colours with the recompute."""
+    from .charts import band_labels
+    from .triggers import schedule_org_recompute
+
+    org = request.organization
+    new = {"yellow": float(data["yellow"]), "green": float(data["green"])}
+    if new != {k: float(v) for k, v in (org.health_bands or {}).items()}:
+        with transaction.atomic():
+            org.health_bands = new
+            org.save(update_fields=["health_bands"])
+            schedule_org_recompute(org.pk, reason="health_bands")
+        labels = band_labels(new)
+        messages.success(
+            request,
+            f"Colour bands saved: {labels['red']}, {labels['yellow']}, {labels['green']}. Every account's colour "
+            "is being recomputed (see Job runs).",
+        )
+    else:
+        messages.success(request, "The colour bands did not change.")
+    return redirect(reverse("admin-scorecard", args=[org.slug, card.pk]) + "#bands")
+
+
 @admin_page
 @require_http_methods(["GET", "POST"])
 def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
     """Edit one scorecard with the structured editor (components, groups, functions; ``health.editor``)
-    or the JSON view. ``action=preview`` scores today's accounts bound to it with the edited definition
+    or the JSON view, and the organization's colour bands (``action=preview-bands`` / ``save-bands``,
+    previewed like a definition). ``action=preview`` scores today's accounts bound to it with the edited definition
     and shows how many accounts and how much ARR would change colour (nothing saved); ``action=save``
     stores the settings and, when the definition changed, a new version with the (required) note;
     ``add-…``/``remove-…`` actions add or remove a row and show the form again. ``?version=N`` loads an
@@ -468,9 +498,12 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
     field is invalid; every problem is shown next to its field."""
     import json
 
+    from .charts import band_labels
     from .editor import (
         FUNCTION_LABELS,
         SIGNAL_LABELS,
+        SIGNAL_UNITS,
+        BandsForm,
         attach_errors,
         effective_weights,
         known_usage_metrics,
@@ -499,7 +532,20 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
     json_view = False
     json_errors: list[str] = []
     status = 200
-    if request.method == "POST":
+    bands = org.health_bands or {}
+    bands_form = BandsForm(initial={"yellow": bands.get("yellow", 50), "green": bands.get("green", 75)})
+    bands_preview = None
+    action = request.POST.get("action", "") if request.method == "POST" else ""
+    if action in ("preview-bands", "save-bands"):
+        # The organization's colour bands: their own small form on this page, previewed like a definition.
+        bands_form = BandsForm(request.POST)
+        if not bands_form.is_valid():
+            status = 400
+        elif action == "preview-bands":
+            bands_preview = _bands_preview(org, bands_form.cleaned_data)
+        else:
+            return _save_bands(request, card, bands_form.cleaned_data)
+    elif request.method == "POST":
         form = ScorecardForm(request.POST, initial=initial, organization=org, is_default=card.is_default)
         state, definition, errors, json_view, row_action = _editor_definition(request, state, stable)
         settings_ok = form.is_valid()
@@ -552,6 +598,10 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
         "shown": shown,
         "state": state,
         "signal_labels": SIGNAL_LABELS,
+        "signal_units": SIGNAL_UNITS,
+        "bands_form": bands_form,
+        "bands_preview": bands_preview,
+        "band_names": band_labels(org.health_bands),
         "function_labels": FUNCTION_LABELS,
         "usage_metrics": known_usage_metrics(org.pk),
         "definition_json": definition_json,

@@ -563,7 +563,14 @@ def _get_renewal(renewal_id: int) -> Renewal:
     # ``Renewal.objects`` is narrowed to the page's organization by org_page: another org's id is a 404.
     return get_object_or_404(
         Renewal.objects.select_related(
-            "account", "account__owner", "contract", "owner", "churn_reason", "successor_contract", "closed_by"
+            "account",
+            "account__owner",
+            "account__health",
+            "contract",
+            "owner",
+            "churn_reason",
+            "successor_contract",
+            "closed_by",
         ),
         pk=renewal_id,
     )
@@ -618,6 +625,8 @@ def _detail_context(
         from health.views import health_summary  # the health app's pages import renewals for Account 360
 
         context.update(health_summary(request, renewal.account))
+        # The score's 7-day change as every list shows it (HealthScore.delta_7, read with the renewal).
+        context["health_delta_7"] = getattr(_health_of(renewal), "delta_7", None)
     if not renewal.is_open:
         changes = list(
             RenewalLineChange.objects.filter(renewal=renewal).select_related("product").order_by("-old_arr", "product")
