@@ -115,13 +115,28 @@ def _ticks(top: float, count: int = 4) -> list[float]:
     return values
 
 
-def _date_ticks(dates: Sequence[Any], count: int = 5) -> list[int]:
-    """Indices of about ``count`` evenly spread dates (first and last included)."""
+def _date_ticks(dates: Sequence[Any], x: Any, count: int = 5, min_gap: float = 56) -> list[int]:
+    """Indices of about ``count`` dates spread evenly **in time** (the axis places points by date), first
+    and last included, none closer than ``min_gap`` units to the previous one (labels never overlap)."""
     n = len(dates)
-    if n <= count:
+    if n <= 1:
         return list(range(n))
-    picks = {round(i * (n - 1) / (count - 1)) for i in range(count)}
-    return sorted(picks)
+    if not all(isinstance(d, dt.date) for d in dates):
+        wanted = {round(i * (n - 1) / (count - 1)) for i in range(count)}
+    else:
+        span = (dates[-1] - dates[0]).days or 1
+        wanted = set()
+        for k in range(count):
+            target = dates[0] + dt.timedelta(days=round(k * span / (count - 1)))
+            wanted.add(min(range(n), key=lambda i: abs((dates[i] - target).days)))
+    picks: list[int] = []
+    for i in sorted(wanted | {0, n - 1}):
+        if picks and x(i) - x(picks[-1]) < min_gap:
+            if i == n - 1:  # the last date always shows: it displaces a neighbour too close to it
+                picks[-1] = i
+            continue
+        picks.append(i)
+    return picks
 
 
 def trend_area(
@@ -163,7 +178,7 @@ def trend_area(
     for v in ticks:
         axis.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{_f(y(v))}" y2="{_f(y(v))}" stroke="{GRID}"/>')
         axis.append(f'<text x="{pad_l - 4}" y="{_f(y(v) + 4)}" text-anchor="end" fill="{MUTED}">{_n(v)}</text>')
-    for i in _date_ticks([p["date"] for p in points]):
+    for i in _date_ticks([p["date"] for p in points], x):
         anchor = "start" if i == 0 else ("end" if i == n - 1 else "middle")
         axis.append(
             f'<text x="{_f(x(i))}" y="{height - pad_b + 16}" text-anchor="{anchor}" fill="{MUTED}">'
@@ -254,7 +269,7 @@ def score_line(
     ticks = "".join(
         f'<text x="{_f(x(i))}" y="{height - pad_b + 16}" text-anchor="{anchor(i)}" fill="{MUTED}">'
         f"{_date(dates[i])}</text>"
-        for i in _date_ticks(dates, 4)
+        for i in _date_ticks(dates, x, 4)
     )
     aria = escape(
         f"Health score from {_date(history[0]['date'])} to {_date(history[-1]['date'])}, now {scored[-1][1]['score']}; "

@@ -532,6 +532,29 @@ def _arr_on(contracts: pd.DataFrame, day: date, memo: dict[date, pd.Series] | No
     return result
 
 
+def _fill_arr_memo(contracts: pd.DataFrame, days: Iterable[date], memo: dict[date, pd.Series]) -> None:
+    """:func:`_arr_on` for many days in one pass (a contracts × days matrix, one groupby), into ``memo``.
+    Each day's answer is exactly :func:`_arr_on`'s: the units with a live contract that day, their ARR."""
+    todo = sorted({day for day in days if day not in memo})
+    if not todo:
+        return
+    if contracts.empty:
+        memo.update({day: _arr_on(contracts, day) for day in todo})
+        return
+    stamps = pd.to_datetime(todo).to_numpy()
+    starts = contracts["start"].to_numpy()[:, None]
+    ends = contracts["end"].to_numpy()[:, None]
+    live = (starts <= stamps[None, :]) & (ends >= stamps[None, :])
+    units = contracts["unit"].to_numpy()
+    sums = pd.DataFrame(live * contracts["arr"].to_numpy()[:, None], columns=range(len(todo))).groupby(units).sum()
+    present = pd.DataFrame(live, columns=range(len(todo))).groupby(units).any()
+    for i, day in enumerate(todo):
+        column = sums[i][present[i]].astype(np.int64)
+        column.index.name = "unit"
+        column.name = "arr"
+        memo[day] = column
+
+
 def _first_arr_day(contracts: pd.DataFrame) -> pd.Series:
     """Per unit, the first day on which it had ARR > 0 (the earliest start of a contract with ARR)."""
     return contracts[contracts["arr"] > 0].groupby("unit")["start"].min()
@@ -583,7 +606,8 @@ def arr_bridge(org: Organization | int, start: date, end: date, *, level: str = 
         cursor = _add_months(cursor, 1)
     points.append(end)
     months = []
-    memo: dict[date, pd.Series] = {}  # a month's end is the next month's start: each day scanned once
+    memo: dict[date, pd.Series] = {}  # a month's end is the next month's start: every day in one pass
+    _fill_arr_memo(contracts, points, memo)
     for t0, t1 in zip(points, points[1:], strict=False):
         figures = _finish(_period_components(contracts, first_day, t0, t1, memo))
         months.append({"month": f"{t0:%Y-%m}", "start": t0, "end": t1, **figures})
@@ -631,13 +655,18 @@ def cohort_table(
         since[missing] = first.reindex(since.index[missing]).to_numpy()
     since = since.dropna()
     cohorts = []
-    memo: dict[date, pd.Series] = {}  # every cohort reads the same calendar quarter ends
-    for key, members in since.groupby(since.map(_quarter_key)):
+    groups = list(since.groupby(since.map(_quarter_key)))
+
+    def period_ends(members: pd.Series) -> list[date]:
         first_day = members.iloc[0]
         quarter_first = date(first_day.year, 3 * ((first_day.month - 1) // 3) + 1, 1)
-        quarter_ends = [
-            _add_months(quarter_first, 3 + COHORT_STEPS[step] * k) - timedelta(days=1) for k in range(periods + 1)
-        ]
+        return [_add_months(quarter_first, 3 + COHORT_STEPS[step] * k) - timedelta(days=1) for k in range(periods + 1)]
+
+    # Every cohort reads the same calendar period ends: ARR on each of them, computed once, in one pass.
+    memo: dict[date, pd.Series] = {}
+    _fill_arr_memo(contracts, {day for _, members in groups for day in period_ends(members) if day <= today}, memo)
+    for key, members in groups:
+        quarter_ends = period_ends(members)
         base_end = quarter_ends[0]
         if base_end > today:
             continue

@@ -11,6 +11,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -65,3 +67,30 @@ def load_percent(value: Any) -> str:
     if 0 < percent < Decimal("0.5"):
         return "<1%"
     return f"{percent.quantize(Decimal('1')):f}%"
+
+
+@register.simple_tag
+def health_pill(color: Any, score: Any = None) -> str:
+    """A health colour as a labelled pill (text and colour, never colour alone), with the score when given:
+    ``<span class="health-pill health-red" data-color="red">Red <span class="health-score">42.0</span></span>``;
+    no colour reads "Unscored". (A tag rather than an include: lists render one per row.)"""
+    if not color:
+        return mark_safe('<span class="health-pill health-none">Unscored</span>')
+    if score is None or score == "":
+        return format_html('<span class="health-pill health-{}" data-color="{}">{}</span>', color, color,
+                           str(color).capitalize())  # fmt: skip
+    return format_html(
+        '<span class="health-pill health-{}" data-color="{}">{} <span class="health-score">{}</span></span>',
+        color, color, str(color).capitalize(), score,
+    )  # fmt: skip
+
+
+@register.simple_tag
+def score_trend(delta: Any) -> str:
+    """A score change with the arrow and sign of its own number (``↓ −0.5``); ``—`` without one."""
+    if _decimal(delta) is None:
+        return mark_safe('<span class="muted">—</span>')
+    return format_html(
+        '<span class="trend trend-{}"><span aria-hidden="true">{}</span> {}</span>',
+        trend_word(delta), trend_arrow(delta), signed(delta),
+    )  # fmt: skip
