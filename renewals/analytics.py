@@ -277,6 +277,24 @@ def _components(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _totals(a0: np.ndarray, a1: np.ndarray, before: np.ndarray) -> dict[str, int]:
+    """:func:`_components` summed over the units, straight from the arrays (no frame per period)."""
+    in_cohort = a0 > 0
+    kept = in_cohort & (a1 > 0)
+    is_new = ~in_cohort & (a1 > 0)
+    return {
+        "start_arr": int(a0[in_cohort].sum()),
+        "new": int(a1[is_new].sum()),
+        "reactivation": int(a1[is_new & before].sum()),
+        "expansion": int((a1 - a0)[in_cohort & (a1 > a0)].sum()),
+        "contraction": int((a0 - a1)[kept & (a1 < a0)].sum()),
+        "churn": int(a0[in_cohort & (a1 == 0)].sum()),
+        "end_arr": int(a1.sum()),
+        "accounts_start": int(in_cohort.sum()),
+        "accounts_retained": int(kept.sum()),
+    }
+
+
 def _finish(totals: dict[str, Any]) -> dict[str, Any]:
     """Cents and counts → the public figures: ``Decimal`` money, ratios, counts."""
     start, churn, contraction, expansion = (int(totals[k]) for k in ("start_arr", "churn", "contraction", "expansion"))
@@ -560,22 +578,6 @@ def _first_arr_day(contracts: pd.DataFrame) -> pd.Series:
     return contracts[contracts["arr"] > 0].groupby("unit")["start"].min()
 
 
-def _period_components(
-    contracts: pd.DataFrame, first_day: pd.Series, t0: date, t1: date, memo: dict[date, pd.Series] | None = None
-) -> dict[str, int]:
-    a0 = _arr_on(contracts, t0, memo)
-    a1 = _arr_on(contracts, t1, memo)
-    units = a0.index.union(a1.index)
-    frame = pd.DataFrame(
-        {
-            "a0": a0.reindex(units, fill_value=0).astype(np.int64),
-            "a1": a1.reindex(units, fill_value=0).astype(np.int64),
-        }
-    )
-    frame["before"] = (first_day.reindex(units) < pd.Timestamp(t0)).fillna(False).astype(bool).to_numpy()
-    return _components(frame).sum().to_dict() if len(frame) else _empty_totals()
-
-
 def _month_start(day: date) -> date:
     return day.replace(day=1)
 
@@ -606,15 +608,23 @@ def arr_bridge(org: Organization | int, start: date, end: date, *, level: str = 
         cursor = _add_months(cursor, 1)
     points.append(end)
     months = []
-    memo: dict[date, pd.Series] = {}  # a month's end is the next month's start: every day in one pass
+    # A month's end is the next month's start: ARR on every boundary in one pass, as a units × days matrix
+    # (0 where a unit holds nothing; such a unit adds nothing to any figure, so every unit can take part).
+    memo: dict[date, pd.Series] = {}
     _fill_arr_memo(contracts, points, memo)
+    matrix = pd.DataFrame({day: memo[day] for day in points}).fillna(0).astype(np.int64)
+    held = {day: matrix[day].to_numpy() for day in points}
+    first_days = first_day.reindex(matrix.index).to_numpy()
+
+    def totals(t0: date, t1: date) -> dict[str, Any]:
+        before = pd.notna(first_days) & (first_days < np.datetime64(t0))
+        return _finish(_totals(held[t0], held[t1], before))
+
     for t0, t1 in zip(points, points[1:], strict=False):
-        figures = _finish(_period_components(contracts, first_day, t0, t1, memo))
-        months.append({"month": f"{t0:%Y-%m}", "start": t0, "end": t1, **figures})
+        months.append({"month": f"{t0:%Y-%m}", "start": t0, "end": t1, **totals(t0, t1)})
     if len(points) == 1:  # start == end: one empty month
-        months.append({"month": f"{start:%Y-%m}", "start": start, "end": end,
-                       **_finish(_period_components(contracts, first_day, start, end))})  # fmt: skip
-    total = _finish(_period_components(contracts, first_day, start, end, memo))
+        months.append({"month": f"{start:%Y-%m}", "start": start, "end": end, **totals(start, end)})
+    total = totals(start, end)
     return {"start": start, "end": end, "level": level, "months": months, "total": total}
 
 
@@ -662,31 +672,33 @@ def cohort_table(
         quarter_first = date(first_day.year, 3 * ((first_day.month - 1) // 3) + 1, 1)
         return [_add_months(quarter_first, 3 + COHORT_STEPS[step] * k) - timedelta(days=1) for k in range(periods + 1)]
 
-    # Every cohort reads the same calendar period ends: ARR on each of them, computed once, in one pass.
+    # Every cohort reads the same calendar period ends: ARR on each of them, computed once, in one pass,
+    # as a units × days matrix (0 where a unit has no ARR that day).
     memo: dict[date, pd.Series] = {}
-    _fill_arr_memo(contracts, {day for _, members in groups for day in period_ends(members) if day <= today}, memo)
+    days = sorted({day for _, members in groups for day in period_ends(members) if day <= today})
+    _fill_arr_memo(contracts, days, memo)
+    matrix = pd.DataFrame({day: memo[day] for day in days}).fillna(0).astype(np.int64) if days else pd.DataFrame()
+    column = {day: i for i, day in enumerate(days)}
     for key, members in groups:
-        quarter_ends = period_ends(members)
-        base_end = quarter_ends[0]
-        if base_end > today:
+        quarter_ends = [day for day in period_ends(members) if day <= today]
+        if not quarter_ends:
             continue
-        base = _arr_on(contracts, base_end, memo).reindex(members.index, fill_value=0)
-        base = base[base > 0]
-        if base.empty:
+        held = matrix.reindex(members.index, fill_value=0).to_numpy()[:, [column[d] for d in quarter_ends]]
+        held = held[held[:, 0] > 0]  # the base: members with ARR on the cohort quarter's last day
+        if not len(held):
             continue
-        row = {"cohort": key, "accounts": len(base), "start_arr": money(base.sum()), "periods": []}
+        base_arr = int(held[:, 0].sum())
+        row = {"cohort": key, "accounts": len(held), "start_arr": money(base_arr), "periods": []}
         for k, quarter_end in enumerate(quarter_ends):
-            if quarter_end > today:
-                break
-            now = _arr_on(contracts, quarter_end, memo).reindex(base.index, fill_value=0)
+            arr, kept = int(held[:, k].sum()), int((held[:, k] > 0).sum())
             row["periods"].append(
                 {
                     "period": k,
                     "date": quarter_end,
-                    "arr": money(now.sum()),
-                    "arr_pct": ratio(now.sum(), base.sum()),
-                    "accounts": int((now > 0).sum()),
-                    "logo_pct": ratio((now > 0).sum(), len(base)),
+                    "arr": money(arr),
+                    "arr_pct": ratio(arr, base_arr),
+                    "accounts": kept,
+                    "logo_pct": ratio(kept, len(held)),
                 }
             )
         cohorts.append(row)
@@ -873,8 +885,10 @@ def fiscal_quarter(org: Organization, day: date) -> tuple[date, date, str]:
     return first, last, f"FY{fiscal_year}-Q{quarter_index + 1}"
 
 
-def _quarter_forecast(org: Organization, first: date, last: date, label: str) -> dict[str, Any]:
-    frame = _renewal_frame(org, first, last)
+def _quarter_forecast(
+    frame: pd.DataFrame, target: RenewalTarget | None, first: date, last: date, label: str
+) -> dict[str, Any]:
+    """One quarter of :func:`forecast` from the renewals due in it (``frame``) and its target."""
     closed, open_ = frame[frame["closed"]], frame[~frame["closed"]]
     due = int(frame["current"].sum())
     kept_closed = int(np.minimum(closed["new"], closed["current"]).sum()) if len(closed) else 0
@@ -902,7 +916,6 @@ def _quarter_forecast(org: Organization, first: date, last: date, label: str) ->
                 "expected_arr": money(int(weighted[mask].sum()) if len(open_) else 0),
             }
         )
-    target = RenewalTarget.objects.for_org(org).filter(quarter_start=first).first()
     expected = int(closed["new"].sum()) + weighted_open
     return {
         "quarter": label,
@@ -940,11 +953,18 @@ def forecast(org: Organization | int, *, today: date | None = None) -> dict[str,
     today = today or timezone.localdate()
     first, last, label = fiscal_quarter(organization, today)
     next_first, next_last, next_label = fiscal_quarter(organization, last + timedelta(days=1))
+    # Two queries for both quarters: their renewals, their targets.
+    frame = _renewal_frame(organization, first, next_last)
+    due = frame["due_date"].to_numpy()
+    targets = {
+        t.quarter_start: t
+        for t in RenewalTarget.objects.for_org(organization).filter(quarter_start__in=[first, next_first])
+    }
     return {
         "today": today,
         "quarters": [
-            _quarter_forecast(organization, first, last, label),
-            _quarter_forecast(organization, next_first, next_last, next_label),
+            _quarter_forecast(frame[(due >= a) & (due <= b)], targets.get(a), a, b, name)
+            for a, b, name in ((first, last, label), (next_first, next_last, next_label))
         ],
     }
 
@@ -960,39 +980,47 @@ CALL_HITS: dict[str, set[str]] = {
 }
 
 
-def _accuracy(frame: pd.DataFrame, call: str, call_arr: str) -> dict[str, Any]:
-    called = frame[(frame[call].fillna("") != "") & frame[call_arr].notna()]
-    if called.empty:
+def _accuracy(rows: list[tuple[str, int, str, int]]) -> dict[str, Any]:
+    """``rows`` = (call, called ARR in cents, outcome, new ARR in cents) of closed renewals carrying a call.
+    Plain Python: a quarter holds few of them, and per-row pandas work cost more than it saved."""
+    if not rows:
         return {"renewals": 0, "called_arr": money(0), "actual_arr": money(0), "error_arr": money(0),
                 "error_pct": None, "hit_rate": None, "by_category": []}  # fmt: skip
-    hits = np.array([outcome in CALL_HITS.get(c, set()) for c, outcome in zip(called[call], called["outcome"],
-                                                                            strict=False)])  # fmt: skip
-    called_arr = int(called[call_arr].astype("int64").sum())
-    actual = int(called["new"].sum())
+    called_arr = sum(r[1] for r in rows)
+    actual = sum(r[3] for r in rows)
+    hits = sum(1 for call, _, outcome, _ in rows if outcome in CALL_HITS.get(call, set()))
     categories = []
     for category in ForecastCategory.values:
-        mask = (called[call] == category).to_numpy()
-        if not mask.any():
+        part = [r for r in rows if r[0] == category]
+        if not part:
             continue
-        part = called[mask]
         categories.append(
             {
                 "category": category,
-                "count": int(mask.sum()),
-                "hits": int(hits[mask].sum()),
-                "called_arr": money(part[call_arr].astype("int64").sum()),
-                "actual_arr": money(part["new"].sum()),
+                "count": len(part),
+                "hits": sum(1 for _, _, outcome, _ in part if outcome in CALL_HITS[category]),
+                "called_arr": money(sum(r[1] for r in part)),
+                "actual_arr": money(sum(r[3] for r in part)),
             }
         )
     return {
-        "renewals": len(called),
+        "renewals": len(rows),
         "called_arr": money(called_arr),
         "actual_arr": money(actual),
         "error_arr": money(called_arr - actual),
         "error_pct": ratio(called_arr - actual, actual),
-        "hit_rate": ratio(int(hits.sum()), len(called)),
+        "hit_rate": ratio(hits, len(rows)),
         "by_category": categories,
     }
+
+
+def _calls(frame: pd.DataFrame, call: str, call_arr: str) -> list[tuple[str, int, str, int]]:
+    """The closed renewals of ``frame`` that carry ``call`` with its ARR, as :func:`_accuracy` rows."""
+    out = []
+    for value, amount, outcome, new in zip(frame[call], frame[call_arr], frame["outcome"], frame["new"], strict=True):
+        if value and amount is not None and not (isinstance(amount, float) and np.isnan(amount)):
+            out.append((value, int(amount), outcome, int(new)))
+    return out
 
 
 def forecast_accuracy(org: Organization | int, *, quarters: int = 4, today: date | None = None) -> dict[str, Any]:
@@ -1005,21 +1033,27 @@ def forecast_accuracy(org: Organization | int, *, quarters: int = 4, today: date
     organization = _organization(org)
     today = today or timezone.localdate()
     current_first, _, _ = fiscal_quarter(organization, today)
-    rows = []
+    spans = []
     cursor_last = current_first - timedelta(days=1)
     for _ in range(quarters):
         first, last, label = fiscal_quarter(organization, cursor_last)
-        frame = _renewal_frame(organization, first, last)
-        frame = frame[frame["closed"]]
+        spans.append((first, last, label))
+        cursor_last = first - timedelta(days=1)
+    spans.reverse()
+    # One read of every renewal due over the whole span, split per quarter here.
+    frame = _renewal_frame(organization, spans[0][0], spans[-1][1])
+    frame = frame[frame["closed"]]
+    due = frame["due_date"].to_numpy()
+    rows = []
+    for first, last, label in spans:
+        part = frame[(due >= first) & (due <= last)]
         rows.append(
             {
                 "quarter": label,
                 "start": first,
                 "end": last,
-                "csm_call": _accuracy(frame, "csm_call", "csm_call_arr"),
-                "final_call": _accuracy(frame, "final_call", "final_call_arr"),
+                "csm_call": _accuracy(_calls(part, "csm_call", "csm_call_arr")),
+                "final_call": _accuracy(_calls(part, "final_call", "final_call_arr")),
             }
         )
-        cursor_last = first - timedelta(days=1)
-    rows.reverse()
     return {"today": today, "quarters": rows}
