@@ -58,16 +58,17 @@ def red_account_with_most_signals(org) -> int:
 
 
 def min_chart_text_px(page) -> float:
-    """The smallest rendered size of any text in the page's server-drawn charts, in CSS pixels."""
+    """The smallest rendered size of any shown text in the page's SVG charts and bars, in CSS pixels."""
     return page.evaluate(
         """() => {
         let smallest = Infinity;
-        for (const svg of document.querySelectorAll('svg.chart')) {
+        for (const svg of document.querySelectorAll('svg')) {
           const box = svg.getBoundingClientRect();
-          const width = svg.viewBox.baseVal.width;
+          const width = svg.viewBox.baseVal ? svg.viewBox.baseVal.width : 0;
           if (!box.width || !width) continue;
           const scale = box.width / width;
           for (const text of svg.querySelectorAll('text')) {
+            if (getComputedStyle(text).display === 'none' || !text.getBoundingClientRect().width) continue;
             const size = parseFloat(getComputedStyle(text).fontSize) * scale;
             smallest = Math.min(smallest, size);
           }
