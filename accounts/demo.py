@@ -69,7 +69,7 @@ from .models import (
     SuccessPlan,
     Team,
 )
-from .services import create_organization, ensure_membership, refresh_current_arr
+from .services import create_organization, ensure_membership, is_successor, refresh_current_arr
 
 __all__ = ["DEMO_PASSWORD", "DemoRefused", "DemoSummary", "seed_demo"]
 
@@ -280,7 +280,12 @@ class _Generator:
             Decimal("0.00"),
         )
         account.arr = account.hierarchy_arr = live_arr
-        account.next_renewal_date = live_end
+        # The next renewal by services.next_renewal_dates' rule: a contract already renewed (its successor
+        # booked, possibly starting later) no longer counts; its successor's end does.
+        renewable = [c for c, lines in contracts if lines and c.status != "cancelled" and c.end_date >= today]
+        account.next_renewal_date = min(
+            (c.end_date for c in renewable if not any(is_successor(s, c) for s in renewable)), default=None
+        )
         age = (today - since).days
         if account.churned_at:
             stage = "churned"

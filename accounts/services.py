@@ -21,13 +21,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
 from django.utils import timezone
 
-from .choices import Role, TouchModel
+from .choices import ContractStatus, Role, TouchModel
 from .models import (
     Account,
     CapacityTarget,
+    Contract,
     ContractLine,
     Invitation,
     Membership,
@@ -51,14 +52,17 @@ __all__ = [
     "ensure_membership",
     "find_invitation",
     "invite_member",
+    "is_successor",
     "landing_organization",
     "mark_arr_dirty",
     "memberships_of",
+    "next_renewal_dates",
     "note_organization_opened",
     "refresh_current_arr",
     "remember_organization",
     "revoke_invitation",
     "settle_landing_organization",
+    "superseded_q",
 ]
 
 log = logging.getLogger(__name__)
@@ -456,13 +460,73 @@ def _live_lines(org: Organization | int, on: date):
     )
 
 
+def superseded_q() -> Q:
+    """Contracts (as the outer query) that another contract of the same account already renews: a
+    non-cancelled successor S with ``C.start < S.start ≤ C.end + 1 day`` and ``S.end > C.end`` (a co-termed
+    add-on, same end date, renews nothing). Renewals use the same rule (``renewals.services``)."""
+    successors = (
+        Contract.all_orgs.filter(
+            organization_id=OuterRef("organization_id"),
+            account_id=OuterRef("account_id"),
+            start_date__gt=OuterRef("start_date"),
+            end_date__gt=OuterRef("end_date"),
+        )
+        .exclude(pk=OuterRef("pk"))
+        .exclude(status=ContractStatus.CANCELLED)
+    )
+    # start ≤ end + 1 day, written as start − 1 day ≤ end so that it stays a plain column comparison.
+    return Q(Exists(successors.filter(start_date__lte=OuterRef("end_date") + timedelta(days=1))))
+
+
+def is_successor(successor: Any, contract: Any) -> bool:
+    """:func:`superseded_q` for two contracts already in memory: does ``successor`` renew ``contract``?"""
+    return (
+        successor is not contract
+        and (successor.pk is None or successor.pk != contract.pk)
+        and successor.account_id == contract.account_id
+        and successor.status != ContractStatus.CANCELLED
+        and contract.start_date < successor.start_date <= contract.end_date + timedelta(days=1)
+        and successor.end_date > contract.end_date
+    )
+
+
 def next_renewal_dates(org: Organization | int, on: date, account_ids: Iterable[int] | None = None) -> dict[int, date]:
-    """Each account's earliest end date among its live contracts on ``on``. One query."""
-    lines = _live_lines(org, on)
+    """Each account's next renewal: the earliest end date, on or after ``on``, among its contracts (with
+    lines) that are running or still to start (not cancelled) and that no other contract renews yet
+    (:func:`superseded_q`). An account renewed early therefore shows its new contract's end, not the old
+    one's, even while the old term runs out. One query."""
+    has_lines = ContractLine.all_orgs.filter(contract_id=OuterRef("pk"))
+    contracts = (
+        Contract.objects.for_org(org)
+        .filter(end_date__gte=on)
+        .filter(Exists(has_lines))  # a contract without lines carries no ARR: nothing to renew
+        .exclude(status=ContractStatus.CANCELLED)
+        .exclude(superseded_q())
+    )
     if account_ids is not None:
-        lines = lines.filter(contract__account_id__in=list(account_ids))
-    rows = lines.values("contract__account_id").annotate(due=Min("contract__end_date"))
-    return {row["contract__account_id"]: row["due"] for row in rows}
+        contracts = contracts.filter(account_id__in=list(account_ids))
+    rows = contracts.order_by().values("account_id").annotate(due=Min("end_date"))
+    return {row["account_id"]: row["due"] for row in rows}
+
+
+def end_finished_contracts(org: Organization | int, on: date, account_ids: Iterable[int] | None = None) -> int:
+    """Mark ``ended`` the active contracts that are over on ``on``: past their end date, or renewed by a
+    successor that has started (:func:`superseded_q`). Contract status follows the calendar; ARR never
+    depended on it (ARR reads dates). One UPDATE; returns how many contracts it ended."""
+    successor_started = Contract.all_orgs.filter(
+        organization_id=OuterRef("organization_id"),
+        account_id=OuterRef("account_id"),
+        start_date__gt=OuterRef("start_date"),
+        start_date__lte=on,
+        end_date__gt=OuterRef("end_date"),
+    ).exclude(status=ContractStatus.CANCELLED)
+    contracts = Contract.objects.for_org(org).filter(status=ContractStatus.ACTIVE)
+    if account_ids is not None:
+        contracts = contracts.filter(account_id__in=list(account_ids))
+    over = Q(end_date__lt=on) | (
+        superseded_q() & Q(Exists(successor_started.filter(start_date__lte=OuterRef("end_date") + timedelta(days=1))))
+    )
+    return contracts.filter(over).update(status=ContractStatus.ENDED)
 
 
 def arr_at(org: Organization | int, on: date, account_ids: Iterable[int] | None = None) -> dict[int, Decimal]:
@@ -527,7 +591,8 @@ def _family_of(org: Organization | int, account_ids: set[int]) -> list[tuple[Any
 def refresh_current_arr(
     org: Organization | int, *, account_ids: Iterable[int] | None = None, today: date | None = None
 ) -> int:
-    """Recompute ``arr`` and ``hierarchy_arr`` for today; returns how many accounts changed.
+    """Recompute ``arr``, ``hierarchy_arr`` and ``next_renewal_date`` for today; returns how many accounts
+    changed. Contracts that are over (:func:`end_finished_contracts`) are marked ended first.
 
     Without ``account_ids`` the whole organization is refreshed (the scheduled job: contracts start
     and end with the calendar). With them, only those accounts and their hierarchies. Set-based:
@@ -535,6 +600,7 @@ def refresh_current_arr(
     """
     today = today or timezone.localdate()
     if account_ids is None:
+        end_finished_contracts(org, today)
         accounts = list(
             Account.objects.for_org(org).values_list("id", "parent_id", "arr", "hierarchy_arr", "next_renewal_date")
         )
@@ -543,6 +609,7 @@ def refresh_current_arr(
         ids = set(account_ids)
         if not ids:
             return 0
+        end_finished_contracts(org, today, ids)
         accounts = _family_of(org, ids)
         family = [row[0] for row in accounts]
         own, due = arr_at(org, today, family), next_renewal_dates(org, today, family)
@@ -581,16 +648,31 @@ def mark_arr_dirty(org_id: int, account_id: int | None) -> None:
 
 
 def capacity_by_csm(org: Organization, rows: Iterable[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Each owner's book against the org's capacity targets, with an over-capacity flag (and which limit
-    it breaks: ``over_accounts``, ``over_arr`` against ``max_arr``).
+    """Each owner's book against the org's capacity targets: its load, the limit that drives it, and an
+    over-capacity flag saying which limit it breaks.
 
-    Load is the sum over touch models of accounts ÷ max accounts; a book over 100% of its account
-    load, or over the largest ARR capacity, is over capacity. ``rows`` (optional) are live accounts
-    already counted per ``owner_id``, ``owner__email``, ``owner__first_name``, ``owner__last_name``,
-    ``touch_model`` (``n``, ``arr``; several rows per pair are summed) by a caller that scans the
-    accounts anyway (the Portfolio); without them, one grouped query.
+    **Load** = Σ over the touch models in the book of the share of one CSM's capacity those accounts use,
+    each measured by the limit that applies to that touch model (``docs/metrics.md``, "Capacity"):
+
+    1. the touch model's account cap (``max_accounts``): accounts ÷ cap (high touch 5–15, low touch 20–50);
+    2. else its ARR cap (``max_arr``): their ARR ÷ cap;
+    3. else (tech touch by default: pooled, no account cap) the organization's ARR capacity per CSM (the
+       largest ``max_arr`` of its targets): their ARR ÷ that capacity ("pooled by ARR").
+
+    A touch model with none of these (or measured by ARR but carrying none) is counted in ``untargeted``
+    and adds nothing; a book whose every account is untargeted has ``load = None`` (pages say "no
+    target", never "0 %"). ``parts`` lists each
+    touch model's figure, ``driver`` the one that weighs most (what the page names as driving the load).
+    ``over_load`` = load > 100 %; ``over_accounts`` = the account-capped part alone above 100 %;
+    ``over_arr`` = the book's ARR above the ARR capacity per CSM; ``over_capacity`` = either.
+
+    ``rows`` (optional) are live accounts already counted per ``owner_id``, ``owner__email``,
+    ``owner__first_name``, ``owner__last_name``, ``touch_model`` (``n``, ``arr``; several rows per pair are
+    summed) by a caller that scans the accounts anyway (the Portfolio); without them, one grouped query.
+    Sorted by load, heaviest first (books without a target last).
     """
     targets = {t.touch_model: t for t in CapacityTarget.objects.for_org(org)}
+    max_arr = max((t.max_arr for t in targets.values() if t.max_arr), default=None)
     if rows is None:
         rows = (
             Account.objects.for_org(org)
@@ -602,20 +684,45 @@ def capacity_by_csm(org: Organization, rows: Iterable[dict[str, Any]] | None = N
     for row in rows:
         if row["owner_id"] is None:
             continue
-        name = f"{row['owner__first_name']} {row['owner__last_name']}".strip() or row["owner__email"]
+        name = f"{row['owner__first_name'] or ''} {row['owner__last_name'] or ''}".strip() or row["owner__email"]
         book = books.setdefault(
-            row["owner_id"], {"owner_id": row["owner_id"], "name": name, "accounts": 0, "arr": ZERO, "load": 0.0}
+            row["owner_id"],
+            {"owner_id": row["owner_id"], "name": name, "accounts": 0, "arr": ZERO, "by_touch": {}},
         )
         book["accounts"] += row["n"]
         book["arr"] += row["arr"] or ZERO
-        target = targets.get(row["touch_model"])
-        if target and target.max_accounts:
-            book["load"] += row["n"] / target.max_accounts
-    max_arr = max((t.max_arr for t in targets.values() if t.max_arr), default=None)
+        entry = book["by_touch"].setdefault(row["touch_model"], {"n": 0, "arr": ZERO})
+        entry["n"] += row["n"]
+        entry["arr"] += row["arr"] or ZERO
     for book in books.values():
-        # Which limit a book breaks, so a page can say why a 33% load is still "over".
-        book["over_accounts"] = book["load"] > 1.0
+        parts = []
+        for touch_model, entry in sorted(book.pop("by_touch").items()):
+            parts.append(_capacity_part(touch_model, entry["n"], entry["arr"], targets.get(touch_model), max_arr))
+        shares = [p["share"] for p in parts if p["share"] is not None]
+        book["parts"] = parts
+        book["load"] = sum(shares) if shares else None
+        book["untargeted"] = sum(p["accounts"] for p in parts if p["share"] is None)
+        book["driver"] = max((p for p in parts if p["share"] is not None), key=lambda p: p["share"], default=None)
+        book["over_load"] = book["load"] is not None and book["load"] > 1.0
+        book["over_accounts"] = sum(p["share"] for p in parts if p["limit"] == "accounts") > 1.0
         book["over_arr"] = max_arr is not None and book["arr"] > max_arr
         book["max_arr"] = max_arr
-        book["over_capacity"] = book["over_accounts"] or book["over_arr"]
-    return sorted(books.values(), key=lambda b: b["name"].lower())
+        book["over_capacity"] = book["over_load"] or book["over_arr"]
+    return sorted(books.values(), key=lambda b: (b["load"] is None, -(b["load"] or 0), b["name"].lower()))
+
+
+def _capacity_part(
+    touch_model: str, n: int, arr: Decimal, target: CapacityTarget | None, org_max_arr: Decimal | None
+) -> dict[str, Any]:
+    """One touch model's share of a CSM's capacity, by the limit that applies (see capacity_by_csm)."""
+    label = TouchModel(touch_model).label if touch_model in TouchModel.values else touch_model
+    part: dict[str, Any] = {"touch_model": touch_model, "label": label, "accounts": n, "arr": arr}
+    if target is not None and target.max_accounts:
+        return part | {"limit": "accounts", "cap": target.max_accounts, "share": n / target.max_accounts}
+    # By ARR: accounts that carry no ARR cannot be measured that way (they are "without a target", never a
+    # silent 0 % of the capacity).
+    if target is not None and target.max_arr and arr > 0:
+        return part | {"limit": "arr", "cap": target.max_arr, "share": float(arr / target.max_arr)}
+    if org_max_arr and arr > 0 and not (target is not None and target.max_arr):
+        return part | {"limit": "pooled_arr", "cap": org_max_arr, "share": float(arr / org_max_arr)}
+    return part | {"limit": None, "cap": None, "share": None}

@@ -19,6 +19,7 @@ org_patterns = [
         name="account-clear-override",
     ),
     path("accounts/<int:account_id>/health/pulse/", health_views.account_pulse, name="account-pulse"),
+    path("accounts/<int:account_id>/rows/<slug:kind>/", health_views.account_rows, name="account-rows"),
     path("portfolio/", health_views.portfolio, name="portfolio"),
     path("renewals/", include("renewals.urls")),
     # Screens that later issues fill; each says what is coming.

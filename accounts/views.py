@@ -80,6 +80,7 @@ from .services import (
     decline_invitation,
     find_invitation,
     invite_member,
+    is_successor,
     landing_organization,
     revoke_invitation,
 )
@@ -102,6 +103,8 @@ ACCOUNT_ORDERINGS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_ACCOUNT_ORDERING = "name"
 RENEWAL_WINDOWS = (30, 60, 90, 180, 365)
+#: My book's ``?status=``: which accounts it counts and lists (live by default, as the Portfolio).
+ACCOUNT_STATUSES = {"live": "Live", "churned": "Churned", "all": "Live and churned"}
 
 
 @login_required
@@ -153,6 +156,15 @@ def my_book(request: HttpRequest) -> HttpResponse:
     queryset = Account.objects.select_related("owner", "health")
     if scope == "mine":
         queryset = queryset.filter(owner=request.user)
+    # Live accounts by default, like the Portfolio; churned ones behind the status filter. An explicit
+    # ``churned=`` (the API's filter, used by drill-down links) decides on its own.
+    status = request.GET.get("status", "")
+    if status not in ACCOUNT_STATUSES:
+        status = "all" if request.GET.get("churned") else "live"
+    if status == "live":
+        queryset = queryset.filter(churned_at__isnull=True)
+    elif status == "churned":
+        queryset = queryset.filter(churned_at__isnull=False)
     filterset = AccountFilterSet(_filter_params(request), queryset=queryset, request=request)
     ordering, order_by = _ordering(request.GET.get("ordering", DEFAULT_ACCOUNT_ORDERING))
     filtered = filterset.qs
@@ -175,7 +187,8 @@ def my_book(request: HttpRequest) -> HttpResponse:
     distinct = Account.objects
     active_filters = [
         k for k in ("q", "lifecycle_stage", "touch_model", "industry", "region", "tag", "arr_min", "arr_max",
-                    "renews_within", "owner", "health_color", "segment", "unowned", "churned") if request.GET.get(k)
+                    "renews_within", "owner", "health_color", "segment", "unowned", "churned", "status")
+        if request.GET.get(k)
     ]  # fmt: skip
     context = {
         "filter": filterset,
@@ -183,6 +196,8 @@ def my_book(request: HttpRequest) -> HttpResponse:
         "accounts": page.object_list,
         "summary": summary,
         "scope": scope,
+        "status": status,
+        "statuses": ACCOUNT_STATUSES,
         "ordering": ordering,
         "active_filters": active_filters,
         "stages": [(s, s.replace("_", " ").title()) for s in request.organization.lifecycle_stages],
@@ -198,13 +213,19 @@ def my_book(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/my_book.html", context)
 
 
+#: Health columns of the My book CSV export (after ``arr``).
+HEALTH_EXPORT_COLUMNS = ("health_color", "health_score", "health_delta_7")
+
+
 def export_accounts(org: Any, queryset: Any, *, with_arr: bool = True) -> StreamingHttpResponse:
     """The accounts of ``queryset`` as an ``accounts`` import file (spec §8 columns), streamed.
 
     Columns: the spec's, then one per custom field found in these rows (the importer reads any extra
-    column as a custom field), then ``arr`` unless ``with_arr`` is false. ARR is computed from
-    contracts, not imported: re-importing a file that has the ``arr`` column would store it as a
-    custom field, so the "for re-import" variant (``columns=import``) leaves it out.
+    column as a custom field), then ``arr`` and the health columns (``health_color`` = the effective
+    colour, empty when unscored; ``health_score``; ``health_delta_7`` = the score's change over 7 days)
+    unless ``with_arr`` is false. ARR and health are computed, not imported: re-importing a file with
+    those columns would store them as custom fields, so the "for re-import" variant
+    (``columns=import``) leaves them out.
     """
     custom: set[str] = set()
     for fields in queryset.values_list("custom_fields", flat=True).order_by().iterator(chunk_size=CHUNK_SIZE):
@@ -212,18 +233,21 @@ def export_accounts(org: Any, queryset: Any, *, with_arr: bool = True) -> Stream
             custom.update(fields)
     spec = COLUMNS["accounts"]
     custom_columns = sorted(custom - {*spec, "arr"})
-    header = [*spec, *custom_columns, *(["arr"] if with_arr else [])]
+    computed = ["arr", *HEALTH_EXPORT_COLUMNS] if with_arr else []
+    header = [*spec, *custom_columns, *computed]
     rows_qs = queryset.select_related(None).values_list(
         "external_id", "name", "domain", "industry", "region", "employees", "owner__email", "parent__external_id",
-        "touch_model", "lifecycle_stage", "customer_since", "custom_fields", "arr",
+        "touch_model", "lifecycle_stage", "customer_since", "custom_fields", "arr", "health__color",
+        "health__score", "health__delta_7",
     )  # fmt: skip
 
     def rows() -> Any:
         for chunk in chunked(rows_qs):
-            for *values, fields, arr in chunk:
+            for *values, fields, arr, color, score, delta in chunk:
                 fields = fields if isinstance(fields, dict) else {}
                 values[10] = values[10].isoformat() if values[10] else None
-                yield [*values, *(fields.get(name) for name in custom_columns), *([arr] if with_arr else [])]
+                extra = [arr, color or "", score, delta] if with_arr else []
+                yield [*values, *(fields.get(name) for name in custom_columns), *extra]
 
     filename = f"{org.slug}-accounts-{timezone.localdate().isoformat()}.csv"
     return csv_response(filename, header, rows, organization=org)
@@ -269,6 +293,10 @@ def _account_context(
     for contract in contracts:
         # Σ of the prefetched lines: the stored Contract.arr is only as fresh as its last writer.
         contract.lines_arr = sum((line.arr for line in contract.lines.all()), Decimal("0"))
+        # The contract that renews this one (services.superseding_q's rule), so an old term reads "renewed".
+        contract.renewed_by = min(
+            (s for s in contracts if is_successor(s, contract)), key=lambda s: (s.start_date, s.pk), default=None
+        )
     plan = SuccessPlan.objects.filter(account=account).prefetch_related("objectives").first()
     from health.views import health_panel_context  # the health app's pages import this module
 

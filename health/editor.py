@@ -17,12 +17,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django import forms
 from django.db import connection
+from django.db.models import Case, CharField, Count, F, Sum, Value, When
 
 __all__ = [
     "FUNCTION_LABELS",
     "SIGNAL_LABELS",
+    "SIGNAL_UNITS",
+    "BandsForm",
     "EditorState",
+    "preview_bands",
     "apply_row_action",
     "attach_errors",
     "definition_from_state",
@@ -32,16 +37,28 @@ __all__ = [
     "state_from_post",
 ]
 
-#: Human labels of the builtin signals (the select of the signal column).
+#: The builtin signals by their full names (the select of the signal column), each saying what it measures.
 SIGNAL_LABELS: dict[str, str] = {
-    "adoption": "Adoption (active users ÷ seats, 30 days)",
-    "usage_trend": "Usage trend (% change of events, 30 vs prior 30 days)",
-    "support": "Support (tickets opened in 90 days)",
-    "nps": "NPS (responses in 180 days)",
-    "engagement": "Engagement (days since touch ÷ cadence)",
-    "relationship": "Relationship (champion / sponsor coverage)",
-    "financial": "Financial (max days overdue)",
-    "csm_pulse": "CSM pulse (latest colour)",
+    "adoption": "Adoption: active users in the last 30 days ÷ licensed seats",
+    "usage_trend": "Usage trend: % change of events, last 30 days vs the 30 before",
+    "support": "Support: tickets opened in the last 90 days (open P1 tickets can cost points)",
+    "nps": "Sentiment: Net Promoter Score of the responses of the last 180 days",
+    "engagement": "Engagement: days since the last customer touch ÷ the touch model's cadence",
+    "relationship": "Relationship: champion and executive sponsor coverage, key contact departures",
+    "financial": "Financial: the most days overdue among unpaid invoices",
+    "csm_pulse": "CSM pulse: the CSM's latest read (green, yellow or red), stale after 30 days",
+}
+#: The unit of each signal's value: what a scoring function's thresholds are written in.
+SIGNAL_UNITS: dict[str, str] = {
+    "adoption": "share of seats (0.25 = 25 % of seats active)",
+    "usage_trend": "% change (−40 = events down 40 %)",
+    "support": "tickets in 90 days",
+    "nps": "NPS points (−100 to +100)",
+    "engagement": "× the cadence (2 = twice as long as the cadence since the last touch)",
+    "relationship": "category: both, one, none, departed",
+    "financial": "days overdue",
+    "csm_pulse": "colour: green, yellow, red",
+    "usage": "the metric's total over 30 days",
 }
 USAGE = "usage"  # the select value standing for "usage metric…" (the metric name goes in its own input)
 
@@ -456,3 +473,74 @@ def known_usage_metrics(organization_id: int) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [organization_id, organization_id])
         return [row[0] for row in cursor.fetchall()]
+
+
+# --- The organization's colour bands (spec §3: red < 50 ≤ yellow < 75 ≤ green, editable) ---------------
+
+
+class BandsForm(forms.Form):
+    """The organization's colour bands: the score where yellow starts and the score where green starts."""
+
+    yellow = forms.DecimalField(
+        label="Yellow from (score)", min_value=0, max_value=100, decimal_places=1, max_digits=4,
+        help_text="Scores below this are red.",
+    )  # fmt: skip
+    green = forms.DecimalField(
+        label="Green from (score)", min_value=0, max_value=100, decimal_places=1, max_digits=4,
+        help_text="Scores from this up are green.",
+    )  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        yellow, green = data.get("yellow"), data.get("green")
+        if yellow is not None and green is not None and not 0 < yellow < green:
+            self.add_error("green", "Green must start above yellow, and yellow above 0.")
+        return data
+
+
+def _color_case(yellow: float, green: float) -> Case:
+    return Case(
+        When(score__lt=yellow, then=Value("red")),
+        When(score__lt=green, then=Value("yellow")),
+        default=Value("green"),
+        output_field=CharField(),
+    )
+
+
+def preview_bands(organization: Any, yellow: float, green: float) -> dict[str, Any]:
+    """What new colour bands would do, without saving, in :func:`health.services.preview_scorecard`'s
+    shape: live accounts' current scores coloured with the current bands (their stored computed colour)
+    and with ``yellow``/``green``; the moves between colours with their accounts and ARR, and the 20
+    largest accounts changing. Two queries (the grouped moves, the examples), whatever the book size."""
+    from .models import HealthScore
+
+    scores = (
+        HealthScore.objects.for_org(organization)
+        .filter(score__isnull=False, account__churned_at__isnull=True)
+        .annotate(new_color=_color_case(yellow, green))
+    )
+    changing = scores.exclude(new_color=F("computed_color"))
+    moves = list(
+        scores.values("computed_color", "new_color")
+        .annotate(accounts=Count("id"), arr=Sum("account__arr"))
+        .order_by("computed_color", "new_color")
+    )
+    changes = [
+        {"from": m["computed_color"] or None, "to": m["new_color"], "accounts": m["accounts"],
+         "arr": str((m["arr"] or Decimal(0)).quantize(Decimal("0.01")))}
+        for m in moves if m["computed_color"] != m["new_color"]
+    ]  # fmt: skip
+    largest = changing.select_related("account").order_by(F("account__arr").desc(nulls_last=True), "account__name")
+    examples = [
+        {"account_id": h.account_id, "name": h.account.name, "from": h.computed_color or None, "to": h.new_color,
+         "score_before": h.score, "score_after": h.score}
+        for h in largest[:20]
+    ]  # fmt: skip
+    return {
+        "accounts_scored": sum(m["accounts"] for m in moves),
+        "accounts_changing": sum(c["accounts"] for c in changes),
+        "arr_changing": str(sum((Decimal(c["arr"]) for c in changes), Decimal("0.00"))),
+        "changes": changes,
+        "examples": examples,
+        "bands": {"yellow": float(yellow), "green": float(green)},
+    }

@@ -21,16 +21,20 @@ scorecard versions (1).
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
+from types import SimpleNamespace
 from typing import Any
 
+from django.db.models import JSONField, OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import Account
 
 from .models import HealthOverride, HealthScore, HealthSnapshot
 
-__all__ = ["HISTORY_DAYS", "explain", "override_data", "override_is_active"]
+__all__ = ["HISTORY_DAYS", "dragging_by_account", "explain", "override_data", "override_is_active"]
 
 HISTORY_DAYS = 90
 CHANGE_WINDOW_DAYS = 7
@@ -251,3 +255,30 @@ def explain(account: Account, *, today: dt.date | None = None) -> dict[str, Any]
         "dragging": _dragging(components),
         "history": [{"date": s.date, "score": _num(_dec(s.score)), "color": s.color or None} for s in snapshots],
     }
+
+
+def dragging_by_account(organization_id: int, account_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """For each account, the component dragging its current score down most (:func:`_dragging` over the
+    newest snapshot's components): ``{account id: {"key", "name", "score", "weight", "lost_points"}}``;
+    accounts without a score or with nothing lost are absent. One query (each score row with its newest
+    snapshot's components, a correlated subquery on the ``(organization, account, date)`` key)."""
+    ids = list(account_ids)
+    if not ids:
+        return {}
+    newest = HealthSnapshot.all_orgs.filter(
+        organization_id=organization_id, account_id=OuterRef("account_id")
+    ).order_by("-date")
+    rows = (
+        HealthScore.all_orgs.filter(organization_id=organization_id, account_id__in=ids, score__isnull=False)
+        .annotate(snapshot_components=Subquery(newest.values("components")[:1], output_field=JSONField()))
+        .values_list("account_id", "score", "snapshot_components")
+    )
+    out: dict[int, dict[str, Any]] = {}
+    for account_id, score, components in rows:
+        if isinstance(components, str):  # some backends hand a subquery's JSON back as text
+            components = json.loads(components)
+        snapshot = SimpleNamespace(components=components or [], score=score)
+        dragging = _dragging(_components(snapshot))  # type: ignore[arg-type]
+        if dragging is not None:
+            out[account_id] = {k: dragging[k] for k in ("key", "name", "score", "weight", "lost_points")}
+    return out

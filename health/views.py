@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -107,12 +107,31 @@ def admin_unflag_key_feature(request: HttpRequest, feature_id: int) -> HttpRespo
 # --- Portfolio (spec §7 screen 3) -------------------------------------------------------------------
 
 
-def _split_parts(split: dict, what: str = "counts") -> list[tuple[str, float, str]]:
+def _split_parts(split: dict, what: str = "counts", currency: str = "USD") -> list[tuple[str, float, str, str]]:
+    """``(colour, value, tooltip, short label)`` per colour of a split, for :func:`health.charts.split_bar`."""
+    from accounts.templatetags.retain_ui import money, money_short
+
     values = split["counts"] if what == "counts" else split["arr_by_color"]
-    return [
-        (c, float(values[c]), f"{values[c]} {c}" if what == "counts" else f"{c}: {values[c]:,.0f}")
-        for c in ("red", "yellow", "green", "unscored")
-    ]
+    parts = []
+    for c in ("red", "yellow", "green", "unscored"):
+        if what == "counts":
+            parts.append((c, float(values[c]), f"{values[c]} {c}", str(values[c])))
+        else:
+            n = split["counts"][c]
+            tip = f"{c}: {money(values[c], currency)} ARR in {n} account{'s' if n != 1 else ''}"
+            parts.append((c, float(values[c]), tip, money_short(values[c], currency)))
+    return parts
+
+
+#: ``?csm_sort=`` of the Portfolio's By CSM table: key → (sort key of a row, biggest first?).
+CSM_SORTS = {
+    "name": (lambda o, cap: (o["owner"] is None, (o["name"] or "").lower()), False),
+    "accounts": (lambda o, cap: o["accounts"], True),
+    "arr": (lambda o, cap: o["arr"], True),
+    "at_risk": (lambda o, cap: o["arr_by_color"]["red"], True),
+    "red": (lambda o, cap: o["counts"]["red"], True),
+    "load": (lambda o, cap: -1.0 if cap is None or cap["load"] is None else cap["load"], True),
+}
 
 
 @org_page()
@@ -124,14 +143,14 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     accounts feeds the tiles, segments, owners, today's trend point and capacity (``health.portfolio``)."""
     from accounts.services import capacity_by_csm
 
-    from .charts import split_bar, trend_area
+    from .charts import band_labels, split_bar, trend_area
     from .portfolio import biggest_movers, color_trend, portfolio_rows
 
     org = request.organization
     rows = portfolio_rows(org)
     for entry in [*rows["by_segment"], *rows["by_owner"]]:
         entry["bar"] = split_bar(_split_parts(entry))
-        entry["arr_bar"] = split_bar(_split_parts(entry, "arr"))
+        entry["arr_bar"] = split_bar(_split_parts(entry, "arr", org.currency))
     overall = rows["overall"]
     scored = overall["accounts"] - overall["unscored"]
     tiles = []
@@ -147,18 +166,41 @@ def portfolio(request: HttpRequest) -> HttpResponse:
             }
         )
     trend = color_trend(org, today_counts=rows["computed_today"])
+    capacity = {c["owner_id"]: c for c in capacity_by_csm(org, rows["capacity_rows"])}
+    csm_sort = request.GET.get("csm_sort", "-at_risk")
+    sort_key = csm_sort.lstrip("-")
+    if sort_key not in CSM_SORTS:
+        csm_sort, sort_key = "-at_risk", "at_risk"
+    key, _ = CSM_SORTS[sort_key]
+    by_owner = sorted(rows["by_owner"], key=lambda o: (o["owner"] is None, (o["name"] or "").lower()))
+    by_owner.sort(key=lambda o: key(o, capacity.get(o["owner"])), reverse=csm_sort.startswith("-"))
+    bands = band_labels(org.health_bands)
     context = {
         "overall": overall,
         "tiles": tiles,
-        "overall_bar": split_bar(_split_parts(overall), width=480, height=16),
-        "overall_arr_bar": split_bar(_split_parts(overall, "arr"), width=480, height=16),
+        "bands": bands,
+        "overall_bar": split_bar(_split_parts(overall), width=480, height=22, numbered=True),
+        "overall_arr_bar": split_bar(_split_parts(overall, "arr", org.currency), width=480, height=22, numbered=True),
         "by_segment": rows["by_segment"],
-        "by_owner": rows["by_owner"],
-        "trend_chart": trend_area(trend),
+        "by_owner": by_owner,
+        "csm_sort": csm_sort,
+        "csm_columns": [
+            ("name", "Owner", False),
+            ("accounts", "Accounts", True),
+            (None, "Split", False),
+            ("red", bands["red"], True),
+            (None, bands["yellow"], True),
+            (None, bands["green"], True),
+            (None, "Unscored", True),
+            ("arr", "ARR", True),
+            ("at_risk", "ARR at risk", True),
+            ("load", "Capacity", False),
+        ],  # fmt: skip
+        "trend_chart": trend_area(trend, bands=org.health_bands),
         # The span the chart covers, not its number of points: days without snapshots leave gaps.
         "trend_days": (trend[-1]["date"] - trend[0]["date"]).days + 1 if trend else 0,
         "movers": biggest_movers(org),
-        "capacity": {c["owner_id"]: c for c in capacity_by_csm(org, rows["capacity_rows"])},
+        "capacity": capacity,
     }
     return render(request, "health/portfolio.html", context)
 
@@ -169,29 +211,51 @@ OVERRIDE_TRAIL_LIMIT = 20
 PULSE_LIMIT = 5
 
 
-def health_panel_context(
-    request: HttpRequest, account, *, override_form: OverrideForm | None = None, pulse_form: PulseForm | None = None
-) -> dict:
-    """What the Account 360 health panel shows: the explanation (2 queries), the 90-day chart, the
-    override trail and recent pulses (1 query each), and the forms for whoever may write the account."""
-    from .charts import score_line
+def health_summary(request: HttpRequest, account) -> dict:
+    """The account's health and why, with each component's evidence in the customer's terms: what the
+    Account 360 panel and the renewal page (beside the forecast form) both show. The explanation (2
+    queries) and one query per signal source the scorecard reads."""
+    from .charts import band_labels
+    from .evidence import evidence
     from .explain import explain
-    from .overrides import can_override
 
-    health = explain(account, today=local_today(request.organization))
+    today = local_today(request.organization)
+    health = explain(account, today=today)
     components = health["components"]
     top = max((c["contribution"] or 0 for c in components), default=0) or 1
     for c in components:
         c["bar"] = int(round(100 * (c["contribution"] or 0) / top)) if c["contribution"] is not None else 0
         c["lost"] = round(c["weight"] * (100 - c["score"]), 1) if c["score"] is not None else None
-    # A churned account has no score to override and no CSM read to give: no forms (the trail stays).
-    churned = account.churned_at is not None or account.lifecycle_stage == "churned"
-    allowed = can_override(request.actor, account) and not churned
+    # The facts behind each component, as of the day the score was computed (its newest snapshot).
+    as_of = health["history"][-1]["date"] if health["history"] else today
+    facts = evidence(account, components, as_of=as_of) if components else {}
+    for c in components:
+        c["evidence"] = facts.get(c["key"])
+    if health["dragging"] is not None:
+        health["dragging"]["evidence"] = facts.get(health["dragging"]["key"])
     names = {c["key"]: c["name"] for c in components}
     return {
         "health": health,
+        "health_bands": band_labels(request.organization.health_bands),
         "missing_names": [names.get(key, key) for key in health["missing"]],
-        "health_chart": score_line(health["history"], request.organization.health_bands),
+    }
+
+
+def health_panel_context(
+    request: HttpRequest, account, *, override_form: OverrideForm | None = None, pulse_form: PulseForm | None = None
+) -> dict:
+    """What the Account 360 health panel shows: :func:`health_summary` (the explanation and its evidence),
+    the 90-day chart with the organization's colour bands, the override trail and recent pulses (1 query
+    each), and the forms for whoever may write the account."""
+    from .charts import score_line
+    from .overrides import can_override
+
+    summary = health_summary(request, account)
+    # A churned account has no score to override and no CSM read to give: no forms (the trail stays).
+    churned = account.churned_at is not None or account.lifecycle_stage == "churned"
+    allowed = can_override(request.actor, account) and not churned
+    return summary | {
+        "health_chart": score_line(summary["health"]["history"], request.organization.health_bands),
         "override_trail": list(
             HealthOverride.objects.filter(account=account).select_related("author", "cleared_by")[:OVERRIDE_TRAIL_LIMIT]
         ),
@@ -388,11 +452,45 @@ def _editor_definition(request: HttpRequest, state, stable: set[str]) -> tuple:
     return state, definition, ([] if row_action else validate_definition(definition)), False, row_action
 
 
+def _bands_preview(org, data: dict) -> dict:
+    from .charts import band_labels
+    from .editor import preview_bands
+
+    preview = preview_bands(org, float(data["yellow"]), float(data["green"]))
+    preview["labels"] = band_labels(preview["bands"])
+    return preview
+
+
+def _save_bands(request: HttpRequest, card, data: dict) -> HttpResponse:
+    """Store the organization's colour bands and recompute every account's colour with them (a recorded
+    job, after commit): the charts' band labels change at once, the colours with the recompute."""
+    from .charts import band_labels
+    from .triggers import schedule_org_recompute
+
+    org = request.organization
+    new = {"yellow": float(data["yellow"]), "green": float(data["green"])}
+    if new != {k: float(v) for k, v in (org.health_bands or {}).items()}:
+        with transaction.atomic():
+            org.health_bands = new
+            org.save(update_fields=["health_bands"])
+            schedule_org_recompute(org.pk, reason="health_bands")
+        labels = band_labels(new)
+        messages.success(
+            request,
+            f"Colour bands saved: {labels['red']}, {labels['yellow']}, {labels['green']}. Every account's colour "
+            "is being recomputed (see Job runs).",
+        )
+    else:
+        messages.success(request, "The colour bands did not change.")
+    return redirect(reverse("admin-scorecard", args=[org.slug, card.pk]) + "#bands")
+
+
 @admin_page
 @require_http_methods(["GET", "POST"])
 def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
     """Edit one scorecard with the structured editor (components, groups, functions; ``health.editor``)
-    or the JSON view. ``action=preview`` scores today's accounts bound to it with the edited definition
+    or the JSON view, and the organization's colour bands (``action=preview-bands`` / ``save-bands``,
+    previewed like a definition). ``action=preview`` scores today's accounts bound to it with the edited definition
     and shows how many accounts and how much ARR would change colour (nothing saved); ``action=save``
     stores the settings and, when the definition changed, a new version with the (required) note;
     ``add-…``/``remove-…`` actions add or remove a row and show the form again. ``?version=N`` loads an
@@ -400,9 +498,12 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
     field is invalid; every problem is shown next to its field."""
     import json
 
+    from .charts import band_labels
     from .editor import (
         FUNCTION_LABELS,
         SIGNAL_LABELS,
+        SIGNAL_UNITS,
+        BandsForm,
         attach_errors,
         effective_weights,
         known_usage_metrics,
@@ -431,7 +532,20 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
     json_view = False
     json_errors: list[str] = []
     status = 200
-    if request.method == "POST":
+    bands = org.health_bands or {}
+    bands_form = BandsForm(initial={"yellow": bands.get("yellow", 50), "green": bands.get("green", 75)})
+    bands_preview = None
+    action = request.POST.get("action", "") if request.method == "POST" else ""
+    if action in ("preview-bands", "save-bands"):
+        # The organization's colour bands: their own small form on this page, previewed like a definition.
+        bands_form = BandsForm(request.POST)
+        if not bands_form.is_valid():
+            status = 400
+        elif action == "preview-bands":
+            bands_preview = _bands_preview(org, bands_form.cleaned_data)
+        else:
+            return _save_bands(request, card, bands_form.cleaned_data)
+    elif request.method == "POST":
         form = ScorecardForm(request.POST, initial=initial, organization=org, is_default=card.is_default)
         state, definition, errors, json_view, row_action = _editor_definition(request, state, stable)
         settings_ok = form.is_valid()
@@ -484,6 +598,10 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
         "shown": shown,
         "state": state,
         "signal_labels": SIGNAL_LABELS,
+        "signal_units": SIGNAL_UNITS,
+        "bands_form": bands_form,
+        "bands_preview": bands_preview,
+        "band_names": band_labels(org.health_bands),
         "function_labels": FUNCTION_LABELS,
         "usage_metrics": known_usage_metrics(org.pk),
         "definition_json": definition_json,
@@ -494,3 +612,55 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
         "admin_tab": "scorecards",
     }
     return render(request, "health/admin_scorecard.html", context, status=status)
+
+
+# --- The rows behind a health signal (Account 360 evidence links) ---------------------------------
+
+ROWS_LIMIT = 200
+
+
+@org_page()
+@require_GET
+def account_rows(request: HttpRequest, account_id: int, kind: str) -> HttpResponse:
+    """One account's tickets, invoices, daily usage metrics or survey responses: the rows a health signal
+    was computed from (each Account 360 evidence line links here). Newest first, at most 200 rows, with
+    the figure the signal reads restated above the table. Every member may read it."""
+    from accounts.views import _get_account
+    from feedback.models import SurveyKind, SurveyResponse
+
+    from .analytics import NPS_WINDOW, SUPPORT_WINDOW, USAGE_LOOKBACK
+    from .evidence import ROW_KINDS
+    from .models import Invoice, Ticket, UsageMetric
+
+    if kind not in ROW_KINDS:
+        raise Http404("No such list.")
+    account = _get_account(account_id)
+    today = local_today(request.organization)
+    context: dict = {"account": account, "kind": kind, "limit": ROWS_LIMIT, "today": today}
+    if kind == "tickets":
+        rows = Ticket.objects.filter(account=account).order_by("-opened_at", "-id")
+        context.update(title="Tickets", window=SUPPORT_WINDOW,
+                       since=timezone.now() - timedelta(days=SUPPORT_WINDOW))  # fmt: skip
+    elif kind == "invoices":
+        rows = Invoice.objects.filter(account=account).order_by("-due_date", "-id")
+        context.update(title="Invoices")
+    elif kind == "usage":
+        metrics = list(
+            UsageMetric.objects.filter(account=account).order_by("metric").values_list("metric", flat=True).distinct()
+        )
+        metric = request.GET.get("metric") or ("active_users" if "active_users" in metrics else "")
+        rows = UsageMetric.objects.filter(account=account, date__gte=today - timedelta(days=USAGE_LOOKBACK - 1))
+        if metric:
+            rows = rows.filter(metric=metric)
+        rows = rows.order_by("-date", "metric")
+        context.update(title="Usage", metrics=metrics, metric=metric, window=USAGE_LOOKBACK)
+    else:
+        rows = SurveyResponse.objects.filter(account=account).select_related("contact").order_by("-responded_at", "-id")
+        survey_kind = request.GET.get("kind", "")
+        if survey_kind in SurveyKind.values:
+            rows = rows.filter(kind=survey_kind)
+        context.update(title="Survey responses", survey_kind=survey_kind, kinds=SurveyKind.choices,
+                       window=NPS_WINDOW)  # fmt: skip
+    rows = list(rows[: ROWS_LIMIT + 1])
+    context.update(rows=rows[:ROWS_LIMIT], more=len(rows) > ROWS_LIMIT)
+    return render(request, "health/account_rows.html", context)

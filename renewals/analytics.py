@@ -277,6 +277,24 @@ def _components(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _totals(a0: np.ndarray, a1: np.ndarray, before: np.ndarray) -> dict[str, int]:
+    """:func:`_components` summed over the units, straight from the arrays (no frame per period)."""
+    in_cohort = a0 > 0
+    kept = in_cohort & (a1 > 0)
+    is_new = ~in_cohort & (a1 > 0)
+    return {
+        "start_arr": int(a0[in_cohort].sum()),
+        "new": int(a1[is_new].sum()),
+        "reactivation": int(a1[is_new & before].sum()),
+        "expansion": int((a1 - a0)[in_cohort & (a1 > a0)].sum()),
+        "contraction": int((a0 - a1)[kept & (a1 < a0)].sum()),
+        "churn": int(a0[in_cohort & (a1 == 0)].sum()),
+        "end_arr": int(a1.sum()),
+        "accounts_start": int(in_cohort.sum()),
+        "accounts_retained": int(kept.sum()),
+    }
+
+
 def _finish(totals: dict[str, Any]) -> dict[str, Any]:
     """Cents and counts → the public figures: ``Decimal`` money, ratios, counts."""
     start, churn, contraction, expansion = (int(totals[k]) for k in ("start_arr", "churn", "contraction", "expansion"))
@@ -516,30 +534,48 @@ def _days(days: Iterable[date]) -> pd.DatetimeIndex:
     return pd.to_datetime((ordinals - date(1970, 1, 1).toordinal()).astype("datetime64[D]"))
 
 
-def _arr_on(contracts: pd.DataFrame, day: date) -> pd.Series:
-    """ARR in cents per unit on ``day`` from the contract frame (vectorised)."""
+def _arr_on(contracts: pd.DataFrame, day: date, memo: dict[date, pd.Series] | None = None) -> pd.Series:
+    """ARR in cents per unit on ``day`` from the contract frame (vectorised).
+
+    ``memo`` (a dict owned by the caller, for one contract frame) keeps each day's result: the cohort
+    table and the monthly bridge ask for the same calendar days many times (every cohort reads the
+    same quarter ends), and each answer is a scan of every contract."""
+    if memo is not None and day in memo:
+        return memo[day]
     stamp = pd.Timestamp(day)
     live = contracts[(contracts["start"] <= stamp) & (contracts["end"] >= stamp)]
-    return live.groupby("unit")["arr"].sum()
+    result = live.groupby("unit")["arr"].sum()
+    if memo is not None:
+        memo[day] = result
+    return result
+
+
+def _fill_arr_memo(contracts: pd.DataFrame, days: Iterable[date], memo: dict[date, pd.Series]) -> None:
+    """:func:`_arr_on` for many days in one pass (a contracts × days matrix, one groupby), into ``memo``.
+    Each day's answer is exactly :func:`_arr_on`'s: the units with a live contract that day, their ARR."""
+    todo = sorted({day for day in days if day not in memo})
+    if not todo:
+        return
+    if contracts.empty:
+        memo.update({day: _arr_on(contracts, day) for day in todo})
+        return
+    stamps = pd.to_datetime(todo).to_numpy()
+    starts = contracts["start"].to_numpy()[:, None]
+    ends = contracts["end"].to_numpy()[:, None]
+    live = (starts <= stamps[None, :]) & (ends >= stamps[None, :])
+    units = contracts["unit"].to_numpy()
+    sums = pd.DataFrame(live * contracts["arr"].to_numpy()[:, None], columns=range(len(todo))).groupby(units).sum()
+    present = pd.DataFrame(live, columns=range(len(todo))).groupby(units).any()
+    for i, day in enumerate(todo):
+        column = sums[i][present[i]].astype(np.int64)
+        column.index.name = "unit"
+        column.name = "arr"
+        memo[day] = column
 
 
 def _first_arr_day(contracts: pd.DataFrame) -> pd.Series:
     """Per unit, the first day on which it had ARR > 0 (the earliest start of a contract with ARR)."""
     return contracts[contracts["arr"] > 0].groupby("unit")["start"].min()
-
-
-def _period_components(contracts: pd.DataFrame, first_day: pd.Series, t0: date, t1: date) -> dict[str, int]:
-    a0 = _arr_on(contracts, t0)
-    a1 = _arr_on(contracts, t1)
-    units = a0.index.union(a1.index)
-    frame = pd.DataFrame(
-        {
-            "a0": a0.reindex(units, fill_value=0).astype(np.int64),
-            "a1": a1.reindex(units, fill_value=0).astype(np.int64),
-        }
-    )
-    frame["before"] = (first_day.reindex(units) < pd.Timestamp(t0)).fillna(False).astype(bool).to_numpy()
-    return _components(frame).sum().to_dict() if len(frame) else _empty_totals()
 
 
 def _month_start(day: date) -> date:
@@ -572,13 +608,23 @@ def arr_bridge(org: Organization | int, start: date, end: date, *, level: str = 
         cursor = _add_months(cursor, 1)
     points.append(end)
     months = []
+    # A month's end is the next month's start: ARR on every boundary in one pass, as a units × days matrix
+    # (0 where a unit holds nothing; such a unit adds nothing to any figure, so every unit can take part).
+    memo: dict[date, pd.Series] = {}
+    _fill_arr_memo(contracts, points, memo)
+    matrix = pd.DataFrame({day: memo[day] for day in points}).fillna(0).astype(np.int64)
+    held = {day: matrix[day].to_numpy() for day in points}
+    first_days = first_day.reindex(matrix.index).to_numpy()
+
+    def totals(t0: date, t1: date) -> dict[str, Any]:
+        before = pd.notna(first_days) & (first_days < np.datetime64(t0))
+        return _finish(_totals(held[t0], held[t1], before))
+
     for t0, t1 in zip(points, points[1:], strict=False):
-        figures = _finish(_period_components(contracts, first_day, t0, t1))
-        months.append({"month": f"{t0:%Y-%m}", "start": t0, "end": t1, **figures})
+        months.append({"month": f"{t0:%Y-%m}", "start": t0, "end": t1, **totals(t0, t1)})
     if len(points) == 1:  # start == end: one empty month
-        months.append({"month": f"{start:%Y-%m}", "start": start, "end": end,
-                       **_finish(_period_components(contracts, first_day, start, end))})  # fmt: skip
-    total = _finish(_period_components(contracts, first_day, start, end))
+        months.append({"month": f"{start:%Y-%m}", "start": start, "end": end, **totals(start, end)})
+    total = totals(start, end)
     return {"start": start, "end": end, "level": level, "months": months, "total": total}
 
 
@@ -619,32 +665,40 @@ def cohort_table(
         since[missing] = first.reindex(since.index[missing]).to_numpy()
     since = since.dropna()
     cohorts = []
-    for key, members in since.groupby(since.map(_quarter_key)):
+    groups = list(since.groupby(since.map(_quarter_key)))
+
+    def period_ends(members: pd.Series) -> list[date]:
         first_day = members.iloc[0]
         quarter_first = date(first_day.year, 3 * ((first_day.month - 1) // 3) + 1, 1)
-        quarter_ends = [
-            _add_months(quarter_first, 3 + COHORT_STEPS[step] * k) - timedelta(days=1) for k in range(periods + 1)
-        ]
-        base_end = quarter_ends[0]
-        if base_end > today:
+        return [_add_months(quarter_first, 3 + COHORT_STEPS[step] * k) - timedelta(days=1) for k in range(periods + 1)]
+
+    # Every cohort reads the same calendar period ends: ARR on each of them, computed once, in one pass,
+    # as a units × days matrix (0 where a unit has no ARR that day).
+    memo: dict[date, pd.Series] = {}
+    days = sorted({day for _, members in groups for day in period_ends(members) if day <= today})
+    _fill_arr_memo(contracts, days, memo)
+    matrix = pd.DataFrame({day: memo[day] for day in days}).fillna(0).astype(np.int64) if days else pd.DataFrame()
+    column = {day: i for i, day in enumerate(days)}
+    for key, members in groups:
+        quarter_ends = [day for day in period_ends(members) if day <= today]
+        if not quarter_ends:
             continue
-        base = _arr_on(contracts, base_end).reindex(members.index, fill_value=0)
-        base = base[base > 0]
-        if base.empty:
+        held = matrix.reindex(members.index, fill_value=0).to_numpy()[:, [column[d] for d in quarter_ends]]
+        held = held[held[:, 0] > 0]  # the base: members with ARR on the cohort quarter's last day
+        if not len(held):
             continue
-        row = {"cohort": key, "accounts": len(base), "start_arr": money(base.sum()), "periods": []}
+        base_arr = int(held[:, 0].sum())
+        row = {"cohort": key, "accounts": len(held), "start_arr": money(base_arr), "periods": []}
         for k, quarter_end in enumerate(quarter_ends):
-            if quarter_end > today:
-                break
-            now = _arr_on(contracts, quarter_end).reindex(base.index, fill_value=0)
+            arr, kept = int(held[:, k].sum()), int((held[:, k] > 0).sum())
             row["periods"].append(
                 {
                     "period": k,
                     "date": quarter_end,
-                    "arr": money(now.sum()),
-                    "arr_pct": ratio(now.sum(), base.sum()),
-                    "accounts": int((now > 0).sum()),
-                    "logo_pct": ratio((now > 0).sum(), len(base)),
+                    "arr": money(arr),
+                    "arr_pct": ratio(arr, base_arr),
+                    "accounts": kept,
+                    "logo_pct": ratio(kept, len(held)),
                 }
             )
         cohorts.append(row)
@@ -760,21 +814,26 @@ def churn_reasons(org: Organization | int, start: date, end: date, *, by: str = 
     ]
 
     def by_reason(part: pd.DataFrame) -> list[dict[str, Any]]:
-        out = []
-        sums = part.groupby("reason_key").agg(count=("id", "size"), lost=("lost", "sum"),
-                                              churned=("outcome", lambda s: int((s == "churned").sum())))  # fmt: skip
+        # Plain Python over the losses (a few per reason): a grouped aggregate with a Python lambda cost more.
+        sums: dict[int, list[int]] = {}
+        for key, lost, outcome in zip(part["reason_key"], part["lost"], part["outcome"], strict=True):
+            entry = sums.setdefault(int(key), [0, 0, 0])  # count, lost cents, churned
+            entry[0] += 1
+            entry[1] += int(lost)
+            entry[2] += outcome == RenewalOutcome.CHURNED
         order = {pk: i for i, pk in enumerate(reasons)}
-        for key, row in sorted(sums.iterrows(), key=lambda kv: order.get(kv[0], len(order))):
+        out = []
+        for key, (count, lost, churned) in sorted(sums.items(), key=lambda kv: order.get(kv[0], len(order))):
             reason = reasons.get(key)
             out.append(
                 {
                     "reason": reason.code if reason else None,
                     "label": reason.label if reason else "Unspecified",
                     "avoidable": reason.avoidable if reason else None,
-                    "count": int(row["count"]),
-                    "churned": int(row["churned"]),
-                    "contracted": int(row["count"] - row["churned"]),
-                    "lost_arr": money(row["lost"]),
+                    "count": count,
+                    "churned": churned,
+                    "contracted": count - churned,
+                    "lost_arr": money(lost),
                 }
             )
         return out
@@ -831,14 +890,19 @@ def fiscal_quarter(org: Organization, day: date) -> tuple[date, date, str]:
     return first, last, f"FY{fiscal_year}-Q{quarter_index + 1}"
 
 
-def _quarter_forecast(org: Organization, first: date, last: date, label: str) -> dict[str, Any]:
-    frame = _renewal_frame(org, first, last)
+def _quarter_forecast(
+    frame: pd.DataFrame, target: RenewalTarget | None, first: date, last: date, label: str
+) -> dict[str, Any]:
+    """One quarter of :func:`forecast` from the renewals due in it (``frame``) and its target."""
     closed, open_ = frame[frame["closed"]], frame[~frame["closed"]]
     due = int(frame["current"].sum())
     kept_closed = int(np.minimum(closed["new"], closed["current"]).sum()) if len(closed) else 0
     prob = open_["probability"].to_numpy(dtype=np.int64)
-    # Weighted in cents, rounded half-up once per renewal: forecast × probability / 100.
-    weighted_open = ((open_["forecast"].to_numpy() * prob * 2 + 100) // 200).sum() if len(open_) else 0
+    # Weighted in cents, rounded half-up once per renewal: forecast × probability / 100. Every figure of
+    # the forecast (each category's expected ARR, the expected total) sums these same per-renewal cents,
+    # so the categories add up to the expected ARR exactly.
+    weighted = (open_["forecast"].to_numpy(dtype=np.int64) * prob * 2 + 100) // 200 if len(open_) else np.zeros(0)
+    weighted_open = int(weighted.sum())
     gross_open = (
         ((np.minimum(open_["forecast"].to_numpy(), open_["current"].to_numpy()) * prob * 2 + 100) // 200).sum()
         if len(open_)
@@ -846,17 +910,18 @@ def _quarter_forecast(org: Organization, first: date, last: date, label: str) ->
     )
     categories = []
     for category in ForecastCategory.values:
-        part = open_[open_["category"] == category]
+        mask = (open_["category"] == category).to_numpy()
+        part = open_[mask]
         categories.append(
             {
                 "category": category,
                 "count": len(part),
                 "arr_due": money(part["current"].sum()),
                 "forecast_arr": money(part["forecast"].sum()),
+                "expected_arr": money(int(weighted[mask].sum()) if len(open_) else 0),
             }
         )
-    target = RenewalTarget.objects.for_org(org).filter(quarter_start=first).first()
-    expected = int(closed["new"].sum()) + int(weighted_open)
+    expected = int(closed["new"].sum()) + weighted_open
     return {
         "quarter": label,
         "start": first,
@@ -882,9 +947,10 @@ def forecast(org: Organization | int, *, today: date | None = None) -> dict[str,
     """Renewal forecast for the current and the next fiscal quarter (``fiscal_year_start_month``).
 
     Per quarter, over the renewals due in it: ARR due; open vs closed; for open renewals the forecast
-    per category (commit / likely / at_risk / churn / upside) and the weighted ARR = Σ forecast ARR ×
-    probability; ``expected_arr`` = closed new ARR + weighted open ARR; ``expected_nrr`` =
-    expected / ARR due; ``expected_grr`` = (Σ closed min(new, prior) + Σ open min(forecast, prior) ×
+    per category (commit / likely / at_risk / churn / upside) with its ``expected_arr`` = Σ forecast ARR ×
+    probability of the category's renewals, and the weighted ARR (the same over every open renewal);
+    ``expected_arr`` = closed new ARR + weighted open ARR (= closed + Σ the categories' expected ARR);
+    ``expected_nrr`` = expected / ARR due; ``expected_grr`` = (Σ closed min(new, prior) + Σ open min(forecast, prior) ×
     probability) / ARR due; the quarter's :class:`RenewalTarget` and the gap to it."""
     from django.utils import timezone
 
@@ -892,11 +958,18 @@ def forecast(org: Organization | int, *, today: date | None = None) -> dict[str,
     today = today or timezone.localdate()
     first, last, label = fiscal_quarter(organization, today)
     next_first, next_last, next_label = fiscal_quarter(organization, last + timedelta(days=1))
+    # Two queries for both quarters: their renewals, their targets.
+    frame = _renewal_frame(organization, first, next_last)
+    due = frame["due_date"].to_numpy()
+    targets = {
+        t.quarter_start: t
+        for t in RenewalTarget.objects.for_org(organization).filter(quarter_start__in=[first, next_first])
+    }
     return {
         "today": today,
         "quarters": [
-            _quarter_forecast(organization, first, last, label),
-            _quarter_forecast(organization, next_first, next_last, next_label),
+            _quarter_forecast(frame[(due >= a) & (due <= b)], targets.get(a), a, b, name)
+            for a, b, name in ((first, last, label), (next_first, next_last, next_label))
         ],
     }
 
@@ -912,39 +985,47 @@ CALL_HITS: dict[str, set[str]] = {
 }
 
 
-def _accuracy(frame: pd.DataFrame, call: str, call_arr: str) -> dict[str, Any]:
-    called = frame[(frame[call].fillna("") != "") & frame[call_arr].notna()]
-    if called.empty:
+def _accuracy(rows: list[tuple[str, int, str, int]]) -> dict[str, Any]:
+    """``rows`` = (call, called ARR in cents, outcome, new ARR in cents) of closed renewals carrying a call.
+    Plain Python: a quarter holds few of them, and per-row pandas work cost more than it saved."""
+    if not rows:
         return {"renewals": 0, "called_arr": money(0), "actual_arr": money(0), "error_arr": money(0),
                 "error_pct": None, "hit_rate": None, "by_category": []}  # fmt: skip
-    hits = np.array([outcome in CALL_HITS.get(c, set()) for c, outcome in zip(called[call], called["outcome"],
-                                                                            strict=False)])  # fmt: skip
-    called_arr = int(called[call_arr].astype("int64").sum())
-    actual = int(called["new"].sum())
+    called_arr = sum(r[1] for r in rows)
+    actual = sum(r[3] for r in rows)
+    hits = sum(1 for call, _, outcome, _ in rows if outcome in CALL_HITS.get(call, set()))
     categories = []
     for category in ForecastCategory.values:
-        mask = (called[call] == category).to_numpy()
-        if not mask.any():
+        part = [r for r in rows if r[0] == category]
+        if not part:
             continue
-        part = called[mask]
         categories.append(
             {
                 "category": category,
-                "count": int(mask.sum()),
-                "hits": int(hits[mask].sum()),
-                "called_arr": money(part[call_arr].astype("int64").sum()),
-                "actual_arr": money(part["new"].sum()),
+                "count": len(part),
+                "hits": sum(1 for _, _, outcome, _ in part if outcome in CALL_HITS[category]),
+                "called_arr": money(sum(r[1] for r in part)),
+                "actual_arr": money(sum(r[3] for r in part)),
             }
         )
     return {
-        "renewals": len(called),
+        "renewals": len(rows),
         "called_arr": money(called_arr),
         "actual_arr": money(actual),
         "error_arr": money(called_arr - actual),
         "error_pct": ratio(called_arr - actual, actual),
-        "hit_rate": ratio(int(hits.sum()), len(called)),
+        "hit_rate": ratio(hits, len(rows)),
         "by_category": categories,
     }
+
+
+def _calls(frame: pd.DataFrame, call: str, call_arr: str) -> list[tuple[str, int, str, int]]:
+    """The closed renewals of ``frame`` that carry ``call`` with its ARR, as :func:`_accuracy` rows."""
+    out = []
+    for value, amount, outcome, new in zip(frame[call], frame[call_arr], frame["outcome"], frame["new"], strict=True):
+        if value and amount is not None and not (isinstance(amount, float) and np.isnan(amount)):
+            out.append((value, int(amount), outcome, int(new)))
+    return out
 
 
 def forecast_accuracy(org: Organization | int, *, quarters: int = 4, today: date | None = None) -> dict[str, Any]:
@@ -957,21 +1038,27 @@ def forecast_accuracy(org: Organization | int, *, quarters: int = 4, today: date
     organization = _organization(org)
     today = today or timezone.localdate()
     current_first, _, _ = fiscal_quarter(organization, today)
-    rows = []
+    spans = []
     cursor_last = current_first - timedelta(days=1)
     for _ in range(quarters):
         first, last, label = fiscal_quarter(organization, cursor_last)
-        frame = _renewal_frame(organization, first, last)
-        frame = frame[frame["closed"]]
+        spans.append((first, last, label))
+        cursor_last = first - timedelta(days=1)
+    spans.reverse()
+    # One read of every renewal due over the whole span, split per quarter here.
+    frame = _renewal_frame(organization, spans[0][0], spans[-1][1])
+    frame = frame[frame["closed"]]
+    due = frame["due_date"].to_numpy()
+    rows = []
+    for first, last, label in spans:
+        part = frame[(due >= first) & (due <= last)]
         rows.append(
             {
                 "quarter": label,
                 "start": first,
                 "end": last,
-                "csm_call": _accuracy(frame, "csm_call", "csm_call_arr"),
-                "final_call": _accuracy(frame, "final_call", "final_call_arr"),
+                "csm_call": _accuracy(_calls(part, "csm_call", "csm_call_arr")),
+                "final_call": _accuracy(_calls(part, "final_call", "final_call_arr")),
             }
         )
-        cursor_last = first - timedelta(days=1)
-    rows.reverse()
     return {"today": today, "quarters": rows}

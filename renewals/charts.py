@@ -2,17 +2,28 @@
 
 Each helper returns markup ready for a template. Every chart is an ``<svg role="img">`` with a
 ``<title>`` and a ``<desc>`` (screen readers announce them), every bar or step carries its own
-``<title>`` (hover tooltip, and read out by assistive tech) and the figures are also printed as text,
-so the chart stands without colour and the page's tables carry the same numbers.
+``<title>`` (hover tooltip with its figure and, where the caller gives them, its count) and the
+figures are also printed as text, so the chart stands without colour and the page's tables carry the
+same numbers. The value axis is titled with its unit (``y_label``, e.g. "ARR due (USD)") and ticked
+at round values.
+
+Every drawn figure also carries its exact value as a data attribute (``data-series``,
+``data-value``, ``data-total``): tests read the chart back and compare it with the table beside it,
+so a chart can never silently draw something else than the table says.
+
+No ``style=`` attribute anywhere (the pages run under a Content-Security-Policy without
+``unsafe-inline``): colours are SVG presentation attributes, the heat map uses classes.
 
 Geometry is computed here in Python, once per request, from already-aggregated figures: the cost does
-not depend on the number of accounts or renewals behind them.
+not depend on the number of accounts or renewals behind them. Charts are drawn at a fixed size in
+user units and the page lets them scroll sideways rather than shrink below it (``.chart-scroll``), so
+their text never renders below 11 px, on a phone included.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,20 +31,21 @@ from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 
-__all__ = ["HEAT_BOUNDS", "Series", "diverging_bars", "heat_class", "hbar_chart", "stacked_bars", "waterfall"]
+__all__ = ["HEAT_STEPS", "Series", "diverging_bars", "heat_class", "hbar_chart", "stacked_bars", "waterfall"]
 
 _ids = itertools.count(1)
 Number = Decimal | int | float
 Formatter = Callable[[Number], str]
 
 FONT = 'font-family="system-ui, sans-serif"'
-MUTED = "#667085"
+MUTED = "#5d6675"  # 5.9:1 on white: axis text stays readable
 GRID = "#e3e6eb"
+INK = "#1b2330"
 
 
 @dataclass(frozen=True)
 class Series:
-    """One stacked series: key in the data, label in legends and tooltips, fill colour, CSS class."""
+    """One stacked series: key in the data, label in legends and tooltips, fill colour."""
 
     key: str
     label: str
@@ -48,16 +60,21 @@ def _t(text: object) -> str:
     return escape(str(text), quote=True)
 
 
+def _v(value: Number | None) -> str:
+    """The exact figure for a ``data-value`` attribute (a Decimal keeps its cents)."""
+    return _t(value if value is not None else "")
+
+
 def _text(x: float, y: float, text: str, *, anchor: str = "middle", fill: str = "#344054", bold: bool = False) -> str:
     weight = ' font-weight="600"' if bold else ""
     return f'<text x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}" fill="{fill}"{weight}>{_t(text)}</text>'
 
 
-def _rect(x: float, y: float, w: float, h: float, fill: str, tip: str, rx: int = 0) -> str:
+def _rect(x: float, y: float, w: float, h: float, fill: str, tip: str, rx: int = 0, data: str = "") -> str:
     corner = f' rx="{rx}"' if rx else ""
     return (
-        f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(max(w, 0.5))}" height="{_f(max(h, 0.5))}"{corner} fill="{fill}">'
-        f"<title>{_t(tip)}</title></rect>"
+        f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(max(w, 0.5))}" height="{_f(max(h, 0.5))}"{corner} fill="{fill}"'
+        f"{data}><title>{_t(tip)}</title></rect>"
     )
 
 
@@ -65,32 +82,35 @@ def _open(width: int, height: int, title: str, desc: str, css_class: str) -> tup
     uid = next(_ids)
     head = (
         f'<svg class="chart {css_class}" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'preserveAspectRatio="xMinYMin meet" aria-labelledby="chart-{uid}-t" aria-describedby="chart-{uid}-d" {FONT} '
-        f'font-size="11"><title id="chart-{uid}-t">{_t(title)}</title><desc id="chart-{uid}-d">{_t(desc)}</desc>'
+        f'data-width="{width}" preserveAspectRatio="xMinYMin meet" aria-labelledby="chart-{uid}-t" '
+        f'aria-describedby="chart-{uid}-d" {FONT} font-size="11"><title id="chart-{uid}-t">{_t(title)}</title>'
+        f'<desc id="chart-{uid}-d">{_t(desc)}</desc>'
     )
     return head, "</svg>"
 
 
-def _nice_max(value: float) -> float:
-    """A round axis maximum ≥ ``value`` (1, 2, 2.5, 5 × 10ⁿ)."""
-    if value <= 0:
+def _nice_step(span: float, ticks: int) -> float:
+    """A round tick step (1, 2, 2.5, 5 × 10ⁿ) so that about ``ticks`` steps cover ``span``."""
+    if span <= 0:
         return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1)
+    raw = span / max(ticks, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
     for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
+        if raw <= step * magnitude:
             return step * magnitude
     return 10.0 * magnitude
 
 
-def _nice_floor(value: float) -> float:
-    """The largest round value ≤ ``value`` (1, 2, 2.5, 5 × 10ⁿ); 0 for nothing."""
+def _nice_max(value: float, ticks: int = 4) -> tuple[float, float]:
+    """A round axis maximum ≥ ``value`` and its tick step: the largest round step (1, 2, 2.5, 5 × 10ⁿ)
+    that still gives at least ``ticks`` intervals, so an axis reads at 4–8 gridlines."""
     if value <= 0:
-        return 0.0
-    magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 1
-    for step in (10, 5, 2.5, 2, 1):
-        if step * magnitude <= value:
-            return step * magnitude
-    return 0.0
+        return float(ticks), 1.0
+    magnitude = 10 ** math.floor(math.log10(value))
+    for step in sorted((m * magnitude / 10**k for k in (0, 1) for m in (5, 2.5, 2, 1)), reverse=True):
+        if math.ceil(value / step - 1e-9) >= ticks:
+            return round(step * math.ceil(value / step - 1e-9), 10), float(step)
+    return float(ticks), 1.0
 
 
 def _legend(series: Sequence[Series], x: float, y: float) -> str:
@@ -102,6 +122,21 @@ def _legend(series: Sequence[Series], x: float, y: float) -> str:
         )
         x += 24 + 6.2 * len(s.label)
     return "".join(parts)
+
+
+def _y_axis(top_value: float, step: float, *, left: float, right: float, top: float, plot_h: float,
+            fmt: Formatter, label: str) -> list[str]:  # fmt: skip
+    """Gridlines at every tick, tick labels in the axis's unit, and the axis title above the ticks."""
+    out = []
+    ticks = int(round(top_value / step))
+    for i in range(ticks + 1):
+        v = step * i
+        y = top + plot_h - plot_h * v / top_value
+        out.append(f'<line x1="{_f(left)}" x2="{_f(right)}" y1="{_f(y)}" y2="{_f(y)}" stroke="{GRID}"/>')
+        out.append(f'<text x="{_f(left - 6)}" y="{_f(y + 4)}" text-anchor="end" fill="{MUTED}">{_t(fmt(v))}</text>')
+    if label:
+        out.append(f'<text class="axis-title" x="4" y="{_f(top - 12)}" fill="{MUTED}">{_t(label)}</text>')
+    return out
 
 
 # How far above a bar's top a target line still collides with the bar's total label (text ~11px high).
@@ -119,43 +154,47 @@ def stacked_bars(
     counts: dict[tuple[str, str], int] | None = None,
     markers: dict[str, Number] | None = None,
     marker_label: str = "Target",
+    y_label: str = "",
+    x_label: str = "",
+    noun: str = "renewal",
 ) -> SafeString:
     """Vertical stacked bars: one bar per category (``(key, label)``), one segment per series.
 
     ``values[(category, series)]`` is the segment's height; ``counts`` adds "(n renewals)" to the
-    tooltips; ``markers[category]`` draws a dashed reference line across the bar (a target).
+    tooltips (``noun`` names what is counted); ``markers[category]`` draws a dashed reference line
+    across the bar (a target), labelled with its figure. The total of each bar is printed above it.
     """
-    width, height = 640, 260
-    left, right, top, bottom = 64, 12, 34, 36  # top: room for the legend, then a total above the highest bar
+    width, height = 640, 280
+    left, right, top, bottom = 70, 12, 52, 44  # top: legend, axis title, then a total above the highest bar
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = {c: sum((float(values.get((c, s.key), 0) or 0) for s in series), 0.0) for c, _ in categories}
     peak = max([*totals.values(), *(float(v or 0) for v in (markers or {}).values()), 0.0])
-    top_value = _nice_max(peak)
+    top_value, step = _nice_max(peak)
     head, tail = _open(width, height, title, desc, "chart-stacked")
-    out = [head, _legend(series, left, 12)]
-    for i in range(5):  # grid and axis labels
-        v = top_value * i / 4
-        y = top + plot_h - plot_h * i / 4
-        out.append(f'<line x1="{left}" x2="{width - right}" y1="{_f(y)}" y2="{_f(y)}" stroke="{GRID}"/>')
-        out.append(f'<text x="{left - 6}" y="{_f(y + 4)}" text-anchor="end" fill="{MUTED}">{_t(fmt(v))}</text>')
+    out = [head, _legend(series, left, 14)]
+    out += _y_axis(top_value, step, left=left, right=width - right, top=top, plot_h=plot_h, fmt=fmt, label=y_label)
+    if x_label:
+        out.append(_text(left + plot_w / 2, height - 6, x_label, fill=MUTED))
     n = max(len(categories), 1)
     slot = plot_w / n
     bar_w = min(slot * 0.62, 72)
     for i, (cat, label) in enumerate(categories):
         x = left + slot * i + (slot - bar_w) / 2
         y = top + plot_h
-        out.append(f'<g class="bar" data-category="{_t(cat)}">')
+        total_value = sum((Decimal(str(values.get((cat, s.key), 0) or 0)) for s in series), Decimal(0))
+        out.append(f'<g class="bar" data-category="{_t(cat)}" data-total="{_v(total_value)}">')
         for s in series:
-            v = float(values.get((cat, s.key), 0) or 0)
+            raw = values.get((cat, s.key), 0) or 0
+            v = float(raw)
             if v <= 0:
                 continue
             h = plot_h * v / top_value
             y -= h
             count = (counts or {}).get((cat, s.key))
-            tip = f"{label} · {s.label}: {fmt(v)}" + (f" ({count} renewal{'s' if count != 1 else ''})" if count else "")
+            tip = f"{label} · {s.label}: {fmt(v)}" + (f" ({count} {noun}{'s' if count != 1 else ''})" if count else "")
             out.append(
-                f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(bar_w)}" height="{_f(max(h, 0.5))}" fill="{s.color}">'
-                f"<title>{_t(tip)}</title></rect>"
+                f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(bar_w)}" height="{_f(max(h, 0.5))}" fill="{s.color}" '
+                f'data-series="{_t(s.key)}" data-value="{_v(raw)}"><title>{_t(tip)}</title></rect>'
             )
         marker = (markers or {}).get(cat)
         my = top + plot_h - plot_h * float(marker) / top_value if marker is not None else None
@@ -166,27 +205,29 @@ def stacked_bars(
                 label_y = my - 5  # a target just above the bar: the total sits above its line, not across it
             out.append(
                 f'<text class="bar-total" x="{_f(x + bar_w / 2)}" y="{_f(label_y)}" text-anchor="middle" '
-                f'fill="#1b2330" font-weight="600">{_t(fmt(total))}</text>'
+                f'fill="{INK}" font-weight="600">{_t(fmt(total))}</text>'
             )
         out.append(_text(x + bar_w / 2, height - bottom + 16, label))
         out.append("</g>")
         if my is not None:
             out.append(
                 f'<g class="marker"><line x1="{_f(x - 8)}" x2="{_f(x + bar_w + 8)}" y1="{_f(my)}" y2="{_f(my)}" '
-                f'stroke="#1b2330" stroke-width="2" stroke-dasharray="5 3">'
-                f"<title>{_t(f'{label} · {marker_label}: {fmt(marker)}')}</title></line>"
-                + _text(x + bar_w + 10, my + 4, f"{marker_label} {fmt(marker)}", anchor="start", fill="#1b2330")
+                f'stroke="{INK}" stroke-width="2" stroke-dasharray="5 3" data-category="{_t(cat)}" '
+                f'data-value="{_v(marker)}"><title>{_t(f"{label} · {marker_label}: {fmt(marker)}")}</title></line>'
+                + _text(x + bar_w + 10, my + 4, f"{marker_label} {fmt(marker)}", anchor="start", fill=INK)
                 + "</g>"
             )
     out.append(tail)
     return mark_safe("".join(out))  # noqa: S308 — every interpolated text went through escape()
 
 
-def waterfall(steps: Sequence[tuple[str, Number, str]], *, title: str, desc: str, fmt: Formatter) -> SafeString:
+def waterfall(
+    steps: Sequence[tuple[str, Number, str]], *, title: str, desc: str, fmt: Formatter, y_label: str = ""
+) -> SafeString:
     """A bridge: ``steps`` = ``(label, value, kind)`` with kind ``total`` (a bar from zero), ``up`` (adds)
     or ``down`` (subtracts ``value``, given positive). Floating bars join the totals."""
-    width, height = 640, 250
-    left, right, top, bottom = 64, 12, 18, 34
+    width, height = 640, 270
+    left, right, top, bottom = 70, 12, 36, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     level, peak = 0.0, 0.0
     spans = []
@@ -198,29 +239,26 @@ def waterfall(steps: Sequence[tuple[str, Number, str]], *, title: str, desc: str
             lo, hi, level = level, level + v, level + v
         else:
             lo, hi, level = level - v, level, level - v
-        spans.append((label, v, kind, lo, hi))
+        spans.append((label, value, v, kind, lo, hi))
         peak = max(peak, hi)
-    top_value = _nice_max(peak)
+    top_value, step = _nice_max(peak)
     head, tail = _open(width, height, title, desc, "chart-waterfall")
     out = [head]
-    for i in range(5):
-        v = top_value * i / 4
-        y = top + plot_h - plot_h * i / 4
-        out.append(f'<line x1="{left}" x2="{width - right}" y1="{_f(y)}" y2="{_f(y)}" stroke="{GRID}"/>')
-        out.append(f'<text x="{left - 6}" y="{_f(y + 4)}" text-anchor="end" fill="{MUTED}">{_t(fmt(v))}</text>')
+    out += _y_axis(top_value, step, left=left, right=width - right, top=top, plot_h=plot_h, fmt=fmt, label=y_label)
     colors = {"total": "#4f46e5", "up": "#15803d", "down": "#b42318"}
     slot = plot_w / max(len(spans), 1)
     bar_w = min(slot * 0.6, 70)
     prev_edge = None
-    for i, (label, v, kind, lo, hi) in enumerate(spans):
+    for i, (label, raw, v, kind, lo, hi) in enumerate(spans):
         x = left + slot * i + (slot - bar_w) / 2
         y_hi = top + plot_h - plot_h * hi / top_value
         y_lo = top + plot_h - plot_h * lo / top_value
         sign = {"up": "+", "down": "−"}.get(kind, "")
+        data = f' data-series="{_t(label)}" data-value="{_v(raw)}"'
         out.append(
             f'<g class="step step-{kind}">'
-            + _rect(x, y_hi, bar_w, y_lo - y_hi, colors[kind], f"{label}: {sign}{fmt(v)}")
-            + _text(x + bar_w / 2, y_hi - 4, sign + fmt(v), fill="#1b2330", bold=True)
+            + _rect(x, y_hi, bar_w, y_lo - y_hi, colors[kind], f"{label}: {sign}{fmt(v)}", data=data)
+            + _text(x + bar_w / 2, y_hi - 4, sign + fmt(v), fill=INK, bold=True)
             + _text(x + bar_w / 2, height - bottom + 16, label)
             + "</g>"
         )
@@ -244,11 +282,13 @@ def diverging_bars(
     title: str,
     desc: str,
     fmt: Formatter,
+    y_label: str = "",
 ) -> SafeString:
     """Per category, the ``up`` series stacked above a zero line and the ``down`` series (positive
-    values) stacked below it: the monthly ARR bridge (gains above, losses below)."""
-    width, height = 640, 240
-    left, right, top, bottom = 64, 12, 26, 30
+    values) stacked below it: the monthly ARR bridge (gains above, losses below). Both sides share one
+    scale and are ticked at the same round step."""
+    width, height = 640, 270
+    left, right, top, bottom = 70, 12, 44, 30
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def total(cat: str, group: Sequence[Series]) -> float:
@@ -256,28 +296,33 @@ def diverging_bars(
 
     peak_up = max([total(c, up) for c, _ in categories] + [0.0])
     peak_down = max([total(c, down) for c, _ in categories] + [0.0])
-    scale_max = _nice_max(max(peak_up, peak_down))
-    up_share = peak_up / (peak_up + peak_down) if peak_up + peak_down else 0.5
-    up_share = min(max(up_share, 0.25), 0.75)  # keep room on both sides of zero
+    span = peak_up + peak_down or 1.0
+    up_share = min(max(peak_up / span, 0.25), 0.75) if peak_up + peak_down else 0.5  # room on both sides
     zero_y = top + plot_h * up_share
     fits = [
         plot_h * up_share / peak_up if peak_up else None,
         plot_h * (1 - up_share) / peak_down if peak_down else None,
     ]
-    unit = min([f for f in fits if f is not None] or [plot_h / 2 / scale_max])
+    unit = min([f for f in fits if f is not None] or [plot_h / 2])
     head, tail = _open(width, height, title, desc, "chart-diverging")
-    out = [head, _legend([*up, *down], left, 12)]
-    out.append(f'<line x1="{left}" x2="{width - right}" y1="{_f(zero_y)}" y2="{_f(zero_y)}" stroke="{MUTED}"/>')
-    # One labelled gridline per side: the roundest value that fits in that side's room.
-    ticks = [(_nice_floor((zero_y - top) / unit), -1), (_nice_floor((top + plot_h - zero_y) / unit), 1)] if unit else []
-    for v, direction in ticks:
-        y = zero_y + direction * unit * v
-        if v > 0:
+    out = [head, _legend([*up, *down], left, 14)]
+    if y_label:
+        out.append(f'<text class="axis-title" x="4" y="{_f(top - 12)}" fill="{MUTED}">{_t(y_label)}</text>')
+    # Ticks at one round step on both sides of zero, as many as fit in each side's room.
+    room_up, room_down = (zero_y - top) / unit, (top + plot_h - zero_y) / unit
+    step = _nice_step(max(room_up, room_down), 3)
+    for direction, room in ((-1, room_up), (1, room_down)):
+        k = 1
+        while step * k <= room + 1e-9:
+            v = step * k
+            y = zero_y + direction * unit * v
             sign = "" if direction < 0 else "−"
             out.append(f'<line x1="{left}" x2="{width - right}" y1="{_f(y)}" y2="{_f(y)}" stroke="{GRID}"/>')
             out.append(
                 f'<text x="{left - 6}" y="{_f(y + 4)}" text-anchor="end" fill="{MUTED}">{sign}{_t(fmt(v))}</text>'
             )
+            k += 1
+    out.append(f'<line x1="{left}" x2="{width - right}" y1="{_f(zero_y)}" y2="{_f(zero_y)}" stroke="{MUTED}"/>')
     out.append(f'<text x="{left - 6}" y="{_f(zero_y + 4)}" text-anchor="end" fill="{MUTED}">0</text>')
     slot = plot_w / max(len(categories), 1)
     bar_w = min(slot * 0.64, 40)
@@ -287,13 +332,15 @@ def diverging_bars(
         for group, direction in ((up, -1), (down, 1)):
             y = zero_y
             for s in group:
-                v = abs(float(values.get((cat, s.key), 0) or 0))
+                raw = values.get((cat, s.key), 0) or 0
+                v = abs(float(raw))
                 if v <= 0:
                     continue
                 h = unit * v
                 y_top = y - h if direction < 0 else y
                 sign = "+" if direction < 0 else "−"
-                out.append(_rect(x, y_top, bar_w, h, s.color, f"{label} · {s.label}: {sign}{fmt(v)}"))
+                data = f' data-series="{_t(s.key)}" data-value="{_v(raw)}"'
+                out.append(_rect(x, y_top, bar_w, h, s.color, f"{label} · {s.label}: {sign}{fmt(v)}", data=data))
                 y = y - h if direction < 0 else y + h
         if len(categories) <= 13 or i % 2 == 0:
             out.append(_text(x + bar_w / 2, height - bottom + 18, label))
@@ -311,30 +358,33 @@ def hbar_chart(
     fmt: Formatter,
 ) -> SafeString:
     """Horizontal stacked bars: ``rows`` = ``(label, {series key: value}, note)``, one line each, the
-    label on the left and the total plus ``note`` (e.g. "3 accounts") printed after the bar."""
+    label on the left and the total plus ``note`` (e.g. "3 losses") printed after the bar and in its
+    tooltip."""
     row_h, gap = 22, 8
     label_w, right = 190, 150
     width = 640
-    height = 24 + len(rows) * (row_h + gap) + 6
+    height = 28 + len(rows) * (row_h + gap) + 6
     plot_w = width - label_w - right
     peak = max([sum(float(v or 0) for v in values.values()) for _, values, _ in rows] + [0.0])
-    top_value = _nice_max(peak)
+    top_value, _step = _nice_max(peak)
     head, tail = _open(width, height, title, desc, "chart-hbar")
-    out = [head, _legend(series, label_w, 12)]
+    out = [head, _legend(series, label_w, 14)]
     for i, (label, values, note) in enumerate(rows):
-        y = 24 + i * (row_h + gap)
-        out.append('<g class="hbar-row">' + _text(label_w - 8, y + row_h / 2 + 4, label, anchor="end", fill="#1b2330"))
+        y = 28 + i * (row_h + gap)
+        out.append('<g class="hbar-row">' + _text(label_w - 8, y + row_h / 2 + 4, label, anchor="end", fill=INK))
         x = float(label_w)
         total = 0.0
         for s in series:
-            v = float(values.get(s.key, 0) or 0)
+            raw = values.get(s.key, 0) or 0
+            v = float(raw)
             if v <= 0:
                 continue
             w = plot_w * v / top_value
             total += v
+            tip = f"{label} · {s.label}: {fmt(v)}" + (f" ({note})" if note else "")
             out.append(
-                f'<rect x="{_f(x)}" y="{y}" width="{_f(max(w, 0.5))}" height="{row_h}" rx="2" fill="{s.color}">'
-                f"<title>{_t(f'{label} · {s.label}: {fmt(v)}')}</title></rect>"
+                f'<rect x="{_f(x)}" y="{y}" width="{_f(max(w, 0.5))}" height="{row_h}" rx="2" fill="{s.color}" '
+                f'data-series="{_t(s.key)}" data-value="{_v(raw)}"><title>{_t(tip)}</title></rect>'
             )
             x += w
         text = fmt(total) + (f" · {note}" if note else "")
@@ -343,13 +393,18 @@ def hbar_chart(
     return mark_safe("".join(out))  # noqa: S308
 
 
-# Upper bounds of the heat-map bands: below 50 % retained is the reddest, 120 % and more the deepest green.
-HEAT_BOUNDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0, 1.1, 1.2)
+#: Heat-map buckets: ``heat-0`` (≤ 50 % retained) … ``heat-10`` (≥ 100 %), ``heat-11``/``heat-12`` above
+#: 100 %. Their colours are CSS classes (static/css/renewals.css), never an inline style.
+HEAT_STEPS = 12
 
 
 def heat_class(ratio: Number | None) -> str:
-    """CSS class of a heat-map cell (``heat-0`` red … ``heat-9`` deep green, in static/css/renewals.css): a
-    class rather than an inline style, which the Content-Security-Policy forbids."""
+    """The heat-map class of a cell: red (low retention) → amber → green (≥ 100 %), deeper above."""
     if ratio is None:
         return ""
-    return f"heat-{bisect.bisect_right(HEAT_BOUNDS, float(ratio))}"
+    r = float(ratio)
+    if r >= 1:
+        bucket = 10 + min(int((r - 1) / 0.1), 2)  # 100–110 %, 110–120 %, ≥ 120 %
+    else:
+        bucket = max(0, int((r - 0.5) / 0.05))  # 5-point steps from 50 % to 100 %
+    return f"heat heat-{min(bucket, HEAT_STEPS)}"

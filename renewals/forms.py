@@ -24,6 +24,42 @@ from .services import FORECAST_FIELDS
 from .services import _term_end as term_end
 
 User = get_user_model()
+
+
+class MoneyInput(forms.TextInput):
+    """A money amount shown as people write it: ``2,842,215.00``, not ``2842215.00`` (a text input with a
+    decimal keypad: a number input cannot show grouping separators)."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__({"inputmode": "decimal", "autocomplete": "off", "class": "input-money", **(attrs or {})})
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+            return f"{Decimal(str(value)):,.2f}"
+        return super().format_value(value)
+
+
+class MoneyField(forms.DecimalField):
+    """A decimal amount that also accepts what people paste: grouping commas, spaces and a currency sign
+    (``$2,842,215``, ``2 842 215.00``, ``USD 1,200``)."""
+
+    widget = MoneyInput
+
+    def to_python(self, value: Any) -> Decimal | None:
+        if isinstance(value, str):
+            value = value.strip()
+            for prefix in ("USD", "EUR", "GBP", "CAD", "AUD", "JPY", "INR"):
+                value = value.removeprefix(prefix)
+            value = value.replace(",", "").replace(" ", "").replace("\u00a0", "").lstrip("$€£¥₹").strip()
+        return super().to_python(value)
+
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        attrs = super().widget_attrs(widget)
+        for key in ("step", "min", "max"):  # number-input attributes mean nothing on a text input
+            attrs.pop(key, None)
+        return attrs
+
+
 LOSS_OUTCOMES = {RenewalOutcome.CONTRACTED, RenewalOutcome.CHURNED}
 #: Stages a person sets while the renewal is open; ``won``/``lost`` follow from closing it.
 OPEN_STAGES = [(RenewalStage.NOT_STARTED, "Not started"), (RenewalStage.IN_PROGRESS, "In progress"),
@@ -45,10 +81,15 @@ class ForecastForm(forms.ModelForm):
             "final_call_arr": "Final call ARR",
         }
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+        field_classes = {"forecast_arr": MoneyField, "csm_call_arr": MoneyField, "final_call_arr": MoneyField}
 
     def __init__(self, *args: Any, can_final_call: bool, org: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["stage"].choices = OPEN_STAGES
+        currency = getattr(org, "currency", "") or "USD"
+        for name in ("forecast_arr", "csm_call_arr", "final_call_arr"):
+            if name in self.fields:
+                self.fields[name].label = f"{self.fields[name].label} ({currency})"
         for name in ("csm_call", "final_call"):
             self.fields[name].choices = [("", "—"), *ForecastCategory.choices]
         if can_final_call:
@@ -111,7 +152,7 @@ class SuccessorLineForm(forms.Form):
     product_id = forms.IntegerField(widget=forms.HiddenInput)
     keep = forms.BooleanField(required=False, initial=True, label="Keep")
     quantity = forms.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(0)])
-    annual_unit_price = forms.DecimalField(
+    annual_unit_price = MoneyField(
         max_digits=14, decimal_places=2, validators=[MinValueValidator(0)], label="Unit price / yr"
     )
     discount = forms.DecimalField(
@@ -136,7 +177,7 @@ class AddLineForm(forms.Form):
 
     product = forms.ModelChoiceField(queryset=Product.all_orgs.none(), required=False, empty_label="—")
     quantity = forms.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(0)], required=False)
-    annual_unit_price = forms.DecimalField(
+    annual_unit_price = MoneyField(
         max_digits=14, decimal_places=2, validators=[MinValueValidator(0)], required=False, label="Unit price / yr"
     )
     discount = forms.DecimalField(

@@ -42,7 +42,7 @@ from django.utils import timezone
 from accounts.choices import ContractStatus, Role
 from accounts.models import Account, Contract, ContractLine, Organization, Product
 from accounts.models.customers import line_arr
-from accounts.services import Actor, mark_arr_dirty
+from accounts.services import Actor, mark_arr_dirty, superseded_q
 
 from .models import (
     ChurnReason,
@@ -125,19 +125,9 @@ def _check_write(actor: Actor, renewal: Renewal) -> None:
 
 
 def renewed_early_q() -> Q:
-    """Contracts (as the outer query) that another contract of the account already renews (module doc)."""
-    successors = (
-        Contract.all_orgs.filter(
-            organization_id=OuterRef("organization_id"),
-            account_id=OuterRef("account_id"),
-            start_date__gt=OuterRef("start_date"),
-            end_date__gt=OuterRef("end_date"),
-        )
-        .exclude(pk=OuterRef("pk"))
-        .exclude(status=ContractStatus.CANCELLED)
-    )
-    # start ≤ end + 1 day, written as start − 1 day ≤ end so that it stays a plain column comparison.
-    return Q(Exists(successors.filter(start_date__lte=OuterRef("end_date") + timedelta(days=1))))
+    """Contracts (as the outer query) that another contract of the account already renews (module doc):
+    the accounts app's :func:`accounts.services.superseded_q`, the one definition of the rule."""
+    return superseded_q()
 
 
 def due_contracts(organization: Organization, *, today: date):

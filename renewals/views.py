@@ -12,9 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Case, Count, F, Q, Sum, Value, When
 from django.db.models.functions import TruncMonth
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,6 +27,7 @@ from accounts.models import ContractLine, Membership, Product
 from accounts.services import Actor
 from accounts.templatetags.retain_ui import money_short
 from cs_platform.pages import org_page
+from health.explain import dragging_by_account
 
 from . import analytics, services
 from .charts import Series, diverging_bars, hbar_chart, heat_class, stacked_bars, waterfall
@@ -38,7 +39,8 @@ WINDOWS = (30, 60, 90, 120)
 DEFAULT_WINDOW = 90
 PERIODS = (("3", "3 months"), ("6", "6 months"), ("12", "12 months"), ("24", "24 months"))
 DEFAULT_PERIOD_MONTHS = 12
-LIST_LIMIT = 100
+PAGE_SIZE = 25  # upcoming renewals per page: the list comes first, the analytics stay in reach below it
+CONFLICT_PAGE_SIZE = 10
 HISTORY_LIMIT = 50
 
 #: Display order and colours of the forecast categories: safest first, losses last.
@@ -150,6 +152,8 @@ def _pipeline(queryset: Any, today: dt.date, fmt: Any) -> dict[str, Any]:
             values,
             counts=counts,
             fmt=fmt,
+            y_label="ARR due",
+            x_label="Due month",
             title="Renewal pipeline by month and forecast category",
             desc=f"ARR due of {totals['n']} open renewals by due month, stacked by forecast category; "
             f"{fmt(totals['arr'])} in total.",
@@ -161,11 +165,38 @@ CLOSED_SERIES = Series("closed", "Closed (new ARR)", "#64748b")
 
 
 def _forecast(org: Any, today: dt.date, fmt: Any) -> dict[str, Any]:
-    """This and next fiscal quarter: open forecast by category plus closed new ARR, against the target."""
+    """This and next fiscal quarter against the target, drawn and tabulated from the same figures.
+
+    One definition each (``docs/metrics.md``, "Forecast vs target"): **closed** = new ARR of the renewals
+    due in the quarter that are already closed; **commit, likely, upside, at risk, churn** = the
+    *expected* ARR of the open renewals forecast in that category (Σ forecast ARR × probability);
+    **expected** = closed + the five categories. Each bar stacks exactly those six figures, so its top is
+    the expected ARR the table prints, and the dashed mark is the target the table prints."""
     quarters = []
     for q in analytics.forecast(org, today=today)["quarters"]:
-        by = {row["category"]: _dec(row["forecast_arr"]) for row in q["by_category"]}
-        by[CLOSED_SERIES.key] = _dec(q["closed"]["new_arr"])
+        rows = {row["category"]: row for row in q["by_category"]}
+        figures = [
+            {
+                "quarter": q["quarter"],
+                "key": CLOSED_SERIES.key,
+                "label": CLOSED_SERIES.label,
+                "value": _dec(q["closed"]["new_arr"]),
+                "count": q["closed"]["count"],
+                "forecast": None,
+            }
+        ]
+        for s_ in CATEGORY_SERIES:
+            row = rows.get(s_.key, {})
+            figures.append(
+                {
+                    "quarter": q["quarter"],
+                    "key": s_.key,
+                    "label": s_.label,
+                    "value": _dec(row.get("expected_arr")),
+                    "count": row.get("count", 0),
+                    "forecast": _dec(row.get("forecast_arr")),
+                }
+            )
         quarters.append(
             {
                 "key": q["quarter"],
@@ -174,9 +205,8 @@ def _forecast(org: Any, today: dt.date, fmt: Any) -> dict[str, Any]:
                 "renewals": q["renewals"],
                 "arr_due": _dec(q["arr_due"]),
                 "open_forecast": _dec(q["open"]["forecast_arr"]),
-                "closed_new": _dec(q["closed"]["new_arr"]),
-                "closed_count": q["closed"]["count"],
-                "by_category": by,
+                "open_count": q["open"]["count"],
+                "figures": figures,
                 "expected_arr": _dec(q["expected_arr"]),
                 "expected_grr": _ratio(q["expected_grr"]),
                 "expected_nrr": _ratio(q["expected_nrr"]),
@@ -185,19 +215,24 @@ def _forecast(org: Any, today: dt.date, fmt: Any) -> dict[str, Any]:
                 "gap": None if q["gap_to_target"] is None else _dec(q["gap_to_target"]),
             }
         )
-    values = {(q["key"], cat): arr for q in quarters for cat, arr in q["by_category"].items()}
+    values = {(q["key"], f["key"]): f["value"] for q in quarters for f in q["figures"]}
+    counts = {(q["key"], f["key"]): f["count"] for q in quarters for f in q["figures"]}
     markers = {q["key"]: q["target_arr"] for q in quarters if q["target_arr"] is not None}
+    series = [CLOSED_SERIES, *CATEGORY_SERIES]
     chart = stacked_bars(
         [(q["key"], q["short_label"]) for q in quarters],
-        [CLOSED_SERIES, *CATEGORY_SERIES],
+        series,
         values,
+        counts=counts,
         markers=markers,
         fmt=fmt,
-        title="Forecast against target, this quarter and next",
+        y_label=f"Expected ARR ({org.currency})",
+        x_label="Fiscal quarter (renewals due in it)",
+        title="Expected ARR against target, this quarter and next",
         desc="; ".join(
-            f"{q['label']}: {fmt(q['arr_due'])} due, closed {fmt(q['closed_new'])}, open forecast "
-            f"{fmt(q['open_forecast'])}, expected {fmt(q['expected_arr'])}"
-            + (f", target {fmt(q['target_arr'])}" if q["target_arr"] is not None else ", no target set")
+            f"{q['label']}: expected {fmt(q['expected_arr'])} = "
+            + " + ".join(f"{f['label'].lower()} {fmt(f['value'])}" for f in q["figures"])
+            + (f"; target {fmt(q['target_arr'])}" if q["target_arr"] is not None else "; no target set")
             for q in quarters
         ),
     )
@@ -205,7 +240,11 @@ def _forecast(org: Any, today: dt.date, fmt: Any) -> dict[str, Any]:
         {"quarter": row["quarter"], "csm": row["csm_call"], "final": row["final_call"]}
         for row in analytics.forecast_accuracy(org, quarters=4, today=today)["quarters"]
     ]
-    return {"quarters": quarters, "chart": chart, "accuracy": accuracy, "series": [CLOSED_SERIES, *CATEGORY_SERIES]}
+    rows = [
+        {"series": s_, "cells": [q["figures"][i] for q in quarters]}
+        for i, s_ in enumerate(series)
+    ]  # fmt: skip
+    return {"quarters": quarters, "chart": chart, "accuracy": accuracy, "series": series, "rows": rows}
 
 
 def _retention(org: Any, start: dt.date, end: dt.date, fmt: Any) -> dict[str, Any]:
@@ -228,6 +267,7 @@ def _retention(org: Any, start: dt.date, end: dt.date, fmt: Any) -> dict[str, An
     r["chart"] = waterfall(
         steps,
         fmt=fmt,
+        y_label="ARR",
         title=f"ARR bridge {start:%b %d, %Y} to {end:%b %d, %Y}",
         desc=", ".join(f"{label} {fmt(value)}" for label, value, _ in steps),
     )
@@ -244,6 +284,7 @@ def _retention(org: Any, start: dt.date, end: dt.date, fmt: Any) -> dict[str, An
             BRIDGE_DOWN,
             values,
             fmt=fmt,
+            y_label="ARR gained (above) and lost (below)",
             title="Monthly ARR bridge",
             desc="Per month, ARR gained (new, expansion) above the line and lost (contraction, churn) below.",
         )
@@ -356,11 +397,92 @@ def _cohorts(org: Any, today: dt.date) -> dict[str, Any]:
     return {"columns": [labels.get(k, f"Q+{k}") for k in COHORT_COLUMNS], "rows": rows}
 
 
+#: ``?ordering=`` of the upcoming renewals: public key → model fields (``None``: sorted in Python).
+UPCOMING_ORDERINGS: dict[str, tuple[Any, ...] | None] = {
+    "account": ("account__name",),
+    "due": ("due_date",),
+    "arr": ("current_arr",),
+    "forecast": ("forecast_arr",),
+    "category": (
+        Case(*[When(forecast_category=s.key, then=Value(i)) for i, s in enumerate(CATEGORY_SERIES)], default=Value(99)),
+    ),  # fmt: skip
+    "probability": ("probability",),
+    "health": ("account__health__score",),
+    "trend": ("account__health__delta_7",),
+    "dragging": None,  # the component dragging the score down: from the newest snapshot, sorted in Python
+    "stage": (
+        Case(*[When(stage=v, then=Value(i)) for i, (v, _l) in enumerate(RenewalStage.choices)], default=Value(99)),
+    ),
+    "owner": ("owner__first_name", "owner__last_name", "owner__email"),
+}
+DEFAULT_UPCOMING_ORDERING = "due"
+#: Forecasts that disagree with health: a red account called commit/likely, a green one called churn.
+CONFLICTS = Q(
+    account__health__color="red", forecast_category__in=[ForecastCategory.COMMIT, ForecastCategory.LIKELY]
+) | Q(account__health__color="green", forecast_category=ForecastCategory.CHURN)
+
+
+def _health_of(renewal: Renewal) -> Any:
+    try:
+        return renewal.account.health
+    except ObjectDoesNotExist:  # never scored
+        return None
+
+
+def _upcoming(queryset: Any, org: Any, ordering: str, page: int) -> tuple[str, list[Renewal]]:
+    """Page ``page`` (:data:`PAGE_SIZE` rows) of ``queryset`` in ``ordering`` (any column of the table),
+    each renewal with its account's health and the component dragging it down. Two queries (sorting by
+    the dragging component, which is not a column, reads it for every renewal of the filters: three)."""
+    key = ordering.lstrip("-")
+    if key not in UPCOMING_ORDERINGS:
+        ordering, key = DEFAULT_UPCOMING_ORDERING, DEFAULT_UPCOMING_ORDERING
+    descending = ordering.startswith("-")
+    start = (page - 1) * PAGE_SIZE
+    rows = queryset.select_related("account", "owner", "account__health")
+    fields = UPCOMING_ORDERINGS[key]
+    if fields is None:
+        pairs = list(queryset.order_by("due_date", "id").values_list("id", "account_id"))
+        dragging = dragging_by_account(org.pk, {a for _, a in pairs})
+        named = [p for p in pairs if p[1] in dragging]
+        named.sort(key=lambda p: (dragging[p[1]]["name"].lower(), -dragging[p[1]]["lost_points"]), reverse=descending)
+        ids = [p[0] for p in named + [p for p in pairs if p[1] not in dragging]][start : start + PAGE_SIZE]
+        by_id = rows.in_bulk(ids)
+        upcoming = [by_id[i] for i in ids if i in by_id]
+    else:
+        order_by = [
+            (F(f) if isinstance(f, str) else f).desc(nulls_last=True)
+            if descending
+            else (F(f) if isinstance(f, str) else f).asc(nulls_last=True)
+            for f in fields
+        ]
+        upcoming = list(rows.order_by(*order_by, "due_date", "id")[start : start + PAGE_SIZE])
+        dragging = dragging_by_account(org.pk, {r.account_id for r in upcoming})
+    for r in upcoming:
+        r.health = _health_of(r)
+        r.dragging = dragging.get(r.account_id)
+    return ordering, upcoming
+
+
+def _pager(number: int, count: int, size: int, param: str) -> dict[str, Any]:
+    """What a template needs for a simple previous/next pager over ``count`` rows."""
+    pages = max(1, -(-count // size))
+    first = (number - 1) * size + 1 if count else 0
+    return {"number": number, "pages": pages, "param": param, "first": first, "last": min(number * size, count),
+            "count": count, "previous": number - 1 if number > 1 else None,
+            "next": number + 1 if number < pages else None}  # fmt: skip
+
+
+def _page_number(value: str | None, count: int, size: int) -> int:
+    pages = max(1, -(-count // size))
+    return min(int(value), pages) if value and value.isdigit() and int(value) > 0 else 1
+
+
 @org_page()
 @require_GET
 def renewals_page(request: HttpRequest) -> HttpResponse:
-    """Pipeline by month and category, forecast vs target, retention and bridge, churn reasons,
-    customer-since cohorts, and the upcoming renewals. Every role may read it."""
+    """Upcoming renewals first (health beside each forecast, sortable by every column), the forecasts that
+    disagree with health, then the pipeline by month and category, forecast vs target, retention and
+    bridge, churn reasons and customer-since cohorts. Every role may read it."""
     org = request.organization
     currency = org.currency
     fmt = lambda v: money_short(Decimal(str(v)), currency)  # noqa: E731
@@ -377,6 +499,7 @@ def renewals_page(request: HttpRequest) -> HttpResponse:
         months_param = ""
 
     open_renewals = Renewal.objects.filter(outcome="", due_date__lte=today + dt.timedelta(days=window))
+    all_open = Renewal.objects.filter(outcome="")
     category = request.GET.get("category", "")
     stage = request.GET.get("stage", "")
     owner = request.GET.get("owner", "")
@@ -386,10 +509,25 @@ def renewals_page(request: HttpRequest) -> HttpResponse:
         open_renewals = open_renewals.filter(stage=stage)
     if owner == "me":
         open_renewals = open_renewals.filter(owner=request.user)
+        all_open = all_open.filter(owner=request.user)
     elif owner.isdigit():
         open_renewals = open_renewals.filter(owner_id=int(owner))
+        all_open = all_open.filter(owner_id=int(owner))
     pipeline = _pipeline(open_renewals, today, fmt)
-    upcoming = list(open_renewals.select_related("account", "owner").order_by("due_date", "id")[:LIST_LIMIT])
+    count = pipeline["totals"]["n"]
+    page = _page_number(request.GET.get("page"), count, PAGE_SIZE)
+    ordering, upcoming = _upcoming(open_renewals, org, request.GET.get("ordering", DEFAULT_UPCOMING_ORDERING), page)
+    conflicting = all_open.filter(CONFLICTS)
+    conflict_count = conflicting.count()
+    conflict_page = _page_number(request.GET.get("cpage"), conflict_count, CONFLICT_PAGE_SIZE)
+    offset = (conflict_page - 1) * CONFLICT_PAGE_SIZE
+    conflicts = list(
+        conflicting.select_related("account", "owner", "account__health").order_by("due_date", "id")[
+            offset : offset + CONFLICT_PAGE_SIZE
+        ]
+    )
+    for r in conflicts:
+        r.health = _health_of(r)
 
     context = {
         "today": today,
@@ -405,7 +543,11 @@ def renewals_page(request: HttpRequest) -> HttpResponse:
         "owners": Membership.objects.select_related("user").exclude(role=Role.VIEWER),
         "pipeline": pipeline,
         "upcoming": upcoming,
-        "list_limit": LIST_LIMIT,
+        "ordering": ordering,
+        "page": _pager(page, count, PAGE_SIZE, "page"),
+        "conflicts": conflicts,
+        "conflict_count": conflict_count,
+        "conflict_page": _pager(conflict_page, conflict_count, CONFLICT_PAGE_SIZE, "cpage"),
         "forecast": _forecast(org, today, fmt),
         "retention": _retention(org, period_start, period_end, fmt),
         "churn": _churn_reasons(org, period_start, period_end, fmt),
@@ -421,7 +563,14 @@ def _get_renewal(renewal_id: int) -> Renewal:
     # ``Renewal.objects`` is narrowed to the page's organization by org_page: another org's id is a 404.
     return get_object_or_404(
         Renewal.objects.select_related(
-            "account", "account__owner", "contract", "owner", "churn_reason", "successor_contract", "closed_by"
+            "account",
+            "account__owner",
+            "account__health",
+            "contract",
+            "owner",
+            "churn_reason",
+            "successor_contract",
+            "closed_by",
         ),
         pk=renewal_id,
     )
@@ -466,11 +615,18 @@ def _detail_context(
         formset = line_formset or SuccessorLineFormSet(initial=line_initial(lines), prefix="lines")
         context["line_rows"] = [(form, products.get(_form_product_id(form))) for form in formset.forms]
         context["line_formset"] = formset
-    context["history"] = list(
+    context["history"] = _history(
         RenewalForecastChange.objects.filter(renewal=renewal)
         .select_related("changed_by")
-        .order_by("-changed_at", "-id")[:HISTORY_LIMIT]
+        .order_by("-changed_at", "-id")[:HISTORY_LIMIT],
+        request.organization.currency,
     )
+    if renewal.is_open:
+        from health.views import health_summary  # the health app's pages import renewals for Account 360
+
+        context.update(health_summary(request, renewal.account))
+        # The score's 7-day change as every list shows it (HealthScore.delta_7, read with the renewal).
+        context["health_delta_7"] = getattr(_health_of(renewal), "delta_7", None)
     if not renewal.is_open:
         changes = list(
             RenewalLineChange.objects.filter(renewal=renewal).select_related("product").order_by("-old_arr", "product")
@@ -479,6 +635,54 @@ def _detail_context(
         context["successor_lines"] = _lines(renewal.successor_contract)
         context["arr_change"] = (renewal.new_arr or ZERO) - renewal.current_arr
     return context
+
+
+#: How the forecast history names each audited field, and how it shows their values.
+HISTORY_FIELDS: dict[str, tuple[str, str]] = {
+    "forecast_category": ("Forecast category", "category"),
+    "forecast_arr": ("Forecast ARR", "money"),
+    "probability": ("Probability", "percent"),
+    "stage": ("Stage", "stage"),
+    "csm_call": ("CSM call", "category"),
+    "csm_call_arr": ("CSM call ARR", "money"),
+    "final_call": ("Final call", "category"),
+    "final_call_arr": ("Final call ARR", "money"),
+    "owner": ("Owner", "text"),
+    "notes": ("Notes", "text"),
+    "outcome": ("Outcome", "outcome"),
+}
+
+
+def _display_value(value: str, kind: str, currency: str) -> str:
+    """A stored audit value ("2842215.00", "at_risk") as the page says it ("$2,842,215", "At risk")."""
+    from accounts.templatetags.retain_ui import money
+
+    if value in (None, ""):
+        return "—"
+    try:
+        if kind == "money":
+            return money(Decimal(value), currency)
+        if kind == "percent":
+            return f"{Decimal(value).normalize():f}%"
+    except ArithmeticError:
+        return value
+    labels = {
+        "category": dict(ForecastCategory.choices),
+        "stage": dict(RenewalStage.choices),
+        "outcome": dict(RenewalOutcome.choices),
+    }.get(kind, {})
+    return str(labels.get(value, value))
+
+
+def _history(changes: Any, currency: str) -> list[RenewalForecastChange]:
+    """Forecast changes with their field's name and both values in words (labels, money, percent)."""
+    rows = list(changes)
+    for change in rows:
+        label, kind = HISTORY_FIELDS.get(change.field, (change.field.replace("_", " ").capitalize(), "text"))
+        change.label = label
+        change.old_display = _display_value(change.old_value, kind, currency)
+        change.new_display = _display_value(change.new_value, kind, currency)
+    return rows
 
 
 def _form_product_id(form: Any) -> int | None:

@@ -232,7 +232,7 @@ def test_sign_in_my_book_account_360_and_log_activity_inline(org, book, live_ser
     row = table.get_by_role("row").filter(has_text="Northwind Logistics")
     assert "$228,600" in row.inner_text()
     assert "Someone Else's Co" not in table.inner_text()  # My book: owner = me
-    assert "7 accounts" in page.get_by_test_id("summary").inner_text()
+    assert "7 live accounts" in page.get_by_test_id("summary").inner_text()  # the set it counts, said
 
     # Keyboard: "/" focuses the search box.
     page.locator("body").click(position={"x": 700, "y": 880})

@@ -64,7 +64,7 @@ def test_edit_weight_preview_and_save(org, admin, promoter, live_server, browser
     preview = page.get_by_test_id("preview")
     sync_api.expect(page.get_by_test_id("preview-changing")).to_have_text("1")
     changes = page.get_by_test_id("preview-changes")
-    sync_api.expect(changes.get_by_role("row").filter(has_text="green")).to_contain_text("yellow")
+    sync_api.expect(changes.get_by_role("row").filter(has_text="Green")).to_contain_text("Yellow")  # labelled pills
     sync_api.expect(preview.get_by_test_id("preview-examples")).to_contain_text("Promoter Inc")
     sync_api.expect(page.get_by_label("Weight of Sentiment (NPS)")).to_have_value("0")  # form state kept
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

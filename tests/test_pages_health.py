@@ -201,7 +201,8 @@ class TestAccountHealthPanel:
         assert 'data-testid="health-panel"' in html
         assert response.context["health"]["dragging"]["key"] == "adoption"
         assert 'data-testid="dragging">Adoption<' in html
-        assert 'Adoption <span class="delta-down">-60.0</span>' in html
+        # The move says its own sign (a real minus) and arrow, never "= -0.5"-style contradictions.
+        assert 'Adoption <span class="trend trend-down"><span aria-hidden="true">↓</span> −60.0</span>' in html
         assert "override-form" not in html  # viewers read only
 
     def test_panel_weights_and_scores_are_precise_enough_to_check_the_arithmetic(self, client, org, people):
@@ -221,7 +222,7 @@ class TestAccountHealthPanel:
         assert len(re.findall(r">33\.3\d%<", html)) == 3 and ">33%<" not in html  # three equal weights
         assert ">88.6<" in html and ">88.56<" not in html
         # the "dragging" sentence: relationship loses ⅓ × 50 points, and says so with its weight
-        assert "(weight 33.33% × (100 − 50.0))" in html
+        assert "scores 50.0 of 100, costing 16.66 points (weight 33.33%)" in html
 
     @pytest.mark.parametrize(
         ("role", "own", "allowed"),
@@ -319,8 +320,10 @@ class TestMyBookHealth:
         html = response.content.decode()
         assert html.count('data-testid="health-cell"') == 4
         # Colour never alone: the pill carries the colour's shape and name beside the score.
-        pill = '<span class="hpill hpill-green"><span class="dot dot-green" aria-hidden="true"></span>Green <span'
-        assert pill in html
+        pill = (
+            '<span class="hpill hpill-green" data-color="green"><span class="dot dot-green" aria-hidden="true"></span>'
+        )
+        assert pill + 'Green <span class="hpill-score">90.0</span>' in html
         unscored = client.get(url, {"health_color": "none"})
         assert [a.name for a in unscored.context["accounts"]] == ["Zed unscored"]
 
@@ -333,8 +336,8 @@ def test_charts_place_points_by_date_and_escape_labels():
               {"date": day + dt.timedelta(days=1), "red": 1, "yellow": 1, "green": 0},
               {"date": day + dt.timedelta(days=10), "red": 0, "yellow": 0, "green": 2}]  # fmt: skip
     svg = str(trend_area(points, width=140, height=100))
-    # x runs from 36 to 136 over 10 days: the second day sits at 46, not half-way
-    assert "46," in svg and "86," not in svg
+    # x runs from 44 to 132 over 10 days: the second day sits at 52.8, not half-way (88)
+    assert "52.8," in svg and "88," not in svg
     line = str(score_line([{"date": day, "score": 40.0, "color": "red"},
                            {"date": day + dt.timedelta(days=4), "score": 80.0, "color": "green"}]))  # fmt: skip
     assert line.count("<circle") == 2 and "<path" in line

@@ -458,8 +458,10 @@ def test_forecast_by_hand(api, forecast_book):
     response = api(forecast_book, "viewer").get("/api/v1/metrics/renewal-forecast/", {"today": "2026-11-23"})
     assert response.status_code == 200, response.content
 
-    def cat(category, count, due, fc):
-        return {"category": category, "count": count, "arr_due": due, "forecast_arr": fc}
+    # Per category, expected = Σ forecast × probability (commit 10×0.9 = 9, at risk 4×0.4 = 1.6, churn 0,
+    # upside 24×0.5 = 12): the categories add up to the weighted 22.6, so the chart's bars equal the table.
+    def cat(category, count, due, fc, expected="0.00"):
+        return {"category": category, "count": count, "arr_due": due, "forecast_arr": fc, "expected_arr": expected}
 
     assert response.json() == {
         "today": "2026-11-23",
@@ -468,16 +470,16 @@ def test_forecast_by_hand(api, forecast_book):
              "arr_due": "49000.00",
              "open": {"count": 4, "arr_due": "44000.00", "forecast_arr": "38000.00", "weighted_arr": "22600.00"},
              "closed": {"count": 1, "arr_due": "5000.00", "new_arr": "5500.00", "renewed_arr": "5000.00"},
-             "by_category": [cat("commit", 1, "10000.00", "10000.00"), cat("likely", 0, "0.00", "0.00"),
-                             cat("at_risk", 1, "6000.00", "4000.00"), cat("churn", 1, "8000.00", "0.00"),
-                             cat("upside", 1, "20000.00", "24000.00")],
+             "by_category": [cat("commit", 1, "10000.00", "10000.00", "9000.00"), cat("likely", 0, "0.00", "0.00"),
+                             cat("at_risk", 1, "6000.00", "4000.00", "1600.00"), cat("churn", 1, "8000.00", "0.00"),
+                             cat("upside", 1, "20000.00", "24000.00", "12000.00")],
              "expected_arr": "28100.00", "expected_grr": 0.5224, "expected_nrr": 0.5735,
              "target_arr": "30000.00", "target_grr": 0.9, "gap_to_target": "-1900.00"},
             {"quarter": "FY2028-Q1", "start": "2027-02-01", "end": "2027-04-30", "renewals": 1,
              "arr_due": "12000.00",
              "open": {"count": 1, "arr_due": "12000.00", "forecast_arr": "12000.00", "weighted_arr": "8400.00"},
              "closed": {"count": 0, "arr_due": "0.00", "new_arr": "0.00", "renewed_arr": "0.00"},
-             "by_category": [cat("commit", 0, "0.00", "0.00"), cat("likely", 1, "12000.00", "12000.00"),
+             "by_category": [cat("commit", 0, "0.00", "0.00"), cat("likely", 1, "12000.00", "12000.00", "8400.00"),
                              cat("at_risk", 0, "0.00", "0.00"), cat("churn", 0, "0.00", "0.00"),
                              cat("upside", 0, "0.00", "0.00")],
              "expected_arr": "8400.00", "expected_grr": 0.7, "expected_nrr": 0.7,

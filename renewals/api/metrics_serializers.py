@@ -194,6 +194,7 @@ class ForecastCategoryRowSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     arr_due = Money()
     forecast_arr = Money()
+    expected_arr = Money(help_text="Σ forecast ARR × probability of the category's open renewals")
 
 
 class ForecastOpenSerializer(serializers.Serializer):
