@@ -1,9 +1,9 @@
 """Daily usage rollups against an independent reference computation.
 
-``reference`` below is the obviously-correct definition of every rollup figure (spec §8, docs/metrics.md)
-written in plain Python over the events as the test created them: it shares no code with
-``health.rollups``. Each case builds raw events, runs the rollup (whole, in limited steps, late, after
-the purge) and compares every metric row with the reference.
+``tests.usage_reference.reference`` is the obviously-correct definition of every rollup figure (spec §8,
+docs/metrics.md) written in plain Python over the events as the test created them: it shares no code
+with ``health.rollups``. Each case builds raw events, runs the rollup (whole, in limited steps, late,
+after the purge) and compares every metric row with the reference.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,6 +25,7 @@ from health.tasks import purge_raw_events_task, rollup_all_usage, rollup_usage_t
 
 from .factories import AccountFactory
 from .signal_factories import UsageEventFactory
+from .usage_reference import Ev, reference
 
 pytestmark = pytest.mark.django_db
 UTC = dt.UTC
@@ -37,45 +35,6 @@ requires_postgres = pytest.mark.skipif(
     settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
     reason="row locks need a database server (DATABASE_URL=postgres://...): SQLite has one writer",
 )
-
-
-# --- the reference: plain Python, no production code --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Ev:
-    """One raw track event as the test sends it."""
-
-    account: str  # external id ("" = linked to no account)
-    user: str  # user_id ("" = anonymous)
-    when: dt.datetime
-    name: str = "Page Viewed"
-    anonymous: str = ""
-    session: str | None = None
-
-
-def reference(events: list[Ev], zone: str = "UTC", features: set[str] = frozenset()) -> dict:
-    """Every rollup figure of ``events``: {(account, local day, metric): value}."""
-    tz = ZoneInfo(zone)
-    count: dict = defaultdict(int)
-    users: dict = defaultdict(set)
-    sessions: dict = defaultdict(set)
-    for e in events:
-        if not e.account:
-            continue  # linked to no account: counts for no account
-        day = e.when.astimezone(tz).date()
-        who = e.user or e.anonymous
-        count[(e.account, day, "events")] += 1
-        count[(e.account, day, f"event:{e.name}")] += 1
-        users[(e.account, day, "active_users")].add(who)
-        if e.name in features:
-            users[(e.account, day, f"feature_users:{e.name}")].add(who)
-        if e.session:
-            sessions[(e.account, day, "sessions")].add(e.session)
-    out = {key: Decimal(n) for key, n in count.items()}
-    out |= {key: Decimal(len(s)) for key, s in users.items()}
-    out |= {key: Decimal(len(s)) for key, s in sessions.items()}
-    return out
 
 
 # --- helpers -----------------------------------------------------------------------------------------
