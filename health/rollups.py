@@ -130,7 +130,7 @@ def add_stats(org_id: int, day: date, counts: dict[str, int]) -> None:
     values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
     params: list[Any] = []
     for name, n in rows:
-        params += [org_id, day, name, n]
+        params += [org_id, connection.ops.adapt_datefield_value(day), name, n]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (organization_id, date, name, value) VALUES {values} "
@@ -154,18 +154,18 @@ def schedule_rollup(org_id: int) -> bool:
     from .tasks import rollup_usage_task
 
     now = timezone.now()
-    claim = UsageRollupState.all_orgs.filter(organization_id=org_id).filter(
-        Q(scheduled_at__isnull=True) | Q(scheduled_at__lt=now - SCHEDULE_STALE)
-    )
-    claimed = claim.update(scheduled_at=now)
-    if not claimed:
-        if UsageRollupState.all_orgs.filter(organization_id=org_id).exists():
+    table = UsageRollupState._meta.db_table
+    # One statement whatever the state: creates the row on the organization's first ingest, else claims
+    # it only if no run is queued (or the queued one is stale); RETURNING says whether this call won.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (organization_id, scheduled_at, last_run_events) VALUES (%s, %s, 0) "
+            f"ON CONFLICT (organization_id) DO UPDATE SET scheduled_at = EXCLUDED.scheduled_at "
+            f"WHERE {table}.scheduled_at IS NULL OR {table}.scheduled_at < %s RETURNING 1",
+            [org_id, *map(connection.ops.adapt_datetimefield_value, (now, now - SCHEDULE_STALE))],
+        )
+        if cursor.fetchone() is None:
             return False  # already queued
-        UsageRollupState.all_orgs.bulk_create(
-            [UsageRollupState(organization_id=org_id)], ignore_conflicts=True
-        )  # first ingest of this organization
-        if not claim.update(scheduled_at=now):
-            return False
     try:
         rollup_usage_task.apply_async((org_id,), countdown=ROLLUP_DELAY_SECONDS)
     except Exception:  # the events are stored; the beat entry counts them if the broker is down
@@ -242,7 +242,7 @@ def _add_to_tally(org_id: int, tally: Counter[tuple[int, date, str, str, str]]) 
         values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
         params: list[Any] = []
         for (account_id, day, event, user, session), n in chunk:
-            params += [org_id, account_id, day, event, user, session, n]
+            params += [org_id, account_id, connection.ops.adapt_datefield_value(day), event, user, session, n]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (organization_id, account_id, date, event, user_key, session, events) "
