@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 MAX_EVENT_BYTES = 32 * 1024  # Segment's limit per event
 MAX_BATCH_BYTES = 500 * 1024  # Segment's limit per request (after decompression)
 MAX_ID = 200
+MAX_EMAIL = 254  # RFC 5321's limit on a path; ProductUser.email holds it
 STORED_TYPES = {"track", "identify", "group"}
 # Known Segment calls that carry no usage Retain uses: accepted, not stored, reported in the response.
 IGNORED_TYPES = {"page", "screen", "alias"}
@@ -331,11 +332,11 @@ def parse_events(
             email = payload.get("email") or ""
             if email:
                 try:
-                    if not isinstance(email, str):
-                        raise ValidationError("not a string")
+                    if not isinstance(email, str) or len(email) > MAX_EMAIL:
+                        raise ValidationError("not a string of at most 254 characters")
                     validate_email(email)
                 except ValidationError:
-                    fail(f"traits.email {email!r} is not an email address")
+                    fail(f"traits.email {str(email)[:80]!r} is not an email address (at most {MAX_EMAIL} characters)")
                     email = ""
             first, last = payload.get("firstName"), payload.get("lastName")
             joined = " ".join(str(p) for p in (first, last) if p)

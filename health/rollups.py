@@ -62,7 +62,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
@@ -157,15 +157,19 @@ def schedule_rollup(org_id: int) -> bool:
     table = UsageRollupState._meta.db_table
     # One statement whatever the state: creates the row on the organization's first ingest, else claims
     # it only if no run is queued (or the queued one is stale); RETURNING says whether this call won.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (organization_id, scheduled_at, last_run_events) VALUES (%s, %s, 0) "
-            f"ON CONFLICT (organization_id) DO UPDATE SET scheduled_at = EXCLUDED.scheduled_at "
-            f"WHERE {table}.scheduled_at IS NULL OR {table}.scheduled_at < %s RETURNING 1",
-            [org_id, *map(connection.ops.adapt_datetimefield_value, (now, now - SCHEDULE_STALE))],
-        )
-        if cursor.fetchone() is None:
-            return False  # already queued
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (organization_id, scheduled_at, last_run_events) VALUES (%s, %s, 0) "
+                f"ON CONFLICT (organization_id) DO UPDATE SET scheduled_at = EXCLUDED.scheduled_at "
+                f"WHERE {table}.scheduled_at IS NULL OR {table}.scheduled_at < %s RETURNING 1",
+                [org_id, *map(connection.ops.adapt_datetimefield_value, (now, now - SCHEDULE_STALE))],
+            )
+            if cursor.fetchone() is None:
+                return False  # already queued
+    except DatabaseError:  # after the events' commit: their 200 stands, the beat entry counts them
+        logger.exception("could not queue the usage rollup of organization %s", org_id)
+        return False
     try:
         rollup_usage_task.apply_async((org_id,), countdown=ROLLUP_DELAY_SECONDS)
     except Exception:  # the events are stored; the beat entry counts them if the broker is down
@@ -330,7 +334,8 @@ def day_figures(org_id: int, days: dict[int, set[date]]) -> dict[tuple[int, date
     all_days = sorted({d for _, d in wanted})
     for start in range(0, len(all_days), DAYS_PER_QUERY):
         chunk_days = all_days[start : start + DAYS_PER_QUERY]
-        accounts = sorted({a for a, d in wanted if d in set(chunk_days)})
+        in_chunk = set(chunk_days)
+        accounts = sorted({a for a, d in wanted if d in in_chunk})
         rows = UsageTally.all_orgs.filter(organization_id=org_id, account_id__in=accounts, date__in=chunk_days)
         for account_id, day, n, users, sessions in (
             rows.order_by()

@@ -281,6 +281,35 @@ def test_only_counted_events_are_marked_counted(org):
     assert sum(t.events for t in UsageTally.all_orgs.filter(organization=org)) == 1
 
 
+def test_every_event_marked_counted_is_in_the_tally_exactly_once(org, monkeypatch):
+    """No path marks an event counted without counting it: after partial runs, late events and reruns,
+    the tally of each account-day holds exactly its events marked ``rolled_up``."""
+    from django.db.models import Count, Sum
+
+    monkeypatch.setattr(rollups, "BATCH", 4)
+    events = [Ev("A" if i % 3 else "B", f"u{i % 5}", days_ago(i % 7 * 40, 8 + i % 12)) for i in range(30)]
+    store(org, events[:20])
+    rollup_usage(org.pk, limit=7)
+    store(org, events[20:])
+    rollup_usage(org.pk, limit=9)
+    rollup_usage(org.pk)
+    rollup_usage(org.pk)
+    tz = ZoneInfo(org.time_zone)
+    marked: dict = {}
+    for account_id, ts in UsageEvent.all_orgs.filter(organization=org, rolled_up=True).values_list(
+        "account_id", "timestamp"
+    ):
+        key = (account_id, ts.astimezone(tz).date())
+        marked[key] = marked.get(key, 0) + 1
+    tallied = {
+        (row["account_id"], row["date"]): row["n"]
+        for row in UsageTally.all_orgs.filter(organization=org).values("account_id", "date").annotate(n=Sum("events"))
+    }
+    assert tallied == marked and sum(marked.values()) == 30
+    assert not UsageEvent.all_orgs.filter(organization=org, rolled_up=False).aggregate(n=Count("id"))["n"]
+    assert metrics(org) == reference(events)
+
+
 def test_recompute_since_takes_a_local_day_of_the_org_time_zone(org):
     org.time_zone = NY
     org.save()
