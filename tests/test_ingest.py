@@ -602,3 +602,21 @@ def test_official_client_batches_count_per_account_and_a_resend_changes_nothing(
     assert counts == expected
     assert send() == []  # the same messages again: deduplicated
     assert tracks.count() == 2000
+
+
+@pytest.mark.django_db
+def test_a_product_user_linked_to_a_demo_contact_survives_a_reseed():
+    """Re-seeding the demo deletes its contacts without the collector: the product user's read-only link
+    must not keep a reference to them (the commit would fail on Postgres)."""
+    import datetime as dt
+
+    from accounts.demo import seed_demo
+
+    first = seed_demo(slug="demo", accounts=20, seed=3, today=dt.date(2026, 11, 23))
+    contact = Contact.objects.for_org(first.organization).exclude(email="").first()
+    key = WriteKey.issue(organization=first.organization)[1]
+    assert post("/v1/identify", {"userId": "u1", "traits": {"email": contact.email}}, key).status_code == 200
+    assert ProductUser.objects.for_org(first.organization).get().contact == contact
+    again = seed_demo(slug="demo", accounts=20, seed=3, today=dt.date(2026, 11, 23))
+    user = ProductUser.objects.for_org(again.organization).get()
+    assert (user.user_id, user.email, user.contact) == ("u1", contact.email, None)
