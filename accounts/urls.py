@@ -3,6 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from health import ingestion_views
 from health import views as health_views
 
 from . import views
@@ -36,6 +37,7 @@ org_patterns = [
     path("admin/api-keys/<int:key_id>/revoke/", views.admin_revoke_api_key, name="admin-revoke-api-key"),
     path("admin/write-keys/", views.admin_write_keys, name="admin-write-keys"),
     path("admin/write-keys/<int:key_id>/revoke/", views.admin_revoke_write_key, name="admin-revoke-write-key"),
+    path("admin/ingestion/", ingestion_views.admin_ingestion, name="admin-ingestion"),
     path("admin/imports/", views.admin_imports, name="admin-imports"),
     path("admin/scorecards/", health_views.admin_scorecards, name="admin-scorecards"),
     path("admin/scorecards/<int:scorecard_id>/", health_views.admin_scorecard, name="admin-scorecard"),

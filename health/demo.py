@@ -42,7 +42,7 @@ from accounts.bulk_copy import bulk_load, copy_lines, format_row
 from accounts.models import Account, Contact, Contract, Organization
 from feedback.models import SurveyResponse
 
-from .models import CsmPulse, HealthOverride, HealthScore, HealthSnapshot, Invoice, Ticket, UsageMetric
+from .models import CsmPulse, HealthOverride, HealthScore, HealthSnapshot, Invoice, ProductUser, Ticket, UsageMetric
 from .services import recompute_health
 
 __all__ = ["seed_health", "wipe"]
@@ -92,6 +92,9 @@ def wipe(organization: Organization) -> None:
     """
     for model in (UsageMetric, HealthSnapshot, HealthScore, HealthOverride, Ticket, Invoice, CsmPulse, SurveyResponse):
         model.all_orgs.filter(organization_id=organization.pk)._raw_delete(model.all_orgs.db)
+    # Product users (ingestion's records) outlive a re-seed; their read-only link to a contact does not,
+    # because the contacts are then deleted without the collector.
+    ProductUser.all_orgs.filter(organization_id=organization.pk, contact__isnull=False).update(contact=None)
 
 
 def _at(day: date, rng: random.Random) -> datetime:

@@ -5,6 +5,10 @@ Plain Django views, not DRF: the endpoints speak Segment's protocol (HTTP Basic 
 user name, ``{"success": true}``), not the REST API's. This module reads the request (auth, size
 limits, gzip, JSON) and validates every event; :func:`health.services.ingest_events` stores them.
 A request is all or nothing: one invalid event rejects the batch and nothing is stored.
+
+Every answer is JSON, errors included (a ``/v1/`` path that does not exist too: :func:`not_found`), and
+no body can make it answer ``500``: nesting, numbers, text and timestamps Postgres or the rollup could
+not hold are refused at the door with their reason (a ``5xx`` makes Segment clients retry forever).
 """
 
 from __future__ import annotations
@@ -15,27 +19,34 @@ import gzip
 import hashlib
 import io
 import json
+import logging
+import math
+import re
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DatabaseError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import ApiKey, WriteKey
 from cs_platform.tenancy import org_scope
 
-from .services import EventError, IncomingEvent, IngestRejected, ingest_events
+from .services import EventError, IncomingEvent, IngestRejected, ingest_events, record_refusal
 
-__all__ = ["batch", "group", "identify", "parse_events", "track"]
+__all__ = ["batch", "group", "identify", "not_found", "parse_events", "track"]
+
+logger = logging.getLogger(__name__)
 
 MAX_EVENT_BYTES = 32 * 1024  # Segment's limit per event
 MAX_BATCH_BYTES = 500 * 1024  # Segment's limit per request (after decompression)
 MAX_ID = 200
+MAX_EMAIL = 254  # RFC 5321's limit on a path; ProductUser.email holds it
 STORED_TYPES = {"track", "identify", "group"}
 # Known Segment calls that carry no usage Retain uses: accepted, not stored, reported in the response.
 IGNORED_TYPES = {"page", "screen", "alias"}
@@ -43,6 +54,72 @@ IGNORED_TYPES = {"page", "screen", "alias"}
 # it is delivery latency, not a wrong clock (see docs/ingestion.md "Timestamps").
 CLOCK_SKEW_TOLERANCE = timedelta(seconds=60)
 LAST_USED_EVERY = timedelta(minutes=5)
+#: An event dated further ahead of its receipt (after clock correction) cannot be counted: its day has
+#: not begun. Wider than any time zone offset, so a local time sent as UTC still passes.
+MAX_FUTURE = timedelta(hours=24)
+#: JSON nesting deeper than this is refused (Segment payloads nest a few levels; deep nesting only
+#: costs recursion, and Python's parser raises RecursionError near 1,000 levels).
+MAX_DEPTH = 64
+_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+class _BadNumber(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadNumber(f"number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise _BadNumber(f"{name} is not a JSON number")
+
+
+def _too_deep(data: Any, limit: int) -> bool:
+    """Whether ``data`` nests more than ``limit`` arrays/objects deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def parse_body(body: bytes) -> Any:
+    """The JSON document of a request body, or :class:`IngestRejected` (400) saying why not.
+
+    Refused: invalid JSON, nesting deeper than :data:`MAX_DEPTH`, ``NaN``/``Infinity`` and numbers beyond
+    a double (neither JSON nor storable), unpaired UTF-16 surrogates (not storable text), NUL characters.
+    """
+    if b"\\u0000" in body:
+        # Postgres text and jsonb cannot hold NUL; refuse clearly rather than fail at insert time.
+        raise IngestRejected("NUL characters (\\u0000) are not supported in events.")
+    try:
+        data = json.loads(body, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise IngestRejected(f"Body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects.") from exc
+    except _BadNumber as exc:
+        raise IngestRejected(f"Body is not valid JSON: {exc}.") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IngestRejected(f"Body is not valid JSON: {exc}") from exc
+    if _too_deep(data, MAX_DEPTH):
+        raise IngestRejected(f"Body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects.")
+    if _SURROGATE.search(body):
+        try:
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise IngestRejected("Body contains an unpaired UTF-16 surrogate (\\ud800-\\udfff).") from exc
+    return data
 
 
 def _error(status: int, detail: str, errors: list[EventError] | None = None, code: str = "invalid_request"):
@@ -82,7 +159,10 @@ def _read_body(request: HttpRequest, limit: int) -> bytes:
         length = 0
     if length > limit:
         raise too_big
-    body = request.read(limit + 1)
+    try:
+        body = request.read(limit + 1)
+    except (UnreadablePostError, OSError) as exc:
+        raise IngestRejected("The request body could not be read (the connection was interrupted).") from exc
     if len(body) > limit:
         raise too_big
     encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
@@ -102,7 +182,8 @@ def _read_body(request: HttpRequest, limit: int) -> bytes:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    """An ISO-8601 string as an aware UTC datetime (naive means UTC); ``None`` if unparseable."""
+    """An ISO-8601 string as an aware UTC datetime (naive means UTC); ``None`` if unparseable or if it
+    falls outside the calendar once in UTC (years 1 to 9999)."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -111,7 +192,25 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+def _uncountable(timestamp: datetime, received_at: datetime, tz: tzinfo) -> str | None:
+    """Why an event with this (corrected) timestamp cannot be counted exactly, or ``None``."""
+    if timestamp - received_at > MAX_FUTURE:
+        return (
+            f"timestamp {timestamp.isoformat()} is more than {MAX_FUTURE.total_seconds() / 3600:g} hours after "
+            "the event was received: a day that has not begun cannot be counted (fix the sender's clock, or "
+            "send sentAt so Retain can correct it)"
+        )
+    try:
+        timestamp.astimezone(tz)
+    except OverflowError:
+        return f"timestamp {timestamp.isoformat()} falls outside the calendar in the organization's time zone"
+    return None
 
 
 def _as_id(value: Any) -> str | None:
@@ -141,8 +240,13 @@ def parse_events(
     batch_context: dict[str, Any] | None = None,
     default_type: str | None = None,
     check_sizes: bool = True,
+    tz: tzinfo = UTC,
 ) -> tuple[list[IncomingEvent], list[EventError], list[EventError]]:
-    """Validate raw events; returns (valid events, errors, ignored calls such as ``page``)."""
+    """Validate raw events; returns (valid events, errors, ignored calls such as ``page``).
+
+    Besides their shape, events must be countable: a timestamp that cannot be placed on a day of the
+    organization's time zone (``tz``) that has begun is an error, so no accepted event is left uncounted.
+    """
     valid: list[IncomingEvent] = []
     errors: list[EventError] = []
     ignored: list[EventError] = []
@@ -203,7 +307,7 @@ def parse_events(
         if "timestamp" in raw and raw["timestamp"] is not None:
             timestamp = _parse_time(raw["timestamp"])
             if timestamp is None:
-                fail(f"timestamp {raw['timestamp']!r} is not an ISO-8601 date-time")
+                fail(f"timestamp {str(raw['timestamp'])[:80]!r} is not an ISO-8601 date-time (years 1 to 9999)")
                 timestamp = received_at
             else:
                 sent_at = _parse_time(raw.get("sentAt")) or batch_sent_at
@@ -211,7 +315,14 @@ def parse_events(
                 if sent_at is not None and "receivedAt" not in raw:
                     skew = received_at - sent_at
                     if abs(skew) > CLOCK_SKEW_TOLERANCE:
-                        timestamp = timestamp + skew
+                        try:
+                            timestamp = timestamp + skew
+                        except OverflowError:
+                            fail("timestamp falls outside the calendar once corrected by sentAt")
+                            timestamp = received_at
+                why = _uncountable(timestamp, received_at, tz)
+                if why:
+                    fail(why)
         else:
             timestamp = received_at
 
@@ -221,11 +332,11 @@ def parse_events(
             email = payload.get("email") or ""
             if email:
                 try:
-                    if not isinstance(email, str):
-                        raise ValidationError("not a string")
+                    if not isinstance(email, str) or len(email) > MAX_EMAIL:
+                        raise ValidationError("not a string of at most 254 characters")
                     validate_email(email)
                 except ValidationError:
-                    fail(f"traits.email {email!r} is not an email address")
+                    fail(f"traits.email {str(email)[:80]!r} is not an email address (at most {MAX_EMAIL} characters)")
                     email = ""
             first, last = payload.get("firstName"), payload.get("lastName")
             joined = " ".join(str(p) for p in (first, last) if p)
@@ -269,23 +380,19 @@ def _handle(request: HttpRequest, endpoint: str | None) -> JsonResponse:
     key, why = _write_key(request)
     if key is None:
         return _error(401, why, code="unauthorized")
+    organization = key.organization
     received_at = timezone.now()
+    raw_count = 0
     try:
         body = _read_body(request, MAX_BATCH_BYTES if endpoint is None else MAX_EVENT_BYTES)
-        if b"\\u0000" in body:
-            # Postgres text and jsonb cannot hold NUL; refuse clearly rather than fail at insert time.
-            raise IngestRejected("NUL characters (\\u0000) are not supported in events.")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise IngestRejected(f"Body is not valid JSON: {exc}") from exc
+        data = parse_body(body)
         if not isinstance(data, dict):
             raise IngestRejected("Body must be a JSON object.")
         batch_sent_at = None
         if data.get("sentAt") is not None:
             batch_sent_at = _parse_time(data["sentAt"])
             if batch_sent_at is None:
-                raise IngestRejected(f"sentAt {data['sentAt']!r} is not an ISO-8601 date-time.")
+                raise IngestRejected(f"sentAt {str(data['sentAt'])[:80]!r} is not an ISO-8601 date-time.")
         if endpoint is None:
             raw_events = data.get("batch")
             if not isinstance(raw_events, list) or not raw_events:
@@ -293,6 +400,7 @@ def _handle(request: HttpRequest, endpoint: str | None) -> JsonResponse:
             context = data.get("context") if isinstance(data.get("context"), dict) else None
         else:
             raw_events, context = [data], None
+        raw_count = len(raw_events)
         events, errors, ignored = parse_events(
             raw_events,
             received_at=received_at,
@@ -301,6 +409,7 @@ def _handle(request: HttpRequest, endpoint: str | None) -> JsonResponse:
             default_type=endpoint,
             # The whole body is within one event's limit: no event can exceed it.
             check_sizes=len(body) > MAX_EVENT_BYTES,
+            tz=ZoneInfo(organization.time_zone or "UTC"),
         )
         if errors:
             too_big = [e for e in errors if e.reason.startswith("event exceeds")]
@@ -311,13 +420,18 @@ def _handle(request: HttpRequest, endpoint: str | None) -> JsonResponse:
                 errors,
                 status=status,
             )
-        with org_scope(key.organization):
-            result = ingest_events(key.organization, events) if events else None
+        with org_scope(organization):
+            result = ingest_events(organization, events, ignored=len(ignored))
     except IngestRejected as rejected:
         code = {413: "payload_too_large", 415: "unsupported_encoding"}.get(rejected.status, "invalid_request")
+        try:
+            record_refusal(organization, rejected.status, rejected.detail, rejected.errors, raw_count)
+        except DatabaseError:
+            logger.exception("could not record a refused request of organization %s", organization.pk)
         return _error(rejected.status, rejected.detail, rejected.errors, code=code)
     except DatabaseError:
         # Nothing was stored (one transaction); a Segment client retries a 5xx.
+        logger.exception("events of organization %s could not be stored", organization.pk)
         response = _error(503, "Events could not be stored; retry later.", code="unavailable")
         response["Retry-After"] = "5"
         return response
@@ -327,30 +441,62 @@ def _handle(request: HttpRequest, endpoint: str | None) -> JsonResponse:
     body_out: dict[str, Any] = {"success": True}
     if ignored:
         body_out["ignored"] = [e.as_dict() for e in ignored]
-    if result and result.accounts_created:
+    if result.accounts_created:
         body_out["accountsCreated"] = result.accounts_created
+    if result.duplicates:
+        body_out["duplicates"] = result.duplicates  # already stored (a retry): not counted again
+    if result.unattributed:
+        # Stored, counted once a group call links their user to an account.
+        body_out["unattributed"] = result.unattributed
     return JsonResponse(body_out)
 
 
-@csrf_exempt
+def _json_errors(view: Any) -> Any:
+    """Whatever goes wrong, ``/v1/`` answers JSON: an unexpected error is logged and answered ``500``
+    in the protocol's error shape (never Django's HTML page)."""
+
+    def wrapped(request: HttpRequest) -> JsonResponse:
+        try:
+            return view(request)
+        except Exception:
+            logger.exception("unexpected error in the tracking API")
+            return _error(500, "Internal error; nothing was stored. Retry later.", code="internal_error")
+
+    wrapped.__doc__ = view.__doc__
+    wrapped.__name__ = view.__name__
+    return csrf_exempt(wrapped)
+
+
+@_json_errors
 def batch(request: HttpRequest) -> JsonResponse:
     """``POST /v1/batch``: ``{"batch": [event, ...], "sentAt"?, "context"?}``, at most 500 KB."""
     return _handle(request, None)
 
 
-@csrf_exempt
+@_json_errors
 def track(request: HttpRequest) -> JsonResponse:
     """``POST /v1/track``: one track event, at most 32 KB."""
     return _handle(request, "track")
 
 
-@csrf_exempt
+@_json_errors
 def identify(request: HttpRequest) -> JsonResponse:
     """``POST /v1/identify``: one identify event, at most 32 KB."""
     return _handle(request, "identify")
 
 
-@csrf_exempt
+@_json_errors
 def group(request: HttpRequest) -> JsonResponse:
     """``POST /v1/group``: one group event, at most 32 KB."""
     return _handle(request, "group")
+
+
+@_json_errors
+def not_found(request: HttpRequest) -> JsonResponse:
+    """Any other path under ``/v1/``: a JSON ``404`` naming the endpoints."""
+    return _error(
+        404,
+        f"No such endpoint: {request.path[:200]}. The tracking API has POST /v1/batch, /v1/track, /v1/identify "
+        "and /v1/group.",
+        code="not_found",
+    )

@@ -16,13 +16,18 @@ __all__ = [
     "HealthOverride",
     "HealthScore",
     "HealthSnapshot",
+    "IngestionRefusal",
+    "IngestionStat",
     "Invoice",
     "KeyFeature",
+    "ProductUser",
     "Scorecard",
     "ScorecardVersion",
     "Ticket",
     "UsageEvent",
     "UsageMetric",
+    "UsageRollupState",
+    "UsageTally",
     "UserAccountLink",
 ]
 
@@ -36,8 +41,11 @@ class EventType(models.TextChoices):
 class UsageEvent(OrgScopedModel):
     """One raw event received through the Segment-compatible tracking API, stored before the ``200``.
 
-    ``message_id`` deduplicates: a client retrying a batch never counts twice. Raw events are kept for
-    the organization's ``raw_event_retention_days`` after being rolled up into :class:`UsageMetric`.
+    ``message_id`` deduplicates: a client retrying a batch never counts twice. ``rolled_up`` means the
+    event has been counted into its account-day's :class:`UsageTally` (exactly once, in the transaction
+    that sets the flag). Raw events are kept for the organization's ``raw_event_retention_days`` after
+    they were *received*; a counted event needs no raw row any more, so the purge never changes a figure
+    (see ``docs/ingestion.md``, "Counting and retention").
     """
 
     message_id = models.CharField(max_length=200)
@@ -52,7 +60,7 @@ class UsageEvent(OrgScopedModel):
     timestamp = models.DateTimeField(help_text="When it happened (the event's timestamp), UTC")
     received_at = models.DateTimeField(auto_now_add=True)
     properties = models.JSONField(default=dict, blank=True, help_text="properties or traits")
-    rolled_up = models.BooleanField(default=False)
+    rolled_up = models.BooleanField(default=False, help_text="Counted into its account-day's tally")
 
     class Meta(OrgScopedModel.Meta):
         constraints = [
@@ -62,6 +70,12 @@ class UsageEvent(OrgScopedModel):
             models.Index(fields=["organization", "rolled_up", "id"], name="health_usageevent_org_pending"),
             models.Index(fields=["organization", "account", "timestamp"], name="health_usageevent_org_acct_ts"),
             models.Index(fields=["organization", "received_at"], name="health_usageevent_org_recv"),
+            # Track events waiting for their user to be linked to an account: a group call attributes them.
+            models.Index(
+                fields=["organization", "user_id", "anonymous_id"],
+                condition=models.Q(account__isnull=True, rolled_up=False, type="track"),
+                name="health_usageevent_org_unlinked",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -82,13 +96,42 @@ class UserAccountLink(OrgScopedModel):
         indexes = [models.Index(fields=["organization", "account"], name="health_userlink_org_account")]
 
 
+class ProductUser(OrgScopedModel):
+    """A user of the customer's product as ``identify`` calls describe them: ingestion's own records,
+    keyed by ``userId`` (else ``anonymousId``), never a CRM contact. ``contact`` is the organization's
+    contact with the same email, if any: a read-only link (an event never creates, moves or rewrites a
+    contact; the CRM and imports own contacts)."""
+
+    user_id = models.CharField(max_length=200)
+    email = models.EmailField(max_length=320, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    title = models.CharField(max_length=200, blank=True)
+    contact = models.ForeignKey(
+        "accounts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="product_users"
+    )
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user_id"], name="health_productuser_unique_user")
+        ]
+        indexes = [models.Index(fields=["organization", "email"], name="health_productuser_org_email")]
+
+    def __str__(self) -> str:
+        return self.email or self.user_id
+
+
 class UsageMetric(OrgScopedModel):
-    """A daily per-account usage figure: ``events``, ``active_users``, ``sessions``, ``event:<name>``, or any
-    metric imported by CSV. Same shape as the ``usage`` CSV and ``/api/v1/usage-metrics/``."""
+    """A daily per-account usage figure: ``events``, ``active_users``, ``sessions``, ``event:<name>``,
+    ``feature_users:<name>``, or any metric imported by CSV. Same shape as the ``usage`` CSV and
+    ``/api/v1/usage-metrics/``. The rollup's rows are always recomputed from :class:`UsageTally`."""
 
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="usage_metrics")
     date = models.DateField()
-    metric = models.CharField(max_length=200)
+    # 255: "feature_users:" + an event name of up to 200 characters must fit, so every event is countable.
+    metric = models.CharField(max_length=255)
     value = models.DecimalField(max_digits=18, decimal_places=4)
 
     class Meta(OrgScopedModel.Meta):
@@ -99,6 +142,83 @@ class UsageMetric(OrgScopedModel):
             )
         ]
         indexes = [models.Index(fields=["organization", "metric", "date"], name="health_usagemetric_org_metric")]
+
+
+class UsageTally(OrgScopedModel):
+    """How many ``track`` events one user sent under one event name in one session, on one local day of
+    one account: the exact, compact form of the raw events that every rollup figure derives from.
+
+    ``events`` = Σ ``events``; ``event:<name>`` = Σ over the name; ``active_users`` = distinct
+    ``user_key``; ``feature_users:<name>`` = distinct ``user_key`` of the name; ``sessions`` = distinct
+    non-empty ``session``. Rows only grow (``events += n`` in the transaction that marks the raw events
+    counted), so a day stays exact whatever its raw events' age: a late event is merged into its day's
+    tally, and the purge of raw events takes nothing the figures need.
+    """
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="usage_tallies")
+    date = models.DateField(help_text="Local day (organization time zone at counting time)")
+    event = models.CharField(max_length=200)
+    user_key = models.CharField(max_length=200, help_text="userId, else anonymousId")
+    session = models.CharField(
+        max_length=200, blank=True, help_text="properties.session_id ('' if none; a longer one as its SHA-256)"
+    )
+    events = models.PositiveBigIntegerField()
+
+    class Meta(OrgScopedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "account", "date", "event", "user_key", "session"],
+                name="health_usagetally_unique",
+            )
+        ]
+
+
+class UsageRollupState(OrgScopedModel):
+    """One row per organization: whether a rollup is already queued (the debounce of the trigger after
+    each ingest; a compare-and-set on ``scheduled_at`` lets exactly one request queue it) and when the
+    last one ran. Not on :class:`~accounts.models.Organization`: the rollup locks that row, and a flag
+    there would make every ingest wait for the running rollup."""
+
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_events = models.PositiveBigIntegerField(default=0)
+
+    class Meta(OrgScopedModel.Meta):
+        constraints = [models.UniqueConstraint(fields=["organization"], name="health_usagerollupstate_unique_org")]
+
+
+class IngestionStat(OrgScopedModel):
+    """A daily counter of the tracking API (``accepted``, ``duplicates``, ``refused_events``,
+    ``unattributed``, ``counted``, …; see ``docs/ingestion.md``): what came in, what was counted and
+    what was not, with why. ``date`` is the local day the counter moved."""
+
+    date = models.DateField()
+    name = models.CharField(max_length=40)
+    value = models.PositiveBigIntegerField(default=0)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-date", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "date", "name"], name="health_ingestionstat_unique_day")
+        ]
+
+
+class IngestionRefusal(OrgScopedModel):
+    """A request the tracking API refused (4xx after authentication), with its reason and the first
+    event errors: what the sender's logs say, shown to the organization's admins. The newest
+    :data:`KEEP` per organization are kept."""
+
+    KEEP = 100
+
+    received_at = models.DateTimeField()
+    status = models.PositiveSmallIntegerField()
+    detail = models.TextField()
+    events = models.PositiveIntegerField(default=0, help_text="Events in the request (none was stored)")
+    errors = models.JSONField(default=list, blank=True, help_text="[{index, messageId, reason}], at most 20")
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-id"], name="health_ingestrefusal_org_id")]
 
 
 class KeyFeature(OrgScopedModel):

@@ -12,8 +12,9 @@ batch is stored whole or not at all and is durable before the ``200``.
 
 Per batch the number of queries is constant: one for the users' account links, one for the accounts
 named by ``groupId``/``context.groupId`` (only when some event names one), one bulk insert of events,
-plus one upsert of links when the batch has ``group`` calls and up to three for contacts when it has
-``identify`` calls. Rollups (daily metrics) live in :mod:`health.rollups`.
+one upsert of the day's counters, plus one upsert of links and one update attributing waiting events
+when the batch has ``group`` calls, and up to three for product users when it has ``identify`` calls.
+Rollups (daily metrics) live in :mod:`health.rollups`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import numpy as np
 import pandas as pd
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import BigIntegerField, Case, Q, Subquery, Value, When
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.imports import copy_text
@@ -43,11 +45,14 @@ from playbooks.segments import compile_or_none
 from .analytics import load_signals, score_accounts
 from .defaults import ensure_default_scorecard
 from .models import (
+    EventType,
     HealthColor,
     HealthOverride,
     HealthScore,
     HealthSnapshot,
+    IngestionRefusal,
     OverrideReason,
+    ProductUser,
     Scorecard,
     ScorecardVersion,
     UsageEvent,
@@ -63,12 +68,12 @@ __all__ = [
     "RecomputeResult",
     "ingest_events",
     "preview_scorecard",
+    "record_refusal",
     "recompute_health",
     "save_scorecard_version",
 ]
 
 ACCOUNT_NAME_MAX = 200
-EXTERNAL_ID_MAX = 120  # Account.external_id / Contact.external_id
 
 
 @dataclass(slots=True)
@@ -125,30 +130,43 @@ class IncomingEvent:
 
 @dataclass
 class IngestResult:
-    """What one request did. ``events`` counts events received (duplicates included: they are ignored
-    by the database, which is what makes a retried batch harmless)."""
+    """What one request did. ``events`` counts valid events received; ``stored`` those newly stored,
+    ``duplicates`` those skipped because their ``messageId`` was already stored (a retried batch is
+    harmless), ``unattributed`` the stored ``track`` events whose user is linked to no account yet,
+    ``attributed`` earlier such events that this request's ``group`` calls attributed."""
 
     events: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    unattributed: int = 0
+    attributed: int = 0
+    ignored: int = 0
     accounts_created: list[str] = field(default_factory=list)
     links: int = 0
-    contacts_created: int = 0
-    contacts_updated: int = 0
+    product_users: int = 0
 
 
-def ingest_events(organization: Organization, events: list[IncomingEvent]) -> IngestResult:
+def ingest_events(organization: Organization, events: list[IncomingEvent], *, ignored: int = 0) -> IngestResult:
     """Store ``events`` (already validated) for ``organization``, all or nothing.
 
     - ``group`` links the user (``userId``, else ``anonymousId``) to the account whose ``external_id``
       is ``groupId``; an unknown account is created (named from ``traits.name``) when the organization
-      has ``create_accounts_from_events``, otherwise the request is rejected naming the events.
+      has ``create_accounts_from_events``, otherwise the request is rejected naming the events. The
+      user's ``track`` events sent before the group call (earlier in the batch, or stored earlier
+      without an account) are attributed to that account and counted.
     - ``track``/``identify`` get the account named by ``context.groupId`` when it exists, else the
       user's linked account (links made earlier in the same batch count), else none.
-    - ``identify`` with a resolved account upserts a contact (by ``userId`` = ``Contact.external_id``,
-      then by ``traits.email``).
+    - ``identify`` upserts the :class:`ProductUser` (ingestion's own records; never a CRM contact) and
+      links it, read-only, to the organization's contact with the same email.
     - Every event is stored as a :class:`UsageEvent`; an already stored ``messageId`` is skipped.
+    - The day's counters (:class:`IngestionStat`) move in the same transaction; once committed, a rollup
+      is queued (:func:`health.rollups.schedule_rollup`) when there is usage to count.
 
+    ``ignored`` is the number of ``page``/``screen``/``alias`` calls of the request (counted, not stored).
     Raises :class:`IngestRejected` before writing anything when an account is unknown.
     """
+    from .rollups import add_stats, local_today, schedule_rollup
+
     org_id = organization.pk
     user_keys = {e.user_key for e in events if e.user_key}
     named = {e.group_id for e in events if e.group_id} | {e.group_hint for e in events if e.group_hint}
@@ -170,7 +188,7 @@ def ingest_events(organization: Organization, events: list[IncomingEvent]) -> In
             [EventError(e.index, e.sent_message_id, f"unknown account (groupId {e.group_id!r})") for e in unknown],
         )
 
-    result = IngestResult(events=len(events))
+    result = IngestResult(events=len(events), ignored=ignored)
     with transaction.atomic():
         for e in unknown:
             if e.group_id in accounts:
@@ -185,7 +203,7 @@ def ingest_events(organization: Organization, events: list[IncomingEvent]) -> In
                 result.accounts_created.append(e.group_id)
 
         new_links: dict[str, UserAccountLink] = {}
-        identifies: list[tuple[IncomingEvent, int]] = []
+        identifies: list[IncomingEvent] = []
         rows: list[tuple[IncomingEvent, int | None]] = []
         for e in events:
             if e.type == "group":
@@ -201,10 +219,17 @@ def ingest_events(organization: Organization, events: list[IncomingEvent]) -> In
                 account_id = accounts.get(e.group_hint) if e.group_hint else None
                 if account_id is None:
                     account_id = links.get(e.user_key)
-                if e.type == "identify" and account_id is not None and (e.user_id or e.email):
-                    identifies.append((e, account_id))
+                if e.type == "identify" and e.user_key:
+                    identifies.append(e)
             rows.append((e, account_id))
         if new_links:
+            # A track sent before its user's group call in the same batch gets the account it links.
+            rows = [
+                (e, new_links[e.user_key].account_id)
+                if account_id is None and e.type == "track" and e.user_key in new_links
+                else (e, account_id)
+                for e, account_id in rows
+            ]
             UserAccountLink.all_orgs.bulk_create(
                 new_links.values(),
                 update_conflicts=True,
@@ -213,13 +238,49 @@ def ingest_events(organization: Organization, events: list[IncomingEvent]) -> In
             )
             result.links = len(new_links)
         if identifies:
-            result.contacts_created, result.contacts_updated = _upsert_contacts(org_id, identifies)
-        _insert_events(org_id, rows)
+            result.product_users = _upsert_product_users(org_id, identifies)
+        if new_links:
+            result.attributed = _attribute_waiting_events(org_id, {k: link.account_id for k, link in new_links.items()})
+        if rows:
+            result.stored, result.unattributed, counted_now = _insert_events(org_id, rows)
+            result.duplicates = len(rows) - result.stored
+        else:
+            counted_now = 0
+        add_stats(
+            org_id,
+            local_today(organization),
+            {
+                "requests_accepted": 1,
+                "accepted": result.stored,
+                "duplicates": result.duplicates,
+                "ignored": ignored,
+                "unattributed": result.unattributed,
+                "attributed_late": result.attributed,
+            },
+        )
+        if counted_now or result.attributed:
+            transaction.on_commit(lambda: schedule_rollup(org_id))
     return result
+
+
+def _attribute_waiting_events(org_id: int, linked: dict[str, int]) -> int:
+    """Give the ``track`` events stored without an account (their user had no link yet) the account their
+    user is now linked to, so the rollup counts them; one ``UPDATE`` through a partial index. Returns
+    how many."""
+    keys = list(linked)
+    waiting = UsageEvent.all_orgs.filter(
+        organization_id=org_id, account__isnull=True, rolled_up=False, type=EventType.TRACK
+    ).filter(Q(user_id__in=keys) | Q(user_id="", anonymous_id__in=keys))
+    whens = [
+        When(Q(user_id=key) | Q(user_id="", anonymous_id=key), then=Value(account_id))
+        for key, account_id in sorted(linked.items())
+    ]
+    return waiting.update(account_id=Case(*whens, output_field=BigIntegerField()))
 
 
 # One statement, one parameter for all rows: Postgres unpacks the JSON array itself, so Python does one
 # json.dumps instead of preparing every field of every row (which cost more than the insert).
+# RETURNING names what was inserted (duplicates are skipped by ON CONFLICT and return nothing).
 _PG_INSERT = f"""
 INSERT INTO {UsageEvent._meta.db_table}
     (organization_id, message_id, type, event, user_id, anonymous_id, group_id, account_id,
@@ -228,16 +289,19 @@ SELECT %s, r.m, r.t, r.e, r.u, r.a, r.g, r.acc, r.ts, %s, COALESCE(r.p, '{{}}'::
 FROM jsonb_to_recordset(%s::jsonb)
     AS r(m text, t text, e text, u text, a text, g text, acc bigint, ts timestamptz, p jsonb)
 ON CONFLICT (organization_id, message_id) DO NOTHING
+RETURNING type = 'track', account_id IS NULL
 """
 
 
-def _insert_events(org_id: int, rows: list[tuple[IncomingEvent, int | None]]) -> None:
+def _insert_events(org_id: int, rows: list[tuple[IncomingEvent, int | None]]) -> tuple[int, int, int]:
     """Insert events, skipping ``messageId``s already stored for the organization.
 
     The unique (organization, message_id) constraint does the deduplication, also against a concurrent
     request carrying the same events. On Postgres this is one ``INSERT … SELECT FROM jsonb_to_recordset
     … ON CONFLICT DO NOTHING``: the ORM's per-field preparation of model instances cost more than the
-    insert itself (see benchmarks/ingest.py); other databases take ``bulk_create``.
+    insert itself (see benchmarks/ingest.py); other databases take ``bulk_create`` (after one query for
+    the ids already stored: SQLite serialises writers, so it cannot race). Returns (stored, stored
+    ``track`` events without an account, stored ``track`` events with one).
     """
     if connection.vendor == "postgresql":
         payload = [
@@ -256,7 +320,21 @@ def _insert_events(org_id: int, rows: list[tuple[IncomingEvent, int | None]]) ->
         ]
         with connection.cursor() as cursor:
             cursor.execute(_PG_INSERT, [org_id, timezone.now(), json.dumps(payload, separators=(",", ":"))])
-        return
+            inserted = cursor.fetchall()
+        return (
+            len(inserted),
+            sum(1 for is_track, no_account in inserted if is_track and no_account),
+            sum(1 for is_track, no_account in inserted if is_track and not no_account),
+        )
+    already = set(
+        UsageEvent.all_orgs.filter(organization_id=org_id, message_id__in={e.message_id for e, _ in rows}).values_list(
+            "message_id", flat=True
+        )
+    )
+    new: dict[str, tuple[IncomingEvent, int | None]] = {}
+    for e, account_id in rows:
+        if e.message_id not in already:
+            new.setdefault(e.message_id, (e, account_id))  # the first of a repeated messageId is kept
     UsageEvent.all_orgs.bulk_create(
         [
             UsageEvent(
@@ -271,59 +349,82 @@ def _insert_events(org_id: int, rows: list[tuple[IncomingEvent, int | None]]) ->
                 timestamp=e.timestamp,
                 properties=e.properties,
             )
-            for e, account_id in rows
+            for e, account_id in new.values()
         ],
         ignore_conflicts=True,
     )
+    tracks = [account_id for e, account_id in new.values() if e.type == "track"]
+    return len(new), sum(1 for a in tracks if a is None), sum(1 for a in tracks if a is not None)
 
 
-def _upsert_contacts(org_id: int, identifies: list[tuple[IncomingEvent, int]]) -> tuple[int, int]:
-    """Create or update the contacts of ``identify`` calls (three queries at most, whatever the count)."""
-    uids = {e.user_id for e, _ in identifies if e.user_id and len(e.user_id) <= EXTERNAL_ID_MAX}
-    emails = {e.email for e, _ in identifies if e.email}
-    existing = list(Contact.objects.for_org(org_id).filter(Q(external_id__in=uids) | Q(email__in=emails)))
-    by_uid = {c.external_id: c for c in existing if c.external_id}
-    by_email: dict[str, Contact] = {}
-    for contact in existing:
-        if contact.email:
-            by_email.setdefault(contact.email.lower(), contact)
-    created: dict[int, Contact] = {}
-    updated: dict[int, Contact] = {}
-    for e, account_id in identifies:
-        uid = e.user_id if e.user_id and len(e.user_id) <= EXTERNAL_ID_MAX else ""
-        contact = by_uid.get(uid) if uid else None
-        if contact is None and e.email:
-            candidate = by_email.get(e.email.lower())
-            # An email already carried by another product user's contact is not taken over.
-            if candidate is not None and (not candidate.external_id or not uid or candidate.external_id == uid):
-                contact = candidate
-        if contact is None:
-            contact = Contact(organization_id=org_id, account_id=account_id, name="", external_id=uid or None)
-            created[id(contact)] = contact
-        elif id(contact) not in created:
-            updated[id(contact)] = contact
-        contact.account_id = account_id
-        if uid and not contact.external_id:
-            contact.external_id = uid
+def _upsert_product_users(org_id: int, identifies: list[IncomingEvent]) -> int:
+    """Create or update the :class:`ProductUser` of each ``identify`` call (three queries at most).
+
+    Only ingestion's own records change: a CRM :class:`~accounts.models.Contact` is never created, moved
+    or rewritten by an event (a write key ships inside customers' apps, so anyone may hold it). The
+    product user links to the organization's contact with the same email (case-insensitive; the oldest
+    such contact), read-only. Traits absent from a call keep their stored values.
+    """
+    emails = {e.email.lower() for e in identifies if e.email}
+    contacts: dict[str, int] = {}
+    if emails:
+        for email, contact_id in (
+            Contact.objects.for_org(org_id)
+            .annotate(email_lower=Lower("email"))
+            .filter(email_lower__in=emails)
+            .order_by("-id")
+            .values_list("email_lower", "id")
+        ):
+            contacts[email] = contact_id  # descending ids: the oldest contact wins
+    keys = {e.user_key for e in identifies}
+    users = {u.user_id: u for u in ProductUser.objects.for_org(org_id).filter(user_id__in=keys)}
+    for e in identifies:
+        user = users.get(e.user_key)
+        if user is None:
+            user = users[e.user_key] = ProductUser(
+                organization_id=org_id, user_id=e.user_key, first_seen_at=e.timestamp, last_seen_at=e.timestamp
+            )
+        user.first_seen_at = min(user.first_seen_at, e.timestamp)
+        user.last_seen_at = max(user.last_seen_at, e.timestamp)
         if e.email:
-            contact.email = e.email
+            user.email = e.email
+            user.contact_id = contacts.get(e.email.lower())
+        if e.name:
+            user.name = e.name[:200]
         if e.title:
-            contact.title = e.title[:200]
-        contact.name = (e.name or contact.name or e.email or e.user_id)[:200]
-        if uid:
-            by_uid[uid] = contact
-        if e.email:
-            by_email[e.email.lower()] = contact
-    if created:
-        Contact.all_orgs.bulk_create(
-            created.values(),
-            update_conflicts=True,
-            unique_fields=["organization", "external_id"],
-            update_fields=["account", "name", "email", "title", "updated_at"],
+            user.title = e.title[:200]
+    ProductUser.all_orgs.bulk_create(
+        users.values(),
+        update_conflicts=True,
+        unique_fields=["organization", "user_id"],
+        update_fields=["email", "name", "title", "contact", "first_seen_at", "last_seen_at"],
+    )
+    return len(users)
+
+
+def record_refusal(organization: Organization, status: int, detail: str, errors: list[EventError], events: int) -> None:
+    """Remember a refused request of an authenticated sender for the organization's admins: the day's
+    ``refused_requests``/``refused_events`` counters and an :class:`IngestionRefusal` (the newest
+    :attr:`IngestionRefusal.KEEP` are kept). Nothing of the request was stored."""
+    from .rollups import add_stats, local_today
+
+    org_id = organization.pk
+    with transaction.atomic():
+        add_stats(org_id, local_today(organization), {"refused_requests": 1, "refused_events": events})
+        IngestionRefusal.all_orgs.create(
+            organization_id=org_id,
+            received_at=timezone.now(),
+            status=status,
+            detail=detail[:2000],
+            events=events,
+            errors=[e.as_dict() for e in errors[:20]],
         )
-    if updated:
-        Contact.all_orgs.bulk_update(updated.values(), ["account", "external_id", "name", "email", "title"])
-    return len(created), len(updated)
+        oldest_kept = (
+            IngestionRefusal.all_orgs.filter(organization_id=org_id)
+            .order_by("-id")
+            .values_list("id", flat=True)[IngestionRefusal.KEEP - 1 : IngestionRefusal.KEEP]
+        )
+        IngestionRefusal.all_orgs.filter(organization_id=org_id, id__lt=Subquery(oldest_kept)).delete()
 
 
 # --- Health engine (spec §3): the one bulk recompute path, previews, scorecard versions --------------

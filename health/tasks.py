@@ -10,19 +10,21 @@ from cs_platform.jobs import JobRecorder, create_job
 from cs_platform.tasks import org_task
 
 from .models import EventType, UsageEvent
-from .rollups import purge_raw_events, rollup_usage
+from .rollups import purge_raw_events, queue_rescore, record_rollup, rescore_usage_history, rollup_usage, start_rollup
 from .services import recompute_health
-from .triggers import schedule_recompute, take_pending
+from .triggers import take_pending
 
 PURGE_MINUTES = 5  # the fan-out also queues the purge when it runs in the first minutes of an hour
 
 
 @shared_task(ignore_result=True, acks_late=True)
 def rollup_all_usage() -> int:
-    """Beat entry (every 5 minutes): queue a rollup for each organization with pending ``track`` events,
-    and about once an hour a purge of raw events past retention for every organization.
+    """Beat entry (every 5 minutes), the safety net: each ingest already queues its organization's rollup
+    within seconds (:func:`health.rollups.schedule_rollup`). Queues a rollup for each organization with
+    pending ``track`` events, and about once an hour a purge of raw events past retention for every
+    organization.
 
-    Runs are not recorded as JobRuns (one every 5 minutes per organization would bury the imports);
+    Runs are not recorded as JobRuns (one every few seconds per organization would bury the imports);
     pass ``job_id=`` when calling the tasks by hand to record one. Returns how many rollups it queued.
     """
     purge = timezone.now().minute < PURGE_MINUTES
@@ -41,23 +43,36 @@ def rollup_all_usage() -> int:
 
 @org_task()
 def rollup_usage_task(organization_id: int, *, job: JobRecorder | None = None) -> dict[str, int]:
-    """Roll every pending usage event of the organization into daily metrics (idempotent)."""
-    touched: set[int] = set()
-    counts = rollup_usage(organization_id, touched_accounts=touched)
+    """Count every pending usage event of the organization into its daily metrics (idempotent), then
+    queue the rescore of the accounts it touched (today's health at once; past days' snapshots when
+    usage of past days changed)."""
+    start_rollup(organization_id)  # first: events committed from now on queue the next run
+    touched: dict[int, set] = {}
+    counts = rollup_usage(organization_id, touched_days=touched)
+    record_rollup(organization_id, counts["events"])
     if touched:
-        schedule_recompute(organization_id, touched)  # their usage changed: debounced health recompute
+        queue_rescore(organization_id, touched)
     if job is not None:
         job.count(**counts)
     return counts
 
 
 @org_task()
+def rescore_usage_history_task(
+    organization_id: int, spans: list[list], *, job: JobRecorder | None = None
+) -> dict[str, int]:
+    """Recompute the past health snapshots that read usage of the changed past days (a backfill), then
+    today's score of those accounts. ``spans``: ``[[account_id, first_day, last_day], ...]`` (ISO days)."""
+    return rescore_usage_history(organization_id, spans, job=job)
+
+
+@org_task()
 def purge_raw_events_task(organization_id: int, *, job: JobRecorder | None = None) -> int:
-    """Delete the organization's raw events past its retention window (rolled-up ones only for usage)."""
-    deleted = purge_raw_events(organization_id)
+    """Delete the organization's raw events past its retention window (counted ones only for usage)."""
+    counts = purge_raw_events(organization_id)
     if job is not None:
-        job.count(deleted=deleted)
-    return deleted
+        job.count(**counts)
+    return counts["deleted"]
 
 
 @shared_task(ignore_result=True, acks_late=True)

@@ -2,7 +2,8 @@
 after (spec §3), in one task per organization whatever the number of changes.
 
 ``post_save``/``post_delete`` of tickets, invoices, survey responses, CSM pulses, contacts and
-activities, and the usage rollup (for the accounts it touched), call :func:`schedule_recompute`. After
+activities call :func:`schedule_recompute` (the usage rollup queues ``recompute_accounts`` for the
+accounts it touched directly, without the countdown: see :func:`health.rollups.queue_rescore`). After
 the transaction commits, the account ids are added to the organization's pending set and, unless a
 task is already scheduled, ``health.tasks.recompute_accounts`` is enqueued with a countdown of
 :data:`DEBOUNCE_SECONDS`: changes arriving meanwhile join the same run.

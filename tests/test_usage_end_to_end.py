@@ -52,7 +52,9 @@ def test_segment_client_events_roll_up_to_the_same_counts_and_a_resend_changes_n
     org = create_organization(slug="usage-e2e", name="Usage E2E")[0]
     accounts = [AccountFactory(organization=org, external_id=f"U-{i:02d}") for i in range(ACCOUNTS)]
     raw = WriteKey.issue(organization=org)[1]
-    start = datetime(2026, 10, 1, 6, tzinfo=UTC)
+    # ~76 days of history ending about a week ago (events dated in the future would be refused).
+    today = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=84)
 
     def account_of(user: int) -> str:
         return accounts[user % ACCOUNTS].external_id

@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from . import views
+from .ingestion import IngestionStatusView
 
 router = DefaultRouter(trailing_slash=True)
 # The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
@@ -17,5 +18,6 @@ router.register("scorecards", views.ScorecardViewSet, basename="scorecard")
 urlpatterns = [
     path("accounts/<int:pk>/health/", views.AccountHealthView.as_view(), name="account-health"),
     path("metrics/portfolio/", views.PortfolioMetricsView.as_view(), name="metrics-portfolio"),
+    path("ingestion-status/", IngestionStatusView.as_view(), name="ingestion-status"),
     *router.urls,
 ]
