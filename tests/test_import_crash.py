@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.worker,
     pytest.mark.skipif(
         not (os.environ.get("REDIS_URL") and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")),
         reason="needs DATABASE_URL=postgres://... and REDIS_URL: a worker subprocess must reach the test database "

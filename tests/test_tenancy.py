@@ -1,6 +1,7 @@
 """The fail-closed tenancy contract of cs_platform.tenancy."""
 
 import pytest
+from django.utils.deprecation import RemovedInDjango60Warning
 
 from accounts.models import Account, Organization
 from cs_platform.tenancy import OrgScopedManager, OrgScopedQuerySet, OrgScopeError, current_org_id, org_scope
@@ -118,3 +119,27 @@ def test_the_unscoped_manager_is_the_default_and_base_manager():
     assert Account._meta.default_manager.name == "all_orgs"
     assert Account._meta.base_manager.name == "all_orgs"
     assert isinstance(Account.objects, OrgScopedManager)
+
+
+def test_a_manager_bound_to_a_database_keeps_it_when_scoping():
+    # Read replicas: Account.objects.db_manager("replica") must not fall back to the default database.
+    manager = Account.objects.db_manager("replica")
+    assert manager.for_org(1).db == "replica"
+    with org_scope(1):
+        assert manager.all().db == "replica"
+
+
+@pytest.mark.django_db
+def test_save_passes_its_arguments_through(org):
+    account = AccountFactory(organization=org, name="Before", domain="before.example")
+    Account.all_orgs.filter(pk=account.pk).update(domain="changed-elsewhere.example")
+    account.name = "After"
+    account.save(update_fields=["name"])  # only the name is written
+    assert Account.all_orgs.values_list("name", "domain").get(pk=account.pk) == ("After", "changed-elsewhere.example")
+    account.name = "Positional"
+    with pytest.warns(RemovedInDjango60Warning):  # Django 5.2 still accepts save(force_insert, ..., update_fields)
+        account.save(False, False, None, ["name"])
+    assert Account.all_orgs.values_list("name", "domain").get(pk=account.pk) == (
+        "Positional",
+        "changed-elsewhere.example",
+    )

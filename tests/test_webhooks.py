@@ -431,6 +431,7 @@ def _real_broker_and_db() -> bool:
 
 @pytest.mark.skipif(not _real_broker_and_db(), reason="needs REDIS_URL and a Postgres DATABASE_URL")
 @pytest.mark.redis
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_real_worker_retries_with_countdown_until_the_receiver_accepts(org, receiver, webhook_worker, monkeypatch):
     import time
