@@ -22,9 +22,11 @@ import pytest
 
 from health.defaults import DEFAULT_SCORECARD
 from health.scoring import (
+    DefinitionError,
     apply_penalty,
     color_for,
     colors_for,
+    component_keys,
     distribute_weights,
     explain,
     round_score,
@@ -531,7 +533,7 @@ VALIDATION_CASES = [
      [("groups.0.weight", "must be a number"), ("groups.1.weight", "must not be negative"),
       ("groups.2.weight", "must be a number")]),
     ("group without components", {"groups": [{"key": "g", "weight": 1}, {"key": "h", "weight": 1}],
-                                  "components": [component(group="g")]},
+                                  "components": [component(group="g"), component(key="b")]},
      [("groups.1", "has no components")]),
     ("components not objects", {"components": ["x", 3]},
      [("components.0", "must be an object"), ("components.1", "must be an object")]),
@@ -635,3 +637,37 @@ VALID_EDGES = [
 @pytest.mark.parametrize("definition", [c[1] for c in VALID_EDGES], ids=[c[0] for c in VALID_EDGES])
 def test_valid_edges_are_accepted(definition):
     assert validate_definition(definition) == []
+
+
+def test_explain_pre_rounds_contributions_to_six_decimals_of_a_cent():
+    # a: 0.549999992 points × 1/2 = 0.274999996 → 27.4999996 cents, within the 6-decimal pre-rounding of
+    # the half: shown as 0.28 (the rule that stops binary artefacts from flipping a half); b takes the
+    # residual against the score 45.3.
+    linear = {"type": "linear", "x0": 0, "x100": 100}
+    definition = {"components": [
+        {"key": "a", "signal": "adoption", "weight": 1, "function": linear},
+        {"key": "b", "signal": "nps", "weight": 1, "function": linear},
+    ]}  # fmt: skip
+    result = score_account(definition, {"adoption": 0.549999992, "nps": 90})
+    assert result.score == 45.3
+    assert [c["contribution"] for c in result.components] == [0.28, 45.02]
+
+
+def test_explain_shows_missing_values_as_none_and_keeps_their_group():
+    definition = {"groups": [{"key": "g", "name": "G", "weight": 1}], "components": [
+        {"key": "a", "signal": "adoption", "group": "g", "weight": 1, "function": LIN},
+        {"key": "n", "signal": "nps", "group": "g", "weight": 1, "function": LIN},
+    ]}  # fmt: skip
+    frame = score_frame(definition, pd.DataFrame({"adoption": [5.0], "nps": [np.nan]}, index=[9]))
+    components, missing = explain(definition, frame)
+    assert missing == [["n"]]
+    assert components[0][1] == {"key": "n", "name": "n", "group": "g", "signal": "nps", "value": None,
+                                "score": None, "weight": 0.0, "contribution": 0.0}  # fmt: skip
+
+
+def test_component_keys_and_definition_errors():
+    assert list(component_keys(DEFAULT_SCORECARD)) == [c["key"] for c in DEFAULT_SCORECARD["components"]]
+    error = DefinitionError([("components.0.key", "is required"), ("groups", "must be a list")])
+    assert str(error) == "components.0.key: is required; groups: must be a list"
+    assert error.errors == [("components.0.key", "is required"), ("groups", "must be a list")]
+    assert isinstance(error, ValueError)
