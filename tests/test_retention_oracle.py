@@ -19,7 +19,7 @@ import pytest
 
 from accounts.models import Contract, ContractLine, Organization
 from playbooks.models import Segment
-from renewals.analytics import cohort_table, fiscal_quarter, forecast, retention
+from renewals.analytics import arr_at, arr_bridge, churn_reasons, cohort_table, fiscal_quarter, forecast, retention
 
 from .factories import AccountFactory, ProductFactory
 
@@ -367,3 +367,78 @@ def test_forecast_names_the_current_and_next_fiscal_quarter(org, start_month, la
     expected = [ref_fiscal_quarter(start_month, D("2026-11-23"))]
     expected.append(ref_fiscal_quarter(start_month, expected[0][1] + dt.timedelta(days=1)))
     assert [(q["start"], q["end"], q["quarter"]) for q in body["quarters"]] == expected
+
+
+# --- ARR at a date, the bridge and cohorts at the parent level, small amounts ---------------------------
+
+
+def test_arr_at_counts_a_single_cent_and_rolls_children_into_parents(org):
+    book = new_book()
+    product = ProductFactory(organization=org, sku="CORE")
+    parent = add_account(book, org, name="parent")
+    child = add_account(book, org, parent=parent, name="child")
+    tiny = add_account(book, org, name="tiny")
+    add_contract(book, parent, "P-1", "2025-01-01", "2025-12-31", (product, "1", "100"))
+    add_contract(book, child, "C-1", "2025-01-01", "2025-12-31", (product, "2", "50.25"))
+    add_contract(book, tiny, "T-1", "2025-01-01", "2025-12-31", (product, "1", "0.01"))
+    day = D("2025-06-30")
+    by_account = arr_at(org, day)
+    assert by_account.name == "arr"
+    assert by_account.to_dict() == {parent.pk: Decimal("100.00"), child.pk: Decimal("100.50"),
+                                    tiny.pk: Decimal("0.01")}  # fmt: skip
+    assert by_account.to_dict() == arr_on(book, day, "account")
+    assert arr_at(org, day, level="parent").to_dict() == {parent.pk: Decimal("200.50"), tiny.pk: Decimal("0.01")}
+    assert arr_at(org, day, level="parent").to_dict() == arr_on(book, day, "parent")
+    table = cohort_table(org, periods=1, today=D("2025-12-31"))
+    assert [(c["cohort"], c["accounts"], c["periods"][0]["accounts"]) for c in table["cohorts"]] == [("2025-Q1", 3, 3)]
+
+
+@pytest.mark.parametrize("level", ["account", "parent"])
+def test_arr_bridge_and_cohorts_at_both_levels_match_the_reference(org, level):
+    book = random_book(org, 31)
+    start, end = D("2024-02-10"), D("2024-07-20")
+    bridge = arr_bridge(org, start, end, level=level)
+    expected = ref_retention(book, start, end, level)
+    assert {k: bridge["total"][k] for k in MONEY} == {k: expected[k] for k in MONEY}
+    points = [start, D("2024-03-01"), D("2024-04-01"), D("2024-05-01"), D("2024-06-01"), D("2024-07-01"), end]
+    assert [(m["start"], m["end"]) for m in bridge["months"]] == list(zip(points, points[1:], strict=False))
+    for row in bridge["months"]:
+        reference = ref_retention(book, row["start"], row["end"], level)
+        assert {k: row[k] for k in MONEY} == {k: reference[k] for k in MONEY}, row["month"]
+    # cohorts: base = the units with ARR on the cohort quarter's last day
+    table = cohort_table(org, periods=2, today=D("2025-12-31"), level=level)
+    units = {unit_of(book, a, level) for a in book.parent}
+    expected_rows = {}
+    for key in {first_cohort(book, u, level) for u in units} - {None}:
+        year, quarter = int(key[:4]), int(key[-1])
+        last_day = dt.date(year + (quarter == 4), (3 * quarter) % 12 + 1, 1) - dt.timedelta(days=1)
+        base = arr_on(book, last_day, level)
+        members = {u for u in units if base.get(u, 0) > 0 and first_cohort(book, u, level) == key}
+        if members:
+            expected_rows[key] = (len(members), sum(base[u] for u in members))
+    assert {row["cohort"]: (row["accounts"], row["start_arr"]) for row in table["cohorts"]} == expected_rows
+    assert [row["cohort"] for row in table["cohorts"]] == sorted(expected_rows)
+
+
+def first_cohort(book: Book, unit: int, level: str) -> str | None:
+    """A unit's cohort: its own customer_since, else the first start of its (family's) live contracts."""
+    if book.since[unit]:
+        return quarter_key(book.since[unit])
+    starts = [ln.start for ln in book.lines if unit_of(book, ln.account, level) == unit and not ln.cancelled]
+    return quarter_key(min(starts)) if starts else None
+
+
+def test_a_bridge_of_one_day_is_one_empty_month(org):
+    book = new_book()
+    product = ProductFactory(organization=org, sku="CORE")
+    account = add_account(book, org)
+    add_contract(book, account, "A-1", "2025-01-01", "2025-12-31", (product, "3", "100"))
+    bridge = arr_bridge(org, D("2025-05-05"), D("2025-05-05"))
+    assert [(m["month"], m["start_arr"], m["end_arr"], m["new"]) for m in bridge["months"]] == [
+        ("2025-05", Decimal("300.00"), Decimal("300.00"), Decimal("0.00"))
+    ]
+    assert bridge["total"]["nrr"] == Decimal("1.0000")
+
+
+def test_churn_reasons_group_by_segment_unless_told_otherwise(org):
+    assert churn_reasons(org, D("2025-01-01"), D("2025-12-31"))["by"] == "segment"
