@@ -70,8 +70,8 @@ MODULES: dict[str, Module] = {
             "tests/test_retention_oracle.py",
         ),
     ),
-    "rollups": Module("health/rollups.py", ("tests/test_rollups.py", "tests/test_usage_end_to_end.py")),
-    "segments": Module("playbooks/segments.py", ("tests/test_api_segments.py", "tests/test_segments.py")),
+    "rollups": Module("health/rollups.py", ("tests/test_rollups*.py", "tests/test_usage_end_to_end.py")),
+    "segments": Module("playbooks/segments.py", ("tests/test_*segment*.py", "tests/test_retention_oracle.py")),
     "tenancy": Module("cs_platform/tenancy.py", ("tests/test_tenancy.py",)),
 }
 
@@ -102,8 +102,9 @@ def copy_tree(destination: Path) -> None:
 
 
 def configure(destination: Path, module: Module) -> list[str]:
-    """Append mutmut's settings for ``module`` to the copy's pyproject.toml; returns the test files used."""
-    tests = [t for t in module.tests if (destination / t).exists()]
+    """Append mutmut's settings for ``module`` to the copy's pyproject.toml; returns the test files used
+    (glob patterns are expanded, so test files added later for the module are picked up)."""
+    tests = sorted({str(p.relative_to(destination)) for t in module.tests for p in destination.glob(t) if p.is_file()})
     settings = {
         "source_paths": PACKAGES,
         "only_mutate": [module.path],
