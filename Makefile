@@ -13,12 +13,13 @@ STAMP := $(VENV)/.retain-installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format migrations-check chromium clean-demo
+.PHONY: help install run test lint format migrations-check chromium clean-demo mutation
 
 help:
 	@echo "make run    start Retain with demo data at http://127.0.0.1:8000/ (Ctrl-C stops web and worker)"
 	@echo "make test   run the whole test suite (PYTEST_ARGS='-k health' to narrow it)"
 	@echo "make lint   ruff check + ruff format --check"
+	@echo "make mutation  mutation testing of the formula and tenancy modules (docs/testing.md)"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Retain needs Python 3.11 or newer; this is " + sys.version.split()[0] + ". Run with PYTHON=/path/to/python3.11")'
@@ -49,6 +50,13 @@ format: $(STAMP)
 
 migrations-check: $(STAMP)
 	$(PY) manage.py makemigrations --check --dry-run
+
+# Mutation testing (mutmut) of scoring, retention analytics, rollups, segments and tenancy; see
+# docs/testing.md. MUTATION_ARGS narrows or bounds it, e.g. MUTATION_ARGS='scoring tenancy --budget 900'
+# or MUTATION_ARGS='analytics --sample 250'. Run it with DATABASE_URL (Postgres) set, as CI's figures are.
+MUTATION_ARGS ?=
+mutation: $(STAMP)
+	$(PY) scripts/mutation.py $(MUTATION_ARGS)
 
 # Forget the demo: database, queue and beat schedule (the next `make run` seeds again).
 clean-demo:

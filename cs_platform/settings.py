@@ -115,6 +115,10 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Countdown of the debounced per-account health recompute (health/triggers.py): changes to an
+# account's signals within it join one run.
+HEALTH_RECOMPUTE_DEBOUNCE_SECONDS = env_int("HEALTH_RECOMPUTE_DEBOUNCE_SECONDS", 60)
+
 # --- Auth ---------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -313,6 +317,8 @@ CELERY_TASK_ACKS_LATE = True  # a crashed worker's job is redelivered, not lost
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# The queue tasks are sent to when they name none (workers consume it with -Q); "celery" is Celery's own.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TIMEZONE = "UTC"

@@ -6,7 +6,8 @@ activities call :func:`schedule_recompute` (the usage rollup queues ``recompute_
 accounts it touched directly, without the countdown: see :func:`health.rollups.queue_rescore`). After
 the transaction commits, the account ids are added to the organization's pending set and, unless a
 task is already scheduled, ``health.tasks.recompute_accounts`` is enqueued with a countdown of
-:data:`DEBOUNCE_SECONDS`: changes arriving meanwhile join the same run.
+:func:`debounce_seconds` (the ``HEALTH_RECOMPUTE_DEBOUNCE_SECONDS`` setting, 60 s by default):
+changes arriving meanwhile join the same run.
 
 With Redis (``REDIS_URL``, production) the pending set is a Redis set (``SADD``) and the "scheduled"
 flag a ``SET NX EX`` key, shared by every web and worker process. The task first drops the flag, then
@@ -28,9 +29,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-__all__ = ["DEBOUNCE_SECONDS", "connect", "schedule_recompute", "take_pending"]
+__all__ = ["DEBOUNCE_SECONDS", "connect", "debounce_seconds", "schedule_recompute", "take_pending"]
 
-DEBOUNCE_SECONDS = 60
+DEBOUNCE_SECONDS = 60  # the default of settings.HEALTH_RECOMPUTE_DEBOUNCE_SECONDS
 KEY_PREFIX = "retain:health:recompute"
 
 #: ``enqueue(organization_id, account_ids_or_None, countdown)``; replaceable in tests.
@@ -50,6 +51,11 @@ def _redis() -> Any | None:
     return client
 
 
+def debounce_seconds() -> int:
+    """The countdown of a scheduled recompute, read at call time (tests shorten it to see it reach Celery)."""
+    return int(getattr(settings, "HEALTH_RECOMPUTE_DEBOUNCE_SECONDS", DEBOUNCE_SECONDS))
+
+
 def _keys(organization_id: int) -> tuple[str, str]:
     return f"{KEY_PREFIX}:{organization_id}:pending", f"{KEY_PREFIX}:{organization_id}:scheduled"
 
@@ -64,7 +70,7 @@ def _default_enqueue(organization_id: int, account_ids: list[int] | None, countd
 def schedule_recompute(
     organization_id: int, account_ids: Iterable[int | None], *, enqueue: Enqueue | None = None
 ) -> None:
-    """Recompute these accounts' health about :data:`DEBOUNCE_SECONDS` after the current transaction
+    """Recompute these accounts' health about :func:`debounce_seconds` after the current transaction
     commits (nothing for a rolled-back change); see the module docstring."""
     ids = sorted({int(a) for a in account_ids if a is not None})
     if not ids or not organization_id:
@@ -72,18 +78,21 @@ def schedule_recompute(
     send = enqueue or _default_enqueue
 
     def on_commit() -> None:
+        countdown = debounce_seconds()
         client = _redis()
         if client is None:
-            send(organization_id, ids, DEBOUNCE_SECONDS)
+            send(organization_id, ids, countdown)
             return
         pending, scheduled = _keys(organization_id)
         with client.pipeline() as pipe:
             pipe.sadd(pending, *ids)
-            pipe.expire(pending, DEBOUNCE_SECONDS * 60)
-            pipe.set(scheduled, "1", nx=True, ex=DEBOUNCE_SECONDS * 10)
+            # The keys outlive the countdown by far, so a slow worker never finds them expired; at least
+            # a minute / ten minutes even when the countdown is short.
+            pipe.expire(pending, max(countdown, DEBOUNCE_SECONDS) * 60)
+            pipe.set(scheduled, "1", nx=True, ex=max(countdown, DEBOUNCE_SECONDS) * 10)
             _, _, first = pipe.execute()
         if first:
-            send(organization_id, None, DEBOUNCE_SECONDS)
+            send(organization_id, None, countdown)
 
     transaction.on_commit(on_commit)
 

@@ -16,6 +16,14 @@ from accounts.services import create_organization
 
 from .factories import AccountFactory, MembershipFactory, UserFactory
 
+# CI proves its environment (RETAIN_REQUIRE_SERVICES=1): see tests/require_services.py.
+from .require_services import (  # noqa: F401  (hooks: pytest finds them by name in this module)
+    pytest_make_collect_report,
+    pytest_report_header,
+    pytest_runtest_makereport,
+    pytest_sessionstart,
+)
+
 
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings) -> None:

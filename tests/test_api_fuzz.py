@@ -18,10 +18,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
-pytestmark = pytest.mark.skipif(
-    not DATABASE_URL.startswith(("postgres://", "postgresql://")),
-    reason="the fuzz run serves the app with gunicorn on Postgres (set DATABASE_URL)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not DATABASE_URL.startswith(("postgres://", "postgresql://")),
+        reason="the fuzz run serves the app with gunicorn on Postgres (set DATABASE_URL)",
+    ),
+    pytest.mark.postgres,
+]
 
 
 def test_fuzz_run_fails_on_a_response_that_violates_its_schema(tmp_path):

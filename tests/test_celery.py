@@ -106,6 +106,7 @@ def wait_for_finish(job: JobRun, timeout: float = 30.0) -> JobRun:
 @requires_redis
 @requires_server_db
 @pytest.mark.redis
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_delayed_task_runs_on_the_worker_in_its_org_scope_and_records_its_run(worker, org, other_org, bob):
     AccountFactory.create_batch(3, organization=org)
@@ -124,6 +125,7 @@ def test_a_delayed_task_runs_on_the_worker_in_its_org_scope_and_records_its_run(
 @requires_redis
 @requires_server_db
 @pytest.mark.redis
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_transient_database_error_is_retried_and_the_run_then_succeeds(worker, org):
     job = create_job(organization_id=org.pk, kind="flaky")
@@ -137,6 +139,7 @@ def test_a_transient_database_error_is_retried_and_the_run_then_succeeds(worker,
 @requires_redis
 @requires_server_db
 @pytest.mark.redis
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_task_that_keeps_failing_transiently_gives_up_after_its_retries(worker, org):
     job = create_job(organization_id=org.pk, kind="always_transient")
@@ -152,6 +155,7 @@ def test_a_task_that_keeps_failing_transiently_gives_up_after_its_retries(worker
 @requires_redis
 @requires_server_db
 @pytest.mark.redis
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_failing_task_records_failed_with_the_error_without_retrying(worker, org):
     job = create_job(organization_id=org.pk, kind="broken")

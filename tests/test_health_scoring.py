@@ -87,10 +87,14 @@ def test_missing_values_stay_missing_vectorised():
     assert scores.iloc[1:3].isna().all()
 
 
-def test_vectorised_equals_scalar():
-    values = pd.Series([-5, 0, 0.3, 1, 3.5, 6, 6.01, 13, 19.9, 20, 21])
-    vector = score_series(values, SUPPORT).tolist()
-    assert vector == pytest.approx([score_value(v, SUPPORT) for v in values])
+def test_vectorised_and_scalar_paths_give_the_hand_computed_points():
+    # Support: 70 at or below 0, ramp 0 → 1 (70 → 100), 100 on [1, 6], ramp 6 → 20 (100 → 0), 0 beyond.
+    # The expected points are computed here by hand, not by either production path
+    # (tests/test_scoring_oracle.py checks both paths against an exact reference on many more values).
+    values = [-5, 0, 0.3, 1, 3.5, 6, 6.01, 13, 19.9, 20, 21]
+    expected = [70, 70, 70 + 0.3 * 30, 100, 100, 100, 100 - 0.01 / 14 * 100, 50, 100 - 13.9 / 14 * 100, 0, 0]
+    assert score_series(pd.Series(values), SUPPORT).tolist() == pytest.approx(expected)
+    assert [score_value(v, SUPPORT) for v in values] == pytest.approx(expected)
 
 
 def test_penalty_per_open_p1_floor_zero():

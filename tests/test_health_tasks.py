@@ -97,6 +97,7 @@ def test_task_with_account_ids(org, eager):
 
 
 @needs_redis
+@pytest.mark.redis
 def test_changes_are_debounced_into_one_task_per_org(org, clean_redis, django_capture_on_commit_callbacks):
     a, b = AccountFactory(organization=org), AccountFactory(organization=org)
     sent = []

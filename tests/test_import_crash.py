@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from accounts.choices import JobStatus
@@ -29,52 +25,16 @@ from accounts.models import Account, JobRun
 from accounts.services import create_organization
 from accounts.tasks import run_import
 from cs_platform.jobs import create_job
+from tests import worker_process
 
 ROWS = 60_000
-ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.redis,
-    pytest.mark.skipif(
-        not (os.environ.get("REDIS_URL") and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")),
-        reason="needs DATABASE_URL=postgres://... and REDIS_URL: a worker subprocess must reach the test database "
-        "and the broker (SQLite's test database lives in this process)",
-    ),
+    pytest.mark.postgres,
+    pytest.mark.worker,
+    pytest.mark.skipif(not worker_process.AVAILABLE, reason=worker_process.NEEDS),
 ]
-
-
-def _test_database_url() -> str:
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-def _start_worker(queue: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": os.environ["REDIS_URL"]}
-    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
-    cmd = [sys.executable, "-m", "celery", "-A", "cs_platform", "worker", "--pool=solo", "-Q", queue]
-    cmd += ["--concurrency=1", "-l", "info", "--without-heartbeat", "--without-gossip", "--without-mingle"]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def _stop(worker: subprocess.Popen | None) -> None:
-    if worker is None or worker.poll() is not None:
-        return
-    worker.send_signal(signal.SIGTERM)  # warm shutdown: closes its database connections
-    try:
-        worker.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait(timeout=10)
-
-
-def _wait(predicate, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; worker log:\n{log.read_text()[-4000:]}")
 
 
 def _other_backends_writing() -> bool:
@@ -146,15 +106,15 @@ def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
     started = time.monotonic()
     try:
         # --- 1. run the import and kill the worker while its transaction holds uncommitted writes ----
-        worker = _start_worker(queue, log)
+        worker = worker_process.start_worker(queue, log)
         run_import.apply_async((org.pk,), {"job_id": job.pk}, queue=queue)
         # Validation writes progress outside the transaction: progress_done == ROWS means it passed
         # and the write phase (one transaction) has begun.
-        _wait(
+        worker_process.wait(
             lambda: JobRun.all_orgs.filter(pk=job.pk, status=JobStatus.RUNNING, progress_done__gte=ROWS).exists(),
             120, "validation to finish", log,
         )  # fmt: skip
-        _wait(_other_backends_writing, 60, "the worker's write transaction", log)
+        worker_process.wait(_other_backends_writing, 60, "the worker's write transaction", log)
         assert JobRun.all_orgs.get(pk=job.pk).status == JobStatus.RUNNING, "the import finished before the kill"
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
@@ -178,9 +138,9 @@ def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
         assert crashed.started_at is not None
 
         # --- 2. re-run the same JobRun on a fresh worker (the admin's retry) -------------------------
-        worker = _start_worker(queue, log)
+        worker = worker_process.start_worker(queue, log)
         run_import.apply_async((org.pk,), {"job_id": job.pk}, queue=queue)
-        _wait(
+        worker_process.wait(
             lambda: JobRun.all_orgs.filter(pk=job.pk, status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).exists(),
             180, "the re-run to finish", log,
         )  # fmt: skip
@@ -196,6 +156,6 @@ def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
         assert Account.all_orgs.filter(organization=other).count() == 1
         print(f"\nkilled after {killed_at:.1f}s; re-run done after {time.monotonic() - started:.1f}s in all")
     finally:
-        _stop(worker)
+        worker_process.stop(worker)
         _end_other_backends()
         print(f"dropped {_forget_messages(queue)} unacked message(s) of the killed worker")

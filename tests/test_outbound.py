@@ -348,7 +348,7 @@ def _clear_slots(org_ids: list[int]) -> None:
         outbound._local.leases.pop(i, None)
 
 
-@pytest.mark.parametrize("backend", ["local", "redis"])
+@pytest.mark.parametrize("backend", ["local", pytest.param("redis", marks=pytest.mark.redis)])
 def test_org_slots_limit_calls_per_organization(settings, backend):
     if backend == "redis" and not settings.REDIS_URL:
         pytest.skip("REDIS_URL is not set")
@@ -375,7 +375,7 @@ def test_org_slots_limit_calls_per_organization(settings, backend):
         _clear_slots([org_a, org_b])
 
 
-@pytest.mark.parametrize("backend", ["local", "redis"])
+@pytest.mark.parametrize("backend", ["local", pytest.param("redis", marks=pytest.mark.redis)])
 def test_a_lease_of_a_worker_that_died_expires(settings, backend):
     if backend == "redis" and not settings.REDIS_URL:
         pytest.skip("REDIS_URL is not set")

@@ -62,17 +62,33 @@ def test_anonymous_is_sent_to_login_from_every_page(client, org, account, job):
         assert response["Location"].startswith(reverse("login") + "?next="), url
 
 
+def page_title(response) -> str:
+    match = re.search(r"<title>(.*?)</title>", response.content.decode(), re.S)
+    return " ".join(match.group(1).split()) if match else ""
+
+
 def test_admin_member_gets_every_page(client, org, alice, account, job):
     login(client, alice)
-    for url in page_urls(org, account, job):
-        assert client.get(url).status_code == 200, url
+    # Each page is itself (its title) and of the organization named by the URL.
+    titles = ["Accounts", "Portfolio", "Renewals", "Work queue", "Voice of the customer", "Members · Admin",
+              "API keys · Admin", "Job runs · Admin", account.name, f"Run #{job.pk} · Admin"]  # fmt: skip
+    for url, title in zip(page_urls(org, account, job), titles, strict=True):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert page_title(response) == f"{title} · Acme Corp · Retain", url
 
 
 def test_csm_gets_every_member_page(client, org, bob, account):
     login(client, bob)
+    titles = {"my-book": "My book", "portfolio": "Portfolio", "renewals": "Renewals", "work": "Work queue",
+              "voice": "Voice of the customer"}  # fmt: skip
     for name in MEMBER_PAGES:
-        assert client.get(reverse(name, args=[org.slug])).status_code == 200, name
-    assert client.get(reverse("account-detail", args=[org.slug, account.pk])).status_code == 200
+        response = client.get(reverse(name, args=[org.slug]))
+        assert response.status_code == 200, name
+        assert page_title(response) == f"{titles[name]} · Acme Corp · Retain", name
+    response = client.get(reverse("account-detail", args=[org.slug, account.pk]))
+    assert response.status_code == 200 and account.name in page_title(response)
+    assert account.name in response.content.decode()
 
 
 def test_member_of_another_org_gets_404_for_every_page(client, org, other_org, charlie, account, job):
@@ -120,10 +136,12 @@ def test_home_without_membership_explains(client, django_user_model):
 
 
 def test_login_and_logout_pages(client, org, bob):
-    assert client.get(reverse("login")).status_code == 200
+    login_page = client.get(reverse("login"))
+    assert login_page.status_code == 200 and 'name="password"' in login_page.content.decode()
     response = client.post(reverse("login"), {"username": bob.username, "password": "pw-for-tests"})
     assert response.status_code == 302
-    assert client.get(reverse("my-book", args=[org.slug])).status_code == 200
+    book = client.get(reverse("my-book", args=[org.slug]))
+    assert book.status_code == 200 and book.context["user"] == bob
     assert client.get(reverse("logout")).status_code == 405  # logout is a POST (CSRF-protected) only
     assert client.post(reverse("logout")).status_code == 302
     assert client.get(reverse("my-book", args=[org.slug])).status_code == 302

@@ -415,6 +415,7 @@ def test_contract_factory_sanity(org):
     assert contract.organization == org
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_runs_create_each_renewal_once():
     """Two runs at the same moment (two connections): the unique constraint plus ON CONFLICT DO NOTHING."""

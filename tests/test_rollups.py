@@ -31,10 +31,15 @@ pytestmark = pytest.mark.django_db
 UTC = dt.UTC
 D1, D2 = dt.date(2026, 11, 2), dt.date(2026, 11, 3)
 
-requires_postgres = pytest.mark.skipif(
+_skip_on_sqlite = pytest.mark.skipif(
     settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
     reason="row locks need a database server (DATABASE_URL=postgres://...): SQLite has one writer",
 )
+
+
+def requires_postgres(test):
+    """Skipped on SQLite; marked ``postgres`` so that CI (RETAIN_REQUIRE_SERVICES=1) fails if it skips."""
+    return pytest.mark.postgres(_skip_on_sqlite(test))
 
 
 # --- helpers -----------------------------------------------------------------------------------------

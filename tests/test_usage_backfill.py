@@ -51,6 +51,8 @@ needs_worker = [
         reason="the in-process worker needs a database server (DATABASE_URL=postgres://...), not SQLite",
     ),
     pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.worker,
     pytest.mark.django_db(transaction=True),
 ]
 

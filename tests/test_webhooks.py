@@ -577,6 +577,8 @@ def requires_worker(test: Any) -> Any:
     for mark in (
         pytest.mark.skipif(not _real_broker_and_db(), reason="needs REDIS_URL and a Postgres DATABASE_URL"),
         pytest.mark.redis,
+        pytest.mark.postgres,
+        pytest.mark.worker,
         pytest.mark.django_db(transaction=True),
     ):
         test = mark(test)

@@ -169,4 +169,4 @@ def test_api_is_admin_only_reads_included(org, api, role):
 def test_a_write_key_does_not_authenticate_the_api(org):
     _, raw = WriteKey.issue(organization=org, name="prod")
     response = Client().get(API, HTTP_AUTHORIZATION=f"Bearer {raw}")
-    assert response.status_code in (401, 403)
+    assert response.status_code == 401 and response.json()["detail"] == "Invalid or revoked API key."

@@ -1,0 +1,70 @@
+"""A real Celery worker as a subprocess, against the pytest-django test database and the Redis broker.
+
+Shared by the tests that must prove something on a worker that is not the test process (the import
+killed halfway, the debounced recompute's countdown, the renewal opening). Needs Postgres: SQLite's
+test database lives inside the test process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Skip reason when the worker cannot run; tests using it are marked ``worker``, so CI fails instead.
+NEEDS = (
+    "needs DATABASE_URL=postgres://... and REDIS_URL: a worker subprocess must reach the test database "
+    "and the broker (SQLite's test database lives in this process)"
+)
+AVAILABLE = bool(os.environ.get("REDIS_URL")) and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def test_database_url() -> str:
+    """The URL of the test database pytest-django created (``test_<name>``), for the worker."""
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
+
+
+def start_worker(queue: str, log: Path, **env: str) -> subprocess.Popen:
+    """``celery worker`` (solo pool) consuming ``queue``, logging to ``log``; ``env`` adds variables."""
+    environ = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": os.environ["REDIS_URL"], **env}
+    environ.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    cmd = [sys.executable, "-m", "celery", "-A", "cs_platform", "worker", "--pool=solo", "-Q", queue]
+    cmd += ["--concurrency=1", "-l", "info", "--without-heartbeat", "--without-gossip", "--without-mingle"]
+    return subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def stop(worker: subprocess.Popen | None) -> None:
+    """Warm shutdown (closes its database connections); killed if it does not stop in 15 s."""
+    if worker is None or worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(timeout=10)
+
+
+def wait(predicate: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
+    """Poll until ``predicate()`` (a generous bound, not a speed assertion); fail with the worker's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}; worker log:\n{log.read_text()[-4000:]}")
