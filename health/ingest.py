@@ -35,6 +35,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import ApiKey, WriteKey
+from cs_platform.api.parsers import MAX_JSON_DEPTH, json_depth_exceeds
 from cs_platform.tenancy import org_scope
 
 from .services import EventError, IncomingEvent, IngestRejected, ingest_events, record_refusal
@@ -59,7 +60,7 @@ LAST_USED_EVERY = timedelta(minutes=5)
 MAX_FUTURE = timedelta(hours=24)
 #: JSON nesting deeper than this is refused (Segment payloads nest a few levels; deep nesting only
 #: costs recursion, and Python's parser raises RecursionError near 1,000 levels).
-MAX_DEPTH = 64
+MAX_DEPTH = MAX_JSON_DEPTH  # the REST API's limit: one rule for every JSON body
 _SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 
@@ -76,23 +77,6 @@ def _finite(text: str) -> float:
 
 def _no_constant(name: str) -> Any:
     raise _BadNumber(f"{name} is not a JSON number")
-
-
-def _too_deep(data: Any, limit: int) -> bool:
-    """Whether ``data`` nests more than ``limit`` arrays/objects deep (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
 
 
 def parse_body(body: bytes) -> Any:
@@ -112,7 +96,7 @@ def parse_body(body: bytes) -> Any:
         raise IngestRejected(f"Body is not valid JSON: {exc}.") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise IngestRejected(f"Body is not valid JSON: {exc}") from exc
-    if _too_deep(data, MAX_DEPTH):
+    if json_depth_exceeds(data, MAX_DEPTH):
         raise IngestRejected(f"Body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects.")
     if _SURROGATE.search(body):
         try:
