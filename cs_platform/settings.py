@@ -325,7 +325,6 @@ CELERY_TIMEZONE = "UTC"
 # Queues (docs/operations.md): "celery" for everything by default; "outbound" for every call to a URL a
 # tenant chose (webhook deliveries; CRM and Slack later), served by workers of its own so that slow
 # receivers never hold imports, recomputes or renewals.
-CELERY_TASK_DEFAULT_QUEUE = "celery"
 OUTBOUND_QUEUE = "outbound"
 CELERY_TASK_ROUTES = {"playbooks.tasks.deliver_webhook": {"queue": OUTBOUND_QUEUE}}
 # Beat keeps its schedule in the database (editable in the admin); the entries below are synced into
