@@ -30,10 +30,10 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.models import Segment
 from cs_platform.exports import CHUNK_SIZE, chunked, csv_response
 from cs_platform.jobs import public_errors
 from cs_platform.pages import org_page
-from playbooks.models import Segment
 from renewals.views import account_renewals
 
 from .auth import locked_usernames, unlock_login

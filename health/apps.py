@@ -20,3 +20,9 @@ class HealthConfig(AppConfig):
         from .triggers import connect
 
         connect()
+
+        # Segment rules may test an account's latest health (HealthScore, reverse one-to-one ``health``).
+        from accounts.segments import register_field
+
+        register_field("health_color", "health__color", "text")
+        register_field("health_score", "health__score", "number")
