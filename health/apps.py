@@ -31,6 +31,11 @@ class HealthConfig(AppConfig):
 
         organization_created.connect(_create_defaults, dispatch_uid="health-defaults")
 
+        # The demo (accounts.demo): health signals and score history, after renewals (order 20).
+        from accounts.demo import register_demo_module
+
+        register_demo_module("health", "health.demo", order=20)
+
         from .triggers import connect
 
         connect()

@@ -23,6 +23,11 @@ class RenewalsConfig(AppConfig):
 
         organization_created.connect(_create_defaults, dispatch_uid="renewals-defaults")
 
+        # The demo (accounts.demo): contract histories with their renewals; its hooks run first (order 10).
+        from accounts.demo import register_demo_module
+
+        register_demo_module("renewals", "renewals.demo", order=10)
+
         # Account 360's renewal panel (after the success plan): accounts.composition.
         from accounts.composition import AccountPanel, register_account_panel
 
