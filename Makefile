@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    start Retain with demo data at http://127.0.0.1:8000/ (Ctrl-C stops web and worker)"
 	@echo "make test   run the whole test suite (PYTEST_ARGS='-k health' to narrow it)"
-	@echo "make lint   ruff check + ruff format --check"
+	@echo "make lint   ruff check + ruff format --check + the layer contracts (lint-imports) + import cycles"
 	@echo "make mutation  mutation testing of the formula and tenancy modules (docs/testing.md)"
 
 $(PY):
@@ -43,6 +43,8 @@ test: $(STAMP) chromium
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) scripts/import_cycles.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -1,22 +1,33 @@
-"""Enumerations of the accounts app (spec §1, §2)."""
+"""Enumerations of the accounts app (spec §1, §2).
+
+``Role``, ``JobStatus`` and ``DEFAULT_LIFECYCLE_STAGES`` belong to the kernel (``cs_platform.choices``, used
+by the tenancy models) and are re-exported here for the apps that always imported them from accounts.
+"""
 
 from django.db import models
 
+from cs_platform.choices import DEFAULT_LIFECYCLE_STAGES, JobStatus, Role
 
-class Role(models.TextChoices):
-    ADMIN = "admin", "Admin"
-    LEADER = "leader", "Leader"
-    CSM = "csm", "CSM"
-    VIEWER = "viewer", "Viewer"
+__all__ = [
+    "DEFAULT_LIFECYCLE_STAGES",
+    "KEY_CONTACT_ROLES",
+    "NON_TOUCH_ACTIVITY_TYPES",
+    "ActivityType",
+    "ContactRole",
+    "JobStatus",
+    "ObjectiveStatus",
+    "Role",
+    "Sentiment",
+    "Seniority",
+    "TouchModel",
+    "ContractStatus",
+]
 
 
 class TouchModel(models.TextChoices):
     HIGH = "high", "High touch"
     LOW = "low", "Low touch"
     TECH = "tech", "Tech touch"
-
-
-DEFAULT_LIFECYCLE_STAGES = ["onboarding", "adoption", "mature", "renewal", "churned"]
 
 
 class ContactRole(models.TextChoices):
@@ -71,10 +82,3 @@ class ObjectiveStatus(models.TextChoices):
     AT_RISK = "at_risk", "At risk"
     ACHIEVED = "achieved", "Achieved"
     MISSED = "missed", "Missed"
-
-
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"

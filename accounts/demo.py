@@ -22,6 +22,20 @@ What it makes, for an organization named "Demo Co":
 Health signals (usage, tickets, invoices, NPS, CSM pulses) and score history come from
 :func:`health.demo.seed_health`; surveys and CTAs arrive with later issues.
 
+accounts sits below the apps that add to the demo, so it imports none of them: each registers its demo
+module with :func:`register_demo_module` from its ``AppConfig.ready()``, with an explicit ``order``
+(renewals 10, health 20). A demo module may define any of these hooks, called in that order:
+
+- ``history_builder(org, today, products, catalog, addons)``: the builder of every account's contract
+  history (renewals: contracts with their renewals); exactly one module provides it. Its ``build(rng,
+  account, ...)`` returns an object with ``contracts`` and ``live_end``; the object is kept on the bundle
+  as ``history`` for the module's ``insert``;
+- ``bulk_models()``: its tables written with the accounts (no per-row foreign-key triggers, ``ANALYZE``);
+- ``insert(bundles, write)``: its rows of a batch, right after the contracts and lines (``write`` =
+  this module's COPY/``bulk_create`` writer); returns row counts;
+- ``wipe(org)``: deletes its rows before the accounts go;
+- ``seed(org, *, seed, today, log)``: after the accounts and the ARR check; returns row counts.
+
 Re-running for an existing organization **replaces** its demo data (accounts and everything hanging
 off them, and the catalog); it refuses to touch an organization holding accounts that seed_demo did
 not make (external ids not starting with ``DEMO-``) unless forced. Everything is written in one
@@ -35,6 +49,7 @@ with real statistics.
 
 from __future__ import annotations
 
+import importlib
 import random
 import time as clock
 import unicodedata
@@ -49,9 +64,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, transaction
 from django.utils import timezone
-
-from health.demo import seed_health
-from health.demo import wipe as wipe_health
 
 from .bulk_copy import bulk_load, copy_lines, copy_value
 from .choices import Role
@@ -71,11 +83,32 @@ from .models import (
 )
 from .services import create_organization, ensure_membership, is_successor, refresh_current_arr
 
-__all__ = ["DEMO_PASSWORD", "DemoRefused", "DemoSummary", "seed_demo"]
+__all__ = ["DEMO_PASSWORD", "DemoRefused", "DemoSummary", "bulk_write", "register_demo_module", "seed_demo"]
+
+#: app key → (order, dotted module path): the demo modules of the apps above accounts.
+_DEMO_MODULES: dict[str, tuple[int, str]] = {}
+
+
+def register_demo_module(key: str, module: str, *, order: int) -> None:
+    """Add an app's demo module (see the module doc for its hooks). ``order`` decides when its hooks run
+    relative to the other apps' (lower first): explicit, never the order in which apps are installed."""
+    _DEMO_MODULES[key] = (order, module)
+
+
+def _demo_modules() -> list[Any]:
+    return [importlib.import_module(path) for _, path in sorted(_DEMO_MODULES.values())]
+
+
+def _hooks(name: str) -> list[Callable[..., Any]]:
+    """The registered modules' ``name`` hooks, in order."""
+    return [getattr(module, name) for module in _demo_modules() if hasattr(module, name)]
+
 
 DEMO_PASSWORD = "retain-demo"
 PREFIX = "DEMO-"
 CHUNK = 1000  # accounts per batch of inserts (memory stays bounded for 50k accounts)
+#: accounts' own tables written in bulk (with the registered modules' ``bulk_models``).
+LOADED = [Account, Contact, Contract, ContractLine, Activity, ActivityContact, SuccessPlan, Objective]
 
 # (key, first, last, role, team, touch models of the book)
 PEOPLE = [
@@ -200,7 +233,7 @@ class _Bundle:
     contracts: list[tuple[Contract, list[ContractLine]]]
     activities: list[tuple[Activity, list[Contact]]]
     plan: tuple[SuccessPlan, list[Objective]] | None
-    renewals: list[tuple[Any, list[Any]]] = field(default_factory=list)  # (Renewal, [RenewalLineChange])
+    history: Any = None  # the history builder's result (renewals: contracts and their renewals), for its insert
 
 
 def _weighted(rng: random.Random, pairs: list[tuple[str, float]]) -> str:
@@ -220,9 +253,10 @@ class _Generator:
         self.owners = owners
         self.products = products  # sku -> Product
         self.names: set[str] = set()
-        from renewals.demo import HistoryBuilder  # contracts and their renewals, three years of them
-
-        self.history = HistoryBuilder(org, today, products, CATALOG, ADDONS)
+        builders = _hooks("history_builder")  # renewals: contracts and their renewals, three years of them
+        if len(builders) != 1:
+            raise RuntimeError(f"the demo needs exactly one contract history builder; {len(builders)} registered")
+        self.history = builders[0](org, today, products, CATALOG, ADDONS)
 
     def _name(self, rng: random.Random, industry: str) -> str:
         for _ in range(6):
@@ -312,7 +346,7 @@ class _Generator:
         plan = None
         if not account.churned_at and (touch == "high" or (touch == "low" and rng.random() < 0.3)):
             plan = self._plan(rng, account)
-        return _Bundle(account, None, contacts, contracts, activities, plan, history.renewals)
+        return _Bundle(account, None, contacts, contracts, activities, plan, history)
 
     def _contacts(self, rng, account, tier, index) -> list[Contact]:
         count = {"enterprise": rng.randint(6, 10), "mid": rng.randint(3, 6), "smb": rng.randint(1, 3)}[tier]
@@ -432,10 +466,10 @@ class _Generator:
 
 def _wipe(org: Organization) -> None:
     """Delete the organization's demo data: raw deletes for our own tables, then the ORM for the rest."""
-    from renewals.demo import wipe as wipe_renewals
-
-    wipe_renewals(org)  # renewals point at contracts: they go first
-    wipe_health(org)  # millions of usage rows on a big demo: one statement per table, not per account batch
+    # Renewals point at contracts: they go first; then health (millions of usage rows on a big demo: one
+    # statement per table, not per account batch). The registered order says so.
+    for wipe in _hooks("wipe"):
+        wipe(org)
     for model in (ActivityContact, Activity, Objective, SuccessPlan, ContractLine, Contract, Contact):
         model.all_orgs.filter(organization_id=org.pk)._raw_delete(model.all_orgs.db)
     accounts = Account.all_orgs.filter(organization_id=org.pk)
@@ -453,10 +487,8 @@ def _analyze() -> None:
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return
     with connection.cursor() as cursor:
-        from renewals.models import Renewal, RenewalLineChange
-
-        for model in (Account, Contact, Contract, ContractLine, Renewal, RenewalLineChange, Activity, SuccessPlan,
-                      Objective):  # fmt: skip
+        # The link table is left to autovacuum, as before (small, and never filtered on its own).
+        for model in (*(m for m in LOADED if m is not ActivityContact), *_bulk_models()):
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
@@ -508,20 +540,7 @@ def seed_demo(
             f"organization {slug} holds accounts that seed_demo did not make; refusing to replace them "
             "(use another --org, or --force to delete them)"
         )
-    counts = dict.fromkeys(
-        (
-            "accounts",
-            "contacts",
-            "contracts",
-            "contract_lines",
-            "renewals",
-            "renewal_line_changes",
-            "activities",
-            "success_plans",
-            "objectives",
-        ),
-        0,
-    )
+    counts: dict[str, int] = {}
     with transaction.atomic():
         _wipe(org)
         say("  previous demo data deleted…")
@@ -532,11 +551,8 @@ def seed_demo(
             products[sku] = Product(organization_id=org.pk, sku=sku, name=name, product_line=line)
         Product.all_orgs.bulk_create(list(products.values()))
         generator = _Generator(org, seed, today, owners, products)
-        from renewals.models import Renewal, RenewalLineChange
-
         # No per-row foreign-key triggers while loading (Postgres superuser); references checked set-based.
-        loaded = [Account, Contact, Contract, ContractLine, Activity, ActivityContact, SuccessPlan, Objective]
-        with bulk_load(connections[Account.all_orgs.db], org.pk, [*loaded, Renewal, RenewalLineChange]):
+        with bulk_load(connections[Account.all_orgs.db], org.pk, [*LOADED, *_bulk_models()]):
             chunk: list[list[_Bundle]] = []
             size = 0
             for family in generator.bundles(accounts):
@@ -548,11 +564,11 @@ def seed_demo(
                     chunk, size = [], 0
             if chunk:
                 _insert(chunk, counts)
-        from renewals.demo import seed_targets
-
-        counts["renewal_targets"] = seed_targets(org, today)
         changed = refresh_current_arr(org, today=today)
-        counts.update(seed_health(org, seed=seed, today=today, log=say))  # signals and score history
+        # The other apps' rows that need the accounts in place: renewal targets, then health signals and
+        # score history (the registered order).
+        for seed_part in _hooks("seed"):
+            counts.update(seed_part(org, seed=seed, today=today, log=say))
         say("  committing (deferred foreign-key checks)…")
     say("  analyzing…")
     _analyze()
@@ -573,49 +589,46 @@ def _insert(chunk: list[list[_Bundle]], counts: dict[str, int]) -> None:
     if _allocate_ids(Account, accounts):  # Postgres: ids known up front, parents set before the write
         for parent, child in children:
             child.parent_id = parent.pk
-        _bulk(Account, accounts)
+        bulk_write(Account, accounts)
     else:
-        _bulk(Account, accounts)
+        bulk_write(Account, accounts)
         for parent, child in children:
             child.parent_id = parent.pk
         Account.all_orgs.bulk_update([child for _, child in children], ["parent"])
     contacts = [c for b in bundles for c in b.contacts]
-    _bulk(Contact, contacts)
+    bulk_write(Contact, contacts)
     contracts = [c for b in bundles for c, _ in b.contracts]
-    _bulk(Contract, contracts)
+    bulk_write(Contract, contracts)
     lines = [line for b in bundles for _, ls in b.contracts for line in ls]
-    _bulk(ContractLine, lines)
-    from renewals.models import Renewal, RenewalLineChange
-
-    renewals = [r for b in bundles for r, _ in b.renewals]
-    _bulk(Renewal, renewals)
-    changes = [c for b in bundles for _, cs in b.renewals for c in cs]
-    _bulk(RenewalLineChange, changes)
+    bulk_write(ContractLine, lines)
+    # What hangs off the contracts in the other apps (renewals and their line changes).
+    added: dict[str, int] = {}
+    for insert in _hooks("insert"):
+        added.update(insert(bundles, bulk_write))
     activities = [a for b in bundles for a, _ in b.activities]
-    _bulk(Activity, activities)
+    bulk_write(Activity, activities)
     links = [
         ActivityContact(organization_id=a.organization_id, activity=a, contact=c)
         for b in bundles
         for a, who in b.activities
         for c in who
     ]
-    _bulk(ActivityContact, links)
+    bulk_write(ActivityContact, links)
     plans = [b.plan[0] for b in bundles if b.plan]
-    _bulk(SuccessPlan, plans)
+    bulk_write(SuccessPlan, plans)
     objectives = [o for b in bundles if b.plan for o in b.plan[1]]
-    _bulk(Objective, objectives)
+    bulk_write(Objective, objectives)
     for key, rows in (
         ("accounts", accounts),
         ("contacts", contacts),
         ("contracts", contracts),
         ("contract_lines", lines),
-        ("renewals", renewals),
-        ("renewal_line_changes", changes),
+        *((key, n) for key, n in added.items()),
         ("activities", activities),
         ("success_plans", plans),
         ("objectives", objectives),
     ):
-        counts[key] += len(rows)
+        counts[key] = counts.get(key, 0) + (rows if isinstance(rows, int) else len(rows))
 
 
 def _allocate_ids(model: Any, objects: list[Any]) -> bool:
@@ -633,8 +646,16 @@ def _allocate_ids(model: Any, objects: list[Any]) -> bool:
     return True
 
 
-def _bulk(model: Any, objects: list[Any]) -> None:
-    """Insert ``objects``: Postgres ``COPY`` (ids drawn first), else ``bulk_create`` in batches."""
+def _bulk_models() -> list[Any]:
+    """The other apps' tables written with the accounts (renewals, renewal line changes)."""
+    return [model for hook in _hooks("bulk_models") for model in hook()]
+
+
+def bulk_write(model: Any, objects: list[Any]) -> None:
+    """Insert ``objects``: Postgres ``COPY`` (ids drawn first), else ``bulk_create`` in batches.
+
+    The writer that demo modules' ``insert`` hooks receive (foreign keys may point at objects of the
+    same batch: their ids are copied here)."""
     # Foreign keys were set as Python references before the targets had ids; copy the ids now.
     relations = [f for f in model._meta.concrete_fields if f.is_relation and f.name != "organization"]
     for obj in objects:

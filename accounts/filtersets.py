@@ -190,8 +190,8 @@ class AccountFilterSet(OrgFilterSet):
         return queryset.filter(condition)
 
     def filter_segment(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
-        from playbooks.models import Segment
-        from playbooks.segments import SegmentRuleError, compile_rules
+        from accounts.models import Segment
+        from accounts.segments import SegmentRuleError, compile_rules
 
         if value is None:
             return queryset

@@ -1,10 +1,11 @@
-"""Page URLs. Everything of an organization lives under ``/o/<slug>/``."""
+"""Page URLs of accounts. Everything of an organization lives under ``/o/<slug>/``.
+
+Other apps' pages are mounted beside these by the composition root (:mod:`cs_platform.urls`), never
+included from here: accounts knows no app above it.
+"""
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-
-from health import ingestion_views
-from health import views as health_views
 
 from . import views
 
@@ -13,16 +14,6 @@ org_patterns = [
     path("accounts/<int:account_id>/", views.account_detail, name="account-detail"),
     path("accounts/<int:account_id>/activities/", views.log_activity, name="account-log-activity"),
     path("accounts/<int:account_id>/objectives/", views.add_objective, name="account-add-objective"),
-    path("accounts/<int:account_id>/health/override/", health_views.account_override, name="account-override"),
-    path(
-        "accounts/<int:account_id>/health/overrides/<int:override_id>/clear/",
-        health_views.account_clear_override,
-        name="account-clear-override",
-    ),
-    path("accounts/<int:account_id>/health/pulse/", health_views.account_pulse, name="account-pulse"),
-    path("accounts/<int:account_id>/rows/<slug:kind>/", health_views.account_rows, name="account-rows"),
-    path("portfolio/", health_views.portfolio, name="portfolio"),
-    path("renewals/", include("renewals.urls")),
     # Screens that later issues fill; each says what is coming.
     path("work/", views.work_queue, name="work"),
     path("voice/", views.voice, name="voice"),
@@ -37,10 +28,7 @@ org_patterns = [
     path("admin/api-keys/<int:key_id>/revoke/", views.admin_revoke_api_key, name="admin-revoke-api-key"),
     path("admin/write-keys/", views.admin_write_keys, name="admin-write-keys"),
     path("admin/write-keys/<int:key_id>/revoke/", views.admin_revoke_write_key, name="admin-revoke-write-key"),
-    path("admin/ingestion/", ingestion_views.admin_ingestion, name="admin-ingestion"),
     path("admin/imports/", views.admin_imports, name="admin-imports"),
-    path("admin/scorecards/", health_views.admin_scorecards, name="admin-scorecards"),
-    path("admin/scorecards/<int:scorecard_id>/", health_views.admin_scorecard, name="admin-scorecard"),
     path("admin/jobs/", views.admin_jobs, name="admin-jobs"),
     path("admin/jobs/<int:job_id>/", views.admin_job_detail, name="admin-job-detail"),
     path("admin/jobs/<int:job_id>/errors.csv", views.admin_job_errors_csv, name="admin-job-errors-csv"),

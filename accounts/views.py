@@ -33,11 +33,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from cs_platform.exports import CHUNK_SIZE, chunked, csv_response
 from cs_platform.jobs import public_errors
 from cs_platform.pages import org_page
-from playbooks.models import Segment
-from renewals.views import account_renewals
 
 from .auth import locked_usernames, unlock_login
 from .choices import KEY_CONTACT_ROLES, JobStatus, Role, TouchModel
+from .composition import account_panels, page_context
 from .filtersets import AccountFilterSet
 from .forms import (
     ActivityForm,
@@ -68,6 +67,7 @@ from .models import (
     Invitation,
     JobRun,
     Membership,
+    Segment,
     SuccessPlan,
     WriteKey,
 )
@@ -206,9 +206,9 @@ def my_book(request: HttpRequest) -> HttpResponse:
         "regions": distinct.exclude(region="").order_by("region").values_list("region", flat=True).distinct(),
         "owners": Membership.objects.select_related("user").exclude(role=Role.VIEWER),
         "renewal_windows": RENEWAL_WINDOWS,
-        "health_colors": [("red", "Red"), ("yellow", "Yellow"), ("green", "Green"), ("none", "Unscored")],
         "segments": Segment.objects.order_by("position", "name"),
         "today": today,
+        **page_context("my-book", request),  # what other apps add (health: the colour filter's choices)
     }
     return render(request, "accounts/my_book.html", context)
 
@@ -298,9 +298,7 @@ def _account_context(
             (s for s in contracts if is_successor(s, contract)), key=lambda s: (s.start_date, s.pk), default=None
         )
     plan = SuccessPlan.objects.filter(account=account).prefetch_related("objectives").first()
-    from health.views import health_panel_context  # the health app's pages import this module
-
-    return health_panel_context(request, account) | {
+    context = {
         "account": account,
         "can_write": can_write,
         "children": list(Account.objects.filter(parent=account).order_by("name")),
@@ -314,8 +312,14 @@ def _account_context(
         "activity_form": (activity_form or ActivityForm(account=account)) if can_write else None,
         "objective_form": (objective_form or ObjectiveForm(account=account)) if can_write else None,
         "today": timezone.localdate(),
-        **account_renewals(account),
     }
+    # The other apps' panels (health, renewals, ...: accounts.composition), registered in their AppConfig.ready().
+    panels = account_panels()
+    for panel in panels:
+        if panel.context is not None:
+            context.update(panel.context(request, account))
+    context["panels"] = {slot: [p for p in panels if p.slot == slot and p.template] for slot in ("top", "bottom")}
+    return context
 
 
 @org_page()

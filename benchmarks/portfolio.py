@@ -122,10 +122,9 @@ def seed(accounts: int, days: int) -> tuple[Any, Any]:
 
 def naive_portfolio(org: Any, today: Any) -> dict[str, Any]:
     """The straightforward implementation: load every account and loop in Python."""
-    from accounts.models import Account
+    from accounts.models import Account, Segment
+    from accounts.segments import compile_rules
     from health.models import HealthScore, HealthSnapshot
-    from playbooks.models import Segment
-    from playbooks.segments import compile_rules
 
     overall: dict[str, list] = {}
     by_owner: dict[Any, dict[str, list]] = {}

@@ -76,7 +76,7 @@ def build_book(accounts: int, seed: int = 5) -> dict[str, int]:
     """Accounts, chained annual contracts and lines, inserted with COPY. Returns row counts."""
     from django.db import transaction
 
-    from accounts.demo import _allocate_ids, _bulk
+    from accounts.demo import _allocate_ids, bulk_write
     from accounts.models import Account, Contract, ContractLine, Product
     from accounts.models.customers import line_arr
     from accounts.services import create_organization, ensure_membership, refresh_current_arr
@@ -148,11 +148,11 @@ def build_book(accounts: int, seed: int = 5) -> dict[str, int]:
     with transaction.atomic():
         _allocate_ids(Account, account_rows)
         for chunk in range(0, len(account_rows), 5000):
-            _bulk(Account, account_rows[chunk : chunk + 5000])
+            bulk_write(Account, account_rows[chunk : chunk + 5000])
         for chunk in range(0, len(contract_rows), 20000):
-            _bulk(Contract, contract_rows[chunk : chunk + 20000])
+            bulk_write(Contract, contract_rows[chunk : chunk + 20000])
         for chunk in range(0, len(line_rows), 50000):
-            _bulk(ContractLine, line_rows[chunk : chunk + 50000])
+            bulk_write(ContractLine, line_rows[chunk : chunk + 50000])
     refresh_current_arr(org)
     from django.db import connection
 

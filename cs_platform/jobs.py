@@ -1,4 +1,4 @@
-"""Recording background work in :class:`accounts.models.JobRun` rows that admins can watch.
+"""Recording background work in :class:`cs_platform.organizations.JobRun` rows that admins can watch.
 
 A Celery task wraps its work in :func:`run_job`; progress is written with :meth:`JobRecorder.advance`
 (throttled, so a loop of a million rows does not write a million times). A task that is retried
@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.choices import JobStatus
-from accounts.models import JobRun
+from cs_platform.choices import JobStatus
+from cs_platform.organizations import JobRun
 from cs_platform.tenancy import OrgScopeError
 
 __all__ = ["JobError", "JobRecorder", "create_job", "public_errors", "run_job"]

@@ -14,8 +14,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
-from accounts.models import Membership
-from accounts.services import Actor, note_organization_opened
+from cs_platform.actors import Actor, note_organization_opened
+from cs_platform.organizations import Membership
 from cs_platform.tenancy import org_scope
 
 View = Callable[..., HttpResponse]

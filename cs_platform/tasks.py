@@ -6,7 +6,7 @@ and none should repeat:
 
 * runs the body inside :func:`~cs_platform.tenancy.org_scope`, so the fail-closed managers work and
   nothing of another organization can be read by accident;
-* records the run in a :class:`~accounts.models.JobRun` when the caller passes ``job_id=`` (created
+* records the run in a :class:`~cs_platform.organizations.JobRun` when the caller passes ``job_id=`` (created
   beforehand with :func:`~cs_platform.jobs.create_job`, so the UI shows it as queued at once) and
   hands the body a recorder for progress and counts;
 * retries with exponential back-off on transient database errors (a failover, a deadlock, a
@@ -37,9 +37,8 @@ from typing import Any
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, connection
 
-from accounts.models import Organization
-
 from .jobs import run_job
+from .organizations import Organization
 from .tenancy import org_scope
 
 __all__ = ["TRANSIENT_ERRORS", "org_task", "retry_delay"]

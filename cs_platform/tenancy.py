@@ -16,12 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from django.db import models
-
-if TYPE_CHECKING:
-    from accounts.models import Organization
 
 __all__ = [
     "OrgScopeError",
@@ -34,6 +31,8 @@ __all__ = [
 _current_org_id: ContextVar[int | None] = ContextVar("retain_current_org_id", default=None)
 
 M = TypeVar("M", bound=models.Model)
+#: An ``Organization`` (cs_platform.organizations, which builds on this module) or its id.
+OrgRef = models.Model | int
 
 
 class OrgScopeError(RuntimeError):
@@ -45,7 +44,7 @@ def current_org_id() -> int | None:
     return _current_org_id.get()
 
 
-def _org_id(org: Organization | int) -> int:
+def _org_id(org: OrgRef) -> int:
     org_id = org if isinstance(org, int) else org.pk
     if org_id is None:
         raise OrgScopeError("organization has no primary key")
@@ -53,7 +52,7 @@ def _org_id(org: Organization | int) -> int:
 
 
 @contextmanager
-def org_scope(org: Organization | int) -> Iterator[int]:
+def org_scope(org: OrgRef) -> Iterator[int]:
     """Run a block with ``org`` as the ambient organization (nesting restores the outer one)."""
     token = _current_org_id.set(_org_id(org))
     try:
@@ -78,7 +77,7 @@ class OrgScopedManager(models.Manager[M], Generic[M]):
             )
         return OrgScopedQuerySet(self.model, using=self._db).filter(organization_id=org_id)
 
-    def for_org(self, org: Organization | int) -> OrgScopedQuerySet[M]:
+    def for_org(self, org: OrgRef) -> OrgScopedQuerySet[M]:
         """Explicitly scoped queryset, independent of the ambient scope."""
         return OrgScopedQuerySet(self.model, using=self._db).filter(organization_id=_org_id(org))
 

@@ -65,6 +65,10 @@ urlpatterns = [
     *([path("django-admin/", admin.site.urls)] if settings.DJANGO_ADMIN_ENABLED else []),
     path("o/<slug:org_slug>/admin/webhooks/", include("playbooks.urls")),
     path("o/<slug:org_slug>/admin/features/", include("health.urls")),
+    # Pages of an organization: each app's own URL list, composed here (the one module that may import
+    # every app), so a lower app never includes a higher one's pages.
+    path("o/<slug:org_slug>/", include("health.org_urls")),
+    path("o/<slug:org_slug>/renewals/", include("renewals.urls")),
     path("", include("accounts.urls")),
 ]
 

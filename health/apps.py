@@ -9,6 +9,20 @@ def _create_defaults(sender: Any, organization: Any, **kwargs: Any) -> None:
     ensure_default_scorecard(organization.pk)
 
 
+def _account_health(request: Any, account: Any) -> dict[str, Any]:
+    from .views import health_panel_context  # views import forms and models: not while apps load
+
+    return health_panel_context(request, account)
+
+
+#: My book's health colour filter (the effective colour; "none" = not scored).
+HEALTH_COLOR_CHOICES = [("red", "Red"), ("yellow", "Yellow"), ("green", "Green"), ("none", "Unscored")]
+
+
+def _my_book_health(request: Any) -> dict[str, Any]:
+    return {"health_colors": HEALTH_COLOR_CHOICES}
+
+
 class HealthConfig(AppConfig):
     name = "health"
 
@@ -17,6 +31,28 @@ class HealthConfig(AppConfig):
 
         organization_created.connect(_create_defaults, dispatch_uid="health-defaults")
 
+        # The demo (accounts.demo): health signals and score history, after renewals (order 20).
+        from accounts.demo import register_demo_module
+
+        register_demo_module("health", "health.demo", order=20)
+
         from .triggers import connect
 
         connect()
+
+        # Segment rules may test an account's latest health (HealthScore, reverse one-to-one ``health``).
+        from accounts.segments import register_field
+
+        register_field("health_color", "health__color", "text")
+        register_field("health_score", "health__score", "number")
+
+        # Account 360's health panel (above the timeline; its context also feeds the page header's
+        # health figure) and My book's colour filter: accounts.composition, accounts imports nothing of health.
+        from accounts.composition import AccountPanel, register_account_panel, register_page_context
+
+        register_account_panel(
+            AccountPanel(
+                key="health", slot="top", order=10, template="health/_account_health.html", context=_account_health
+            )
+        )
+        register_page_context("my-book", "health", _my_book_health)

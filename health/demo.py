@@ -273,3 +273,10 @@ def seed_health(
         "health_snapshots": result.accounts * (len(history) + 1),
         "health_scores": result.scored,
     }
+
+
+def seed(
+    organization: Organization, *, seed: int, today: date, log: Callable[[str], None] | None = None
+) -> dict[str, int]:
+    """accounts.demo.seed_demo's hook (registered in HealthConfig.ready): signals and score history."""
+    return seed_health(organization, seed=seed, today=today, log=log)

@@ -114,9 +114,8 @@ def local_today(org: Any) -> Any:
 
 def _segment_accounts(organization: Any, segment_id: Any) -> Any:
     """Account ids of a segment of ``organization`` as a subquery (``None`` when there is no such segment)."""
-    from accounts.models import Account
-    from playbooks.models import Segment
-    from playbooks.segments import SegmentRuleError, compile_rules
+    from accounts.models import Account, Segment
+    from accounts.segments import SegmentRuleError, compile_rules
 
     segment = Segment.objects.for_org(organization).filter(pk=segment_id).first()
     if segment is None:

@@ -112,7 +112,7 @@ class ScorecardForm(forms.Form):
 
     def __init__(self, *args, organization=None, is_default: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        from playbooks.models import Segment
+        from accounts.models import Segment
 
         self.is_default = is_default
         self.fields["segment"].queryset = Segment.objects.for_org(organization).order_by("position", "name")

@@ -313,7 +313,7 @@ class Scorecard(OrgScopedModel):
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     segment = models.ForeignKey(
-        "playbooks.Segment", null=True, blank=True, on_delete=models.PROTECT, related_name="scorecards"
+        "accounts.Segment", null=True, blank=True, on_delete=models.PROTECT, related_name="scorecards"
     )
     position = models.PositiveIntegerField(default=0, help_text="Order in which segment bindings are tried")
     is_default = models.BooleanField(default=False)

@@ -82,8 +82,8 @@ def portfolio_rows(organization: Any) -> dict[str, Any]:
     colours) and are summed here, so it is one pass over the accounts whatever the number of
     segments or owners.
     """
-    from playbooks.models import Segment
-    from playbooks.segments import SegmentRuleError, compile_rules, rule_problems
+    from accounts.models import Segment
+    from accounts.segments import SegmentRuleError, compile_rules, rule_problems
 
     segments = list(Segment.objects.for_org(organization).order_by("position", "name"))
     aggregates: dict[str, Any] = {"total_n": Count("id"), "total_arr": Sum("arr")}

@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from accounts.imports import copy_text
 from accounts.models import Account, Contact, Organization
-from playbooks.segments import compile_or_none
+from accounts.segments import compile_or_none
 
 from .analytics import load_signals, score_accounts
 from .defaults import ensure_default_scorecard

@@ -19,3 +19,10 @@ class PlaybooksConfig(AppConfig):
             ensure_default_segments(organization.pk)  # type: ignore[attr-defined]
 
         organization_created.connect(create_defaults, dispatch_uid="playbooks-defaults", weak=False)
+
+        # Account 360's CTA panel (a placeholder until CTAs arrive), after the renewal panel.
+        from accounts.composition import AccountPanel, register_account_panel
+
+        register_account_panel(
+            AccountPanel(key="playbooks-ctas", slot="bottom", order=20, template="playbooks/_account_ctas.html")
+        )

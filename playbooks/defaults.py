@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .models import Segment
+from accounts.models import Segment
 
 DEFAULT_SEGMENTS = [
     ("High touch", {"match": "all", "conditions": [{"field": "arr", "op": "gte", "value": "500000"}]}),

@@ -6,8 +6,9 @@ import django_filters as filters
 from django.db.models import QuerySet
 
 from accounts.filtersets import BooleanFilter, OrgFilterSet, json_list_contains
+from accounts.models import Segment
 
-from .models import DeliveryStatus, EventType, Segment, WebhookDelivery, WebhookEndpoint
+from .models import DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
 
 
 class WebhookEndpointFilterSet(OrgFilterSet):

@@ -1,4 +1,6 @@
-"""Models of the playbooks app: outbound automation. For now, outbound webhooks (spec §8) and segments.
+"""Models of the playbooks app: outbound automation. For now, outbound webhooks (spec §8).
+
+Segments moved to ``accounts`` (their rules are account fields; the table is still ``playbooks_segment``).
 
 An admin registers a :class:`WebhookEndpoint` for some event types; every event of those types
 becomes one :class:`WebhookDelivery` per endpoint, delivered by a Celery task with retries, and
@@ -7,10 +9,7 @@ each HTTP try is logged as a :class:`WebhookAttempt`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 
 from cs_platform.tenancy import OrgScopedModel
@@ -132,45 +131,4 @@ class WebhookAttempt(OrgScopedModel):
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-class Segment(OrgScopedModel):
-    """A named rule set over account fields (spec §5), used to bind scorecards and to split dashboards.
-
-    ``rules`` shape (validated and compiled to one SQL condition by ``playbooks.segments``)::
-
-        {"match": "all" | "any",
-         "conditions": [{"field": "arr", "op": "gte", "value": "500000"},
-                        {"any": [...conditions...]}]}          # a nested OR/AND group
-
-    Fields for now: account columns (``arr``, ``hierarchy_arr``, ``touch_model``, ``lifecycle_stage``,
-    ``industry``, ``region``, ``owner``, ``tags``, ``employees``, ``customer_since``,
-    ``custom_fields.<name>``) and the latest health (``health_color``, ``health_score``). The
-    playbooks issue adds derived values (days to renewal, NPS, usage trend), live membership and
-    enter/leave events.
-    """
-
-    name = models.CharField(max_length=120)
-    description = models.TextField(blank=True)
-    rules = models.JSONField(default=dict)
-    position = models.PositiveIntegerField(default=0, help_text="Display order on dashboards")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta(OrgScopedModel.Meta):
-        ordering = ["position", "name"]
-        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="playbooks_segment_unique_name")]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def clean(self) -> None:
-        from .segments import rule_problems
-
-        problems = rule_problems(self.rules)
-        if problems:
-            raise ValidationError({"rules": problems})
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        # Every save path (API, forms, django-admin, scripts) refuses rules that could not be compiled;
-        # only a raw write can store them, and then the segment matches nothing (playbooks.segments).
-        self.clean()
-        super().save(*args, **kwargs)
+__all__ = ["DeliveryStatus", "EventType", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint"]

@@ -310,8 +310,8 @@ def _finish(totals: dict[str, Any]) -> dict[str, Any]:
 def _segment_membership(org: Organization | int, account_ids: Iterable[int]) -> pd.DataFrame:
     """(account, segment name, position) for every segment each account matches now. One query per
     segment (segments are few); each is the segment's compiled SQL condition."""
-    from playbooks.models import Segment
-    from playbooks.segments import SegmentRuleError, compile_rules
+    from accounts.models import Segment
+    from accounts.segments import SegmentRuleError, compile_rules
 
     wanted = set(account_ids)
     rows: list[tuple[int, str, int]] = []

@@ -9,6 +9,12 @@ def _create_defaults(sender: Any, organization: Any, **kwargs: Any) -> None:
     ensure_default_churn_reasons(organization.pk)
 
 
+def _account_renewals(request: Any, account: Any) -> dict[str, Any]:
+    from .views import account_renewals  # views import forms and models: not while apps load
+
+    return account_renewals(account)
+
+
 class RenewalsConfig(AppConfig):
     name = "renewals"
 
@@ -16,3 +22,21 @@ class RenewalsConfig(AppConfig):
         from cs_platform.signals import organization_created
 
         organization_created.connect(_create_defaults, dispatch_uid="renewals-defaults")
+
+        # The demo (accounts.demo): contract histories with their renewals; its hooks run first (order 10).
+        from accounts.demo import register_demo_module
+
+        register_demo_module("renewals", "renewals.demo", order=10)
+
+        # Account 360's renewal panel (after the success plan): accounts.composition.
+        from accounts.composition import AccountPanel, register_account_panel
+
+        register_account_panel(
+            AccountPanel(
+                key="renewals",
+                slot="bottom",
+                order=10,
+                template="renewals/_account_renewals.html",
+                context=_account_renewals,
+            )
+        )

@@ -485,3 +485,30 @@ def wipe(org: Organization) -> None:
     """Delete the organization's renewals rows (before its contracts go); churn reasons stay."""
     for model in (RenewalForecastChange, RenewalLineChange, Renewal, RenewalTarget):
         model.all_orgs.filter(organization_id=org.pk)._raw_delete(model.all_orgs.db)
+
+
+# --- Hooks of accounts.demo.seed_demo (registered in RenewalsConfig.ready) -----------------------------
+
+
+def history_builder(org: Organization, today: date, products: dict[str, Product], catalog: list, addons: dict):
+    """Every demo account's contracts and renewals come from here (accounts.demo has no contract generator)."""
+    return HistoryBuilder(org, today, products, catalog, addons)
+
+
+def bulk_models() -> list[Any]:
+    """Written in bulk with the accounts, without per-row foreign-key triggers."""
+    return [Renewal, RenewalLineChange]
+
+
+def insert(bundles: list[Any], write: Any) -> dict[str, int]:
+    """A batch's renewals and their line changes, right after its contracts (``bundle.history``: a History)."""
+    renewals = [r for b in bundles for r, _ in b.history.renewals]
+    write(Renewal, renewals)
+    changes = [c for b in bundles for _, cs in b.history.renewals for c in cs]
+    write(RenewalLineChange, changes)
+    return {"renewals": len(renewals), "renewal_line_changes": len(changes)}
+
+
+def seed(org: Organization, *, seed: int, today: date, log: Any = None) -> dict[str, int]:
+    """After the accounts: the renewal targets."""
+    return {"renewal_targets": seed_targets(org, today)}

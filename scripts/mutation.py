@@ -71,7 +71,7 @@ MODULES: dict[str, Module] = {
         ),
     ),
     "rollups": Module("health/rollups.py", ("tests/test_rollups*.py", "tests/test_usage_end_to_end.py")),
-    "segments": Module("playbooks/segments.py", ("tests/test_*segment*.py", "tests/test_retention_oracle.py")),
+    "segments": Module("accounts/segments.py", ("tests/test_*segment*.py", "tests/test_retention_oracle.py")),
     "tenancy": Module("cs_platform/tenancy.py", ("tests/test_tenancy.py",)),
 }
 

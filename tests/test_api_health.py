@@ -12,10 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import Membership
+from accounts.models import Membership, Segment
 from health.explain import explain
 from health.models import CsmPulse, HealthOverride, HealthScore, ScorecardVersion
-from playbooks.models import Segment
 
 from .factories import AccountFactory, TeamFactory
 from .signal_factories import (

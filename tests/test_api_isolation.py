@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from accounts.models import Invitation, WriteKey
+from accounts.models import Invitation, Segment, WriteKey
 from cs_platform.jobs import create_job
-from playbooks.models import Segment, WebhookEndpoint
+from playbooks.models import WebhookEndpoint
 from playbooks.services import generate_secret
 from renewals.models import ChurnReason
 
@@ -58,8 +58,8 @@ def scorecard(org: Any) -> Any:
 
 
 def scorecard_body(org: Any) -> dict[str, Any]:
+    from accounts.models import Segment
     from health.defaults import DEFAULT_SCORECARD
-    from playbooks.models import Segment
 
     segment = Segment.all_orgs.create(organization=org, name=f"Seg {Segment.all_orgs.count()}", rules={})
     return {"name": "Onboarding", "segment": segment.pk, "position": 1, "definition": DEFAULT_SCORECARD}

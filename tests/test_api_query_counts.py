@@ -14,8 +14,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.models import Segment
 from accounts.services import Actor
-from playbooks.models import Segment
 from renewals.models import ChurnReason
 
 from .factories import (

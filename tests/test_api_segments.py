@@ -7,9 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.models import Account
+from accounts.models import Account, Segment
 from health.models import Scorecard
-from playbooks.models import Segment
 
 from .factories import AccountFactory
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from playbooks.models import Segment
+from accounts.models import Segment
 from tests.factories import AccountFactory, MembershipFactory, UserFactory
 from tests.signal_factories import HealthScoreFactory, HealthSnapshotFactory, components
 from tests.test_browser import PASSWORD, SCREENSHOTS, browser_page  # noqa: F401  (fixture)

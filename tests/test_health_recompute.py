@@ -11,10 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.models import Segment
 from feedback.models import SurveyResponse
 from health.models import CsmPulse, HealthOverride, HealthScore, HealthSnapshot, Scorecard
 from health.services import recompute_health, save_scorecard_version
-from playbooks.models import Segment, WebhookDelivery, WebhookEndpoint
+from playbooks.models import WebhookDelivery, WebhookEndpoint
 from playbooks.services import generate_secret
 
 from .factories import AccountFactory, ContactFactory

@@ -11,9 +11,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership
+from accounts.models import Membership, Segment
 from health.models import CsmPulse, HealthOverride, HealthScore
-from playbooks.models import Segment
 
 from .factories import AccountFactory, TeamFactory
 from .signal_factories import HealthScoreFactory, HealthSnapshotFactory, components

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from accounts.models import Account, Contract, ContractLine
+from accounts.models import Account, Contract, ContractLine, Segment
 from accounts.services import arr_at as service_arr_at
-from playbooks.models import Segment
 from renewals.analytics import GROUP_BY_CHOICES, retention
 from renewals.models import ChurnReason, Renewal, RenewalTarget
 

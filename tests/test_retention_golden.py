@@ -60,8 +60,7 @@ from typing import Any
 
 import pytest
 
-from accounts.models import Contract, ContractLine, Product
-from playbooks.models import Segment
+from accounts.models import Contract, ContractLine, Product, Segment
 
 from .factories import AccountFactory, MembershipFactory, ProductFactory, UserFactory
 

@@ -17,8 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from accounts.models import Contract, ContractLine, Organization
-from playbooks.models import Segment
+from accounts.models import Contract, ContractLine, Organization, Segment
 from renewals.analytics import arr_at, arr_bridge, churn_reasons, cohort_table, fiscal_quarter, forecast, retention
 
 from .factories import AccountFactory, ProductFactory

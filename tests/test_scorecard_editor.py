@@ -15,12 +15,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Segment
 from feedback.models import SurveyResponse
 from health.defaults import DEFAULT_SCORECARD
 from health.editor import known_usage_metrics
 from health.models import CsmPulse, HealthScore, Scorecard, ScorecardVersion
 from health.services import recompute_health
-from playbooks.models import Segment
 
 from .factories import AccountFactory
 from .signal_factories import UsageMetricFactory

@@ -157,7 +157,7 @@ class TestScorecardEditor:
         )
 
     def test_create_for_a_segment(self, client, org, alice):
-        from playbooks.models import Segment
+        from accounts.models import Segment
 
         segment = Segment.all_orgs.get(organization=org, name="Tech touch")
         client.force_login(alice)

@@ -15,10 +15,9 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from accounts.models import Contract, ContractLine
+from accounts.models import Contract, ContractLine, Segment
 from health.models import HealthScore, Scorecard
 from health.services import recompute_health, save_scorecard_version
-from playbooks.models import Segment
 from renewals.analytics import retention
 
 from .factories import AccountFactory, ProductFactory

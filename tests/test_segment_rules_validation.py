@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-from accounts.models import Account
-from playbooks.models import Segment
-from playbooks.segments import (
+from accounts.models import Account, Segment
+from accounts.segments import (
     MAX_CONDITIONS,
     MAX_DEPTH,
     SegmentRuleError,
@@ -224,3 +223,32 @@ def test_saving_a_segment_anywhere_refuses_invalid_rules(org):
     with pytest.raises(ValidationError):
         segment.full_clean()  # forms and django-admin call this
     assert Segment.all_orgs.get(pk=segment.pk).rules == cond("arr", "gt", "5")
+
+
+# --- The field registry: apps above accounts add derived fields without accounts importing them ----
+
+
+def test_health_registers_its_fields_through_the_seam():
+    """accounts.segments names no health field itself; health's AppConfig.ready() registered them."""
+    from accounts import segments
+
+    source = open(segments.__file__, encoding="utf-8").read()
+    assert "health__" not in source.split("FIELDS: dict", 1)[1].split("}", 1)[0]
+    assert segments.FIELDS["health_color"] == ("health__color", "text")
+    assert segments.FIELDS["health_score"] == ("health__score", "number")
+    assert list(segments.FIELDS)[-2:] == ["health_color", "health_score"]  # same order as before the seam
+
+
+def test_register_field_is_idempotent_and_refuses_conflicts(monkeypatch):
+    from accounts import segments
+
+    monkeypatch.setattr(segments, "FIELDS", dict(segments.FIELDS))
+    segments.register_field("health_color", "health__color", "text")  # again: harmless
+    with pytest.raises(ValueError, match="already registered"):
+        segments.register_field("health_color", "health__score", "number")
+    with pytest.raises(ValueError, match="unknown segment field kind"):
+        segments.register_field("nps", "nps__score", "money")
+    with pytest.raises(ValueError, match="custom fields"):
+        segments.register_field("custom_fields.x", "x", "text")
+    segments.register_field("employees_again", "employees", "number")
+    assert validate_rules(cond("employees_again", "gte", 10)) == []

@@ -19,8 +19,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Account
+from accounts.segments import FIELDS, OPERATORS, compile_rules
 from health.models import HealthScore
-from playbooks.segments import FIELDS, OPERATORS, compile_rules
 
 from .factories import AccountFactory
 

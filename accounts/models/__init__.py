@@ -1,4 +1,5 @@
-"""Models of the accounts app: tenancy (organizations, people, keys), the customer model and job runs."""
+"""Models of the accounts app: the customer model and segments, and (re-exported from
+:mod:`cs_platform.organizations`, where they live with ``app_label = "accounts"``) the tenancy models and job runs."""
 
 from .customers import (
     Account,
@@ -13,6 +14,7 @@ from .customers import (
     SuccessPlan,
 )
 from .jobs import JobRun
+from .segments import Segment
 from .tenancy import ApiKey, Invitation, Membership, Organization, Team, UserPreference, WriteKey
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "Objective",
     "Organization",
     "Product",
+    "Segment",
     "SuccessPlan",
     "Team",
     "UserPreference",

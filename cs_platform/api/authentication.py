@@ -9,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from accounts.models import ApiKey
+from cs_platform.organizations import ApiKey
 
 LAST_USED_RESOLUTION = timedelta(minutes=5)  # write last_used_at at most this often, not per request
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from rest_framework import exceptions
 
-from accounts.choices import Role
-from accounts.models import ApiKey, Membership
-from accounts.services import Actor
+from cs_platform.actors import Actor
+from cs_platform.choices import Role
+from cs_platform.organizations import ApiKey, Membership
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
 #: An organization slug as ``Organization.slug`` stores it; the OpenAPI document declares the same pattern.

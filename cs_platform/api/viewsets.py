@@ -26,8 +26,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from accounts.choices import Role
-from accounts.services import Actor
+from cs_platform.actors import Actor
+from cs_platform.choices import Role
 from cs_platform.exports import chunked, csv_response
 from cs_platform.tenancy import _current_org_id
 

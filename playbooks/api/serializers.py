@@ -8,11 +8,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from accounts.choices import Role
+from accounts.models import Segment
+from accounts.segments import rule_problems
 from cs_platform.api.serializers import KnownFieldsMixin, OrgScopedSerializer
 from cs_platform.outbound import host_of
 
-from ..models import Segment, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from ..segments import rule_problems
+from ..models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from ..services import SUBSCRIBABLE, endpoint_origin, validate_event_types, validate_webhook_url
 
 MASK = "whsec_••••••••"

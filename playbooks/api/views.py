@@ -15,11 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.choices import Role
+from accounts.models import Segment
+from accounts.segments import segment_size
 from cs_platform.api.viewsets import OrgScopedViewSet
 
 from ..filtersets import SegmentFilterSet, WebhookDeliveryFilterSet, WebhookEndpointFilterSet
-from ..models import DeliveryStatus, EventType, Segment, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from ..segments import segment_size
+from ..models import DeliveryStatus, EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from ..services import SendTestThrottled, generate_secret, send_test
 from .serializers import (
     SegmentPreviewSerializer,

@@ -20,6 +20,11 @@ Semantics, per operator (the tests hold an independent reference of each):
   exact element for ``tags``; ``is_empty`` matches a missing value (and ``""`` for texts, ``[]`` for tags).
 - ``custom_fields.<name>`` compares the custom field's value as text; ``<name>`` is taken literally (dots,
   ``__`` and digits included), never as a lookup or a JSON path.
+
+Fields are the account's own columns plus those that apps above accounts derive for an account and
+register with :func:`register_field` from their ``AppConfig.ready()`` (health registers ``health_color``
+and ``health_score``): this module never imports them. The model is read through the app registry
+(``apps.get_model``) because ``accounts.models`` imports this module to validate a segment on save.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from django.apps import apps
 from django.db import connection
-from django.db.models import BooleanField, DecimalField, F, Func, Q, TextField
+from django.db.models import BooleanField, Count, DecimalField, F, Func, Q, Sum, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.lookups import Exact, IContains, In, IsNull
 
@@ -45,12 +51,14 @@ __all__ = [
     "SegmentRuleError",
     "compile_or_none",
     "compile_rules",
+    "register_field",
     "rule_problems",
     "segment_size",
     "validate_rules",
 ]
 
-#: field name → (ORM path, kind). ``custom_fields.<name>`` is accepted too (kind ``text``).
+#: field name → (ORM path from ``Account``, kind). ``custom_fields.<name>`` is accepted too (kind ``text``).
+#: The account's own columns; apps above accounts add theirs with :func:`register_field`.
 FIELDS: dict[str, tuple[str, str]] = {
     "arr": ("arr", "number"),
     "hierarchy_arr": ("hierarchy_arr", "number"),
@@ -62,8 +70,6 @@ FIELDS: dict[str, tuple[str, str]] = {
     "owner": ("owner_id", "number"),
     "customer_since": ("customer_since", "date"),
     "tags": ("tags", "tags"),
-    "health_color": ("health__color", "text"),
-    "health_score": ("health__score", "number"),
 }
 
 OPERATORS: dict[str, set[str]] = {
@@ -74,6 +80,7 @@ OPERATORS: dict[str, set[str]] = {
 }
 
 CUSTOM_PREFIX = "custom_fields."
+KINDS = ("number", "date", "text", "tags")
 MAX_DEPTH = 8  # nested groups below the top level; deeper JSON is refused, never recursed into
 MAX_CONDITIONS = 200  # conditions and groups in one rule set: one SQL condition must stay reasonable
 MAX_LIST = 1000  # values of one ``in``/``not_in``
@@ -90,6 +97,23 @@ class SegmentRuleError(ValueError):
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         super().__init__("; ".join(f"{path}: {message}" for path, message in errors))
         self.errors = errors
+
+
+def register_field(name: str, path: str, kind: str) -> None:
+    """Let segment rules use ``name``: a value an app above accounts derives for each account.
+
+    ``path`` is the ORM path from ``Account`` (``"health__color"``: a reverse one-to-one of that app's
+    model), ``kind`` one of :data:`KINDS` (it decides the operators and how values are checked). Called
+    from the app's ``AppConfig.ready()``; registering the same field again is harmless, a different
+    definition under a taken name is a programming error.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown segment field kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if name.startswith(CUSTOM_PREFIX):
+        raise ValueError(f"{name!r}: names starting with {CUSTOM_PREFIX!r} are custom fields")
+    if FIELDS.get(name, (path, kind)) != (path, kind):
+        raise ValueError(f"segment field {name!r} is already registered as {FIELDS[name]}")
+    FIELDS[name] = (path, kind)
 
 
 @dataclass(frozen=True)
@@ -113,9 +137,7 @@ def _field(name: Any) -> _Field | None:
 def _number_limits(path: str) -> tuple[bool, Decimal, int]:
     """(whole numbers only, exclusive bound of the absolute value, decimal places) of a number field,
     read from the model's column so that a value the database cannot hold is refused at save."""
-    from accounts.models import Account
-
-    model: Any = Account
+    model: Any = apps.get_model("accounts", "Account")
     *relations, name = path.split("__")
     for relation in relations:
         model = model._meta.get_field(relation).related_model
@@ -356,9 +378,8 @@ def _tags_contain(value: str) -> Q:
     """Exact element of the ``tags`` JSON list, on Postgres (``@>``) and SQLite (``json_each``) alike."""
     if connection.vendor == "postgresql":
         return Q(tags__contains=[value])
-    from accounts.models import Account
-
-    table, column = Account._meta.db_table, Account._meta.get_field("tags").column
+    account = apps.get_model("accounts", "Account")
+    table, column = account._meta.db_table, account._meta.get_field("tags").column
     # Table and column come from the model's metadata, never from input; the value is a parameter.
     sql = f'EXISTS (SELECT 1 FROM json_each("{table}"."{column}") WHERE json_each.value = %s)'
     return Q(RawSQL(sql, [value], output_field=BooleanField()))
@@ -396,12 +417,9 @@ def segment_size(organization: Any, rules: dict[str, Any] | None) -> dict[str, A
     """How many accounts of the organization match ``rules`` now, and their current ARR (one query).
 
     Invalid rules match nothing: ``{"accounts": 0, "arr": 0, "problems": [...]}``."""
-    from django.db.models import Count, Sum
-
-    from accounts.models import Account
-
     condition = compile_or_none(rules)
     if condition is None:
         return {"accounts": 0, "arr": Decimal("0"), "problems": rule_problems(rules)}
-    totals = Account.objects.for_org(organization).filter(condition).aggregate(n=Count("id"), arr=Sum("arr"))
+    accounts = apps.get_model("accounts", "Account").objects.for_org(organization)
+    totals = accounts.filter(condition).aggregate(n=Count("id"), arr=Sum("arr"))
     return {"accounts": totals["n"], "arr": totals["arr"] or Decimal("0"), "problems": []}
