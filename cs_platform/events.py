@@ -104,7 +104,7 @@ CATALOGUE: tuple[EventSpec, ...] = (
     EventSpec(
         "health.color_changed", "Health colour changed", "account",
         "an account's effective health colour changes: in a recompute (not its first-ever score) or "
-        "when an override is set, cleared or expires",
+        "when an override is set or cleared",
         ("id", "external_id", "name", "from", "to", "score", "account", "account_external_id", "cause"),
     ),
     EventSpec(
