@@ -6,4 +6,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and tenancy"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (keeps current ARR in step with contract changes)
+        from . import events, signals  # noqa: F401  (signals: keeps current ARR in step with contract changes)
+
+        events.connect()  # account.* and contact.departed domain events (docs/events.md)

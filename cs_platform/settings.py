@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "csp",
+    "cs_platform",  # the kernel: the domain-event outbox (cs_platform/models.py), before every domain app
     "accounts",
     "health",
     "renewals",
@@ -336,7 +337,15 @@ CELERY_BEAT_SCHEDULE = {
     # Daily; idempotent, so a missed day is caught up by the next run.
     "create-due-renewals": {"task": "renewals.tasks.create_all_due_renewals", "schedule": 60 * 60 * 24},
     "recompute-health": {"task": "health.tasks.recompute_all_health", "schedule": 60 * 60},
+    # The outbox's safety net (docs/events.md): events whose dispatch message was lost are queued again.
+    "redispatch-events": {"task": "cs_platform.events.redispatch_pending_events", "schedule": 60},
+    "purge-events": {"task": "cs_platform.events.purge_dispatched_events", "schedule": 60 * 60 * 24},
 }
+# --- Domain events (cs_platform/events.py, docs/events.md) -------------------------------------------
+# An event still undispatched this many seconds after it occurred is dispatched again by the beat.
+EVENTS_REDISPATCH_AFTER = env_int("EVENTS_REDISPATCH_AFTER", 60)
+# Dispatched events are kept this many days (what consumers made of them, e.g. webhook deliveries, stays).
+EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 30)
 
 # --- Outbound calls (cs_platform/outbound.py) ----------------------------------------------------
 # Private networks an operator allows outbound calls to (on-premise receivers), as CIDRs such as

@@ -17,7 +17,6 @@ recomputes never wipe an active override (they keep ``color`` = the override's c
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +26,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import Actor
+from cs_platform.events import record_event
 
 from .models import CsmPulse, HealthColor, HealthOverride, HealthScore, OverrideReason, PulseReason
 
@@ -40,8 +40,6 @@ __all__ = [
     "set_override",
 ]
 
-logger = logging.getLogger(__name__)
-
 DEFAULT_OVERRIDE_DAYS = 30
 MAX_OVERRIDE_DAYS = 365
 
@@ -52,24 +50,23 @@ def can_override(actor: Actor, account: Account) -> bool:
 
 
 def _emit_color_change(account: Account, was: str, now: str, *, cause: str) -> None:
+    """Record ``health.color_changed`` in the caller's transaction (the override's): it exists if and
+    only if the override does. The payload keeps the shape webhook receivers already get from
+    overrides (``account``, ``account_external_id``, ``from``, ``to``, ``cause``)."""
     if was == now:
         return
-    try:
-        from playbooks.services import emit
-
-        emit(
-            account.organization_id,
-            "health.color_changed",
-            {
-                "account": account.pk,
-                "account_external_id": account.external_id,
-                "from": was or None,
-                "to": now or None,
-                "cause": cause,
-            },
-        )
-    except ValueError:  # pragma: no cover - the event type is part of the spec's list
-        logger.exception("health.color_changed could not be emitted")
+    record_event(
+        account.organization_id,
+        "health.color_changed",
+        account.pk,
+        {
+            "account": account.pk,
+            "account_external_id": account.external_id,
+            "from": was or None,
+            "to": now or None,
+            "cause": cause,
+        },
+    )
 
 
 def _health_row(account: Account) -> HealthScore:

@@ -41,6 +41,7 @@ from django.utils import timezone
 from accounts.imports import copy_text
 from accounts.models import Account, Contact, Organization
 from accounts.segments import compile_or_none
+from cs_platform.events import NewEvent, record_events
 
 from .analytics import load_signals, score_accounts
 from .defaults import ensure_default_scorecard
@@ -652,10 +653,11 @@ def recompute_health(
 
     Churned accounts and accounts without any data get no score (``None``) and no colour. When the
     effective colour of an account that already had a HealthScore changes, ``health.color_changed``
-    is emitted with ``{id, external_id, name, from, to, score}`` (``from``/``to`` ``null`` for no
+    is recorded with ``{id, external_id, name, from, to, score}`` (``from``/``to`` ``null`` for no
     colour); an account's first-ever score emits nothing (the first run after an import would
-    otherwise announce every account). Only colour changes cost queries per account (one
-    :func:`playbooks.services.emit` each, and only when an active webhook endpoint exists). Progress
+    otherwise announce every account). The events are recorded in the transaction that writes the
+    scores (:func:`cs_platform.events.record_events`, one insert for all of them), so they exist if and
+    only if the new colours do; webhooks and other consumers get them after the commit. Progress
     and counts go to ``job`` when given; ``result.timings`` has the seconds of each phase.
     """
     started = clock.perf_counter()
@@ -715,17 +717,12 @@ def recompute_health(
             job.advance(len(ids) // 2)
         if latest:
             changes = _write_latest(org, signals, scored, as_of, now, versions, account_ids, result)
+            if changes and emit_events:
+                record_events(org.pk, [NewEvent("health.color_changed", c["id"], c) for c in changes])
         timings["latest"] = round(clock.perf_counter() - mark, 3)
     if job is not None:
         job.advance(len(ids), force=True)
         job.count(**result.counts())
-    if changes and emit_events:
-        from playbooks.models import EventType, WebhookEndpoint
-        from playbooks.services import emit
-
-        if WebhookEndpoint.objects.for_org(org).filter(is_active=True).exists():
-            for data in changes:
-                emit(org.pk, EventType.HEALTH_COLOR_CHANGED, data)
     if as_of < _local_today(org):
         # A past day's snapshots changed: the Portfolio's cached trend days must be counted again.
         from .portfolio import invalidate_trend

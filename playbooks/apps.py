@@ -7,13 +7,16 @@ class PlaybooksConfig(AppConfig):
     name = "playbooks"
 
     def ready(self) -> None:
-        from . import signals
-
-        signals.connect()
-
+        from cs_platform.events import EVENT_NAMES, register_consumer
         from cs_platform.signals import organization_created
 
+        # Registers deliver_webhook with Celery in every process: services names it, never imports it.
+        from . import tasks  # noqa: F401
         from .defaults import ensure_default_segments
+        from .services import CONSUMER_NAME, deliver_event
+
+        # Outbound webhooks are one consumer of the domain-event stream (docs/events.md).
+        register_consumer(CONSUMER_NAME, deliver_event, names=EVENT_NAMES)
 
         def create_defaults(sender: object, organization: object, **kwargs: object) -> None:
             ensure_default_segments(organization.pk)  # type: ignore[attr-defined]

@@ -12,21 +12,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from cs_platform.events import CATALOGUE
 from cs_platform.tenancy import OrgScopedModel
 
-
-class EventType(models.TextChoices):
-    """The fixed set of events a webhook can subscribe to (spec §8, issue #3)."""
-
-    ACCOUNT_CREATED = "account.created", "Account created"
-    ACCOUNT_UPDATED = "account.updated", "Account updated"
-    HEALTH_COLOR_CHANGED = "health.color_changed", "Health colour changed"
-    RENEWAL_FORECAST_CHANGED = "renewal.forecast_changed", "Renewal forecast changed"
-    CTA_OPENED = "cta.opened", "CTA opened"
-    CTA_CLOSED = "cta.closed", "CTA closed"
-    SURVEY_RESPONSE = "survey.response", "Survey response"
-    FEATURE_REQUEST_STATUS_CHANGED = "feature_request.status_changed", "Feature request status changed"
-    WEBHOOK_TEST = "webhook.test", "Test event"
+#: The event types a webhook can carry: every entry of the domain-event catalogue
+#: (:data:`cs_platform.events.CATALOGUE`, spec §8, docs/events.md), in its order, with the same names.
+EventType = models.TextChoices(  # type: ignore[misc]
+    "EventType", [(spec.member, (spec.name, spec.label)) for spec in CATALOGUE]
+)
 
 
 class DeliveryStatus(models.TextChoices):
@@ -73,7 +66,9 @@ class WebhookDelivery(OrgScopedModel):
     """One event to one endpoint: the payload as sent, its status and the retry schedule.
 
     ``event_id`` is the same for every endpoint that receives the event, and stays the same across
-    retries, so receivers can deduplicate. What the receiver answered is kept as its status code
+    retries, so receivers can deduplicate. For a domain event it is the
+    :class:`~cs_platform.models.DomainEvent` id, and at most one delivery exists per endpoint and
+    event, which makes the webhook consumer idempotent. What the receiver answered is kept as its status code
     only: its body is never read or stored (it could be an internal service's answer, and every
     member can read the log).
     """
@@ -95,6 +90,11 @@ class WebhookDelivery(OrgScopedModel):
         indexes = [
             models.Index(fields=["organization", "endpoint", "-created_at"], name="playbooks_delivery_endpoint"),
             models.Index(fields=["organization", "status"], name="playbooks_delivery_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "endpoint", "event_id"], name="playbooks_delivery_unique_event"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,8 +1,11 @@
-"""Outbound webhooks: emit events, sign and deliver them, retry with back-off (spec §8).
+"""Outbound webhooks: the consumer of domain events that signs and delivers them, with retries (spec §8).
 
-Flow: :func:`emit` stores one :class:`~playbooks.models.WebhookDelivery` per active endpoint of the
-organization subscribed to the event type and, once the surrounding transaction commits, enqueues
-:func:`playbooks.tasks.deliver_webhook` for each. The task calls :func:`attempt_delivery`, which
+Flow: producers record domain events (:func:`cs_platform.events.record_event`, docs/events.md); after
+their commit the event dispatch runs :func:`deliver_event`, the webhook consumer registered in
+``PlaybooksConfig.ready``. It calls :func:`emit`, which stores one
+:class:`~playbooks.models.WebhookDelivery` per active endpoint of the organization subscribed to the
+event type (at most one per endpoint and event id) and, once the dispatch's transaction commits,
+enqueues :data:`DELIVER_TASK` for each. The task calls :func:`attempt_delivery`, which
 POSTs the signed body, logs the try and either finishes the delivery or schedules the next try of
 the same task with a countdown (``RETRY_DELAYS``); after ``MAX_ATTEMPTS`` tries it is ``failed``.
 
@@ -42,6 +45,8 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from cs_platform import outbound
+from cs_platform.celery import app as celery_app
+from cs_platform.models import DomainEvent
 
 from .models import DeliveryStatus, EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -53,6 +58,7 @@ __all__ = [
     "SendTestThrottled",
     "attempt_delivery",
     "build_body",
+    "deliver_event",
     "emit",
     "endpoint_origin",
     "generate_secret",
@@ -72,6 +78,11 @@ MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 #: A try whose organization has no free outbound slot comes back after this many seconds (+ jitter).
 DEFER_SECONDS = 2.0
 USER_AGENT = "Retain-Webhooks/1"
+#: The Celery task making one try (defined in playbooks.tasks, which imports this module: it is named,
+#: not imported, so that services and tasks do not import each other).
+DELIVER_TASK = "playbooks.tasks.deliver_webhook"
+#: The name of the webhook consumer in the event dispatch (stored in receipts: never rename it).
+CONSUMER_NAME = "webhooks"
 
 #: ``schedule(organization_id, delivery_id, attempt, countdown)`` enqueues a try; injected in tests.
 Scheduler = Callable[[int, int, int, float], None]
@@ -127,10 +138,25 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
 
 
-def emit(organization_id: int, event_type: str, data: dict[str, Any]) -> list[WebhookDelivery]:
-    """Record ``event_type`` for every active endpoint of the organization subscribed to it and
-    enqueue the deliveries after the current transaction commits (nothing is sent for a rolled-back
-    change). Returns the deliveries (none when no endpoint listens: one cheap query)."""
+def deliver_event(event: DomainEvent) -> None:
+    """The webhook consumer of the domain-event dispatch (after the producer's commit): the event's
+    deliveries, under the event's id. Idempotent by event id: endpoints that already have a delivery
+    of this event get none again (and a unique constraint fences concurrent runs)."""
+    emit(event.organization_id, event.name, event.payload, event_id=event.pk)
+
+
+def emit(
+    organization_id: int, event_type: str, data: dict[str, Any], *, event_id: uuid.UUID | None = None
+) -> list[WebhookDelivery]:
+    """Store a delivery of ``event_type`` for every active endpoint of the organization subscribed to
+    it and enqueue them after the current transaction commits (nothing is sent for a rolled-back
+    change). Returns the new deliveries (none when no endpoint listens: one cheap query).
+
+    This is the webhook consumer's fan-out, not a producer API: code that wants an event sent
+    records a domain event (:func:`cs_platform.events.record_event`), which reaches this function
+    through :func:`deliver_event`. ``event_id`` is the domain event's id (a new one when omitted);
+    endpoints that already have a delivery with that id are skipped.
+    """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
     endpoints = [
@@ -138,9 +164,16 @@ def emit(organization_id: int, event_type: str, data: dict[str, Any]) -> list[We
         for e in WebhookEndpoint.objects.for_org(organization_id).filter(is_active=True).only("pk", "event_types")
         if e.wants(event_type) and event_type != EventType.WEBHOOK_TEST
     ]
+    if endpoints and event_id is not None:
+        already = set(
+            WebhookDelivery.objects.for_org(organization_id)
+            .filter(event_id=event_id, endpoint__in=[e.pk for e in endpoints])
+            .values_list("endpoint_id", flat=True)
+        )
+        endpoints = [e for e in endpoints if e.pk not in already]
     if not endpoints:
         return []
-    return _create_deliveries(organization_id, endpoints, event_type, data)
+    return _create_deliveries(organization_id, endpoints, event_type, data, event_id=event_id)
 
 
 class SendTestThrottled(Exception):
@@ -203,9 +236,14 @@ def send_test(endpoint: WebhookEndpoint, *, user: Any = None) -> WebhookDelivery
 
 
 def _create_deliveries(
-    organization_id: int, endpoints: list[WebhookEndpoint], event_type: str, data: dict[str, Any]
+    organization_id: int,
+    endpoints: list[WebhookEndpoint],
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    event_id: uuid.UUID | None = None,
 ) -> list[WebhookDelivery]:
-    event_id = uuid.uuid4()
+    event_id = event_id or uuid.uuid4()
     payload = _jsonable(data)
     deliveries = WebhookDelivery.all_orgs.bulk_create(
         [
@@ -221,7 +259,11 @@ def _create_deliveries(
     )
     ids = [d.pk for d in deliveries]
     if None in ids:  # backends without RETURNING ids on bulk insert
-        deliveries = list(WebhookDelivery.all_orgs.filter(organization_id=organization_id, event_id=event_id))
+        deliveries = list(
+            WebhookDelivery.all_orgs.filter(
+                organization_id=organization_id, event_id=event_id, endpoint__in=[e.pk for e in endpoints]
+            )
+        )
         ids = [d.pk for d in deliveries]
 
     def enqueue() -> None:
@@ -234,8 +276,7 @@ def _create_deliveries(
 
 def enqueue_try(organization_id: int, delivery_id: int, attempt: int, countdown: float) -> None:
     """The default scheduler: the same Celery task, delayed by ``countdown`` seconds."""
-    from .tasks import deliver_webhook
-
+    deliver_webhook = celery_app.tasks[DELIVER_TASK]  # registered by PlaybooksConfig.ready
     kwargs = {"attempt": attempt}
     if countdown:
         deliver_webhook.apply_async((organization_id, delivery_id), kwargs, countdown=countdown)

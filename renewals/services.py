@@ -43,6 +43,7 @@ from accounts.choices import ContractStatus, Role
 from accounts.models import Account, Contract, ContractLine, Organization, Product
 from accounts.models.customers import line_arr
 from accounts.services import Actor, mark_arr_dirty, superseded_q
+from cs_platform.events import record_event
 
 from .models import (
     ChurnReason,
@@ -304,12 +305,9 @@ def update_forecast(renewal: Renewal, *, by: Actor, **fields: Any) -> list[Renew
     """Change an open renewal's forecast (``FORECAST_FIELDS``), recording who changed what.
 
     One :class:`RenewalForecastChange` row per field whose value really changes; a change of anything
-    but ``notes`` emits ``renewal.forecast_changed`` with the changes (delivered after commit). Closed
-    renewals are read-only. Returns the audit rows written.
+    but ``notes`` records the domain event ``renewal.forecast_changed`` with the changes (webhooks and
+    other consumers get it after commit). Closed renewals are read-only. Returns the audit rows written.
     """
-    from playbooks.models import EventType
-    from playbooks.services import emit
-
     _check_write(by, renewal)
     renewal = (
         Renewal.objects.for_org(renewal.organization_id)
@@ -341,7 +339,7 @@ def update_forecast(renewal: Renewal, *, by: Actor, **fields: Any) -> list[Renew
     renewal.save()
     RenewalForecastChange.all_orgs.bulk_create(changes)
     if any(c.field != "notes" for c in changes):
-        emit(renewal.organization_id, EventType.RENEWAL_FORECAST_CHANGED, _event(renewal, changes, by))
+        record_event(renewal.organization_id, "renewal.forecast_changed", renewal.pk, _event(renewal, changes, by))
     return changes
 
 
@@ -555,11 +553,8 @@ def close_renewal(
     Stage becomes ``won`` (renewed, expanded, contracted) or ``lost`` (churned); timing is derived
     (module doc). Current ARR is refreshed from the old contract's lines first, so the bridge sums
     exactly to ``new_arr − current_arr``. Records the outcome and stage in the forecast audit trail,
-    emits ``renewal.forecast_changed``; current ARR of the account is refreshed on commit.
+    records ``renewal.forecast_changed``; current ARR of the account is refreshed on commit.
     """
-    from playbooks.models import EventType
-    from playbooks.services import emit
-
     _check_write(by, renewal)
     org_id = renewal.organization_id
     renewal = (
@@ -700,7 +695,7 @@ def close_renewal(
     ]
     RenewalForecastChange.all_orgs.bulk_create(audit)
     mark_arr_dirty(org_id, old.account_id)
-    emit(org_id, EventType.RENEWAL_FORECAST_CHANGED, {**_event(renewal, audit, by), "new_arr": new_arr})
+    record_event(org_id, "renewal.forecast_changed", renewal.pk, {**_event(renewal, audit, by), "new_arr": new_arr})
     return renewal
 
 

@@ -34,9 +34,6 @@ PACKAGES = ("cs_platform", "accounts", "feedback", "health", "renewals", "playbo
 #: TEMPORARY (issue 11): intra-app edges that close a cycle, owned by the other architecture branches.
 #: Each names the edge removed before looking for cycles; the owning branch deletes it with the cycle.
 TEMPORARY_INTRA_APP_EDGES: dict[str, str] = {
-    # arch-events: the webhook delivery task and emit() call each other (services queues the task, the task
-    # runs services' delivery); the outbox's dispatch task replaces both.
-    "playbooks.services -> playbooks.tasks": "arch-events",
     # arch-imports: accounts.imports (every CSV kind) and the import task/upload plumbing; the import
     # framework with kinds declared in their apps replaces it.
     "accounts.imports -> accounts.tasks": "arch-imports",

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Segment
+from cs_platform.events import dispatch
 from feedback.models import SurveyResponse
 from health.models import CsmPulse, HealthOverride, HealthScore, HealthSnapshot, Scorecard
 from health.services import recompute_health, save_scorecard_version
@@ -130,11 +131,13 @@ def test_color_change_webhook_emitted_once(org):
     account = AccountFactory(organization=org, external_id="CRM-1", name="Initech")
     pulse(account, "green", AS_OF - dt.timedelta(days=2))
     recompute_health(org, as_of=AS_OF, latest=True)
+    dispatch(org.pk)  # the worker's part after each commit: consumers (webhooks) get the events
     deliveries = WebhookDelivery.objects.for_org(org).filter(endpoint=endpoint)
     assert deliveries.count() == 0  # the first-ever score announces nothing
     pulse(account, "red")
     recompute_health(org, as_of=AS_OF, latest=True)
     recompute_health(org, as_of=AS_OF, latest=True)  # no change: nothing more
+    dispatch(org.pk)
     assert deliveries.count() == 1
     payload = deliveries.get().payload
     assert payload == {
@@ -148,6 +151,7 @@ def test_color_change_webhook_emitted_once(org):
     # Past days (backfill) never announce anything.
     pulse(account, "green")
     recompute_health(org, as_of=AS_OF - dt.timedelta(days=1))
+    dispatch(org.pk)
     assert deliveries.count() == 1
 
 

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.models import Account, Contract, ContractLine
 from accounts.services import Actor
+from cs_platform.events import dispatch
 from playbooks.models import WebhookDelivery, WebhookEndpoint
 from renewals.models import Renewal, RenewalForecastChange, RenewalLineChange
 from renewals.services import (
@@ -142,6 +143,7 @@ def test_forecast_update_is_audited_and_emits_the_webhook(org, alice):
     assert {c.field for c in changes} == {"forecast_category", "forecast_arr", "probability", "notes"}
     row = RenewalForecastChange.objects.for_org(org).get(field="forecast_arr")
     assert (row.old_value, row.new_value, row.changed_by) == ("10000.00", "8000.00", alice)
+    dispatch(org.pk)  # the worker's part after the commit: the webhook consumer makes the delivery
     delivery = WebhookDelivery.all_orgs.get(endpoint=endpoint)
     assert delivery.event_type == "renewal.forecast_changed"
     assert delivery.payload["changes"]["forecast_category"] == {"old": "likely", "new": "at_risk"}
@@ -149,6 +151,7 @@ def test_forecast_update_is_audited_and_emits_the_webhook(org, alice):
     # No change, no audit row and no event; a notes-only change is audited without an event.
     assert update_forecast(renewal, by=admin(org, alice), probability=40) == []
     update_forecast(renewal, by=admin(org, alice), notes="y")
+    dispatch(org.pk)
     assert WebhookDelivery.all_orgs.count() == 1
     assert RenewalForecastChange.objects.for_org(org).count() == 5
 

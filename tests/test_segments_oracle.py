@@ -3,7 +3,7 @@ groups, empty rules, on whichever database the suite runs on (Postgres in CI, SQ
 ``DATABASE_URL``; nothing here skips on either).
 
 The reference (:func:`reference`) is a few lines of plain Python evaluated over the same accounts, read
-back as plain values; it shares nothing with ``playbooks.segments``' compiler. Each case compares the
+back as plain values; it shares nothing with ``accounts.segments``' compiler. Each case compares the
 set of accounts the compiled SQL selects with the set the reference selects, and also with a
 hand-written expectation where the promise is easy to state (the named tests below), so that a
 mistake copied into both the compiler and the reference would still be caught.

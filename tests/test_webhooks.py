@@ -20,6 +20,7 @@ import pytest
 from django.core.cache import cache
 
 from cs_platform import outbound
+from cs_platform.events import dispatch
 from playbooks import services
 from playbooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from playbooks.tasks import deliver_webhook
@@ -217,6 +218,7 @@ def test_account_update_emits_account_updated(org, account, receiver):
     make_endpoint(org, receiver.url(), ["account.updated"])
     account.name = "Renamed"
     account.save()
+    dispatch(org.pk)  # what the worker does after the commit: the webhook consumer makes the delivery
     (delivery,) = WebhookDelivery.all_orgs.filter(organization=org)
     assert (delivery.event_type, delivery.payload["name"]) == ("account.updated", "Renamed")
 
@@ -586,7 +588,7 @@ def requires_worker(test: Any) -> Any:
 
 
 def _worker(pool: str = "solo", concurrency: int = 1):
-    """An in-process worker on a private queue that ``deliver_webhook`` is routed to."""
+    """An in-process worker on a private queue that ``deliver_webhook`` and the event dispatch are routed to."""
     import contextlib
     import os
     import uuid
@@ -608,7 +610,9 @@ def _worker(pool: str = "solo", concurrency: int = 1):
         app.conf.update(task_always_eager=False, worker_hijack_root_logger=False)
         task_postrun.connect(close, weak=False)
         try:
-            with routed(app, {"playbooks.tasks.deliver_webhook": {"queue": queue}}):
+            # The event dispatch (domain events → the webhook consumer) runs on the same worker.
+            routes = {"playbooks.tasks.deliver_webhook": {"queue": queue}, "cs_platform.events.*": {"queue": queue}}
+            with routed(app, routes):
                 with start_worker(
                     app,
                     pool=pool,
@@ -643,8 +647,9 @@ def test_real_worker_retries_with_countdown_until_the_receiver_accepts(org, rece
     monkeypatch.setattr(services, "RETRY_DELAYS", (1, 1, 1, 1, 1))  # real countdowns, just short
     make_endpoint(org, receiver.url())
     receiver.statuses = [500, 500]
-    AccountFactory(organization=org, name="Real worker Co")  # commits: post_save → emit → on_commit → queue
+    AccountFactory(organization=org, name="Real worker Co")  # commits: post_save → event → on_commit → dispatch
 
+    assert wait_for(lambda: WebhookDelivery.all_orgs.filter(organization=org).exists(), 30)  # made by the dispatch
     delivery = WebhookDelivery.all_orgs.get(organization=org)
 
     def final() -> bool:
