@@ -38,8 +38,8 @@ from django.db.models import BigIntegerField, Case, Q, Subquery, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.imports import copy_text
 from accounts.models import Account, Contact, Organization
+from cs_platform.imports.copy import copy_text
 from playbooks.segments import compile_or_none
 
 from .analytics import load_signals, score_accounts
