@@ -2,7 +2,7 @@
 how big they may be; and their removal once their run has ended.
 
 The web process writes the file, then records and enqueues the import run with its path
-(:func:`cs_platform.imports.runs.start_import`); a worker, possibly on another host sharing the volume,
+(:func:`cs_platform.imports.tasks.start_import`); a worker, possibly on another host sharing the volume,
 reads it and deletes it when the run ends (:func:`discard_upload`; the run keeps its error report).
 The name is a random UUID: nothing of the user's file name reaches the file system.
 
@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework.exceptions import APIException
 
-from .limits import file_size_text, upload_ceiling
+from .limits import file_size_text
 
 __all__ = [
     "CappedUploadHandler",
@@ -32,7 +32,6 @@ __all__ = [
     "discard_upload",
     "store_text",
     "store_upload",
-    "upload_ceiling",
     "uploads_root",
 ]
 
