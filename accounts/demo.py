@@ -40,7 +40,7 @@ Re-running for an existing organization **replaces** its demo data (accounts and
 off them, and the catalog); it refuses to touch an organization holding accounts that seed_demo did
 not make (external ids not starting with ``DEMO-``) unless forced. Everything is written in one
 transaction in batches of 1,000 accounts (Postgres: ids drawn from the sequences, then ``COPY``
-formatted by :mod:`accounts.bulk_copy`, with the per-row foreign-key triggers off when the database
+formatted by :mod:`cs_platform.imports.copy`, with the per-row foreign-key triggers off when the database
 role may turn them off and every reference checked set-based instead; SQLite: ``bulk_create``), ARR
 is checked at the end by ``refresh_current_arr`` (the generator already computes it, so the refresh
 normally changes nothing), and on Postgres the tables are ``ANALYZE``d so the first queries plan
@@ -65,7 +65,8 @@ from django.contrib.auth.hashers import make_password
 from django.db import connections, transaction
 from django.utils import timezone
 
-from .bulk_copy import bulk_load, copy_lines, copy_value
+from cs_platform.imports.copy import bulk_load, copy_lines, copy_value
+
 from .choices import Role
 from .models import (
     Account,

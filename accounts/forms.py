@@ -10,6 +10,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import SetPasswordForm
 from django.utils import timezone
 
+from cs_platform.imports import UnsupportedKind, check_kind, file_size_text, kind_choices
+
 from .choices import ActivityType, ObjectiveStatus, Role, Sentiment
 from .models import Account, Activity, ActivityContact, Contact, Membership, Objective, SuccessPlan
 
@@ -154,31 +156,17 @@ class ApiKeyForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
 
-# Every kind of the spec §8 CSV contract, in its order; kinds the importer cannot take yet are
-# still offered and refused with the importer's own message (check_kind), so the page never lags it.
-IMPORT_KINDS: tuple[tuple[str, str], ...] = (
-    ("accounts", "Accounts"),
-    ("contacts", "Contacts"),
-    ("contracts", "Contracts (one row per contract line)"),
-    ("usage", "Usage"),
-    ("tickets", "Tickets"),
-    ("invoices", "Invoices"),
-    ("activities", "Activities"),
-)
-
-
 class ImportForm(forms.Form):
     """Upload one CSV file of one kind; ``dry_run`` validates and counts without writing anything."""
 
-    kind = forms.ChoiceField(choices=IMPORT_KINDS)
+    # Every registered kind (each app declares its own), read when the form is built.
+    kind = forms.ChoiceField(choices=kind_choices)
     file = forms.FileField(label="CSV file", help_text="UTF-8, a header row with the columns of the kind.")
     dry_run = forms.BooleanField(
         required=False, label="Dry run (validate only)", help_text="Check every row and count; write nothing."
     )
 
     def clean_kind(self) -> str:
-        from .imports import UnsupportedKind, check_kind
-
         kind = self.cleaned_data["kind"]
         try:
             check_kind(kind)
@@ -191,8 +179,6 @@ class ImportForm(forms.Form):
         self.max_bytes = max_bytes
 
     def clean_file(self) -> Any:
-        from .imports import file_size_text
-
         upload = self.cleaned_data["file"]
         if not upload.size:
             raise forms.ValidationError("The file is empty: a header row is required.")

@@ -31,6 +31,9 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cs_platform.exports import CHUNK_SIZE, chunked, csv_response
+from cs_platform.imports import COLUMNS, ImportRefused, count_rows, file_size_text, import_limits
+from cs_platform.imports.tasks import IMPORT_JOB_KIND, rerun_import, start_import, upload_available
+from cs_platform.imports.uploads import CappedUploadHandler, UploadTooLarge, discard_upload, store_upload
 from cs_platform.jobs import public_errors
 from cs_platform.pages import org_page
 
@@ -46,16 +49,6 @@ from .forms import (
     InviteMemberForm,
     MemberRoleForm,
     ObjectiveForm,
-)
-from .imports import (
-    COLUMNS,
-    ImportRefused,
-    count_rows,
-    file_size_text,
-    import_limits,
-    rerun_import,
-    start_import,
-    upload_available,
 )
 from .models import (
     Account,
@@ -84,7 +77,6 @@ from .services import (
     landing_organization,
     revoke_invitation,
 )
-from .uploads import CappedUploadHandler, UploadTooLarge, discard_upload, store_upload
 
 PAGE_SIZE = 50
 TIMELINE_LIMIT = 50
@@ -702,9 +694,6 @@ def admin_jobs(request: HttpRequest) -> HttpResponse:
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     tab = "imports" if kind == "import" else "jobs"
     return render(request, "admin/jobs.html", {"page": page, "runs": page.object_list, "kind": kind, "admin_tab": tab})
-
-
-IMPORT_JOB_KIND = "import_csv"
 
 
 def _imports_page(request: HttpRequest, form: ImportForm, *, status: int = 200, refusal: str = "") -> HttpResponse:

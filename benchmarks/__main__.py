@@ -115,7 +115,7 @@ def members(org: Any, count: int) -> list[str]:
 
 def write_accounts_csv(path: Path, rows: int, owners: list[str], seed: int = 1) -> None:
     """A realistic accounts file: owners, 5% children of earlier rows, stages, touch models, dates."""
-    from accounts.imports import COLUMNS
+    from cs_platform.imports import COLUMNS
 
     rng = random.Random(seed)
     industries = ["Software", "Healthcare", "Retail", "Manufacturing", "Financial Services", "Education"]
@@ -198,8 +198,8 @@ class QueryCounter:
 
 
 def bench_import(rows: int, sample: int = 2000) -> dict[str, Any]:
-    from accounts.imports import import_csv
     from accounts.services import create_organization
+    from cs_platform.imports import import_csv
 
     org, _ = create_organization(slug="bench-import", name="Bench import")
     naive_org, _ = create_organization(slug="bench-naive", name="Bench naive import")

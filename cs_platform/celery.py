@@ -11,3 +11,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cs_platform.settings")
 app = Celery("cs_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Infrastructure tasks outside an app's tasks.py: the CSV import run (its published name is
+# accounts.tasks.run_import, see cs_platform.imports.tasks).
+app.autodiscover_tasks(["cs_platform.imports"])

@@ -22,7 +22,7 @@ last run (today) writes the latest scores. Big demos also keep 60 days of usage 
 to keep seeding time reasonable.
 
 On Postgres the usage rows are written as ``COPY`` lines straight from the loop (no tuples, no
-``Decimal``), and the signal rows are loaded inside :func:`accounts.bulk_copy.bulk_load` (no per-row
+``Decimal``), and the signal rows are loaded inside :func:`cs_platform.imports.copy.bulk_load` (no per-row
 foreign-key triggers when allowed; references checked with one anti-join per table). Re-seeding
 deletes the previous health rows with one raw ``DELETE`` per table (:func:`wipe`).
 """
@@ -38,8 +38,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import Sum
 
-from accounts.bulk_copy import bulk_load, copy_lines, format_row
 from accounts.models import Account, Contact, Contract, Organization
+from cs_platform.imports.copy import bulk_load, copy_lines, format_row
 from feedback.models import SurveyResponse
 
 from .models import CsmPulse, HealthOverride, HealthScore, HealthSnapshot, Invoice, ProductUser, Ticket, UsageMetric

@@ -38,10 +38,10 @@ from django.db.models import BigIntegerField, Case, Q, Subquery, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.imports import copy_text
 from accounts.models import Account, Contact, Organization
 from accounts.segments import compile_or_none
 from cs_platform.events import NewEvent, record_events
+from cs_platform.imports.copy import copy_text
 
 from .analytics import load_signals, score_accounts
 from .defaults import ensure_default_scorecard

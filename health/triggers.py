@@ -16,8 +16,9 @@ taken by this run and merely schedules a second, empty-handed one — none is lo
 demo and SQLite), processes share nothing, so each committed transaction enqueues its own task
 carrying its account ids (still batched per transaction, no cross-process debouncing).
 
-Set-based writes (CSV imports, ``bulk_create``, COPY) send no model signals; the hourly full recompute
-covers them.
+Set-based writes (CSV imports, ``bulk_create``, COPY) send no model signals: a CSV import schedules one
+recorded recompute of its organization through the hook in :mod:`health.import_kinds`
+(:func:`schedule_org_recompute`); the hourly full recompute covers the rest.
 """
 
 from __future__ import annotations

@@ -34,9 +34,6 @@ PACKAGES = ("cs_platform", "accounts", "feedback", "health", "renewals", "playbo
 #: TEMPORARY (issue 11): intra-app edges that close a cycle, owned by the other architecture branches.
 #: Each names the edge removed before looking for cycles; the owning branch deletes it with the cycle.
 TEMPORARY_INTRA_APP_EDGES: dict[str, str] = {
-    # arch-imports: accounts.imports (every CSV kind) and the import task/upload plumbing; the import
-    # framework with kinds declared in their apps replaces it.
-    "accounts.imports -> accounts.tasks": "arch-imports",
     # Not yet fixed (follow-up of arch-layers): health's rollups and triggers queue health's tasks, which call
     # back into them and into services; services and rollups call each other. The enqueueing side needs a
     # seam (the task passed in, or queued by name) so that tasks stay the only importer.

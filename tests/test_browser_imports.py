@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
-from accounts.imports import COLUMNS
 from accounts.models import JobRun
-from accounts.tasks import run_import
+from cs_platform.imports import COLUMNS
+from cs_platform.imports.tasks import run_import
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

@@ -15,9 +15,9 @@ import re
 import pytest
 from django.urls import reverse
 
-from accounts.imports import import_csv
 from accounts.models import Account, Contact
 from cs_platform.exports import csv_lines, neutralise, restore
+from cs_platform.imports import import_csv
 from tests.factories import AccountFactory
 
 pytestmark = pytest.mark.django_db

@@ -101,8 +101,7 @@ def test_contact_emails_are_valid_even_for_accented_names():
 def test_copy_value_matches_copy_text():
     from decimal import Decimal
 
-    from accounts.bulk_copy import copy_value, format_row
-    from accounts.imports import copy_text
+    from cs_platform.imports.copy import copy_text, copy_value, format_row
 
     values = [None, True, False, 0, 42, -7, 1.5, Decimal("12.50"), "plain", "tab\there", "back\\slash",
               "line\nbreak\r", TODAY, dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC), {"plan": "Growth"},
@@ -129,7 +128,7 @@ def test_reseeding_replaces_health_rows():
 def test_bulk_load_checks_references_it_did_not_check_row_by_row():
     from django.db import IntegrityError, connection, transaction
 
-    from accounts.bulk_copy import bulk_load, copy_lines
+    from cs_platform.imports.copy import bulk_load, copy_lines
     from health.models import UsageMetric
 
     org = seed_demo(slug="demo", accounts=10, seed=3, today=TODAY).organization

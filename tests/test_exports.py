@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from accounts.imports import COLUMNS, import_csv
 from accounts.models import Account
 from accounts.services import refresh_current_arr
+from cs_platform.imports import COLUMNS, import_csv
 from tests.factories import AccountFactory, ContactFactory, ContractLineFactory
 
 pytestmark = pytest.mark.django_db

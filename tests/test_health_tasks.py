@@ -174,7 +174,7 @@ def test_usage_rollup_schedules_a_recompute_of_touched_accounts(
 def test_a_csv_import_recomputes_the_organization_after_commit(
     org, eager, tmp_path, django_capture_on_commit_callbacks
 ):
-    from accounts.imports import import_csv
+    from cs_platform.imports import import_csv
 
     account = AccountFactory(organization=org, external_id="ACME-1")
     path = tmp_path / "tickets.csv"

@@ -23,7 +23,7 @@ from django.db import connection
 from accounts.choices import JobStatus
 from accounts.models import Account, JobRun
 from accounts.services import create_organization
-from accounts.tasks import run_import
+from cs_platform.imports.tasks import run_import
 from cs_platform.jobs import create_job
 from tests import worker_process
 

@@ -16,11 +16,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from accounts import imports
 from accounts.choices import JobStatus
-from accounts.imports import COLUMNS
 from accounts.models import JobRun
-from accounts.tasks import run_import
+from cs_platform.imports import COLUMNS
+from cs_platform.imports import tasks as import_tasks
+from cs_platform.imports.tasks import run_import
 from cs_platform.jobs import create_job, internal_error_message
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,7 @@ def test_a_crashed_import_shows_a_plain_reason_and_logs_the_traceback(client, ap
     def crash(*args, **kwargs):
         raise OSError(f"[Errno 28] No space left on device: '{SERVER_PATH}'")
 
-    monkeypatch.setattr(imports, "import_csv", crash)
+    monkeypatch.setattr(import_tasks, "import_csv", crash)
     with caplog.at_level(logging.ERROR), pytest.raises(OSError):
         run_import(org.pk, job_id=run.pk)
     run.refresh_from_db()

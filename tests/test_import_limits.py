@@ -22,12 +22,13 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from accounts import imports
+from accounts import import_kinds
 from accounts.choices import JobStatus
-from accounts.imports import COLUMNS, ImportRefused, count_rows, import_csv, import_limits
 from accounts.models import Account, Activity, Contract, ContractLine, JobRun
-from accounts.tasks import run_import
-from accounts.uploads import CappedUploadHandler, UploadTooLarge, discard_upload, store_text
+from cs_platform.imports import COLUMNS, ImportLimits, ImportRefused, count_rows, import_csv, import_limits, reading
+from cs_platform.imports import tasks as import_tasks
+from cs_platform.imports.tasks import run_import
+from cs_platform.imports.uploads import CappedUploadHandler, UploadTooLarge, discard_upload, store_text
 from cs_platform.jobs import create_job
 
 from .factories import AccountFactory
@@ -63,9 +64,9 @@ def limit(org, *, max_bytes: int | None = None, max_rows: int | None = None):
 
 def test_limits_default_to_the_server_settings_and_the_operator_may_override_them(org, settings):
     settings.IMPORT_MAX_BYTES, settings.IMPORT_MAX_ROWS = 50 * 1024 * 1024, 1_000_000
-    assert import_limits(org) == imports.ImportLimits(max_bytes=50 * 1024 * 1024, max_rows=1_000_000)
+    assert import_limits(org) == ImportLimits(max_bytes=50 * 1024 * 1024, max_rows=1_000_000)
     limit(org, max_bytes=200 * 1024 * 1024, max_rows=3_000_000)  # what the operator sets in django-admin
-    assert import_limits(org) == imports.ImportLimits(max_bytes=200 * 1024 * 1024, max_rows=3_000_000)
+    assert import_limits(org) == ImportLimits(max_bytes=200 * 1024 * 1024, max_rows=3_000_000)
 
 
 def test_the_page_shows_the_limits(client, org, alice):
@@ -184,7 +185,7 @@ def test_unreadable_files_are_reported_with_their_line(org, tmp_path, monkeypatc
     path.write_bytes(accounts_csv(2).encode() + b"A7,Caf\xe9,,,,,,,,,,\n")
     result = import_csv(org, "accounts", path)
     assert [(e.line, e.reason) for e in result.errors] == [(4, "the file is not UTF-8 text (save it as CSV UTF-8)")]
-    monkeypatch.setattr(imports, "MAX_RECORD_CHARS", 200)
+    monkeypatch.setattr(reading, "MAX_RECORD_CHARS", 200)
     path.write_text(accounts_csv(2) + f'A8,"{"y" * 150}\n{"y" * 150}",,,,,,,,,,\n')
     result = import_csv(org, "accounts", path)
     assert [(e.line, e.reason) for e in result.errors] == [(4, "a row longer than 200 characters: is this a CSV file?")]
@@ -222,7 +223,7 @@ def test_the_upload_is_deleted_when_the_run_ends_and_the_error_report_stays(org,
 
 def test_the_upload_is_deleted_when_the_run_crashes(org, monkeypatch):
     job, path = run_of(org, accounts_csv(2))
-    monkeypatch.setattr(imports, "import_csv", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(import_tasks, "import_csv", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         run_import(org.pk, job_id=job.pk)
     assert not path.exists()
@@ -232,7 +233,7 @@ def test_the_upload_is_deleted_when_the_run_crashes(org, monkeypatch):
 
 def test_the_upload_stays_while_a_retry_is_coming_and_the_retry_reads_it(org, monkeypatch):
     job, path = run_of(org, accounts_csv(2))
-    real, calls = imports.import_csv, []
+    real, calls = import_tasks.import_csv, []
 
     def flaky(*args, **kwargs):
         calls.append(path.is_file())
@@ -240,7 +241,7 @@ def test_the_upload_stays_while_a_retry_is_coming_and_the_retry_reads_it(org, mo
             raise OperationalError("server closed the connection unexpectedly")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(imports, "import_csv", flaky)
+    monkeypatch.setattr(import_tasks, "import_csv", flaky)
     monkeypatch.setattr("cs_platform.tasks.retry_delay", lambda *a, **k: 0)
     run_import.apply((org.pk,), {"job_id": job.pk}, throw=False)  # retries inline
     job.refresh_from_db()
@@ -316,7 +317,7 @@ def test_contract_lines_are_written_bucket_by_bucket_with_the_same_result(org, o
     outcomes = []
     for organization, bucket_rows in ((org, 1_000_000), (other_org, 2)):
         AccountFactory(organization=organization, external_id="A1")
-        monkeypatch.setattr(imports, "CONTRACT_BUCKET_ROWS", bucket_rows)
+        monkeypatch.setattr(import_kinds, "CONTRACT_BUCKET_ROWS", bucket_rows)
         result = import_csv(organization, "contracts", path)
         assert result.ok, result.errors
         contracts = sorted(Contract.objects.for_org(organization).values_list("number", "arr"))

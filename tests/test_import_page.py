@@ -15,9 +15,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from accounts.choices import JobStatus
-from accounts.imports import COLUMNS
 from accounts.models import Account, JobRun
-from accounts.tasks import run_import
+from cs_platform.imports import COLUMNS
+from cs_platform.imports.tasks import run_import
 from cs_platform.jobs import create_job
 
 pytestmark = pytest.mark.django_db
@@ -127,7 +127,7 @@ def test_dry_run_validates_and_imports_nothing(client, org, alice, eager_celery,
 
 
 def test_unsupported_or_missing_input_is_a_form_error(client, org, alice):
-    from accounts.imports import UnsupportedKind, check_kind
+    from cs_platform.imports import UnsupportedKind, check_kind
 
     client.force_login(alice)
     for kind in ("usage", "tickets", "invoices"):

@@ -1,4 +1,4 @@
-"""CSV import (accounts.imports): upserts, all-or-nothing validation, tenancy, and the Celery task."""
+"""CSV import (cs_platform.imports and the apps' kinds): upserts, all-or-nothing validation, tenancy, the task."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.choices import JobStatus
-from accounts.imports import COLUMNS, UnsupportedKind, import_csv
 from accounts.models import Account, Activity, Contact, Contract, ContractLine, JobRun, Product
+from cs_platform.imports import COLUMNS, UnsupportedKind, import_csv
 from cs_platform.jobs import create_job
 from tests.factories import AccountFactory, ContractFactory, ContractLineFactory, ProductFactory
 
@@ -325,7 +325,7 @@ def test_command_reports_errors_on_stderr_and_fails(org, tmp_path):
 
 
 def test_import_task_records_the_run(org, tmp_path):
-    from accounts.tasks import run_import
+    from cs_platform.imports.tasks import run_import
 
     path = accounts_csv(tmp_path, [f"A{i},Account {i},,,,,,,,," for i in range(5)])
     job = create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts", "path": str(path)})
@@ -357,7 +357,7 @@ def test_contract_for_other_orgs_account_is_refused(org, other_org, tmp_path):
 
 
 def test_start_import_queues_a_run_after_commit(org, tmp_path, django_capture_on_commit_callbacks):
-    from accounts.imports import start_import
+    from cs_platform.imports.tasks import start_import
 
     path = accounts_csv(tmp_path, ["A1,One,,,,,,,,,"])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from accounts.imports import import_csv
+from cs_platform.imports import import_csv
 from health.models import Invoice, Ticket, UsageMetric
 
 from .factories import AccountFactory

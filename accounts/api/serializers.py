@@ -12,11 +12,10 @@ from rest_framework import serializers
 from rest_framework.exceptions import APIException
 
 from cs_platform.api.serializers import EmailUserField, KnownFieldsMixin, OrgScopedSerializer
+from cs_platform.imports import UnsupportedKind, check_kind, registry
 from cs_platform.jobs import public_errors
 
 from ..choices import ContactRole, Role
-from ..forms import IMPORT_KINDS
-from ..imports import UnsupportedKind, check_kind
 from ..models import (
     Account,
     Activity,
@@ -482,12 +481,16 @@ class ImportRunSerializer(serializers.ModelSerializer):
 class ImportCreateSerializer(KnownFieldsMixin, serializers.Serializer):
     """``POST /api/v1/imports/``: a CSV file (multipart ``file``, or its text as JSON ``content``) of one kind."""
 
-    kind = serializers.ChoiceField(choices=[k for k, _ in IMPORT_KINDS])
+    kind = serializers.ChoiceField(choices=())  # every registered kind: set per instance, see __init__
     file = serializers.FileField(required=False, help_text="The CSV file (multipart/form-data).")
     content = serializers.CharField(
         required=False, trim_whitespace=False, help_text="The CSV text, instead of `file` (JSON bodies)."
     )
     dry_run = serializers.BooleanField(default=False, help_text="Validate and count only; write nothing.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = registry.names()  # the kinds the apps registered (also the schema's enum)
 
     def validate_kind(self, value: str) -> str:
         try:

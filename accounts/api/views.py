@@ -21,10 +21,13 @@ from rest_framework.response import Response
 from cs_platform.api.parsers import JSONParser
 from cs_platform.api.schema import ErrorSerializer
 from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet, refused
+from cs_platform.imports import ImportRefused, count_rows, import_limits
+from cs_platform.imports.limits import upload_ceiling
+from cs_platform.imports.tasks import IMPORT_JOB_KIND, start_import
+from cs_platform.imports.uploads import CappedUploadHandler, UploadTooLarge, discard_upload, store_text, store_upload
 
 from .. import filtersets
 from ..choices import Role
-from ..imports import ImportRefused, count_rows, import_limits, start_import
 from ..models import (
     Account,
     Activity,
@@ -40,11 +43,9 @@ from ..models import (
     WriteKey,
 )
 from ..services import arr_at, mark_arr_dirty, revoke_invitation
-from ..uploads import CappedUploadHandler, UploadTooLarge, discard_upload, store_text, store_upload, upload_ceiling
 from . import serializers as s
 
 ADMIN_ONLY: frozenset[str] = frozenset({Role.ADMIN})
-IMPORT_JOB_KIND = "import_csv"  # the JobRun kind start_import records
 
 
 class AccountViewSet(OrgScopedViewSet):

@@ -97,7 +97,7 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
 
 
 class SegmentSerializer(OrgScopedSerializer):
-    """A segment and its rules (see ``playbooks.segments``); invalid rules are a 400 naming every problem by
+    """A segment and its rules (see ``accounts.segments``); invalid rules are a 400 naming every problem by
     its path (``rules.conditions.1.value``). ``problems`` is empty for every segment saved through the API;
     a stored rule set that fails validation (saved before a check existed, or written to the database
     directly) lists its problems there, and matches no account wherever the segment is used."""

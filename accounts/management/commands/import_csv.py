@@ -2,7 +2,8 @@
 
 All or nothing per file: with any bad row nothing is imported, every error is listed on stderr as
 ``line N, column C: reason`` and the command exits non-zero. ``-`` reads the file from stdin.
-See :mod:`accounts.imports` for the columns and the rules of each kind.
+The kinds are declared in the apps' ``import_kinds.py`` modules (registry: :mod:`cs_platform.imports`),
+where their columns and rules are described.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.imports import KINDS, UnsupportedKind, import_csv
 from accounts.models import Organization
+from cs_platform.imports import UnsupportedKind, import_csv, registry
 from cs_platform.tenancy import org_scope
 
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("org_slug")
-        parser.add_argument("kind", help=f"One of: {', '.join(KINDS)}")
+        parser.add_argument("kind", help=f"One of: {', '.join(registry.names())}")
         parser.add_argument("file", help="Path of the CSV file, or - for stdin")
         parser.add_argument("--dry-run", action="store_true", help="Validate and count, write nothing")
 

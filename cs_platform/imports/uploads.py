@@ -2,7 +2,7 @@
 how big they may be; and their removal once their run has ended.
 
 The web process writes the file, then records and enqueues the import run with its path
-(:func:`accounts.imports.start_import`); a worker, possibly on another host sharing the volume,
+(:func:`cs_platform.imports.tasks.start_import`); a worker, possibly on another host sharing the volume,
 reads it and deletes it when the run ends (:func:`discard_upload`; the run keeps its error report).
 The name is a random UUID: nothing of the user's file name reaches the file system.
 
@@ -22,8 +22,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
-from django.db.models import Max
 from rest_framework.exceptions import APIException
+
+from .limits import file_size_text
 
 __all__ = [
     "CappedUploadHandler",
@@ -31,7 +32,6 @@ __all__ = [
     "discard_upload",
     "store_text",
     "store_upload",
-    "upload_ceiling",
     "uploads_root",
 ]
 
@@ -46,22 +46,11 @@ class UploadTooLarge(APIException):
     default_code = "upload_too_large"
 
     def __init__(self, limit: int) -> None:
-        from .imports import file_size_text
-
         self.limit = limit
         super().__init__(
             f"The file is larger than {file_size_text(limit)}, this organization's limit per upload. "
             "Split it into smaller files (each is imported all or nothing)."
         )
-
-
-def upload_ceiling() -> int:
-    """The largest upload any organization may send: the server default or a larger organization limit.
-    Used before the request's organization is known (a session's CSRF check reads the body)."""
-    from .models import Organization
-
-    largest = Organization.objects.aggregate(largest=Max("import_max_bytes"))["largest"] or 0
-    return max(settings.IMPORT_MAX_BYTES, largest)
 
 
 class CappedUploadHandler(FileUploadHandler):
