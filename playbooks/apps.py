@@ -1,4 +1,4 @@
-"""The playbooks app: outbound automation (webhooks now; playbooks and CTAs with their issue)."""
+"""The playbooks app: outbound automation (webhooks, segments) and the work queue (CTAs, tasks, notifications)."""
 
 from django.apps import AppConfig
 
@@ -13,9 +13,10 @@ class PlaybooksConfig(AppConfig):
 
         from cs_platform.signals import organization_created
 
-        from .defaults import ensure_default_segments
+        from .defaults import ensure_default_cta_types, ensure_default_segments
 
         def create_defaults(sender: object, organization: object, **kwargs: object) -> None:
             ensure_default_segments(organization.pk)  # type: ignore[attr-defined]
+            ensure_default_cta_types(organization.pk)  # type: ignore[attr-defined]
 
         organization_created.connect(create_defaults, dispatch_uid="playbooks-defaults", weak=False)

@@ -15,6 +15,8 @@ from django.db import models
 
 from cs_platform.tenancy import OrgScopedModel
 
+from .models_work import *  # noqa: F403  (the work queue's models: CTAs, tasks, notifications, log)
+
 
 class EventType(models.TextChoices):
     """The fixed set of events a webhook can subscribe to (spec §8, issue #3)."""
