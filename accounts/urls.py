@@ -23,8 +23,8 @@ org_patterns = [
     path("accounts/<int:account_id>/rows/<slug:kind>/", health_views.account_rows, name="account-rows"),
     path("portfolio/", health_views.portfolio, name="portfolio"),
     path("renewals/", include("renewals.urls")),
+    path("work/", include("playbooks.work_urls")),
     # Screens that later issues fill; each says what is coming.
-    path("work/", views.work_queue, name="work"),
     path("voice/", views.voice, name="voice"),
     path("admin/", views.admin_members, name="admin-members"),
     path(
