@@ -8,6 +8,7 @@ an admin and a viewer everyone's, the viewer without any form. Every change goes
 from __future__ import annotations
 
 import datetime as dt
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
