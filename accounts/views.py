@@ -382,16 +382,6 @@ def add_objective(request: HttpRequest, account_id: int) -> HttpResponse:
 # --- Screens that later issues fill -----------------------------------------------------------------
 
 COMING_SCREENS: dict[str, dict[str, Any]] = {
-    "work": {
-        "title": "Work queue",
-        "lead": "The CSM's cockpit: everything that needs doing, most urgent first.",
-        "points": [
-            "Open CTAs and tasks by due date and priority (ARR, health and days to renewal combined).",
-            "Filters by type, account, owner and playbook; leaders see their team's queue.",
-            "Snooze with a reason, complete with an outcome, and see whether health recovered.",
-        ],
-        "arrives_with": "playbooks and CTAs",
-    },
     "voice": {
         "title": "Voice of the customer",
         "lead": "What customers say, and what it is worth.",
@@ -416,7 +406,6 @@ def _coming(screen: str):
     return view
 
 
-work_queue = _coming("work")
 voice = _coming("voice")
 
 

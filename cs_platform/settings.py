@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.organization",
+                "playbooks.context_processors.notifications",
             ],
         },
     },
@@ -278,7 +279,15 @@ SPECTACULAR_SETTINGS = {
     # Tenant models' default `objects` manager refuses unscoped queries; schema generation only needs `.none()`.
     "DEFAULT_QUERY_MANAGER": "all_orgs",
     # One schema name for a choice set several fields share (forecast category, CSM call, final call).
-    "ENUM_NAME_OVERRIDES": {"ForecastCategoryEnum": "renewals.models.ForecastCategory"},
+    "ENUM_NAME_OVERRIDES": {
+        "ForecastCategoryEnum": "renewals.models.ForecastCategory",
+        # Renewals' outcomes keep the name they had before CTAs had outcomes too.
+        "OutcomeEnum": "renewals.models.RenewalOutcome",
+        "PriorityEnum": "health.models.TicketPriority",
+        "CtaOutcomeEnum": "playbooks.choices.CtaOutcome",
+        "CtaPriorityEnum": "playbooks.choices.CtaPriority",
+        "SnoozeReasonEnum": "playbooks.choices.SnoozeReason",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ urlpatterns = [
     # every app), so a lower app never includes a higher one's pages.
     path("o/<slug:org_slug>/", include("health.org_urls")),
     path("o/<slug:org_slug>/renewals/", include("renewals.urls")),
+    path("o/<slug:org_slug>/work/", include("playbooks.work_urls")),
     path("", include("accounts.urls")),
 ]
 

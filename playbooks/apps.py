@@ -1,4 +1,4 @@
-"""The playbooks app: outbound automation (webhooks now; playbooks and CTAs with their issue)."""
+"""The playbooks app: outbound automation (webhooks, segments) and the work queue (CTAs, tasks, notifications)."""
 
 from django.apps import AppConfig
 
@@ -12,7 +12,7 @@ class PlaybooksConfig(AppConfig):
 
         # Registers deliver_webhook with Celery in every process: services names it, never imports it.
         from . import tasks  # noqa: F401
-        from .defaults import ensure_default_segments
+        from .defaults import ensure_default_cta_types, ensure_default_segments
         from .services import CONSUMER_NAME, deliver_event
 
         # Outbound webhooks are one consumer of the domain-event stream (docs/events.md).
@@ -20,6 +20,7 @@ class PlaybooksConfig(AppConfig):
 
         def create_defaults(sender: object, organization: object, **kwargs: object) -> None:
             ensure_default_segments(organization.pk)  # type: ignore[attr-defined]
+            ensure_default_cta_types(organization.pk)  # type: ignore[attr-defined]
 
         organization_created.connect(create_defaults, dispatch_uid="playbooks-defaults", weak=False)
 

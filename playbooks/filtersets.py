@@ -1,14 +1,18 @@
-"""Filtersets of the playbooks app (webhook endpoints and their deliveries, segments)."""
+"""Filtersets of the playbooks app (webhook endpoints and their deliveries, segments, the work queue)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters as filters
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from accounts.filtersets import BooleanFilter, OrgFilterSet, json_list_contains
+from accounts.filtersets import BooleanFilter, IdFilter, OrgFilterSet, OwnerFilter, json_list_contains
 from accounts.models import Segment
 
-from .models import DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
+from .choices import CtaPriority, CtaStatus
+from .models import Cta, CtaTask, DeliveryStatus, EventType, Notification, WebhookDelivery, WebhookEndpoint
 
 
 class WebhookEndpointFilterSet(OrgFilterSet):
@@ -38,3 +42,64 @@ class SegmentFilterSet(OrgFilterSet):
     class Meta:
         model = Segment
         fields: list[str] = []
+
+
+class CtaFilterSet(OrgFilterSet):
+    """CTAs of the work queue and the API: status (repeatable), snoozed, type (key), reason, priority, owner
+    (id or ``me``), account, due date range."""
+
+    status = filters.MultipleChoiceFilter(choices=CtaStatus.choices, distinct=False)
+    snoozed = BooleanFilter(method="filter_snoozed", label="Snoozed until a day ahead")
+    type = filters.CharFilter(field_name="type__key", label="CTA type key (risk, lifecycle, …)")
+    reason = IdFilter(field_name="reason_id")
+    priority = filters.MultipleChoiceFilter(choices=CtaPriority.choices, distinct=False)
+    owner = OwnerFilter()
+    account = IdFilter(field_name="account_id")
+    due_after = filters.DateFilter(field_name="due_date", lookup_expr="gte", label="Due on or after (YYYY-MM-DD)")
+    due_before = filters.DateFilter(field_name="due_date", lookup_expr="lte", label="Due on or before (YYYY-MM-DD)")
+    source = filters.CharFilter()
+    condition_key = filters.CharFilter()
+
+    class Meta:
+        model = Cta
+        fields: list[str] = []
+
+    def filter_snoozed(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        ahead = queryset.filter(status=CtaStatus.OPEN, snoozed_until__gt=timezone.localdate())
+        return ahead if value else queryset.exclude(pk__in=ahead.values("pk"))
+
+
+class CtaTaskFilterSet(OrgFilterSet):
+    """Tasks: of one CTA, of an assignee (id or ``me``), done or not, due date range."""
+
+    cta = IdFilter(field_name="cta_id")
+    assignee = OwnerFilter(field_name="assignee_id", label="Assignee (user id, or 'me')")
+    done = BooleanFilter(field_name="done_at", lookup_expr="isnull", exclude=True)
+    cta_status = filters.MultipleChoiceFilter(field_name="cta__status", choices=CtaStatus.choices, distinct=False)
+    due_after = filters.DateFilter(field_name="due_date", lookup_expr="gte", label="Due on or after (YYYY-MM-DD)")
+    due_before = filters.DateFilter(field_name="due_date", lookup_expr="lte", label="Due on or before (YYYY-MM-DD)")
+
+    class Meta:
+        model = CtaTask
+        fields: list[str] = []
+
+
+class NotificationFilterSet(OrgFilterSet):
+    unread = BooleanFilter(field_name="read_at", lookup_expr="isnull")
+
+    class Meta:
+        model = Notification
+        fields: list[str] = []
+
+
+def due_window(value: str, today: dt.date) -> dict[str, object]:
+    """The work queue's "due" filter as lookups: overdue, today, this week (next 7 days), later, none."""
+    return {
+        "overdue": {"due_date__lt": today},
+        "today": {"due_date": today},
+        "week": {"due_date__gte": today, "due_date__lte": today + dt.timedelta(days=7)},
+        "later": {"due_date__gt": today + dt.timedelta(days=7)},
+        "none": {"due_date__isnull": True},
+    }.get(value, {})

@@ -15,6 +15,8 @@ from django.db import models
 from cs_platform.events import CATALOGUE
 from cs_platform.tenancy import OrgScopedModel
 
+from .models_work import *  # noqa: F403  (the work queue's models: CTAs, tasks, notifications, log)
+
 #: The event types a webhook can carry: every entry of the domain-event catalogue
 #: (:data:`cs_platform.events.CATALOGUE`, spec §8, docs/events.md), in its order, with the same names.
 EventType = models.TextChoices(  # type: ignore[misc]

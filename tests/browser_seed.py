@@ -161,4 +161,14 @@ def seed(slug: str = "acme") -> Seeded:
 
     out.scorecard = Scorecard.all_orgs.filter(organization=org).order_by("pk").first().pk
     refresh_current_arr(org)
+    # The work queue: CTAs with tasks for the CSM (one overdue, one snoozed) and one the leader's team sees.
+    from playbooks.ctas import TaskTemplate, open_or_update_cta, snooze
+
+    plays = [("risk", "health_red", -2), ("lifecycle", "renewal_prep", 5), ("expansion", "seats_over_licence", None)]
+    for account, (kind, reason, due) in zip(accounts, plays, strict=False):
+        cta, _ = open_or_update_cta(
+            account=account, type=kind, reason=reason, owner=out.users["csm"], due_in_days=due,
+            tasks=[TaskTemplate("Call the champion", 1), TaskTemplate("Agree a recovery plan", 7)],
+        )  # fmt: skip
+    snooze(cta, until=today + dt.timedelta(days=10), reason="customer_unavailable")
     return out

@@ -49,6 +49,9 @@ class IsolationCase:
     create_status: int = 201  # 202 for resources whose create only queues work (imports)
     #: The model a create adds a row to, when not the listed one (``users``: a POST invites, see invitations).
     creates: type[models.Model] | None = None
+    #: For resources that are each member's own (``notifications``): the user of ``org`` the admin key is
+    #: bound to, so that ``make(org)`` can build that user's object (``None``: a key bound to no user).
+    key_user: Callable[[Any], Any] | None = None
 
     def __str__(self) -> str:
         return self.resource
@@ -110,8 +113,8 @@ class IsolationSuite:
             metafunc.parametrize("case", list(self.cases), ids=[c.resource for c in self.cases])
 
     @pytest.fixture
-    def client_a(self, org, api):
-        return api(org, "admin")
+    def client_a(self, case, org, api):
+        return api(org, "admin", case.key_user(org) if case.key_user else None)
 
     def test_create_payload_is_valid(self, case, org, client_a):
         if case.read_only:

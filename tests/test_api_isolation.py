@@ -77,6 +77,36 @@ def invitation(org: Any) -> Any:
     )  # fmt: skip
 
 
+def make_cta(org: Any) -> Any:
+    from playbooks.ctas import open_or_update_cta
+
+    return open_or_update_cta(account=AccountFactory(organization=org), type="risk", reason="health_red")[0]
+
+
+def risk_reason(org: Any) -> int:
+    from playbooks.models import CtaReason
+
+    return CtaReason.objects.for_org(org).get(type__key="risk", key="health_red").pk
+
+
+def make_task(org: Any) -> Any:
+    return make_cta(org).tasks.create(organization=org, title="Call the champion")
+
+
+def inbox_user(org: Any) -> Any:
+    """The member whose notifications the suite reads: the organization's first admin (made when missing)."""
+    from accounts.models import Membership
+
+    membership = Membership.all_orgs.filter(organization=org, role="admin").order_by("pk").first()
+    return membership.user if membership else MembershipFactory(organization=org, role="admin").user
+
+
+def make_notification(org: Any) -> Any:
+    from playbooks.models import Notification
+
+    return Notification.all_orgs.create(organization=org, user=inbox_user(org), message="A CTA for you")
+
+
 def import_run(org: Any) -> Any:
     return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
@@ -141,6 +171,14 @@ CASES = [
                   foreign={"segment": lambda o: scorecard_body(o)["segment"]}, patch={"name": "changed"}),
     IsolationCase("write-keys", make=lambda o: WriteKey.issue(organization=o, name="prod")[0],
                   payload=lambda o: {"name": "New key"}),
+    IsolationCase("ctas", make=make_cta,
+                  payload=lambda o: {"account": account(o), "type": "risk", "reason": risk_reason(o), "title": "Call"},
+                  foreign={"account": account, "reason": risk_reason, "owner": member_email},
+                  patch={"title": "changed"}),
+    IsolationCase("tasks", make=make_task, payload=lambda o: {"cta": make_cta(o).pk, "title": "Send the deck"},
+                  foreign={"cta": lambda o: make_cta(o).pk, "assignee": member_email}, patch={"title": "changed"}),
+    IsolationCase("notifications", make=make_notification, payload=lambda o: {"message": "Hello"}, read_only=True,
+                  key_user=inbox_user),
 ]  # fmt: skip
 
 

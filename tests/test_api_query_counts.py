@@ -117,6 +117,22 @@ def build_invitations(org: Any, n: int, owner: Any) -> None:
         made.save(update_fields=["invited_by", "team"])
 
 
+def build_ctas(org: Any, n: int, owner: Any) -> None:
+    from playbooks.ctas import TaskTemplate, open_or_update_cta
+
+    for _ in range(n):
+        account = AccountFactory(organization=org, owner=owner)
+        open_or_update_cta(
+            account=account, type="risk", reason="health_red", tasks=[TaskTemplate("a", 1), TaskTemplate("b")]
+        )
+
+
+def build_notifications(org: Any, n: int, owner: Any) -> None:
+    from playbooks.models import Notification
+
+    Notification.all_orgs.bulk_create(Notification(organization=org, user=owner, message=f"n{i}") for i in range(n))
+
+
 SCENARIOS = {
     # name: (url, query string, builder)
     "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
@@ -154,6 +170,9 @@ SCENARIOS = {
     "csm-pulses:list": ("/api/v1/csm-pulses/", {"color": "yellow"},
                         lambda o, n, u: CsmPulseFactory.create_batch(n, account__organization=o, author=u)),
     "scorecards:list": ("/api/v1/scorecards/", {"is_active": "true"}, build_scorecards),
+    "ctas:list": ("/api/v1/ctas/", {"owner": "me", "status": "open", "ordering": "-priority_score"}, build_ctas),
+    "tasks:list": ("/api/v1/tasks/", {"assignee": "me", "done": "false", "ordering": "due_date"}, build_ctas),
+    "notifications:list": ("/api/v1/notifications/", {"unread": "true"}, build_notifications),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list", "invitations:list"}

@@ -356,3 +356,94 @@ def test_viewer_key_is_refused_on_every_write_route(org, people, api):
             response = client.generic(method, url, "{}", content_type="application/json")
             assert response.status_code == 403, (method, url, response.status_code)
     assert Account.all_orgs.filter(organization=org).count() == 1
+
+
+# --- The work queue: CTAs and tasks follow the same table; notifications are each member's own ------------
+
+
+def _cta_for(org: Any, owner: Any) -> Any:
+    from playbooks.ctas import open_or_update_cta
+
+    account = AccountFactory(organization=org, owner=owner)
+    return open_or_update_cta(account=account, type="risk", reason="health_red")[0]
+
+
+def _risk_reason(org: Any) -> int:
+    from playbooks.models import CtaReason
+
+    return CtaReason.objects.for_org(org).get(type__key="risk", key="health_red").pk
+
+
+WORK_RESOURCES = {
+    "ctas": (
+        _cta_for,
+        lambda o, u: {"account": AccountFactory(organization=o, owner=u).pk, "type": "risk", "reason": _risk_reason(o)},
+        {"title": "Renamed"},
+    ),
+    "tasks": (
+        lambda o, u: _cta_for(o, u).tasks.create(organization=o, title="Call"),
+        lambda o, u: {"cta": _cta_for(o, u).pk, "title": "Send the deck"},
+        {"done": True},
+    ),
+}
+WORK_CASES = [
+    pytest.param(name, role, book, id=f"{name}-{role}-{book}")
+    for name in WORK_RESOURCES
+    for role in ("admin", "leader", "csm", "viewer")
+    for book in ("own", "other")
+]
+
+
+@pytest.mark.parametrize(("name", "role", "book"), WORK_CASES)
+def test_work_queue_write_matrix(name, role, book, org, people, client_for):
+    """Create, PATCH and the CTA actions as the accounts table says; PUT and DELETE are 405 for whoever may
+    write (a CTA is closed, never erased) and 403 for the others."""
+    make, payload, patch = WORK_RESOURCES[name]
+    owner = people["bob" if book == "own" else "dave"]
+    client, allowed = client_for(role), ALLOWED[(role, book)]
+    url = f"{API}/{name}/"
+    created = client.post(url, payload(org, owner), format="json")
+    assert created.status_code == (201 if allowed else 403), created.json()
+    obj = make(org, owner)
+    assert client.get(f"{url}{obj.pk}/").status_code == 200  # everyone reads
+    updated = client.patch(f"{url}{obj.pk}/", patch, format="json")
+    assert updated.status_code == (200 if allowed else 403), updated.json()
+    assert client.put(f"{url}{obj.pk}/", payload(org, owner), format="json").status_code == (405 if allowed else 403)
+    assert client.delete(f"{url}{obj.pk}/").status_code == (405 if allowed else 403)
+    assert type(obj).all_orgs.filter(pk=obj.pk).exists()
+    if name == "ctas":
+        import datetime as dt
+
+        until = (dt.date.today() + dt.timedelta(days=3)).isoformat()
+        snoozed = client.post(f"{url}{obj.pk}/snooze/", {"until": until, "reason": "other"}, format="json")
+        assert snoozed.status_code == (200 if allowed else 403), snoozed.json()
+        done = client.post(f"{url}{obj.pk}/complete/", {"outcome": "resolved"}, format="json")
+        assert done.status_code == (200 if allowed else 403), done.json()
+        obj.refresh_from_db()
+        assert obj.status == ("completed" if allowed else "open")
+
+
+def test_a_task_assigned_to_a_csm_is_theirs_to_tick_off(org, people, client_for):
+    task = _cta_for(org, people["dave"]).tasks.create(organization=org, title="Help", assignee=people["bob"])
+    response = client_for("csm").patch(f"{API}/tasks/{task.pk}/", {"done": True}, format="json")
+    assert response.status_code == 200 and response.json()["done"] is True
+    # ...but not the CTA itself, nor another title.
+    assert client_for("csm").post(f"{API}/ctas/{task.cta_id}/close/", {"reason": "x"}, format="json").status_code == 403
+
+
+@pytest.mark.parametrize("role", ["admin", "leader", "csm", "viewer"])
+def test_notifications_are_each_members_own(role, org, people, client_for):
+    from playbooks.models import Notification
+
+    mine = Notification.all_orgs.create(organization=org, user=people[role], message="For me")
+    theirs = Notification.all_orgs.create(organization=org, user=people["dave"], message="For Dave")
+    client = client_for(role)
+    assert [n["id"] for n in client.get(f"{API}/notifications/").json()["results"]] == [mine.pk]
+    assert client.get(f"{API}/notifications/{theirs.pk}/").status_code == 404
+    read = client.post(f"{API}/notifications/{mine.pk}/read/")
+    # Viewers only read (spec §1); the others mark their own notifications read.
+    assert read.status_code == (403 if role == "viewer" else 200)
+    if role != "viewer":
+        assert read.json() == {"marked": 1, "unread": 0}
+        assert client.post(f"{API}/notifications/{theirs.pk}/read/").status_code == 404
+    assert Notification.all_orgs.get(pk=theirs.pk).read_at is None

@@ -276,7 +276,8 @@ def my_book_queries(client, django_assert_num_queries, url, expected: int) -> No
 # Session, user, membership (org_page), the org switcher, the count+ARR aggregate, the page of accounts
 # with their owners, the industry and region choices, and (all accounts only) the owner choices.
 # …and the segment choices of the health filter.
-MY_BOOK_QUERIES = 10
+# …and the notification bell's unread count.
+MY_BOOK_QUERIES = 11
 
 
 def test_my_book_query_count_is_constant(client, org, bob, make_member, django_assert_num_queries):
@@ -607,4 +608,5 @@ def test_account_360_query_count_is_constant(client, org, bob, account, django_a
 # their contacts, plan + objectives, the form's contact choices, renewals (open and past, with churn
 # reasons): nothing per contact, line or activity.
 # The health panel: latest score + override, 90 days of snapshots, the override trail, recent pulses.
-ACCOUNT_360_QUERIES = 19
+# The notification bell's unread count.
+ACCOUNT_360_QUERIES = 20

@@ -173,7 +173,8 @@ class TestPortfolio:
 # Session, user, membership, org switcher; segments, the one scan of the accounts (overall, segments,
 # owners, today's trend point, capacity), owners' names; movers (ids, rows); capacity targets. The
 # trend's past days are cached (one more query on a cold cache).
-PORTFOLIO_QUERIES = 10
+# The notification bell's unread count.
+PORTFOLIO_QUERIES = 11
 
 
 class TestAccountHealthPanel:

@@ -27,7 +27,8 @@ from .signal_factories import UsageMetricFactory
 
 pytestmark = pytest.mark.django_db
 
-EDITOR_QUERIES = 8  # session, user, membership, card, versions, usage metric names, org switcher, segments
+# session, user, membership, card, versions, usage metric names, org switcher, segments, notification bell
+EDITOR_QUERIES = 9
 
 
 class FormFields(HTMLParser):

@@ -1,4 +1,5 @@
-"""Serializers of the webhooks API (the secret is shown to admins only; others see it masked) and of segments."""
+"""Serializers of the webhooks API (the secret is shown to admins only; others see it masked), of segments and
+of the work queue (CTAs, tasks, notifications)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from rest_framework import serializers
 from accounts.choices import Role
 from accounts.models import Segment
 from accounts.segments import rule_problems
-from cs_platform.api.serializers import KnownFieldsMixin, OrgScopedSerializer
+from cs_platform.api.serializers import EmailUserField, KnownFieldsMixin, OrgScopedSerializer
 from cs_platform.outbound import host_of
 
-from ..models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ..choices import CtaOutcome, CtaPriority, SnoozeReason
+from ..models import Cta, CtaTask, CtaType, Notification, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from ..services import SUBSCRIBABLE, endpoint_origin, validate_event_types, validate_webhook_url
 
 MASK = "whsec_••••••••"
@@ -151,3 +153,155 @@ class SegmentSizeSerializer(serializers.Serializer):
         child=serializers.CharField(),
         help_text="Why the rules are invalid (a stored segment's; then it matches no account); empty when valid.",
     )
+
+
+# --- Work queue: CTAs, tasks, notifications ----------------------------------------------------------
+
+
+class TaskTemplateInputSerializer(KnownFieldsMixin, serializers.Serializer):
+    """A task to create with a new CTA: due ``due_in_days`` after today, given to the CTA's owner."""
+
+    title = serializers.CharField(max_length=200)
+    due_in_days = serializers.IntegerField(min_value=0, max_value=3650, required=False, allow_null=True)
+
+
+class CtaTaskInlineSerializer(serializers.ModelSerializer):
+    """A task as listed inside its CTA."""
+
+    assignee = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
+    done = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CtaTask
+        fields = ["id", "title", "position", "due_date", "assignee", "done", "done_at"]
+        read_only_fields = fields
+
+    def get_done(self, task: CtaTask) -> bool:
+        return task.done_at is not None
+
+
+class CtaSerializer(OrgScopedSerializer):
+    """A call to action. ``POST`` opens one, or folds into the open CTA of the same (account, type, reason):
+    ``201`` when opened, ``200`` when an open one was updated or the firing was suppressed by its snooze (the
+    ``Retain-Cta-Result`` header says which). ``PATCH`` changes title, description, priority, due date and
+    owner; status changes go through ``…/snooze/``, ``…/complete/`` and ``…/close/``."""
+
+    CREATE_ONLY = ("account", "type", "reason", "source_ref", "condition_key", "task_templates")
+
+    account_name = serializers.CharField(source="account.name", read_only=True)
+    type = serializers.SlugRelatedField(
+        slug_field="key", queryset=CtaType.all_orgs.all(), help_text="The CTA type's key: risk, lifecycle, …"
+    )
+    reason_label = serializers.CharField(source="reason.label", read_only=True)
+    owner = EmailUserField(
+        required=False, allow_null=True, help_text="Email of the member who owns it; default: by the account's owner."
+    )
+    priority = serializers.ChoiceField(
+        choices=CtaPriority.choices, required=False, help_text="Default: computed from ARR, health and renewal."
+    )
+    closed_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
+    tasks = CtaTaskInlineSerializer(many=True, read_only=True)
+    task_templates = TaskTemplateInputSerializer(
+        many=True, write_only=True, required=False, help_text="Tasks to create with a new CTA (ignored on an update)."
+    )
+
+    class Meta:
+        model = Cta
+        fields = [
+            "id", "account", "account_name", "type", "reason", "reason_label", "title", "description", "status",
+            "priority", "priority_score", "owner", "due_date", "snoozed_until", "snooze_reason", "source",
+            "source_ref", "condition_key", "fire_count", "opened_at", "last_fired_at", "updated_at", "closed_at",
+            "closed_by", "outcome", "close_reason", "tasks", "task_templates",
+        ]  # fmt: skip
+        read_only_fields = [
+            "status", "priority_score", "snoozed_until", "snooze_reason", "source", "fire_count", "opened_at",
+            "last_fired_at", "updated_at", "closed_at", "outcome", "close_reason",
+        ]  # fmt: skip
+        extra_kwargs = {
+            "title": {"required": False},
+            "snooze_reason": {"allow_blank": True},
+            "outcome": {"allow_blank": True},
+        }
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None:
+            fixed = {
+                name: ["Set when the CTA is opened; open another CTA instead."]
+                for name in self.CREATE_ONLY
+                if name in attrs and attrs[name] != getattr(self.instance, name, None)
+            }
+            if fixed:
+                raise serializers.ValidationError(fixed)
+            return attrs
+        missing = {name: ["This field is required."] for name in ("account", "type", "reason") if name not in attrs}
+        if missing:
+            raise serializers.ValidationError(missing)
+        if attrs["reason"].type_id != attrs["type"].pk:
+            raise serializers.ValidationError({"reason": [f"Not a reason of the type “{attrs['type'].label}”."]})
+        return attrs
+
+
+class CtaSnoozeSerializer(KnownFieldsMixin, serializers.Serializer):
+    until = serializers.DateField(help_text="The day the CTA comes back (after today, at most a year ahead).")
+    reason = serializers.ChoiceField(choices=SnoozeReason.choices)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class CtaCompleteSerializer(KnownFieldsMixin, serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=CtaOutcome.choices)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class CtaCloseSerializer(KnownFieldsMixin, serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why the CTA is closed without being completed.")
+
+
+class CtaTaskSerializer(OrgScopedSerializer):
+    """A task of a CTA. ``PATCH {"done": true}`` marks it done (``false`` reopens it); the CTA's owner and the
+    assignee may do that. ``POST`` adds a task to a CTA one may change."""
+
+    account = serializers.IntegerField(source="cta.account_id", read_only=True)
+    account_name = serializers.CharField(source="cta.account.name", read_only=True)
+    cta_title = serializers.CharField(source="cta.title", read_only=True)
+    assignee = EmailUserField(required=False, allow_null=True, help_text="Default: the CTA's owner.")
+    done = serializers.BooleanField(required=False, help_text="Whether the task is done.")
+    done_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
+
+    class Meta:
+        model = CtaTask
+        fields = [
+            "id", "cta", "cta_title", "account", "account_name", "title", "position", "due_date", "assignee", "done",
+            "done_at", "done_by",
+        ]  # fmt: skip
+        read_only_fields = ["done_at"]
+
+    def to_representation(self, instance: CtaTask) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["done"] = instance.done_at is not None
+        return data
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None and "cta" in attrs and attrs["cta"] != self.instance.cta:
+            raise serializers.ValidationError({"cta": ["A task cannot move to another CTA."]})
+        if self.instance is None and "done" in attrs:
+            raise serializers.ValidationError({"done": ["Create the task, then mark it done."]})
+        return attrs
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    """One of the caller's notifications."""
+
+    read = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = ["id", "message", "url", "cta", "created_at", "read_at", "read"]
+        read_only_fields = fields
+
+    def get_read(self, notification: Notification) -> bool:
+        return notification.read_at is not None
+
+
+class MarkedReadSerializer(serializers.Serializer):
+    marked = serializers.IntegerField(help_text="How many notifications changed from unread to read.")
+    unread = serializers.IntegerField(help_text="How many unread notifications the caller has now.")

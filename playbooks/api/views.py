@@ -1,28 +1,54 @@
-"""``/api/v1/webhooks/``: endpoints (admin-only writes), their delivery log, and a test send; and
-``/api/v1/segments/``."""
+"""``/api/v1/webhooks/``: endpoints (admin-only writes), their delivery log, and a test send;
+``/api/v1/segments/``; and the work queue: ``/api/v1/ctas/``, ``/api/v1/tasks/``, ``/api/v1/notifications/``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.db.models import Prefetch
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import Throttled, ValidationError
+from rest_framework.exceptions import MethodNotAllowed, Throttled, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.choices import Role
 from accounts.models import Segment
 from accounts.segments import segment_size
-from cs_platform.api.viewsets import OrgScopedViewSet
+from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
-from ..filtersets import SegmentFilterSet, WebhookDeliveryFilterSet, WebhookEndpointFilterSet
-from ..models import DeliveryStatus, EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .. import ctas
+from ..filtersets import (
+    CtaFilterSet,
+    CtaTaskFilterSet,
+    NotificationFilterSet,
+    SegmentFilterSet,
+    WebhookDeliveryFilterSet,
+    WebhookEndpointFilterSet,
+)
+from ..models import (
+    Cta,
+    CtaTask,
+    DeliveryStatus,
+    EventType,
+    Notification,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from ..services import SendTestThrottled, generate_secret, send_test
 from .serializers import (
+    CtaCloseSerializer,
+    CtaCompleteSerializer,
+    CtaSerializer,
+    CtaSnoozeSerializer,
+    CtaTaskSerializer,
+    MarkedReadSerializer,
+    NotificationSerializer,
     SegmentPreviewSerializer,
     SegmentSerializer,
     SegmentSizeSerializer,
@@ -124,3 +150,205 @@ class SegmentViewSet(OrgScopedViewSet):
         body = SegmentPreviewSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return Response(SegmentSizeSerializer(segment_size(self.actor.organization, body.validated_data["rules"])).data)
+
+
+# --- Work queue ------------------------------------------------------------------------------------
+
+
+def _call(view: OrgScopedViewSet, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a work-queue service; its refusal becomes the API's 403 (Django's ValidationError is a 400)."""
+    try:
+        return fn(*args, **kwargs)
+    except ctas.CtaPermissionDenied as exc:
+        view.permission_denied(view.request, message=str(exc))
+
+
+class CtaViewSet(OrgScopedViewSet):
+    """``/api/v1/ctas/``: calls to action. Every member reads them (spec §1); admins change any, leaders those
+    of their teams, CSMs their own and those on their accounts. ``POST`` never duplicates an open CTA of
+    the same (account, type, reason): see :class:`CtaSerializer`. ``PUT`` and ``DELETE`` are ``405``: a
+    CTA is completed or closed, never erased (its log is the audit)."""
+
+    queryset = Cta.all_orgs.select_related("account", "type", "reason", "owner", "closed_by").prefetch_related(
+        Prefetch("tasks", queryset=CtaTask.all_orgs.select_related("assignee").order_by("position", "pk"))
+    )
+    serializer_class = CtaSerializer
+    filterset_class = CtaFilterSet
+    ordering_fields: ClassVar[list[str]] = [
+        "due_date", "priority_score", "opened_at", "updated_at", "closed_at", "account__name", "status",
+    ]  # fmt: skip
+    ordering: ClassVar[list[str]] = ["due_date", "-priority_score"]
+
+    def can_write(self, obj: Cta) -> bool:
+        return ctas.can_write_cta(self.actor, obj)
+
+    def _fresh(self, pk: int) -> Cta:
+        return self.get_queryset().get(pk=pk)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        self.check_create(data)
+        owner = data.get("owner")
+        if owner is not None and not self.actor.can_assign_owner(owner.pk):
+            self.permission_denied(request, message="You may not give this CTA to that person.")
+        today = timezone.localdate()
+        cta, result = ctas.open_or_update_cta(
+            account=data["account"], type=data["type"], reason=data["reason"], title=data.get("title", ""),
+            description=data.get("description", ""), owner=owner, priority=data.get("priority"),
+            due_in_days=(data["due_date"] - today).days if data.get("due_date") else None,
+            tasks=[ctas.TaskTemplate(t["title"], t.get("due_in_days")) for t in data.get("task_templates", [])],
+            source="api", source_ref=data.get("source_ref", ""), condition_key=data.get("condition_key", ""),
+            by=self.actor.user,
+        )  # fmt: skip
+        body = self.get_serializer(self._fresh(cta.pk)).data
+        code = status.HTTP_201_CREATED if result == ctas.CREATED else status.HTTP_200_OK
+        return Response(body, status=code, headers={"Retain-Cta-Result": result})
+
+    def perform_update(self, serializer: Any) -> None:
+        cta = serializer.instance
+        data = dict(serializer.validated_data)
+        if "owner" in data:
+            _call(self, ctas.reassign, cta, owner=data.pop("owner"), by=self.actor)
+            cta.refresh_from_db()
+        for name, value in data.items():
+            setattr(cta, name, value)
+        if data:
+            cta.save(update_fields=[*data, "updated_at"])
+        serializer.instance = self._fresh(cta.pk)
+
+    @refused
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if kwargs.get("partial"):
+            return super().update(request, *args, **kwargs)
+        return refuse_after_lookup(
+            self, request, "Change a CTA with PATCH; snooze, complete or close it with its action."
+        )
+
+    @refused
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return refuse_after_lookup(self, request, "CTAs cannot be deleted; complete or close them.")
+
+    def _act(self, request: Request, form_class: type, fn: Callable[..., Any]) -> Response:
+        cta = self.get_object()
+        form = form_class(data=request.data)
+        form.is_valid(raise_exception=True)
+        _call(self, fn, cta, by=self.actor, **form.validated_data)
+        return Response(self.get_serializer(self._fresh(cta.pk)).data)
+
+    @extend_schema(
+        summary="Snooze a CTA",
+        description="Hides the open CTA from the queue until `until` and suppresses re-firing until then.",
+        request=CtaSnoozeSerializer,
+        responses=CtaSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def snooze(self, request: Request, pk: str | None = None) -> Response:
+        return self._act(request, CtaSnoozeSerializer, ctas.snooze)
+
+    @extend_schema(summary="Complete a CTA with its outcome", request=CtaCompleteSerializer, responses=CtaSerializer)
+    @action(detail=True, methods=["post"])
+    def complete(self, request: Request, pk: str | None = None) -> Response:
+        return self._act(request, CtaCompleteSerializer, ctas.complete)
+
+    @extend_schema(summary="Close a CTA without completing it", request=CtaCloseSerializer, responses=CtaSerializer)
+    @action(detail=True, methods=["post"])
+    def close(self, request: Request, pk: str | None = None) -> Response:
+        return self._act(request, CtaCloseSerializer, ctas.close)
+
+
+class CtaTaskViewSet(OrgScopedViewSet):
+    """``/api/v1/tasks/``: the tasks of CTAs. Every member reads; the CTA's writers and the task's assignee
+    mark it done (``PATCH {"done": true}``). ``PUT`` and ``DELETE`` are ``405``."""
+
+    queryset = CtaTask.all_orgs.select_related("cta__account", "assignee", "done_by")
+    serializer_class = CtaTaskSerializer
+    filterset_class = CtaTaskFilterSet
+    ordering_fields: ClassVar[list[str]] = ["due_date", "position", "done_at", "created_at"]
+    ordering: ClassVar[list[str]] = ["due_date", "position"]
+
+    def can_write(self, obj: CtaTask) -> bool:
+        return ctas.can_write_task(self.actor, obj)
+
+    def check_create(self, validated_data: dict[str, Any]) -> None:
+        cta = validated_data.get("cta")
+        if cta is not None and not ctas.can_write_cta(self.actor, cta):
+            self.permission_denied(self.request, message="You can only add tasks to CTAs you may change.")
+        assignee = validated_data.get("assignee")
+        if assignee is not None and not self.actor.can_assign_owner(assignee.pk):
+            self.permission_denied(self.request, message="You may not give this task to that person.")
+
+    def perform_create(self, serializer: Any) -> None:
+        self.check_create(serializer.validated_data)
+        cta = serializer.validated_data["cta"]
+        if not cta.is_open:
+            raise ValidationError({"cta": ["This CTA is no longer open."]})
+        assignee = serializer.validated_data.get("assignee", cta.owner)
+        serializer.save(organization=self.actor.organization, assignee=assignee)
+
+    def perform_update(self, serializer: Any) -> None:
+        task = serializer.instance
+        data = dict(serializer.validated_data)
+        if "assignee" in data and data["assignee"] is not None and not self.actor.can_assign_owner(data["assignee"].pk):
+            self.permission_denied(self.request, message="You may not give this task to that person.")
+        done = data.pop("done", None)
+        for name, value in data.items():
+            setattr(task, name, value)
+        if data:
+            task.save(update_fields=list(data))
+        if done is True:
+            _call(self, ctas.complete_task, task, by=self.actor)
+        elif done is False:
+            _call(self, ctas.reopen_task, task, by=self.actor)
+        serializer.instance = self.get_queryset().get(pk=task.pk)
+
+    @refused
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if kwargs.get("partial"):
+            return super().update(request, *args, **kwargs)
+        return refuse_after_lookup(self, request, "Change a task with PATCH.")
+
+    @refused
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return refuse_after_lookup(self, request, "Tasks cannot be deleted; mark them done or close their CTA.")
+
+
+class NotificationViewSet(OrgScopedViewSet):
+    """``/api/v1/notifications/``: the caller's own notifications, newest first (a key bound to no user has
+    none). ``POST …/{id}/read/`` and ``POST …/read-all/`` mark them read; nothing else writes."""
+
+    queryset = Notification.all_orgs.all()
+    serializer_class = NotificationSerializer
+    filterset_class = NotificationFilterSet
+    http_method_names: ClassVar[list[str]] = ["get", "head", "options", "post"]
+    ordering_fields: ClassVar[list[str]] = ["created_at", "read_at"]
+    ordering: ClassVar[list[str]] = ["-created_at"]
+
+    def safely_get_queryset(self, queryset: Any) -> Any:
+        user = self.actor.user
+        return queryset.filter(user=user) if user is not None else queryset.none()
+
+    def can_write(self, obj: Notification) -> bool:
+        return self.actor.user is not None and obj.user_id == self.actor.user.pk
+
+    @refused
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise MethodNotAllowed(request.method, detail="Notifications are created by Retain, not through the API.")
+
+    def _marked(self, marked: int) -> Response:
+        unread = ctas.unread_count(self.actor.organization, self.actor.user)
+        return Response(MarkedReadSerializer({"marked": marked, "unread": unread}).data)
+
+    @extend_schema(summary="Mark one notification read", request=None, responses=MarkedReadSerializer)
+    @action(detail=True, methods=["post"])
+    def read(self, request: Request, pk: str | None = None) -> Response:
+        notification = self.get_object()
+        return self._marked(ctas.mark_notifications_read(self.actor.organization, self.actor.user, [notification.pk]))
+
+    @extend_schema(summary="Mark all one's notifications read", request=None, responses=MarkedReadSerializer)
+    @action(detail=False, methods=["post"], url_path="read-all")
+    def read_all(self, request: Request) -> Response:
+        if self.actor.user is None:
+            return self._marked(0)
+        return self._marked(ctas.mark_notifications_read(self.actor.organization, self.actor.user))
