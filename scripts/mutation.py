@@ -23,6 +23,7 @@ Usage::
     python scripts/mutation.py scoring --list       # print the survivors of the last run, no run
     python scripts/mutation.py segments --sqlite    # the same module on SQLite (its SQLite-only branches)
     python scripts/mutation.py segments --only '*_leaf*'   # only the mutants whose names match
+    python scripts/mutation.py segments --retest    # new tests against the last run's survivors only
 
 Tests run on whatever ``DATABASE_URL`` / ``REDIS_URL`` say (Postgres + Redis in CI and for the
 figures in ``docs/testing.md``; SQLite + locmem without them). Workers are forked one at a time by
@@ -227,6 +228,14 @@ def sample_names(
     return chosen
 
 
+def refresh_tests(destination: Path) -> None:
+    """The worktree's ``tests/`` into the copy and into mutmut's own copy of it (``mutants/tests``):
+    mutmut collects the coverage of new tests on its next run and keeps that of the others."""
+    for target in (destination / "tests", destination / "mutants" / "tests"):
+        if target.parent.exists():
+            shutil.copytree(ROOT / "tests", target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+
+
 def run(
     key: str,
     module: Module,
@@ -238,8 +247,28 @@ def run(
     seed: int,
     sqlite: bool = False,
     only: list[str] | None = None,
+    retest: bool = False,
 ) -> None:
     destination = WORK / (key + (SQLITE_SUFFIX if sqlite else ""))
+    if retest:
+        # Tests were only added since the last run: a mutant killed then is still killed, so only the
+        # survivors run again, against the refreshed tests (mutmut reruns the mutants it is named).
+        if not (destination / "mutants").exists():
+            print(f"\n== {key}: nothing to retest in {destination} (run it first)", flush=True)
+            return
+        refresh_tests(destination)
+        shutil.copy2(ROOT / "pyproject.toml", destination / "pyproject.toml")
+        tests = configure(destination, module)  # test files added since match the module's patterns
+        equivalents = load_equivalents()
+        names = sorted(
+            n
+            for n, s in verdicts(destination, module).items()
+            if s not in KILLED and s != "not checked" and n not in equivalents
+        )
+        print(f"\n== {key}: {len(names)} survivors of the last run against {', '.join(tests)}", flush=True)
+        if names:
+            mutmut(destination, names, budget=budget, children=children, sqlite=sqlite, key=key)
+        return
     if not (resume and (destination / "mutants").exists()):
         copy_tree(destination)
         tests = configure(destination, module)
@@ -255,6 +284,11 @@ def run(
         what = f"{len(names)} mutants matching {' '.join(only)} ({what})"
     where = "SQLite" if sqlite else os.environ.get("DATABASE_URL", "SQLite").split("@")[-1]
     print(f"\n== {key}: {what} of {module.path} against {', '.join(tests)} on {where} (budget {budget} s)", flush=True)
+    mutmut(destination, names, budget=budget, children=children, sqlite=sqlite, key=key)
+
+
+def mutmut(destination: Path, names: list[str], *, budget: int, children: int, sqlite: bool, key: str) -> None:
+    """``mutmut run`` in the copy (all mutants without a verdict, or exactly ``names``), under the budget."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     if sqlite:  # the suite's own default: SQLite and the in-process cache
         env.pop("DATABASE_URL", None)
@@ -299,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run on SQLite (into var/mutation/<module>-sqlite); reports merge both runs")  # fmt: skip
     parser.add_argument("--only", nargs="+", default=[], metavar="PATTERN",
                         help="only the mutants whose names match one of these globs, e.g. '*_leaf*'")  # fmt: skip
+    parser.add_argument("--retest", action="store_true",
+                        help="rerun the last run's survivors against the worktree's tests")  # fmt: skip
     parser.add_argument("--no-diffs", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the scores to this file")
     args = parser.parse_args(argv)
@@ -310,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in keys:
         if not args.list:
             run(key, MODULES[key], budget=args.budget, children=args.children, resume=args.resume,
-                sample=args.sample, seed=args.seed, sqlite=args.sqlite, only=args.only)  # fmt: skip
+                sample=args.sample, seed=args.seed, sqlite=args.sqlite, only=args.only, retest=args.retest)  # fmt: skip
         results.append(report(key, MODULES[key], WORK / key, diffs=not args.no_diffs))
     print("\n== summary")
     for row in results:

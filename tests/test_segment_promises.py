@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from playbooks.segments import SegmentRuleError, compile_rules
+from playbooks.segments import SegmentRuleError, compile_rules, validate_rules
 
 # (rules, the exception's message): each problem as "path: message", in the order of the rule set,
 # joined by "; " so that a log line or an API error names every problem at once.
@@ -43,3 +43,26 @@ def test_a_refused_rule_set_raises_with_every_problem_in_its_message(rules, mess
 def test_a_segment_rule_error_is_a_value_error():
     """Callers that only know ``ValueError`` (form cleaning, the API's validation) still catch it."""
     assert issubclass(SegmentRuleError, ValueError)
+
+
+# (rules, problems): messages whose wording depends on how many things are wrong.
+WORDED: list[tuple[Any, list[tuple[str, str]]]] = [
+    (
+        {"conditions": [{"field": "arr", "op": "gt", "value": 1, "zz": 0, "note": "x"}]},
+        [("rules.conditions.0", "unknown keys 'note', 'zz'")],
+    ),
+    (
+        {"conditions": [{"field": "arr", "op": "gt", "value": 1, "a": 0, "b": 0, "c": 0}]},
+        [("rules.conditions.0", "unknown keys 'a', 'b', 'c'")],
+    ),
+    (
+        {"conditions": [{"field": "arr", "op": "gt", "value": 1, "note": "x"}]},
+        [("rules.conditions.0", "unknown key 'note'")],
+    ),
+    ({"match": "all", "conditions": [], "a": 1, "b": 2, "c": 3}, [("rules", "unknown keys 'a', 'b', 'c'")]),
+]
+
+
+@pytest.mark.parametrize(("rules", "problems"), WORDED, ids=[str(i) for i in range(len(WORDED))])
+def test_unknown_keys_of_a_condition_are_all_named(rules, problems):
+    assert validate_rules(rules) == problems
