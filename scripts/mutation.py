@@ -267,7 +267,17 @@ def run(
         )
         print(f"\n== {key}: {len(names)} survivors of the last run against {', '.join(tests)}", flush=True)
         if names:
+            # A changed test selection makes mutmut forget every verdict: keep the last run's, where the
+            # retest gives none (only tests were added, so they stand).
+            meta = destination / "mutants" / (module.path + ".meta")
+            before = json.loads(meta.read_text()).get("exit_code_by_key", {})
             mutmut(destination, names, budget=budget, children=children, sqlite=sqlite, key=key)
+            data = json.loads(meta.read_text())
+            codes = data.setdefault("exit_code_by_key", {})
+            for name, code in before.items():
+                if codes.get(name) is None and code is not None:
+                    codes[name] = code
+            meta.write_text(json.dumps(data, indent=4))
         return
     if not (resume and (destination / "mutants").exists()):
         copy_tree(destination)

@@ -6,13 +6,15 @@ testing"). Every expected figure is written out here, never computed by ``health
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 
-from health.models import UsageMetric
-from health.rollups import rollup_usage
+from health.models import UsageEvent, UsageMetric
+from health.rollups import purge_raw_events, rollup_usage
 
 from .factories import AccountFactory
 from .signal_factories import UsageEventFactory
@@ -53,3 +55,162 @@ def test_events_in_the_first_local_hour_count_on_their_local_day(org, case):
         UsageEventFactory(organization=org, account=account, user_id="u1", timestamp=when, event="Login")
     assert rollup_usage(org.pk)["events"] == len(instants)
     assert events_per_day(org) == {day: Decimal(n) for day, n in expected.items()}
+
+
+# --- what a recompute_since reports and hands on -------------------------------------------------------
+
+
+def test_recompute_since_reports_its_rows_and_hands_on_the_days_it_rewrote(org):
+    """A recompute rewrites exactly the account-days of the tally from the local day asked, reports how
+    many metric rows it wrote, and gives those days to the caller (whose health is then recomputed)."""
+    a, b = AccountFactory(organization=org), AccountFactory(organization=org)
+    for account, when in ((a, at("UTC", D1, 9)), (a, at("UTC", D2, 9)), (b, at("UTC", D2, 10))):
+        UsageEventFactory(organization=org, account=account, user_id="u1", timestamp=when, event="Login")
+    rollup_usage(org.pk)
+    touched: dict[int, set[dt.date]] = {}
+    counts = rollup_usage(org.pk, recompute_since=D2, touched_days=touched)
+    # Each account-day has 3 rows: events, active_users, event:Login (no session, no key feature).
+    assert counts == {"events": 0, "days": 2, "metrics": 6}
+    assert touched == {a.pk: {D2}, b.pk: {D2}}
+
+
+def test_day_figures_read_two_queries_per_31_days(org, django_assert_num_queries):
+    """The figures of many days are read in grouped queries per 31 days, not per day: 40 days of one
+    account take the key features query and two queries for each of the two chunks of days."""
+    from health.rollups import day_figures
+
+    account = AccountFactory(organization=org)
+    days = {D1 + dt.timedelta(days=i) for i in range(40)}
+    with django_assert_num_queries(1 + 2 * 2):
+        assert day_figures(org.pk, {account.pk: days}) == {}
+
+
+# --- the purge stays in its organization ---------------------------------------------------------------
+
+
+def test_purge_deletes_only_the_organizations_own_events(org, other_org):
+    old = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    mine = UsageEventFactory(organization=org, account=AccountFactory(organization=org), received_at=old)
+    theirs = UsageEventFactory(organization=other_org, account=AccountFactory(organization=other_org), received_at=old)
+    UsageEvent.all_orgs.filter(pk__in=[mine.pk, theirs.pk]).update(rolled_up=True, received_at=old)
+    assert purge_raw_events(org.pk) == {"deleted": 1, "unattributed_expired": 0}
+    assert set(UsageEvent.all_orgs.values_list("pk", flat=True)) == {theirs.pk}
+
+
+# --- small promises: the stored session key, the run record, the default time zone -------------------
+
+
+SESSION_KEYS = [
+    (None, ""),
+    ("", ""),
+    (42, "42"),
+    ("s1", "s1"),
+    ("x" * 200, "x" * 200),  # fits the column: kept as sent
+    ("x" * 201, "sha256:" + hashlib.sha256(b"x" * 201).hexdigest()),
+]
+
+
+@pytest.mark.parametrize(("value", "stored"), SESSION_KEYS, ids=["none", "empty", "number", "text", "200", "201"])
+def test_session_key_is_the_text_or_the_sha256_of_a_long_one(value, stored):
+    from health.rollups import session_key
+
+    assert session_key(value) == stored
+
+
+def test_the_first_run_record_says_when_it_ran(org):
+    from health.models import UsageRollupState
+    from health.rollups import record_rollup
+
+    UsageRollupState.all_orgs.filter(organization=org).delete()
+    before = timezone.now()
+    record_rollup(org.pk, 7)
+    state = UsageRollupState.all_orgs.get(organization=org)
+    assert state.last_run_events == 7
+    assert state.last_run_at is not None and before <= state.last_run_at <= timezone.now()
+
+
+def test_an_organization_without_a_time_zone_counts_in_utc(org):
+    from health.rollups import local_today
+
+    org.time_zone = ""
+    before = dt.datetime.now(dt.UTC).date()
+    today = local_today(org)
+    assert today in {before, dt.datetime.now(dt.UTC).date()}
+
+
+# --- rescoring the health history that read changed usage ---------------------------------------------
+
+
+class Recorder:
+    """A job handle that records what the body reports."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.done: list[tuple[int, bool]] = []
+        self.counts: dict[str, int] = {}
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    def advance(self, done: int, *, force: bool = False) -> None:
+        self.done.append((done, force))
+
+    def count(self, **counts: int) -> None:
+        self.counts.update(counts)
+
+
+def test_rescoring_usage_history_recomputes_the_snapshots_that_read_the_changed_days(org, monkeypatch):
+    """Usage of day d is read by the snapshots of [d, d + 59] (60-day lookback): exactly those existing
+    snapshots of the account are recomputed, each as of its own day, then today's score."""
+    import health.services
+    from health.rollups import rescore_usage_history
+
+    from .signal_factories import HealthSnapshotFactory
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(
+        health.services,
+        "recompute_health",
+        lambda org_arg, ids, **kw: calls.append((org_arg.pk, list(ids), kw.get("as_of"), kw.get("latest", True))),
+    )
+    a, b, other = (AccountFactory(organization=org) for _ in range(3))
+    today = timezone.localdate()
+    changed = today - dt.timedelta(days=100)
+    inside = [changed, changed + dt.timedelta(days=59)]
+    outside = [changed - dt.timedelta(days=1), changed + dt.timedelta(days=60)]
+    for day in inside + outside:
+        HealthSnapshotFactory(account=a, date=day)
+        HealthSnapshotFactory(account=other, date=day)  # not in the spans: never recomputed
+    HealthSnapshotFactory(account=b, date=changed + dt.timedelta(days=1))
+    job = Recorder()
+    spans = [[a.pk, changed.isoformat(), changed.isoformat()], [b.pk, changed.isoformat(), changed.isoformat()]]
+    counts = rescore_usage_history(org.pk, spans, job=job)
+    assert counts == {"days": 3, "snapshots": 3, "accounts": 2}
+    assert calls == [
+        (org.pk, [a.pk], changed, False),
+        (org.pk, [b.pk], changed + dt.timedelta(days=1), False),
+        (org.pk, [a.pk], changed + dt.timedelta(days=59), False),
+        (org.pk, [a.pk, b.pk], None, True),  # today's score of both accounts
+    ]
+    assert job.total == 4 and job.done[-1] == (4, True) and job.counts == counts
+
+
+def test_a_rollup_of_past_days_queues_todays_score_and_a_recorded_history_rescore(org, monkeypatch):
+    from accounts.models import JobRun
+    from health import tasks
+    from health.rollups import local_today, queue_rescore
+
+    sent: dict[str, tuple] = {}
+    monkeypatch.setattr(tasks.recompute_accounts, "apply_async", lambda args, kwargs: sent.update(now=(args, kwargs)))
+    monkeypatch.setattr(tasks.rescore_usage_history_task, "delay", lambda *a, **kw: sent.update(history=(a, kw)))
+    a, b = AccountFactory(organization=org), AccountFactory(organization=org)
+    today = local_today(org)
+    past = today - dt.timedelta(days=3)
+    queue_rescore(org.pk, {b.pk: {today}, a.pk: {past, today - dt.timedelta(days=1), today}})
+    assert sent["now"] == ((org.pk,), {"account_ids": sorted([a.pk, b.pk])})
+    job = JobRun.all_orgs.get(organization=org, kind="rescore_usage_history")
+    assert job.params == {"accounts": 1}
+    # Only a's past days: from its first to its last day before today.
+    args, kwargs = sent["history"]
+    assert args == (org.pk, [[a.pk, past.isoformat(), (today - dt.timedelta(days=1)).isoformat()]])
+    assert kwargs == {"job_id": job.pk}
