@@ -129,6 +129,26 @@ def test_the_first_run_record_says_when_it_ran(org):
     assert state.last_run_at is not None and before <= state.last_run_at <= timezone.now()
 
 
+def test_a_run_record_that_races_another_first_record_does_not_fail(org, monkeypatch):
+    """Two first runs of an organization: both find no row to update, the second insert is ignored."""
+    from health.models import UsageRollupState
+    from health.rollups import record_rollup
+
+    UsageRollupState.all_orgs.filter(organization=org).delete()
+    real_filter = UsageRollupState.all_orgs.filter
+
+    class Raced:
+        def update(self, **fields):
+            # The other run inserts its row between this run's UPDATE (no row yet) and its INSERT.
+            UsageRollupState.all_orgs.create(organization=org, last_run_events=3)
+            return 0
+
+    monkeypatch.setattr(UsageRollupState.all_orgs, "filter", lambda **kw: Raced())
+    record_rollup(org.pk, 7)
+    monkeypatch.setattr(UsageRollupState.all_orgs, "filter", real_filter)
+    assert list(UsageRollupState.all_orgs.filter(organization=org).values_list("last_run_events", flat=True)) == [3]
+
+
 def test_an_organization_without_a_time_zone_counts_in_utc(org):
     from health.rollups import local_today
 
@@ -192,7 +212,34 @@ def test_rescoring_usage_history_recomputes_the_snapshots_that_read_the_changed_
         (org.pk, [a.pk], changed + dt.timedelta(days=59), False),
         (org.pk, [a.pk, b.pk], None, True),  # today's score of both accounts
     ]
-    assert job.total == 4 and job.done[-1] == (4, True) and job.counts == counts
+    # One step per past day, then today's score (forced, so the page shows the run finished).
+    assert job.total == 4 and job.done == [(1, False), (2, False), (3, False), (4, True)] and job.counts == counts
+    # Without a job handle the same work is done.
+    calls.clear()
+    assert rescore_usage_history(org.pk, spans) == counts and len(calls) == 4
+
+
+def test_rescoring_usage_history_goes_up_to_yesterday_and_leaves_today_to_the_latest_score(org, monkeypatch):
+    import health.services
+    from health.rollups import rescore_usage_history
+
+    from .signal_factories import HealthSnapshotFactory
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(
+        health.services,
+        "recompute_health",
+        lambda org_arg, ids, **kw: calls.append((list(ids), kw.get("as_of"), kw.get("latest", True))),
+    )
+    account = AccountFactory(organization=org)
+    today = timezone.localdate()
+    yesterday = today - dt.timedelta(days=1)
+    changed = today - dt.timedelta(days=30)  # its lookback window [changed, changed + 59] runs past today
+    for day in (changed, yesterday, today):
+        HealthSnapshotFactory(account=account, date=day)
+    counts = rescore_usage_history(org.pk, [[account.pk, changed.isoformat(), changed.isoformat()]])
+    assert counts == {"days": 2, "snapshots": 2, "accounts": 1}
+    assert calls == [([account.pk], changed, False), ([account.pk], yesterday, False), ([account.pk], None, True)]
 
 
 def test_a_rollup_of_past_days_queues_todays_score_and_a_recorded_history_rescore(org, monkeypatch):
