@@ -261,3 +261,34 @@ def test_a_rollup_of_past_days_queues_todays_score_and_a_recorded_history_rescor
     args, kwargs = sent["history"]
     assert args == (org.pk, [[a.pk, past.isoformat(), (today - dt.timedelta(days=1)).isoformat()]])
     assert kwargs == {"job_id": job.pk}
+
+
+# --- a rollup that cannot be queued says so in the log, with its organization -------------------------
+
+
+def test_a_rollup_that_cannot_be_queued_is_logged_with_its_organization(org, monkeypatch, caplog):
+    """The events stay stored either way (the beat entry counts them); the log names the organization."""
+    from django.db import DatabaseError
+
+    from health import rollups
+    from health.tasks import rollup_usage_task
+
+    expected = f"could not queue the usage rollup of organization {org.pk}"
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(rollup_usage_task, "apply_async", broker_down)
+    with caplog.at_level("ERROR", logger="health.rollups"):
+        assert rollups.schedule_rollup(org.pk) is False
+    assert [r.getMessage() for r in caplog.records if r.name == "health.rollups"] == [expected]
+
+    caplog.clear()
+
+    def database_down(*args, **kwargs):
+        raise DatabaseError("connection lost")
+
+    monkeypatch.setattr(rollups.connection, "cursor", database_down)
+    with caplog.at_level("ERROR", logger="health.rollups"):
+        assert rollups.schedule_rollup(org.pk) is False
+    assert [r.getMessage() for r in caplog.records if r.name == "health.rollups"] == [expected]
