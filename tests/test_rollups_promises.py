@@ -74,6 +74,16 @@ def test_recompute_since_reports_its_rows_and_hands_on_the_days_it_rewrote(org):
     assert touched == {a.pk: {D2}, b.pk: {D2}}
 
 
+def test_one_call_that_counts_and_recomputes_reports_both(org):
+    """Pending events counted and a recompute in the same call: the counts add up."""
+    account = AccountFactory(organization=org)
+    UsageEventFactory(organization=org, account=account, user_id="u1", timestamp=at("UTC", D1, 9), event="Login")
+    rollup_usage(org.pk)
+    UsageEventFactory(organization=org, account=account, user_id="u2", timestamp=at("UTC", D2, 9), event="Login")
+    # Counting D2 writes its 3 rows; recomputing from D1 rewrites D1 and D2 again (3 rows each).
+    assert rollup_usage(org.pk, recompute_since=D1) == {"events": 1, "days": 1 + 2, "metrics": 3 + 6}
+
+
 def test_day_figures_read_two_queries_per_31_days(org, django_assert_num_queries):
     """The figures of many days are read in grouped queries per 31 days, not per day: 40 days of one
     account take the key features query and two queries for each of the two chunks of days."""
