@@ -21,16 +21,25 @@ Usage::
     python scripts/mutation.py scoring tenancy      # some modules
     python scripts/mutation.py analytics --budget 3600 --resume
     python scripts/mutation.py scoring --list       # print the survivors of the last run, no run
+    python scripts/mutation.py segments --sqlite    # the same module on SQLite (its SQLite-only branches)
+    python scripts/mutation.py segments --only '*_leaf*'   # only the mutants whose names match
+    python scripts/mutation.py segments --retest    # new tests against the last run's survivors only
 
 Tests run on whatever ``DATABASE_URL`` / ``REDIS_URL`` say (Postgres + Redis in CI and for the
 figures in ``docs/testing.md``; SQLite + locmem without them). Workers are forked one at a time by
 default (``--children``): they share one test database, which pytest-django keeps between mutants
 (``--reuse-db``) so that each mutant does not migrate a new one.
+
+Modules with a branch per database (segments, analytics) are measured twice, as CI tests them twice:
+on Postgres, then with ``--sqlite`` (no ``DATABASE_URL`` / ``REDIS_URL``, in ``var/mutation/<name>-sqlite/``).
+The score of the module then counts a mutant killed when either run killed it: a mutant of the SQLite
+branch is only executed, hence only killable, on SQLite, and one of the Postgres branch on Postgres.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import random
@@ -74,6 +83,9 @@ MODULES: dict[str, Module] = {
     "segments": Module("accounts/segments.py", ("tests/test_*segment*.py", "tests/test_retention_oracle.py")),
     "tenancy": Module("cs_platform/tenancy.py", ("tests/test_tenancy.py",)),
 }
+
+#: ``var/mutation/<name><suffix>`` holds the SQLite run of a module (``--sqlite``).
+SQLITE_SUFFIX = "-sqlite"
 
 #: mutmut's exit-code vocabulary → the buckets of the score.
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
@@ -153,8 +165,21 @@ def show(destination: Path, name: str) -> str:
     return result.stdout.strip()
 
 
-def report(key: str, module: Module, destination: Path, *, diffs: bool) -> dict[str, object]:
+def merged_verdicts(destination: Path, module: Module) -> tuple[dict[str, str], int]:
+    """The Postgres run's verdicts, where a mutant the SQLite run (``<destination>-sqlite``, if any) killed
+    counts as killed; returns them and how many only SQLite killed."""
     statuses = verdicts(destination, module)
+    other = verdicts(destination.with_name(destination.name + SQLITE_SUFFIX), module)
+    rescued = 0
+    for name, status in other.items():
+        if status in KILLED and statuses.get(name) not in KILLED:
+            statuses[name] = status
+            rescued += 1
+    return statuses, rescued
+
+
+def report(key: str, module: Module, destination: Path, *, diffs: bool) -> dict[str, object]:
+    statuses, on_sqlite = merged_verdicts(destination, module)
     equivalents = load_equivalents()
     counts = Counter(statuses.values())
     equivalent = sorted(name for name in statuses if name in equivalents)
@@ -164,6 +189,8 @@ def report(key: str, module: Module, destination: Path, *, diffs: bool) -> dict[
     score = 100.0 * killed / len(checked) if checked else 0.0
     print(f"\n== {key}: {module.path}")
     print(f"   mutants {len(statuses)}; " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items())))
+    if on_sqlite:
+        print(f"   killed only by the SQLite run ({destination.name}{SQLITE_SUFFIX}): {on_sqlite}")
     print(f"   equivalent (tests/mutation_equivalents.txt): {len(equivalent)}")
     print(f"   score: {killed}/{len(checked)} non-equivalent mutants killed = {score:.1f} %")
     if counts.get("not checked"):
@@ -172,8 +199,10 @@ def report(key: str, module: Module, destination: Path, *, diffs: bool) -> dict[
         print(f"   survived: {name} ({checked[name]})")
         if diffs:
             print("      " + show(destination, name).replace("\n", "\n      "))
+    survived = sum(1 for s in checked.values() if s not in KILLED)
     return {"module": module.path, "mutants": len(statuses), "killed": killed, "checked": len(checked),
-            "equivalent": len(equivalent), "score": round(score, 1), "survivors": survivors}  # fmt: skip
+            "equivalent": len(equivalent), "survived": survived, "killed_on_sqlite": on_sqlite,
+            "score": round(score, 1), "survivors": survivors}  # fmt: skip
 
 
 GENERATE = (
@@ -183,28 +212,97 @@ GENERATE = (
 )
 
 
-def sample_names(destination: Path, module: Module, size: int, seed: int, *, resume: bool) -> list[str]:
-    """A reproducible random sample of ``size`` mutants of the module (generated first, without running)."""
+def sample_names(
+    destination: Path, module: Module, size: int | None, seed: int, *, resume: bool, only: list[str]
+) -> list[str]:
+    """A reproducible random sample of ``size`` mutants of the module (all if ``None``), restricted to the
+    names matching one of the ``only`` patterns if any (generated first, without running)."""
     subprocess.run([sys.executable, "-c", GENERATE], cwd=destination, check=True, capture_output=True)
     names = sorted(verdicts(destination, module))
-    chosen = sorted(random.Random(seed).sample(names, min(size, len(names))))
+    if only:
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in only)]
+    chosen = sorted(random.Random(seed).sample(names, min(size, len(names)))) if size else names
     if resume:
         done = {n for n, s in verdicts(destination, module).items() if s != "not checked"}
         chosen = [n for n in chosen if n not in done]
     return chosen
 
 
-def run(key: str, module: Module, *, budget: int, children: int, resume: bool, sample: int | None, seed: int) -> None:
-    destination = WORK / key
+def refresh_tests(destination: Path) -> None:
+    """The worktree's ``tests/`` into the copy and into mutmut's own copy of it (``mutants/tests``):
+    mutmut collects the coverage of new tests on its next run and keeps that of the others."""
+    for target in (destination / "tests", destination / "mutants" / "tests"):
+        if target.parent.exists():
+            shutil.copytree(ROOT / "tests", target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def run(
+    key: str,
+    module: Module,
+    *,
+    budget: int,
+    children: int,
+    resume: bool,
+    sample: int | None,
+    seed: int,
+    sqlite: bool = False,
+    only: list[str] | None = None,
+    retest: bool = False,
+) -> None:
+    destination = WORK / (key + (SQLITE_SUFFIX if sqlite else ""))
+    if retest:
+        # Tests were only added since the last run: a mutant killed then is still killed, so only the
+        # survivors run again, against the refreshed tests (mutmut reruns the mutants it is named).
+        if not (destination / "mutants").exists():
+            print(f"\n== {key}: nothing to retest in {destination} (run it first)", flush=True)
+            return
+        refresh_tests(destination)
+        shutil.copy2(ROOT / "pyproject.toml", destination / "pyproject.toml")
+        tests = configure(destination, module)  # test files added since match the module's patterns
+        equivalents = load_equivalents()
+        names = sorted(
+            n
+            for n, s in verdicts(destination, module).items()
+            if s not in KILLED and s != "not checked" and n not in equivalents
+        )
+        print(f"\n== {key}: {len(names)} survivors of the last run against {', '.join(tests)}", flush=True)
+        if names:
+            # A changed test selection makes mutmut forget every verdict: keep the last run's, where the
+            # retest gives none (only tests were added, so they stand).
+            meta = destination / "mutants" / (module.path + ".meta")
+            before = json.loads(meta.read_text()).get("exit_code_by_key", {})
+            mutmut(destination, names, budget=budget, children=children, sqlite=sqlite, key=key)
+            data = json.loads(meta.read_text())
+            codes = data.setdefault("exit_code_by_key", {})
+            for name, code in before.items():
+                if codes.get(name) is None and code is not None:
+                    codes[name] = code
+            meta.write_text(json.dumps(data, indent=4))
+        return
     if not (resume and (destination / "mutants").exists()):
         copy_tree(destination)
         tests = configure(destination, module)
     else:
         tests = list(module.tests)
-    names = sample_names(destination, module, sample, seed, resume=resume) if sample else []
+    only = only or []
+    names = sample_names(destination, module, sample, seed, resume=resume, only=only) if sample or only else []
+    if only and not names:
+        print(f"\n== {key}: no mutant matches {' '.join(only)}", flush=True)
+        return
     what = f"a sample of {sample} mutants (seed {seed})" if sample else "every mutant"
-    print(f"\n== {key}: {what} of {module.path} against {', '.join(tests)} (budget {budget} s)", flush=True)
+    if only:
+        what = f"{len(names)} mutants matching {' '.join(only)} ({what})"
+    where = "SQLite" if sqlite else os.environ.get("DATABASE_URL", "SQLite").split("@")[-1]
+    print(f"\n== {key}: {what} of {module.path} against {', '.join(tests)} on {where} (budget {budget} s)", flush=True)
+    mutmut(destination, names, budget=budget, children=children, sqlite=sqlite, key=key)
+
+
+def mutmut(destination: Path, names: list[str], *, budget: int, children: int, sqlite: bool, key: str) -> None:
+    """``mutmut run`` in the copy (all mutants without a verdict, or exactly ``names``), under the budget."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    if sqlite:  # the suite's own default: SQLite and the in-process cache
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *names],
         cwd=destination,
@@ -241,6 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run a reproducible random sample of this many mutants per module (default: all)",
     )
     parser.add_argument("--seed", type=int, default=20)  # fmt: skip
+    parser.add_argument("--sqlite", action="store_true",
+                        help="run on SQLite (into var/mutation/<module>-sqlite); reports merge both runs")  # fmt: skip
+    parser.add_argument("--only", nargs="+", default=[], metavar="PATTERN",
+                        help="only the mutants whose names match one of these globs, e.g. '*_leaf*'")  # fmt: skip
+    parser.add_argument("--retest", action="store_true",
+                        help="rerun the last run's survivors against the worktree's tests")  # fmt: skip
     parser.add_argument("--no-diffs", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the scores to this file")
     args = parser.parse_args(argv)
@@ -252,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in keys:
         if not args.list:
             run(key, MODULES[key], budget=args.budget, children=args.children, resume=args.resume,
-                sample=args.sample, seed=args.seed)  # fmt: skip
+                sample=args.sample, seed=args.seed, sqlite=args.sqlite, only=args.only, retest=args.retest)  # fmt: skip
         results.append(report(key, MODULES[key], WORK / key, diffs=not args.no_diffs))
     print("\n== summary")
     for row in results:
