@@ -9,6 +9,9 @@ and the ARR refresh (``bulk_update`` of derived figures) record no per-row event
 (``is_active`` false or ``departed_at`` set): the API and the admin. The contacts CSV import writes
 in bulk and records nothing yet (it belongs to the import framework; see docs/events.md).
 
+The handlers run inside the save's transaction (``OrgScopedModel.save`` wraps every save in
+``transaction.atomic(savepoint=False)``), so the row and its event commit together, in autocommit too.
+
 Connected in ``AccountsConfig.ready``; only the core (:mod:`cs_platform.events`) is imported.
 """
 

@@ -23,9 +23,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
 
+from accounts.models import Account, Contact
 from accounts.services import Actor
 from cs_platform import events
 from cs_platform.events import (
@@ -280,6 +282,67 @@ def test_beat_runs_the_redispatch_every_minute_and_the_purge_daily():
     assert schedule["cs_platform.events.redispatch_pending_events"] == 60
     assert schedule["cs_platform.events.purge_dispatched_events"] == 24 * 60 * 60
     assert events.dispatch_events.acks_late
+
+
+# --- A save and its event commit together ---------------------------------------------------------
+
+
+def _refuse_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseError("the outbox refused the event")
+
+    monkeypatch.setattr(DomainEvent.all_orgs, "bulk_create", refuse)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_account_save_whose_event_fails_leaves_no_account(org, monkeypatch):
+    """In autocommit (no transaction of the caller) the insert and its account.created are one transaction."""
+    assert connection.get_autocommit()
+    _refuse_events(monkeypatch)
+    with pytest.raises(DatabaseError):
+        Account(organization=org, name="Initech", external_id="A-1").save()
+    assert not Account.all_orgs.filter(organization=org, external_id="A-1").exists()
+    assert not DomainEvent.all_orgs.filter(organization=org).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_account_update_whose_event_fails_changes_nothing(org, monkeypatch):
+    account = Account.all_orgs.create(organization=org, name="Initech", external_id="A-1")
+    assert DomainEvent.all_orgs.filter(organization=org, name="account.created").count() == 1
+    _refuse_events(monkeypatch)
+    account.name = "Initrode"
+    with pytest.raises(DatabaseError):
+        account.save()
+    assert Account.all_orgs.get(pk=account.pk).name == "Initech"
+    assert not DomainEvent.all_orgs.filter(organization=org, name="account.updated").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_account_save_that_fails_after_its_event_leaves_no_event(org):
+    """The other way round: the event is written, then the save fails (a later post_save receiver): both go."""
+
+    def fail_after_the_event(sender: Any, instance: Any, **kwargs: Any) -> None:
+        assert DomainEvent.all_orgs.filter(subject_id=str(instance.pk)).exists()  # recorded already
+        raise RuntimeError("a later receiver failed")
+
+    post_save.connect(fail_after_the_event, sender=Account, dispatch_uid="test-fail-after-the-event")
+    try:
+        with pytest.raises(RuntimeError):
+            Account(organization=org, name="Initech", external_id="A-1").save()
+    finally:
+        post_save.disconnect(sender=Account, dispatch_uid="test-fail-after-the-event")
+    assert not Account.all_orgs.filter(organization=org).exists()
+    assert not DomainEvent.all_orgs.filter(organization=org).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_contact_departure_whose_event_fails_leaves_the_contact_active(org, monkeypatch):
+    contact = ContactFactory(account=AccountFactory(organization=org))
+    _refuse_events(monkeypatch)
+    contact.is_active = False
+    with pytest.raises(DatabaseError):
+        contact.save()
+    assert Contact.all_orgs.get(pk=contact.pk).is_active
 
 
 # --- contact.departed -----------------------------------------------------------------------------
