@@ -7,7 +7,11 @@ and the ARR refresh (``bulk_update`` of derived figures) record no per-row event
 
 ``contact.departed`` is recorded when ``Contact.save()`` turns an existing, active contact inactive
 (``is_active`` false or ``departed_at`` set): the API and the admin. The contacts CSV import writes
-in bulk and records nothing yet (it belongs to the import framework; see docs/events.md).
+in bulk and records its departures itself, set-based, with the same payload (:func:`departed_data`;
+see :class:`accounts.import_kinds.ContactKind`).
+
+The handlers run inside the save's transaction (``OrgScopedModel.save`` wraps every save in
+``transaction.atomic(savepoint=False)``), so the row and its event commit together, in autocommit too.
 
 Connected in ``AccountsConfig.ready``; only the core (:mod:`cs_platform.events`) is imported.
 """
@@ -23,7 +27,7 @@ from cs_platform.events import record_event
 from .choices import KEY_CONTACT_ROLES
 from .models import Account, Contact
 
-__all__ = ["account_data", "connect", "contact_data"]
+__all__ = ["account_data", "connect", "contact_data", "departed_data"]
 
 
 def account_data(account: Account) -> dict[str, Any]:
@@ -64,6 +68,13 @@ def contact_data(contact: Contact) -> dict[str, Any]:
         external_id = Account.all_orgs.filter(pk=contact.account_id).values_list("external_id", flat=True).first()
     else:
         external_id = account.external_id
+    return departed_data(contact, external_id)
+
+
+def departed_data(contact: Contact, account_external_id: str | None) -> dict[str, Any]:
+    """The payload of ``contact.departed`` when the account's external id is known already (the contacts
+    import names it in every row): no query."""
+    external_id = account_external_id
     roles = list(contact.roles or [])
     return {
         "id": contact.pk,

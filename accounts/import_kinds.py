@@ -9,7 +9,9 @@ Per-kind rules worth knowing (also in docs/admin-guide.md):
   ``lifecycle_stage`` keeps the current value (or the default for a new account); every other empty
   cell clears the field.
 - contacts: ``roles`` separated by ``|``; ``active`` is true/false/1/0/yes/no (empty keeps the
-  current value, true for a new contact); a contact turning inactive gets ``departed_at`` = today.
+  current value, true for a new contact); a contact turning inactive gets ``departed_at`` = today, and
+  an existing, active contact turning inactive records ``contact.departed`` (as the API does; one
+  insert per batch, in the import's transaction; nothing on a dry run).
 - contracts: rows with the same ``contract_number`` form one contract and must agree on its
   account, dates, status and seats; a line is identified by ``product_sku`` within its contract and
   the file's rows for a contract **replace** its lines; unknown SKUs are created as products named
@@ -35,6 +37,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from cs_platform.events import NewEvent, record_events
 from cs_platform.imports.base import BATCH, chunks, register
 from cs_platform.imports.copy import upsert
 from cs_platform.imports.parsers import (
@@ -51,6 +54,7 @@ from cs_platform.imports.parsers import (
 )
 
 from .choices import ActivityType, ContactRole, ContractStatus, TouchModel
+from .events import departed_data
 from .importing import AccountRowKind, AccountsKind
 from .models import Account, Activity, Contact, Contract, ContractLine, Organization, Product
 from .models.customers import line_arr
@@ -305,9 +309,10 @@ class ContactKind(AccountRowKind):
                 v["external_id"]: v
                 for v in Contact.objects.for_org(org)
                 .filter(external_id__in=[r["external_id"] for r in batch])
-                .values("external_id", *self.FIELDS)
+                .values("id", "external_id", *self.FIELDS)
             }
             writes = []
+            departures = []
             for row in batch:
                 old = current.get(row["external_id"])
                 active = row["active"] if row["active"] is not None else (old["is_active"] if old else True)
@@ -329,13 +334,21 @@ class ContactKind(AccountRowKind):
                     continue
                 self.result.created += old is None
                 self.result.updated += old is not None
-                writes.append(Contact(organization_id=org.pk, external_id=row["external_id"], **values))
+                contact = Contact(organization_id=org.pk, external_id=row["external_id"], **values)
+                writes.append(contact)
+                if old is not None and not active and old["is_active"] and old["departed_at"] is None:
+                    # An existing, active contact the file turns inactive: a departure, as through the API.
+                    contact.pk = old["id"]
+                    departures.append(NewEvent("contact.departed", contact.pk, departed_data(contact, row["account"])))
             upsert(
                 Contact,
                 writes,
                 unique=list(self.upsert_keys),
                 update=[*(f.removesuffix("_id") for f in self.FIELDS), "updated_at"],
             )
+            if departures and not self.result.dry_run:
+                # One insert per batch, in the import's transaction: the events commit with the rows.
+                record_events(org.pk, departures)
 
         self.batched(rows, progress, flush)
 

@@ -118,8 +118,8 @@ CATALOGUE: tuple[EventSpec, ...] = (
     ),
     EventSpec(
         "contact.departed", "Contact departed", "contact",
-        "an existing contact stops being active (is_active turns false or departed_at is set) through "
-        "Contact.save(): the API, the admin; CSV imports do not record it yet",
+        "an existing contact stops being active (is_active turns false or departed_at is set): through "
+        "Contact.save() (the API, the admin) or a contacts CSV import",
         ("id", "external_id", "name", "email", "title", "roles", "key_role", "account", "account_external_id",
          "departed_at"),
     ),  # fmt: skip

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
-from django.db import models
+from django.db import models, transaction
 
 __all__ = [
     "OrgScopeError",
@@ -103,4 +103,9 @@ class OrgScopedModel(models.Model):
             self.organization_id = scope
         elif scope is not None and scope != self.organization_id:
             raise OrgScopeError(f"{type(self).__name__} of organization {self.organization_id} saved in scope {scope}")
-        super().save(*args, **kwargs)
+        # The row and what its save signals write (a domain event recorded in post_save, docs/events.md)
+        # commit together: in autocommit Django sends post_save after the row's own commit, so an event
+        # that failed to insert would leave the change without its event. Inside the caller's transaction
+        # this joins it (no savepoint: a failure rolls back the caller's transaction as before).
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
+            super().save(*args, **kwargs)

@@ -36,6 +36,9 @@ class HealthConfig(AppConfig):
 
         register_demo_module("health", "health.demo", order=20)
 
+        # Register health's Celery tasks in every process (web included): the rollup and the triggers
+        # queue them by name (health.queueing), since they must not import health.tasks.
+        from . import tasks  # noqa: F401
         from .triggers import connect
 
         connect()

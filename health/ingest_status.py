@@ -17,8 +17,8 @@ from django.db.models.functions import Coalesce, NullIf
 
 from accounts.models import Organization
 
+from .ingest_state import local_today
 from .models import EventType, IngestionRefusal, IngestionStat, ProductUser, UsageEvent, UsageRollupState
-from .rollups import local_today
 
 __all__ = ["COUNTERS", "ingestion_status"]
 

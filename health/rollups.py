@@ -55,44 +55,53 @@ organization's time zone applies to events counted from then on; days already co
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from accounts.models import Organization
+from cs_platform.jobs import create_job
 
-from .models import EventType, IngestionStat, KeyFeature, UsageEvent, UsageMetric, UsageRollupState, UsageTally
+from .analytics import USAGE_LOOKBACK
+from .ingest_state import (
+    ROLLUP_DELAY_SECONDS,
+    SCHEDULE_STALE,
+    add_stats,
+    local_today,
+    record_rollup,
+    schedule_rollup,
+    start_rollup,
+)
+from .models import EventType, HealthSnapshot, KeyFeature, UsageEvent, UsageMetric, UsageTally
+from .queueing import RECOMPUTE_ACCOUNTS, RESCORE_USAGE_HISTORY, health_task
+from .services import recompute_health
 
 __all__ = [
     "BATCH",
     "ROLLUP_DELAY_SECONDS",
+    "SCHEDULE_STALE",
     "add_stats",
+    "local_today",
     "purge_raw_events",
     "queue_rescore",
+    "record_rollup",
     "rescore_usage_history",
     "retention_cutoff",
     "rollup_usage",
     "schedule_rollup",
     "session_key",
+    "start_rollup",
 ]
-
-logger = logging.getLogger(__name__)
 
 BATCH = 20_000  # pending events per transaction: bounded memory and lock time per step
 DAYS_PER_QUERY = 31  # account-days recomputed per metric query (bounded IN lists)
-#: The rollup queued after an ingest waits this long, so a burst of requests is counted in one run.
-ROLLUP_DELAY_SECONDS = 1
-#: A queued rollup that has not started after this long is presumed lost (broker restarted): the next
-#: ingest queues another. Runs of one organization are serialised anyway, so a duplicate is harmless.
-SCHEDULE_STALE = timedelta(minutes=2)
 SESSION_MAX = 200
 
 #: Metric names the rollup owns (``event:<name>`` and ``feature_users:<name>`` too); other names (CSV imports)
@@ -114,84 +123,6 @@ def session_key(value: Any) -> str:
     if len(text) > SESSION_MAX:
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
     return text
-
-
-def add_stats(org_id: int, day: date, counts: dict[str, int]) -> None:
-    """Add ``counts`` to the organization's :class:`~health.models.IngestionStat` counters of ``day``.
-
-    One statement, increments (``value = value + n``): safe under concurrent requests, and part of the
-    caller's transaction, so a counter moves exactly when what it counts is committed. Names are written
-    in sorted order, so two transactions never lock the same counter rows in opposite orders.
-    """
-    rows = sorted((name, n) for name, n in counts.items() if n)
-    if not rows:
-        return
-    table = IngestionStat._meta.db_table
-    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
-    for name, n in rows:
-        params += [org_id, connection.ops.adapt_datefield_value(day), name, n]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (organization_id, date, name, value) VALUES {values} "
-            f"ON CONFLICT (organization_id, date, name) DO UPDATE SET value = {table}.value + EXCLUDED.value",
-            params,
-        )
-
-
-def local_today(org: Organization) -> date:
-    return timezone.localdate(timezone=ZoneInfo(org.time_zone or "UTC"))
-
-
-def schedule_rollup(org_id: int) -> bool:
-    """Queue one rollup of the organization soon, unless one is already queued; returns whether it queued.
-
-    Called after an ingest commits. The compare-and-set ``UPDATE … SET scheduled_at = now WHERE
-    scheduled_at IS NULL (or stale)`` lets exactly one of many concurrent requests queue the task; the
-    task clears the flag *before* it reads pending events, so an event committed after that queues the
-    next run and none waits for the beat. Works on any database and broker (the demo has no Redis).
-    """
-    from .tasks import rollup_usage_task
-
-    now = timezone.now()
-    table = UsageRollupState._meta.db_table
-    # One statement whatever the state: creates the row on the organization's first ingest, else claims
-    # it only if no run is queued (or the queued one is stale); RETURNING says whether this call won.
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (organization_id, scheduled_at, last_run_events) VALUES (%s, %s, 0) "
-                f"ON CONFLICT (organization_id) DO UPDATE SET scheduled_at = EXCLUDED.scheduled_at "
-                f"WHERE {table}.scheduled_at IS NULL OR {table}.scheduled_at < %s RETURNING 1",
-                [org_id, *map(connection.ops.adapt_datetimefield_value, (now, now - SCHEDULE_STALE))],
-            )
-            if cursor.fetchone() is None:
-                return False  # already queued
-    except DatabaseError:  # after the events' commit: their 200 stands, the beat entry counts them
-        logger.exception("could not queue the usage rollup of organization %s", org_id)
-        return False
-    try:
-        rollup_usage_task.apply_async((org_id,), countdown=ROLLUP_DELAY_SECONDS)
-    except Exception:  # the events are stored; the beat entry counts them if the broker is down
-        logger.exception("could not queue the usage rollup of organization %s", org_id)
-        UsageRollupState.all_orgs.filter(organization_id=org_id, scheduled_at=now).update(scheduled_at=None)
-        return False
-    return True
-
-
-def start_rollup(org_id: int) -> None:
-    """The queued rollup starts: clear the flag first, so events arriving from now on queue the next run."""
-    UsageRollupState.all_orgs.filter(organization_id=org_id).update(scheduled_at=None)
-
-
-def record_rollup(org_id: int, events: int) -> None:
-    """When the last rollup of the organization ran and how many events it counted (status page)."""
-    state = UsageRollupState.all_orgs.filter(organization_id=org_id)
-    if not state.update(last_run_at=timezone.now(), last_run_events=events):
-        UsageRollupState.all_orgs.bulk_create(
-            [UsageRollupState(organization_id=org_id, last_run_at=timezone.now(), last_run_events=events)],
-            ignore_conflicts=True,
-        )
 
 
 def rollup_usage(
@@ -414,13 +345,9 @@ def queue_rescore(org_id: int, touched: dict[int, set[date]]) -> None:
     """After a rollup: recompute today's health of the touched accounts now (not after the 60-second
     debounce of other signals: usage is the signal an admin watches arrive), and, when usage of past
     days changed, queue the recorded recompute of the past snapshots that read those days."""
-    from cs_platform.jobs import create_job
-
-    from .tasks import recompute_accounts, rescore_usage_history_task
-
     org = Organization.objects.get(pk=org_id)
     today = local_today(org)
-    recompute_accounts.apply_async((org_id,), {"account_ids": sorted(touched)})
+    health_task(RECOMPUTE_ACCOUNTS).apply_async((org_id,), {"account_ids": sorted(touched)})
     spans = [
         [account_id, min(days).isoformat(), max(d for d in days if d < today).isoformat()]
         for account_id, days in sorted(touched.items())
@@ -428,7 +355,7 @@ def queue_rescore(org_id: int, touched: dict[int, set[date]]) -> None:
     ]
     if spans:
         job = create_job(organization_id=org_id, kind="rescore_usage_history", params={"accounts": len(spans)})
-        rescore_usage_history_task.delay(org_id, spans, job_id=job.pk)
+        health_task(RESCORE_USAGE_HISTORY).delay(org_id, spans, job_id=job.pk)
 
 
 def rescore_usage_history(org_id: int, spans: list[list[Any]], *, job: Any = None) -> dict[str, int]:
@@ -441,10 +368,6 @@ def rescore_usage_history(org_id: int, spans: list[list[Any]], *, job: Any = Non
     Δ7/Δ30 compare with those snapshots. Days without a snapshot are not created: the history shows the
     days Retain scored. One ``recompute_health`` per day, for the accounts that have that day.
     """
-    from .analytics import USAGE_LOOKBACK
-    from .models import HealthSnapshot
-    from .services import recompute_health
-
     org = Organization.objects.get(pk=org_id)
     yesterday = local_today(org) - timedelta(days=1)
     ranges = {

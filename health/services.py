@@ -45,6 +45,7 @@ from cs_platform.imports.copy import copy_text
 
 from .analytics import load_signals, score_accounts
 from .defaults import ensure_default_scorecard
+from .ingest_state import add_stats, local_today, schedule_rollup
 from .models import (
     EventType,
     HealthColor,
@@ -161,13 +162,11 @@ def ingest_events(organization: Organization, events: list[IncomingEvent], *, ig
       links it, read-only, to the organization's contact with the same email.
     - Every event is stored as a :class:`UsageEvent`; an already stored ``messageId`` is skipped.
     - The day's counters (:class:`IngestionStat`) move in the same transaction; once committed, a rollup
-      is queued (:func:`health.rollups.schedule_rollup`) when there is usage to count.
+      is queued (:func:`health.ingest_state.schedule_rollup`) when there is usage to count.
 
     ``ignored`` is the number of ``page``/``screen``/``alias`` calls of the request (counted, not stored).
     Raises :class:`IngestRejected` before writing anything when an account is unknown.
     """
-    from .rollups import add_stats, local_today, schedule_rollup
-
     org_id = organization.pk
     user_keys = {e.user_key for e in events if e.user_key}
     named = {e.group_id for e in events if e.group_id} | {e.group_hint for e in events if e.group_hint}
@@ -407,8 +406,6 @@ def record_refusal(organization: Organization, status: int, detail: str, errors:
     """Remember a refused request of an authenticated sender for the organization's admins: the day's
     ``refused_requests``/``refused_events`` counters and an :class:`IngestionRefusal` (the newest
     :attr:`IngestionRefusal.KEEP` are kept). Nothing of the request was stored."""
-    from .rollups import add_stats, local_today
-
     org_id = organization.pk
     with transaction.atomic():
         add_stats(org_id, local_today(organization), {"refused_requests": 1, "refused_events": events})

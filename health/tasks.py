@@ -1,4 +1,7 @@
-"""Celery tasks of the health app. Thin: take ids, are safe to retry, record their run (org_task)."""
+"""Celery tasks of the health app. Thin: take ids, are safe to retry, record their run (org_task).
+
+The top of the app: nothing in health imports this module. The rollup and the triggers queue these
+tasks by their published names (:mod:`health.queueing`), so keep each task's name as it is."""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from accounts.models import Organization
 from cs_platform.jobs import JobRecorder, create_job
 from cs_platform.tasks import org_task
 
+from .ingest_state import record_rollup, start_rollup
 from .models import EventType, UsageEvent
-from .rollups import purge_raw_events, queue_rescore, record_rollup, rescore_usage_history, rollup_usage, start_rollup
+from .rollups import purge_raw_events, queue_rescore, rescore_usage_history, rollup_usage
 from .services import recompute_health
 from .triggers import take_pending
 
@@ -20,7 +24,7 @@ PURGE_MINUTES = 5  # the fan-out also queues the purge when it runs in the first
 @shared_task(ignore_result=True, acks_late=True)
 def rollup_all_usage() -> int:
     """Beat entry (every 5 minutes), the safety net: each ingest already queues its organization's rollup
-    within seconds (:func:`health.rollups.schedule_rollup`). Queues a rollup for each organization with
+    within seconds (:func:`health.ingest_state.schedule_rollup`). Queues a rollup for each organization with
     pending ``track`` events, and about once an hour a purge of raw events past retention for every
     organization.
 

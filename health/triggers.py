@@ -30,6 +30,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from .queueing import RECOMPUTE_ACCOUNTS, RECOMPUTE_HEALTH, health_task
+
 __all__ = ["DEBOUNCE_SECONDS", "connect", "debounce_seconds", "schedule_recompute", "take_pending"]
 
 DEBOUNCE_SECONDS = 60  # the default of settings.HEALTH_RECOMPUTE_DEBOUNCE_SECONDS
@@ -62,10 +64,8 @@ def _keys(organization_id: int) -> tuple[str, str]:
 
 
 def _default_enqueue(organization_id: int, account_ids: list[int] | None, countdown: int) -> None:
-    from .tasks import recompute_accounts
-
     kwargs = {"account_ids": account_ids} if account_ids is not None else {}
-    recompute_accounts.apply_async((organization_id,), kwargs, countdown=countdown)
+    health_task(RECOMPUTE_ACCOUNTS).apply_async((organization_id,), kwargs, countdown=countdown)
 
 
 def schedule_recompute(
@@ -104,10 +104,8 @@ def schedule_org_recompute(organization_id: int, *, reason: str) -> None:
     from cs_platform.jobs import create_job
 
     def on_commit() -> None:
-        from .tasks import recompute_health_task
-
         job = create_job(organization_id=organization_id, kind="recompute_health", params={"trigger": reason})
-        recompute_health_task.delay(organization_id, job_id=job.pk)
+        health_task(RECOMPUTE_HEALTH).delay(organization_id, job_id=job.pk)
 
     transaction.on_commit(on_commit)
 

@@ -12,8 +12,8 @@ import-linter, so both tools read the same imports.
   and the temporary list) so that both tools agree on what is exempt.
 * **Inside an app**: two modules of one app that import each other, directly or through a chain, are a
   cycle (``a -> b -> a``): one of them should not need the other, or what both need belongs in a third.
-  :data:`TEMPORARY_INTRA_APP_EDGES` lists the edges left to other branches of issue 11; an entry that
-  matches no import fails the check, so the list can only shrink.
+  :data:`TEMPORARY_INTRA_APP_EDGES` (empty) may set aside an edge while a branch in flight breaks its
+  cycle; an entry that matches no import fails the check, so the list can only shrink.
 
 Exit status 0 when there is no cycle, 1 otherwise (each cycle printed with its imports and line numbers).
 """
@@ -31,16 +31,10 @@ import grimp
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("cs_platform", "accounts", "feedback", "health", "renewals", "playbooks")
 
-#: TEMPORARY (issue 11): intra-app edges that close a cycle, owned by the other architecture branches.
-#: Each names the edge removed before looking for cycles; the owning branch deletes it with the cycle.
-TEMPORARY_INTRA_APP_EDGES: dict[str, str] = {
-    # Not yet fixed (follow-up of arch-layers): health's rollups and triggers queue health's tasks, which call
-    # back into them and into services; services and rollups call each other. The enqueueing side needs a
-    # seam (the task passed in, or queued by name) so that tasks stay the only importer.
-    "health.rollups -> health.tasks": "arch-layers follow-up",
-    "health.triggers -> health.tasks": "arch-layers follow-up",
-    "health.rollups -> health.services": "arch-layers follow-up",
-}
+#: Intra-app edges set aside while a cycle is being broken, ``"a.b -> a.c": "owner (issue)"``. Empty: issue 11
+#: broke the last one (health's rollups, services, tasks and triggers). Use it only for a cycle that a
+#: branch in flight removes: an entry that matches no import fails the check, so the list can only shrink.
+TEMPORARY_INTRA_APP_EDGES: dict[str, str] = {}
 
 
 def _pattern(expression: str) -> re.Pattern[str]:

@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import json
 import os
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
 
+from accounts.models import Account, Contact
 from accounts.services import Actor
 from cs_platform import events
 from cs_platform.events import (
@@ -45,6 +49,7 @@ from health.services import recompute_health
 from playbooks import services
 from playbooks.models import EventType, WebhookDelivery, WebhookEndpoint
 
+from . import worker_process
 from .factories import AccountFactory, ContactFactory
 from .outbound_helpers import Receiver, loopback_only_fixture, routed, wait_for  # noqa: F401 - fixture
 
@@ -282,6 +287,67 @@ def test_beat_runs_the_redispatch_every_minute_and_the_purge_daily():
     assert events.dispatch_events.acks_late
 
 
+# --- A save and its event commit together ---------------------------------------------------------
+
+
+def _refuse_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseError("the outbox refused the event")
+
+    monkeypatch.setattr(DomainEvent.all_orgs, "bulk_create", refuse)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_account_save_whose_event_fails_leaves_no_account(org, monkeypatch):
+    """In autocommit (no transaction of the caller) the insert and its account.created are one transaction."""
+    assert connection.get_autocommit()
+    _refuse_events(monkeypatch)
+    with pytest.raises(DatabaseError):
+        Account(organization=org, name="Initech", external_id="A-1").save()
+    assert not Account.all_orgs.filter(organization=org, external_id="A-1").exists()
+    assert not DomainEvent.all_orgs.filter(organization=org).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_account_update_whose_event_fails_changes_nothing(org, monkeypatch):
+    account = Account.all_orgs.create(organization=org, name="Initech", external_id="A-1")
+    assert DomainEvent.all_orgs.filter(organization=org, name="account.created").count() == 1
+    _refuse_events(monkeypatch)
+    account.name = "Initrode"
+    with pytest.raises(DatabaseError):
+        account.save()
+    assert Account.all_orgs.get(pk=account.pk).name == "Initech"
+    assert not DomainEvent.all_orgs.filter(organization=org, name="account.updated").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_account_save_that_fails_after_its_event_leaves_no_event(org):
+    """The other way round: the event is written, then the save fails (a later post_save receiver): both go."""
+
+    def fail_after_the_event(sender: Any, instance: Any, **kwargs: Any) -> None:
+        assert DomainEvent.all_orgs.filter(subject_id=str(instance.pk)).exists()  # recorded already
+        raise RuntimeError("a later receiver failed")
+
+    post_save.connect(fail_after_the_event, sender=Account, dispatch_uid="test-fail-after-the-event")
+    try:
+        with pytest.raises(RuntimeError):
+            Account(organization=org, name="Initech", external_id="A-1").save()
+    finally:
+        post_save.disconnect(sender=Account, dispatch_uid="test-fail-after-the-event")
+    assert not Account.all_orgs.filter(organization=org).exists()
+    assert not DomainEvent.all_orgs.filter(organization=org).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_contact_departure_whose_event_fails_leaves_the_contact_active(org, monkeypatch):
+    contact = ContactFactory(account=AccountFactory(organization=org))
+    _refuse_events(monkeypatch)
+    contact.is_active = False
+    with pytest.raises(DatabaseError):
+        contact.save()
+    assert Contact.all_orgs.get(pk=contact.pk).is_active
+
+
 # --- contact.departed -----------------------------------------------------------------------------
 
 
@@ -423,3 +489,110 @@ def test_a_lost_dispatch_is_redispatched_and_the_webhook_delivered_once(org, ali
     assert (body["data"]["from"], body["data"]["to"], body["data"]["external_id"]) == ("green", "red", "CRM-9")
     event.refresh_from_db()
     assert event.dispatched_at is not None
+
+
+# --- The worker dies while it holds the dispatch: a real worker process, SIGKILLed ------------------
+
+
+@pytest.mark.skipif(not worker_process.AVAILABLE, reason=worker_process.NEEDS)
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("loopback_only")
+def test_a_worker_killed_while_it_holds_the_dispatch_delivers_the_webhook_once_back(org, receiver, settings, tmp_path):
+    """Acceptance (issue 11): the colour change commits; the worker process running its dispatch is
+    SIGKILLed in the middle of it (the webhook consumer's delivery row written, not committed). Nothing
+    of the dispatch survives, the killed worker's message stays unacknowledged in the broker (Redis
+    redelivers it only after the visibility timeout, over an hour), and a new worker process does
+    nothing by itself; the beat's re-dispatch, run as the beat runs it, has the new worker deliver the
+    webhook to a local receiver, exactly once."""
+    import signal
+
+    from cs_platform.celery import app
+
+    queue = f"retain-events-kill-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    # Both processes send the event tasks and the delivery tries to this test's queue only.
+    routes = {"cs_platform.events.*": {"queue": queue}, "playbooks.tasks.deliver_webhook": {"queue": queue}}
+    env = {
+        "RETAIN_TEST_TASK_ROUTES": json.dumps(routes),
+        "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",  # the receiver is on loopback
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+    }
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    make_endpoint(org, receiver.url("/hook"), ["health.color_changed"])
+    account = AccountFactory(organization=org, external_id="CRM-9", name="Hooli")
+    pulse(account, "green", AS_OF - dt.timedelta(days=2))
+    recompute_health(org, as_of=AS_OF, latest=True)
+    pulse(account, "red")
+
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    worker = None
+    started = time.monotonic()
+    try:
+        worker = worker_process.start_worker(
+            queue, log, app="tests.worker_app", RETAIN_TEST_HOLD_DISPATCH=str(hold), **env
+        )
+        with routed(app, routes):
+            recompute_health(org, as_of=AS_OF, latest=True)  # commits: the event, then its dispatch message
+        (event,) = color_events(org)
+
+        # --- 1. the worker takes the dispatch and is killed while it holds it ------------------------
+        worker_process.wait(lambda: (hold / "holding").exists(), 60, "the worker to hold the dispatch", log)
+        assert (hold / "holding").read_text() == str(event.pk)
+        # Held mid-dispatch: the worker's transaction has written (the delivery row), nothing is committed.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+            )
+            assert cursor.fetchone()[0] == 1
+        assert not WebhookDelivery.all_orgs.filter(organization=org).exists()
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        worker_process.end_other_backends()  # its session (and the event's row lock) is gone
+
+        assert not WebhookDelivery.all_orgs.filter(organization=org).exists()  # rolled back with the worker
+        assert not EventReceipt.all_orgs.filter(event_id=event.pk).exists()
+        event.refresh_from_db()
+        assert (event.dispatched_at, event.dispatch_attempts) == (None, 0)
+        assert receiver.requests == []
+
+        # --- 2. a new worker process: nothing happens by itself -------------------------------------
+        worker = worker_process.start_worker(queue, log, app="tests.worker_app", **env)
+        worker_process.wait(lambda: log.read_text().count("ready.") >= 2, 60, "the new worker to start", log)
+        assert not wait_for(lambda: WebhookDelivery.all_orgs.filter(organization=org).exists(), 2)
+
+        # --- 3. the beat's re-dispatch (its task, sent to the queue as beat sends it) ----------------
+        settings.EVENTS_REDISPATCH_AFTER = 60
+        assert redispatch_pending_events() == 0  # younger than a minute: its message may be on its way
+        DomainEvent.all_orgs.filter(pk=event.pk).update(occurred_at=event.occurred_at - dt.timedelta(minutes=2))
+        with routed(app, routes):
+            redispatch_pending_events.delay()
+            worker_process.wait(lambda: len(receiver.requests) == 1, 30, "the webhook", log)
+            delivery = WebhookDelivery.all_orgs.get(organization=org)
+            worker_process.wait(
+                lambda: WebhookDelivery.all_orgs.get(pk=delivery.pk).is_final, 30, "the delivery to finish", log
+            )
+            # A second beat run and a duplicated dispatch message change nothing.
+            assert redispatch_pending_events() == 0
+            events.dispatch_events.delay(org.pk, [str(event.pk)])
+            assert not wait_for(lambda: len(receiver.requests) > 1, 3)
+    finally:
+        app.conf.task_always_eager = saved
+        worker_process.stop(worker)
+        worker_process.end_other_backends()
+        worker_process.forget_messages(queue)
+    print(f"\nkilled, back and delivered in {time.monotonic() - started:.1f}s")
+
+    assert WebhookDelivery.all_orgs.filter(organization=org).count() == 1
+    (body,) = receiver.bodies("/hook")
+    assert (body["id"], body["type"]) == (str(event.pk), "health.color_changed")
+    assert (body["data"]["from"], body["data"]["to"], body["data"]["external_id"]) == ("green", "red", "CRM-9")
+    event.refresh_from_db()
+    assert event.dispatched_at is not None
+    assert set(EventReceipt.all_orgs.filter(event_id=event.pk).values_list("consumer", flat=True)) == {"webhooks"}

@@ -47,42 +47,6 @@ def _other_backends_writing() -> bool:
         return cursor.fetchone()[0] > 0
 
 
-def _end_other_backends() -> None:
-    """The killed worker's server sessions end by themselves once Postgres notices the dead socket;
-    make sure they are gone so the test database can be dropped."""
-    with connection.cursor() as cursor:
-        for _ in range(100):
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            if not cursor.fetchall():
-                return
-            time.sleep(0.1)
-
-
-def _forget_messages(queue: str) -> int:
-    """Drop what our throwaway queue left in Redis: the killed worker's unacked message (else redelivered
-    to nobody after the visibility timeout), the queue and its exchange binding. Returns messages dropped."""
-    import json
-
-    import redis
-
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    dropped = 0
-    for tag, raw in client.hgetall("unacked").items():
-        try:
-            _message, _exchange, routing_key = json.loads(raw)
-        except ValueError:
-            continue
-        if routing_key == queue:
-            client.hdel("unacked", tag)
-            client.zrem("unacked_index", tag)
-            dropped += 1
-    client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
-    return dropped
-
-
 @pytest.mark.django_db(transaction=True)
 def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
     org = create_organization(slug="acme", name="Acme Corp")[0]
@@ -119,7 +83,7 @@ def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
         killed_at = time.monotonic() - started
-        _end_other_backends()
+        worker_process.end_other_backends()
 
         # Nothing of the import is visible: the pre-existing rows are exactly as they were.
         assert list(Account.all_orgs.filter(organization=org).values_list("external_id", "name", "touch_model")) == [
@@ -157,5 +121,5 @@ def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
         print(f"\nkilled after {killed_at:.1f}s; re-run done after {time.monotonic() - started:.1f}s in all")
     finally:
         worker_process.stop(worker)
-        _end_other_backends()
-        print(f"dropped {_forget_messages(queue)} unacked message(s) of the killed worker")
+        worker_process.end_other_backends()
+        print(f"dropped {worker_process.forget_messages(queue)} unacked message(s) of the killed worker")

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from accounts.choices import JobStatus
+from accounts.events import contact_data
 from accounts.models import Account, Activity, Contact, Contract, ContractLine, JobRun, Product
 from cs_platform.imports import COLUMNS, UnsupportedKind, import_csv
 from cs_platform.jobs import create_job
+from cs_platform.models import DomainEvent
 from tests.factories import AccountFactory, ContractFactory, ContractLineFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -196,6 +202,65 @@ def test_contacts_upsert_roles_and_departure(org, account, tmp_path):
     assert (update.updated, update.unchanged) == (1, 1)
     ann.refresh_from_db()
     assert not ann.is_active and ann.departed_at is not None
+
+
+def test_contacts_import_records_contact_departed_for_each_contact_it_turns_inactive(org, account, tmp_path):
+    """Set-based, in the import's transaction, with the API path's payload; nothing on a dry run or a
+    re-import, nothing for a contact created inactive or already gone."""
+    header = ",".join(COLUMNS["contacts"])
+    ext = account.external_id
+    departed = DomainEvent.all_orgs.filter(organization=org, name="contact.departed")
+    path = csv_file(
+        tmp_path,
+        "contacts.csv",
+        f"{header}\nC1,{ext},Ann Lee,ann@x.example,CTO,champion,true\nC2,{ext},Bo,,,,\nC3,{ext},Cy,,,,false",
+    )
+    assert import_csv(org, "contacts", path).created == 3
+    assert not departed.exists()  # C3 was created inactive: not a departure
+
+    leaving = csv_file(
+        tmp_path,
+        "contacts.csv",
+        f"{header}\nC1,{ext},Ann Lee,ann@x.example,CTO,champion,no\nC2,{ext},Bo,,,,0\nC3,{ext},Cy,,,,false\n"
+        f"C4,{ext},Di,,,,false",
+    )
+    dry = import_csv(org, "contacts", leaving, dry_run=True)
+    assert (dry.created, dry.updated, dry.unchanged) == (1, 2, 1)
+    assert not departed.exists()
+    assert Contact.objects.for_org(org).get(external_id="C1").is_active
+
+    with CaptureQueriesContext(connection) as queries:
+        result = import_csv(org, "contacts", leaving)
+    assert (result.created, result.updated, result.unchanged) == (1, 2, 1)
+    inserts = [q for q in queries if q["sql"].startswith(f'INSERT INTO "{DomainEvent._meta.db_table}"')]
+    assert len(inserts) == 1  # one insert for the batch, not one per contact
+    contacts = {c.external_id: c for c in Contact.objects.for_org(org).select_related("account")}
+    by_subject = {e.subject_id: e for e in departed}
+    assert sorted(by_subject) == sorted(str(contacts[x].pk) for x in ("C1", "C2"))
+    for external_id in ("C1", "C2"):
+        contact = contacts[external_id]
+        event = by_subject[str(contact.pk)]
+        assert event.subject_type == "contact"
+        # The payload the API path records for the same contact, as stored (JSON: dates as strings).
+        assert event.payload == json.loads(json.dumps(contact_data(contact), cls=DjangoJSONEncoder))
+    assert by_subject[str(contacts["C1"].pk)].payload["key_role"] is True
+    assert by_subject[str(contacts["C1"].pk)].payload["departed_at"] == contacts["C1"].departed_at.isoformat()
+
+    assert import_csv(org, "contacts", leaving).unchanged == 4
+    assert departed.count() == 2  # re-importing the same file departs nobody again
+
+
+def test_contacts_import_departures_roll_back_with_the_import(org, account, tmp_path):
+    header = ",".join(COLUMNS["contacts"])
+    ext = account.external_id
+    import_csv(org, "contacts", csv_file(tmp_path, "contacts.csv", f"{header}\nC1,{ext},Ann,,,,true"))
+    leaving = csv_file(tmp_path, "contacts.csv", f"{header}\nC1,{ext},Ann,,,,false")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        import_csv(org, "contacts", leaving)
+        assert DomainEvent.all_orgs.filter(organization=org, name="contact.departed").count() == 1
+        raise RuntimeError("the caller's transaction fails after the import")
+    assert not DomainEvent.all_orgs.filter(organization=org, name="contact.departed").exists()
+    assert Contact.objects.for_org(org).get(external_id="C1").is_active
 
 
 def test_contacts_errors(org, account, tmp_path):

@@ -39,11 +39,12 @@ def test_database_url() -> str:
 test_database_url.__test__ = False  # a helper, not a test
 
 
-def start_worker(queue: str, log: Path, **env: str) -> subprocess.Popen:
-    """``celery worker`` (solo pool) consuming ``queue``, logging to ``log``; ``env`` adds variables."""
+def start_worker(queue: str, log: Path, *, app: str = "cs_platform", **env: str) -> subprocess.Popen:
+    """``celery worker`` (solo pool) consuming ``queue``, logging to ``log``; ``env`` adds variables;
+    ``app``: the Celery app (``tests.worker_app`` for test routes and a consumer that holds a dispatch)."""
     environ = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": os.environ["REDIS_URL"], **env}
     environ.pop("CELERY_TASK_ALWAYS_EAGER", None)
-    cmd = [sys.executable, "-m", "celery", "-A", "cs_platform", "worker", "--pool=solo", "-Q", queue]
+    cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "--pool=solo", "-Q", queue]
     cmd += ["--concurrency=1", "-l", "info", "--without-heartbeat", "--without-gossip", "--without-mingle"]
     return subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -68,3 +69,40 @@ def wait(predicate: Callable[[], bool], timeout: float, what: str, log: Path) ->
             return
         time.sleep(0.05)
     pytest.fail(f"timed out after {timeout}s waiting for {what}; worker log:\n{log.read_text()[-4000:]}")
+
+
+def end_other_backends() -> None:
+    """A killed worker's server sessions end by themselves once Postgres notices the dead socket (and
+    release its locks then); make sure they are gone, so that the test goes on from a known state and the
+    test database can be dropped."""
+    with connection.cursor() as cursor:
+        for _ in range(100):
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if not cursor.fetchall():
+                return
+            time.sleep(0.1)
+
+
+def forget_messages(queue: str) -> int:
+    """Drop what a throwaway queue left in Redis: a killed worker's unacked message (else redelivered to
+    nobody after the visibility timeout), the queue and its exchange binding. Returns messages dropped."""
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    dropped = 0
+    for tag, raw in client.hgetall("unacked").items():
+        try:
+            _message, _exchange, routing_key = json.loads(raw)
+        except ValueError:
+            continue
+        if routing_key == queue:
+            client.hdel("unacked", tag)
+            client.zrem("unacked_index", tag)
+            dropped += 1
+    client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    return dropped
