@@ -92,6 +92,13 @@ def test_renewals_importing_feedback_breaks_the_independence_contract(tree: Path
     assert "Independence: renewals does not import feedback BROKEN" in result.stdout
 
 
+def test_the_outbox_reaching_the_outbound_guard_breaks_the_core_independence_contract(tree: Path):
+    _inject(tree, "cs_platform/events.py", "import cs_platform.outbound", in_function=True)
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert "cs_platform.events is not allowed to import cs_platform.outbound" in result.stdout, result.stdout
+
+
 def test_a_cycle_inside_an_app_fails_the_cycle_check(tree: Path):
     # accounts.views imports accounts.composition; the way back closes a cycle (in a function: still one).
     _inject(tree, "accounts/composition.py", "from accounts import views", in_function=True)
