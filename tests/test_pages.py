@@ -25,7 +25,7 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 MEMBER_PAGES = ["my-book", "portfolio", "renewals", "work", "voice"]
-ADMIN_PAGES = ["admin-members", "admin-api-keys", "admin-jobs"]
+ADMIN_PAGES = ["admin-members", "admin-api-keys", "admin-jobs", "admin-cta-types", "admin-email-templates"]
 
 
 def page_urls(org, account, job=None) -> list[str]:
@@ -72,7 +72,8 @@ def test_admin_member_gets_every_page(client, org, alice, account, job):
     login(client, alice)
     # Each page is itself (its title) and of the organization named by the URL.
     titles = ["Accounts", "Portfolio", "Renewals", "Work queue", "Voice of the customer", "Members · Admin",
-              "API keys · Admin", "Job runs · Admin", account.name, f"Run #{job.pk} · Admin"]  # fmt: skip
+              "API keys · Admin", "Job runs · Admin", "CTA types · Admin", "Email templates · Admin", account.name,
+              f"Run #{job.pk} · Admin"]  # fmt: skip
     for url, title in zip(page_urls(org, account, job), titles, strict=True):
         response = client.get(url)
         assert response.status_code == 200, url
