@@ -64,6 +64,7 @@ __all__ = [
     "revoke_invitation",
     "settle_landing_organization",
     "superseded_q",
+    "unsubscribe_contact",
 ]
 
 log = logging.getLogger(__name__)
@@ -632,3 +633,18 @@ def _capacity_part(
     if org_max_arr and arr > 0 and not (target is not None and target.max_arr):
         return part | {"limit": "pooled_arr", "cap": org_max_arr, "share": float(arr / org_max_arr)}
     return part | {"limit": None, "cap": None, "share": None}
+
+
+# --- Contacts ---------------------------------------------------------------------------------------
+
+
+def unsubscribe_contact(organization_id: int, contact_id: int) -> bool:
+    """Mark a contact unsubscribed from the emails Retain sends (the one-click unsubscribe link of templated
+    email). Idempotent; returns whether the contact exists in that organization."""
+    from .models import Contact
+
+    contacts = Contact.objects.for_org(organization_id).filter(pk=contact_id)
+    if not contacts.exists():
+        return False
+    contacts.filter(unsubscribed=False).update(unsubscribed=True, updated_at=timezone.now())
+    return True

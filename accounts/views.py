@@ -39,7 +39,7 @@ from cs_platform.pages import org_page
 
 from .auth import locked_usernames, unlock_login
 from .choices import KEY_CONTACT_ROLES, JobStatus, Role, TouchModel
-from .composition import account_panels, page_context
+from .composition import account_columns, account_panels, page_context, page_panels
 from .filtersets import AccountFilterSet
 from .forms import (
     ActivityForm,
@@ -176,6 +176,15 @@ def my_book(request: HttpRequest) -> HttpResponse:
     paginator.__dict__["count"] = summary["count"]  # already counted with the total: save a COUNT query
     page = paginator.get_page(request.GET.get("page"))
 
+    # Other apps' columns (playbooks: open CTAs): one call each with the ids of the rows shown.
+    columns = account_columns("my-book")
+    rows = list(page.object_list)
+    if columns:
+        ids = [a.pk for a in rows]
+        values = [(column, column.values(request, ids)) for column in columns]
+        for a in rows:
+            a.extra_cells = [(column, found.get(a.pk)) for column, found in values]
+
     distinct = Account.objects
     active_filters = [
         k for k in ("q", "lifecycle_stage", "touch_model", "industry", "region", "tag", "arr_min", "arr_max",
@@ -185,7 +194,9 @@ def my_book(request: HttpRequest) -> HttpResponse:
     context = {
         "filter": filterset,
         "page": page,
-        "accounts": page.object_list,
+        "accounts": rows,
+        "account_columns": columns,
+        "page_panels": page_panels("my-book"),
         "summary": summary,
         "scope": scope,
         "status": status,

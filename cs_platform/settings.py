@@ -242,6 +242,9 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "retain@localhost")
+# The address customers reach Retain at: links in emails to contacts (the one-click unsubscribe link) are built
+# on it, since those emails are sent by workers, outside any request.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
 # How long an invitation link to join an organization stays valid (it is single-use either way).
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 

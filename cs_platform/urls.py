@@ -11,6 +11,7 @@ from rest_framework.routers import APIRootView
 from accounts.api.urls import router as accounts_router
 from health.api.urls import router as health_router
 from playbooks.api.urls import router as playbooks_router
+from playbooks.work_admin_urls import unsubscribe_urlpatterns
 from renewals.api.urls import router as renewals_router
 
 # Endpoints that are not a router's resource, listed on the API root too.
@@ -65,6 +66,9 @@ urlpatterns = [
     *([path("django-admin/", admin.site.urls)] if settings.DJANGO_ADMIN_ENABLED else []),
     path("o/<slug:org_slug>/admin/webhooks/", include("playbooks.urls")),
     path("o/<slug:org_slug>/admin/features/", include("health.urls")),
+    path("o/<slug:org_slug>/admin/", include("playbooks.work_admin_urls")),
+    # The one-click unsubscribe link of templated email: public, the signed token is the credential.
+    path("u/", include(unsubscribe_urlpatterns)),
     # Pages of an organization: each app's own URL list, composed here (the one module that may import
     # every app), so a lower app never includes a higher one's pages.
     path("o/<slug:org_slug>/", include("health.org_urls")),

@@ -24,9 +24,40 @@ class PlaybooksConfig(AppConfig):
 
         organization_created.connect(create_defaults, dispatch_uid="playbooks-defaults", weak=False)
 
-        # Account 360's CTA panel (a placeholder until CTAs arrive), after the renewal panel.
-        from accounts.composition import AccountPanel, register_account_panel
+        # Account 360's CTA panel after the renewal panel, and My book's work (accounts.composition).
+        from accounts.composition import (
+            AccountColumn,
+            AccountPanel,
+            PagePanel,
+            register_account_column,
+            register_account_panel,
+            register_page_context,
+            register_page_panel,
+        )
+
+        from . import screens
 
         register_account_panel(
-            AccountPanel(key="playbooks-ctas", slot="bottom", order=20, template="playbooks/_account_ctas.html")
+            AccountPanel(
+                key="playbooks-ctas",
+                slot="bottom",
+                order=20,
+                template="playbooks/_account_ctas.html",
+                context=screens.account_ctas,
+            )
+        )
+        register_page_context("my-book", "playbooks-work", screens.my_book_context)
+        register_page_panel("my-book", PagePanel(key="playbooks-ctas", order=10, template="playbooks/_book_ctas.html"))
+        register_page_panel(
+            "my-book", PagePanel(key="playbooks-tasks", order=20, template="playbooks/_book_tasks.html")
+        )
+        register_account_column(
+            "my-book",
+            AccountColumn(
+                key="open-ctas",
+                order=10,
+                header="Open CTAs",
+                template="playbooks/_cell_open_ctas.html",
+                values=screens.open_cta_counts,
+            ),
         )

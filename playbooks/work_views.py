@@ -154,9 +154,13 @@ def work_queue(request: HttpRequest) -> HttpResponse:
 
 
 def _back(request: HttpRequest) -> HttpResponse:
+    """Back to the page the form was on: the work queue, or an Account 360 (its CTA panel) of this organization."""
     target = request.POST.get("next", "")
-    work = reverse("work", args=[request.organization.slug])  # type: ignore[attr-defined]
-    if target.startswith(work) and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+    slug = request.organization.slug  # type: ignore[attr-defined]
+    work = reverse("work", args=[slug])
+    accounts = f"/o/{slug}/accounts/"
+    allowed = target.startswith(work) or target.startswith(accounts)
+    if allowed and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return redirect(target)
     return redirect(work)
 

@@ -15,6 +15,12 @@ def _account_renewals(request: Any, account: Any) -> dict[str, Any]:
     return account_renewals(account)
 
 
+def _my_book(request: Any) -> dict[str, Any]:
+    from .views import MyRenewals  # views import forms and models: not while apps load
+
+    return {"my_renewals": MyRenewals(request)}
+
+
 class RenewalsConfig(AppConfig):
     name = "renewals"
 
@@ -40,3 +46,9 @@ class RenewalsConfig(AppConfig):
                 context=_account_renewals,
             )
         )
+
+        # My book's "Renewals in the next 90 days" panel (spec §7.1), after the work queue's panels.
+        from accounts.composition import PagePanel, register_page_context, register_page_panel
+
+        register_page_context("my-book", "renewals", _my_book)
+        register_page_panel("my-book", PagePanel(key="renewals", order=30, template="renewals/_book_renewals.html"))

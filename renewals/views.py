@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from django.contrib import messages
@@ -834,3 +835,32 @@ __all__ = [
     "renewal_forecast",
     "renewals_page",
 ]
+
+
+class MyRenewals:
+    """My book's panel: the open renewals of the member's accounts due in the next 90 days, soonest first.
+    Lazy: one query, only when the page shows the panel (on the member's own book)."""
+
+    WINDOW_DAYS = 90
+    LIMIT = 10
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.user = request.user
+        self.today = timezone.localdate()
+
+    @cached_property
+    def rows(self) -> list[Renewal]:
+        end = self.today + dt.timedelta(days=self.WINDOW_DAYS)
+        return list(
+            Renewal.objects.filter(account__owner=self.user, outcome="", due_date__range=(self.today, end))
+            .select_related("account")
+            .order_by("due_date", "pk")
+        )
+
+    @property
+    def shown(self) -> list[Renewal]:
+        return self.rows[: self.LIMIT]
+
+    @property
+    def total_arr(self) -> Any:
+        return sum((r.current_arr for r in self.rows), Decimal("0"))

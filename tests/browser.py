@@ -139,6 +139,10 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("admin scorecard editor", f"{o}/admin/scorecards/{seeded.scorecard}/", admin_only=True),
         Screen("admin webhooks", f"{o}/admin/webhooks/", admin_only=True),
         Screen("admin webhook", f"{o}/admin/webhooks/{seeded.webhook}/", admin_only=True),
+        Screen("unsubscribe", f"/u/{seeded.unsubscribe_token}/"),
+        Screen("admin cta types", f"{o}/admin/cta-types/", admin_only=True),
+        Screen("admin email templates", f"{o}/admin/email-templates/", admin_only=True),
+        Screen("admin email template", f"{o}/admin/email-templates/{seeded.email_template}/", admin_only=True),
         Screen("admin key features", f"{o}/admin/features/", admin_only=True),
     ]
 

@@ -56,6 +56,8 @@ class Seeded:
     job_run: int = 0
     webhook: int = 0
     scorecard: int = 0
+    email_template: int = 0
+    unsubscribe_token: str = ""
 
     def username(self, role: str) -> str:
         return self.users[role].username
@@ -171,4 +173,21 @@ def seed(slug: str = "acme") -> Seeded:
             tasks=[TaskTemplate("Call the champion", 1), TaskTemplate("Agree a recovery plan", 7)],
         )  # fmt: skip
     snooze(cta, until=today + dt.timedelta(days=10), reason="customer_unavailable")
+    # Account 360's "Recently closed" and the email-template admin pages (with a preview and an unsubscribe link).
+    from playbooks.ctas import complete
+    from playbooks.emails import unsubscribe_token
+    from playbooks.models import EmailTemplate
+
+    done, _ = open_or_update_cta(account=red, type="activity", reason="follow_up", owner=out.users["csm"],
+                                 tasks=[TaskTemplate("Send the notes", 0)])  # fmt: skip
+    complete(done, outcome="resolved", note="Notes sent and acknowledged")
+    out.email_template = EmailTemplate.all_orgs.create(
+        organization=org, name="Renewal heads-up", subject="{{ account.name }} renews on {{ renewal.date }}",
+        body="Hi {{ contact.first_name|default:\"there\" }},\n\nYour renewal is on {{ renewal.date|date:\"j F Y\" }}."
+        "\n\n{{ csm.name }}",
+    ).pk  # fmt: skip
+    from accounts.models import Contact
+
+    contact = Contact.all_orgs.filter(organization=org, account=red).order_by("pk").first()
+    out.unsubscribe_token = unsubscribe_token(contact)
     return out

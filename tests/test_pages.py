@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Account, Activity, ApiKey, JobRun, Membership, Objective
 from accounts.services import refresh_current_arr
+from playbooks.ctas import TaskTemplate, complete, open_or_update_cta
 from tests.factories import (
     AccountFactory,
     ActivityFactory,
@@ -24,7 +25,7 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 MEMBER_PAGES = ["my-book", "portfolio", "renewals", "work", "voice"]
-ADMIN_PAGES = ["admin-members", "admin-api-keys", "admin-jobs"]
+ADMIN_PAGES = ["admin-members", "admin-api-keys", "admin-jobs", "admin-cta-types", "admin-email-templates"]
 
 
 def page_urls(org, account, job=None) -> list[str]:
@@ -71,7 +72,8 @@ def test_admin_member_gets_every_page(client, org, alice, account, job):
     login(client, alice)
     # Each page is itself (its title) and of the organization named by the URL.
     titles = ["Accounts", "Portfolio", "Renewals", "Work queue", "Voice of the customer", "Members · Admin",
-              "API keys · Admin", "Job runs · Admin", account.name, f"Run #{job.pk} · Admin"]  # fmt: skip
+              "API keys · Admin", "Job runs · Admin", "CTA types · Admin", "Email templates · Admin", account.name,
+              f"Run #{job.pk} · Admin"]  # fmt: skip
     for url, title in zip(page_urls(org, account, job), titles, strict=True):
         response = client.get(url)
         assert response.status_code == 200, url
@@ -277,7 +279,11 @@ def my_book_queries(client, django_assert_num_queries, url, expected: int) -> No
 # with their owners, the industry and region choices, and (all accounts only) the owner choices.
 # …and the segment choices of the health filter.
 # …and the notification bell's unread count.
-MY_BOOK_QUERIES = 11
+# …and the open-CTA column (playbooks, one grouped query for the rows shown).
+MY_BOOK_QUERIES = 12
+# One's own book: no owner choices, plus "does the user own any?", and the panels of the other apps: my open
+# CTAs (count, the most urgent), my tasks due, my renewals in the next 90 days.
+MY_BOOK_OWN_QUERIES = MY_BOOK_QUERIES + 4
 
 
 def test_my_book_query_count_is_constant(client, org, bob, make_member, django_assert_num_queries):
@@ -291,7 +297,8 @@ def test_my_book_query_count_is_constant(client, org, bob, make_member, django_a
         AccountFactory(organization=org, owner=others[i % 3] if i % 5 else bob, region=f"R{i % 6}")
     my_book_queries(client, django_assert_num_queries, url, MY_BOOK_QUERIES)
     # The default page (own book) costs one query less than all accounts, plus one: does the user own any?
-    my_book_queries(client, django_assert_num_queries, reverse("my-book", args=[org.slug]), MY_BOOK_QUERIES)
+    # …plus its panels.
+    my_book_queries(client, django_assert_num_queries, reverse("my-book", args=[org.slug]), MY_BOOK_OWN_QUERIES)
 
 
 def test_my_book_shows_the_owner_column_only_across_books(client, org, bob):
@@ -591,6 +598,19 @@ def build_account_360(account, n: int) -> None:
         activity = ActivityFactory(account=account, occurred_at=dt.datetime(2026, 1, 1 + i, tzinfo=dt.UTC))
         activity.contacts.add(contacts[i], through_defaults={"organization": account.organization})
     Account.all_orgs.create(organization=account.organization, name=f"Child {n}", parent=account)
+    # CTAs with their tasks (the CTA panel): open ones, and closed ones that stay in "Recently closed".
+    reasons = ["health_red", "health_drop", "usage_drop", "key_contact_departed", "detractor", "invoice_overdue",
+               "p1_ticket", "no_touch"]  # fmt: skip
+    for reason in reasons[: n // 2]:
+        cta, _ = open_or_update_cta(
+            account=account,
+            type="risk",
+            reason=reason,
+            title=reason,
+            tasks=[TaskTemplate("Call", 1), TaskTemplate("Mail", 2)],
+        )
+        if reason.startswith("health"):
+            complete(cta, outcome="resolved")
 
 
 def test_account_360_query_count_is_constant(client, org, bob, account, django_assert_num_queries):
@@ -609,4 +629,5 @@ def test_account_360_query_count_is_constant(client, org, bob, account, django_a
 # reasons): nothing per contact, line or activity.
 # The health panel: latest score + override, 90 days of snapshots, the override trail, recent pulses.
 # The notification bell's unread count.
-ACCOUNT_360_QUERIES = 20
+# The CTA panel: open and recent CTAs, their tasks.
+ACCOUNT_360_QUERIES = 22
