@@ -13,3 +13,7 @@ class AccountsConfig(AppConfig):
         from .segment_fields import register as register_segment_fields
 
         register_segment_fields()  # team, days since last touch (derived fields of segment rules)
+
+        from . import segment_membership
+
+        segment_membership.connect()  # stored members: the "segments" event consumer, refresh on save
