@@ -14,6 +14,6 @@ class AccountsConfig(AppConfig):
 
         register_segment_fields()  # team, days since last touch (derived fields of segment rules)
 
-        from . import segment_membership
+        from . import segment_membership, tasks  # noqa: F401  (tasks: registered for the by-name lookups)
 
         segment_membership.connect()  # stored members: the "segments" event consumer, refresh on save
