@@ -199,7 +199,7 @@ class AccountFilterSet(OrgFilterSet):
         if segment is None:
             return queryset.none()
         try:
-            return queryset.filter(compile_rules(segment.rules))
+            return queryset.filter(compile_rules(segment.rules, organization=self.organization))
         except SegmentRuleError:
             return queryset.none()
 
