@@ -21,7 +21,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from .choices import ActivityType, ContactRole, ContractStatus, Role, TouchModel
-from .models import Account, Activity, Contact, Contract, Membership, Product, Team
+from .models import Account, Activity, Contact, Contract, Membership, Product, SegmentMembership, Team
 
 User = get_user_model()
 
@@ -199,7 +199,7 @@ class AccountFilterSet(OrgFilterSet):
         if segment is None:
             return queryset.none()
         try:
-            return queryset.filter(compile_rules(segment.rules))
+            return queryset.filter(compile_rules(segment.rules, organization=self.organization))
         except SegmentRuleError:
             return queryset.none()
 
@@ -285,4 +285,20 @@ class MembershipFilterSet(OrgFilterSet):
 
     class Meta:
         model = Membership
+        fields: list[str] = []
+
+
+class SegmentMemberFilterSet(OrgFilterSet):
+    """Filters of ``/api/v1/segments/{id}/members/`` (stored members, as the last refresh left them)."""
+
+    q = filters.CharFilter(field_name="account__name", lookup_expr="icontains", label="Search (account name)")
+    owner = OwnerFilter(field_name="account__owner_id")
+    touch_model = filters.MultipleChoiceFilter(
+        field_name="account__touch_model", choices=TouchModel.choices, distinct=False
+    )
+    entered_after = filters.IsoDateTimeFilter(field_name="entered_at", lookup_expr="gte")
+    entered_before = filters.IsoDateTimeFilter(field_name="entered_at", lookup_expr="lt")
+
+    class Meta:
+        model = SegmentMembership
         fields: list[str] = []

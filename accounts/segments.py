@@ -31,26 +31,43 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.apps import apps
 from django.db import connection
 from django.db.models import BooleanField, Count, DecimalField, F, Func, Q, Sum, TextField
-from django.db.models.expressions import RawSQL
-from django.db.models.lookups import Exact, IContains, In, IsNull
+from django.db.models.expressions import Expression, RawSQL
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    IContains,
+    In,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+)
+from django.utils import timezone
 
 __all__ = [
+    "DERIVED",
     "FIELDS",
+    "LABELS",
     "MAX_CONDITIONS",
     "MAX_DEPTH",
     "OPERATORS",
+    "Derived",
+    "RuleContext",
     "SegmentRuleError",
     "compile_or_none",
     "compile_rules",
+    "register_derived",
     "register_field",
     "rule_problems",
     "segment_size",
@@ -70,6 +87,20 @@ FIELDS: dict[str, tuple[str, str]] = {
     "owner": ("owner_id", "number"),
     "customer_since": ("customer_since", "date"),
     "tags": ("tags", "tags"),
+}
+
+#: field name → what the editor shows. Registered fields bring theirs.
+LABELS: dict[str, str] = {
+    "arr": "ARR",
+    "hierarchy_arr": "ARR with child accounts",
+    "employees": "Employees",
+    "touch_model": "Touch model",
+    "lifecycle_stage": "Lifecycle stage",
+    "industry": "Industry",
+    "region": "Region",
+    "owner": "Owner (CSM)",
+    "customer_since": "Customer since",
+    "tags": "Tags",
 }
 
 OPERATORS: dict[str, set[str]] = {
@@ -99,7 +130,78 @@ class SegmentRuleError(ValueError):
         self.errors = errors
 
 
-def register_field(name: str, path: str, kind: str) -> None:
+@dataclass(frozen=True)
+class RuleContext:
+    """What a derived value is measured against: the day rules are evaluated on and the organization's
+    time zone (day boundaries of timestamps). Built once per compile (:func:`compile_rules`)."""
+
+    today: date
+    time_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+
+    def day_start(self, day: date) -> datetime:
+        """The first instant of ``day`` in the organization's time zone."""
+        return datetime.combine(day, time.min, tzinfo=self.time_zone)
+
+    @classmethod
+    def for_organization(cls, organization: Any = None, today: date | None = None) -> RuleContext:
+        """Today in the organization's time zone (UTC without one)."""
+        zone = ZoneInfo(getattr(organization, "time_zone", None) or "UTC")
+        return cls(today=today or timezone.now().astimezone(zone).date(), time_zone=zone)
+
+
+Builder = Callable[[RuleContext], Expression]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A value an app computes for each account in SQL (a subquery or expression over ``Account``), for
+    rules to compare with. Exactly one of:
+
+    - ``value(ctx)``: a number (``kind="number"``); ``places`` decimal places and ``limit`` (exclusive
+      bound of the absolute value) decide which values a rule may compare it with;
+    - ``since(ctx)`` / ``until(ctx)``: a date or timestamp (``moment="date"|"datetime"``), the field being
+      the whole days from that day to today (``since``) or from today to that day (``until``). Such a
+      comparison is compiled to a comparison of the moment with a day boundary computed here, so the
+      database never does date arithmetic and an index on the moment can serve it.
+    """
+
+    value: Builder | None = None
+    since: Builder | None = None
+    until: Builder | None = None
+    moment: str = "date"
+    places: int = 0
+    limit: int = INT32 + 1
+
+    @property
+    def is_days(self) -> bool:
+        return self.value is None
+
+
+#: field name → its :class:`Derived` definition (its ``FIELDS`` entry has an empty path).
+DERIVED: dict[str, Derived] = {}
+MAX_DAYS = 100_000  # a day count beyond ±273 years is a typo (and would overflow a date)
+
+
+def register_derived(name: str, derived: Derived, *, label: str, kind: str = "number") -> None:
+    """Let segment rules use ``name``: a value computed for each account by an app (see :class:`Derived`).
+
+    Called from the owning app's ``AppConfig.ready()`` (e.g. ``health.segment_fields``); accounts never
+    imports the app. Registering the same name again replaces the definition (``ready`` may run twice);
+    a name taken by a column field is a programming error."""
+    if kind != "number":
+        raise ValueError("derived segment fields are numbers (day counts included)")
+    if name.startswith(CUSTOM_PREFIX):
+        raise ValueError(f"{name!r}: names starting with {CUSTOM_PREFIX!r} are custom fields")
+    if name in FIELDS and name not in DERIVED:
+        raise ValueError(f"segment field {name!r} is already registered as {FIELDS[name]}")
+    if sum(b is not None for b in (derived.value, derived.since, derived.until)) != 1:
+        raise ValueError(f"{name!r}: give exactly one of value, since, until")
+    FIELDS[name] = ("", kind)
+    DERIVED[name] = derived
+    LABELS[name] = label
+
+
+def register_field(name: str, path: str, kind: str, *, label: str | None = None) -> None:
     """Let segment rules use ``name``: a value an app above accounts derives for each account.
 
     ``path`` is the ORM path from ``Account`` (``"health__color"``: a reverse one-to-one of that app's
@@ -114,13 +216,15 @@ def register_field(name: str, path: str, kind: str) -> None:
     if FIELDS.get(name, (path, kind)) != (path, kind):
         raise ValueError(f"segment field {name!r} is already registered as {FIELDS[name]}")
     FIELDS[name] = (path, kind)
+    LABELS[name] = label or LABELS.get(name) or name.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)
 class _Field:
-    path: str  # ORM path, or the custom field's name when ``custom``
+    path: str  # ORM path, or the custom field's name when ``custom``; empty for a derived field
     kind: str
     custom: bool = False
+    derived: Derived | None = None
 
 
 def _field(name: Any) -> _Field | None:
@@ -130,7 +234,9 @@ def _field(name: Any) -> _Field | None:
     if name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX):
         return _Field(name[len(CUSTOM_PREFIX) :], "text", custom=True)
     spec = FIELDS.get(name)
-    return _Field(*spec) if spec else None
+    if spec is None:
+        return None
+    return _Field(*spec, derived=DERIVED.get(name))
 
 
 @cache
@@ -159,7 +265,11 @@ def _number(field: _Field, value: Any) -> tuple[Decimal | int | None, str | None
     if not _NUMBER_RE.match(text):  # also refuses NaN, Infinity and Decimal's "1_000"
         return None, f"{value!r} is not a number"
     number = Decimal(text)
-    whole, bound, places = _number_limits(field.path)
+    if field.derived is not None:
+        d = field.derived
+        whole, bound, places = d.places == 0, Decimal(MAX_DAYS if d.is_days else d.limit), d.places
+    else:
+        whole, bound, places = _number_limits(field.path)
     # Compared before any arithmetic: quantizing 1e999999 would itself fail.
     if abs(number) >= bound:
         return None, f"{value!r} is out of range (the absolute value must be below {bound})"
@@ -339,13 +449,78 @@ def _custom(field: _Field, op: str, value: Any) -> Q:
     return Q(IContains(text, value))  # contains
 
 
-def _leaf(node: dict[str, Any]) -> Q:
+_COMPARE = {"gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual}
+
+
+def _derived_value(expression: Expression, op: str, value: Any) -> Q:
+    """A number computed per account (a subquery), compared like a column: empty matches only ``ne``
+    and ``is_empty``."""
+    missing = Q(IsNull(expression, True))
+    if op == "is_empty":
+        return missing
+    if op == "in":
+        return Q(In(expression, list(value)))
+    if op == "ne":
+        return ~Q(Exact(expression, value)) | missing
+    if op == "eq":
+        return Q(Exact(expression, value))
+    return Q(_COMPARE[op](expression, value))
+
+
+#: Day counts "since" a moment grow as the moment moves back: the comparison of the count flips.
+_FLIP = {"gt": "lt", "gte": "lte", "lt": "gt", "lte": "gte", "eq": "eq"}
+
+
+def _derived_days(derived: Derived, ctx: RuleContext, op: str, value: Any) -> Q:
+    """``days <op> N`` as a comparison of the moment with a day boundary (see :class:`Derived`).
+
+    With ``day(m)`` the moment's day (in the organization's time zone for a timestamp), ``since`` counts
+    ``today − day(m)`` and ``until`` counts ``day(m) − today``; so ``days <op> N`` is ``day(m) <op'> D``
+    with ``D = today ∓ N``, and a day comparison is a boundary comparison: ``day(m) ≤ D ⟺ m < start(D+1)``,
+    ``day(m) ≥ D ⟺ m ≥ start(D)``, where ``start`` is the day itself for a date column."""
+    builder = derived.since or derived.until
+    assert builder is not None
+    moment = builder(ctx)
+    missing = Q(IsNull(moment, True))
+    if op == "is_empty":
+        return missing
+
+    def start(day: date) -> Any:
+        return ctx.day_start(day) if derived.moment == "datetime" else day
+
+    def on_day(cmp: str, n: int) -> Q:
+        day = ctx.today - timedelta(days=n) if derived.since else ctx.today + timedelta(days=n)
+        cmp = _FLIP[cmp] if derived.since else cmp
+        after = day + timedelta(days=1)
+        if cmp == "lte":
+            return Q(LessThan(moment, start(after)))
+        if cmp == "lt":
+            return Q(LessThan(moment, start(day)))
+        if cmp == "gte":
+            return Q(GreaterThanOrEqual(moment, start(day)))
+        if cmp == "gt":
+            return Q(GreaterThanOrEqual(moment, start(after)))
+        return Q(GreaterThanOrEqual(moment, start(day))) & Q(LessThan(moment, start(after)))  # eq
+
+    if op == "in":
+        return _combine([on_day("eq", n) for n in value], "any")
+    if op == "ne":
+        return ~on_day("eq", value) | missing
+    return on_day(op, value)
+
+
+def _leaf(node: dict[str, Any], ctx: RuleContext) -> Q:
     field = _field(node["field"])
     assert field is not None  # validated
     op, raw = node["op"], node.get("value")
     value = [_typed(field, v)[0] for v in raw] if op in {"in", "not_in"} else _typed(field, raw)[0]
     if field.custom:
         return _custom(field, op, value)
+    if field.derived is not None:
+        if field.derived.is_days:
+            return _derived_days(field.derived, ctx, op, value)
+        assert field.derived.value is not None
+        return _derived_value(field.derived.value(ctx), op, value)
     path, kind = field.path, field.kind
     if kind == "tags":
         if op == "is_empty":
@@ -367,11 +542,11 @@ def _leaf(node: dict[str, Any]) -> Q:
     return Q(**{f"{path}__{op}": value, f"{path}__isnull": False})
 
 
-def _compile(node: dict[str, Any]) -> Q:
+def _compile(node: dict[str, Any], ctx: RuleContext) -> Q:
     for key in ("all", "any"):
         if key in node:
-            return _combine([_compile(child) for child in node[key]], key)
-    return _leaf(node)
+            return _combine([_compile(child, ctx) for child in node[key]], key)
+    return _leaf(node, ctx)
 
 
 def _tags_contain(value: str) -> Q:
@@ -394,21 +569,26 @@ def _combine(parts: list[Q], match: str) -> Q:
     return combined
 
 
-def compile_rules(rules: dict[str, Any] | None) -> Q:
-    """The rules as a ``Q`` over ``Account`` (raises :class:`SegmentRuleError` when invalid)."""
+def compile_rules(rules: dict[str, Any] | None, *, organization: Any = None, today: date | None = None) -> Q:
+    """The rules as a ``Q`` over ``Account`` (raises :class:`SegmentRuleError` when invalid).
+
+    Derived fields are subqueries correlated with the account row, so the ``Q`` is one SQL condition
+    usable in any ``Account`` queryset (a filter, a ``CASE WHEN``, an aggregate's ``FILTER``). Day-based
+    fields are measured from ``today`` (default: today in the ``organization``'s time zone, else UTC)."""
     errors = validate_rules(rules)
     if errors:
         raise SegmentRuleError(errors)
     if not rules:
         return Q()
-    return _compile({rules.get("match", "all"): rules.get("conditions", [])})
+    ctx = RuleContext.for_organization(organization, today)
+    return _compile({rules.get("match", "all"): rules.get("conditions", [])}, ctx)
 
 
-def compile_or_none(rules: Any) -> Q | None:
+def compile_or_none(rules: Any, *, organization: Any = None, today: date | None = None) -> Q | None:
     """The rules as a ``Q``, or ``None`` when they are invalid: the caller then matches nothing with that
     segment and shows :func:`rule_problems`, instead of failing the whole page."""
     try:
-        return compile_rules(rules)
+        return compile_rules(rules, organization=organization, today=today)
     except SegmentRuleError:
         return None
 
@@ -417,9 +597,16 @@ def segment_size(organization: Any, rules: dict[str, Any] | None) -> dict[str, A
     """How many accounts of the organization match ``rules`` now, and their current ARR (one query).
 
     Invalid rules match nothing: ``{"accounts": 0, "arr": 0, "problems": [...]}``."""
-    condition = compile_or_none(rules)
+    condition = compile_or_none(rules, organization=_organization(organization))
     if condition is None:
         return {"accounts": 0, "arr": Decimal("0"), "problems": rule_problems(rules)}
     accounts = apps.get_model("accounts", "Account").objects.for_org(organization)
     totals = accounts.filter(condition).aggregate(n=Count("id"), arr=Sum("arr"))
     return {"accounts": totals["n"], "arr": totals["arr"] or Decimal("0"), "problems": []}
+
+
+def _organization(organization: Any) -> Any:
+    """The organization object (for its time zone) when given an id."""
+    if isinstance(organization, int):
+        return apps.get_model("accounts", "Organization").objects.filter(pk=organization).first()
+    return organization

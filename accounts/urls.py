@@ -7,7 +7,7 @@ included from here: accounts knows no app above it.
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import views
+from . import segment_views, views
 
 org_patterns = [
     path("", views.my_book, name="my-book"),
@@ -28,6 +28,10 @@ org_patterns = [
     path("admin/write-keys/", views.admin_write_keys, name="admin-write-keys"),
     path("admin/write-keys/<int:key_id>/revoke/", views.admin_revoke_write_key, name="admin-revoke-write-key"),
     path("admin/imports/", views.admin_imports, name="admin-imports"),
+    path("admin/segments/", segment_views.admin_segments, name="admin-segments"),
+    path("admin/segments/new/", segment_views.admin_segment, name="admin-segment-new"),
+    path("admin/segments/preview/", segment_views.admin_segment_preview, name="admin-segment-preview"),
+    path("admin/segments/<int:segment_id>/", segment_views.admin_segment, name="admin-segment"),
     path("admin/jobs/", views.admin_jobs, name="admin-jobs"),
     path("admin/jobs/<int:job_id>/", views.admin_job_detail, name="admin-job-detail"),
     path("admin/jobs/<int:job_id>/errors.csv", views.admin_job_errors_csv, name="admin-job-errors-csv"),

@@ -123,6 +123,18 @@ CATALOGUE: tuple[EventSpec, ...] = (
         ("id", "external_id", "name", "email", "title", "roles", "key_role", "account", "account_external_id",
          "departed_at"),
     ),  # fmt: skip
+    EventSpec(
+        "segment.entered", "Account entered a segment", "account",
+        "a membership refresh finds an account matching a segment's rules that did not at the previous "
+        "refresh (not when a new segment is filled for the first time)",
+        ("segment", "segment_name", "account", "account_external_id", "account_name", "at"),
+    ),
+    EventSpec(
+        "segment.left", "Account left a segment", "account",
+        "a membership refresh finds a member of a segment no longer matching its rules (not when the "
+        "segment or the account is deleted)",
+        ("segment", "segment_name", "account", "account_external_id", "account_name", "at"),
+    ),
     EventSpec("cta.opened", "CTA opened", "cta", "a CTA opens", live=False),
     EventSpec("cta.closed", "CTA closed", "cta", "a CTA closes", live=False),
     EventSpec("survey.response", "Survey response", "survey_response", "a survey response arrives", live=False),

@@ -120,6 +120,9 @@ else:
 # Countdown of the debounced per-account health recompute (health/triggers.py): changes to an
 # account's signals within it join one run.
 HEALTH_RECOMPUTE_DEBOUNCE_SECONDS = env_int("HEALTH_RECOMPUTE_DEBOUNCE_SECONDS", 60)
+# Segment membership is refreshed this many seconds after a domain event that may change it (one run per
+# burst of events per organization; accounts/segment_membership.py).
+SEGMENT_REFRESH_DEBOUNCE_SECONDS = env_int("SEGMENT_REFRESH_DEBOUNCE_SECONDS", 10)
 
 # --- Auth ---------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -349,6 +352,12 @@ CELERY_BEAT_SCHEDULE = {
     # Daily; idempotent, so a missed day is caught up by the next run.
     "create-due-renewals": {"task": "renewals.tasks.create_all_due_renewals", "schedule": 60 * 60 * 24},
     "recompute-health": {"task": "health.tasks.recompute_all_health", "schedule": 60 * 60},
+    # Stored segment members (docs/segments.md): derived values move with the calendar and with signals
+    # that raise no domain event; events refresh sooner (SEGMENT_REFRESH_DEBOUNCE_SECONDS).
+    "refresh-segments": {
+        "task": "accounts.tasks.refresh_all_segment_memberships",
+        "schedule": env_int("SEGMENT_REFRESH_SCHEDULE_SECONDS", 15 * 60),
+    },
     # The outbox's safety net (docs/events.md): events whose dispatch message was lost are queued again.
     "redispatch-events": {"task": "cs_platform.events.redispatch_pending_events", "schedule": 60},
     "purge-events": {"task": "cs_platform.events.purge_dispatched_events", "schedule": 60 * 60 * 24},

@@ -43,11 +43,11 @@ class HealthConfig(AppConfig):
 
         connect()
 
-        # Segment rules may test an account's latest health (HealthScore, reverse one-to-one ``health``).
-        from accounts.segments import register_field
+        # Segment rules may test an account's health, score changes, usage trend and open P1 tickets
+        # (accounts.segments' registry; accounts imports nothing of health).
+        from .segment_fields import register as register_segment_fields
 
-        register_field("health_color", "health__color", "text")
-        register_field("health_score", "health__score", "number")
+        register_segment_fields()
 
         # Account 360's health panel (above the timeline; its context also feeds the page header's
         # health figure) and My book's colour filter: accounts.composition, accounts imports nothing of health.

@@ -121,7 +121,7 @@ def _segment_accounts(organization: Any, segment_id: Any) -> Any:
     if segment is None:
         return None
     try:
-        condition = compile_rules(segment.rules)
+        condition = compile_rules(segment.rules, organization=organization)
     except SegmentRuleError:
         return None
     return Account.objects.for_org(organization).filter(condition).values("pk")

@@ -90,7 +90,7 @@ def portfolio_rows(organization: Any) -> dict[str, Any]:
     valid: dict[int, bool] = {}
     for segment in segments:
         try:
-            condition = compile_rules(segment.rules)
+            condition = compile_rules(segment.rules, organization=organization)
         except SegmentRuleError:
             valid[segment.pk] = False  # shown as invalid, never silently as "everyone"
             continue

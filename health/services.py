@@ -481,7 +481,7 @@ def _scorecard_setup(
         (sc.pk, condition)
         for sc in scorecards
         if not sc.is_default and sc.segment_id is not None and sc.current_version_id is not None
-        if (condition := compile_or_none(sc.segment.rules)) is not None
+        if (condition := compile_or_none(sc.segment.rules, organization=organization)) is not None
     ]
     definitions: dict[int | None, dict[str, Any]] = {
         sc.pk: sc.current_version.definition for sc in scorecards if sc.current_version_id is not None

@@ -34,6 +34,11 @@ class RenewalsConfig(AppConfig):
 
         register_demo_module("renewals", "renewals.demo", order=10)
 
+        # Segment rules may test the days to the account's next renewal (accounts.segments' registry).
+        from .segment_fields import register as register_segment_fields
+
+        register_segment_fields()
+
         # Account 360's renewal panel (after the success plan): accounts.composition.
         from accounts.composition import AccountPanel, register_account_panel
 

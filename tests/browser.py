@@ -135,6 +135,8 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("admin imports", f"{o}/admin/imports/", admin_only=True),
         Screen("admin jobs", f"{o}/admin/jobs/", admin_only=True),
         Screen("admin job run", f"{o}/admin/jobs/{seeded.job_run}/", admin_only=True),
+        Screen("admin segments", f"{o}/admin/segments/", admin_only=True),
+        Screen("admin segment editor", f"{o}/admin/segments/new/", admin_only=True),
         Screen("admin scorecards", f"{o}/admin/scorecards/", admin_only=True),
         Screen("admin scorecard editor", f"{o}/admin/scorecards/{seeded.scorecard}/", admin_only=True),
         Screen("admin webhooks", f"{o}/admin/webhooks/", admin_only=True),

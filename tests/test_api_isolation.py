@@ -199,3 +199,29 @@ def test_every_resource_runs_the_isolation_suite():
         if path.startswith("/api/v1/") and issubclass(getattr(view, "cls", object), OrgScopedViewSet)
     }
     assert resources == {case.resource for case in CASES}
+
+
+@pytest.mark.django_db
+def test_segment_members_and_previews_stay_in_their_organization(api, org, other_org):
+    """The segments' extra actions: another organization's segment is a 404 (members, size); its accounts
+    are never members, sampled or counted."""
+    from decimal import Decimal
+
+    from accounts.models import Account
+    from accounts.segment_membership import refresh_memberships
+
+    from .factories import AccountFactory
+
+    rules = {"conditions": [{"field": "arr", "op": "gte", "value": "1"}]}
+    mine = Segment.all_orgs.create(organization=org, name="Paying", rules=rules)
+    theirs = Segment.all_orgs.create(organization=other_org, name="Paying", rules=rules)
+    for o in (org, other_org):
+        Account.all_orgs.filter(pk=AccountFactory(organization=o).pk).update(arr=Decimal("10"))
+        refresh_memberships(o.pk)
+    client = api(org, "admin")
+    for suffix in ("members/", "size/"):
+        assert client.get(f"/api/v1/segments/{theirs.pk}/{suffix}").status_code == 404
+    members = client.get(f"/api/v1/segments/{mine.pk}/members/").json()["results"]
+    assert [row["account"] for row in members] == list(Account.objects.for_org(org).values_list("pk", flat=True))
+    preview = client.post("/api/v1/segments/preview/", {"rules": rules}, format="json").json()
+    assert preview["accounts"] == 1 and [row["id"] for row in preview["sample"]] == [members[0]["account"]]

@@ -40,7 +40,10 @@ def test_admin_creates_a_segment_and_reads_its_size(api, org, other_org):
     assert size == {"accounts": 2, "arr": "400000.50", "problems": []}
     tagged = {"match": "all", "conditions": [*BIG["conditions"], {"field": "tags", "op": "contains", "value": "emea"}]}
     preview = client.post("/api/v1/segments/preview/", {"rules": tagged}, format="json")
-    assert preview.status_code == 200 and preview.json() == {"accounts": 1, "arr": "250000.50", "problems": []}
+    assert preview.status_code == 200
+    body = preview.json()
+    assert [row["arr"] for row in body.pop("sample")] == ["250000.50"]
+    assert body == {"accounts": 1, "arr": "250000.50", "problems": []}
     assert client.get(f"/api/v1/segments/{made.json()['id']}/").json()["problems"] == []
 
 
@@ -100,3 +103,57 @@ def test_a_stored_invalid_segment_shows_its_problems_and_matches_nothing(api, or
     response = admin.patch(f"/api/v1/segments/{segment.pk}/", {"rules": fixed}, format="json")
     assert response.status_code == 200 and response.json()["problems"] == []
     assert client.get(f"/api/v1/segments/{segment.pk}/size/").json()["accounts"] == 1
+
+
+@pytest.fixture
+def refreshed(org, alice, bob):
+    from accounts.segment_membership import refresh_memberships
+
+    segment = Segment.all_orgs.create(organization=org, name="Big", rules=BIG)
+    a = with_arr(org, "150000.00", name="Alpha", owner=alice, touch_model="high")
+    b = with_arr(org, "250000.00", name="Beta", owner=bob, touch_model="low")
+    with_arr(org, "10.00", name="Small")
+    refresh_memberships(org.pk, [segment.pk])
+    return segment, a, b
+
+
+@pytest.mark.parametrize("role", ["viewer", "csm", "leader", "admin"])
+def test_every_role_reads_the_stored_members(api, org, refreshed, role):
+    segment, a, b = refreshed
+    response = api(org, role).get(f"/api/v1/segments/{segment.pk}/members/", {"ordering": "-arr"})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) >= {"results", "next", "previous"}
+    assert [row["account"] for row in body["results"]] == [b.pk, a.pk]
+    row = body["results"][0]
+    assert set(row) == {"account", "account_external_id", "account_name", "arr", "owner", "touch_model", "entered_at"}
+    assert row["arr"] == "250000.00" and row["account_name"] == "Beta" and row["entered_at"]
+    listed = api(org, role).get(f"/api/v1/segments/{segment.pk}/").json()
+    assert listed["members"] == 2 and listed["refreshed_at"]
+
+
+def test_members_filter_order_and_page(api, org, refreshed, alice):
+    segment, a, b = refreshed
+    client = api(org, "admin", user=alice)
+    url = f"/api/v1/segments/{segment.pk}/members/"
+    assert [r["account"] for r in client.get(url, {"owner": "me"}).json()["results"]] == [a.pk]
+    assert [r["account"] for r in client.get(url, {"touch_model": "low"}).json()["results"]] == [b.pk]
+    assert [r["account"] for r in client.get(url, {"q": "alp"}).json()["results"]] == [a.pk]
+    assert [r["account"] for r in client.get(url, {"ordering": "name"}).json()["results"]] == [a.pk, b.pk]
+    assert client.get(url, {"entered_after": "2999-01-01T00:00:00Z"}).json()["results"] == []
+    bad = client.get(url, {"ordering": "secret"})
+    assert bad.status_code == 400 and "ordering" in bad.json()["errors"]
+    assert client.get(url, {"entered_after": "soon"}).status_code == 400
+    paged = client.get(url, {"page_size": 1, "ordering": "arr"}).json()
+    assert [r["account"] for r in paged["results"]] == [a.pk] and paged["next"]
+
+
+def test_a_segment_never_refreshed_has_no_member_count(api, org):
+    segment = Segment.all_orgs.create(organization=org, name="New", rules=BIG)
+    assert api(org, "viewer").get(f"/api/v1/segments/{segment.pk}/").json()["members"] is None
+
+
+@pytest.mark.parametrize(("role", "status"), [("viewer", 403), ("csm", 403), ("leader", 403), ("admin", 200)])
+def test_only_admins_preview(api, org, role, status):
+    response = api(org, role).post("/api/v1/segments/preview/", {"rules": BIG}, format="json")
+    assert response.status_code == status

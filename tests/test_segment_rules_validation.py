@@ -236,7 +236,16 @@ def test_health_registers_its_fields_through_the_seam():
     assert "health__" not in source.split("FIELDS: dict", 1)[1].split("}", 1)[0]
     assert segments.FIELDS["health_color"] == ("health__color", "text")
     assert segments.FIELDS["health_score"] == ("health__score", "number")
-    assert list(segments.FIELDS)[-2:] == ["health_color", "health_score"]  # same order as before the seam
+    names = list(segments.FIELDS)
+    assert names[:10] == [
+        "arr", "hierarchy_arr", "employees", "touch_model", "lifecycle_stage", "industry", "region", "owner",
+        "customer_since", "tags",
+    ]  # the account's own columns first, in the order before the seam  # fmt: skip
+    assert names.index("health_color") + 1 == names.index("health_score")
+    # Derived fields come from their owners' segment_fields modules; accounts' source names none of them.
+    assert {"usage_trend_events", "open_p1_tickets", "days_to_renewal", "nps"} <= set(segments.DERIVED)
+    for foreign in ("UsageMetric", "Ticket", "Renewal", "SurveyResponse"):
+        assert foreign not in source
 
 
 def test_register_field_is_idempotent_and_refuses_conflicts(monkeypatch):

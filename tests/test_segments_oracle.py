@@ -228,8 +228,10 @@ def _resolve(field: str, value: Any, people: dict[str, int]) -> Any:
 
 
 def test_the_table_covers_every_field_and_operator():
+    from .test_segments_derived_oracle import COVERED  # derived fields have their own oracle
+
     covered = set(_cases())
-    wanted = {(field, op) for field, (_, kind) in FIELDS.items() for op in OPERATORS[kind]}
+    wanted = {(field, op) for field, (_, kind) in FIELDS.items() if field not in COVERED for op in OPERATORS[kind]}
     wanted |= {("custom_fields.plan", op) for op in OPERATORS["text"]}
     assert wanted <= covered
 

@@ -14,7 +14,7 @@ from .customers import (
     SuccessPlan,
 )
 from .jobs import JobRun
-from .segments import Segment
+from .segments import Segment, SegmentMembership, SegmentTransition, TransitionKind
 from .tenancy import ApiKey, Invitation, Membership, Organization, Team, UserPreference, WriteKey
 
 __all__ = [
@@ -33,6 +33,9 @@ __all__ = [
     "Organization",
     "Product",
     "Segment",
+    "SegmentMembership",
+    "SegmentTransition",
+    "TransitionKind",
     "SuccessPlan",
     "Team",
     "UserPreference",

@@ -11,7 +11,7 @@ from cs_platform.tenancy import OrgScopedModel
 
 from ..segments import rule_problems
 
-__all__ = ["Segment"]
+__all__ = ["Segment", "SegmentMembership", "SegmentTransition", "TransitionKind"]
 
 
 class Segment(OrgScopedModel):
@@ -23,17 +23,19 @@ class Segment(OrgScopedModel):
          "conditions": [{"field": "arr", "op": "gte", "value": "500000"},
                         {"any": [...conditions...]}]}          # a nested OR/AND group
 
-    Fields for now: account columns (``arr``, ``hierarchy_arr``, ``touch_model``, ``lifecycle_stage``,
+    Fields: account columns (``arr``, ``hierarchy_arr``, ``touch_model``, ``lifecycle_stage``,
     ``industry``, ``region``, ``owner``, ``tags``, ``employees``, ``customer_since``,
-    ``custom_fields.<name>``) and the latest health (``health_color``, ``health_score``). The
-    playbooks issue adds derived values (days to renewal, NPS, usage trend), live membership and
-    enter/leave events.
+    ``custom_fields.<name>``) and the derived values the apps register (team, days since last touch,
+    health colour/score/Δ7/Δ30, usage trends, open P1 tickets, days to renewal, NPS): docs/segments.md.
+    Members are stored (:class:`SegmentMembership`) by :func:`accounts.segment_membership.refresh_memberships`;
+    ``refreshed_at`` is when that last ran for this segment.
     """
 
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     rules = models.JSONField(default=dict)
     position = models.PositiveIntegerField(default=0, help_text="Display order on dashboards")
+    refreshed_at = models.DateTimeField(null=True, blank=True, help_text="When its stored members were last refreshed")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -56,3 +58,48 @@ class Segment(OrgScopedModel):
         # only a raw write can store them, and then the segment matches nothing (accounts.segments).
         self.clean()
         super().save(*args, **kwargs)
+
+
+class SegmentMembership(OrgScopedModel):
+    """An account that matched a segment's rules at the last refresh, since ``entered_at`` (the refresh that
+    first saw it match). Written only by :func:`accounts.segment_membership.refresh_memberships`, set-based."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="segment_memberships")
+    entered_at = models.DateTimeField()
+
+    class Meta(OrgScopedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "segment", "account"], name="accounts_segment_membership_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "account"], name="accounts_segmember_org_acct")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} in {self.segment_id}"
+
+
+class TransitionKind(models.TextChoices):
+    ENTERED = "entered", "Entered"
+    LEFT = "left", "Left"
+
+
+class SegmentTransition(OrgScopedModel):
+    """An account entering or leaving a segment, as a refresh saw it (the history behind the
+    ``segment.entered`` / ``segment.left`` domain events, which are recorded in the same transaction)."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="transitions")
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="segment_transitions")
+    kind = models.CharField(max_length=8, choices=TransitionKind.choices)
+    at = models.DateTimeField()
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-at", "-pk"]
+        indexes = [
+            models.Index(fields=["organization", "segment", "-at"], name="accounts_segtrans_org_seg_at"),
+            models.Index(fields=["organization", "account", "-at"], name="accounts_segtrans_org_acct_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.kind} {self.segment_id}"

@@ -157,13 +157,10 @@ class OrgAutoSchema(AutoSchema):
         parameters = super()._get_parameters()
         for parameter in parameters:
             # An optional query parameter sent empty (``?renewal_after=``, ``?format=``, ``?page=``) is read as
-            # not sent, as django-filter, DRF and the pages' filter forms all do; a repeated one (an array)
-            # has no empty form.
-            if (
-                parameter.get("in") == "query"
-                and not parameter.get("required")
-                and parameter.get("schema", {}).get("type") != "array"
-            ):
+            # not sent, as django-filter, DRF and the pages' filter forms all do; a repeated one (an exploded
+            # array) has no empty form, a comma-separated one (``ordering``, not exploded) has.
+            repeated = parameter.get("schema", {}).get("type") == "array" and parameter.get("explode", True)
+            if parameter.get("in") == "query" and not parameter.get("required") and not repeated:
                 parameter["allowEmptyValue"] = True
         return parameters
 

@@ -107,11 +107,20 @@ class SegmentSerializer(OrgScopedSerializer):
     problems = serializers.SerializerMethodField(
         help_text="Why the stored rules are invalid (then the segment matches no account); empty when valid."
     )
+    members = serializers.IntegerField(
+        source="member_count",
+        read_only=True,
+        default=None,
+        help_text="Stored members at the last refresh (`refreshed_at`); null before the first refresh.",
+    )
 
     class Meta:
         model = Segment
-        fields = ["id", "name", "description", "rules", "problems", "position", "created_at", "updated_at"]
-        read_only_fields = ["created_at", "updated_at"]
+        fields = [
+            "id", "name", "description", "rules", "problems", "position", "members", "refreshed_at", "created_at",
+            "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["members", "refreshed_at", "created_at", "updated_at"]
 
     def get_problems(self, segment: Segment) -> list[str]:
         return rule_problems(segment.rules)
@@ -144,6 +153,33 @@ class SegmentPreviewSerializer(KnownFieldsMixin, serializers.Serializer):
 
     def validate_rules(self, value: Any) -> Any:
         return clean_rules(value)
+
+
+class SegmentMemberSerializer(serializers.Serializer):
+    """One stored member of a segment: the account and when it entered (the refresh that first saw it match)."""
+
+    account = serializers.IntegerField(source="account_id")
+    account_external_id = serializers.CharField(source="account.external_id", allow_null=True)
+    account_name = serializers.CharField(source="account.name")
+    arr = serializers.DecimalField(source="account.arr", max_digits=16, decimal_places=2)
+    owner = serializers.IntegerField(source="account.owner_id", allow_null=True)
+    touch_model = serializers.CharField(source="account.touch_model")
+    entered_at = serializers.DateTimeField()
+
+
+class SegmentSampleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField(allow_null=True)
+    name = serializers.CharField()
+    arr = serializers.DecimalField(max_digits=16, decimal_places=2)
+    owner = serializers.IntegerField(source="owner_id", allow_null=True)
+
+
+class SegmentPreviewResultSerializer(serializers.Serializer):
+    accounts = serializers.IntegerField(help_text="Accounts matching the rules now (churned ones included)")
+    arr = serializers.DecimalField(max_digits=16, decimal_places=2, help_text="Σ current ARR of those accounts")
+    problems = serializers.ListField(child=serializers.CharField(), help_text="Always empty (invalid rules are a 400)")
+    sample = SegmentSampleSerializer(many=True, help_text="The first 10 matching accounts by ARR (then name)")
 
 
 class SegmentSizeSerializer(serializers.Serializer):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from django.db.models import Prefetch
+from django.db.models import Case, Count, IntegerField, OuterRef, Prefetch, Subquery, Value, When
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,7 +17,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.choices import Role
-from accounts.models import Segment
+from accounts.filtersets import SegmentMemberFilterSet
+from accounts.models import Segment, SegmentMembership
+from accounts.segment_membership import preview_segment
 from accounts.segments import segment_size
 from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
@@ -49,6 +51,8 @@ from .serializers import (
     CtaTaskSerializer,
     MarkedReadSerializer,
     NotificationSerializer,
+    SegmentMemberSerializer,
+    SegmentPreviewResultSerializer,
     SegmentPreviewSerializer,
     SegmentSerializer,
     SegmentSizeSerializer,
@@ -122,9 +126,14 @@ class WebhookEndpointViewSet(OrgScopedViewSet):
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
+#: ``ordering`` of the members list: the public name → the column.
+MEMBER_ORDERING = {"entered_at": "entered_at", "arr": "account__arr", "name": "account__name"}
+
+
 class SegmentViewSet(OrgScopedViewSet):
-    """``/api/v1/segments/``: named rule sets over accounts (spec §5). Every member reads; admins write.
-    A segment a scorecard is bound to cannot be deleted (``409``)."""
+    """``/api/v1/segments/``: named rule sets over accounts (spec §5). Every member reads (the segments, their
+    stored members, their size); admins write and preview. A segment a scorecard is bound to cannot be
+    deleted (``409``). ``members`` is the count of stored members at ``refreshed_at``."""
 
     queryset = Segment.all_orgs.all()
     serializer_class = SegmentSerializer
@@ -132,6 +141,28 @@ class SegmentViewSet(OrgScopedViewSet):
     ordering_fields: ClassVar[list[str]] = ["position", "name", "created_at"]
     ordering: ClassVar[list[str]] = ["position", "name"]
     write_roles = frozenset({Role.ADMIN})
+    paginated_actions = ("members",)
+
+    def safely_get_queryset(self, queryset: Any) -> Any:
+        stored = (
+            SegmentMembership.all_orgs.filter(organization_id=OuterRef("organization_id"), segment_id=OuterRef("pk"))
+            .order_by()
+            .values("segment_id")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        count = Case(
+            When(refreshed_at__isnull=True, then=Value(None)),
+            default=Subquery(stored, output_field=IntegerField()),
+            output_field=IntegerField(),
+        )
+        return queryset.annotate(member_count=count)
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        # The members list's query parameters filter members, not the segment it is looked up in.
+        if self.action == "members":
+            return queryset
+        return super().filter_queryset(queryset)
 
     @extend_schema(summary="Accounts matching the segment now", responses=SegmentSizeSerializer)
     @action(detail=True, methods=["get"])
@@ -140,16 +171,65 @@ class SegmentViewSet(OrgScopedViewSet):
         return Response(SegmentSizeSerializer(segment_size(self.actor.organization, segment.rules)).data)
 
     @extend_schema(
-        summary="Size of a rule set before saving it",
+        summary="Stored members of the segment",
+        description=(
+            "The accounts in the segment at its last refresh (`refreshed_at`; refreshes run every 15 minutes, "
+            "seconds after changes that raise domain events, and after the segment is saved), each with "
+            "`entered_at`. Filters: `q` (account name), `owner` (user id or `me`), `touch_model` (repeatable), "
+            "`entered_after`, `entered_before`; `ordering`: " + ", ".join(MEMBER_ORDERING) + " (`-` for descending, "
+            "comma-separated; default `-entered_at`)."
+        ),
+        parameters=[
+            OpenApiParameter("q", OpenApiTypes.STR, allow_blank=True),
+            OpenApiParameter("owner", OpenApiTypes.STR, description="User id, or `me`", allow_blank=True),
+            OpenApiParameter("touch_model", OpenApiTypes.STR, many=True, enum=["high", "low", "tech"]),
+            OpenApiParameter("entered_after", OpenApiTypes.DATETIME, allow_blank=True),
+            OpenApiParameter("entered_before", OpenApiTypes.DATETIME, allow_blank=True),
+            OpenApiParameter(
+                "ordering",
+                OpenApiTypes.STR,
+                many=True,
+                explode=False,
+                style="form",
+                allow_blank=True,
+                enum=[*MEMBER_ORDERING, *(f"-{k}" for k in MEMBER_ORDERING)],
+            ),
+        ],
+        responses=SegmentMemberSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def members(self, request: Request, pk: str | None = None) -> Response:
+        segment = self.get_object()
+        queryset = SegmentMembership.objects.for_org(self.actor.organization).filter(segment=segment)
+        filterset = SegmentMemberFilterSet(request.query_params, queryset=queryset, request=request)
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        columns = []
+        for term in (request.query_params.get("ordering") or "-entered_at").split(","):
+            column = MEMBER_ORDERING.get(term.strip().removeprefix("-"))
+            if column is None:
+                raise ValidationError(
+                    {"ordering": [f"Use {', '.join(MEMBER_ORDERING)} (- to reverse), comma-separated."]}
+                )
+            columns.append(f"-{column}" if term.strip().startswith("-") else column)
+        # Ends with the primary key, like every list, so that pages are stable.
+        rows = filterset.qs.select_related("account").order_by(*columns, "pk")
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(SegmentMemberSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Count and sample of a rule set before saving it",
+        description="Admins only (it is the editor's tool). Writes nothing. `sample`: the first 10 matches by ARR.",
         request=SegmentPreviewSerializer,
-        responses=SegmentSizeSerializer,
+        responses=SegmentPreviewResultSerializer,
     )
     @action(detail=False, methods=["post"])
     def preview(self, request: Request) -> Response:
         # Writes nothing, but it is the editor's tool: a POST, so admins only like the other writes.
         body = SegmentPreviewSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return Response(SegmentSizeSerializer(segment_size(self.actor.organization, body.validated_data["rules"])).data)
+        result = preview_segment(self.actor.organization, body.validated_data["rules"])
+        return Response(SegmentPreviewResultSerializer(result).data)
 
 
 # --- Work queue ------------------------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""Segment membership kept current on a real worker: a health colour change (an override) records
+``health.color_changed``; the worker dispatches it to the ``segments`` consumer, which schedules one
+debounced refresh through Redis; the worker runs it and the account enters the segment, with one
+``segment.entered`` event, within seconds of the change. Postgres + Redis + a ``celery worker`` subprocess
+(``tests/worker_process.py``), on a queue of the test's own."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+import redis
+from django.utils import timezone
+
+from accounts.models import JobRun, Segment, SegmentMembership
+from accounts.segment_membership import refresh_memberships
+from cs_platform.actors import Actor
+from cs_platform.celery import app
+from cs_platform.models import DomainEvent
+from health.models import HealthScore
+from health.overrides import set_override
+from tests import worker_process
+
+from .factories import AccountFactory
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.worker,
+    pytest.mark.skipif(not worker_process.AVAILABLE, reason=worker_process.NEEDS),
+    pytest.mark.django_db(transaction=True),
+]
+
+DEBOUNCE = 1
+
+
+@pytest.fixture
+def worker(monkeypatch, tmp_path, settings):
+    queue = f"retain-segments-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setitem(app.conf, "task_default_queue", queue)
+    settings.SEGMENT_REFRESH_DEBOUNCE_SECONDS = DEBOUNCE
+    log = tmp_path / "worker.log"
+    process = worker_process.start_worker(
+        queue, log, CELERY_TASK_DEFAULT_QUEUE=queue, SEGMENT_REFRESH_DEBOUNCE_SECONDS=str(DEBOUNCE)
+    )
+    try:
+        worker_process.wait(lambda: "ready." in log.read_text(), 120, "the worker to start", log)
+        yield process, log
+    finally:
+        worker_process.stop(process)
+        client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        client.delete(queue, f"_kombu.binding.{queue}")
+
+
+def succeeded(log, task: str) -> int:
+    return sum(1 for line in log.read_text().splitlines() if f"Task {task}[" in line and " succeeded in " in line)
+
+
+def test_a_colour_change_moves_the_account_into_the_segment_within_seconds(org, alice, worker):
+    _process, log = worker
+    red = Segment.all_orgs.create(
+        organization=org, name="Red", rules={"conditions": [{"field": "health_color", "op": "eq", "value": "red"}]}
+    )
+    account = AccountFactory(organization=org, owner=alice)
+    HealthScore.all_orgs.create(
+        organization=org, account=account, score=Decimal("80"), color="green", computed_color="green",
+        computed_at=timezone.now(),
+    )  # fmt: skip
+    refresh_memberships(org.pk)  # the first fill: nobody is red
+    assert not SegmentMembership.all_orgs.filter(segment=red).exists()
+    # Let the worker finish what the setup queued (the refresh after saving the segment, the one after
+    # account.created), so that what follows is the colour change's doing alone.
+    worker_process.wait(
+        lambda: not DomainEvent.all_orgs.filter(organization=org, dispatched_at__isnull=True).exists()
+        and not JobRun.objects.for_org(org).filter(kind="refresh_segments", status__in=["queued", "running"]).exists(),
+        60, "the setup's runs", log,
+    )  # fmt: skip
+    before = succeeded(log, "accounts.tasks.refresh_segments_soon")
+
+    changed_at = time.monotonic()
+    set_override(
+        account,
+        color="red",
+        reason_code="other",
+        reason="Escalated",
+        author=Actor(organization=org, role="admin", user=alice),
+    )
+    worker_process.wait(
+        lambda: SegmentMembership.all_orgs.filter(segment=red, account=account).exists(), 60, "the refresh", log
+    )
+    waited = time.monotonic() - changed_at
+    assert waited < 15, waited  # dispatch, debounce of 1 s, refresh: seconds, not the 15-minute schedule
+    entered = DomainEvent.all_orgs.filter(organization=org, name="segment.entered", payload__segment=red.pk)
+    assert list(entered.values_list("payload__account", flat=True)) == [account.pk]
+    worker_process.wait(
+        lambda: succeeded(log, "accounts.tasks.refresh_segments_soon") == before + 1, 30, "the recorded run", log
+    )
+    run = JobRun.objects.for_org(org).filter(kind="refresh_segments", params__trigger="events").latest("pk")
+    assert run.status == "succeeded" and run.counts["entered"] == 1
+
+    # The refresh's own events reach no segment consumer: no second refresh follows.
+    time.sleep(DEBOUNCE + 3)
+    assert succeeded(log, "accounts.tasks.refresh_segments_soon") == before + 1
