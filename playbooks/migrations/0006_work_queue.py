@@ -8,19 +8,23 @@ from django.db import migrations, models
 
 
 def seed_cta_types(apps, schema_editor):
-    """Existing organizations get the built-in CTA types and reasons new ones get at creation."""
+    """Existing organizations get the built-in CTA types and reasons new ones get at creation.
+
+    Historical models carry only the managers marked for migrations (the tenancy managers are not
+    ``objects``): the default manager is the one every model has.
+    """
     from playbooks.defaults import DEFAULT_CTA_TYPES
 
     Organization = apps.get_model("accounts", "Organization")
     CtaType = apps.get_model("playbooks", "CtaType")
     CtaReason = apps.get_model("playbooks", "CtaReason")
-    for org_id in Organization.objects.values_list("pk", flat=True):
+    for org_id in Organization._default_manager.values_list("pk", flat=True):
         for position, (key, label, reasons) in enumerate(DEFAULT_CTA_TYPES):
-            cta_type, _ = CtaType.objects.get_or_create(
+            cta_type, _ = CtaType._default_manager.get_or_create(
                 organization_id=org_id, key=key, defaults={"label": label, "is_builtin": True, "position": position}
             )
             for i, (r_key, r_label) in enumerate(reasons):
-                CtaReason.objects.get_or_create(
+                CtaReason._default_manager.get_or_create(
                     organization_id=org_id, type=cta_type, key=r_key, defaults={"label": r_label, "position": i}
                 )
 
