@@ -192,14 +192,14 @@ class Recorder:
 def test_rescoring_usage_history_recomputes_the_snapshots_that_read_the_changed_days(org, monkeypatch):
     """Usage of day d is read by the snapshots of [d, d + 59] (60-day lookback): exactly those existing
     snapshots of the account are recomputed, each as of its own day, then today's score."""
-    import health.services
+    import health.rollups
     from health.rollups import rescore_usage_history
 
     from .signal_factories import HealthSnapshotFactory
 
     calls: list[tuple] = []
     monkeypatch.setattr(
-        health.services,
+        health.rollups,  # rollups calls the recompute it imported from services
         "recompute_health",
         lambda org_arg, ids, **kw: calls.append((org_arg.pk, list(ids), kw.get("as_of"), kw.get("latest", True))),
     )
@@ -230,14 +230,14 @@ def test_rescoring_usage_history_recomputes_the_snapshots_that_read_the_changed_
 
 
 def test_rescoring_usage_history_goes_up_to_yesterday_and_leaves_today_to_the_latest_score(org, monkeypatch):
-    import health.services
+    import health.rollups
     from health.rollups import rescore_usage_history
 
     from .signal_factories import HealthSnapshotFactory
 
     calls: list[tuple] = []
     monkeypatch.setattr(
-        health.services,
+        health.rollups,  # rollups calls the recompute it imported from services
         "recompute_health",
         lambda org_arg, ids, **kw: calls.append((list(ids), kw.get("as_of"), kw.get("latest", True))),
     )
@@ -289,9 +289,9 @@ def test_a_rollup_that_cannot_be_queued_is_logged_with_its_organization(org, mon
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(rollup_usage_task, "apply_async", broker_down)
-    with caplog.at_level("ERROR", logger="health.rollups"):
+    with caplog.at_level("ERROR", logger="health.ingest_state"):
         assert rollups.schedule_rollup(org.pk) is False
-    assert [r.getMessage() for r in caplog.records if r.name == "health.rollups"] == [expected]
+    assert [r.getMessage() for r in caplog.records if r.name == "health.ingest_state"] == [expected]
 
     caplog.clear()
 
@@ -299,6 +299,6 @@ def test_a_rollup_that_cannot_be_queued_is_logged_with_its_organization(org, mon
         raise DatabaseError("connection lost")
 
     monkeypatch.setattr(rollups.connection, "cursor", database_down)
-    with caplog.at_level("ERROR", logger="health.rollups"):
+    with caplog.at_level("ERROR", logger="health.ingest_state"):
         assert rollups.schedule_rollup(org.pk) is False
-    assert [r.getMessage() for r in caplog.records if r.name == "health.rollups"] == [expected]
+    assert [r.getMessage() for r in caplog.records if r.name == "health.ingest_state"] == [expected]
