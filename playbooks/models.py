@@ -15,6 +15,7 @@ from django.db import models
 from cs_platform.events import CATALOGUE
 from cs_platform.tenancy import OrgScopedModel
 
+from .models_engine import *  # noqa: F403  (the playbook engine: playbooks and their firings)
 from .models_work import *  # noqa: F403  (the work queue's models: CTAs, tasks, notifications, log)
 
 #: The event types a webhook can carry: every entry of the domain-event catalogue
