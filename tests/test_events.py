@@ -202,7 +202,9 @@ def test_dispatching_twice_makes_one_delivery(org, scored_green, django_capture_
     assert (delivery.event_id, delivery.event_type) == (event.pk, "health.color_changed")
     assert delivery.payload == event.payload
     assert len(tries) == 1  # one first try queued
-    assert list(EventReceipt.all_orgs.filter(event=event).values_list("consumer", flat=True)) == ["webhooks"]
+    # One receipt per consumer of the name: webhooks, and the playbook engine (health.color_changed triggers).
+    receipts = EventReceipt.all_orgs.filter(event=event).values_list("consumer", flat=True)
+    assert sorted(receipts) == ["playbooks", "webhooks"]
     # The fan-out itself is idempotent by event id too (the consumer's second fence).
     assert services.emit(org.pk, "health.color_changed", event.payload, event_id=event.pk) == []
 
