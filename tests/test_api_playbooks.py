@@ -30,7 +30,7 @@ BODY = {
 }
 
 
-def test_admin_creates_and_every_member_reads(org, people, client_for):
+def test_admin_creates_and_every_member_reads(org, people, client_for):  # noqa: F811 - fixtures of test_api_roles
     created = client_for("admin").post(API, BODY, format="json")
     assert created.status_code == 201, created.json()
     body = created.json()
@@ -47,7 +47,7 @@ def test_admin_creates_and_every_member_reads(org, people, client_for):
         assert client.patch(f"{API}{body['id']}/", {"active": True}, format="json").status_code == 403
 
 
-def test_validation_names_every_problem(org, people, client_for):
+def test_validation_names_every_problem(org, people, client_for):  # noqa: F811 - fixtures of test_api_roles
     bad = {
         "name": "Bad",
         "trigger": "renewal_due",
@@ -68,13 +68,13 @@ def test_validation_names_every_problem(org, people, client_for):
     assert unknown.status_code == 400 and "trigger" in unknown.json()["errors"]
 
 
-def test_patch_is_validated_against_the_stored_trigger(org, people, client_for):
+def test_patch_is_validated_against_the_stored_trigger(org, people, client_for):  # noqa: F811 - fixtures of test_api_roles
     pk = client_for("admin").post(API, BODY, format="json").json()["id"]
     response = client_for("admin").patch(f"{API}{pk}/", {"trigger_params": {"days": 0}}, format="json")
     assert response.status_code == 400 and "trigger_params.days" in response.json()["errors"]
 
 
-def test_preview_shows_what_it_would_do_and_does_nothing(org, people, client_for):
+def test_preview_shows_what_it_would_do_and_does_nothing(org, people, client_for):  # noqa: F811 - fixtures of test_api_roles
     pk = client_for("admin").post(API, BODY, format="json").json()["id"]
     accounts = [AccountFactory(organization=org, owner=people["bob"]) for _ in range(4)]
     with time_machine.travel(timezone.now() + dt.timedelta(days=50), tick=False):
@@ -87,7 +87,7 @@ def test_preview_shows_what_it_would_do_and_does_nothing(org, people, client_for
     assert {a["id"] for a in data["sample"]} == {a.pk for a in accounts}
 
 
-def test_firings_and_effectiveness(org, people, client_for):
+def test_firings_and_effectiveness(org, people, client_for):  # noqa: F811 - fixtures of test_api_roles
     pk = client_for("admin").post(API, {**BODY, "active": True}, format="json").json()["id"]
     AccountFactory(organization=org, owner=people["bob"])
     with time_machine.travel(timezone.now() + dt.timedelta(days=50), tick=False):
