@@ -100,18 +100,23 @@ def _cooldown_since(playbook: Playbook, now: dt.datetime) -> dt.datetime | None:
     return now - dt.timedelta(days=playbook.cooldown_days) if playbook.cooldown_days else None
 
 
-def candidates(playbook: Playbook, *, now: dt.datetime | None = None) -> QuerySet | None:
+def candidates(
+    playbook: Playbook, *, now: dt.datetime | None = None, account_ids: list[int] | None = None
+) -> QuerySet | None:
     """The occurrences a time-based playbook would fire now: rows of ``account_id``, ``occurrence_key`` and
     ``in_cooldown``, as ONE query (``None`` for event-driven playbooks and invalid rules).
 
     = the accounts in :func:`scope` where the trigger occurs (its SQL), minus occurrences already recorded,
-    minus (condition-based triggers) accounts whose previous firing has not cleared yet."""
+    minus (condition-based triggers) accounts whose previous firing has not cleared yet. ``account_ids``
+    narrows it to those accounts (the benchmark's per-account baseline)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     spec = TRIGGERS[playbook.trigger]
     accounts = scope(playbook)
     if spec.event_driven or accounts is None:
         return None
+    if account_ids is not None:
+        accounts = accounts.filter(pk__in=account_ids)
     params = params_of(playbook.trigger, playbook.trigger_params)
     if spec.keyed is not None:
         rows = spec.keyed(playbook.organization_id, accounts.values("pk"), params, today, now)
