@@ -240,6 +240,7 @@ def _p1_tickets(org: Any, ids: QuerySet, params: dict[str, Any], today: dt.date,
             account_id__in=ids,
             priority=TicketPriority.P1,
             opened_at__gte=now - dt.timedelta(days=P1_LOOKBACK_DAYS),
+            opened_at__lte=now,
         )
         .annotate(occurrence_key=_key("ticket:", "pk"))
         .values("account_id", "occurrence_key")
