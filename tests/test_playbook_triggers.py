@@ -59,8 +59,8 @@ def test_p1_ticket_fires_once_per_ticket(org, bob):
     p1 = TicketFactory(account=account, priority="P1", opened_at=at(START + dt.timedelta(days=3), 8))
     TicketFactory(account=account, priority="P2", opened_at=at(START + dt.timedelta(days=3), 8))
     TicketFactory(account=account, priority="P1", opened_at=at(START - dt.timedelta(days=30)))  # too old
-    simulate(org, days=20)
-    assert keys(playbook) == [(f"ticket:{p1.pk}", START + dt.timedelta(days=3), "fired")]
+    simulate(org, days=20)  # one evaluation a day at 06:00: the 08:00 ticket is found the next morning
+    assert keys(playbook) == [(f"ticket:{p1.pk}", START + dt.timedelta(days=4), "fired")]
 
 
 def test_seats_over_fires_once_per_episode(org, bob):
