@@ -6,6 +6,7 @@ nothing; validation names every problem."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -334,3 +335,39 @@ def test_validation_names_every_problem(org):
         "actions.0.tasks.0.title", "actions.0.tasks.0.due_in_days", "actions.1.kind", "actions.2.subject",
         "actions.2.body",
     } <= paths  # fmt: skip
+
+
+# --- Effectiveness ----------------------------------------------------------------------------------------
+
+
+def test_effectiveness_counts_completion_and_recovery_against_the_comparison_group(org, bob):
+    from health.models import HealthSnapshot
+    from playbooks.effectiveness import effectiveness
+
+    playbook = make_playbook(org, "health_color", {"colors": ["red"]})
+    treated, recovers, stays = (AccountFactory(organization=org, owner=bob) for _ in range(3))
+    day = START
+    snapshots = []
+    for account, later in ((treated, "green"), (recovers, "green"), (stays, "red")):
+        snapshots.append(HealthSnapshot(organization=org, account=account, date=day, color="red", score=30,
+                                        computed_at=at(day)))  # fmt: skip
+        snapshots.append(HealthSnapshot(organization=org, account=account, date=day + dt.timedelta(days=12),
+                                        color=later, score=70, computed_at=at(day)))  # fmt: skip
+    HealthSnapshot.all_orgs.bulk_create(snapshots)
+    with time_machine.travel(at(day), tick=False):
+        cta, _ = ctas.open_or_update_cta(account=treated, type="risk", reason="health_red")
+        PlaybookFiring.all_orgs.create(organization=org, playbook=playbook, account=treated, occurrence_key="x",
+                                       outcome="fired", cta=cta, fired_at=at(day))  # fmt: skip
+        PlaybookFiring.all_orgs.create(organization=org, playbook=playbook, account=recovers, occurrence_key="y",
+                                       outcome="suppressed", fired_at=at(day))  # fmt: skip
+    with time_machine.travel(at(day + dt.timedelta(days=3)), tick=False):
+        ctas.complete(cta, outcome="resolved")
+    with time_machine.travel(at(day + dt.timedelta(days=40)), tick=False):
+        figures = effectiveness(playbook)
+    assert (figures["fired"], figures["suppressed"], figures["completed"]) == (1, 1, 1)
+    assert figures["median_days_to_complete"] == Decimal("3.0")
+    recovery = figures["recovery"]
+    assert (recovery["accounts"], recovery["recovered"], recovery["share"]) == (1, 1, Decimal("1.000"))
+    # The comparison: red the same day, no CTA within 30 days: `recovers` (green later) and `stays` (red).
+    assert (recovery["comparison_accounts"], recovery["comparison_recovered"]) == (2, 1)
+    assert recovery["comparison_share"] == Decimal("0.500")
