@@ -78,6 +78,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--accounts", type=int, default=50_000, help="demo accounts (default 50000)")
     parser.add_argument("--sample", type=int, default=500, help="accounts of the naive baseline (default 500)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the benchmark database")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse a database kept by --keep-db (skips seeding; implies --keep-db)"
+    )
     return parser.parse_args(argv)
 
 
@@ -96,7 +99,7 @@ def naive_matches(playbooks: list[Any], account_ids: list[int], now: Any) -> set
     return found
 
 
-def bench(accounts: int, sample: int) -> dict[str, Any]:
+def bench(accounts: int, sample: int, *, reuse: bool = False) -> dict[str, Any]:
     from datetime import timedelta
 
     from django.db import connection
@@ -110,9 +113,17 @@ def bench(accounts: int, sample: int) -> dict[str, Any]:
 
     today = timezone.localdate()
     started = time.perf_counter()
-    summary = seed_demo(slug="bench-playbooks", accounts=accounts, seed=42, today=today)
-    org = summary.organization
+    if reuse:
+        from accounts.models import Organization
+        from playbooks.models import AccountStageMark, CtaLog, Notification
+
+        org = Organization.objects.get(slug="bench-playbooks")
+        for model in (CtaLog, Notification, Cta, PlaybookFiring, Playbook, AccountStageMark):
+            model.objects.for_org(org).all().delete()
+    else:
+        org = seed_demo(slug="bench-playbooks", accounts=accounts, seed=42, today=today).organization
     results: dict[str, Any] = {"accounts": accounts, "seed_seconds": round(time.perf_counter() - started, 1)}
+    results["accounts"] = Account.objects.for_org(org).count()
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
 
@@ -208,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.pg import bench_database
 
     db = bench_database("playbooks", "benchmarks.playbooks")
-    db.create(fresh=True)
+    args.keep_db = args.keep_db or args.reuse
+    db.create(fresh=not args.reuse)
     db.use()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cs_platform.settings")
     import django
@@ -220,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Migrating {db.name}…", flush=True)
         call_command("migrate", verbosity=0)
         print(f"Seeding {args.accounts:,} accounts, then 20 playbooks…", flush=True)
-        results = bench(args.accounts, args.sample)
+        results = bench(args.accounts, args.sample, reuse=args.reuse)
     finally:
         if not args.keep_db:
             db.drop()

@@ -123,7 +123,7 @@ def candidates(
     else:
         episode = _uncleared(playbook).filter(account_id=OuterRef("pk"))
         rows = (
-            spec.holding(accounts, params, today, now)
+            spec.holding(playbook.organization_id, accounts, params, today, now)
             .filter(~Exists(episode))
             .annotate(account_id=F("pk"), occurrence_key=Value(f"since:{today.isoformat()}", _CharField()))
             .values("account_id", "occurrence_key")
@@ -286,10 +286,13 @@ def clear_conditions(playbook: Playbook, *, now: dt.datetime | None = None, acco
         return 0
     params = params_of(playbook.trigger, playbook.trigger_params)
     org_id = playbook.organization_id
-    holding = spec.holding(Account.objects.for_org(org_id), params, timezone.localdate(now), now).values("pk")
-    stale = _uncleared(playbook).exclude(account_id__in=holding)
+    uncleared = _uncleared(playbook)
     if account_id is not None:
-        stale = stale.filter(account_id=account_id)
+        uncleared = uncleared.filter(account_id=account_id)
+    # The condition's SQL over the accounts in an episode only, not the whole organization.
+    in_episode = Account.objects.for_org(org_id).filter(pk__in=uncleared.values("account_id"))
+    holding = spec.holding(org_id, in_episode, params, timezone.localdate(now), now).values("pk")
+    stale = uncleared.exclude(account_id__in=holding)
     cleared = list(stale.values_list("pk", "account_id", "condition_key"))
     if not cleared:
         return 0
@@ -444,7 +447,7 @@ def preview(playbook: Playbook, *, now: dt.datetime | None = None) -> dict[str, 
     if spec.event_driven:
         params = params_of(playbook.trigger, playbook.trigger_params)
         if spec.holding is not None:
-            accounts = spec.holding(accounts, params, timezone.localdate(now), now)
+            accounts = spec.holding(playbook.organization_id, accounts, params, timezone.localdate(now), now)
         ids = list(accounts.values_list("pk", flat=True))
         cooling = set()
         if playbook.cooldown_days:

@@ -29,6 +29,7 @@ from django.db.models import (
     F,
     Max,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -72,8 +73,9 @@ class TriggerSpec:
     events: tuple[str, ...] = ()
     clears: bool = False
     occurrence: str = ""
-    #: Time-based, condition-based: narrows an Account queryset to the accounts where it holds now.
-    holding: Callable[[QuerySet, dict[str, Any], dt.date, dt.datetime], QuerySet] | None = None
+    #: Condition-based: ``(organization id, accounts, params, today, now)`` → the accounts where it holds now.
+    #: Correlated subqueries name the organization, so they use the indexes led by ``organization_id``.
+    holding: Callable[[Any, QuerySet, dict[str, Any], dt.date, dt.datetime], QuerySet] | None = None
     #: Time-based, keyed by an object (renewal, invoice, ticket, stage, period): a queryset of
     #: ``(account_id, occurrence_key)`` rows for the accounts of ``account_ids`` (a subquery).
     keyed: Callable[[Any, QuerySet, dict[str, Any], dt.date, dt.datetime], QuerySet] | None = None
@@ -95,82 +97,85 @@ def _with_params(params: dict[str, Any], spec: TriggerSpec) -> dict[str, Any]:
 # --- Condition SQL -------------------------------------------------------------------------------------
 
 
-def _health_color(accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
+def _health_color(org: Any, accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
     return accounts.filter(health__color__in=params["colors"])
 
 
-def _health_drop(accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
+def _health_drop(org: Any, accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
     from health.models import HealthSnapshot
 
     before = HealthSnapshot.all_orgs.filter(
-        account_id=OuterRef("pk"), date=today - dt.timedelta(days=params["days"]), score__isnull=False
+        organization_id=org,
+        account_id=OuterRef("pk"),
+        date=today - dt.timedelta(days=params["days"]),
+        score__isnull=False,
     ).values("score")[:1]
     return accounts.annotate(_score_before=Subquery(before)).filter(
         health__score__isnull=False, health__score__lte=F("_score_before") - params["points"]
     )
 
 
-def _usage_sums(accounts: QuerySet, metric: str, today: dt.date) -> QuerySet:
+def _usage_drop(org: Any, accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
     from health.models import UsageMetric
 
-    def window(start: dt.date, end: dt.date) -> Subquery:
-        rows = (
-            UsageMetric.all_orgs.filter(account_id=OuterRef("pk"), metric=metric, date__gte=start, date__lte=end)
-            .values("account_id")
-            .annotate(total=Sum("value"))
-            .values("total")
-        )
-        return Coalesce(Subquery(rows, output_field=DecimalField()), Value(0, output_field=DecimalField()))
-
+    # One grouped pass over the organization's 60 days of the metric (the index led by organization, metric,
+    # date), not two correlated sums per account.
     recent_start = today - dt.timedelta(days=USAGE_WINDOW_DAYS - 1)
     prior_start = recent_start - dt.timedelta(days=USAGE_WINDOW_DAYS)
-    return accounts.annotate(
-        _usage_recent=window(recent_start, today),
-        _usage_prior=window(prior_start, recent_start - dt.timedelta(days=1)),
-    )
-
-
-def _usage_drop(accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
+    zero = Value(0, output_field=DecimalField())
     keep = Value((100 - params["percent"]) / 100, output_field=DecimalField())
-    return _usage_sums(accounts, params["metric"], today).filter(
-        _usage_prior__gt=0, _usage_recent__lte=F("_usage_prior") * keep
+    dropped = (
+        UsageMetric.all_orgs.filter(
+            organization_id=org, metric=params["metric"], date__gte=prior_start, date__lte=today
+        )
+        .values("account_id")
+        .annotate(
+            _recent=Coalesce(Sum("value", filter=Q(date__gte=recent_start)), zero),
+            _prior=Coalesce(Sum("value", filter=Q(date__lt=recent_start)), zero),
+        )
+        .filter(_prior__gt=0, _recent__lte=F("_prior") * keep)
+        .values("account_id")
     )
+    return accounts.filter(pk__in=dropped)
 
 
-def _seats_over(accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
+def _seats_over(org: Any, accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
     from accounts.choices import ContractStatus
     from accounts.models import Contract
     from health.models import UsageMetric
 
-    users = (
+    seats = (
+        Contract.all_orgs.filter(
+            organization_id=org, account_id=OuterRef("account_id"), status=ContractStatus.ACTIVE, seats__isnull=False
+        )
+        .values("account_id")
+        .annotate(total=Sum("seats"))
+        .values("total")
+    )
+    # The week's peak per account in one grouped pass, compared with the account's licensed seats.
+    over = (
         UsageMetric.all_orgs.filter(
-            account_id=OuterRef("pk"),
+            organization_id=org,
             metric="active_users",
             date__gt=today - dt.timedelta(days=SEATS_WINDOW_DAYS),
             date__lte=today,
         )
         .values("account_id")
-        .annotate(peak=Max("value"))
-        .values("peak")
-    )
-    seats = (
-        Contract.all_orgs.filter(account_id=OuterRef("pk"), status=ContractStatus.ACTIVE, seats__isnull=False)
+        .annotate(_peak=Max("value"))
+        # In HAVING only: once per account, not per row nor in the GROUP BY. No active seats: NULL, never over.
+        .filter(_peak__gt=Subquery(seats))
         .values("account_id")
-        .annotate(total=Sum("seats"))
-        .values("total")
     )
-    return accounts.annotate(_peak_users=Subquery(users), _seats=Subquery(seats)).filter(
-        _seats__gt=0, _peak_users__gt=F("_seats")
-    )
+    return accounts.filter(pk__in=over)
 
 
-def _last_touch(accounts: QuerySet) -> QuerySet:
+def _last_touch(org: Any, accounts: QuerySet) -> QuerySet:
     from accounts.choices import ActivityType
     from accounts.models import Activity
 
     # An internal note is not a customer touch.
     last = (
-        Activity.all_orgs.filter(account_id=OuterRef("pk"))
+        Activity.all_orgs.filter(organization_id=org, account_id=OuterRef("pk"))
         .exclude(type=ActivityType.NOTE)
         .order_by("-occurred_at")
         .values("occurred_at")[:1]
@@ -178,24 +183,30 @@ def _last_touch(accounts: QuerySet) -> QuerySet:
     return accounts.annotate(_last_touch=Coalesce(Subquery(last), F("created_at")))
 
 
-def _no_touch(accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
-    return _last_touch(accounts).filter(_last_touch__lt=now - dt.timedelta(days=params["days"]))
+def _no_touch(org: Any, accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
+    return _last_touch(org, accounts).filter(_last_touch__lt=now - dt.timedelta(days=params["days"]))
 
 
-def _p1_open(accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
+def _p1_open(org: Any, accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
     from health.models import Ticket, TicketPriority, TicketStatus
 
     open_p1 = Ticket.all_orgs.filter(
-        account_id=OuterRef("pk"), priority=TicketPriority.P1, status__in=[TicketStatus.OPEN, TicketStatus.PENDING]
+        organization_id=org,
+        account_id=OuterRef("pk"),
+        priority=TicketPriority.P1,
+        status__in=[TicketStatus.OPEN, TicketStatus.PENDING],
     )
     return accounts.filter(Exists(open_p1))
 
 
-def _overdue(accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
+def _overdue(org: Any, accounts: QuerySet, params: dict[str, Any], today: dt.date, now: dt.datetime) -> QuerySet:
     from health.models import Invoice
 
     late = Invoice.all_orgs.filter(
-        account_id=OuterRef("pk"), paid_at__isnull=True, due_date__lte=today - dt.timedelta(days=params["days"])
+        organization_id=org,
+        account_id=OuterRef("pk"),
+        paid_at__isnull=True,
+        due_date__lte=today - dt.timedelta(days=params["days"]),
     )
     return accounts.filter(Exists(late))
 
