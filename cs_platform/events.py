@@ -137,6 +137,12 @@ CATALOGUE: tuple[EventSpec, ...] = (
     ),
     EventSpec("cta.opened", "CTA opened", "cta", "a CTA opens", live=False),
     EventSpec("cta.closed", "CTA closed", "cta", "a CTA closes", live=False),
+    EventSpec(
+        "playbook.fired", "Playbook fired", "playbook",
+        "a playbook with a webhook action fires for an account (the action records it; webhooks deliver it)",
+        ("playbook", "playbook_name", "trigger", "account", "account_external_id", "account_name", "occurrence_key",
+         "cta", "fired_at"),
+    ),
     EventSpec("survey.response", "Survey response", "survey_response", "a survey response arrives", live=False),
     EventSpec(
         "feature_request.status_changed", "Feature request status changed", "feature_request",

@@ -361,6 +361,8 @@ CELERY_BEAT_SCHEDULE = {
     # The outbox's safety net (docs/events.md): events whose dispatch message was lost are queued again.
     "redispatch-events": {"task": "cs_platform.events.redispatch_pending_events", "schedule": 60},
     "purge-events": {"task": "cs_platform.events.purge_dispatched_events", "schedule": 60 * 60 * 24},
+    # Time-based playbook triggers, set-based per organization (docs/playbooks.md); idempotent.
+    "evaluate-playbooks": {"task": "playbooks.tasks.evaluate_all_playbooks", "schedule": 15 * 60},
 }
 # --- Domain events (cs_platform/events.py, docs/events.md) -------------------------------------------
 # An event still undispatched this many seconds after it occurred is dispatched again by the beat.

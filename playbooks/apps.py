@@ -17,6 +17,12 @@ class PlaybooksConfig(AppConfig):
 
         # Outbound webhooks are one consumer of the domain-event stream (docs/events.md).
         register_consumer(CONSUMER_NAME, deliver_event, names=EVENT_NAMES)
+        # The playbook engine is another: event-driven triggers fire within seconds of their event.
+        from .engine import CONSUMER_NAME as ENGINE
+        from .engine import on_event
+        from .triggers import CONSUMED_EVENTS
+
+        register_consumer(ENGINE, on_event, names=CONSUMED_EVENTS)
 
         def create_defaults(sender: object, organization: object, **kwargs: object) -> None:
             ensure_default_segments(organization.pk)  # type: ignore[attr-defined]

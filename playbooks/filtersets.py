@@ -12,7 +12,17 @@ from accounts.filtersets import BooleanFilter, IdFilter, OrgFilterSet, OwnerFilt
 from accounts.models import Segment
 
 from .choices import CtaPriority, CtaStatus
-from .models import Cta, CtaTask, DeliveryStatus, EventType, Notification, WebhookDelivery, WebhookEndpoint
+from .models import (
+    Cta,
+    CtaTask,
+    DeliveryStatus,
+    EventType,
+    Notification,
+    Playbook,
+    TriggerKind,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 class WebhookEndpointFilterSet(OrgFilterSet):
@@ -103,3 +113,13 @@ def due_window(value: str, today: dt.date) -> dict[str, object]:
         "later": {"due_date__gt": today + dt.timedelta(days=7)},
         "none": {"due_date__isnull": True},
     }.get(value, {})
+
+
+class PlaybookFilterSet(OrgFilterSet):
+    name = filters.CharFilter(lookup_expr="icontains")
+    active = BooleanFilter()
+    trigger = filters.ChoiceFilter(choices=TriggerKind.choices)
+
+    class Meta:
+        model = Playbook
+        fields: list[str] = []

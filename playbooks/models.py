@@ -16,6 +16,7 @@ from cs_platform.events import CATALOGUE
 from cs_platform.tenancy import OrgScopedModel
 
 from .models_email import *  # noqa: F403  (templated email: templates and the send log)
+from .models_engine import *  # noqa: F403  (the playbook engine: playbooks and their firings)
 from .models_work import *  # noqa: F403  (the work queue's models: CTAs, tasks, notifications, log)
 
 #: The event types a webhook can carry: every entry of the domain-event catalogue

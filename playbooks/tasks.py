@@ -6,6 +6,8 @@ workers of its own: see docs/operations.md.
 
 from __future__ import annotations
 
+from celery import shared_task
+
 from cs_platform.tasks import org_task
 
 from . import services
@@ -20,3 +22,26 @@ def deliver_webhook(organization_id: int, delivery_id: int, attempt: int = 1) ->
     off because the organization's outbound slots were busy, are new messages with a countdown
     scheduled by the service, not raised retries."""
     services.attempt_delivery(organization_id, delivery_id, attempt=attempt)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def evaluate_all_playbooks() -> int:
+    """Beat entry (every 15 minutes): one :func:`evaluate_playbooks` per organization with an active playbook.
+
+    Idempotent: occurrences already recorded are not fired again, so a run that overlaps the previous one, or
+    repeats after a crash, does no harm."""
+    from .models import Playbook
+
+    queued = 0
+    for org_id in Playbook.all_orgs.filter(active=True).values_list("organization_id", flat=True).distinct():
+        evaluate_playbooks.delay(org_id)
+        queued += 1
+    return queued
+
+
+@org_task(soft_time_limit=600, time_limit=660)
+def evaluate_playbooks(organization_id: int) -> dict[str, int]:
+    """Evaluate every active playbook of the organization (playbooks.engine.evaluate_organization)."""
+    from .engine import evaluate_organization
+
+    return evaluate_organization(organization_id)

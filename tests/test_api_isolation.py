@@ -83,6 +83,17 @@ def make_cta(org: Any) -> Any:
     return open_or_update_cta(account=AccountFactory(organization=org), type="risk", reason="health_red")[0]
 
 
+def playbook_body(org: Any) -> dict[str, Any]:
+    return {"name": "Red accounts", "trigger": "health_color", "trigger_params": {"colors": ["red"]},
+            "actions": [{"kind": "open_cta", "type": "risk", "reason": "health_red"}]}  # fmt: skip
+
+
+def playbook(org: Any) -> Any:
+    from playbooks.models import Playbook
+
+    return Playbook.all_orgs.create(organization=org, **{**playbook_body(org), "name": "Existing"})
+
+
 def risk_reason(org: Any) -> int:
     from playbooks.models import CtaReason
 
@@ -133,6 +144,9 @@ CASES = [
     IsolationCase("segments", make=lambda o: Segment.all_orgs.create(organization=o, name="Enterprise EMEA"),
                   payload=lambda o: {"name": "Big", "rules": {"match": "all", "conditions": [
                       {"field": "arr", "op": "gte", "value": "100000"}]}},
+                  patch={"description": "changed"}),
+    IsolationCase("playbooks", make=playbook, payload=playbook_body,
+                  foreign={"segment": lambda o: Segment.all_orgs.create(organization=o, name="Seg").pk},
                   patch={"description": "changed"}),
     IsolationCase("users", make=lambda o: MembershipFactory(organization=o), create_status=202, creates=Invitation,
                   payload=lambda o: {"email": "new.member@example.com", "role": "csm"},

@@ -82,9 +82,25 @@ RESOURCES = [
              {"name": "Renamed"}, owner_scoped=False),
     Resource("teams", lambda o, u: TeamFactory(organization=o), lambda o, u: {"name": "East"},
              {"name": "West"}, owner_scoped=False),
+    Resource("playbooks", lambda o, u: _playbook(o), lambda o, u: _playbook_body(o), {"name": "Renamed"},
+             owner_scoped=False),
     Resource("users", lambda o, u: MembershipFactory(organization=o), lambda o, u: {"email": "x@example.com",
              "role": "viewer"}, {"role": "viewer"}, owner_scoped=False, create_status=202),
 ]  # fmt: skip
+
+
+def _playbook_body(org: Any) -> dict[str, Any]:
+    return {"name": "Red accounts", "trigger": "health_color", "trigger_params": {"colors": ["red"]},
+            "actions": [{"kind": "open_cta", "type": "risk", "reason": "health_red"}]}  # fmt: skip
+
+
+def _playbook(org: Any) -> Any:
+    from playbooks.models import Playbook
+
+    return Playbook.all_orgs.create(
+        organization=org, **{**_playbook_body(org), "name": f"P{Playbook.all_orgs.count()}"}
+    )
+
 
 # May <role> write an object in <book>?  "own" = bob's book (lena's team), "other" = dave's book.
 ALLOWED = {

@@ -15,8 +15,20 @@ from cs_platform.api.serializers import EmailUserField, KnownFieldsMixin, OrgSco
 from cs_platform.outbound import host_of
 
 from ..choices import CtaOutcome, CtaPriority, SnoozeReason
-from ..models import Cta, CtaTask, CtaType, Notification, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ..models import (
+    Cta,
+    CtaTask,
+    CtaType,
+    Notification,
+    Playbook,
+    PlaybookFiring,
+    TriggerKind,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from ..services import SUBSCRIBABLE, endpoint_origin, validate_event_types, validate_webhook_url
+from ..validation import playbook_problems, validate_playbook
 
 MASK = "whsec_••••••••"
 
@@ -341,3 +353,115 @@ class NotificationSerializer(serializers.ModelSerializer):
 class MarkedReadSerializer(serializers.Serializer):
     marked = serializers.IntegerField(help_text="How many notifications changed from unread to read.")
     unread = serializers.IntegerField(help_text="How many unread notifications the caller has now.")
+
+
+# --- Playbooks ------------------------------------------------------------------------------------------
+
+
+class PlaybookSerializer(OrgScopedSerializer):
+    """A playbook: trigger and parameters, optional conditions (segment rules) and segment, cooldown, actions
+    (docs/playbooks.md). Invalid input is a ``400`` naming every problem by its path (``trigger_params.days``,
+    ``conditions.conditions.0.value``, ``actions.1.tasks.0.title``). ``problems`` lists what is wrong with the
+    stored playbook (rules saved before a check existed); such a playbook matches no account."""
+
+    trigger = serializers.ChoiceField(choices=TriggerKind.choices)
+    trigger_params = serializers.JSONField(required=False, help_text="Per trigger: see docs/playbooks.md")
+    conditions = serializers.JSONField(required=False, help_text="Segment rules over accounts (accounts.segments)")
+    actions = serializers.JSONField(help_text='A list of {"kind": ...} objects: see docs/playbooks.md')
+    # Range-checked in validate() with the rest, so that one 400 names every problem.
+    cooldown_days = serializers.IntegerField(required=False, help_text="0–365; 0: no cooldown")
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
+    problems = serializers.SerializerMethodField(help_text="Why the stored playbook is invalid; empty when valid.")
+
+    class Meta:
+        model = Playbook
+        fields = [
+            "id", "name", "description", "active", "trigger", "trigger_params", "conditions", "segment",
+            "cooldown_days", "actions", "problems", "created_by", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["created_at", "updated_at"]
+
+    def get_problems(self, playbook: Playbook) -> list[str]:
+        return [f"{path}: {message}" for path, message in playbook_problems(playbook)]
+
+    def validate_name(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("This field may not be blank.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        def current(name: str, default: Any) -> Any:
+            if name in attrs:
+                return attrs[name]
+            return getattr(self.instance, name) if self.instance is not None else default
+
+        segment = current("segment", None)
+        problems = validate_playbook(
+            self.organization,
+            trigger=current("trigger", None),
+            trigger_params=current("trigger_params", {}),
+            conditions=current("conditions", {}),
+            segment_id=segment.pk if segment is not None else None,
+            actions=current("actions", []),
+            cooldown_days=current("cooldown_days", 0),
+        )
+        if problems:
+            errors: dict[str, list[str]] = {}
+            for path, message in problems:
+                errors.setdefault(path, []).append(message)
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class PlaybookFiringSerializer(serializers.ModelSerializer):
+    """One occurrence of the trigger for one account and what became of it (fired, suppressed, skipped)."""
+
+    account_name = serializers.CharField(source="account.name", read_only=True)
+
+    class Meta:
+        model = PlaybookFiring
+        fields = [
+            "id", "account", "account_name", "occurrence_key", "fired_at", "outcome", "reason", "event_id", "cta",
+            "results", "condition_key", "cleared_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class PlaybookPreviewSerializer(serializers.Serializer):
+    """What the playbook would do now, without doing it."""
+
+    event_driven = serializers.BooleanField(help_text="Fires on events: the accounts that would fire if one came")
+    matching = serializers.IntegerField(help_text="Accounts matching now")
+    in_cooldown = serializers.IntegerField(help_text="Of them, in the playbook's cooldown: would be suppressed")
+    sample = serializers.ListField(child=serializers.DictField(), help_text="Up to 20 of them: id and name")
+    problems = serializers.ListField(child=serializers.CharField())
+    ctas_to_open = serializers.IntegerField()
+    ctas_to_update = serializers.IntegerField()
+    ctas_suppressed = serializers.IntegerField(help_text="An open CTA of the same type and reason is snoozed")
+    emails = serializers.IntegerField(help_text="Messages (one per recipient contact)")
+    field_changes = serializers.IntegerField()
+    notifications = serializers.IntegerField()
+    webhook_events = serializers.IntegerField()
+    survey_enrolments = serializers.IntegerField()
+
+
+class RecoverySerializer(serializers.Serializer):
+    window_days = serializers.IntegerField()
+    accounts = serializers.IntegerField(help_text="Matured firings with a CTA on a non-green account")
+    recovered = serializers.IntegerField()
+    share = serializers.DecimalField(max_digits=4, decimal_places=3, allow_null=True)
+    comparison_accounts = serializers.IntegerField(help_text="Same colour the same day, no CTA within 30 days")
+    comparison_recovered = serializers.IntegerField()
+    comparison_share = serializers.DecimalField(max_digits=4, decimal_places=3, allow_null=True)
+
+
+class PlaybookEffectivenessSerializer(serializers.Serializer):
+    """Per-playbook effectiveness: see docs/playbooks.md "Effectiveness"."""
+
+    fired = serializers.IntegerField()
+    suppressed = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    median_days_to_complete = serializers.DecimalField(max_digits=8, decimal_places=1, allow_null=True)
+    recovery = RecoverySerializer()

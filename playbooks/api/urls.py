@@ -7,6 +7,7 @@ router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("webhooks", views.WebhookEndpointViewSet, basename="webhook")
 router.register("segments", views.SegmentViewSet, basename="segment")
+router.register("playbooks", views.PlaybookViewSet, basename="playbook")
 router.register("ctas", views.CtaViewSet, basename="cta")
 router.register("tasks", views.CtaTaskViewSet, basename="task")
 router.register("notifications", views.NotificationViewSet, basename="notification")

@@ -1,5 +1,6 @@
 """``/api/v1/webhooks/``: endpoints (admin-only writes), their delivery log, and a test send;
-``/api/v1/segments/``; and the work queue: ``/api/v1/ctas/``, ``/api/v1/tasks/``, ``/api/v1/notifications/``."""
+``/api/v1/segments/``; ``/api/v1/playbooks/``; and the work queue: ``/api/v1/ctas/``, ``/api/v1/tasks/``,
+``/api/v1/notifications/``."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ from accounts.segment_membership import preview_segment
 from accounts.segments import segment_size
 from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
-from .. import ctas
+from .. import ctas, engine
+from ..effectiveness import effectiveness
 from ..filtersets import (
     CtaFilterSet,
     CtaTaskFilterSet,
     NotificationFilterSet,
+    PlaybookFilterSet,
     SegmentFilterSet,
     WebhookDeliveryFilterSet,
     WebhookEndpointFilterSet,
@@ -37,7 +40,10 @@ from ..models import (
     CtaTask,
     DeliveryStatus,
     EventType,
+    FiringOutcome,
     Notification,
+    Playbook,
+    PlaybookFiring,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -51,6 +57,10 @@ from .serializers import (
     CtaTaskSerializer,
     MarkedReadSerializer,
     NotificationSerializer,
+    PlaybookEffectivenessSerializer,
+    PlaybookFiringSerializer,
+    PlaybookPreviewSerializer,
+    PlaybookSerializer,
     SegmentMemberSerializer,
     SegmentPreviewResultSerializer,
     SegmentPreviewSerializer,
@@ -432,3 +442,70 @@ class NotificationViewSet(OrgScopedViewSet):
         if self.actor.user is None:
             return self._marked(0)
         return self._marked(ctas.mark_notifications_read(self.actor.organization, self.actor.user))
+
+
+# --- Playbooks ---------------------------------------------------------------------------------------------
+
+
+class PlaybookViewSet(OrgScopedViewSet):
+    """``/api/v1/playbooks/``: automation (spec §5, docs/playbooks.md). Every member reads playbooks, their
+    firings and their effectiveness; admins create, change, delete and preview them."""
+
+    queryset = Playbook.all_orgs.select_related("created_by")
+    serializer_class = PlaybookSerializer
+    filterset_class = PlaybookFilterSet
+    ordering_fields: ClassVar[list[str]] = ["name", "created_at", "updated_at"]
+    ordering: ClassVar[list[str]] = ["name"]
+    write_roles = frozenset({Role.ADMIN})
+    paginated_actions = ("firings",)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save(organization=self.actor.organization, created_by=self.actor.user)
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        # The sub-resources' query parameters are not the playbook list's filters.
+        if self.action in ("firings", "preview", "effectiveness"):
+            return queryset
+        return super().filter_queryset(queryset)
+
+    @extend_schema(
+        summary="What the playbook would do now",
+        description=(
+            "The accounts matching now and what the playbook would do for them (CTAs to open, to update, "
+            "suppressed by a snooze; emails; field changes; …), without doing any of it. Works on inactive "
+            "playbooks: it is the editor's check before activating. Admins only, like every write."
+        ),
+        request=None,
+        responses=PlaybookPreviewSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def preview(self, request: Request, pk: str | None = None) -> Response:
+        return Response(PlaybookPreviewSerializer(engine.preview(self.get_object())).data)
+
+    @extend_schema(summary="Effectiveness of the playbook", responses=PlaybookEffectivenessSerializer)
+    @action(detail=True, methods=["get"])
+    def effectiveness(self, request: Request, pk: str | None = None) -> Response:
+        return Response(PlaybookEffectivenessSerializer(effectiveness(self.get_object())).data)
+
+    @extend_schema(
+        summary="Firings of the playbook",
+        description="Every occurrence, fired or not, newest first, with why. Filter: `outcome`.",
+        parameters=[OpenApiParameter("outcome", OpenApiTypes.STR, enum=FiringOutcome.values)],
+        responses=PlaybookFiringSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def firings(self, request: Request, pk: str | None = None) -> Response:
+        playbook = self.get_object()
+        queryset = (
+            PlaybookFiring.objects.for_org(self.actor.organization)
+            .filter(playbook=playbook)
+            .select_related("account")
+            .order_by("-fired_at", "-pk")
+        )
+        outcome = request.query_params.get("outcome")
+        if outcome is not None:
+            if outcome not in FiringOutcome.values:
+                raise ValidationError({"outcome": [f"Expected one of {', '.join(FiringOutcome.values)}."]})
+            queryset = queryset.filter(outcome=outcome)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(PlaybookFiringSerializer(page, many=True).data)
