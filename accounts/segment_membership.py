@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from cs_platform.events import NewEvent, record_events
 from cs_platform.organizations import Organization
+from cs_platform.redis_client import shared_redis
 
 from .models import Account, Segment, SegmentMembership, SegmentTransition, TransitionKind
 from .segments import compile_or_none, rule_problems
@@ -174,17 +175,8 @@ def preview_segment(organization: Organization, rules: Any, *, sample: int = SAM
 # --- Debounced refresh after domain events ------------------------------------------------------------
 
 
-def _redis() -> Any | None:
-    url = getattr(settings, "REDIS_URL", "")
-    if not url:
-        return None
-    import redis
-
-    client = getattr(_redis, "client", None)
-    if client is None or getattr(_redis, "url", None) != url:
-        client = redis.Redis.from_url(url)
-        _redis.client, _redis.url = client, url  # type: ignore[attr-defined]
-    return client
+#: The shared per-process client (``None`` without Redis); a name of its own so tests can reach it.
+_redis = shared_redis
 
 
 def debounce_seconds() -> int:

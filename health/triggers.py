@@ -30,6 +30,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from cs_platform.redis_client import shared_redis
+
 from .queueing import RECOMPUTE_ACCOUNTS, RECOMPUTE_HEALTH, health_task
 
 __all__ = ["DEBOUNCE_SECONDS", "connect", "debounce_seconds", "schedule_recompute", "take_pending"]
@@ -41,17 +43,8 @@ KEY_PREFIX = "retain:health:recompute"
 Enqueue = Callable[[int, list[int] | None, int], None]
 
 
-def _redis() -> Any | None:
-    url = getattr(settings, "REDIS_URL", "")
-    if not url:
-        return None
-    import redis
-
-    client = getattr(_redis, "client", None)
-    if client is None or getattr(_redis, "url", None) != url:
-        client = redis.Redis.from_url(url)
-        _redis.client, _redis.url = client, url  # type: ignore[attr-defined]
-    return client
+#: The shared per-process client (``None`` without Redis); a name of its own so tests can reach it.
+_redis = shared_redis
 
 
 def debounce_seconds() -> int:
