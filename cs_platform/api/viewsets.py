@@ -125,6 +125,11 @@ class OrgContextMixin(RateLimitHeadersMixin):
             # A method this URL does not have is a 405 with ``Allow``, whatever the organization header says.
             # (A refused method of an existing object still looks it up first: see ``refuse_after_lookup``.)
             raise MethodNotAllowed(request.method)
+        handler = getattr(self, getattr(self, "action", None) or "", None)
+        if getattr(handler, "refused", False) and not getattr(self, "detail", False):
+            # A refused method of a list URL (no object to look up first) is a 405 before the organization is
+            # resolved, like a method the URL does not have: the OpenAPI document does not list it either.
+            raise MethodNotAllowed(request.method)
         self.actor = resolve_actor(request)
         # Filtersets and serializers reach the actor through the request (same attribute as the pages).
         request.actor = self.actor

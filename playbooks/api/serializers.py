@@ -120,6 +120,7 @@ class SegmentSerializer(OrgScopedSerializer):
         help_text="Why the stored rules are invalid (then the segment matches no account); empty when valid."
     )
     members = serializers.IntegerField(
+        allow_null=True,
         source="member_count",
         read_only=True,
         default=None,
