@@ -21,7 +21,7 @@ class RequestForm(forms.Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
     external_issue_key = forms.CharField(max_length=64, required=False, label="Issue key",
                                          help_text="The tracker's issue, such as PROD-42.")  # fmt: skip
-    external_issue_url = forms.URLField(max_length=500, required=False, label="Issue URL")
+    external_issue_url = forms.URLField(max_length=500, required=False, label="Issue URL", assume_scheme="https")
 
 
 class LinkFields(forms.Form):
