@@ -293,6 +293,8 @@ SPECTACULAR_SETTINGS = {
         "CtaOutcomeEnum": "playbooks.choices.CtaOutcome",
         "CtaPriorityEnum": "playbooks.choices.CtaPriority",
         "SnoozeReasonEnum": "playbooks.choices.SnoozeReason",
+        "FeatureRequestTypeEnum": "feedback.models_requests.RequestType",
+        "FeatureRequestStatusEnum": "feedback.models_requests.RequestStatus",
     },
 }
 

@@ -133,6 +133,15 @@ def build_notifications(org: Any, n: int, owner: Any) -> None:
     Notification.all_orgs.bulk_create(Notification(organization=org, user=owner, message=f"n{i}") for i in range(n))
 
 
+def build_feature_requests(org: Any, n: int, owner: Any) -> None:
+    from feedback.requests import create_request, link_account
+
+    for i in range(n):
+        fr = create_request(org, title=f"Request {i}", product_area="Reporting", by=owner)
+        for _ in range(2):
+            link_account(fr, AccountFactory(organization=org, owner=owner), requested_by=owner)
+
+
 SCENARIOS = {
     # name: (url, query string, builder)
     "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
@@ -173,6 +182,8 @@ SCENARIOS = {
     "ctas:list": ("/api/v1/ctas/", {"owner": "me", "status": "open", "ordering": "-priority_score"}, build_ctas),
     "tasks:list": ("/api/v1/tasks/", {"assignee": "me", "done": "false", "ordering": "due_date"}, build_ctas),
     "notifications:list": ("/api/v1/notifications/", {"unread": "true"}, build_notifications),
+    "feature-requests:list": ("/api/v1/feature-requests/", {"status": "new", "product_area": "reporting",
+                                                            "merged": "false"}, build_feature_requests),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list", "invitations:list"}
