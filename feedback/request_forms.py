@@ -46,7 +46,8 @@ class AccountRequestForm(LinkFields):
     prefix = "fr"
     request = forms.TypedChoiceField(coerce=int, required=False, label="Existing request", empty_value=None)
     title = forms.CharField(max_length=200, required=False, label="Or a new request: title")
-    type = forms.ChoiceField(choices=RequestType.choices, initial=RequestType.FEATURE)
+    type = forms.ChoiceField(choices=RequestType.choices, initial=RequestType.FEATURE, required=False,
+                             help_text="Of a new request.")  # fmt: skip
     product_area = forms.CharField(max_length=80, required=False, label="Product area")
     field_order = ["request", "title", "type", "product_area", "importance", "comment", "blocked_renewal_id",
                    "blocked_deal"]  # fmt: skip

@@ -311,7 +311,7 @@ def from_account(request: HttpRequest, account_id: int) -> HttpResponse:
             if data["request"]:
                 fr = _get(data["request"])
             else:
-                fr = svc.create_request(request.organization, title=data["title"], type=data["type"],  # type: ignore[attr-defined]
+                fr = svc.create_request(request.organization, title=data["title"], type=data["type"] or "feature",  # type: ignore[attr-defined]
                                         product_area=data["product_area"], by=request.user)  # fmt: skip
             svc.link_account(fr, account, requested_by=request.user, importance=data["importance"],
                              comment=data["comment"], blocked_renewal_id=data["blocked_renewal_id"],
