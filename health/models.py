@@ -270,7 +270,7 @@ class Ticket(OrgScopedModel):
     subject = models.CharField(max_length=300, blank=True)
     #: The issue tracker's key of the bug this ticket is about (``PROD-42``): a feature request with the same
     #: ``external_issue_key`` shows the ticket (matched by key: feedback, below health, cannot point at it).
-    issue_key = models.CharField(max_length=64, blank=True, default="")
+    issue_key = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta(OrgScopedModel.Meta):
         ordering = ["-opened_at"]
