@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
+from django.db.models import Subquery
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -142,17 +143,24 @@ def _answer(status: int, body: dict[str, Any]) -> JsonResponse:
 def _log(hook: InboundHook, body: bytes, outcome: str, status: int, reason: str, reference: str = "",
          changed: int = 0) -> None:  # fmt: skip
     try:
-        InboundDelivery.all_orgs.create(
-            organization_id=hook.organization_id,
-            source=hook.source,
-            outcome=outcome,
-            status_code=status,
-            reason=reason[:500],
-            reference=reference[:120],
-            changed=changed,
-            body_sha256=hashlib.sha256(body).hexdigest() if body else "",
-            body_bytes=len(body),
-        )
+        with transaction.atomic():
+            InboundDelivery.all_orgs.create(
+                organization_id=hook.organization_id,
+                source=hook.source,
+                outcome=outcome,
+                status_code=status,
+                reason=reason[:500],
+                reference=reference[:120],
+                changed=changed,
+                body_sha256=hashlib.sha256(body).hexdigest() if body else "",
+                body_bytes=len(body),
+            )
+            oldest_kept = (
+                InboundDelivery.all_orgs.filter(organization_id=hook.organization_id)
+                .order_by("-id")
+                .values_list("id", flat=True)[InboundDelivery.KEEP - 1 : InboundDelivery.KEEP]
+            )
+            InboundDelivery.all_orgs.filter(organization_id=hook.organization_id, id__lt=Subquery(oldest_kept)).delete()
     except DatabaseError:
         logger.exception("could not log an inbound %s delivery of organization %s", hook.source, hook.organization_id)
 

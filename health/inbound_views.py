@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -51,7 +52,7 @@ def _context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         log = log.filter(source=source)
     if outcome in InboundOutcome.values:
         log = log.filter(outcome=outcome)
-    base = request.build_absolute_uri("/").rstrip("/")
+    base = settings.PUBLIC_BASE_URL  # the address senders reach (not the one this request came through)
     sources = []
     for value, label in InboundSource.choices:
         hook = hooks[value]

@@ -63,7 +63,10 @@ class InboundHook(OrgScopedModel):
 class InboundDelivery(OrgScopedModel):
     """One POST to an inbound hook and what came of it: applied, ignored (valid, nothing matched), refused
     (with the reason the sender was told) or throttled. The body itself is not kept (a digest and its size
-    are), only what the outcome needs: the issue key or ticket id and how many rows changed."""
+    are), only what the outcome needs: the issue key or ticket id and how many rows changed. The newest
+    :data:`KEEP` per organization are kept."""
+
+    KEEP = 1000
 
     source = models.CharField(max_length=10, choices=InboundSource.choices)
     received_at = models.DateTimeField(default=timezone.now)

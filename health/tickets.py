@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Account
@@ -104,7 +104,14 @@ def parse_helpdesk_ticket(organization_id: int, data: Any) -> tuple[str, dict[st
 
 def upsert_ticket(organization_id: int, external_id: str, values: dict[str, Any]) -> UpsertResult:
     """Create the ticket with this external id, or update it; a repeat of the same values changes nothing
-    (no save, so no recompute)."""
+    (no save, so no recompute). Two deliveries creating the same ticket at once: the second becomes an update."""
+    try:
+        return _upsert(organization_id, external_id, values)
+    except IntegrityError:
+        return _upsert(organization_id, external_id, values)
+
+
+def _upsert(organization_id: int, external_id: str, values: dict[str, Any]) -> UpsertResult:
     with transaction.atomic():
         ticket = (
             Ticket.all_orgs.select_for_update().filter(organization_id=organization_id, external_id=external_id).first()

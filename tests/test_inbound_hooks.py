@@ -263,3 +263,10 @@ def test_unsigned_ticket_is_refused(client, org, helpdesk):
     AccountFactory(organization=org, external_id="ACME-1")
     assert post(client, org, "helpdesk", ticket(), secret=None).status_code == 401
     assert not Ticket.all_orgs.exists()
+
+
+def test_the_log_keeps_the_newest_deliveries(client, org, tracker, linked, monkeypatch):
+    monkeypatch.setattr(InboundDelivery, "KEEP", 3)
+    for _ in range(5):
+        post(client, org, "tracker", jira(), secret=None)  # refused: unsigned, logged
+    assert InboundDelivery.all_orgs.filter(organization=org).count() == 3
