@@ -69,8 +69,10 @@ class FeatureRequest(OrgScopedModel):
     status = models.CharField(max_length=12, choices=RequestStatus.choices, default=RequestStatus.NEW)
     external_issue_key = models.CharField(max_length=64, null=True, blank=True)
     external_issue_url = models.URLField(max_length=500, blank=True)
+    # CASCADE: a merged duplicate is a shell (its links moved); deleting the request it went into deletes it too,
+    # rather than bringing it back, linkless, to the board.
     merged_into = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_duplicates"
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="merged_duplicates"
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

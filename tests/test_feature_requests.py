@@ -233,3 +233,12 @@ def test_api_refuses_another_organizations_account_and_request(org, other_org, a
     assert merged.status_code == 400
     assert admin.post(f"{API}{theirs.pk}/status/", {"status": "planned"}, format="json").status_code == 404
     assert FeatureRequest.all_orgs.get(pk=theirs.pk).status == "new"
+
+
+def test_deleting_a_request_deletes_its_merged_duplicates_and_links(org, alice, api, bob):
+    survivor, duplicate = svc.create_request(org, title="Keep"), svc.create_request(org, title="Dup")
+    svc.link_account(duplicate, acct(org, bob))
+    svc.merge_requests(duplicate, survivor)
+    assert api(org, "admin", alice).delete(f"{API}{survivor.pk}/").status_code == 204
+    assert not FeatureRequest.all_orgs.filter(organization=org).exists()  # the duplicate does not come back
+    assert not FeatureRequestLink.all_orgs.filter(organization=org).exists()
