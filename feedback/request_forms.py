@@ -46,9 +46,10 @@ class AccountRequestForm(LinkFields):
     prefix = "fr"
     request = forms.TypedChoiceField(coerce=int, required=False, label="Existing request", empty_value=None)
     title = forms.CharField(max_length=200, required=False, label="Or a new request: title")
+    # Labels unlike the page's other forms ("Type" is the timeline's activity type on Account 360).
     type = forms.ChoiceField(choices=RequestType.choices, initial=RequestType.FEATURE, required=False,
-                             help_text="Of a new request.")  # fmt: skip
-    product_area = forms.CharField(max_length=80, required=False, label="Product area")
+                             label="A new request is a")  # fmt: skip
+    product_area = forms.CharField(max_length=80, required=False, label="New request's product area")
     field_order = ["request", "title", "type", "product_area", "importance", "comment", "blocked_renewal_id",
                    "blocked_deal"]  # fmt: skip
 
