@@ -182,14 +182,28 @@ def _check_webhook(action: dict[str, Any], org: Any) -> list[tuple[str, str]]:
 
 
 def _check_email(action: dict[str, Any], org: Any) -> list[tuple[str, str]]:
-    errors = [(k, "Unknown field.") for k in action if k not in ("kind", "roles", "subject", "body")]
+    errors = [(k, "Unknown field.") for k in action if k not in ("kind", "roles", "subject", "body", "template")]
     roles = action.get("roles", [])
     if not isinstance(roles, list) or any(r not in ContactRole.values for r in roles):
         errors.append(("roles", f"Expected a list of {', '.join(ContactRole.values)} (empty: every contact)."))
+    if "template" in action:
+        # An email template of the admin page (playbooks.emails) instead of an inline subject and body.
+        return errors + _check_email_template(action, org)
     if problem := _template(action.get("subject"), 200):
         errors.append(("subject", problem))
     if problem := _template(action.get("body"), 20_000):
         errors.append(("body", problem))
+    return errors
+
+
+def _check_email_template(action: dict[str, Any], org: Any) -> list[tuple[str, str]]:
+    from .models import EmailTemplate
+
+    template = action.get("template")
+    errors = [(k, "Give a template or a subject and a body, not both.") for k in ("subject", "body") if k in action]
+    valid = isinstance(template, int) and not isinstance(template, bool)
+    if not valid or not EmailTemplate.objects.for_org(org).filter(pk=template, is_active=True).exists():
+        errors.append(("template", "Choose one of this organization's active email templates."))
     return errors
 
 
@@ -356,7 +370,24 @@ def send_email(playbook: Any, account: Account, params: dict[str, Any]) -> dict[
 
 
 def _send_email(playbook: Any, account: Account, action: dict[str, Any], firing: Any) -> dict[str, Any]:
+    if "template" in action:
+        return _send_template(account, action)
     return send_email(playbook, account, action)
+
+
+def _send_template(account: Account, action: dict[str, Any]) -> dict[str, Any]:
+    """An email template (``playbooks.emails.send_templated_email``: merge fields, unsubscribe link, send log),
+    sent once the firing commits, like :func:`send_email`."""
+    from .emails import send_templated_email
+    from .models import EmailTemplate
+
+    template = EmailTemplate.objects.for_org(account.organization_id).filter(pk=action["template"]).first()
+    to = recipients(account, action.get("roles") or [])
+    if template is None or not template.is_active or not to:
+        return {"kind": "send_email", "status": "skipped", "detail": "no active template or no contact", "to": []}
+    roles = action.get("roles") or []
+    transaction.on_commit(lambda: send_templated_email(template, account, roles))
+    return {"kind": "send_email", "status": "done", "template": template.pk, "to": [c.pk for c in to]}
 
 
 def _enrol_survey(playbook: Any, account: Account, action: dict[str, Any], firing: Any) -> dict[str, Any]:
