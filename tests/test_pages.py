@@ -75,7 +75,8 @@ def test_admin_member_gets_every_page(client, org, alice, account, job):
     # Each page is itself (its title) and of the organization named by the URL.
     titles = ["Accounts", "Portfolio", "Renewals", "Work queue", "Voice of the customer", "Members · Admin",
               "API keys · Admin", "Job runs · Admin", "CTA types · Admin", "Email templates · Admin",
-              "Playbooks · Admin", "New playbook · Playbooks · Admin", account.name, f"Run #{job.pk} · Admin"]  # fmt: skip
+              "Playbooks · Admin", "New playbook · Playbooks · Admin", account.name,
+              f"Run #{job.pk} · Admin"]  # fmt: skip
     for url, title in zip(page_urls(org, account, job), titles, strict=True):
         response = client.get(url)
         assert response.status_code == 200, url
