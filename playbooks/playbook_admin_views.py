@@ -9,7 +9,6 @@ Saving never activates: a new playbook is created inactive, and activating is it
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.contrib import messages
@@ -27,13 +26,12 @@ from cs_platform.pages import org_page
 
 from . import engine
 from .actions import MAX_ACTIONS
+from .activation import set_active
 from .choices import CtaStatus
 from .effectiveness import effectiveness
 from .models_engine import FiringOutcome, Playbook, PlaybookFiring
 from .playbook_forms import PlaybookForm, action_forms, apply_problems, trigger_in_words
 from .validation import playbook_problems, validate_playbook
-
-logger = logging.getLogger(__name__)
 
 reader_page = org_page(roles=[Role.ADMIN, Role.LEADER])
 admin_page = org_page(roles=[Role.ADMIN])
@@ -95,9 +93,12 @@ def _context(request: HttpRequest, playbook: Playbook | None, form: PlaybookForm
 @reader_page
 @require_http_methods(["GET", "POST"])
 def playbook(request: HttpRequest, playbook_id: int | None = None) -> HttpResponse:
-    """Create or edit a playbook (admins); read it (leaders). ``?preview=1`` adds what it would do now."""
+    """Create or edit a playbook (admins); read an existing one (leaders). ``?preview=1`` adds what it would do
+    now (admins, as the API's preview)."""
     organization = request.organization  # type: ignore[attr-defined]
     current = get_object_or_404(Playbook.objects.select_related("segment"), pk=playbook_id) if playbook_id else None
+    if current is None and not _is_admin(request):
+        raise PermissionDenied("Only admins create playbooks.")
     if request.method == "POST":
         if not _is_admin(request):
             raise PermissionDenied("Only admins change playbooks.")
@@ -176,22 +177,6 @@ def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
     return render(request, "playbooks/admin_playbook.html", context, status=400)
 
 
-def set_active(playbook: Playbook, active: bool, *, by: Any) -> bool:
-    """Activate or deactivate; returns whether it changed. Logged (who, when, which) for the audit."""
-    if playbook.active == active:
-        return False
-    playbook.active = active
-    playbook.save(update_fields=["active", "updated_at"])
-    logger.info(
-        "playbook %s %s by user %s (organization %s)",
-        playbook.pk,
-        "activated" if active else "deactivated",
-        getattr(by, "pk", None),
-        playbook.organization_id,
-    )
-    return True
-
-
 @admin_page
 @require_POST
 def playbook_activation(request: HttpRequest, playbook_id: int) -> HttpResponse:
@@ -210,4 +195,4 @@ def playbook_activation(request: HttpRequest, playbook_id: int) -> HttpResponse:
     return redirect(url)
 
 
-__all__ = ["playbook", "playbook_activation", "playbooks", "set_active"]
+__all__ = ["playbook", "playbook_activation", "playbooks"]

@@ -131,6 +131,7 @@ def test_leader_reads_but_cannot_write(client, org, make_member, playbook):
     assert 'data-testid="toggle-active"' not in html
     assert "preview" not in client.get(edit_url(org, playbook) + "?preview=1").context  # admins preview
     assert client.post(edit_url(org, playbook), form_data()).status_code == 403
+    assert client.get(edit_url(org)).status_code == 403  # creating is writing
     assert client.post(edit_url(org), form_data(name="Other")).status_code == 403
     activation = reverse("admin-playbook-activation", args=[org.slug, playbook.pk])
     assert client.post(activation, {"active": "1"}).status_code == 403
@@ -282,7 +283,8 @@ def test_preview_shows_what_it_would_do_and_writes_nothing(client, org, alice, r
     assert counts() == before  # nothing written
 
 
-def test_activate_and_deactivate_admin_only(client, org, alice, playbook):
+def test_activate_and_deactivate_admin_only(client, org, alice, playbook, caplog):
+    caplog.set_level("INFO", logger="playbooks.activation")
     client.force_login(alice)
     activation = reverse("admin-playbook-activation", args=[org.slug, playbook.pk])
     assert client.get(activation).status_code == 405
@@ -292,6 +294,22 @@ def test_activate_and_deactivate_admin_only(client, org, alice, playbook):
     client.post(activation, {"active": "0"})
     playbook.refresh_from_db()
     assert not playbook.active
+    # Recorded: who switched it, each time; a repeated POST changes and records nothing.
+    client.post(activation, {"active": "0"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "playbooks.activation"]
+    assert lines == [
+        f"playbook {playbook.pk} (Risk) activated by user {alice.pk} in organization {org.pk}",
+        f"playbook {playbook.pk} (Risk) deactivated by user {alice.pk} in organization {org.pk}",
+    ]
+
+
+def test_the_api_patch_of_active_is_recorded_the_same_way(org, api, playbook, caplog):
+    caplog.set_level("INFO", logger="playbooks.activation")
+    response = api(org).patch(f"/api/v1/playbooks/{playbook.pk}/", {"active": True}, format="json")
+    assert response.status_code == 200
+    api(org).patch(f"/api/v1/playbooks/{playbook.pk}/", {"description": "x"}, format="json")
+    lines = [r.getMessage() for r in caplog.records if r.name == "playbooks.activation"]
+    assert lines == [f"playbook {playbook.pk} (Risk) activated by user None in organization {org.pk}"]
 
 
 def test_a_playbook_with_problems_is_not_activated(client, org, alice, playbook):

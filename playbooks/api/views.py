@@ -25,6 +25,7 @@ from accounts.segments import segment_size
 from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
 from .. import ctas, engine
+from ..activation import log_activation
 from ..effectiveness import effectiveness
 from ..filtersets import (
     CtaFilterSet,
@@ -461,6 +462,12 @@ class PlaybookViewSet(OrgScopedViewSet):
 
     def perform_create(self, serializer: Any) -> None:
         serializer.save(organization=self.actor.organization, created_by=self.actor.user)
+
+    def perform_update(self, serializer: Any) -> None:
+        was_active = serializer.instance.active
+        playbook = serializer.save()
+        if playbook.active != was_active:
+            log_activation(playbook, by=self.actor.user)  # as the editor's Activate/Deactivate button
 
     def filter_queryset(self, queryset: Any) -> Any:
         # The sub-resources' query parameters are not the playbook list's filters.
