@@ -228,13 +228,18 @@ ERROR_FIELDS = {
         "type": "cta_reason",
         "reason": "cta_reason",
         "title": "cta_title",
-        "description": "cta_title",
+        "description": "cta_description",
         "priority": "cta_priority",
         "due_in_days": "cta_due_in_days",
         "assignee": "cta_assignee",
         "team": "cta_team",
     },
-    "send_email": {"template": "email_template", "roles": "email_roles", "subject": "email_template"},
+    "send_email": {
+        "template": "email_template",
+        "roles": "email_roles",
+        "subject": "email_subject",
+        "body": "email_body",
+    },
     "notify": {"to": "notify_to", "user": "notify_user", "message": "notify_message"},
     "set_field": {"field": "set_field", "value": "set_value", "op": "set_op"},
     "enrol_survey": {"survey": "survey", "roles": "survey"},
@@ -247,6 +252,9 @@ class ActionForm(forms.Form):
     kind = forms.ChoiceField(required=False, label="Action")
     cta_reason = forms.ChoiceField(required=False, label="CTA type and reason")
     cta_title = forms.CharField(required=False, max_length=200, label="CTA title", help_text="Empty: the reason.")
+    cta_description = forms.CharField(
+        required=False, max_length=2000, label="CTA description", widget=forms.Textarea(attrs={"rows": 2})
+    )
     cta_priority = forms.ChoiceField(
         required=False,
         label="Priority",
@@ -258,6 +266,15 @@ class ActionForm(forms.Form):
     cta_assignee = forms.ChoiceField(required=False, label="Assign the CTA to", choices=AssigneeRule.choices)
     cta_team = forms.ChoiceField(required=False, label="Team (for round-robin)")
     email_template = forms.ChoiceField(required=False, label="Email template")
+    email_subject = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Or an inline subject",
+        help_text="Only without a template (the API's inline form; no unsubscribe link): see docs/playbooks.md.",
+    )
+    email_body = forms.CharField(
+        required=False, label="Inline body", widget=forms.Textarea(attrs={"rows": 3}), help_text="Merge fields."
+    )
     email_roles = forms.MultipleChoiceField(
         required=False,
         label="To the contacts with role",
@@ -350,8 +367,16 @@ class ActionForm(forms.Form):
     def groups(self) -> list[dict[str, Any]]:
         """Per kind, its fields (bound), for the template."""
         names = {
-            "open_cta": ["cta_reason", "cta_title", "cta_priority", "cta_due_in_days", "cta_assignee", "cta_team"],
-            "send_email": ["email_template", "email_roles"],
+            "open_cta": [
+                "cta_reason",
+                "cta_title",
+                "cta_description",
+                "cta_priority",
+                "cta_due_in_days",
+                "cta_assignee",
+                "cta_team",
+            ],
+            "send_email": ["email_template", "email_roles", "email_subject", "email_body"],
             "notify": ["notify_to", "notify_user", "notify_message"],
             "set_field": ["set_field", "set_value", "set_op"],
             "webhook": [],
@@ -373,6 +398,8 @@ class ActionForm(forms.Form):
             out: dict[str, Any] = {"kind": kind, "type": type_key, "reason": reason_key}
             if d.get("cta_title"):
                 out["title"] = d["cta_title"]
+            if d.get("cta_description"):
+                out["description"] = d["cta_description"]
             if d.get("cta_priority"):
                 out["priority"] = d["cta_priority"]
             if (d.get("cta_due_in_days") or "").strip():
@@ -396,12 +423,15 @@ class ActionForm(forms.Form):
             out["tasks"] = tasks
             return out
         if kind == "send_email":
-            template = d.get("email_template")
-            return {
-                "kind": kind,
-                "template": _number(template) if template else None,
-                "roles": d.get("email_roles") or [],
-            }
+            template, roles = d.get("email_template"), d.get("email_roles") or []
+            if not template and (d.get("email_subject") or d.get("email_body")):
+                return {
+                    "kind": kind,
+                    "subject": d.get("email_subject", ""),
+                    "body": d.get("email_body", ""),
+                    "roles": roles,
+                }
+            return {"kind": kind, "template": _number(template) if template else None, "roles": roles}
         if kind == "notify":
             out = {"kind": kind, "to": d.get("notify_to"), "message": d.get("notify_message") or ""}
             if d.get("notify_to") == "user":
@@ -445,13 +475,19 @@ def _initial(action: dict[str, Any]) -> dict[str, Any]:
         initial |= {
             "cta_reason": f"{action.get('type', '')}/{action.get('reason', '')}",
             "cta_title": action.get("title", ""),
+            "cta_description": action.get("description", ""),
             "cta_priority": action.get("priority") or "",
             "cta_due_in_days": "" if action.get("due_in_days") is None else action["due_in_days"],
             "cta_assignee": action.get("assignee", AssigneeRule.OWNER),
             "cta_team": str(action.get("team") or ""),
         }
     elif kind == "send_email":
-        initial |= {"email_template": str(action.get("template") or ""), "email_roles": action.get("roles") or []}
+        initial |= {
+            "email_template": str(action.get("template") or ""),
+            "email_roles": action.get("roles") or [],
+            "email_subject": action.get("subject", ""),
+            "email_body": action.get("body", ""),
+        }
     elif kind == "notify":
         initial |= {"notify_to": action.get("to"), "notify_user": str(action.get("user") or ""),
                     "notify_message": action.get("message", "")}  # fmt: skip

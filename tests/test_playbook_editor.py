@@ -360,3 +360,34 @@ def test_email_action_with_a_template_validates_like_the_api(org):
     assert ("actions.0.subject", "Give a template or a subject and a body, not both.") in validate_actions(
         both, organization=org
     )
+
+
+def test_an_api_playbook_round_trips_through_the_editor(client, org, alice):
+    """What the API can store and the editor shows (CTA description, inline email) survives a save."""
+    actions = [
+        {"kind": "open_cta", "type": "risk", "reason": "health_red", "description": "Why it matters",
+         "priority": "high", "tasks": [{"title": "Call", "due_in_days": 1, "assignee": "manager"}],
+         "assignee": "owner"},
+        {"kind": "send_email", "subject": "Hi {{ account.name }}", "body": "Hello", "roles": ["champion"]},
+        {"kind": "set_field", "field": "tags", "value": "at-risk", "op": "remove"},
+        {"kind": "notify", "to": "user", "user": alice.pk, "message": "{{ account.name }} is red"},
+        {"kind": "enrol_survey", "survey": "NPS"},
+    ]  # fmt: skip
+    playbook = Playbook.all_orgs.create(
+        organization=org, name="From the API", trigger="health_drop", trigger_params={"points": 10, "days": 7},
+        cooldown_days=30, actions=actions,
+    )  # fmt: skip
+    client.force_login(alice)
+    page = client.get(edit_url(org, playbook))
+    data = {}
+    for form in [page.context["form"], *page.context["actions"]]:
+        for bound in form:
+            value = bound.value()
+            if value not in (None, "", []):
+                data[bound.html_name] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    data["op"] = "save"
+    response = client.post(edit_url(org, playbook), data)
+    assert response.status_code == 302, response.context and response.context["form"].errors
+    playbook.refresh_from_db()
+    assert playbook.actions == actions
+    assert (playbook.trigger_params, playbook.cooldown_days) == ({"points": 10, "days": 7}, 30)
