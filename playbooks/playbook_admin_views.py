@@ -112,14 +112,21 @@ def playbook(request: HttpRequest, playbook_id: int | None = None) -> HttpRespon
     actions = action_forms(
         organization, actions=current.actions if current else [], extra=1 if _is_admin(request) else 0
     )
-    extra: dict[str, Any] = {}
-    if current is not None:
-        extra["problems"] = [f"{path}: {message}" for path, message in playbook_problems(current)]
-        extra["effect"] = effectiveness(current)
-        extra["recent"] = PlaybookFiring.objects.filter(playbook=current).select_related("account")[:10]
-        if request.GET.get("preview") and _is_admin(request):
-            extra["preview"] = _preview(current)
+    extra = _stored(current)
+    if current is not None and request.GET.get("preview") and _is_admin(request):
+        extra["preview"] = _preview(current)
     return render(request, "playbooks/admin_playbook.html", _context(request, current, form, actions, **extra))
+
+
+def _stored(current: Playbook | None) -> dict[str, Any]:
+    """What the page shows of the saved playbook: its problems, effectiveness and last firings."""
+    if current is None:
+        return {}
+    return {
+        "problems": [f"{path}: {message}" for path, message in playbook_problems(current)],
+        "effect": effectiveness(current),
+        "recent": PlaybookFiring.objects.filter(playbook=current).select_related("account")[:10],
+    }
 
 
 def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
@@ -131,31 +138,28 @@ def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
     used = [f for f in forms_ if f.is_bound and f.is_valid() and f.action() is not None]
     # Parsed even when a field was refused, so that one answer names every problem.
     data = form.payload()
-    actions: list = []
-    loose: list[str] = []
-    if data:
-        actions = [f.action() for f in used]
-        problems = validate_playbook(
-            organization,
-            trigger=data["trigger"],
-            trigger_params=data["trigger_params"],
-            conditions=data["conditions"],
-            segment_id=data["segment_id"],
-            actions=actions,
-            cooldown_days=data["cooldown_days"],
-        )
-        loose = apply_problems(form, forms_, used, problems)
-        valid = valid and not problems and not form.errors
-        taken = Playbook.objects.filter(name=data["name"]).exclude(pk=current.pk if current else None)
-        if taken.exists():
-            form.add_error("name", "Another playbook has this name.")
-            valid = False
+    actions = [f.action() for f in used]
+    problems = validate_playbook(
+        organization,
+        trigger=data["trigger"],
+        trigger_params=data["trigger_params"],
+        conditions=data["conditions"],
+        segment_id=data["segment_id"],
+        actions=actions,
+        cooldown_days=data["cooldown_days"],
+    )
+    loose = apply_problems(form, forms_, used, problems)
+    valid = valid and not problems and not form.errors
+    if Playbook.objects.filter(name=data["name"]).exclude(pk=current.pk if current else None).exists():
+        form.add_error("name", "Another playbook has this name.")
+        valid = False
     if adding:
         # "Add another action": the form again, with one more blank action; nothing saved, nothing refused.
         for f in [form, *forms_]:
             if f.is_bound:
                 f.errors.clear()
-        return render(request, "playbooks/admin_playbook.html", _context(request, current, form, forms_))
+        context = _context(request, current, form, forms_, **_stored(current))
+        return render(request, "playbooks/admin_playbook.html", context)
     if valid:
         target = current or Playbook(organization=organization, created_by=request.user, active=False)
         target.name, target.description = data["name"], data["description"]
@@ -173,7 +177,7 @@ def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
             messages.success(request, f"Playbook “{target.name}” saved. {state}")
             url = reverse("admin-playbook", args=[organization.slug, target.pk])
             return redirect(f"{url}?preview=1#preview")
-    context = _context(request, current, form, forms_, loose=loose, refused=True)
+    context = _context(request, current, form, forms_, loose=loose, refused=True, **_stored(current))
     return render(request, "playbooks/admin_playbook.html", context, status=400)
 
 
