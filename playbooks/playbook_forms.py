@@ -136,9 +136,11 @@ class PlaybookForm(forms.Form):
                 value = stored if stored is not None else param.default
                 if value is not None:
                     field.initial = ", ".join(value) if param.kind == "texts" else value
+                field.optional = param.default is not None  # type: ignore[attr-defined]
                 self.fields[field_name] = field
                 names.append(field_name)
             self.param_groups.append((kind, TriggerKind(kind).label, names))
+        _mark_optional(self, ["description", "segment", "conditions"])
 
     def param_fieldsets(self) -> list[dict[str, Any]]:
         """Per trigger: its key, label and bound parameter fields (for the template)."""
@@ -353,6 +355,9 @@ class ActionForm(forms.Form):
             self.initial[f"task{j}_due_in_days"] = "" if task.get("due_in_days") is None else task["due_in_days"]
             self.initial[f"task{j}_assignee"] = task.get("assignee") or ""
         self.task_rows = rows
+        optional = ["cta_title", "cta_description", "cta_priority", "cta_due_in_days", "cta_team", "email_roles",
+                    "email_subject", "email_body", "survey"]  # fmt: skip
+        _mark_optional(self, [*optional, *[n for n in self.fields if n.startswith("task")]])
 
     @property
     def chosen(self) -> str:
@@ -459,6 +464,13 @@ class ActionForm(forms.Form):
                 return
         field = "kind" if head in ("kind", "") else ERROR_FIELDS.get(kind, {}).get(head)
         _add(self, field, message if field else f"{rest}: {message}")
+
+
+def _mark_optional(form: forms.Form, names: list[str]) -> None:
+    """Fields the page labels "(optional)": every field is ``required=False`` (only the chosen trigger's and
+    kind's are read; what is required is the validator's call), so the label says what may be left empty."""
+    for name in names:
+        form.fields[name].optional = True  # type: ignore[attr-defined]
 
 
 def _add(form: forms.Form, field: str | None, message: str) -> None:
