@@ -391,3 +391,10 @@ def test_an_api_playbook_round_trips_through_the_editor(client, org, alice):
     playbook.refresh_from_db()
     assert playbook.actions == actions
     assert (playbook.trigger_params, playbook.cooldown_days) == ({"points": 10, "days": 7}, 30)
+
+
+@pytest.mark.parametrize(("role", "linked"), [("admin", True), ("leader", True), ("csm", False), ("viewer", False)])
+def test_the_work_queue_links_admins_and_leaders_to_the_playbooks(client, org, make_member, role, linked):
+    client.force_login(make_member(org, role).user)
+    html = client.get(reverse("work", args=[org.slug])).content.decode()
+    assert (reverse("admin-playbooks", args=[org.slug]) in html) is linked
