@@ -12,7 +12,9 @@ A playbook's ``actions`` is a list of ``{"kind": ..., ...}``:
   ``add``/``remove``. Saved through ``Account.save`` (which records ``account.updated``).
 * ``webhook``: records the domain event ``playbook.fired``; the webhook consumer delivers it, signed, to
   every endpoint subscribed to it. No HTTP here.
-* ``send_email``: :func:`send_email`.
+* ``send_email``: ``roles`` and either ``template`` (an active :class:`~playbooks.models.EmailTemplate` of the
+  organization, sent by ``playbooks.emails.send_templated_email`` on commit) or inline ``subject``/``body``
+  (:func:`send_email`).
 * ``enrol_survey``: a documented no-op until surveys exist (recorded as ``skipped``).
 
 Each action returns a result ``{"kind", "status", ...}`` that the firing keeps (``PlaybookFiring.results``).
