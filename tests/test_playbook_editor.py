@@ -398,3 +398,27 @@ def test_the_work_queue_links_admins_and_leaders_to_the_playbooks(client, org, m
     client.force_login(make_member(org, role).user)
     html = client.get(reverse("work", args=[org.slug])).content.decode()
     assert (reverse("admin-playbooks", args=[org.slug]) in html) is linked
+
+
+def test_a_fired_template_email_goes_through_send_templated_email_on_commit(
+    org, account, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from playbooks.engine import evaluate_organization
+    from playbooks.models import EmailSendLog
+
+    from .factories import ContactFactory
+
+    champion = ContactFactory(organization=org, account=account, roles=["champion"])
+    ContactFactory(organization=org, account=account, roles=["end_user"])
+    template = EmailTemplate.all_orgs.create(organization=org, name="QBR", subject="QBR for {{ account.name }}",
+                                             body="Hi {{ contact.first_name }}")  # fmt: skip
+    Playbook.all_orgs.create(organization=org, name="QBR", trigger="schedule", trigger_params={"every": "quarter"},
+                             active=True,
+                             actions=[{"kind": "send_email", "template": template.pk, "roles": ["champion"]}])  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluate_organization(org.pk)
+    assert [m.to for m in mail.outbox] == [[champion.email]]
+    assert mail.outbox[0].subject == f"QBR for {account.name}" and "List-Unsubscribe" in mail.outbox[0].extra_headers
+    assert EmailSendLog.objects.for_org(org).filter(template=template, status="sent").count() == 1
