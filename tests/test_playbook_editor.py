@@ -414,9 +414,9 @@ def test_a_fired_template_email_goes_through_send_templated_email_on_commit(
     ContactFactory(organization=org, account=account, roles=["end_user"])
     template = EmailTemplate.all_orgs.create(organization=org, name="QBR", subject="QBR for {{ account.name }}",
                                              body="Hi {{ contact.first_name }}")  # fmt: skip
+    action = {"kind": "send_email", "template": template.pk, "roles": ["champion"]}
     Playbook.all_orgs.create(organization=org, name="QBR", trigger="schedule", trigger_params={"every": "quarter"},
-                             active=True,
-                             actions=[{"kind": "send_email", "template": template.pk, "roles": ["champion"]}])  # fmt: skip
+                             active=True, actions=[action])  # fmt: skip
     with django_capture_on_commit_callbacks(execute=True):
         evaluate_organization(org.pk)
     assert [m.to for m in mail.outbox] == [[champion.email]]
