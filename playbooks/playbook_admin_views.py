@@ -135,7 +135,9 @@ def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
     adding = request.POST.get("op") == "add_action"
     forms_ = action_forms(organization, data=request.POST, extra=1 if adding else 0)
     valid = all([form.is_valid(), *[f.is_valid() for f in forms_ if f.is_bound]])
-    used = [f for f in forms_ if f.is_bound and f.is_valid() and f.action() is not None]
+    # Every posted action with a kind, a refused choice included (as missing), so their indexes are the
+    # validator's and every problem shows.
+    used = [f for f in forms_ if f.is_bound and f.action() is not None]
     # Parsed even when a field was refused, so that one answer names every problem.
     data = form.payload()
     actions = [f.action() for f in used]

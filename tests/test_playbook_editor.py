@@ -422,3 +422,14 @@ def test_a_fired_template_email_goes_through_send_templated_email_on_commit(
     assert [m.to for m in mail.outbox] == [[champion.email]]
     assert mail.outbox[0].subject == f"QBR for {account.name}" and "List-Unsubscribe" in mail.outbox[0].extra_headers
     assert EmailSendLog.objects.for_org(org).filter(template=template, status="sent").count() == 1
+
+
+def test_activation_needs_the_csrf_token(org, alice, playbook):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    activation = reverse("admin-playbook-activation", args=[org.slug, playbook.pk])
+    assert client.post(activation, {"active": "1"}).status_code == 403
+    playbook.refresh_from_db()
+    assert not playbook.active
