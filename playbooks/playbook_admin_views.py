@@ -162,12 +162,16 @@ def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
                 f.errors.clear()
         context = _context(request, current, form, forms_, **_stored(current))
         return render(request, "playbooks/admin_playbook.html", context)
+    if valid and request.POST.get("op") == "preview":
+        # "Preview these changes": what the edited playbook would do now, nothing saved. An unsaved instance
+        # with the playbook's id (its own firings count for the cooldown), or id 0 for a new one (no firings).
+        draft = Playbook(organization=organization, pk=current.pk if current else 0, active=False)
+        _fill(draft, data, actions)
+        context = _context(request, current, form, forms_, preview=_preview(draft), draft=True, **_stored(current))
+        return render(request, "playbooks/admin_playbook.html", context)
     if valid:
         target = current or Playbook(organization=organization, created_by=request.user, active=False)
-        target.name, target.description = data["name"], data["description"]
-        target.trigger, target.trigger_params = data["trigger"], data["trigger_params"]
-        target.conditions, target.segment_id = data["conditions"], data["segment_id"]
-        target.cooldown_days, target.actions = data["cooldown_days"], actions
+        _fill(target, data, actions)
         try:
             with transaction.atomic():
                 target.save()
@@ -181,6 +185,13 @@ def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
             return redirect(f"{url}?preview=1#preview")
     context = _context(request, current, form, forms_, loose=loose, refused=True, **_stored(current))
     return render(request, "playbooks/admin_playbook.html", context, status=400)
+
+
+def _fill(target: Playbook, data: dict[str, Any], actions: list[dict[str, Any]]) -> None:
+    target.name, target.description = data["name"], data["description"]
+    target.trigger, target.trigger_params = data["trigger"], data["trigger_params"]
+    target.conditions, target.segment_id = data["conditions"], data["segment_id"]
+    target.cooldown_days, target.actions = data["cooldown_days"], actions
 
 
 @admin_page

@@ -102,6 +102,11 @@ def test_segment_to_playbook_to_done_task(org, admin, book, live_server, browser
     page.locator("#id_a0-task0_title").fill("Book the renewal call")
     page.locator("#id_a0-task0_due_in_days").fill("7")
     page.locator("#id_a0-task0_assignee").select_option("owner")
+    # Preview before saving: how many CTAs it would open; nothing saved, nothing written.
+    page.get_by_test_id("preview-changes").click()
+    sync_api.expect(page.get_by_test_id("preview-draft")).to_be_visible()
+    sync_api.expect(page.get_by_test_id("preview-ctas-to-open")).to_have_text("2")
+    assert not Playbook.all_orgs.exists() and not Cta.all_orgs.exists()
     page.get_by_test_id("save-playbook").click()
 
     # 3. Saved inactive; the preview says what it would do, and nothing was done.

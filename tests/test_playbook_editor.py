@@ -433,3 +433,24 @@ def test_activation_needs_the_csrf_token(org, alice, playbook):
     assert client.post(activation, {"active": "1"}).status_code == 403
     playbook.refresh_from_db()
     assert not playbook.active
+
+
+def test_preview_of_unsaved_changes_saves_and_writes_nothing(client, org, alice, renewing):
+    client.force_login(alice)
+    before = counts()
+    response = client.post(edit_url(org), form_data(op="preview"))
+    assert response.status_code == 200 and response.context["draft"]
+    assert (response.context["preview"]["matching"], response.context["preview"]["ctas_to_open"]) == (2, 2)
+    assert 'data-testid="preview-draft"' in response.content.decode()
+    assert counts() == before  # no playbook, no CTA, nothing
+    client.post(edit_url(org), form_data())
+    playbook = Playbook.objects.for_org(org).get()
+    before = counts()
+    # The edit (renewals within 30 days: none) is previewed; the stored playbook keeps its 90 days.
+    response = client.post(edit_url(org, playbook), form_data(op="preview", tp_renewal_due_days="30"))
+    assert response.context["preview"]["matching"] == 0
+    playbook.refresh_from_db()
+    assert playbook.trigger_params == {"days": 90} and counts() == before
+    # A refused edit is not previewed: the problems are shown instead.
+    response = client.post(edit_url(org, playbook), form_data(op="preview", tp_renewal_due_days="0"))
+    assert response.status_code == 400 and "preview" not in response.context
