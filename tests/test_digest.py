@@ -167,3 +167,12 @@ def test_the_beat_queues_only_organizations_with_a_member_who_opted_in(org, othe
     set_daily_digest(membership(other_org, charlie), False)
     assert tasks.send_all_digests() == 1 and queued == [org.pk]
     assert NotificationPreference.all_orgs.count() == 2
+
+
+def test_the_setting_needs_a_sign_in_and_a_membership_of_the_organization(org, other_org, bob, charlie, client):
+    url = reverse("notifications-digest", args=[org.slug])
+    anonymous = client.post(url, {"daily_digest": "on"})
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith(reverse("login"))
+    client.force_login(charlie)  # an admin of another organization
+    assert client.post(url, {"daily_digest": "on"}).status_code == 404
+    assert not NotificationPreference.all_orgs.exists()
