@@ -14,8 +14,9 @@ from accounts.models import Membership
 from cs_platform.events import dispatch
 from cs_platform.models import DomainEvent
 from playbooks.demo import DEFAULT_PLAYBOOKS, EXTRA_PLAYBOOKS
-from playbooks.engine import evaluate_organization
-from playbooks.models import Cta, CtaTask, FiringOutcome, Notification, Playbook, PlaybookFiring
+from playbooks.emails import validate_template_source
+from playbooks.engine import evaluate_organization, preview
+from playbooks.models import Cta, CtaTask, EmailTemplate, FiringOutcome, Notification, Playbook, PlaybookFiring
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +52,12 @@ def test_every_default_playbook_is_installed_active_and_fired(demo):
         assert Cta.objects.for_org(org).filter(source="playbook", source_ref=str(playbook.pk)).exists(), name
     assert not playbooks[EXTRA_PLAYBOOKS[0]].active
     assert not PlaybookFiring.objects.for_org(org).filter(playbook=playbooks[EXTRA_PLAYBOOKS[0]]).exists()
+    # Its email template passes the editor's validation, and its preview counts the emails it would send.
+    template = EmailTemplate.objects.for_org(org).get(pk=playbooks[EXTRA_PLAYBOOKS[0]].actions[0]["template"])
+    validate_template_source(template.subject, field="subject")
+    validate_template_source(template.body)
+    with time_machine.travel(NOW, tick=False):
+        assert preview(playbooks[EXTRA_PLAYBOOKS[0]])["emails"] > 0
     # Red health → risk CTA with 3 tasks; the reds were announced as events and dispatched (receipts).
     red = Cta.objects.for_org(org).filter(source_ref=str(playbooks["Health turned red"].pk)).first()
     assert red.type.key == "risk" and CtaTask.objects.for_org(org).filter(cta=red).count() == 3
