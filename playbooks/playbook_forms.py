@@ -236,12 +236,7 @@ ERROR_FIELDS = {
         "assignee": "cta_assignee",
         "team": "cta_team",
     },
-    "send_email": {
-        "template": "email_template",
-        "roles": "email_roles",
-        "subject": "email_subject",
-        "body": "email_body",
-    },
+    "send_email": {"template": "email_template", "roles": "email_roles"},
     "notify": {"to": "notify_to", "user": "notify_user", "message": "notify_message"},
     "set_field": {"field": "set_field", "value": "set_value", "op": "set_op"},
     "enrol_survey": {"survey": "survey", "roles": "survey"},
@@ -268,15 +263,6 @@ class ActionForm(forms.Form):
     cta_assignee = forms.ChoiceField(required=False, label="Assign the CTA to", choices=AssigneeRule.choices)
     cta_team = forms.ChoiceField(required=False, label="Team (for round-robin)")
     email_template = forms.ChoiceField(required=False, label="Email template")
-    email_subject = forms.CharField(
-        required=False,
-        max_length=200,
-        label="Or an inline subject",
-        help_text="Only without a template (the API's inline form; no unsubscribe link): see docs/playbooks.md.",
-    )
-    email_body = forms.CharField(
-        required=False, label="Inline body", widget=forms.Textarea(attrs={"rows": 3}), help_text="Merge fields."
-    )
     email_roles = forms.MultipleChoiceField(
         required=False,
         label="To the contacts with role",
@@ -356,7 +342,7 @@ class ActionForm(forms.Form):
             self.initial[f"task{j}_assignee"] = task.get("assignee") or ""
         self.task_rows = rows
         optional = ["cta_title", "cta_description", "cta_priority", "cta_due_in_days", "cta_team", "email_roles",
-                    "email_subject", "email_body", "survey"]  # fmt: skip
+                    "survey"]  # fmt: skip
         _mark_optional(self, [*optional, *[n for n in self.fields if n.startswith("task")]])
 
     @property
@@ -381,7 +367,7 @@ class ActionForm(forms.Form):
                 "cta_assignee",
                 "cta_team",
             ],
-            "send_email": ["email_template", "email_roles", "email_subject", "email_body"],
+            "send_email": ["email_template", "email_roles"],
             "notify": ["notify_to", "notify_user", "notify_message"],
             "set_field": ["set_field", "set_value", "set_op"],
             "webhook": [],
@@ -429,13 +415,6 @@ class ActionForm(forms.Form):
             return out
         if kind == "send_email":
             template, roles = d.get("email_template"), d.get("email_roles") or []
-            if not template and (d.get("email_subject") or d.get("email_body")):
-                return {
-                    "kind": kind,
-                    "subject": d.get("email_subject", ""),
-                    "body": d.get("email_body", ""),
-                    "roles": roles,
-                }
             return {"kind": kind, "template": _number(template) if template else None, "roles": roles}
         if kind == "notify":
             out = {"kind": kind, "to": d.get("notify_to"), "message": d.get("notify_message") or ""}
@@ -497,8 +476,6 @@ def _initial(action: dict[str, Any]) -> dict[str, Any]:
         initial |= {
             "email_template": str(action.get("template") or ""),
             "email_roles": action.get("roles") or [],
-            "email_subject": action.get("subject", ""),
-            "email_body": action.get("body", ""),
         }
     elif kind == "notify":
         initial |= {"notify_to": action.get("to"), "notify_user": str(action.get("user") or ""),

@@ -118,6 +118,21 @@ def make_notification(org: Any) -> Any:
     return Notification.all_orgs.create(organization=org, user=inbox_user(org), message="A CTA for you")
 
 
+def cta_type(org: Any) -> Any:
+    from playbooks.cta_admin import add_cta_type
+    from playbooks.models import CtaType
+
+    return add_cta_type(org, f"Custom {CtaType.all_orgs.count()}")
+
+
+def email_template(org: Any) -> Any:
+    from playbooks.models import EmailTemplate
+
+    return EmailTemplate.all_orgs.create(
+        organization=org, name=f"Template {EmailTemplate.all_orgs.count()}", subject="Hi", body="Hello"
+    )
+
+
 def import_run(org: Any) -> Any:
     return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
@@ -193,6 +208,10 @@ CASES = [
                   foreign={"cta": lambda o: make_cta(o).pk, "assignee": member_email}, patch={"title": "changed"}),
     IsolationCase("notifications", make=make_notification, payload=lambda o: {"message": "Hello"}, read_only=True,
                   key_user=inbox_user),
+    IsolationCase("cta-types", make=cta_type, payload=lambda o: {"label": "Partner"}, patch={"label": "changed"}),
+    IsolationCase("email-templates", make=email_template, payload=lambda o: {
+                  "name": "Check-in", "subject": "Hi {{ account.name }}", "body": "Hello {{ contact.first_name }}"},
+                  patch={"subject": "changed"}),
 ]  # fmt: skip
 
 

@@ -345,30 +345,14 @@ def test_segment_editor_links_to_a_new_playbook_on_it(client, org, alice):
     assert f'<option value="{segment.pk}" selected>' in response.content.decode()
 
 
-def test_email_action_with_a_template_validates_like_the_api(org):
-    from playbooks.actions import validate_actions
-
-    template = EmailTemplate.all_orgs.create(organization=org, name="T", subject="S", body="B")
-    ok = [{"kind": "send_email", "template": template.pk, "roles": []}]
-    assert validate_actions(ok, organization=org) == []
-    template.is_active = False
-    template.save()
-    assert validate_actions(ok, organization=org) == [
-        ("actions.0.template", "Choose one of this organization's active email templates.")
-    ]
-    both = [{"kind": "send_email", "template": template.pk, "subject": "x", "body": "y"}]
-    assert ("actions.0.subject", "Give a template or a subject and a body, not both.") in validate_actions(
-        both, organization=org
-    )
-
-
 def test_an_api_playbook_round_trips_through_the_editor(client, org, alice):
-    """What the API can store and the editor shows (CTA description, inline email) survives a save."""
+    """What the API can store and the editor shows (a CTA's description, priority, task assignees) survives."""
+    template = EmailTemplate.all_orgs.create(organization=org, name="Hello", subject="Hi", body="Hello")
     actions = [
         {"kind": "open_cta", "type": "risk", "reason": "health_red", "description": "Why it matters",
          "priority": "high", "tasks": [{"title": "Call", "due_in_days": 1, "assignee": "manager"}],
          "assignee": "owner"},
-        {"kind": "send_email", "subject": "Hi {{ account.name }}", "body": "Hello", "roles": ["champion"]},
+        {"kind": "send_email", "template": template.pk, "roles": ["champion"]},
         {"kind": "set_field", "field": "tags", "value": "at-risk", "op": "remove"},
         {"kind": "notify", "to": "user", "user": alice.pk, "message": "{{ account.name }} is red"},
         {"kind": "enrol_survey", "survey": "NPS"},
@@ -398,30 +382,6 @@ def test_the_work_queue_links_admins_and_leaders_to_the_playbooks(client, org, m
     client.force_login(make_member(org, role).user)
     html = client.get(reverse("work", args=[org.slug])).content.decode()
     assert (reverse("admin-playbooks", args=[org.slug]) in html) is linked
-
-
-def test_a_fired_template_email_goes_through_send_templated_email_on_commit(
-    org, account, django_capture_on_commit_callbacks
-):
-    from django.core import mail
-
-    from playbooks.engine import evaluate_organization
-    from playbooks.models import EmailSendLog
-
-    from .factories import ContactFactory
-
-    champion = ContactFactory(organization=org, account=account, roles=["champion"])
-    ContactFactory(organization=org, account=account, roles=["end_user"])
-    template = EmailTemplate.all_orgs.create(organization=org, name="QBR", subject="QBR for {{ account.name }}",
-                                             body="Hi {{ contact.first_name }}")  # fmt: skip
-    action = {"kind": "send_email", "template": template.pk, "roles": ["champion"]}
-    Playbook.all_orgs.create(organization=org, name="QBR", trigger="schedule", trigger_params={"every": "quarter"},
-                             active=True, actions=[action])  # fmt: skip
-    with django_capture_on_commit_callbacks(execute=True):
-        evaluate_organization(org.pk)
-    assert [m.to for m in mail.outbox] == [[champion.email]]
-    assert mail.outbox[0].subject == f"QBR for {account.name}" and "List-Unsubscribe" in mail.outbox[0].extra_headers
-    assert EmailSendLog.objects.for_org(org).filter(template=template, status="sent").count() == 1
 
 
 def test_activation_needs_the_csrf_token(org, alice, playbook):
