@@ -66,6 +66,7 @@ urlpatterns = [
     *([path("django-admin/", admin.site.urls)] if settings.DJANGO_ADMIN_ENABLED else []),
     path("o/<slug:org_slug>/admin/webhooks/", include("playbooks.urls")),
     path("o/<slug:org_slug>/admin/features/", include("health.urls")),
+    path("o/<slug:org_slug>/admin/playbooks/", include("playbooks.playbook_admin_urls")),
     path("o/<slug:org_slug>/admin/", include("playbooks.work_admin_urls")),
     # The one-click unsubscribe link of templated email: public, the signed token is the credential.
     path("u/", include(unsubscribe_urlpatterns)),

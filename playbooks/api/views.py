@@ -26,6 +26,7 @@ from cs_platform.api.exceptions import Conflict
 from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
 from .. import cta_admin, ctas, engine
+from ..activation import log_activation
 from ..effectiveness import effectiveness
 from ..filtersets import (
     CtaFilterSet,
@@ -469,6 +470,12 @@ class PlaybookViewSet(OrgScopedViewSet):
 
     def perform_create(self, serializer: Any) -> None:
         serializer.save(organization=self.actor.organization, created_by=self.actor.user)
+
+    def perform_update(self, serializer: Any) -> None:
+        was_active = serializer.instance.active
+        playbook = serializer.save()
+        if playbook.active != was_active:
+            log_activation(playbook, by=self.actor.user)  # as the editor's Activate/Deactivate button
 
     def filter_queryset(self, queryset: Any) -> Any:
         # The sub-resources' query parameters are not the playbook list's filters.
