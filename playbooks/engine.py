@@ -428,8 +428,15 @@ def sync_stage_marks(organization_id: int, *, today: dt.date | None = None) -> N
     stage changed are dropped, accounts without a mark get one since ``today`` (the engine cannot know an
     earlier change: a stage is counted from when it was first seen)."""
     today = today or timezone.localdate()
-    marks = AccountStageMark.objects.for_org(organization_id)
-    marks.exclude(stage=F("account__lifecycle_stage")).delete()
+    # A DELETE of the one table with a correlated EXISTS (one primary-key probe per mark), not
+    # ``exclude(stage=F("account__lifecycle_stage"))``: that is a join, which Django writes as
+    # ``DELETE … WHERE id IN (SELECT … JOIN …)``, and with the marks' statistics taken while the table was
+    # empty (the first evaluation after they were created) Postgres ran it as a nested loop over marks ×
+    # marks — 50,000 accounts stalled it for many minutes.
+    moved = Account.all_orgs.filter(organization_id=organization_id, pk=OuterRef("account_id")).exclude(
+        lifecycle_stage=OuterRef("stage")
+    )
+    AccountStageMark.objects.for_org(organization_id).filter(Exists(moved)).delete()
     missing = (
         Account.objects.for_org(organization_id)
         .filter(~Exists(AccountStageMark.all_orgs.filter(account_id=OuterRef("pk"))))
