@@ -45,6 +45,7 @@ __all__ = [
     "evaluate_organization",
     "evaluate_playbook",
     "fire",
+    "holding_now",
     "on_event",
     "preview",
     "scope",
@@ -59,6 +60,10 @@ CONSUMER_NAME = "playbooks"
 PREVIEW_SAMPLE = 20
 #: Occurrences fired in one set-based transaction.
 BATCH = 2000
+#: Condition-based triggers whose condition is one grouped pass over the organization's usage whatever the
+#: accounts asked about: the evaluation computes it once (:func:`holding_now`) for clearing and matching,
+#: instead of once each — on a large book that pass is most of an evaluation's time.
+ORG_WIDE = (TriggerKind.USAGE_DROP, TriggerKind.SEATS_OVER)
 
 CLEARED = {
     TriggerKind.HEALTH_COLOR: "Health is no longer {colors}.",
@@ -105,14 +110,19 @@ def _cooldown_since(playbook: Playbook, now: dt.datetime) -> dt.datetime | None:
 
 
 def candidates(
-    playbook: Playbook, *, now: dt.datetime | None = None, account_ids: list[int] | None = None
+    playbook: Playbook,
+    *,
+    now: dt.datetime | None = None,
+    account_ids: list[int] | None = None,
+    held: set[int] | None = None,
 ) -> QuerySet | None:
     """The occurrences a time-based playbook would fire now: rows of ``account_id``, ``occurrence_key`` and
     ``in_cooldown``, as ONE query (``None`` for event-driven playbooks and invalid rules).
 
     = the accounts in :func:`scope` where the trigger occurs (its SQL), minus occurrences already recorded,
     minus (condition-based triggers) accounts whose previous firing has not cleared yet. ``account_ids``
-    narrows it to those accounts (the benchmark's per-account baseline)."""
+    narrows it to those accounts (the benchmark's per-account baseline); ``held``: the accounts where the
+    condition holds, when the caller already knows them (:func:`holding_now`)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     spec = TRIGGERS[playbook.trigger]
@@ -126,9 +136,13 @@ def candidates(
         rows = spec.keyed(playbook.organization_id, accounts.values("pk"), params, today, now)
     else:
         episode = _uncleared(playbook).filter(account_id=OuterRef("pk"))
+        holds = (
+            accounts.filter(pk__in=sorted(held))
+            if held is not None
+            else spec.holding(playbook.organization_id, accounts, params, today, now)
+        )
         rows = (
-            spec.holding(playbook.organization_id, accounts, params, today, now)
-            .filter(~Exists(episode))
+            holds.filter(~Exists(episode))
             .annotate(account_id=F("pk"), occurrence_key=Value(f"since:{today.isoformat()}", _CharField()))
             .values("account_id", "occurrence_key")
         )
@@ -256,9 +270,10 @@ def evaluate_playbook(playbook: Playbook, *, now: dt.datetime | None = None) -> 
     now = now or timezone.now()
     counts = {"fired": 0, "suppressed": 0, "skipped": 0, "cleared": 0}
     spec = TRIGGERS[playbook.trigger]
+    held = holding_now(playbook, now=now) if playbook.trigger in ORG_WIDE else None
     if spec.clears and spec.holding is not None:
-        counts["cleared"] = clear_conditions(playbook, now=now)
-    rows = candidates(playbook, now=now)
+        counts["cleared"] = clear_conditions(playbook, now=now, held=held)
+    rows = candidates(playbook, now=now, held=held)
     if rows is None:
         return counts
     found = list(rows)
@@ -393,9 +408,28 @@ def _fire_many(
     return Counter(f.outcome for f in firings.values())
 
 
-def clear_conditions(playbook: Playbook, *, now: dt.datetime | None = None, account_id: int | None = None) -> int:
+def holding_now(playbook: Playbook, *, now: dt.datetime | None = None) -> set[int]:
+    """The accounts of the organization (any, not only the playbook's scope) where the playbook's condition
+    holds now: one query."""
+    now = now or timezone.now()
+    spec = TRIGGERS[playbook.trigger]
+    params = params_of(playbook.trigger, playbook.trigger_params)
+    accounts = Account.objects.for_org(playbook.organization_id)
+    holds = spec.holding(playbook.organization_id, accounts, params, timezone.localdate(now), now)
+    return set(holds.values_list("pk", flat=True))
+
+
+def clear_conditions(
+    playbook: Playbook,
+    *,
+    now: dt.datetime | None = None,
+    account_id: int | None = None,
+    held: set[int] | None = None,
+) -> int:
     """Mark the playbook's uncleared firings whose condition no longer holds as cleared, and auto-close their
-    CTAs with the reason (one query finds them). Returns how many firings cleared."""
+    CTAs with the reason (one query finds them; with ``held``, the accounts where it holds as
+    :func:`holding_now` found them, one query reads the uncleared firings). Returns how many firings
+    cleared."""
     now = now or timezone.now()
     spec = TRIGGERS[playbook.trigger]
     if not spec.clears or spec.holding is None:
@@ -405,11 +439,15 @@ def clear_conditions(playbook: Playbook, *, now: dt.datetime | None = None, acco
     uncleared = _uncleared(playbook)
     if account_id is not None:
         uncleared = uncleared.filter(account_id=account_id)
-    # The condition's SQL over the accounts in an episode only, not the whole organization.
-    in_episode = Account.objects.for_org(org_id).filter(pk__in=uncleared.values("account_id"))
-    holding = spec.holding(org_id, in_episode, params, timezone.localdate(now), now).values("pk")
-    stale = uncleared.exclude(account_id__in=holding)
-    cleared = list(stale.values_list("pk", "account_id", "condition_key"))
+    if held is not None:
+        rows = uncleared.values_list("pk", "account_id", "condition_key")
+        cleared = [(pk, account, key) for pk, account, key in rows if account not in held]
+    else:
+        # The condition's SQL over the accounts in an episode only, not the whole organization.
+        in_episode = Account.objects.for_org(org_id).filter(pk__in=uncleared.values("account_id"))
+        holding = spec.holding(org_id, in_episode, params, timezone.localdate(now), now).values("pk")
+        stale = uncleared.exclude(account_id__in=holding)
+        cleared = list(stale.values_list("pk", "account_id", "condition_key"))
     if not cleared:
         return 0
     reason = CLEARED[playbook.trigger].format(**{**params, "colors": " or ".join(params.get("colors", []))})
