@@ -462,6 +462,7 @@ def open_or_update_many(
         for cta in Cta.objects.for_org(org_id)
         .select_for_update()
         .filter(account_id__in=ids, type=cta_type, reason=cta_reason, status=CtaStatus.OPEN)
+        .order_by("pk")  # locks taken in one order: two evaluations at once wait, they do not deadlock
     }
     health = read_health(org_id, ids)
 
