@@ -1,5 +1,5 @@
-"""``python -m benchmarks.playbooks [--accounts N] [--sample S] [--repeat R] [--latency-samples L] [--keep-db]
-[--reuse]``.
+"""``python -m benchmarks.playbooks [--accounts N] [--sample S] [--repeat R] [--first] [--latency-samples L]
+[--keep-db] [--reuse]``.
 
 The playbook engine at demo scale, on a throwaway database ``<name>_playbooks_bench`` next to the one in
 ``DATABASE_URL`` (created, migrated, dropped; Postgres only):
@@ -21,6 +21,8 @@ The playbook engine at demo scale, on a throwaway database ``<name>_playbooks_be
      **one by one** (``engine.fire`` per occurrence: the firing baseline), then the evaluation fires those
      of the other **set-based** (CTAs, tasks, log, notifications in bulk);
    * the *steady state*: the next evaluation, nothing new to fire (what most beat runs are);
+   * with ``--first``, once after the rounds: the *first evaluation* on the book (nothing recorded before:
+     every occurrence matching now fires, CTAs and all);
 4. with ``REDIS_URL`` set: **event → CTA latency** with a real Celery worker (a subprocess, solo pool, on a
    queue of its own, against the benchmark database): ``--latency-samples`` times (default 7), a green
    account of the big organization is overridden to red (``health.color_changed``, committed), and the
@@ -92,6 +94,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sample", type=int, default=500, help="accounts of the naive baseline (default 500)")
     parser.add_argument("--repeat", type=int, default=1, help="paired naive/optimised repetitions (default 1)")
     parser.add_argument("--latency-samples", type=int, default=7, help="event → CTA samples (default 7; 0: none)")
+    parser.add_argument("--first", action="store_true", help="also time a first evaluation (every occurrence fires)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the benchmark database")
     parser.add_argument(
         "--reuse", action="store_true", help="reuse a database kept by --keep-db (skips seeding; implies --keep-db)"
@@ -252,6 +255,24 @@ def one_round(org: Any, playbooks: list[Any], sample: int) -> dict[str, Any]:
             "firing_ms_set_based": round(1000 * max(0.0, first_seconds - steady_seconds) / max(1, fired), 1),
         },
     }
+
+
+def first_evaluation(org: Any) -> dict[str, Any]:
+    """The first evaluation after the playbooks are activated on a book: nothing recorded yet, so every
+    occurrence matching now fires (set-based, in batches of ``engine.BATCH``)."""
+    from django.utils import timezone
+
+    from playbooks.engine import evaluate_organization
+    from playbooks.models import Cta, CtaLog, CtaTask, Notification, PlaybookFiring
+
+    clean(org.pk, playbooks=False)
+    analyze(PlaybookFiring, Cta, CtaTask, CtaLog, Notification)
+    started = time.perf_counter()
+    counts = evaluate_organization(org.pk, now=timezone.now())
+    seconds = time.perf_counter() - started
+    fired = counts["fired"] + counts["suppressed"]
+    return {"seconds": round(seconds, 1), "counts": counts, "ms_per_firing": round(1000 * seconds / max(1, fired), 2),
+            "ctas_open": Cta.objects.for_org(org).filter(status="open").count()}  # fmt: skip
 
 
 def bench(accounts: int, sample: int, *, reuse: bool = False, repeat: int = 1) -> tuple[Any, dict[str, Any]]:
@@ -442,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Seeding {args.accounts:,} accounts, then 20 playbooks…" if not args.reuse else
               "Reusing the kept database, then 20 playbooks…", flush=True)  # fmt: skip
         org, results = bench(args.accounts, args.sample, reuse=args.reuse, repeat=max(1, args.repeat))
+        if args.first:
+            print("First evaluation: every occurrence fires…", flush=True)
+            results["first_evaluation"] = first_evaluation(org)
         if args.latency_samples and os.environ.get("REDIS_URL"):
             print(f"Event → CTA latency, {args.latency_samples} samples, real worker…", flush=True)
             results["latency"] = event_latency(org, args.latency_samples, queue=queue, db_url=db.url)
@@ -477,6 +501,10 @@ def main(argv: list[str] | None = None) -> int:
         print("over the rounds, [min, median, max]:")
         for key, values in results["summary"].items():
             print(f"  {key}: {values}")
+    if "first_evaluation" in results:
+        f = results["first_evaluation"]
+        print(f"first evaluation (nothing fired before): {f['seconds']} s {f['counts']} ({f['ms_per_firing']} ms per "
+              f"occurrence); open CTAs {f['ctas_open']:,}")  # fmt: skip
     if "latency" in results:
         lat = results["latency"]
         wall, server = lat["wall"], lat["server"]
