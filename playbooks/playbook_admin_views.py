@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -27,8 +27,7 @@ from cs_platform.pages import org_page
 from . import engine
 from .actions import MAX_ACTIONS
 from .activation import set_active
-from .choices import CtaStatus
-from .effectiveness import effectiveness
+from .effectiveness import effectiveness, effectiveness_many
 from .models_engine import FiringOutcome, Playbook, PlaybookFiring
 from .playbook_forms import PlaybookForm, action_forms, apply_problems, trigger_in_words
 from .validation import playbook_problems, validate_playbook
@@ -44,27 +43,20 @@ def _is_admin(request: HttpRequest) -> bool:
 @reader_page
 @require_GET
 def playbooks(request: HttpRequest) -> HttpResponse:
-    """Every playbook: trigger in words, segment, active, fired/suppressed/completed, last fired. The counts
-    are effectiveness's (``playbooks.effectiveness``), for all playbooks in three grouped queries."""
+    """Every playbook: trigger in words, segment, active, and its effectiveness (fired, suppressed, completed,
+    median days to complete, recovery against the comparison) from ``effectiveness_many`` (constant queries
+    whatever the number of playbooks), plus when it last fired."""
     rows = list(Playbook.objects.select_related("segment").order_by("-active", "name"))
-    firings = PlaybookFiring.objects.values("playbook_id").annotate(
-        fired=Count("pk", filter=Q(outcome=FiringOutcome.FIRED)),
-        suppressed=Count("pk", filter=Q(outcome=FiringOutcome.SUPPRESSED)),
-        last_fired=Max("fired_at", filter=Q(outcome=FiringOutcome.FIRED)),
-    )
-    by_playbook = {r["playbook_id"]: r for r in firings}
-    completed = dict(
-        PlaybookFiring.objects.filter(cta__status=CtaStatus.COMPLETED, cta__closed_at__isnull=False, cta__isnull=False)
+    effect = effectiveness_many(request.organization.pk, rows)  # type: ignore[attr-defined]
+    last_fired = dict(
+        PlaybookFiring.objects.filter(outcome=FiringOutcome.FIRED)
         .values("playbook_id")
-        .annotate(n=Count("cta_id", distinct=True))
-        .values_list("playbook_id", "n")
+        .annotate(at=Max("fired_at"))
+        .values_list("playbook_id", "at")
     )
     for p in rows:
-        counts = by_playbook.get(p.pk, {})
-        p.fired = counts.get("fired", 0)  # type: ignore[attr-defined]
-        p.suppressed = counts.get("suppressed", 0)  # type: ignore[attr-defined]
-        p.last_fired = counts.get("last_fired")  # type: ignore[attr-defined]
-        p.completed = completed.get(p.pk, 0)  # type: ignore[attr-defined]
+        p.effect = effect[p.pk]  # type: ignore[attr-defined]
+        p.last_fired = last_fired.get(p.pk)  # type: ignore[attr-defined]
         p.trigger_words = trigger_in_words(p)  # type: ignore[attr-defined]
     context = {"playbooks": rows, "admin_tab": "playbooks", "can_edit": _is_admin(request)}
     return render(request, "playbooks/admin_playbooks.html", context)

@@ -332,7 +332,9 @@ def test_list_shows_trigger_in_words_and_counts(client, org, alice, playbook, ac
     html = response.content.decode()
     assert "Health turned red/yellow (colours: red)" in html
     row = response.context["playbooks"][0]
-    assert (row.fired, row.suppressed, row.completed) == (1, 1, 0) and row.last_fired is not None
+    effect = row.effect
+    assert (effect["fired"], effect["suppressed"], effect["completed"]) == (1, 1, 0) and row.last_fired is not None
+    assert effect["median_days_to_complete"] is None and "none yet" in html
 
 
 def test_segment_editor_links_to_a_new_playbook_on_it(client, org, alice):
