@@ -16,15 +16,17 @@ What it makes, for an organization named "Demo Co":
   of annual contracts with a closed renewal at every term's end — renewed, expanded, contracted (fewer
   seats or a dropped product) or churned, with churn reasons, early and late renewals, reactivations,
   a few cancelled contracts — and open renewals for the contracts ending within the renewal window, plus
-  renewal targets (see :mod:`renewals.demo`); a timeline of customer touches and internal notes; success
-  plans with objectives for high-touch (and some low-touch) accounts.
+  renewal targets (see :mod:`renewals.demo`); a timeline of customer touches and internal notes (a quarter
+  of the high-touch accounts untouched for 46–75 days); success plans with objectives for high-touch (and
+  some low-touch) accounts.
 
 Health signals (usage, tickets, invoices, NPS, CSM pulses) and score history come from
-:func:`health.demo.seed_health`; surveys and CTAs arrive with later issues.
+:func:`health.demo.seed_health`; the default playbooks, run through the engine, and the work queue they
+make from :mod:`playbooks.demo`; surveys arrive with a later issue.
 
 accounts sits below the apps that add to the demo, so it imports none of them: each registers its demo
 module with :func:`register_demo_module` from its ``AppConfig.ready()``, with an explicit ``order``
-(renewals 10, health 20). A demo module may define any of these hooks, called in that order:
+(renewals 10, health 20, playbooks 30). A demo module may define any of these hooks, called in that order:
 
 - ``history_builder(org, today, products, catalog, addons)``: the builder of every account's contract
   history (renewals: contracts with their renewals); exactly one module provides it. Its ``build(rng,
@@ -414,6 +416,12 @@ class _Generator:
             out.append((activity, who))
             day += timedelta(days=max(1, int(rng.gauss(cadence, cadence / 3))))
             n += 1
+        # A quarter of the live high-touch accounts went quiet: nobody has touched them for 46–75 days (what
+        # the "no touch in 45 days" playbook is for). Its own stream: the account's other draws stay the same.
+        quiet = random.Random(f"{self.seed}:quiet:{account.external_id}")
+        if account.touch_model == "high" and not account.churned_at and quiet.random() < 0.25:
+            cutoff = today - timedelta(days=quiet.randint(46, 75))
+            out = [(activity, who) for activity, who in out if activity.occurred_at.date() < cutoff]
         return out
 
     def _plan(self, rng, account) -> tuple[SuccessPlan, list[Objective]]:

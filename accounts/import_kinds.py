@@ -95,7 +95,6 @@ class AccountKind(AccountsKind):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.custom = [c for c in self.header if c not in self.columns]
-        self.seen: dict[int, int] = {}  # digest of external_id -> line
         self.parent_of: dict[str, tuple[str, int]] = {}  # external_id -> (parent external_id, line)
         self.stages = tuple(self.org.lifecycle_stages)
         self.default_stage = "onboarding" if "onboarding" in self.stages else (self.stages or ["onboarding"])[0]
@@ -121,13 +120,8 @@ class AccountKind(AccountsKind):
     def check(self, line: int, cells: list[str]) -> None:
         row = self.parse(line, cells)
         ext = row["external_id"]
-        if ext is None:
+        if ext is None or not self.note_external_id(line, ext):
             return
-        key = row_key(ext)
-        if key in self.seen:
-            self.errors.add(line, "external_id", f"duplicate external_id {ext} (first on line {self.seen[key]})")
-            return
-        self.seen[key] = line
         if row["parent_external_id"]:
             self.parent_of[ext] = (row["parent_external_id"], line)
 
@@ -275,10 +269,6 @@ class ContactKind(AccountRowKind):
     order = 20
     FIELDS = ("account_id", "name", "email", "title", "roles", "is_active", "departed_at")
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.seen: dict[int, int] = {}  # digest of external_id -> line
-
     def parse(self, line: int, cells: list[str]) -> dict[str, Any]:
         return {
             "external_id": self.cell(line, cells, "external_id", lambda v: parse_text(v, 120), required=True),
@@ -292,13 +282,8 @@ class ContactKind(AccountRowKind):
 
     def check(self, line: int, cells: list[str]) -> None:
         row = self.parse(line, cells)
-        ext = row["external_id"]
-        if ext is not None:
-            key = row_key(ext)
-            if key in self.seen:
-                self.errors.add(line, "external_id", f"duplicate external_id {ext} (first on line {self.seen[key]})")
-            else:
-                self.seen[key] = line
+        if row["external_id"] is not None:
+            self.note_external_id(line, row["external_id"])
         self.note_account(line, row["account"])
 
     def write(self, rows: Iterator[tuple[int, list[str]]], progress: Callable[[int], None]) -> None:

@@ -30,6 +30,18 @@ class AccountsKind(ImportKind):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._members: dict[str, int] | None = None
+        self.seen: dict[int, int] = {}  # digest of external_id -> first line
+
+    def note_external_id(self, line: int, external_id: str) -> bool:
+        """Remember ``external_id``'s first line; a second row with it is an error (an upsert would apply
+        only one of the two, silently). True when the line is the first with that id."""
+        key = row_key(external_id)
+        if key in self.seen:
+            first = self.seen[key]
+            self.errors.add(line, "external_id", f"duplicate external_id {external_id} (first on line {first})")
+            return False
+        self.seen[key] = line
+        return True
 
     def members(self) -> dict[str, int]:
         """The organization's members' user ids by lower-cased email (read once per run)."""
@@ -95,20 +107,11 @@ class ExternalIdKind(AccountRowKind):
     FIELDS: tuple[str, ...] = ()
     upsert_keys = ("organization", "external_id")
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.seen: dict[int, int] = {}  # digest of external_id -> line
-
     def check(self, line: int, cells: list[str]) -> None:
         row = self.parse(line, cells)
         self.note_account(line, row["account"])
-        ext = row["external_id"]
-        if ext is not None:
-            key = row_key(ext)
-            if key in self.seen:
-                self.errors.add(line, "external_id", f"duplicate external_id {ext} (first on line {self.seen[key]})")
-            else:
-                self.seen[key] = line
+        if row["external_id"] is not None:
+            self.note_external_id(line, row["external_id"])
 
     def finish(self) -> None:
         super().finish()

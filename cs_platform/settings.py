@@ -248,6 +248,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "retain@localhost")
 # The address customers reach Retain at: links in emails to contacts (the one-click unsubscribe link) are built
 # on it, since those emails are sent by workers, outside any request.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
+# The local hour (organization's time zone) from which the daily digest email goes out (playbooks/digest.py).
+DIGEST_HOUR = env_int("DIGEST_HOUR", 7)
 # How long an invitation link to join an organization stays valid (it is single-use either way).
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 
@@ -365,6 +367,8 @@ CELERY_BEAT_SCHEDULE = {
     "purge-events": {"task": "cs_platform.events.purge_dispatched_events", "schedule": 60 * 60 * 24},
     # Time-based playbook triggers, set-based per organization (docs/playbooks.md); idempotent.
     "evaluate-playbooks": {"task": "playbooks.tasks.evaluate_all_playbooks", "schedule": 15 * 60},
+    # Hourly: each organization's opted-in members get their daily digest once it is DIGEST_HOUR there.
+    "send-digests": {"task": "playbooks.tasks.send_all_digests", "schedule": 60 * 60},
 }
 # --- Domain events (cs_platform/events.py, docs/events.md) -------------------------------------------
 # An event still undispatched this many seconds after it occurred is dispatched again by the beat.

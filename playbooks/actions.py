@@ -12,7 +12,11 @@ A playbook's ``actions`` is a list of ``{"kind": ..., ...}``:
   ``add``/``remove``. Saved through ``Account.save`` (which records ``account.updated``).
 * ``webhook``: records the domain event ``playbook.fired``; the webhook consumer delivers it, signed, to
   every endpoint subscribed to it. No HTTP here.
-* ``send_email``: :func:`send_email`.
+* ``send_email``: ``template`` (the id of one of the organization's active
+  :class:`~playbooks.models.EmailTemplate`), ``roles`` (contact roles; empty: every contact). Sent by
+  :func:`playbooks.emails.send_templated_email` (merge fields, unsubscribed and departed contacts skipped,
+  one-click unsubscribe, an :class:`~playbooks.models.EmailSendLog` row per contact considered), handed to
+  the email backend when the firing commits: :func:`send_email`.
 * ``enrol_survey``: a documented no-op until surveys exist (recorded as ``skipped``).
 
 Each action returns a result ``{"kind", "status", ...}`` that the firing keeps (``PlaybookFiring.results``).
@@ -23,17 +27,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
-from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db.models import Q
 from django.template import Context, Engine
+from django.utils import timezone
 
 from accounts.choices import ContactRole, TouchModel
 from accounts.models import Account, Contact, Membership, Team
 
 from . import ctas
 from .choices import AssigneeRule, CtaPriority, CtaStatus
-from .models import Cta, CtaReason, CtaType
+from .emails import send_templated_email
+from .models import Cta, CtaReason, CtaType, EmailTemplate
 
 __all__ = ["ACTION_KINDS", "execute", "plan", "render", "send_email", "validate_actions"]
 
@@ -182,14 +186,19 @@ def _check_webhook(action: dict[str, Any], org: Any) -> list[tuple[str, str]]:
 
 
 def _check_email(action: dict[str, Any], org: Any) -> list[tuple[str, str]]:
-    errors = [(k, "Unknown field.") for k in action if k not in ("kind", "roles", "subject", "body")]
+    errors = [(k, "Unknown field.") for k in action if k not in ("kind", "template", "roles")]
     roles = action.get("roles", [])
     if not isinstance(roles, list) or any(r not in ContactRole.values for r in roles):
         errors.append(("roles", f"Expected a list of {', '.join(ContactRole.values)} (empty: every contact)."))
-    if problem := _template(action.get("subject"), 200):
-        errors.append(("subject", problem))
-    if problem := _template(action.get("body"), 20_000):
-        errors.append(("body", problem))
+    template_id = action.get("template")
+    if isinstance(template_id, bool) or not isinstance(template_id, int):
+        errors.append(("template", "Expected the id of one of this organization's email templates."))
+        return errors
+    template = EmailTemplate.objects.for_org(org).filter(pk=template_id).first()
+    if template is None:
+        errors.append(("template", "Unknown email template."))
+    elif not template.is_active:
+        errors.append(("template", f"The email template “{template.name}” is inactive; reactivate it first."))
     return errors
 
 
@@ -313,46 +322,23 @@ def _webhook(playbook: Any, account: Account, action: dict[str, Any], firing: An
     return {"kind": "webhook", "status": "done", "event": str(event.pk)}
 
 
-def recipients(account: Account, roles: list[str]) -> list[Contact]:
-    """The account's contacts an email goes to: active, not departed, not unsubscribed, with an address, and
-    (when ``roles`` is not empty) holding one of ``roles``."""
-    contacts = Contact.objects.for_org(account.organization_id).filter(
-        account=account, is_active=True, departed_at__isnull=True, unsubscribed=False
-    )
-    contacts = contacts.exclude(email="").order_by("pk")
-    return [c for c in contacts if not roles or set(c.roles or []) & set(roles)]
-
-
 def send_email(playbook: Any, account: Account, params: dict[str, Any]) -> dict[str, Any]:
-    """Send a templated email to ``account``'s contacts (the interface richer templates plug into later).
+    """Send the email template ``params["template"]`` to ``account``'s contacts holding one of
+    ``params["roles"]`` (empty: every contact) with :func:`playbooks.emails.send_templated_email`.
 
-    ``params``: ``subject`` and ``body`` (merge fields: ``{{ account.name }}``, ``{{ contact.name }}``,
-    ``{{ csm.get_full_name }}``, ``{{ playbook.name }}``), ``roles`` (empty: every contact). One message per
-    recipient through Django's email backend (console in the demo, SMTP in production), sent after the
-    firing commits, so a rolled-back firing sends nothing. Unsubscribed, departed and inactive contacts
-    are skipped (:func:`recipients`). Returns ``{"kind", "status", "to": [contact ids]}``.
+    The send log is written in the firing's transaction and the messages are handed to Django's email
+    backend (console in the demo, SMTP in production) once it commits, so a rolled-back firing sends
+    nothing. A template deleted or deactivated since the playbook was saved sends nothing (``skipped``).
+    Returns ``{"kind", "status", "template", "sent", "skipped": {reason: count}}``.
     """
-    to = recipients(account, params.get("roles") or [])
-    if not to:
-        return {"kind": "send_email", "status": "skipped", "detail": "no contact to email", "to": []}
-    messages = []
-    for contact in to:
-        context = {**_merge_context(playbook, account), "contact": contact}
-        subject = " ".join(render(params["subject"], context).split())[:200]
-        messages.append(
-            EmailMessage(subject, render(params["body"], context), settings.DEFAULT_FROM_EMAIL, [contact.email])
-        )
-
-    def deliver() -> None:
-        from django.core.mail import get_connection
-
-        try:
-            get_connection().send_messages(messages)
-        except Exception:  # noqa: BLE001  (a mail server outage must not fail the firing that committed)
-            logger.exception("playbook %s: sending %d emails failed", playbook.pk, len(messages))
-
-    transaction.on_commit(deliver)
-    return {"kind": "send_email", "status": "done", "to": [c.pk for c in to]}
+    template = EmailTemplate.objects.for_org(account.organization_id).filter(pk=params.get("template")).first()
+    result: dict[str, Any] = {"kind": "send_email", "template": params.get("template"), "sent": 0, "skipped": {}}
+    if template is None or not template.is_active:
+        detail = "the email template was deleted" if template is None else "the email template is inactive"
+        return {**result, "status": "skipped", "detail": detail}
+    sent = send_templated_email(template, account, params.get("roles") or [], on_commit=True)
+    status = "done" if sent.sent else "skipped"
+    return {**result, "status": status, "sent": sent.sent, "skipped": sent.skipped or {}}
 
 
 def _send_email(playbook: Any, account: Account, action: dict[str, Any], firing: Any) -> dict[str, Any]:
@@ -381,8 +367,6 @@ def plan(organization: Any, actions: list[dict[str, Any]], account_ids: list[int
     """What ``actions`` would do for ``account_ids``, without doing it: CTAs to open, to update, suppressed
     (an open CTA snoozed), emails (recipients), field changes, notifications, webhook events. A few
     queries per action, whatever the number of accounts."""
-    from django.utils import timezone
-
     today = timezone.localdate()
     out = {"ctas_to_open": 0, "ctas_to_update": 0, "ctas_suppressed": 0, "emails": 0, "field_changes": 0}
     out |= {"notifications": 0, "webhook_events": 0, "survey_enrolments": 0}
@@ -405,12 +389,7 @@ def plan(organization: Any, actions: list[dict[str, Any]], account_ids: list[int
             out["ctas_to_update"] += len(open_ctas) - snoozed
             out["ctas_to_open"] += len(account_ids) - len(open_ctas)
         elif kind == "send_email":
-            contacts = Contact.objects.for_org(organization).filter(
-                account_id__in=account_ids, is_active=True, departed_at__isnull=True, unsubscribed=False
-            )
-            roles = set(action.get("roles") or [])
-            rows = contacts.exclude(email="").values_list("roles", flat=True)
-            out["emails"] += sum(1 for r in rows if not roles or set(r or []) & roles)
+            out["emails"] += _eligible_contacts(organization, action, account_ids)
         elif kind == "set_field":
             field, value = action["field"], action["value"]
             if field == "tags":
@@ -430,6 +409,23 @@ def plan(organization: Any, actions: list[dict[str, Any]], account_ids: list[int
         elif kind == "enrol_survey":
             out["survey_enrolments"] += 0  # a no-op until surveys exist
     return out
+
+
+def _eligible_contacts(organization: Any, action: dict[str, Any], account_ids: list[int]) -> int:
+    """How many messages a ``send_email`` action would send to ``account_ids``: the contacts that
+    :func:`playbooks.emails.send_templated_email` would not skip (active, not departed, not unsubscribed,
+    with an address, holding one of the roles); none when the template is missing or inactive."""
+    if not EmailTemplate.objects.for_org(organization).filter(pk=action.get("template"), is_active=True).exists():
+        return 0
+    today = timezone.localdate()
+    contacts = (
+        Contact.objects.for_org(organization)
+        .filter(account_id__in=account_ids, is_active=True, unsubscribed=False)
+        .filter(Q(departed_at__isnull=True) | Q(departed_at__gt=today))
+        .exclude(email="")
+    )
+    roles = set(action.get("roles") or [])
+    return sum(1 for r in contacts.values_list("roles", flat=True) if not roles or set(r or []) & roles)
 
 
 def _json_contains() -> bool:

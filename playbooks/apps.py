@@ -40,6 +40,11 @@ class PlaybooksConfig(AppConfig):
 
         organization_created.connect(create_defaults, dispatch_uid="playbooks-defaults", weak=False)
 
+        # seed_demo's playbooks part: default playbooks, run through the engine (after renewals 10, health 20).
+        from accounts.demo import register_demo_module
+
+        register_demo_module("playbooks", "playbooks.demo", order=30)
+
         # Account 360's CTA panel after the renewal panel, and My book's work (accounts.composition).
         from accounts.composition import (
             AccountColumn,

@@ -14,7 +14,12 @@ from accounts.models import Organization
 
 from .models import CtaReason, CtaType
 
-__all__ = ["add_cta_reason", "add_cta_type", "rename", "set_active"]
+__all__ = ["add_cta_reason", "add_cta_type", "clean_label", "rename", "set_active"]
+
+
+def clean_label(label: str) -> str:
+    """A label with its whitespace collapsed; a ValidationError on ``label`` when empty or too long."""
+    return _label(label)
 
 
 def _label(label: str) -> str:

@@ -48,6 +48,7 @@ __all__ = [
     "HealthReading",
     "TaskTemplate",
     "auto_close",
+    "auto_close_many",
     "can_write_cta",
     "can_write_task",
     "close",
@@ -56,6 +57,7 @@ __all__ = [
     "mark_notifications_read",
     "notify",
     "open_or_update_cta",
+    "open_or_update_many",
     "priority_for",
     "priority_from",
     "read_health",
@@ -247,9 +249,10 @@ def _log(cta: Cta | None, account: Account, action: str, reason: str = "", *, by
     )  # fmt: skip
 
 
-def cta_url(cta: Cta) -> str:
-    """Where a CTA is worked: its card in the work queue."""
-    slug = Organization.objects.filter(pk=cta.organization_id).values_list("slug", flat=True).get()
+def cta_url(cta: Cta, *, slug: str | None = None) -> str:
+    """Where a CTA is worked: its card in the work queue (``slug``: the organization's, when known)."""
+    if slug is None:
+        slug = Organization.objects.filter(pk=cta.organization_id).values_list("slug", flat=True).get()
     return reverse("work", args=[slug]) + f"?status=all&cta={cta.pk}#cta-{cta.pk}"
 
 
@@ -392,6 +395,163 @@ def _open_or_update(
     return cta, CREATED
 
 
+def _resolve_many(organization_id: int, accounts: Sequence[Account], rule: str) -> dict[int, int | None]:
+    """:func:`resolve_assignee` for many accounts at once (``owner`` and ``manager`` rules only), as user ids by
+    account id: two queries whatever the number of accounts."""
+    if rule not in (AssigneeRule.OWNER, AssigneeRule.MANAGER):
+        raise ValueError(f"set-based assignment does not support {rule!r}")
+    owners = _active_member_ids(organization_id, [a.owner_id for a in accounts])
+    managers: dict[int, int | None] = {}
+    if rule == AssigneeRule.MANAGER and owners:
+        rows = (
+            Membership.objects.for_org(organization_id)
+            .filter(user_id__in=owners)
+            .order_by("pk")
+            .values_list("user_id", "team__manager_id")
+        )
+        for user_id, manager_id in rows:
+            managers.setdefault(user_id, manager_id)
+        working = _active_member_ids(organization_id, managers.values())
+        managers = {u: m for u, m in managers.items() if m in working}
+    out = {}
+    for account in accounts:
+        owner_id = account.owner_id if account.owner_id in owners else None
+        out[account.pk] = managers.get(owner_id, owner_id) if owner_id is not None else None
+    return out
+
+
+def open_or_update_many(
+    *,
+    organization_id: int,
+    accounts: Sequence[Account],
+    type: str,
+    reason: str,
+    title: str = "",
+    description: str = "",
+    assignee_rule: str = AssigneeRule.OWNER,
+    priority: str | None = None,
+    due_in_days: int | None = None,
+    tasks: Sequence[TaskTemplate] = (),
+    source: str = "manual",
+    source_ref: str = "",
+    condition_key: str = "",
+    now: dt.datetime | None = None,
+) -> dict[int, tuple[Cta, str]]:
+    """:func:`open_or_update_cta` (by automation: ``by=None``) for many accounts at once, each at most once:
+    the same CTAs, tasks, log rows and notifications, with the same outcome per account (``created``,
+    ``updated`` or ``suppressed`` by a snooze), in a fixed number of queries whatever the number of accounts
+    (the open CTAs of the (type, reason) read in one query, bulk inserts and one bulk update).
+
+    Assignee rules ``owner`` and ``manager`` only (round-robin turns a cursor per CTA: use
+    :func:`open_or_update_cta`). Call it inside a transaction: a concurrent opening of one of these CTAs
+    raises ``IntegrityError`` (the partial unique index), and the caller then takes the one-by-one path,
+    which resolves the race."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    org_id = organization_id
+    if len({a.pk for a in accounts}) != len(accounts):
+        raise ValueError("open_or_update_many takes each account once")
+    rules = {assignee_rule, *(t.assignee for t in tasks if t.assignee)}
+    if AssigneeRule.ROUND_ROBIN in rules or not rules <= set(AssigneeRule.values):
+        raise ValueError(f"set-based opening does not support the assignee rules {sorted(rules)}")
+    cta_type = CtaType.objects.for_org(org_id).get(key=type)
+    cta_reason = CtaReason.objects.for_org(org_id).get(type=cta_type, key=reason)
+    ids = [a.pk for a in accounts]
+    existing = {
+        cta.account_id: cta
+        for cta in Cta.objects.for_org(org_id)
+        .select_for_update()
+        .filter(account_id__in=ids, type=cta_type, reason=cta_reason, status=CtaStatus.OPEN)
+        .order_by("pk")  # locks taken in one order: two evaluations at once wait, they do not deadlock
+    }
+    health = read_health(org_id, ids)
+
+    def priority_of(account: Account) -> tuple[Decimal, str]:
+        days = (account.next_renewal_date - today).days if account.next_renewal_date else None
+        return priority_from(arr=account.arr, health=health.get(account.pk), days_to_renewal=days)
+
+    out: dict[int, tuple[Cta, str]] = {}
+    logs: list[CtaLog] = []
+
+    def log(cta: Cta, account: Account, action: str, text: str, **details: Any) -> None:
+        logs.append(CtaLog(organization_id=org_id, cta=cta, account=account, action=action, reason=text,
+                           source=source, source_ref=source_ref, details=details, at=now))  # fmt: skip
+
+    updated, fields = [], {"fire_count", "last_fired_at", "updated_at"}
+    for account in accounts:
+        cta = existing.get(account.pk)
+        if cta is None:
+            continue
+        if cta.is_snoozed(today):
+            log(cta, account, CtaLogAction.SUPPRESSED,
+                f"Snoozed until {cta.snoozed_until.isoformat()} ({cta.get_snooze_reason_display()}).")  # fmt: skip
+            out[account.pk] = (cta, SUPPRESSED)
+            continue
+        if cta.snoozed_until is not None:
+            logs.append(CtaLog(organization_id=org_id, cta=cta, account=account, action=CtaLogAction.WOKEN,
+                               reason=f"The snooze ended on {cta.snoozed_until.isoformat()}.", source=cta.source,
+                               source_ref=cta.source_ref, details={}, at=now))  # fmt: skip
+            cta.snoozed_until, cta.snooze_reason = None, ""
+            fields |= {"snoozed_until", "snooze_reason"}
+        cta.fire_count += 1
+        cta.last_fired_at = now
+        cta.updated_at = timezone.now()
+        if priority is None:
+            cta.priority_score, cta.priority = priority_of(account)
+            fields |= {"priority_score", "priority"}
+        if condition_key and not cta.condition_key:
+            cta.condition_key = condition_key
+            fields.add("condition_key")
+        updated.append(cta)
+        log(cta, account, CtaLogAction.UPDATED, "Already open for this account, type and reason.",
+            fire_count=cta.fire_count)  # fmt: skip
+        out[account.pk] = (cta, UPDATED)
+    if updated:
+        Cta.all_orgs.bulk_update(updated, sorted(fields), batch_size=1000)
+
+    new = [a for a in accounts if a.pk not in existing]
+    owners = _resolve_many(org_id, new, assignee_rule) if new else {}
+    task_rules = {t.assignee for t in tasks if t.assignee}
+    by_rule = {rule: _resolve_many(org_id, new, rule) for rule in task_rules} if new else {}
+    created = []
+    for account in new:
+        score, computed = priority_of(account)
+        created.append(Cta(
+            organization_id=org_id, account=account, type=cta_type, reason=cta_reason,
+            title=(title or f"{cta_reason.label}: {account.name}")[:200], description=description,
+            priority=priority or computed, priority_score=score, owner_id=owners[account.pk],
+            due_date=today + dt.timedelta(days=due_in_days) if due_in_days is not None else None,
+            source=source, source_ref=source_ref, condition_key=condition_key, opened_at=now, last_fired_at=now,
+        ))  # fmt: skip
+    Cta.all_orgs.bulk_create(created, batch_size=1000)
+    new_tasks, notifications = [], []
+    slug = Organization.objects.filter(pk=org_id).values_list("slug", flat=True).get() if created else ""
+    verb = cta_type.label.lower()
+    for account, cta in zip(new, created, strict=True):
+        out[account.pk] = (cta, CREATED)
+        log(cta, account, CtaLogAction.OPENED, f"Opened by {source}.", owner=cta.owner_id, priority=cta.priority,
+            priority_score=str(cta.priority_score))  # fmt: skip
+        url = cta_url(cta, slug=slug)
+        if cta.owner_id is not None:
+            message = f"New {verb} CTA on {account.name}: {cta.title}"
+            notifications.append(Notification(organization_id=org_id, user_id=cta.owner_id, cta=cta, url=url,
+                                              message=message[:300]))  # fmt: skip
+        for i, t in enumerate(tasks):
+            assignee = by_rule[t.assignee][account.pk] if t.assignee else cta.owner_id
+            new_tasks.append(CtaTask(
+                organization_id=org_id, cta=cta, title=t.title[:200], position=i, assignee_id=assignee,
+                due_date=today + dt.timedelta(days=t.due_in_days) if t.due_in_days is not None else None,
+            ))  # fmt: skip
+            if assignee is not None and assignee != cta.owner_id:
+                message = f"Task for you on {account.name}: {t.title[:200]}"
+                notifications.append(Notification(organization_id=org_id, user_id=assignee, cta=cta, url=url,
+                                                  message=message[:300]))  # fmt: skip
+    CtaTask.all_orgs.bulk_create(new_tasks, batch_size=2000)
+    CtaLog.all_orgs.bulk_create(logs, batch_size=2000)
+    Notification.all_orgs.bulk_create(notifications, batch_size=2000)
+    return out
+
+
 # --- Changing a CTA -----------------------------------------------------------------------------
 
 
@@ -499,6 +659,50 @@ def auto_close(
         for cta in queryset.select_for_update().select_related("account").order_by("pk"):
             closed.append(_finish(cta, CtaStatus.AUTO_CLOSED, CtaLogAction.AUTO_CLOSED, reason, by=None))
     return closed
+
+
+def auto_close_many(
+    organization: Organization | int, *, condition_key: str, reason: str, account_ids: Iterable[int]
+) -> int:
+    """:func:`auto_close` for the open CTAs of ``condition_key`` on many accounts at once: one locking read,
+    one bulk update, one bulk insert of their log rows. Returns how many closed."""
+    if not condition_key:
+        raise ValueError("auto_close_many needs a condition_key")
+    org_id = organization if isinstance(organization, int) else organization.pk
+    with transaction.atomic():
+        closing = list(
+            Cta.objects.for_org(org_id)
+            .filter(condition_key=condition_key, status=CtaStatus.OPEN, account_id__in=list(account_ids))
+            .select_for_update()
+            .order_by("pk")
+        )
+        if not closing:
+            return 0
+        now = timezone.now()
+        for cta in closing:
+            cta.status, cta.closed_at, cta.closed_by = CtaStatus.AUTO_CLOSED, now, None
+            cta.outcome, cta.close_reason, cta.updated_at = "", reason, now
+        Cta.all_orgs.bulk_update(
+            closing, ["status", "closed_at", "closed_by", "outcome", "close_reason", "updated_at"], batch_size=1000
+        )
+        CtaLog.all_orgs.bulk_create(
+            [
+                CtaLog(
+                    organization_id=org_id,
+                    cta=cta,
+                    account_id=cta.account_id,
+                    action=CtaLogAction.AUTO_CLOSED,
+                    reason=reason,
+                    source=cta.source,
+                    source_ref=cta.source_ref,
+                    details={"outcome": ""},
+                    at=now,
+                )
+                for cta in closing
+            ],  # fmt: skip
+            batch_size=2000,
+        )
+    return len(closing)
 
 
 @transaction.atomic

@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import Lexer, TokenType
 from django.urls import reverse
@@ -73,6 +76,8 @@ UNSUBSCRIBE_SALT = "retain.playbooks.unsubscribe"
 _FILTER = r'\|\s*(?P<name>[a-z_]+)(?::\s*"[^"{}%|]*")?\s*'
 _VARIABLE = re.compile(r"^\s*(?P<field>[a-z_]+\.[a-z_]+)\s*(?P<filters>(" + _FILTER + r")*)$")
 _FILTER_NAMES = re.compile(_FILTER)
+
+logger = logging.getLogger(__name__)
 
 #: The sandbox engine: no loaders (no include/extends can read a file), no libraries, autoescape on.
 _ENGINE = Engine(loaders=[], libraries={}, autoescape=True, string_if_invalid="", debug=False)
@@ -206,10 +211,16 @@ def _skip_reason(contact: Contact, today: dt.date) -> str | None:
     return None
 
 
-def send_templated_email(template: EmailTemplate, account: Account, roles: Iterable[str]) -> SendResult:
+def send_templated_email(
+    template: EmailTemplate, account: Account, roles: Iterable[str], *, on_commit: bool = False
+) -> SendResult:
     """Send ``template`` to each contact of ``account`` holding one of ``roles`` (all contacts when ``roles`` is
     empty), through the configured email backend; log every contact considered. An inactive template, or one
-    of another organization, sends nothing."""
+    of another organization, sends nothing.
+
+    ``on_commit`` (the playbook action): the log is written now, in the caller's transaction, and the
+    messages go to the backend when that transaction commits (none if it rolls back); ``sent`` then counts
+    the messages handed over, and a mail-server failure at that point is logged, not raised."""
     if template.organization_id != account.organization_id:
         raise ValidationError("The template and the account belong to different organizations.")
     result = SendResult()
@@ -243,7 +254,10 @@ def send_templated_email(template: EmailTemplate, account: Account, roles: Itera
         message.attach_alternative(rendered.html, "text/html")
         messages.append(message)
         logs.append((contact, EmailSendStatus.SENT, rendered.subject))
-    if messages:
+    if messages and on_commit:
+        transaction.on_commit(partial(_deliver, messages, account.organization_id), robust=True)
+        result.sent = len(messages)
+    elif messages:
         result.sent = get_connection().send_messages(messages) or 0
     EmailSendLog.objects.for_org(account.organization_id).bulk_create(
         [
@@ -255,3 +269,12 @@ def send_templated_email(template: EmailTemplate, account: Account, roles: Itera
         ]
     )  # fmt: skip
     return result
+
+
+def _deliver(messages: list[EmailMultiAlternatives], organization_id: int) -> None:
+    """Hand messages to the email backend after a commit; a mail-server outage is logged, never raised (the
+    firing that wrote the send log has committed)."""
+    try:
+        get_connection().send_messages(messages)
+    except Exception:
+        logger.exception("organization %s: sending %d templated emails failed", organization_id, len(messages))

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import CharField as _CharField
-from django.db.models import Exists, F, OuterRef, QuerySet, Value
+from django.db.models import Exists, F, Max, OuterRef, QuerySet, Value
 from django.utils import timezone
 
 from accounts.models import Account, Segment
@@ -33,6 +34,7 @@ from accounts.segments import compile_or_none
 
 from . import ctas
 from .actions import execute, plan
+from .choices import AssigneeRule
 from .models_engine import AccountStageMark, FiringOutcome, Playbook, PlaybookFiring, TriggerKind
 from .triggers import TRIGGERS, nps_category, params_of
 
@@ -43,6 +45,7 @@ __all__ = [
     "evaluate_organization",
     "evaluate_playbook",
     "fire",
+    "holding_now",
     "on_event",
     "preview",
     "scope",
@@ -55,6 +58,12 @@ logger = logging.getLogger(__name__)
 CONSUMER_NAME = "playbooks"
 #: Accounts a preview lists by name.
 PREVIEW_SAMPLE = 20
+#: Occurrences fired in one set-based transaction.
+BATCH = 2000
+#: Condition-based triggers whose condition is one grouped pass over the organization's usage whatever the
+#: accounts asked about: the evaluation computes it once (:func:`holding_now`) for clearing and matching,
+#: instead of once each — on a large book that pass is most of an evaluation's time.
+ORG_WIDE = (TriggerKind.USAGE_DROP, TriggerKind.SEATS_OVER)
 
 CLEARED = {
     TriggerKind.HEALTH_COLOR: "Health is no longer {colors}.",
@@ -101,14 +110,19 @@ def _cooldown_since(playbook: Playbook, now: dt.datetime) -> dt.datetime | None:
 
 
 def candidates(
-    playbook: Playbook, *, now: dt.datetime | None = None, account_ids: list[int] | None = None
+    playbook: Playbook,
+    *,
+    now: dt.datetime | None = None,
+    account_ids: list[int] | None = None,
+    held: set[int] | None = None,
 ) -> QuerySet | None:
     """The occurrences a time-based playbook would fire now: rows of ``account_id``, ``occurrence_key`` and
     ``in_cooldown``, as ONE query (``None`` for event-driven playbooks and invalid rules).
 
     = the accounts in :func:`scope` where the trigger occurs (its SQL), minus occurrences already recorded,
     minus (condition-based triggers) accounts whose previous firing has not cleared yet. ``account_ids``
-    narrows it to those accounts (the benchmark's per-account baseline)."""
+    narrows it to those accounts (the benchmark's per-account baseline); ``held``: the accounts where the
+    condition holds, when the caller already knows them (:func:`holding_now`)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     spec = TRIGGERS[playbook.trigger]
@@ -122,9 +136,13 @@ def candidates(
         rows = spec.keyed(playbook.organization_id, accounts.values("pk"), params, today, now)
     else:
         episode = _uncleared(playbook).filter(account_id=OuterRef("pk"))
+        holds = (
+            accounts.filter(pk__in=sorted(held))
+            if held is not None
+            else spec.holding(playbook.organization_id, accounts, params, today, now)
+        )
         rows = (
-            spec.holding(playbook.organization_id, accounts, params, today, now)
-            .filter(~Exists(episode))
+            holds.filter(~Exists(episode))
             .annotate(account_id=F("pk"), occurrence_key=Value(f"since:{today.isoformat()}", _CharField()))
             .values("account_id", "occurrence_key")
         )
@@ -252,34 +270,166 @@ def evaluate_playbook(playbook: Playbook, *, now: dt.datetime | None = None) -> 
     now = now or timezone.now()
     counts = {"fired": 0, "suppressed": 0, "skipped": 0, "cleared": 0}
     spec = TRIGGERS[playbook.trigger]
+    held = holding_now(playbook, now=now) if playbook.trigger in ORG_WIDE else None
     if spec.clears and spec.holding is not None:
-        counts["cleared"] = clear_conditions(playbook, now=now)
-    rows = candidates(playbook, now=now)
+        counts["cleared"] = clear_conditions(playbook, now=now, held=held)
+    rows = candidates(playbook, now=now, held=held)
     if rows is None:
         return counts
     found = list(rows)
+    if not found:
+        return counts
     accounts = Account.objects.for_org(playbook.organization_id).in_bulk([r["account_id"] for r in found])
-    label = TriggerKind(playbook.trigger).label
+    found = [r for r in found if r["account_id"] in accounts]
+    bulk = _set_based(playbook)
+    # Rounds in which each account occurs once (two invoices of one account: the second updates the CTA the
+    # first opened, as one after the other would).
+    rounds: list[list[dict[str, Any]]] = []
+    seen: dict[int, int] = {}
     for row in found:
-        account = accounts.get(row["account_id"])
-        if account is None:
-            continue
-        firing = fire(
-            playbook,
-            account,
-            row["occurrence_key"],
-            reason=f"{label} ({row['occurrence_key']}).",
-            now=now,
-            in_cooldown=row["in_cooldown"],
-        )
+        n = seen[row["account_id"]] = seen.get(row["account_id"], -1) + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(row)
+    for batch in rounds:
+        for start in range(0, len(batch), BATCH):
+            chunk = batch[start : start + BATCH]
+            done = _fire_many(playbook, chunk, accounts, now=now) if bulk else None
+            if done is None:
+                done = _fire_each(playbook, chunk, accounts, now=now)
+            for outcome, n in done.items():
+                counts[outcome] += n
+    return counts
+
+
+def _reason(playbook: Playbook, occurrence_key: str) -> str:
+    return f"{TriggerKind(playbook.trigger).label} ({occurrence_key})."
+
+
+def _fire_each(playbook: Playbook, rows: list[dict[str, Any]], accounts: dict[int, Account], *, now: Any) -> Counter:
+    """The one-by-one path: :func:`fire` per occurrence (its own claim and transaction)."""
+    counts: Counter = Counter()
+    for row in rows:
+        key = row["occurrence_key"]
+        account = accounts[row["account_id"]]
+        firing = fire(playbook, account, key, reason=_reason(playbook, key), now=now, in_cooldown=row["in_cooldown"])
         if firing is not None:
             counts[firing.outcome] += 1
     return counts
 
 
-def clear_conditions(playbook: Playbook, *, now: dt.datetime | None = None, account_id: int | None = None) -> int:
+def _set_based(playbook: Playbook) -> bool:
+    """Whether the playbook's occurrences can be fired set-based (:func:`_fire_many`): every action opens a
+    CTA assigned by the ``owner`` or ``manager`` rule (round-robin turns a cursor per CTA; other actions run
+    one account at a time through :func:`fire`)."""
+    actions = playbook.actions or []
+    for action in actions:
+        if action.get("kind") != "open_cta" or "team" in action:
+            return False
+        rules = {action.get("assignee", AssigneeRule.OWNER), *(t.get("assignee") for t in action.get("tasks", []))}
+        if not rules - {None} <= {AssigneeRule.OWNER, AssigneeRule.MANAGER}:
+            return False
+    return bool(actions)
+
+
+def _fire_many(
+    playbook: Playbook, rows: list[dict[str, Any]], accounts: dict[int, Account], *, now: dt.datetime
+) -> Counter | None:
+    """Fire many occurrences of a time-based playbook at once, each account at most once, with the outcome
+    :func:`fire` would give each (cooldown suppression, snoozed CTA suppression, CTA opened or updated) and
+    the same rows written, in a fixed number of queries: the cooldown's last firings in one query, each
+    ``open_cta`` action through :func:`playbooks.ctas.open_or_update_many`, the firings in one bulk insert —
+    all in one transaction. Returns the counts, or ``None`` when it could not (a concurrent claim or CTA, a
+    failing action): then nothing of it was written and the caller fires them one by one, which records
+    each outcome (a lost claim, a skipped firing with its error) as :func:`fire` does."""
+    org_id = playbook.organization_id
+    spec = TRIGGERS[playbook.trigger]
+    condition_key = spec.condition_key(playbook.pk)
+    cooling = [r["account_id"] for r in rows if r["in_cooldown"]]
+    last: dict[int, dt.datetime] = {}
+    if cooling:
+        last = dict(
+            PlaybookFiring.objects.for_org(org_id)
+            .filter(playbook=playbook, account_id__in=cooling, outcome=FiringOutcome.FIRED,
+                    fired_at__gt=_cooldown_since(playbook, now))
+            .values("account_id").annotate(last=Max("fired_at")).values_list("account_id", "last")
+        )  # fmt: skip
+    firings: dict[int, PlaybookFiring] = {}
+    for row in rows:
+        key, account_id = row["occurrence_key"], row["account_id"]
+        firing = PlaybookFiring(
+            organization_id=org_id, playbook=playbook, account_id=account_id, occurrence_key=key[:120], fired_at=now,
+            outcome=FiringOutcome.FIRED, reason=_reason(playbook, key), condition_key=condition_key, results=[],
+        )  # fmt: skip
+        if row["in_cooldown"]:
+            at = last.get(account_id)
+            firing.outcome = FiringOutcome.SUPPRESSED
+            firing.reason = (
+                f"Cooldown: this playbook fired for this account on {timezone.localdate(at).isoformat()} "
+                f"(cooldown {playbook.cooldown_days} days)."
+                if at
+                else f"Cooldown of {playbook.cooldown_days} days."
+            )
+        firings[account_id] = firing
+    try:
+        with transaction.atomic():
+            acting = [accounts[pk] for pk, f in firings.items() if f.outcome == FiringOutcome.FIRED]
+            for action in playbook.actions:
+                if not acting:
+                    break
+                opened = ctas.open_or_update_many(
+                    organization_id=org_id, accounts=acting, type=action["type"], reason=action["reason"],
+                    title=action.get("title", ""), description=action.get("description", ""),
+                    assignee_rule=action.get("assignee", AssigneeRule.OWNER), priority=action.get("priority"),
+                    due_in_days=action.get("due_in_days"),
+                    tasks=[ctas.TaskTemplate(t["title"], t.get("due_in_days"), t.get("assignee"))
+                           for t in action.get("tasks", [])],
+                    source="playbook", source_ref=playbook.source_ref, condition_key=condition_key,
+                )  # fmt: skip
+                still = []
+                for account in acting:
+                    cta, status = opened[account.pk]
+                    firing = firings[account.pk]
+                    firing.cta = cta
+                    firing.results.append({"kind": "open_cta", "status": status, "cta": cta.pk})
+                    if status == ctas.SUPPRESSED:
+                        firing.outcome = FiringOutcome.SUPPRESSED
+                        firing.reason = (
+                            f"The open CTA “{cta.title}” is snoozed until {cta.snoozed_until.isoformat()}: "
+                            "nothing else was done."
+                        )
+                    else:
+                        still.append(account)
+                acting = still
+            PlaybookFiring.all_orgs.bulk_create(list(firings.values()), batch_size=2000)
+    except Exception:  # noqa: BLE001  (the one-by-one path records what went wrong, per occurrence)
+        logger.info("playbook %s: set-based firing fell back to one by one", playbook.pk, exc_info=True)
+        return None
+    return Counter(f.outcome for f in firings.values())
+
+
+def holding_now(playbook: Playbook, *, now: dt.datetime | None = None) -> set[int]:
+    """The accounts of the organization (any, not only the playbook's scope) where the playbook's condition
+    holds now: one query."""
+    now = now or timezone.now()
+    spec = TRIGGERS[playbook.trigger]
+    params = params_of(playbook.trigger, playbook.trigger_params)
+    accounts = Account.objects.for_org(playbook.organization_id)
+    holds = spec.holding(playbook.organization_id, accounts, params, timezone.localdate(now), now)
+    return set(holds.values_list("pk", flat=True))
+
+
+def clear_conditions(
+    playbook: Playbook,
+    *,
+    now: dt.datetime | None = None,
+    account_id: int | None = None,
+    held: set[int] | None = None,
+) -> int:
     """Mark the playbook's uncleared firings whose condition no longer holds as cleared, and auto-close their
-    CTAs with the reason (one query finds them). Returns how many firings cleared."""
+    CTAs with the reason (one query finds them; with ``held``, the accounts where it holds as
+    :func:`holding_now` found them, one query reads the uncleared firings). Returns how many firings
+    cleared."""
     now = now or timezone.now()
     spec = TRIGGERS[playbook.trigger]
     if not spec.clears or spec.holding is None:
@@ -289,18 +439,25 @@ def clear_conditions(playbook: Playbook, *, now: dt.datetime | None = None, acco
     uncleared = _uncleared(playbook)
     if account_id is not None:
         uncleared = uncleared.filter(account_id=account_id)
-    # The condition's SQL over the accounts in an episode only, not the whole organization.
-    in_episode = Account.objects.for_org(org_id).filter(pk__in=uncleared.values("account_id"))
-    holding = spec.holding(org_id, in_episode, params, timezone.localdate(now), now).values("pk")
-    stale = uncleared.exclude(account_id__in=holding)
-    cleared = list(stale.values_list("pk", "account_id", "condition_key"))
+    if held is not None:
+        rows = uncleared.values_list("pk", "account_id", "condition_key")
+        cleared = [(pk, account, key) for pk, account, key in rows if account not in held]
+    else:
+        # The condition's SQL over the accounts in an episode only, not the whole organization.
+        in_episode = Account.objects.for_org(org_id).filter(pk__in=uncleared.values("account_id"))
+        holding = spec.holding(org_id, in_episode, params, timezone.localdate(now), now).values("pk")
+        stale = uncleared.exclude(account_id__in=holding)
+        cleared = list(stale.values_list("pk", "account_id", "condition_key"))
     if not cleared:
         return 0
     reason = CLEARED[playbook.trigger].format(**{**params, "colors": " or ".join(params.get("colors", []))})
+    by_key: dict[str, set[int]] = {}
+    for _, account, key in cleared:
+        by_key.setdefault(key, set()).add(account)
     with transaction.atomic():
         PlaybookFiring.all_orgs.filter(pk__in=[pk for pk, _, _ in cleared]).update(cleared_at=now)
-        for key, account in {(key, account) for _, account, key in cleared}:
-            ctas.auto_close(org_id, condition_key=key, reason=reason, account=account)
+        for key, accounts in by_key.items():
+            ctas.auto_close_many(org_id, condition_key=key, reason=reason, account_ids=accounts)
     return len(cleared)
 
 
@@ -309,8 +466,15 @@ def sync_stage_marks(organization_id: int, *, today: dt.date | None = None) -> N
     stage changed are dropped, accounts without a mark get one since ``today`` (the engine cannot know an
     earlier change: a stage is counted from when it was first seen)."""
     today = today or timezone.localdate()
-    marks = AccountStageMark.objects.for_org(organization_id)
-    marks.exclude(stage=F("account__lifecycle_stage")).delete()
+    # A DELETE of the one table with a correlated EXISTS (one primary-key probe per mark), not
+    # ``exclude(stage=F("account__lifecycle_stage"))``: that is a join, which Django writes as
+    # ``DELETE … WHERE id IN (SELECT … JOIN …)``, and with the marks' statistics taken while the table was
+    # empty (the first evaluation after they were created) Postgres ran it as a nested loop over marks ×
+    # marks — 50,000 accounts stalled it for many minutes.
+    moved = Account.all_orgs.filter(organization_id=organization_id, pk=OuterRef("account_id")).exclude(
+        lifecycle_stage=OuterRef("stage")
+    )
+    AccountStageMark.objects.for_org(organization_id).filter(Exists(moved)).delete()
     missing = (
         Account.objects.for_org(organization_id)
         .filter(~Exists(AccountStageMark.all_orgs.filter(account_id=OuterRef("pk"))))

@@ -15,7 +15,9 @@ from .choices import CtaPriority, CtaStatus
 from .models import (
     Cta,
     CtaTask,
+    CtaType,
     DeliveryStatus,
+    EmailTemplate,
     EventType,
     Notification,
     Playbook,
@@ -122,4 +124,21 @@ class PlaybookFilterSet(OrgFilterSet):
 
     class Meta:
         model = Playbook
+        fields: list[str] = []
+
+
+class CtaTypeFilterSet(OrgFilterSet):
+    is_active = BooleanFilter()
+
+    class Meta:
+        model = CtaType
+        fields: list[str] = []
+
+
+class EmailTemplateFilterSet(OrgFilterSet):
+    name = filters.CharFilter(lookup_expr="icontains")
+    is_active = BooleanFilter()
+
+    class Meta:
+        model = EmailTemplate
         fields: list[str] = []

@@ -15,6 +15,7 @@ from django.db import models
 from cs_platform.events import CATALOGUE
 from cs_platform.tenancy import OrgScopedModel
 
+from .models_digest import *  # noqa: F403  (the daily digest: members' choice and the runs)
 from .models_email import *  # noqa: F403  (templated email: templates and the send log)
 from .models_engine import *  # noqa: F403  (the playbook engine: playbooks and their firings)
 from .models_work import *  # noqa: F403  (the work queue's models: CTAs, tasks, notifications, log)

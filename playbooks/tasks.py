@@ -45,3 +45,29 @@ def evaluate_playbooks(organization_id: int) -> dict[str, int]:
     from .engine import evaluate_organization
 
     return evaluate_organization(organization_id)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def send_all_digests() -> int:
+    """Beat entry (hourly): one :func:`send_digests` per organization where a member turned the daily digest
+    on. Idempotent: each member's day is claimed once (playbooks.digest)."""
+    from .models import NotificationPreference
+
+    queued = 0
+    for org_id in (
+        NotificationPreference.all_orgs.filter(daily_digest=True)
+        .order_by()
+        .values_list("organization_id", flat=True)
+        .distinct()
+    ):
+        send_digests.delay(org_id)
+        queued += 1
+    return queued
+
+
+@org_task(soft_time_limit=600, time_limit=660)
+def send_digests(organization_id: int) -> dict[str, int]:
+    """The organization's daily digests (playbooks.digest.send_daily_digests), from DIGEST_HOUR local time."""
+    from .digest import send_daily_digests
+
+    return send_daily_digests(organization_id)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("tasks/<int:task_id>/done/", work_views.task_toggle, name="work-task-toggle"),
     path("notifications/", work_views.notifications, name="notifications"),
     path("notifications/read/", work_views.notifications_read, name="notifications-read"),
+    path("notifications/digest/", work_views.notifications_digest, name="notifications-digest"),
 ]

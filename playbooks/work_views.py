@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -24,7 +25,7 @@ from accounts.choices import Role
 from accounts.models import Membership
 from cs_platform.pages import org_page
 
-from . import ctas
+from . import ctas, digest
 from .choices import CtaOutcome, CtaPriority, CtaStatus, SnoozeReason
 from .filtersets import due_window
 from .models import Cta, CtaTask, CtaType, Notification
@@ -273,11 +274,24 @@ def notifications(request: HttpRequest) -> HttpResponse:
     """The member's notifications, newest first (the last 100)."""
     rows = list(Notification.objects.filter(user=request.user).select_related("cta")[:100])
     actor = request.actor  # type: ignore[attr-defined]
-    return render(
-        request,
-        "playbooks/notifications.html",
-        {"notifications": rows, "can_mark": actor.can_write_anything, "unread": sum(1 for n in rows if not n.read_at)},
-    )
+    context = {
+        "notifications": rows,
+        "can_mark": actor.can_write_anything,
+        "unread": sum(1 for n in rows if not n.read_at),
+        "daily_digest": digest.digest_enabled(request.membership),  # type: ignore[attr-defined]
+        "digest_hour": settings.DIGEST_HOUR,
+    }
+    return render(request, "playbooks/notifications.html", context)
+
+
+@org_page()
+@require_POST
+def notifications_digest(request: HttpRequest) -> HttpResponse:
+    """Turn the member's daily digest email on (``daily_digest=on``) or off: their own setting, any role."""
+    enabled = request.POST.get("daily_digest") == "on"
+    digest.set_daily_digest(request.membership, enabled)  # type: ignore[attr-defined]
+    messages.success(request, "Daily digest email turned on." if enabled else "Daily digest email turned off.")
+    return redirect("notifications", org_slug=request.organization.slug)  # type: ignore[attr-defined]
 
 
 @org_page(roles=[Role.ADMIN, Role.LEADER, Role.CSM])

@@ -112,6 +112,8 @@ class Screen:
     name: str
     path: str
     admin_only: bool = False
+    #: Roles besides admin that open an ``admin_only`` screen (the playbook pages: leaders read them).
+    readers: tuple[str, ...] = ()
 
 
 def screens(seeded: Any) -> list[Screen]:
@@ -148,6 +150,11 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("admin cta types", f"{o}/admin/cta-types/", admin_only=True),
         Screen("admin email templates", f"{o}/admin/email-templates/", admin_only=True),
         Screen("admin email template", f"{o}/admin/email-templates/{seeded.email_template}/", admin_only=True),
+        Screen("admin playbooks", f"{o}/admin/playbooks/", admin_only=True, readers=("leader",)),
+        Screen("admin playbook", f"{o}/admin/playbooks/{seeded.playbook}/", admin_only=True, readers=("leader",)),
+        Screen("admin playbook preview", f"{o}/admin/playbooks/{seeded.playbook}/?preview=1", admin_only=True),
+        Screen("admin new playbook", f"{o}/admin/playbooks/new/", admin_only=True),
+        # Last: the screen the other roles open to see the 403 page (see screens_for).
         Screen("admin key features", f"{o}/admin/features/", admin_only=True),
     ]
 
@@ -158,7 +165,7 @@ def screens_for(seeded: Any, role: str) -> list[Screen]:
     every = screens(seeded)
     if role == "admin":
         return every
-    return [s for s in every if not s.admin_only] + [Screen("forbidden (403)", every[-1].path)]
+    return [s for s in every if not s.admin_only or role in s.readers] + [Screen("forbidden (403)", every[-1].path)]
 
 
 @dataclass

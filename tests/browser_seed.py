@@ -57,6 +57,7 @@ class Seeded:
     webhook: int = 0
     scorecard: int = 0
     email_template: int = 0
+    playbook: int = 0
     unsubscribe_token: str = ""
     feature_request: int = 0
 
@@ -216,4 +217,15 @@ def seed(slug: str = "acme") -> Seeded:
                                     reason="Unsigned request.")  # fmt: skip
     InboundDelivery.all_orgs.create(organization=org, source="tracker", outcome="applied", status_code=200,
                                     reference="PROD-233", changed=1)  # fmt: skip
+    # The playbook editor: an inactive playbook with an email and a CTA with tasks (its preview lists accounts).
+    from playbooks.models import Playbook
+
+    out.playbook = Playbook.all_orgs.create(
+        organization=org, name="Renewal prep", trigger="renewal_due", trigger_params={"days": 400},
+        actions=[
+            {"kind": "open_cta", "type": "lifecycle", "reason": "renewal_prep",
+             "tasks": [{"title": "Review usage", "due_in_days": 3}, {"title": "Book the call", "due_in_days": 7}]},
+            {"kind": "send_email", "template": out.email_template, "roles": ["champion"]},
+        ],
+    ).pk  # fmt: skip
     return out

@@ -126,6 +126,21 @@ def make_feature_request(org: Any) -> Any:
     return fr
 
 
+def cta_type(org: Any) -> Any:
+    from playbooks.cta_admin import add_cta_type
+    from playbooks.models import CtaType
+
+    return add_cta_type(org, f"Custom {CtaType.all_orgs.count()}")
+
+
+def email_template(org: Any) -> Any:
+    from playbooks.models import EmailTemplate
+
+    return EmailTemplate.all_orgs.create(
+        organization=org, name=f"Template {EmailTemplate.all_orgs.count()}", subject="Hi", body="Hello"
+    )
+
+
 def import_run(org: Any) -> Any:
     return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
@@ -203,6 +218,10 @@ CASES = [
                   key_user=inbox_user),
     IsolationCase("feature-requests", make=make_feature_request, payload=lambda o: {"title": "SSO", "type": "bug"},
                   patch={"title": "changed"}),
+    IsolationCase("cta-types", make=cta_type, payload=lambda o: {"label": "Partner"}, patch={"label": "changed"}),
+    IsolationCase("email-templates", make=email_template, payload=lambda o: {
+                  "name": "Check-in", "subject": "Hi {{ account.name }}", "body": "Hello {{ contact.first_name }}"},
+                  patch={"subject": "changed"}),
 ]  # fmt: skip
 
 

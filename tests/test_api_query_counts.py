@@ -142,6 +142,25 @@ def build_feature_requests(org: Any, n: int, owner: Any) -> None:
             link_account(fr, AccountFactory(organization=org, owner=owner), requested_by=owner)
 
 
+def build_cta_types(org: Any, n: int, owner: Any) -> None:
+    from playbooks.cta_admin import add_cta_reason, add_cta_type
+    from playbooks.models import CtaType
+
+    start = CtaType.all_orgs.filter(organization=org).count()
+    for i in range(n):
+        add_cta_reason(add_cta_type(org, f"Type {start + i}"), "A reason")
+
+
+def build_email_templates(org: Any, n: int, owner: Any) -> None:
+    from playbooks.models import EmailTemplate
+
+    start = EmailTemplate.all_orgs.filter(organization=org).count()
+    EmailTemplate.all_orgs.bulk_create(
+        EmailTemplate(organization=org, name=f"T{start + i}", subject="Hi", body="Hello", created_by=owner)
+        for i in range(n)
+    )
+
+
 SCENARIOS = {
     # name: (url, query string, builder)
     "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
@@ -184,6 +203,8 @@ SCENARIOS = {
     "notifications:list": ("/api/v1/notifications/", {"unread": "true"}, build_notifications),
     "feature-requests:list": ("/api/v1/feature-requests/", {"status": "new", "product_area": "reporting",
                                                             "merged": "false"}, build_feature_requests),
+    "cta-types:list": ("/api/v1/cta-types/", {"is_active": "true", "ordering": "label"}, build_cta_types),
+    "email-templates:list": ("/api/v1/email-templates/", {"is_active": "true"}, build_email_templates),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list", "invitations:list"}

@@ -86,7 +86,17 @@ RESOURCES = [
              owner_scoped=False),
     Resource("users", lambda o, u: MembershipFactory(organization=o), lambda o, u: {"email": "x@example.com",
              "role": "viewer"}, {"role": "viewer"}, owner_scoped=False, create_status=202),
+    Resource("email-templates", lambda o, u: _email_template(o), lambda o, u: {"name": "Check-in", "subject": "Hi",
+             "body": "Hello {{ contact.first_name }}"}, {"subject": "Changed"}, owner_scoped=False),
 ]  # fmt: skip
+
+
+def _email_template(org: Any) -> Any:
+    from playbooks.models import EmailTemplate
+
+    return EmailTemplate.all_orgs.create(
+        organization=org, name=f"T{EmailTemplate.all_orgs.count()}", subject="Hi", body="Hello"
+    )
 
 
 def _playbook_body(org: Any) -> dict[str, Any]:
@@ -514,3 +524,22 @@ def test_feature_request_write_matrix(role, book, org, people, client_for):
     assert linked.status_code == (201 if ALLOWED[(role, book)] else 403), linked.json()
     assert client.post(f"{url}{fr.pk}/merge/", {"into": other.pk}, format="json").status_code == manage
     assert client.delete(f"{url}{other.pk}/").status_code == (204 if FR_CAN_MANAGE[role] else 403)
+
+
+@pytest.mark.parametrize("role", ["admin", "leader", "csm", "viewer"])
+def test_cta_types_admins_write_everyone_reads_nobody_deletes(role, org, people, client_for):
+    from playbooks.cta_admin import add_cta_type
+
+    client, allowed = client_for(role), role == "admin"
+    created = client.post(f"{API}/cta-types/", {"label": f"Partner {role}"}, format="json")
+    assert created.status_code == (201 if allowed else 403), created.json()
+    custom = add_cta_type(org, f"Custom {role}")
+    assert client.get(f"{API}/cta-types/{custom.pk}/").status_code == 200
+    updated = client.patch(f"{API}/cta-types/{custom.pk}/", {"label": "Renamed", "is_active": False}, format="json")
+    assert updated.status_code == (200 if allowed else 403), updated.json()
+    body = {"label": "Again", "is_active": True, "position": 3}
+    assert client.put(f"{API}/cta-types/{custom.pk}/", body, format="json").status_code == (200 if allowed else 403)
+    # Never deleted (CTAs point at their type), whoever asks.
+    assert client.delete(f"{API}/cta-types/{custom.pk}/").status_code in ((405,) if allowed else (403, 405))
+    custom.refresh_from_db()
+    assert custom.pk and (custom.label == "Again") is allowed

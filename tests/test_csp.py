@@ -124,6 +124,7 @@ def test_rendered_pages_carry_no_inline_code(client, org, alice):
         reverse("portfolio", args=[org.slug]),
         reverse("renewals", args=[org.slug]),
         reverse("admin-api-keys", args=[org.slug]),
+        reverse("admin-playbook-new", args=[org.slug]),
         "/api/docs/",
         "/api/v1/accounts/",
     ):

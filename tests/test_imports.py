@@ -279,6 +279,25 @@ def test_contacts_errors(org, account, tmp_path):
     }
 
 
+@pytest.mark.parametrize(
+    ("kind", "row"),
+    [
+        ("contacts", "X1,{acc},Ann,ann@example.com,,,"),
+        ("tickets", "X1,{acc},2026-01-02,P2,open,"),
+        ("invoices", "X1,{acc},2026-01-02,100.00,"),
+    ],
+)
+def test_a_repeated_external_id_is_an_error_naming_the_first_line(org, account, tmp_path, kind, row):
+    """The same external_id twice in one file: an upsert would keep one row silently, so the second line is
+    refused with the first's number, and nothing is imported."""
+    line = row.format(acc=account.external_id)
+    path = csv_file(tmp_path, f"{kind}.csv", "\n".join([",".join(COLUMNS[kind]), line, line.replace("X1", "X2"), line]))
+    result = import_csv(org, kind, path)
+    assert [(e.line, e.column) for e in result.errors] == [(4, "external_id")]
+    assert "duplicate external_id X1 (first on line 2)" in result.errors[0].reason
+    assert result.created == 0
+
+
 def test_contracts_lines_replace_and_arr(org, tmp_path):
     AccountFactory(organization=org, external_id="A1")
     ProductFactory(organization=org, sku="CORE", name="Core platform")

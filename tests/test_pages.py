@@ -25,11 +25,15 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 MEMBER_PAGES = ["my-book", "portfolio", "renewals", "work", "voice"]
-ADMIN_PAGES = ["admin-members", "admin-api-keys", "admin-jobs", "admin-cta-types", "admin-email-templates"]
+ADMIN_PAGES = [
+    "admin-members", "admin-api-keys", "admin-jobs", "admin-cta-types", "admin-email-templates", "admin-playbook-new",
+]  # fmt: skip
+#: Admin pages leaders may read (the playbook list; a playbook's page is in tests/test_playbook_editor.py).
+LEADER_PAGES = ["admin-playbooks"]
 
 
 def page_urls(org, account, job=None) -> list[str]:
-    urls = [reverse(name, args=[org.slug]) for name in MEMBER_PAGES + ADMIN_PAGES]
+    urls = [reverse(name, args=[org.slug]) for name in MEMBER_PAGES + ADMIN_PAGES + LEADER_PAGES]
     urls.append(reverse("account-detail", args=[org.slug, account.pk]))
     if job is not None:
         urls.append(reverse("admin-job-detail", args=[org.slug, job.pk]))
@@ -72,7 +76,8 @@ def test_admin_member_gets_every_page(client, org, alice, account, job):
     login(client, alice)
     # Each page is itself (its title) and of the organization named by the URL.
     titles = ["Accounts", "Portfolio", "Renewals", "Work queue", "Voice of the customer", "Members · Admin",
-              "API keys · Admin", "Job runs · Admin", "CTA types · Admin", "Email templates · Admin", account.name,
+              "API keys · Admin", "Job runs · Admin", "CTA types · Admin", "Email templates · Admin",
+              "New playbook · Playbooks · Admin", "Playbooks · Admin", account.name,
               f"Run #{job.pk} · Admin"]  # fmt: skip
     for url, title in zip(page_urls(org, account, job), titles, strict=True):
         response = client.get(url)
@@ -120,6 +125,13 @@ def test_admin_pages_are_forbidden_to_other_roles(client, org, make_member, role
     assert client.get(reverse("admin-job-detail", args=[org.slug, job.pk])).status_code == 403
     assert client.post(reverse("admin-api-keys", args=[org.slug]), {"name": "x", "role": "admin"}).status_code == 403
     assert not ApiKey.all_orgs.exists()
+
+
+@pytest.mark.parametrize(("role", "status"), [("leader", 200), ("csm", 403), ("viewer", 403)])
+def test_leader_pages_are_read_by_leaders_only(client, org, make_member, role, status):
+    login(client, make_member(org, role).user)
+    for name in LEADER_PAGES:
+        assert client.get(reverse(name, args=[org.slug])).status_code == status, name
 
 
 def test_home_redirects_to_first_orgs_my_book(client, org, bob):

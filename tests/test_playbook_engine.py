@@ -53,6 +53,14 @@ def make_playbook(org, trigger, params=None, actions=None, **fields) -> Playbook
     return playbook
 
 
+def email_template(org, subject="Hi {{ contact.name }}", body="About {{ account.name }}"):
+    from playbooks.models import EmailTemplate
+
+    return EmailTemplate.all_orgs.create(
+        organization=org, name=f"T{EmailTemplate.all_orgs.count()}", subject=subject, body=body
+    )
+
+
 def turn(account, color: str, day: dt.date) -> None:
     """A CSM pulse of ``color`` on ``day``, then the recompute that day, then the events' dispatch."""
     CsmPulse.all_orgs.create(organization=account.organization, account=account, color=color, created_at=at(day))
@@ -263,7 +271,7 @@ def test_usage_dropped_30_percent_fires_once_per_drop(org, bob):
 def test_preview_counts_and_writes_nothing(org, bob):
     playbook = make_playbook(
         org, "no_touch", {"days": 45},
-        [RISK_CTA, {"kind": "send_email", "subject": "Hi {{ contact.name }}", "body": "About {{ account.name }}"},
+        [RISK_CTA, {"kind": "send_email", "template": email_template(org).pk},
          {"kind": "set_field", "field": "tags", "value": "quiet"}],
         active=False,
     )  # fmt: skip
@@ -293,10 +301,11 @@ def test_matching_is_one_query_per_playbook(org, bob):
 
 
 def test_email_action_skips_unsubscribed_and_departed_contacts(org, bob, django_capture_on_commit_callbacks):
+    template = email_template(
+        org, subject="Welcome {{ account.name }}", body="Hello {{ contact.name }}, {{ csm.email }} is your CSM."
+    )
     playbook = make_playbook(
-        org, "account_created", {},
-        [{"kind": "send_email", "roles": ["champion"], "subject": "Welcome {{ account.name }}",
-          "body": "Hello {{ contact.name }}, {{ csm.email }} is your CSM."}],
+        org, "account_created", {}, [{"kind": "send_email", "roles": ["champion"], "template": template.pk}],
     )  # fmt: skip
     account = AccountFactory(organization=org, owner=bob, name="Globex")
     ContactFactory(account=account, name="Ann", email="ann@g.example", roles=["champion"])
@@ -327,13 +336,13 @@ def test_validation_names_every_problem(org):
         organization=org, name="Bad", trigger="renewal_due", trigger_params={"days": 0, "extra": 1},
         conditions={"match": "all", "conditions": [{"field": "nope", "op": "eq", "value": 1}]},
         actions=[{"kind": "open_cta", "type": "risk", "reason": "nope", "tasks": [{"due_in_days": -1}]},
-                 {"kind": "teleport"}, {"kind": "send_email", "subject": "{% if %}", "body": ""}],
+                 {"kind": "teleport"}, {"kind": "send_email", "template": 0, "subject": "inline"}],
     )  # fmt: skip
     paths = {path for path, _ in playbook_problems(playbook)}
     assert {
         "trigger_params.days", "trigger_params.extra", "conditions.conditions.0.field", "actions.0.reason",
         "actions.0.tasks.0.title", "actions.0.tasks.0.due_in_days", "actions.1.kind", "actions.2.subject",
-        "actions.2.body",
+        "actions.2.template",
     } <= paths  # fmt: skip
 
 

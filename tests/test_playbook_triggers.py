@@ -113,6 +113,43 @@ def test_stage_unchanged_counts_from_when_the_stage_was_first_seen(org, bob):
     ]
 
 
+def test_stage_unchanged_counts_from_the_first_sight_not_from_the_account_age(org, bob):
+    """An account long in its stage when the playbook starts watching waits N days from then; a stage changed
+    while nothing watched (the mark is stale) counts from when the change was seen; inactive playbooks keep no
+    marks."""
+    from playbooks.models import AccountStageMark
+
+    with time_machine.travel(at(START - dt.timedelta(days=300)), tick=False):
+        old = AccountFactory(organization=org, owner=bob, lifecycle_stage="onboarding")
+        moving = AccountFactory(organization=org, owner=bob, lifecycle_stage="onboarding")
+    stalled = [{"kind": "open_cta", "type": "lifecycle", "reason": "stage_stalled"}]
+    playbook = make_playbook(org, "stage_unchanged", {"days": 30}, stalled, active=False)
+    with time_machine.travel(at(START), tick=False):
+        evaluate_organization(org.pk)
+    assert not AccountStageMark.objects.for_org(org).exists()  # nothing watches yet
+    playbook.active = True
+    playbook.save(update_fields=["active"])
+    simulate(org, days=5)  # first seen on START
+    assert dict(AccountStageMark.objects.for_org(org).values_list("account_id", "since")) == {
+        old.pk: START,
+        moving.pk: START,
+    }
+    playbook.active = False
+    playbook.save(update_fields=["active"])
+    moving.lifecycle_stage = "adoption"
+    moving.save(update_fields=["lifecycle_stage"])
+    playbook.active = True
+    playbook.save(update_fields=["active"])
+    seen = START + dt.timedelta(days=10)
+    simulate(org, days=60, start=seen)
+    assert AccountStageMark.objects.for_org(org).get(account=moving).since == seen
+    fired = dict(PlaybookFiring.objects.for_org(org).filter(playbook=playbook).values_list("account_id", "fired_at"))
+    assert {k: v.date() for k, v in fired.items()} == {
+        old.pk: START + dt.timedelta(days=30),
+        moving.pk: seen + dt.timedelta(days=30),
+    }
+
+
 def test_health_drop_fires_once_per_drop(org, bob):
     from health.models import HealthScore, HealthSnapshot
 

@@ -10,14 +10,10 @@ does not count; the polling bounds themselves are generous.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 
 import pytest
-import redis
 from django.utils import timezone
 
-from cs_platform.celery import app
 from cs_platform.models import DomainEvent
 from health.models import CsmPulse, HealthScore
 from health.services import recompute_health
@@ -45,22 +41,14 @@ RISK = {
 @pytest.fixture
 def queue(monkeypatch):
     """A queue of this test's own: the product's tasks (event dispatch, the evaluation) are routed to it."""
-    name = f"retain-playbook-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setitem(app.conf, "task_default_queue", name)
-    yield name
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    client.delete(name, f"_kombu.binding.{name}")
+    with worker_process.own_queue(monkeypatch, "retain-playbook-test") as name:
+        yield name
 
 
 @pytest.fixture
 def worker(queue, tmp_path):
-    log = tmp_path / "worker.log"
-    process = worker_process.start_worker(queue, log, CELERY_TASK_DEFAULT_QUEUE=queue)
-    try:
-        worker_process.wait(lambda: "ready." in log.read_text(), 120, "the worker to start", log)
-        yield process, log
-    finally:
-        worker_process.stop(process)
+    with worker_process.running(queue, tmp_path) as started:
+        yield started
 
 
 def turn(account, color: str) -> None:
@@ -93,10 +81,7 @@ def test_red_opens_the_risk_cta_on_the_worker_within_two_seconds_once_and_closes
     turn(account, "red")
     evaluate_playbooks.delay(org.pk)
     worker_process.wait(
-        lambda: any(
-            "Task playbooks.tasks.evaluate_playbooks[" in line and " succeeded in " in line
-            for line in log.read_text().splitlines()
-        ),
+        lambda: worker_process.succeeded(log, "playbooks.tasks.evaluate_playbooks") > 0,
         60, "the evaluation on the worker", log,
     )  # fmt: skip
     assert PlaybookFiring.objects.for_org(org).filter(playbook=playbook).count() == 1

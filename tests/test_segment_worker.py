@@ -6,19 +6,15 @@ debounced refresh through Redis; the worker runs it and the account enters the s
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from decimal import Decimal
 
 import pytest
-import redis
 from django.utils import timezone
 
 from accounts.models import JobRun, Segment, SegmentMembership
 from accounts.segment_membership import refresh_memberships
 from cs_platform.actors import Actor
-from cs_platform.celery import app
 from cs_platform.models import DomainEvent
 from health.models import HealthScore
 from health.overrides import set_override
@@ -39,24 +35,13 @@ DEBOUNCE = 1
 
 @pytest.fixture
 def worker(monkeypatch, tmp_path, settings):
-    queue = f"retain-segments-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setitem(app.conf, "task_default_queue", queue)
     settings.SEGMENT_REFRESH_DEBOUNCE_SECONDS = DEBOUNCE
-    log = tmp_path / "worker.log"
-    process = worker_process.start_worker(
-        queue, log, CELERY_TASK_DEFAULT_QUEUE=queue, SEGMENT_REFRESH_DEBOUNCE_SECONDS=str(DEBOUNCE)
-    )
-    try:
-        worker_process.wait(lambda: "ready." in log.read_text(), 120, "the worker to start", log)
-        yield process, log
-    finally:
-        worker_process.stop(process)
-        client = redis.Redis.from_url(os.environ["REDIS_URL"])
-        client.delete(queue, f"_kombu.binding.{queue}")
+    with worker_process.own_queue(monkeypatch, "retain-segments-test") as queue:
+        with worker_process.running(queue, tmp_path, SEGMENT_REFRESH_DEBOUNCE_SECONDS=str(DEBOUNCE)) as started:
+            yield started
 
 
-def succeeded(log, task: str) -> int:
-    return sum(1 for line in log.read_text().splitlines() if f"Task {task}[" in line and " succeeded in " in line)
+succeeded = worker_process.succeeded
 
 
 def test_a_colour_change_moves_the_account_into_the_segment_within_seconds(org, alice, worker):

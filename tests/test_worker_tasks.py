@@ -13,17 +13,13 @@ Each test routes the product's tasks to a queue of its own, so nothing else in t
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
-import uuid
 
 import pytest
-import redis
 from django.utils import timezone
 
 from accounts.choices import JobStatus
 from accounts.models import JobRun
-from cs_platform.celery import app
 from health import triggers
 from health.models import CsmPulse, HealthScore
 from renewals.models import Renewal
@@ -47,28 +43,18 @@ COUNTDOWN = 3
 @pytest.fixture
 def queue(monkeypatch):
     """A queue of this test's own: the product's tasks are routed to it (they name no queue themselves)."""
-    name = f"retain-worker-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setitem(app.conf, "task_default_queue", name)
-    yield name
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    client.delete(name, f"_kombu.binding.{name}")
+    with worker_process.own_queue(monkeypatch, "retain-worker-test") as name:
+        yield name
 
 
 @pytest.fixture
 def worker(queue, tmp_path):
-    log = tmp_path / "worker.log"
     # The worker sends the tasks it fans out to the same queue (the per-organization renewal runs).
-    process = worker_process.start_worker(queue, log, CELERY_TASK_DEFAULT_QUEUE=queue)
-    try:
-        # Ready before the test acts, so the time a task waits is its countdown, not the worker's boot.
-        worker_process.wait(lambda: "ready." in log.read_text(), 120, "the worker to start", log)
-        yield process, log
-    finally:
-        worker_process.stop(process)
+    with worker_process.running(queue, tmp_path) as started:
+        yield started
 
 
-def succeeded(log, task: str) -> int:
-    return sum(1 for line in log.read_text().splitlines() if f"Task {task}[" in line and " succeeded in " in line)
+succeeded = worker_process.succeeded
 
 
 def test_debounced_recompute_reaches_the_worker_with_its_countdown(org, settings, worker):

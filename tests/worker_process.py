@@ -12,7 +12,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,43 @@ def forget_messages(queue: str) -> int:
             dropped += 1
     client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     return dropped
+
+
+@contextmanager
+def own_queue(monkeypatch: pytest.MonkeyPatch, prefix: str) -> Iterator[str]:
+    """A queue of the test's own, the product's tasks routed to it (they name no queue themselves), deleted
+    from Redis afterwards."""
+    from cs_platform.celery import app
+
+    name = f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setitem(app.conf, "task_default_queue", name)
+    try:
+        yield name
+    finally:
+        drop_queue(name)
+
+
+def drop_queue(name: str) -> None:
+    """Delete a throwaway queue and its exchange binding from Redis."""
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).delete(name, f"_kombu.binding.{name}")
+
+
+@contextmanager
+def running(queue: str, tmp_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """A worker consuming ``queue`` (and sending what it queues itself there too), ready before the test acts
+    — so what the test measures is its own doing, not the worker's boot — and stopped afterwards. Yields
+    ``(process, log)``."""
+    log = tmp_path / "worker.log"
+    process = start_worker(queue, log, CELERY_TASK_DEFAULT_QUEUE=queue, **env)
+    try:
+        wait(lambda: "ready." in log.read_text(), 120, "the worker to start", log)
+        yield process, log
+    finally:
+        stop(process)
+
+
+def succeeded(log: Path, task: str) -> int:
+    """How many runs of ``task`` (its dotted name) the worker's log reports as succeeded."""
+    return sum(1 for line in log.read_text().splitlines() if f"Task {task}[" in line and " succeeded in " in line)

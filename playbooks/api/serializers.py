@@ -15,10 +15,14 @@ from cs_platform.api.serializers import EmailUserField, KnownFieldsMixin, OrgSco
 from cs_platform.outbound import host_of
 
 from ..choices import CtaOutcome, CtaPriority, SnoozeReason
+from ..cta_admin import clean_label
+from ..emails import validate_template_source
 from ..models import (
     Cta,
+    CtaReason,
     CtaTask,
     CtaType,
+    EmailTemplate,
     Notification,
     Playbook,
     PlaybookFiring,
@@ -285,6 +289,14 @@ class CtaSerializer(OrgScopedSerializer):
         missing = {name: ["This field is required."] for name in ("account", "type", "reason") if name not in attrs}
         if missing:
             raise serializers.ValidationError(missing)
+        if not attrs["type"].is_active:
+            raise serializers.ValidationError(
+                {"type": [f"The CTA type “{attrs['type'].label}” is inactive: reactivate it or choose another type."]}
+            )
+        if not attrs["reason"].is_active:
+            raise serializers.ValidationError(
+                {"reason": [f"The reason “{attrs['reason'].label}” is inactive: reactivate it or choose another."]}
+            )
         if attrs["reason"].type_id != attrs["type"].pk:
             raise serializers.ValidationError({"reason": [f"Not a reason of the type “{attrs['type'].label}”."]})
         return attrs
@@ -466,3 +478,86 @@ class PlaybookEffectivenessSerializer(serializers.Serializer):
     completed = serializers.IntegerField()
     median_days_to_complete = serializers.DecimalField(max_digits=8, decimal_places=1, allow_null=True)
     recovery = RecoverySerializer()
+
+
+# --- CTA types and email templates (the admin's catalogue) ----------------------------------------------
+
+
+class CtaReasonInlineSerializer(serializers.ModelSerializer):
+    """A reason of a CTA type, as listed inside it (reasons are added on the admin page)."""
+
+    class Meta:
+        model = CtaReason
+        fields = ["id", "key", "label", "is_active", "position"]
+        read_only_fields = fields
+
+
+class CtaTypeSerializer(OrgScopedSerializer):
+    """A CTA type (spec §5). ``key`` is derived from the label when the type is created and never changes
+    (playbooks and CTAs name it); the label can change. Built-in types cannot be deactivated; no type is
+    ever deleted (CTAs point at it): deactivate it instead (``is_active: false``), which hides it from new
+    CTAs (opening one of an inactive type is a ``400``)."""
+
+    reasons = CtaReasonInlineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = CtaType
+        fields = ["id", "key", "label", "is_builtin", "is_active", "position", "reasons"]
+        read_only_fields = ["key", "is_builtin", "reasons"]
+
+    def validate_label(self, value: str) -> str:
+        try:
+            label = clean_label(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["label"]) from None
+        taken = CtaType.objects.for_org(self.organization).filter(label__iexact=label)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError(f"A type “{label}” exists already.")
+        return label
+
+    def validate_is_active(self, value: bool) -> bool:
+        if self.instance is not None and self.instance.is_builtin and not value:
+            raise serializers.ValidationError(
+                "Built-in types cannot be deactivated: default playbooks use them. Rename it instead."
+            )
+        return value
+
+
+class EmailTemplateSerializer(OrgScopedSerializer):
+    """An email template for the playbooks' ``send_email`` action: subject and body with merge fields
+    (``{{ account.name }}``, ``{{ contact.first_name }}``, ``{{ csm.name }}``, ``{{ csm.email }}``,
+    ``{{ renewal.date }}``; filters ``default``, ``date``, ``upper``, ``lower``, ``title``, ``capfirst``). No
+    ``{% tag %}`` is accepted. An inactive template is not offered to playbooks and sends nothing."""
+
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
+
+    class Meta:
+        model = EmailTemplate
+        fields = ["id", "name", "subject", "body", "is_active", "created_by", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def validate_name(self, value: str) -> str:
+        name = " ".join(value.split())
+        if not name:
+            raise serializers.ValidationError("This field may not be blank.")
+        taken = EmailTemplate.objects.for_org(self.organization).filter(name__iexact=name)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("Another template has this name.")
+        return name
+
+    def _source(self, value: str, field: str) -> str:
+        try:
+            validate_template_source(value, field=field)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict[field]) from None
+        return value
+
+    def validate_subject(self, value: str) -> str:
+        return self._source(value, "subject")
+
+    def validate_body(self, value: str) -> str:
+        return self._source(value, "body")

@@ -11,5 +11,7 @@ router.register("playbooks", views.PlaybookViewSet, basename="playbook")
 router.register("ctas", views.CtaViewSet, basename="cta")
 router.register("tasks", views.CtaTaskViewSet, basename="task")
 router.register("notifications", views.NotificationViewSet, basename="notification")
+router.register("cta-types", views.CtaTypeViewSet, basename="cta-type")
+router.register("email-templates", views.EmailTemplateViewSet, basename="email-template")
 
 urlpatterns = router.urls

@@ -1,6 +1,6 @@
 """``/api/v1/webhooks/``: endpoints (admin-only writes), their delivery log, and a test send;
-``/api/v1/segments/``; ``/api/v1/playbooks/``; and the work queue: ``/api/v1/ctas/``, ``/api/v1/tasks/``,
-``/api/v1/notifications/``."""
+``/api/v1/segments/``; ``/api/v1/playbooks/``; the work queue: ``/api/v1/ctas/``, ``/api/v1/tasks/``,
+``/api/v1/notifications/``; and its catalogue: ``/api/v1/cta-types/``, ``/api/v1/email-templates/``."""
 
 from __future__ import annotations
 
@@ -22,13 +22,17 @@ from accounts.filtersets import SegmentMemberFilterSet
 from accounts.models import Segment, SegmentMembership
 from accounts.segment_membership import preview_segment
 from accounts.segments import segment_size
+from cs_platform.api.exceptions import Conflict
 from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
-from .. import ctas, engine
+from .. import cta_admin, ctas, engine
+from ..activation import log_activation
 from ..effectiveness import effectiveness
 from ..filtersets import (
     CtaFilterSet,
     CtaTaskFilterSet,
+    CtaTypeFilterSet,
+    EmailTemplateFilterSet,
     NotificationFilterSet,
     PlaybookFilterSet,
     SegmentFilterSet,
@@ -37,8 +41,11 @@ from ..filtersets import (
 )
 from ..models import (
     Cta,
+    CtaReason,
     CtaTask,
+    CtaType,
     DeliveryStatus,
+    EmailTemplate,
     EventType,
     FiringOutcome,
     Notification,
@@ -55,6 +62,8 @@ from .serializers import (
     CtaSerializer,
     CtaSnoozeSerializer,
     CtaTaskSerializer,
+    CtaTypeSerializer,
+    EmailTemplateSerializer,
     MarkedReadSerializer,
     NotificationSerializer,
     PlaybookEffectivenessSerializer,
@@ -462,6 +471,12 @@ class PlaybookViewSet(OrgScopedViewSet):
     def perform_create(self, serializer: Any) -> None:
         serializer.save(organization=self.actor.organization, created_by=self.actor.user)
 
+    def perform_update(self, serializer: Any) -> None:
+        was_active = serializer.instance.active
+        playbook = serializer.save()
+        if playbook.active != was_active:
+            log_activation(playbook, by=self.actor.user)  # as the editor's Activate/Deactivate button
+
     def filter_queryset(self, queryset: Any) -> Any:
         # The sub-resources' query parameters are not the playbook list's filters.
         if self.action in ("firings", "preview", "effectiveness"):
@@ -509,3 +524,63 @@ class PlaybookViewSet(OrgScopedViewSet):
             queryset = queryset.filter(outcome=outcome)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(PlaybookFiringSerializer(page, many=True).data)
+
+
+# --- The catalogue: CTA types and email templates ------------------------------------------------------------
+
+
+class CtaTypeViewSet(OrgScopedViewSet):
+    """``/api/v1/cta-types/``: the organization's CTA types with their reasons (spec §5). Every member reads
+    them; admins add types (the key is derived from the label), rename, reorder, deactivate and reactivate
+    them. Built-in types cannot be deactivated. ``DELETE`` is ``405``: CTAs point at their type."""
+
+    queryset = CtaType.all_orgs.prefetch_related(
+        Prefetch("reasons", queryset=CtaReason.all_orgs.order_by("position", "label"))
+    )
+    serializer_class = CtaTypeSerializer
+    filterset_class = CtaTypeFilterSet
+    ordering_fields: ClassVar[list[str]] = ["position", "label", "key"]
+    ordering: ClassVar[list[str]] = ["position", "label"]
+    write_roles = frozenset({Role.ADMIN})
+
+    def perform_create(self, serializer: Any) -> None:
+        data = serializer.validated_data
+        created = cta_admin.add_cta_type(self.actor.organization, data["label"])
+        changed = [name for name in ("is_active", "position") if name in data]
+        for name in changed:
+            setattr(created, name, data[name])
+        if changed:
+            created.save(update_fields=changed)
+        serializer.instance = self.get_queryset().get(pk=created.pk)
+
+    @refused
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return refuse_after_lookup(self, request, "CTA types are never deleted: deactivate it (is_active false).")
+
+
+class EmailTemplateViewSet(OrgScopedViewSet):
+    """``/api/v1/email-templates/``: the templates the playbooks' ``send_email`` action sends (docs/playbooks.md).
+    Every member reads them; admins write. Subjects and bodies accept merge fields only (a ``400`` names the
+    first offending tag). A template a playbook sends cannot be deleted (``409``): deactivate it or change
+    the playbook first."""
+
+    queryset = EmailTemplate.all_orgs.select_related("created_by")
+    serializer_class = EmailTemplateSerializer
+    filterset_class = EmailTemplateFilterSet
+    ordering_fields: ClassVar[list[str]] = ["name", "created_at", "updated_at"]
+    ordering: ClassVar[list[str]] = ["-is_active", "name"]
+    write_roles = frozenset({Role.ADMIN})
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save(organization=self.actor.organization, created_by=self.actor.user)
+
+    def perform_destroy(self, instance: EmailTemplate) -> None:
+        users = [
+            p.name
+            for p in Playbook.objects.for_org(self.actor.organization).order_by("name")
+            if any(a.get("kind") == "send_email" and a.get("template") == instance.pk for a in p.actions or []
+                   if isinstance(a, dict))
+        ]  # fmt: skip
+        if users:
+            raise Conflict(f"The playbook(s) {', '.join(users)} send this template: deactivate it instead.")
+        instance.delete()

@@ -36,5 +36,5 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         made = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.counts.items())
         self.stdout.write(f"Seeded {summary.organization.name} ({org}) in {summary.seconds:.1f} s: {made}.")
-        self.stdout.write("Surveys (beyond NPS responses) and CTAs arrive with later issues.")
+        self.stdout.write("Surveys (beyond NPS responses) arrive with a later issue.")
         self.stdout.write(f"Demo login: {summary.admin_email} / {DEMO_PASSWORD}")
