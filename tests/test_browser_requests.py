@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser]
 def check_page(page) -> None:
     page.evaluate("window.scrollTo(0, 0)")  # the title probe looks at the top of the page
     layout = page.evaluate(LAYOUT_PROBE)
-    assert layout["scrollWidth"] <= layout["innerWidth"], layout
+    assert layout["scrollWidth"] <= layout["innerWidth"], layout["wide"]
     assert not layout["covered"] and not layout["unreachable"], layout
     page.evaluate(AXE.read_text())
     serious = [v for v in page.evaluate(AXE_RUN) if v["impact"] in ("serious", "critical")]
