@@ -13,7 +13,7 @@ from .services import memberships_of
 
 # Screens that exist in every organization: the switcher keeps you on the same screen. Object pages
 # (an account, a job run) have no counterpart in another org, so they switch to My book.
-ORG_LEVEL_SCREENS = {"my-book", "portfolio", "renewals", "work", "voice"}
+ORG_LEVEL_SCREENS = {"my-book", "portfolio", "renewals", "work", "voice", "feature-requests"}
 ADMIN_SCREENS = {"admin-members", "admin-api-keys", "admin-jobs"}
 
 

@@ -146,7 +146,10 @@ CATALOGUE: tuple[EventSpec, ...] = (
     EventSpec("survey.response", "Survey response", "survey_response", "a survey response arrives", live=False),
     EventSpec(
         "feature_request.status_changed", "Feature request status changed", "feature_request",
-        "a feature request changes status", live=False,
+        "a feature request changes status: on its page, through the API, or by the issue tracker's inbound "
+        "webhook (not when it is merged into another)",
+        ("id", "title", "type", "product_area", "from", "to", "source", "external_issue_key", "external_issue_url",
+         "arr_at_stake", "accounts", "changed_by"),
     ),
     EventSpec(
         "webhook.test", "Test event", "webhook_endpoint",

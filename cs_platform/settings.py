@@ -295,6 +295,8 @@ SPECTACULAR_SETTINGS = {
         "CtaOutcomeEnum": "playbooks.choices.CtaOutcome",
         "CtaPriorityEnum": "playbooks.choices.CtaPriority",
         "SnoozeReasonEnum": "playbooks.choices.SnoozeReason",
+        "FeatureRequestTypeEnum": "feedback.models_requests.RequestType",
+        "FeatureRequestStatusEnum": "feedback.models_requests.RequestStatus",
     },
 }
 
@@ -391,6 +393,9 @@ if min(OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT, OUTBOUND_ORG_CONCURRENCY) < 1
     raise ImproperlyConfigured("OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT and OUTBOUND_ORG_CONCURRENCY must be >= 1")
 # "Send test" per organization: N per second/min/hour/day.
 WEBHOOK_TEST_RATE = env_str("WEBHOOK_TEST_RATE", "5/min")
+# Inbound webhooks (/hooks/<org>/tracker/, /hooks/<org>/helpdesk/): requests per organization and source, beyond
+# which the answer is 429 with Retry-After (health/inbound.py).
+INBOUND_HOOK_RATE = env_str("INBOUND_HOOK_RATE", "120/min")
 
 LOGGING = {
     "version": 1,

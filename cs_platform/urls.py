@@ -9,7 +9,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import APIRootView
 
 from accounts.api.urls import router as accounts_router
+from feedback.requests_api.urls import router as feedback_router
 from health.api.urls import router as health_router
+from health.inbound_urls import admin_urlpatterns as inbound_admin_urlpatterns
+from health.inbound_urls import hook_urlpatterns
 from playbooks.api.urls import router as playbooks_router
 from playbooks.work_admin_urls import unsubscribe_urlpatterns
 from renewals.api.urls import router as renewals_router
@@ -33,7 +36,7 @@ def _api_root_dict() -> dict[str, str]:
     ``/api/v1/`` showed only the first (accounts), hiding health, renewals and webhooks."""
     entries = {
         prefix: f"{basename}-list"
-        for router in (accounts_router, health_router, playbooks_router, renewals_router)
+        for router in (accounts_router, feedback_router, health_router, playbooks_router, renewals_router)
         for prefix, _viewset, basename in router.registry
     }
     return {**dict(sorted(entries.items())), **API_ROOT_EXTRAS}
@@ -52,10 +55,13 @@ api_root = RetainApiRoot.as_view(api_root_dict=_api_root_dict())
 urlpatterns = [
     path("api/v1/", api_root, name="api-root"),
     path("api/v1/", include("accounts.api.urls")),
+    path("api/v1/", include("feedback.requests_api.urls")),
     path("api/v1/", include("health.api.urls")),
     path("api/v1/", include("playbooks.api.urls")),
     path("api/v1/", include("renewals.api.urls")),
     path("v1/", include("health.ingest_urls")),  # Segment-compatible event ingestion
+    # Inbound webhooks (issue tracker, helpdesk): public, authenticated by each organization's signing secret.
+    path("hooks/", include(hook_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI with its init script as a file (no inline script under the Content-Security-Policy). ReDoc is
     # not served: it pulls web fonts from a third-party host and injects inline styles; its old address
@@ -66,6 +72,7 @@ urlpatterns = [
     *([path("django-admin/", admin.site.urls)] if settings.DJANGO_ADMIN_ENABLED else []),
     path("o/<slug:org_slug>/admin/webhooks/", include("playbooks.urls")),
     path("o/<slug:org_slug>/admin/features/", include("health.urls")),
+    path("o/<slug:org_slug>/admin/integrations/", include(inbound_admin_urlpatterns)),
     path("o/<slug:org_slug>/admin/playbooks/", include("playbooks.playbook_admin_urls")),
     path("o/<slug:org_slug>/admin/", include("playbooks.work_admin_urls")),
     # The one-click unsubscribe link of templated email: public, the signed token is the credential.
@@ -74,6 +81,7 @@ urlpatterns = [
     # every app), so a lower app never includes a higher one's pages.
     path("o/<slug:org_slug>/", include("health.org_urls")),
     path("o/<slug:org_slug>/renewals/", include("renewals.urls")),
+    path("o/<slug:org_slug>/voice/requests/", include("feedback.request_urls")),
     path("o/<slug:org_slug>/work/", include("playbooks.work_urls")),
     path("", include("accounts.urls")),
 ]

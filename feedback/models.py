@@ -9,6 +9,8 @@ from django.db import models
 
 from cs_platform.tenancy import OrgScopedModel
 
+from .models_requests import *  # noqa: F403  (feature requests: requests, account links, audit)
+
 __all__ = ["SurveyKind", "SurveyResponse"]
 
 

@@ -35,6 +35,18 @@ class HealthConfig(AppConfig):
         from accounts.demo import register_demo_module
 
         register_demo_module("health", "health.demo", order=20)
+        register_demo_module("health-issue-keys", "health.demo_issue_keys", order=50)
+
+        # The feature request page (feedback) lists the helpdesk tickets carrying its issue key.
+        from feedback.requests import RequestSection, register_request_section
+
+        from .tickets import request_tickets_section
+
+        register_request_section(
+            RequestSection(
+                key="health-tickets", order=10, template="health/_request_tickets.html", context=request_tickets_section
+            )  # fmt: skip
+        )
 
         # Register health's Celery tasks in every process (web included): the rollup and the triggers
         # queue them by name (health.queueing), since they must not import health.tasks.

@@ -11,6 +11,8 @@ from django.db import models
 
 from cs_platform.tenancy import OrgScopedModel
 
+from .models_inbound import *  # noqa: F403  (inbound webhooks: tracker and helpdesk hooks, delivery log)
+
 __all__ = [
     "CsmPulse",
     "HealthOverride",
@@ -266,13 +268,19 @@ class Ticket(OrgScopedModel):
     status = models.CharField(max_length=10, choices=TicketStatus.choices, default=TicketStatus.OPEN)
     resolved_at = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=300, blank=True)
+    #: The issue tracker's key of the bug this ticket is about (``PROD-42``): a feature request with the same
+    #: ``external_issue_key`` shows the ticket (matched by key: feedback, below health, cannot point at it).
+    issue_key = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta(OrgScopedModel.Meta):
         ordering = ["-opened_at"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "external_id"], name="health_ticket_unique_org_extid")
         ]
-        indexes = [models.Index(fields=["organization", "account", "opened_at"], name="health_ticket_org_acct")]
+        indexes = [
+            models.Index(fields=["organization", "account", "opened_at"], name="health_ticket_org_acct"),
+            models.Index(fields=["organization", "issue_key"], name="health_ticket_org_issue"),
+        ]
 
 
 class Invoice(OrgScopedModel):

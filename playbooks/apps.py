@@ -23,6 +23,16 @@ class PlaybooksConfig(AppConfig):
         from .triggers import CONSUMED_EVENTS
 
         register_consumer(ENGINE, on_event, names=CONSUMED_EVENTS)
+        # Feature requests (feedback): a status change notifies the linked accounts' CSMs; a link's blocked
+        # renewal is checked here, above both feedback and renewals (which never import each other).
+        from feedback.requests import register_renewal_check
+
+        from . import feature_requests
+
+        register_consumer(
+            feature_requests.CONSUMER_NAME, feature_requests.on_status_changed, names=feature_requests.EVENTS
+        )
+        register_renewal_check("renewals", feature_requests.check_blocked_renewal)
 
         def create_defaults(sender: object, organization: object, **kwargs: object) -> None:
             ensure_default_segments(organization.pk)  # type: ignore[attr-defined]

@@ -59,6 +59,7 @@ class Seeded:
     email_template: int = 0
     playbook: int = 0
     unsubscribe_token: str = ""
+    feature_request: int = 0
 
     def username(self, role: str) -> str:
         return self.users[role].username
@@ -191,6 +192,31 @@ def seed(slug: str = "acme") -> Seeded:
 
     contact = Contact.all_orgs.filter(organization=org, account=red).order_by("pk").first()
     out.unsubscribe_token = unsubscribe_token(contact)
+    # Feature requests linked across accounts, a ticket carrying the bug's key, the tracker hook and its log.
+    from feedback.requests import change_status, create_request, link_account, merge_requests
+    from health import inbound
+    from health.models import InboundDelivery
+
+    bug = create_request(org, title="Usage report times out", type="bug", product_area="Reporting",
+                         external_issue_key="PROD-233", description="Large workspaces see a timeout.")  # fmt: skip
+    for account, importance in zip(accounts[:4], ("critical", "high", "medium", "low"), strict=False):
+        link_account(bug, account, requested_by=out.users["csm"], importance=importance, comment="Raised in the QBR")
+    change_status(bug, "planned", by=out.users["admin"])
+    sso = create_request(org, title="SSO with Okta", product_area="Security")
+    link_account(sso, accounts[4], requested_by=out.users["leader"], blocked_deal="OPP-20431")
+    duplicate = create_request(org, title="Okta login", product_area="Security")
+    link_account(duplicate, red, requested_by=out.users["csm"])
+    merge_requests(duplicate, sso)
+    out.feature_request = bug.pk
+    from health.models import Ticket
+
+    Ticket.all_orgs.create(organization=org, account=red, external_id="ZD-1001", subject="Report never loads",
+                           opened_at=now - dt.timedelta(days=3), priority="P2", issue_key="PROD-233")  # fmt: skip
+    inbound.enable_hook(org.pk, "tracker")
+    InboundDelivery.all_orgs.create(organization=org, source="tracker", outcome="refused", status_code=401,
+                                    reason="Unsigned request.")  # fmt: skip
+    InboundDelivery.all_orgs.create(organization=org, source="tracker", outcome="applied", status_code=200,
+                                    reference="PROD-233", changed=1)  # fmt: skip
     # The playbook editor: an inactive playbook with an email and a CTA with tasks (its preview lists accounts).
     from playbooks.models import Playbook
 

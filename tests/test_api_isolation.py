@@ -118,6 +118,14 @@ def make_notification(org: Any) -> Any:
     return Notification.all_orgs.create(organization=org, user=inbox_user(org), message="A CTA for you")
 
 
+def make_feature_request(org: Any) -> Any:
+    from feedback.requests import create_request, link_account
+
+    fr = create_request(org, title="Offline mode", external_issue_key="PROD-1")
+    link_account(fr, AccountFactory(organization=org))
+    return fr
+
+
 def cta_type(org: Any) -> Any:
     from playbooks.cta_admin import add_cta_type
     from playbooks.models import CtaType
@@ -208,6 +216,8 @@ CASES = [
                   foreign={"cta": lambda o: make_cta(o).pk, "assignee": member_email}, patch={"title": "changed"}),
     IsolationCase("notifications", make=make_notification, payload=lambda o: {"message": "Hello"}, read_only=True,
                   key_user=inbox_user),
+    IsolationCase("feature-requests", make=make_feature_request, payload=lambda o: {"title": "SSO", "type": "bug"},
+                  patch={"title": "changed"}),
     IsolationCase("cta-types", make=cta_type, payload=lambda o: {"label": "Partner"}, patch={"label": "changed"}),
     IsolationCase("email-templates", make=email_template, payload=lambda o: {
                   "name": "Check-in", "subject": "Hi {{ account.name }}", "body": "Hello {{ contact.first_name }}"},

@@ -133,6 +133,15 @@ def build_notifications(org: Any, n: int, owner: Any) -> None:
     Notification.all_orgs.bulk_create(Notification(organization=org, user=owner, message=f"n{i}") for i in range(n))
 
 
+def build_feature_requests(org: Any, n: int, owner: Any) -> None:
+    from feedback.requests import create_request, link_account
+
+    for i in range(n):
+        fr = create_request(org, title=f"Request {i}", product_area="Reporting", by=owner)
+        for _ in range(2):
+            link_account(fr, AccountFactory(organization=org, owner=owner), requested_by=owner)
+
+
 def build_cta_types(org: Any, n: int, owner: Any) -> None:
     from playbooks.cta_admin import add_cta_reason, add_cta_type
     from playbooks.models import CtaType
@@ -192,6 +201,8 @@ SCENARIOS = {
     "ctas:list": ("/api/v1/ctas/", {"owner": "me", "status": "open", "ordering": "-priority_score"}, build_ctas),
     "tasks:list": ("/api/v1/tasks/", {"assignee": "me", "done": "false", "ordering": "due_date"}, build_ctas),
     "notifications:list": ("/api/v1/notifications/", {"unread": "true"}, build_notifications),
+    "feature-requests:list": ("/api/v1/feature-requests/", {"status": "new", "product_area": "reporting",
+                                                            "merged": "false"}, build_feature_requests),
     "cta-types:list": ("/api/v1/cta-types/", {"is_active": "true", "ordering": "label"}, build_cta_types),
     "email-templates:list": ("/api/v1/email-templates/", {"is_active": "true"}, build_email_templates),
 }  # fmt: skip

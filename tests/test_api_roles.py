@@ -493,6 +493,39 @@ def test_notifications_are_each_members_own(role, org, people, client_for):
     assert Notification.all_orgs.get(pk=theirs.pk).read_at is None
 
 
+# --- Feature requests: CSMs create and link their book; admins and leaders decide -----------------------
+
+FR_CAN_CREATE = {"admin": True, "leader": True, "csm": True, "viewer": False}
+FR_CAN_MANAGE = {"admin": True, "leader": True, "csm": False, "viewer": False}
+
+
+def _feature_request(org: Any) -> Any:
+    from feedback.requests import create_request
+
+    return create_request(org, title="Offline mode")
+
+
+@pytest.mark.parametrize("role", ["admin", "leader", "csm", "viewer"])
+@pytest.mark.parametrize("book", ["own", "other"])
+def test_feature_request_write_matrix(role, book, org, people, client_for):
+    """Create: every role but viewer. Edit, status, merge, delete: admins and leaders. Link an account: whoever
+    may write that account (the accounts table)."""
+    client = client_for(role)
+    url = f"{API}/feature-requests/"
+    created = client.post(url, {"title": "SSO", "type": "feature"}, format="json")
+    assert created.status_code == (201 if FR_CAN_CREATE[role] else 403), created.json()
+    fr, other = _feature_request(org), _feature_request(org)
+    assert client.get(f"{url}{fr.pk}/").status_code == 200
+    manage = 200 if FR_CAN_MANAGE[role] else 403
+    assert client.patch(f"{url}{fr.pk}/", {"title": "Renamed"}, format="json").status_code == manage
+    assert client.post(f"{url}{fr.pk}/status/", {"status": "planned"}, format="json").status_code == manage
+    account = AccountFactory(organization=org, owner=people["bob" if book == "own" else "dave"])
+    linked = client.post(f"{url}{fr.pk}/links/", {"account": account.pk}, format="json")
+    assert linked.status_code == (201 if ALLOWED[(role, book)] else 403), linked.json()
+    assert client.post(f"{url}{fr.pk}/merge/", {"into": other.pk}, format="json").status_code == manage
+    assert client.delete(f"{url}{other.pk}/").status_code == (204 if FR_CAN_MANAGE[role] else 403)
+
+
 @pytest.mark.parametrize("role", ["admin", "leader", "csm", "viewer"])
 def test_cta_types_admins_write_everyone_reads_nobody_deletes(role, org, people, client_for):
     from playbooks.cta_admin import add_cta_type

@@ -609,6 +609,10 @@ def build_account_360(account, n: int) -> None:
         ContractLineFactory.create_batch(2, contract=contract)
         activity = ActivityFactory(account=account, occurred_at=dt.datetime(2026, 1, 1 + i, tzinfo=dt.UTC))
         activity.contacts.add(contacts[i], through_defaults={"organization": account.organization})
+        # Feature requests the account waits on (the feature request panel), with their requesting CSM.
+        from feedback.requests import create_request, link_account
+
+        link_account(create_request(account.organization, title=f"Ask {n}-{i}"), account, requested_by=account.owner)
     Account.all_orgs.create(organization=account.organization, name=f"Child {n}", parent=account)
     # CTAs with their tasks (the CTA panel): open ones, and closed ones that stay in "Recently closed".
     reasons = ["health_red", "health_drop", "usage_drop", "key_contact_departed", "detractor", "invoice_overdue",
@@ -642,4 +646,5 @@ def test_account_360_query_count_is_constant(client, org, bob, account, django_a
 # The health panel: latest score + override, 90 days of snapshots, the override trail, recent pulses.
 # The notification bell's unread count.
 # The CTA panel: open and recent CTAs, their tasks.
-ACCOUNT_360_QUERIES = 22
+# The feature request panel: the account's links with their requests, the open requests for its form.
+ACCOUNT_360_QUERIES = 24

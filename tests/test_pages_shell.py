@@ -28,7 +28,8 @@ def test_placeholders_are_out_of_the_navigation_but_still_answer(client, org, bo
     html = client.get(reverse("my-book", args=[org.slug])).content.decode()
     assert "Portfolio" in nav(html) and "Renewals" in nav(html)
     assert reverse("work", args=[org.slug]) in nav(html)  # built now (issue 12): in the navigation
-    assert reverse("voice", args=[org.slug]) not in nav(html)
+    assert f'href="{reverse("voice", args=[org.slug])}"' not in nav(html)  # the VoC dashboard: not yet
+    assert reverse("feature-requests", args=[org.slug]) in nav(html)  # built (issue 13 §3): in the navigation
     assert client.get(reverse("work", args=[org.slug])).status_code == 200
     assert client.get(reverse("voice", args=[org.slug])).status_code == 200
 

@@ -29,8 +29,12 @@ class TicketSerializer(OrgScopedSerializer):
         model = Ticket
         fields = [
             "id", "external_id", "account", "account_external_id", "opened_at", "priority", "status",
-            "resolved_at", "subject",
+            "resolved_at", "subject", "issue_key",
         ]  # fmt: skip
+
+    def validate_issue_key(self, value: str) -> str:
+        """The issue tracker's key of the bug the ticket is about (``PROD-42``), kept upper-case."""
+        return (value or "").strip().upper()
 
     def validate_external_id(self, value: str) -> str:
         value = value.strip()
