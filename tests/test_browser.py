@@ -47,6 +47,15 @@ SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 PASSWORD = "correct horse battery"
 
 
+def member_who_signs_in(org, role: str, email: str, first_name: str, last_name: str):
+    """A user of ``org`` with ``role`` who can sign in with :data:`PASSWORD` (the browser tests' people)."""
+    user = UserFactory(username=email, email=email, first_name=first_name, last_name=last_name)
+    user.set_password(PASSWORD)
+    user.save()
+    MembershipFactory(organization=org, user=user, role=role)
+    return user
+
+
 @pytest.fixture
 def book(org):
     """A CSM with a realistic book: accounts across touch models, contracts, contacts, a plan, a timeline."""

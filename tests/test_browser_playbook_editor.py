@@ -16,9 +16,9 @@ from django.utils import timezone
 from accounts.models import Account, Segment
 from playbooks.models import Cta, CtaTask, Playbook
 from tests.browser import AXE, AXE_RUN, LAYOUT_PROBE
-from tests.factories import AccountFactory, ContractFactory, MembershipFactory, UserFactory
+from tests.factories import AccountFactory, ContractFactory
 from tests.renewal_factories import RenewalFactory
-from tests.test_browser import PASSWORD, browser_page  # noqa: F401  (fixture)
+from tests.test_browser import PASSWORD, browser_page, member_who_signs_in  # noqa: F401  (fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -27,11 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def admin(org):
-    user = UserFactory(username="ops@acme.example", email="ops@acme.example", first_name="Olu", last_name="Ops")
-    user.set_password(PASSWORD)
-    user.save()
-    MembershipFactory(organization=org, user=user, role="admin")
-    return user
+    return member_who_signs_in(org, "admin", "ops@acme.example", "Olu", "Ops")
 
 
 @pytest.fixture
@@ -167,6 +163,8 @@ def test_editor_and_list_at_phone_width(org, admin, book, live_server, browser_p
     page.wait_for_load_state("load")
     sync_api.expect(page.get_by_test_id("editor-errors")).to_be_visible()
     sync_api.expect(page.locator(".field-error").first).to_be_visible()
+    # The refused save focuses the error summary, which scrolls the title away: the layout probe reads the top.
+    page.evaluate("window.scrollTo(0, 0)")
     check_page(page)
     page.goto(f"{live_server.url}/o/{org.slug}/admin/playbooks/")
     check_page(page)

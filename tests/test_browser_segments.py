@@ -11,8 +11,8 @@ import pytest
 
 from accounts.models import Account, Segment
 from tests.browser import AXE, AXE_RUN
-from tests.factories import AccountFactory, MembershipFactory, UserFactory
-from tests.test_browser import PASSWORD, browser_page  # noqa: F401  (fixture)
+from tests.factories import AccountFactory
+from tests.test_browser import PASSWORD, browser_page, member_who_signs_in  # noqa: F401  (fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -21,11 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def admin(org):
-    user = UserFactory(username="ops@acme.example", email="ops@acme.example", first_name="Olu", last_name="Ops")
-    user.set_password(PASSWORD)
-    user.save()
-    MembershipFactory(organization=org, user=user, role="admin")
-    return user
+    return member_who_signs_in(org, "admin", "ops@acme.example", "Olu", "Ops")
 
 
 @pytest.fixture
