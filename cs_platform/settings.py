@@ -363,6 +363,8 @@ CELERY_BEAT_SCHEDULE = {
     "purge-events": {"task": "cs_platform.events.purge_dispatched_events", "schedule": 60 * 60 * 24},
     # Time-based playbook triggers, set-based per organization (docs/playbooks.md); idempotent.
     "evaluate-playbooks": {"task": "playbooks.tasks.evaluate_all_playbooks", "schedule": 15 * 60},
+    # Survey sends (docs/surveys.md): due recurring runs and drip emails; idempotent.
+    "run-survey-sends": {"task": "feedback.tasks.run_all_survey_sends", "schedule": 5 * 60},
 }
 # --- Domain events (cs_platform/events.py, docs/events.md) -------------------------------------------
 # An event still undispatched this many seconds after it occurred is dispatched again by the beat.
@@ -387,6 +389,8 @@ if min(OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT, OUTBOUND_ORG_CONCURRENCY) < 1
     raise ImproperlyConfigured("OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT and OUTBOUND_ORG_CONCURRENCY must be >= 1")
 # "Send test" per organization: N per second/min/hour/day.
 WEBHOOK_TEST_RATE = env_str("WEBHOOK_TEST_RATE", "5/min")
+# The public survey response page /s/<token>/: requests per client address (N per second/min/hour/day).
+SURVEY_PAGE_RATE = env_str("SURVEY_PAGE_RATE", "30/min")
 
 LOGGING = {
     "version": 1,

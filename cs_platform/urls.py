@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import APIRootView
 
 from accounts.api.urls import router as accounts_router
+from feedback.api.urls import router as feedback_router
 from health.api.urls import router as health_router
 from playbooks.api.urls import router as playbooks_router
 from playbooks.work_admin_urls import unsubscribe_urlpatterns
@@ -19,6 +20,9 @@ API_ROOT_EXTRAS = {
     "me": "me",
     "metrics/portfolio": "metrics-portfolio",
     "metrics/retention": "metrics-retention",
+    "metrics/nps": "metrics-nps",
+    "metrics/csat": "metrics-csat",
+    "metrics/ces": "metrics-ces",
     "metrics/arr-bridge": "metrics-arr-bridge",
     "metrics/cohorts": "metrics-cohorts",
     "metrics/churn-reasons": "metrics-churn-reasons",
@@ -33,7 +37,7 @@ def _api_root_dict() -> dict[str, str]:
     ``/api/v1/`` showed only the first (accounts), hiding health, renewals and webhooks."""
     entries = {
         prefix: f"{basename}-list"
-        for router in (accounts_router, health_router, playbooks_router, renewals_router)
+        for router in (accounts_router, feedback_router, health_router, playbooks_router, renewals_router)
         for prefix, _viewset, basename in router.registry
     }
     return {**dict(sorted(entries.items())), **API_ROOT_EXTRAS}
@@ -52,6 +56,7 @@ api_root = RetainApiRoot.as_view(api_root_dict=_api_root_dict())
 urlpatterns = [
     path("api/v1/", api_root, name="api-root"),
     path("api/v1/", include("accounts.api.urls")),
+    path("api/v1/", include("feedback.api.urls")),
     path("api/v1/", include("health.api.urls")),
     path("api/v1/", include("playbooks.api.urls")),
     path("api/v1/", include("renewals.api.urls")),
@@ -69,6 +74,8 @@ urlpatterns = [
     path("o/<slug:org_slug>/admin/", include("playbooks.work_admin_urls")),
     # The one-click unsubscribe link of templated email: public, the signed token is the credential.
     path("u/", include(unsubscribe_urlpatterns)),
+    # The public survey response page: no sign-in, the single-use token is the credential.
+    path("s/", include("feedback.public_urls")),
     # Pages of an organization: each app's own URL list, composed here (the one module that may import
     # every app), so a lower app never includes a higher one's pages.
     path("o/<slug:org_slug>/", include("health.org_urls")),

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -9,3 +11,30 @@ class FeedbackConfig(AppConfig):
         from .segment_fields import register as register_segment_fields
 
         register_segment_fields()
+
+        # Account 360's survey responses panel (accounts.composition), after health, before renewals.
+        from accounts.composition import AccountPanel, register_account_panel
+
+        register_account_panel(
+            AccountPanel(
+                key="survey-responses",
+                slot="bottom",
+                order=5,
+                template="feedback/_account_responses.html",
+                context=_account_responses,
+            )
+        )
+
+        # The demo (accounts.demo): surveys, sends and answered responses, after health's signals.
+        from accounts.demo import register_demo_module
+
+        register_demo_module("feedback", "feedback.demo", order=30)
+
+        # The tasks' names are registered in every process (tasks.py is the app's top: nothing imports it).
+        from . import tasks  # noqa: F401
+
+
+def _account_responses(request: Any, account: Any) -> dict[str, Any]:
+    from .views import account_responses  # views import models: not while apps load
+
+    return account_responses(request, account)

@@ -1,0 +1,1 @@
+"""The voice-of-the-customer part of ``seed_demo`` (filled below)."""

@@ -1,0 +1,81 @@
+"""Filters shared by the feedback API lists and the VoC pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters as filters
+from django.db.models import Q, QuerySet
+
+from accounts.filtersets import IdFilter, OrgFilterSet
+
+from .models import ResponseSource, Survey, SurveyKind, SurveyResponse, SurveySend
+from .models_surveys import SendStatus
+
+CATEGORY_CHOICES = [("detractor", "Detractor"), ("passive", "Passive"), ("promoter", "Promoter")]
+
+
+def category_q(category: str) -> Q:
+    """Responses of one category, whatever their kind (see feedback.models.response_category)."""
+    ranges = {
+        "detractor": {"nps": (0, 6), "csat": (1, 2), "ces": (1, 3)},
+        "passive": {"nps": (7, 8), "csat": (3, 3), "ces": (4, 4)},
+        "promoter": {"nps": (9, 10), "csat": (4, 5), "ces": (5, 7)},
+    }[category]
+    q = Q()
+    for kind, (low, high) in ranges.items():
+        q |= Q(kind=kind, score__gte=low, score__lte=high)
+    return q
+
+
+class SurveyFilterSet(OrgFilterSet):
+    kind = filters.ChoiceFilter(choices=SurveyKind.choices)
+    active = filters.BooleanFilter()
+
+    class Meta:
+        model = Survey
+        fields: list[str] = []
+
+
+class SurveySendFilterSet(OrgFilterSet):
+    survey = IdFilter(field_name="survey_id")
+    account = IdFilter(field_name="account_id")
+    status = filters.ChoiceFilter(choices=SendStatus.choices)
+
+    class Meta:
+        model = SurveySend
+        fields: list[str] = []
+
+
+class SurveyResponseFilterSet(OrgFilterSet):
+    account = IdFilter(field_name="account_id")
+    account_external_id = filters.CharFilter(field_name="account__external_id")
+    contact = IdFilter(field_name="contact_id")
+    survey = IdFilter(field_name="survey_id")
+    send = IdFilter(field_name="send_id")
+    external_id = filters.CharFilter()
+    kind = filters.ChoiceFilter(choices=SurveyKind.choices)
+    source = filters.ChoiceFilter(choices=ResponseSource.choices)
+    category = filters.ChoiceFilter(choices=CATEGORY_CHOICES, method="filter_category")
+    score_min = filters.NumberFilter(field_name="score", lookup_expr="gte")
+    score_max = filters.NumberFilter(field_name="score", lookup_expr="lte")
+    responded_after = filters.IsoDateTimeFilter(field_name="responded_at", lookup_expr="gte")
+    responded_before = filters.IsoDateTimeFilter(field_name="responded_at", lookup_expr="lte")
+    has_comment = filters.BooleanFilter(method="filter_has_comment", label="With a comment")
+    q = filters.CharFilter(method="filter_q", label="Search the comments")
+
+    class Meta:
+        model = SurveyResponse
+        fields: list[str] = []
+
+    def filter_category(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        return queryset.filter(category_q(value)) if value else queryset
+
+    def filter_has_comment(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        if value is None:
+            return queryset
+        return queryset.exclude(comment="") if value else queryset.filter(comment="")
+
+    def filter_q(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        value = (value or "").strip()
+        return queryset.filter(comment__icontains=value) if value else queryset
