@@ -293,6 +293,7 @@ SPECTACULAR_SETTINGS = {
         "CtaOutcomeEnum": "playbooks.choices.CtaOutcome",
         "CtaPriorityEnum": "playbooks.choices.CtaPriority",
         "SnoozeReasonEnum": "playbooks.choices.SnoozeReason",
+        "SurveyKindEnum": "feedback.choices.SurveyKind",
     },
 }
 

@@ -7,7 +7,7 @@ from typing import Any
 import django_filters as filters
 from django.db.models import Q, QuerySet
 
-from accounts.filtersets import IdFilter, OrgFilterSet
+from accounts.filtersets import BooleanFilter, IdFilter, OrgFilterSet
 
 from .models import ResponseSource, Survey, SurveyKind, SurveyResponse, SurveySend
 from .models_surveys import SendStatus
@@ -28,9 +28,16 @@ def category_q(category: str) -> Q:
     return q
 
 
+class CategoryFilter(filters.ChoiceFilter):
+    """``category=detractor|passive|promoter`` over every kind (a filter, not a method: typed in the schema)."""
+
+    def filter(self, qs: QuerySet, value: Any) -> QuerySet:
+        return qs.filter(category_q(value)) if value else qs
+
+
 class SurveyFilterSet(OrgFilterSet):
     kind = filters.ChoiceFilter(choices=SurveyKind.choices)
-    active = filters.BooleanFilter()
+    active = BooleanFilter()
 
     class Meta:
         model = Survey
@@ -56,20 +63,17 @@ class SurveyResponseFilterSet(OrgFilterSet):
     external_id = filters.CharFilter()
     kind = filters.ChoiceFilter(choices=SurveyKind.choices)
     source = filters.ChoiceFilter(choices=ResponseSource.choices)
-    category = filters.ChoiceFilter(choices=CATEGORY_CHOICES, method="filter_category")
+    category = CategoryFilter(choices=CATEGORY_CHOICES)
     score_min = filters.NumberFilter(field_name="score", lookup_expr="gte")
     score_max = filters.NumberFilter(field_name="score", lookup_expr="lte")
     responded_after = filters.IsoDateTimeFilter(field_name="responded_at", lookup_expr="gte")
     responded_before = filters.IsoDateTimeFilter(field_name="responded_at", lookup_expr="lte")
-    has_comment = filters.BooleanFilter(method="filter_has_comment", label="With a comment")
+    has_comment = BooleanFilter(method="filter_has_comment", label="With a comment")
     q = filters.CharFilter(method="filter_q", label="Search the comments")
 
     class Meta:
         model = SurveyResponse
         fields: list[str] = []
-
-    def filter_category(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
-        return queryset.filter(category_q(value)) if value else queryset
 
     def filter_has_comment(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         if value is None:

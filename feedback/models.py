@@ -13,6 +13,7 @@ from django.db import models
 
 from cs_platform.tenancy import OrgScopedModel
 
+from .choices import SurveyKind
 from .models_surveys import (
     InvitationStatus,
     SendSchedule,
@@ -37,12 +38,6 @@ __all__ = [
     "SurveySettings",
     "response_category",
 ]
-
-
-class SurveyKind(models.TextChoices):
-    NPS = "nps", "NPS (0–10)"
-    CSAT = "csat", "CSAT (1–5)"
-    CES = "ces", "CES (1–7)"
 
 
 #: Inclusive score range of each survey kind.

@@ -12,6 +12,8 @@ from django.db import models
 
 from cs_platform.tenancy import OrgScopedModel
 
+from .choices import SurveyKind
+
 __all__ = [
     "InvitationStatus",
     "SendSchedule",
@@ -44,7 +46,7 @@ class Survey(OrgScopedModel):
     email that carries its link (subject and body: plain text with merge fields, see feedback.emails)."""
 
     name = models.CharField(max_length=120)
-    kind = models.CharField(max_length=4, choices=[("nps", "NPS (0–10)"), ("csat", "CSAT (1–5)"), ("ces", "CES (1–7)")])
+    kind = models.CharField(max_length=4, choices=SurveyKind.choices)
     question = models.CharField(max_length=300)
     comment_question = models.CharField(max_length=300, blank=True, default="What is the main reason for your score?")
     email_subject = models.CharField(max_length=200)
