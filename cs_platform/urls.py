@@ -81,6 +81,8 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include("health.org_urls")),
     path("o/<slug:org_slug>/renewals/", include("renewals.urls")),
     path("o/<slug:org_slug>/work/", include("playbooks.work_urls")),
+    # Voice of the customer and the survey admin (feedback).
+    path("o/<slug:org_slug>/", include("feedback.urls")),
     path("", include("accounts.urls")),
 ]
 

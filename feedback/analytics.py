@@ -27,7 +27,7 @@ from accounts.models import Account, Organization, Segment
 
 from .models import SurveyKind, SurveyResponse
 
-__all__ = ["GROUP_BY_CHOICES", "METRICS", "figures", "monthly_trend", "period_bounds", "score_metric"]
+__all__ = ["GROUP_BY_CHOICES", "METRICS", "distribution", "figures", "month_starts", "monthly_trend", "period_bounds"]
 
 GROUP_BY_CHOICES = ("segment", "touch_model", "industry", "region", "owner", "account")
 ATTRIBUTES = {"touch_model": "touch_model", "industry": "industry", "region": "region", "owner": "owner__email"}
@@ -153,23 +153,49 @@ def figures(
     return result
 
 
-def score_metric(result: dict[str, Any], kind: str) -> float | None:
-    return result[str(kind)]
-
-
-def monthly_trend(org: Organization | int, months: int, today: dt.date, **filters: Any) -> list[dict[str, Any]]:
-    """The last ``months`` calendar months ending with ``today``'s: per month, the NPS, CSAT and CES figures."""
-    organization = _org(org)
+def month_starts(months: int, today: dt.date) -> list[dt.date]:
+    """The first days of the last ``months`` calendar months ending with ``today``'s, oldest first."""
     first = today.replace(day=1)
     starts = []
     for _ in range(months):
         starts.append(first)
         first = (first - dt.timedelta(days=1)).replace(day=1)
+    return list(reversed(starts))
+
+
+def monthly_trend(org: Organization | int, months: int, today: dt.date, **filters: Any) -> list[dict[str, Any]]:
+    """The last ``months`` calendar months ending with ``today``'s (organization time zone): per month, the
+    NPS, CSAT and CES figures exactly as :func:`figures` computes them for that month. One query."""
+    organization = _org(org)
+    tz = ZoneInfo(organization.time_zone or "UTC")
+    starts = month_starts(months, today)
+    since, until = period_bounds(organization, starts[0], today)
+    buckets: dict[tuple[str, str], list[int]] = defaultdict(list)
+    rows = (
+        SurveyResponse.objects.for_org(organization.pk)
+        .filter(responded_at__gte=since, responded_at__lt=until, **filters)
+        .order_by()
+        .values_list("kind", "responded_at", "score")
+    )
+    for kind, moment, score in rows:
+        buckets[(kind, moment.astimezone(tz).strftime("%Y-%m"))].append(score)
     out = []
-    for start in reversed(starts):
-        end = (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
-        row: dict[str, Any] = {"month": start.strftime("%Y-%m"), "label": start.strftime("%b %Y")}
-        for kind in METRICS:
-            row[str(kind)] = figures(organization, kind, start, end, **filters)
+    for start in starts:
+        month = start.strftime("%Y-%m")
+        row: dict[str, Any] = {"month": month, "label": start.strftime("%b %Y")}
+        for kind, compute in METRICS.items():
+            row[str(kind)] = compute(buckets.get((str(kind), month), []))
         out.append(row)
     return out
+
+
+def distribution(org: Organization | int, kind: str, start: dt.date, end: dt.date, **filters: Any) -> list[dict]:
+    """Responses per score of ``kind`` over ``[start, end]``, every score of the range listed."""
+    from .models import SCORE_RANGES, response_category
+
+    organization = _org(org)
+    counts: dict[int, int] = defaultdict(int)
+    for _account, score in _rows(organization, kind, start, end, **filters):
+        counts[score] += 1
+    low, high = SCORE_RANGES[kind]
+    return [{"score": s, "count": counts[s], "category": response_category(kind, s)} for s in range(low, high + 1)]

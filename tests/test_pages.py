@@ -25,7 +25,8 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 MEMBER_PAGES = ["my-book", "portfolio", "renewals", "work", "voice"]
-ADMIN_PAGES = ["admin-members", "admin-api-keys", "admin-jobs", "admin-cta-types", "admin-email-templates"]
+ADMIN_PAGES = ["admin-members", "admin-api-keys", "admin-jobs", "admin-cta-types", "admin-email-templates",
+               "admin-surveys"]  # fmt: skip
 
 
 def page_urls(org, account, job=None) -> list[str]:
@@ -155,16 +156,6 @@ def test_org_switcher_links_to_the_same_screen_in_each_org(client, org, other_or
     html = client.get(reverse("renewals", args=[org.slug])).content.decode()
     assert reverse("renewals", args=[other_org.slug]) in html
     assert "Globex" in html and "Acme Corp" in html
-
-
-def test_coming_screens_say_what_is_coming_and_show_no_data(client, org, bob):
-    login(client, bob)
-    html = client.get(reverse("voice", args=[org.slug])).content.decode()
-    assert "Not built yet" in html
-    assert "Detractors" in html
-    # and they point at the screens that are live, Portfolio and Renewals included
-    meanwhile = html[html.index("Meanwhile") :].split("</p>")[0]
-    assert reverse("portfolio", args=[org.slug]) in meanwhile and reverse("renewals", args=[org.slug]) in meanwhile
 
 
 # --- My book --------------------------------------------------------------------------------------
