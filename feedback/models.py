@@ -74,7 +74,9 @@ class SurveyResponse(OrgScopedModel):
     score = models.PositiveSmallIntegerField()
     comment = models.TextField(blank=True)
     responded_at = models.DateTimeField()
-    source = models.CharField(max_length=8, choices=ResponseSource.choices, default=ResponseSource.IMPORT)
+    source = models.CharField(
+        max_length=8, choices=ResponseSource.choices, default=ResponseSource.IMPORT, db_default=ResponseSource.IMPORT
+    )
     survey = models.ForeignKey(Survey, null=True, blank=True, on_delete=models.SET_NULL, related_name="responses")
     send = models.ForeignKey(SurveySend, null=True, blank=True, on_delete=models.SET_NULL, related_name="responses")
     invitation = models.OneToOneField(
