@@ -126,6 +126,7 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("renewal (open)", f"{o}/renewals/{seeded.open_renewal}/"),
         Screen("renewal (closed)", f"{o}/renewals/{seeded.closed_renewal}/"),
         Screen("work queue", f"{o}/work/"),
+        Screen("voice of the customer", f"{o}/voice/"),
         Screen("work queue (snoozed)", f"{o}/work/?status=snoozed"),
         Screen("notifications", f"{o}/work/notifications/"),
         Screen("not found", f"{o}/accounts/999999999/"),
@@ -144,6 +145,7 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("unsubscribe", f"/u/{seeded.unsubscribe_token}/"),
         Screen("admin cta types", f"{o}/admin/cta-types/", admin_only=True),
         Screen("admin email templates", f"{o}/admin/email-templates/", admin_only=True),
+        Screen("admin surveys", f"{o}/admin/surveys/", admin_only=True),
         Screen("admin email template", f"{o}/admin/email-templates/{seeded.email_template}/", admin_only=True),
         Screen("admin key features", f"{o}/admin/features/", admin_only=True),
     ]
