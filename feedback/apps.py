@@ -25,6 +25,12 @@ class FeedbackConfig(AppConfig):
             )
         )
 
+        # My book's "New detractors" panel (spec §7.1), after the work queue's and renewals' panels.
+        from accounts.composition import PagePanel, register_page_context, register_page_panel
+
+        register_page_context("my-book", "feedback", _my_book)
+        register_page_panel("my-book", PagePanel(key="feedback", order=40, template="feedback/_book_detractors.html"))
+
         # The demo (accounts.demo): surveys, sends and answered responses, after health's signals.
         from accounts.demo import register_demo_module
 
@@ -32,6 +38,12 @@ class FeedbackConfig(AppConfig):
 
         # The tasks' names are registered in every process (tasks.py is the app's top: nothing imports it).
         from . import tasks  # noqa: F401
+
+
+def _my_book(request: Any) -> dict[str, Any]:
+    from .views import my_book_context  # views import models: not while apps load
+
+    return my_book_context(request)
 
 
 def _account_responses(request: Any, account: Any) -> dict[str, Any]:

@@ -293,3 +293,34 @@ def admin_survey_delete(request: HttpRequest, survey_id: int) -> HttpResponse:
 
 
 __all__ = ["account_responses", "admin_survey", "admin_surveys", "voice"]
+
+
+class MyDetractors:
+    """My book's "New detractors" panel (spec §7.1): detractor responses of the last 30 days on the member's
+    accounts, newest first. Lazy: one query, only when the page shows the panel (on one's own book)."""
+
+    DAYS = 30
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.user = request.user
+
+    @property
+    def rows(self) -> list[SurveyResponse]:
+        if not hasattr(self, "_rows"):
+            since = timezone.now() - dt.timedelta(days=self.DAYS)
+            self._rows = list(
+                SurveyResponse.objects.filter(
+                    category_q("detractor"), account__owner=self.user, responded_at__gte=since
+                )
+                .select_related("account", "contact")
+                .order_by("-responded_at", "-pk")[:50]
+            )
+        return self._rows
+
+    @property
+    def shown(self) -> list[SurveyResponse]:
+        return self.rows[:6]
+
+
+def my_book_context(request: HttpRequest) -> dict[str, Any]:
+    return {"my_detractors": MyDetractors(request)}

@@ -274,7 +274,8 @@ def my_book_queries(client, django_assert_num_queries, url, expected: int) -> No
 MY_BOOK_QUERIES = 12
 # One's own book: no owner choices, plus "does the user own any?", and the panels of the other apps: my open
 # CTAs (count, the most urgent), my tasks due, my renewals in the next 90 days.
-MY_BOOK_OWN_QUERIES = MY_BOOK_QUERIES + 4
+# …and my new detractors of the last 30 days (feedback).
+MY_BOOK_OWN_QUERIES = MY_BOOK_QUERIES + 5
 
 
 def test_my_book_query_count_is_constant(client, org, bob, make_member, django_assert_num_queries):
@@ -621,4 +622,5 @@ def test_account_360_query_count_is_constant(client, org, bob, account, django_a
 # The health panel: latest score + override, 90 days of snapshots, the override trail, recent pulses.
 # The notification bell's unread count.
 # The CTA panel: open and recent CTAs, their tasks.
-ACCOUNT_360_QUERIES = 22
+# The survey responses panel: the latest ten with their contact and survey (feedback).
+ACCOUNT_360_QUERIES = 23

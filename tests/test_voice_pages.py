@@ -135,3 +135,17 @@ def test_account_360_shows_the_accounts_responses(client, org, bob):
 
 def test_make_survey_helper_is_org_scoped(org, other_org):
     assert make_survey(org).organization_id == org.pk
+
+
+def test_my_book_shows_new_detractors_of_my_accounts(client, org, bob, make_member):
+    mine = AccountFactory(organization=org, owner=bob, name="Mine Co")
+    theirs = AccountFactory(organization=org, owner=make_member(org, "csm").user, name="Theirs Co")
+    answered(org, mine, "nps", 3, "Too slow")
+    answered(org, mine, "nps", 2, "Ancient", days_ago=45)
+    answered(org, mine, "nps", 10, "Great")
+    answered(org, theirs, "nps", 0, "Not yours")
+    client.force_login(bob)
+    html = client.get(reverse("my-book", args=[org.slug]), {"scope": "mine"}).content.decode()
+    panel = html[html.index('data-testid="book-detractors"') :].split("</section>")[0]
+    assert panel.count('data-testid="book-detractor"') == 1 and "Too slow" in panel
+    assert "Ancient" not in panel and "Not yours" not in panel and "Great" not in panel

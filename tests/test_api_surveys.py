@@ -1,0 +1,79 @@
+"""The surveys API beyond the shared suites: who may send to what, cancel, counts on the list, a response
+created through the API (validated, with its survey.response event), and answers that cannot be changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import Segment
+from cs_platform.models import DomainEvent
+from feedback.models import SurveyResponse, SurveySend
+
+from .factories import AccountFactory, ContactFactory
+from .survey_factories import invite, make_survey
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _locmem_mail(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+def test_who_may_send_to_what(api, org, bob, make_member, django_capture_on_commit_callbacks):
+    survey = make_survey(org)
+    mine = AccountFactory(organization=org, owner=bob)
+    ContactFactory(account=mine)
+    theirs = AccountFactory(organization=org, owner=make_member(org, "csm").user)
+    segment = Segment.all_orgs.create(organization=org, name="Everyone")
+    csm, admin, viewer = api(org, "csm", bob), api(org, "admin"), api(org, "viewer")
+    url = "/api/v1/survey-sends/"
+    with django_capture_on_commit_callbacks(execute=True):
+        created = csm.post(url, {"survey": survey.pk, "account": mine.pk}, format="json")
+    assert created.status_code == 201, created.json()
+    body = csm.get(f"{url}{created.json()['id']}/").json()
+    assert body["status"] == "done" and body["counts"]["sent"] == 1 and body["counts"]["response_rate"] == 0.0
+    assert csm.post(url, {"survey": survey.pk, "account": theirs.pk}, format="json").status_code == 403
+    assert csm.post(url, {"survey": survey.pk, "segment": segment.pk}, format="json").status_code == 403
+    assert viewer.post(url, {"survey": survey.pk, "account": mine.pk}, format="json").status_code == 403
+    both = admin.post(url, {"survey": survey.pk, "account": mine.pk, "segment": segment.pk}, format="json")
+    assert both.status_code == 400 and "segment" in both.json()["errors"]
+    recurring = admin.post(url, {"survey": survey.pk, "segment": segment.pk, "schedule": "recurring"}, format="json")
+    assert "interval_weeks" in recurring.json()["errors"]
+    later = admin.post(url, {"survey": survey.pk, "segment": segment.pk, "schedule": "recurring", "interval_weeks": 4,
+                             "next_run_at": "2031-01-01T09:00:00Z"}, format="json")  # fmt: skip
+    assert later.status_code == 201 and later.json()["status"] == "scheduled"
+    send_id = later.json()["id"]
+    assert csm.post(f"{url}{send_id}/cancel/").status_code == 403
+    assert admin.patch(f"{url}{send_id}/", {"drip_days": 3}, format="json").status_code == 405
+    assert admin.post(f"{url}{send_id}/cancel/").json()["status"] == "cancelled"
+    assert SurveySend.all_orgs.get(pk=send_id).next_run_at is None
+
+
+def test_a_response_created_through_the_api_is_validated_and_raises_its_event(api, org, bob):
+    account = AccountFactory(organization=org, owner=bob)
+    other = AccountFactory(organization=org, owner=bob)
+    contact = ContactFactory(account=other)
+    client = api(org, "csm", bob)
+    url = "/api/v1/survey-responses/"
+    base = {"account": account.pk, "kind": "csat", "score": 6, "responded_at": "2026-11-02T10:00:00Z"}
+    assert "score" in client.post(url, base, format="json").json()["errors"]
+    assert "contact" in client.post(url, {**base, "score": 2, "contact": contact.pk}, format="json").json()["errors"]
+    created = client.post(url, {**base, "score": 2, "comment": "Slow"}, format="json")
+    assert created.status_code == 201 and created.json()["category"] == "detractor"
+    assert created.json()["source"] == "api"
+    event = DomainEvent.all_orgs.get(name="survey.response")
+    assert event.payload["category"] == "detractor" and event.payload["account"] == account.pk
+    listed = client.get(url, {"category": "detractor", "kind": "csat"}).json()["results"]
+    assert [row["id"] for row in listed] == [created.json()["id"]]
+
+
+def test_an_answer_from_the_survey_page_cannot_be_changed_through_the_api(api, org, client):
+    contact = ContactFactory(account__organization=org)
+    _invitation, token = invite(contact)
+    client.post(f"/s/{token}/", {"score": "2"})
+    response = SurveyResponse.all_orgs.get()
+    changed = api(org, "admin").patch(f"/api/v1/survey-responses/{response.pk}/", {"score": 10}, format="json")
+    assert changed.status_code == 400
+    response.refresh_from_db()
+    assert response.score == 2
