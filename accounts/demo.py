@@ -20,11 +20,11 @@ What it makes, for an organization named "Demo Co":
   plans with objectives for high-touch (and some low-touch) accounts.
 
 Health signals (usage, tickets, invoices, NPS, CSM pulses) and score history come from
-:func:`health.demo.seed_health`; surveys and CTAs arrive with later issues.
+:func:`health.demo.seed_health`; surveys, sends and answered responses from :mod:`feedback.demo`.
 
 accounts sits below the apps that add to the demo, so it imports none of them: each registers its demo
 module with :func:`register_demo_module` from its ``AppConfig.ready()``, with an explicit ``order``
-(renewals 10, health 20). A demo module may define any of these hooks, called in that order:
+(renewals 10, health 20, feedback 30). A demo module may define any of these hooks, called in that order:
 
 - ``history_builder(org, today, products, catalog, addons)``: the builder of every account's contract
   history (renewals: contracts with their renewals); exactly one module provides it. Its ``build(rng,
