@@ -73,7 +73,8 @@ def test_admin_member_gets_every_page(client, org, alice, account, job):
     login(client, alice)
     # Each page is itself (its title) and of the organization named by the URL.
     titles = ["Accounts", "Portfolio", "Renewals", "Work queue", "Voice of the customer", "Members · Admin",
-              "API keys · Admin", "Job runs · Admin", "CTA types · Admin", "Email templates · Admin", account.name,
+              "API keys · Admin", "Job runs · Admin", "CTA types · Admin", "Email templates · Admin", "Surveys · Admin",
+              account.name,
               f"Run #{job.pk} · Admin"]  # fmt: skip
     for url, title in zip(page_urls(org, account, job), titles, strict=True):
         response = client.get(url)
