@@ -31,7 +31,7 @@ from .forms import SendForm, SurveyForm, SurveySettingsForm
 from .models import SCORE_RANGES, Survey, SurveyKind, SurveyResponse, SurveySend
 from .models_surveys import SendStatus
 from .public_views import LABELS
-from .services import create_send, run_send, send_counts, survey_settings
+from .services import create_send, send_counts, start_send, survey_settings
 
 DETRACTOR_DAYS = 90
 admin_page = org_page(roles=[Role.ADMIN])
@@ -53,7 +53,6 @@ def account_responses(request: HttpRequest, account: Any) -> dict[str, Any]:
 
 def _scope(request: HttpRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     """The dashboard's filters (segment, owner) as ORM filters on responses, and the values shown."""
-    org = request.organization  # type: ignore[attr-defined]
     filters: dict[str, Any] = {}
     shown: dict[str, Any] = {"segment": "", "owner": ""}
     segment_id = request.GET.get("segment", "")
@@ -72,7 +71,6 @@ def _scope(request: HttpRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     if owner == "me" or owner.isdigit():
         filters["account__owner_id"] = request.user.pk if owner == "me" else int(owner)
         shown["owner"] = owner
-    del org
     return filters, shown
 
 
@@ -227,12 +225,16 @@ def admin_survey(request: HttpRequest, survey_id: int) -> HttpResponse:
                     interval_weeks=data["interval_weeks"] if data["schedule"] == "recurring" else None,
                     drip_days=data["drip_days"] or 0, source="manual", created_by=request.user,
                 )  # fmt: skip
-                result = run_send(send)
-                messages.success(
-                    request,
-                    f"Sent: {result.invited} contact(s) invited, {sum(result.skipped.values())} skipped"
-                    f"{' (the drip sends the rest over the coming days)' if send.drip_days else ''}.",
-                )
+                result = start_send(send)
+                if result is None:
+                    messages.success(request, "Send started: the segment's contacts are being surveyed in the "
+                                              "background; refresh for the figures.")  # fmt: skip
+                else:
+                    messages.success(
+                        request,
+                        f"Sent: {result.invited} contact(s) invited, {sum(result.skipped.values())} skipped"
+                        f"{' (the drip sends the rest over the coming days)' if send.drip_days else ''}.",
+                    )
                 return redirect("admin-survey", org_slug=org.slug, survey_id=survey.pk)
         elif action == "cancel":
             send = get_object_or_404(SurveySend.objects, pk=request.POST.get("send"), survey=survey)

@@ -77,3 +77,29 @@ def test_an_answer_from_the_survey_page_cannot_be_changed_through_the_api(api, o
     assert changed.status_code == 400
     response.refresh_from_db()
     assert response.score == 2
+
+
+def test_a_segment_send_is_queued_as_a_recorded_run_and_surveys_the_segments_contacts(
+    api, org, monkeypatch, django_capture_on_commit_callbacks
+):
+    from cs_platform.celery import app as celery_app
+    from feedback.services import run_due_sends
+
+    queued = []
+    task = celery_app.tasks["feedback.tasks.run_survey_sends"]
+    monkeypatch.setattr(task, "delay", lambda *args, **kwargs: queued.append((args, kwargs)))
+    big = AccountFactory(organization=org, touch_model="high")
+    small = AccountFactory(organization=org, touch_model="tech")
+    inside, outside = ContactFactory(account=big), ContactFactory(account=small)
+    rules = {"conditions": [{"field": "touch_model", "op": "eq", "value": "high"}]}
+    segment = Segment.all_orgs.create(organization=org, name="High", rules=rules)
+    body = {"survey": make_survey(org).pk, "segment": segment.pk}
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api(org, "admin").post("/api/v1/survey-sends/", body, format="json")
+    assert created.status_code == 201
+    assert len(queued) == 1 and queued[0][0] == (org.pk,) and "job_id" in queued[0][1]
+    run_due_sends(org.pk)  # what the queued task does
+    from feedback.models import SurveyInvitation
+
+    assert set(SurveyInvitation.all_orgs.values_list("contact_id", flat=True)) == {inside.pk}
+    assert outside.pk not in set(SurveyInvitation.all_orgs.values_list("contact_id", flat=True))

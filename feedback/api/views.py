@@ -17,7 +17,7 @@ from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSe
 from .. import analytics, filtersets
 from ..models import Survey, SurveyResponse, SurveySend
 from ..models_surveys import SendStatus
-from ..services import run_send, send_counts
+from ..services import send_counts, start_send
 from . import serializers as s
 
 
@@ -85,7 +85,7 @@ class SurveySendViewSet(ImmutableMixin, OrgScopedViewSet):
         if send.next_run_at is None:
             send.next_run_at = send.created_at
             send.save(update_fields=["next_run_at"])
-            transaction.on_commit(lambda: run_send(send))
+            transaction.on_commit(lambda: start_send(send))
 
     @refused
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
