@@ -101,3 +101,22 @@ def test_a_detractor_answers_on_a_phone_and_the_csm_sees_it_with_its_cta(harness
         assert cta.title in row.get_by_test_id("detractor-cta-cell").inner_text()
     finally:
         page.context.close()
+
+
+def test_survey_admin_pages_at_phone_size(harness):  # noqa: F811
+    from tests.survey_factories import make_survey
+
+    seeded = harness["seeded"]
+    survey = make_survey(seeded.org, name="Phone admin NPS")
+    page = signed_in(harness, "admin", PHONE)
+    try:
+        for path in (f"admin/surveys/{survey.pk}/", f"admin/surveys/{survey.pk}/page/", "voice/?kind=csat&q=support"):
+            page.goto(f"{harness['url']}/o/{seeded.org.slug}/{path}")
+            check_page(page)
+        page.goto(f"{harness['url']}/o/{seeded.org.slug}/admin/surveys/{survey.pk}/")
+        assert (
+            "Phone admin NPS" in page.get_by_test_id("preview-subject").inner_text()
+            or page.get_by_test_id("preview-body").is_visible()
+        )
+    finally:
+        page.context.close()
