@@ -103,3 +103,27 @@ def test_a_segment_send_is_queued_as_a_recorded_run_and_surveys_the_segments_con
 
     assert set(SurveyInvitation.all_orgs.values_list("contact_id", flat=True)) == {inside.pk}
     assert outside.pk not in set(SurveyInvitation.all_orgs.values_list("contact_id", flat=True))
+
+
+def test_the_score_metrics_are_typed_in_the_openapi_schema(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    components = schema["components"]["schemas"]
+
+    def resolve(ref_or_schema):
+        ref = ref_or_schema.get("$ref") if isinstance(ref_or_schema, dict) else None
+        return components[ref.rsplit("/", 1)[1]] if ref else ref_or_schema
+
+    for kind, counts in (("nps", ("promoters", "passives", "detractors")), ("csat", ("satisfied",)),
+                         ("ces", ("easy",))):  # fmt: skip
+        operation = schema["paths"][f"/api/v1/metrics/{kind}/"]["get"]
+        params = {p["name"]: p for p in operation["parameters"]}
+        assert params["start"]["required"] and params["start"]["schema"]["format"] == "date"
+        assert set(params["group_by"]["schema"]["enum"]) == {"segment", "touch_model", "industry", "region",
+                                                              "owner", "account"}  # fmt: skip
+        body = resolve(operation["responses"]["200"]["content"]["application/json"]["schema"])
+        props = body["properties"]
+        assert props[kind]["type"] == "number" and props[kind]["nullable"] is True
+        assert all(props[name]["type"] == "integer" for name in ("responses", *counts))
+        group = resolve(props["groups"]["items"])
+        assert group["properties"]["key"]["nullable"] is True
+        assert list(group["properties"])[0] == "key"

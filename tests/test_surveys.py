@@ -295,3 +295,18 @@ def test_playbooks_reexports_the_unsubscribe_helpers_from_accounts():
 
     assert high.unsubscribe_token is low.unsubscribe_token
     assert high.read_unsubscribe_token is low.read_unsubscribe_token
+
+
+def test_answered_and_imported_responses_both_feed_the_health_sentiment_signal(client, org):
+    """The bare imported rows keep counting beside the answers of the survey page (no data loss)."""
+    from health.analytics import load_signals
+
+    contact = ContactFactory(account__organization=org)
+    account = contact.account
+    SurveyResponse.all_orgs.create(organization=org, account=account, kind="nps", score=10,
+                                   responded_at=timezone.now() - timedelta(days=3))  # fmt: skip
+    _invitation, token = invite(contact)
+    client.post(f"/s/{token}/", {"score": "0"})
+    assert SurveyResponse.all_orgs.filter(account=account).count() == 2
+    frame = load_signals(org, timezone.localdate(), [account.pk])
+    assert frame.loc[account.pk, "nps"] == 0.0  # (1 promoter − 1 detractor) / 2
