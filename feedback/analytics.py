@@ -70,19 +70,17 @@ def _org(org: Organization | int) -> Organization:
 
 
 def period_bounds(org: Organization, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """``[start 00:00, end + 1 day 00:00)`` in the organization's time zone."""
+    """``[start 00:00, end 23:59:59.999999]`` in the organization's time zone, both ends inclusive (the
+    last microsecond, not the next midnight, so that ``end`` may be the last representable day)."""
     tz = ZoneInfo(org.time_zone or "UTC")
-    return (
-        dt.datetime.combine(start, dt.time(0), tzinfo=tz),
-        dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=tz),
-    )
+    return dt.datetime.combine(start, dt.time(0), tzinfo=tz), dt.datetime.combine(end, dt.time.max, tzinfo=tz)
 
 
 def _rows(org: Organization, kind: str, start: dt.date, end: dt.date, **filters: Any) -> list[tuple[int, int]]:
     since, until = period_bounds(org, start, end)
     return list(
         SurveyResponse.objects.for_org(org.pk)
-        .filter(kind=kind, responded_at__gte=since, responded_at__lt=until, **filters)
+        .filter(kind=kind, responded_at__gte=since, responded_at__lte=until, **filters)
         .order_by()
         .values_list("account_id", "score")
     )
@@ -173,7 +171,7 @@ def monthly_trend(org: Organization | int, months: int, today: dt.date, **filter
     buckets: dict[tuple[str, str], list[int]] = defaultdict(list)
     rows = (
         SurveyResponse.objects.for_org(organization.pk)
-        .filter(responded_at__gte=since, responded_at__lt=until, **filters)
+        .filter(responded_at__gte=since, responded_at__lte=until, **filters)
         .order_by()
         .values_list("kind", "responded_at", "score")
     )

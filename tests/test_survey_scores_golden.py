@@ -196,3 +196,11 @@ def test_another_organizations_responses_never_count(api, org, other_org, book):
     assert body["responses"] == 10
     other = api(other_org, "admin").get("/api/v1/metrics/nps/", {"start": "2026-03-01", "end": "2026-03-31"}).json()
     assert (other["responses"], other["nps"]) == (1, -100.0)
+
+
+def test_the_widest_dates_are_answered_not_crashed(api, org, book):
+    client = api(org, "admin")
+    for start, end in (("0001-01-01", "9999-12-31"), ("9999-12-31", "9999-12-31")):
+        response = client.get("/api/v1/metrics/nps/", {"start": start, "end": end, "group_by": "owner"})
+        assert response.status_code == 200, response.content
+    assert client.get("/api/v1/metrics/nps/", {"start": "0001-01-01", "end": "9999-12-31"}).json()["responses"] == 12
