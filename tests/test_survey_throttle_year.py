@@ -89,3 +89,25 @@ def test_a_late_beat_runs_once_then_keeps_the_weekly_rhythm(org):
     send.refresh_from_db()
     assert send.run_count == 2
     assert send.next_run_at == START + dt.timedelta(weeks=4)
+
+
+def test_the_beat_queues_one_recorded_run_per_organization_with_something_due(org, other_org, monkeypatch):
+    from accounts.models import JobRun
+    from feedback import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.run_survey_sends, "delay", lambda org_id, **kw: queued.append((org_id, kw["job_id"])))
+    account = AccountFactory(organization=org)
+    ContactFactory(account=account)
+    AccountFactory(organization=other_org)  # nothing due there
+    with time_machine.travel(START, tick=False):
+        create_send(make_survey(org), account=account)
+        assert tasks.run_all_survey_sends() == 1
+    assert [org_id for org_id, _job in queued] == [org.pk]
+    job = JobRun.all_orgs.get(pk=queued[0][1])
+    with time_machine.travel(START, tick=False):
+        counts = tasks.run_survey_sends(org.pk, job_id=job.pk)
+        again = tasks.run_survey_sends(org.pk)  # idempotent: nothing left to do
+    assert counts == {"runs": 1, "delivered": 1} and again == {"runs": 0, "delivered": 0}
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.status
