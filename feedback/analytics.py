@@ -73,7 +73,18 @@ def period_bounds(org: Organization, start: dt.date, end: dt.date) -> tuple[dt.d
     """``[start 00:00, end 23:59:59.999999]`` in the organization's time zone, both ends inclusive (the
     last microsecond, not the next midnight, so that ``end`` may be the last representable day)."""
     tz = ZoneInfo(org.time_zone or "UTC")
-    return dt.datetime.combine(start, dt.time(0), tzinfo=tz), dt.datetime.combine(end, dt.time.max, tzinfo=tz)
+    return (
+        _in_utc(dt.datetime.combine(start, dt.time(0), tzinfo=tz), dt.datetime.min),
+        _in_utc(dt.datetime.combine(end, dt.time.max, tzinfo=tz), dt.datetime.max),
+    )
+
+
+def _in_utc(moment: dt.datetime, limit: dt.datetime) -> dt.datetime:
+    """``moment`` in UTC; at the ends of the calendar (year 1, year 9999) the nearest representable instant."""
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        return limit.replace(tzinfo=dt.UTC)
 
 
 def _rows(org: Organization, kind: str, start: dt.date, end: dt.date, **filters: Any) -> list[tuple[int, int]]:
