@@ -22,11 +22,13 @@ What it makes, for an organization named "Demo Co":
 
 Health signals (usage, tickets, invoices, NPS, CSM pulses) and score history come from
 :func:`health.demo.seed_health`; the default playbooks, run through the engine, and the work queue they
-make from :mod:`playbooks.demo`; surveys arrive with a later issue.
+make from :mod:`playbooks.demo`; surveys, sends and answered responses from :mod:`feedback.demo`, and
+feature requests linked across accounts from :mod:`feedback.demo_requests`.
 
 accounts sits below the apps that add to the demo, so it imports none of them: each registers its demo
 module with :func:`register_demo_module` from its ``AppConfig.ready()``, with an explicit ``order``
-(renewals 10, health 20, playbooks 30). A demo module may define any of these hooks, called in that order:
+(renewals 10, health 20, feedback 25 and 40, playbooks 30, health 50). A demo module may define any of these
+hooks, called in that order:
 
 - ``history_builder(org, today, products, catalog, addons)``: the builder of every account's contract
   history (renewals: contracts with their renewals); exactly one module provides it. Its ``build(rng,

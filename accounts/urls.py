@@ -15,7 +15,6 @@ org_patterns = [
     path("accounts/<int:account_id>/activities/", views.log_activity, name="account-log-activity"),
     path("accounts/<int:account_id>/objectives/", views.add_objective, name="account-add-objective"),
     # Screens that later issues fill; each says what is coming.
-    path("voice/", views.voice, name="voice"),
     path("admin/", views.admin_members, name="admin-members"),
     path(
         "admin/invitations/<int:invitation_id>/revoke/",

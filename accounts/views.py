@@ -390,36 +390,6 @@ def add_objective(request: HttpRequest, account_id: int) -> HttpResponse:
     return render(request, "accounts/account_detail.html", context, status=400)
 
 
-# --- Screens that later issues fill -----------------------------------------------------------------
-
-COMING_SCREENS: dict[str, dict[str, Any]] = {
-    "voice": {
-        "title": "Voice of the customer",
-        "lead": "What customers say, and what it is worth.",
-        "points": [
-            "NPS, CSAT and CES trends per period, segment and account.",
-            "Detractors to follow up, with their account's ARR and renewal date.",
-            "Feature requests ranked by the ARR at stake and renewal proximity.",
-        ],
-        "arrives_with": "surveys and feature requests",
-    },
-}
-
-
-def _coming(screen: str):
-    @org_page()
-    @require_GET
-    def view(request: HttpRequest) -> HttpResponse:
-        return render(request, "pages/coming.html", {"screen": COMING_SCREENS[screen], "screen_key": screen})
-
-    view.__name__ = view.__qualname__ = f"{screen}_page"
-    view.__doc__ = f"The {COMING_SCREENS[screen]['title']} screen (a description of what is coming)."
-    return view
-
-
-voice = _coming("voice")
-
-
 # --- Admin ------------------------------------------------------------------------------------------
 
 admin_page = org_page(roles=[Role.ADMIN])

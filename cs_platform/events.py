@@ -143,7 +143,13 @@ CATALOGUE: tuple[EventSpec, ...] = (
         ("playbook", "playbook_name", "trigger", "account", "account_external_id", "account_name", "occurrence_key",
          "cta", "fired_at"),
     ),
-    EventSpec("survey.response", "Survey response", "survey_response", "a survey response arrives", live=False),
+    EventSpec(
+        "survey.response", "Survey response", "survey_response",
+        "a contact answers a survey on its public page, or a response is created through the API (not by the "
+        "survey_responses CSV import: history does not fire playbooks)",
+        ("id", "kind", "score", "category", "comment", "responded_at", "source", "survey", "send", "contact",
+         "account", "account_external_id", "account_name"),
+    ),
     EventSpec(
         "feature_request.status_changed", "Feature request status changed", "feature_request",
         "a feature request changes status: on its page, through the API, or by the issue tracker's inbound "

@@ -297,6 +297,7 @@ SPECTACULAR_SETTINGS = {
         "SnoozeReasonEnum": "playbooks.choices.SnoozeReason",
         "FeatureRequestTypeEnum": "feedback.models_requests.RequestType",
         "FeatureRequestStatusEnum": "feedback.models_requests.RequestStatus",
+        "SurveyKindEnum": "feedback.choices.SurveyKind",
     },
 }
 
@@ -369,6 +370,8 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-playbooks": {"task": "playbooks.tasks.evaluate_all_playbooks", "schedule": 15 * 60},
     # Hourly: each organization's opted-in members get their daily digest once it is DIGEST_HOUR there.
     "send-digests": {"task": "playbooks.tasks.send_all_digests", "schedule": 60 * 60},
+    # Survey sends (docs/surveys.md): due recurring runs and drip emails; idempotent.
+    "run-survey-sends": {"task": "feedback.tasks.run_all_survey_sends", "schedule": 5 * 60},
 }
 # --- Domain events (cs_platform/events.py, docs/events.md) -------------------------------------------
 # An event still undispatched this many seconds after it occurred is dispatched again by the beat.
@@ -396,6 +399,8 @@ WEBHOOK_TEST_RATE = env_str("WEBHOOK_TEST_RATE", "5/min")
 # Inbound webhooks (/hooks/<org>/tracker/, /hooks/<org>/helpdesk/): requests per organization and source, beyond
 # which the answer is 429 with Retry-After (health/inbound.py).
 INBOUND_HOOK_RATE = env_str("INBOUND_HOOK_RATE", "120/min")
+# The public survey response page /s/<token>/: requests per client address (N per second/min/hour/day).
+SURVEY_PAGE_RATE = env_str("SURVEY_PAGE_RATE", "30/min")
 
 LOGGING = {
     "version": 1,

@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import APIRootView
 
 from accounts.api.urls import router as accounts_router
-from feedback.requests_api.urls import router as feedback_router
+from feedback.api.urls import router as feedback_router
 from health.api.urls import router as health_router
 from health.inbound_urls import admin_urlpatterns as inbound_admin_urlpatterns
 from health.inbound_urls import hook_urlpatterns
@@ -22,6 +22,9 @@ API_ROOT_EXTRAS = {
     "me": "me",
     "metrics/portfolio": "metrics-portfolio",
     "metrics/retention": "metrics-retention",
+    "metrics/nps": "metrics-nps",
+    "metrics/csat": "metrics-csat",
+    "metrics/ces": "metrics-ces",
     "metrics/arr-bridge": "metrics-arr-bridge",
     "metrics/cohorts": "metrics-cohorts",
     "metrics/churn-reasons": "metrics-churn-reasons",
@@ -55,7 +58,7 @@ api_root = RetainApiRoot.as_view(api_root_dict=_api_root_dict())
 urlpatterns = [
     path("api/v1/", api_root, name="api-root"),
     path("api/v1/", include("accounts.api.urls")),
-    path("api/v1/", include("feedback.requests_api.urls")),
+    path("api/v1/", include("feedback.api.urls")),
     path("api/v1/", include("health.api.urls")),
     path("api/v1/", include("playbooks.api.urls")),
     path("api/v1/", include("renewals.api.urls")),
@@ -77,12 +80,16 @@ urlpatterns = [
     path("o/<slug:org_slug>/admin/", include("playbooks.work_admin_urls")),
     # The one-click unsubscribe link of templated email: public, the signed token is the credential.
     path("u/", include(unsubscribe_urlpatterns)),
+    # The public survey response page: no sign-in, the single-use token is the credential.
+    path("s/", include("feedback.public_urls")),
     # Pages of an organization: each app's own URL list, composed here (the one module that may import
     # every app), so a lower app never includes a higher one's pages.
     path("o/<slug:org_slug>/", include("health.org_urls")),
     path("o/<slug:org_slug>/renewals/", include("renewals.urls")),
     path("o/<slug:org_slug>/voice/requests/", include("feedback.request_urls")),
     path("o/<slug:org_slug>/work/", include("playbooks.work_urls")),
+    # Voice of the customer and the survey admin (feedback).
+    path("o/<slug:org_slug>/", include("feedback.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -26,3 +28,39 @@ class FeedbackConfig(AppConfig):
             )
         )
         register_demo_module("feedback-requests", "feedback.demo_requests", order=40)
+
+        # Account 360's survey responses panel (accounts.composition), after health, before renewals.
+        register_account_panel(
+            AccountPanel(
+                key="survey-responses",
+                slot="bottom",
+                order=5,
+                template="feedback/_account_responses.html",
+                context=_account_responses,
+            )
+        )
+
+        # My book's "New detractors" panel (spec §7.1), after the work queue's and renewals' panels.
+        from accounts.composition import PagePanel, register_page_context, register_page_panel
+
+        register_page_context("my-book", "feedback", _my_book)
+        register_page_panel("my-book", PagePanel(key="feedback", order=40, template="feedback/_book_detractors.html"))
+
+        # The demo (accounts.demo): surveys, sends and answered responses, after health's signals and before
+        # the playbooks (30), which run over what the lower layers seeded.
+        register_demo_module("feedback", "feedback.demo", order=25)
+
+        # The tasks' names are registered in every process (tasks.py is the app's top: nothing imports it).
+        from . import tasks  # noqa: F401
+
+
+def _my_book(request: Any) -> dict[str, Any]:
+    from .views import my_book_context  # views import models: not while apps load
+
+    return my_book_context(request)
+
+
+def _account_responses(request: Any, account: Any) -> dict[str, Any]:
+    from .views import account_responses  # views import models: not while apps load
+
+    return account_responses(request, account)

@@ -17,7 +17,8 @@ A playbook's ``actions`` is a list of ``{"kind": ..., ...}``:
   :func:`playbooks.emails.send_templated_email` (merge fields, unsubscribed and departed contacts skipped,
   one-click unsubscribe, an :class:`~playbooks.models.EmailSendLog` row per contact considered), handed to
   the email backend when the firing commits: :func:`send_email`.
-* ``enrol_survey``: a documented no-op until surveys exist (recorded as ``skipped``).
+* ``enrol_survey``: ``survey`` (a survey's id or name), optional ``roles``: the account's contacts holding
+  them (all when empty) get the survey now, within the throttle (``feedback.services.enrol_account``).
 
 Each action returns a result ``{"kind", "status", ...}`` that the firing keeps (``PlaybookFiring.results``).
 """
@@ -203,9 +204,19 @@ def _check_email(action: dict[str, Any], org: Any) -> list[tuple[str, str]]:
 
 
 def _check_survey(action: dict[str, Any], org: Any) -> list[tuple[str, str]]:
+    from feedback.services import find_survey
+
     errors = [(k, "Unknown field.") for k in action if k not in ("kind", "survey", "roles")]
-    if "survey" in action and (problem := _text(action["survey"], 120, required=False)):
+    survey = action.get("survey")
+    if isinstance(survey, str) and (problem := _text(survey, 120, required=True)):
         errors.append(("survey", problem))
+    elif not isinstance(survey, (int, str)) or isinstance(survey, bool):
+        errors.append(("survey", "A survey's id or name is required."))
+    elif org is not None and find_survey(getattr(org, "pk", org), survey) is None:
+        errors.append(("survey", f"No survey {survey!r} in this organization."))
+    roles = action.get("roles", [])
+    if not isinstance(roles, list) or any(r not in ContactRole.values for r in roles):
+        errors.append(("roles", f"Expected a list of {', '.join(ContactRole.values)} (empty: every contact)."))
     return errors
 
 
@@ -346,8 +357,14 @@ def _send_email(playbook: Any, account: Account, action: dict[str, Any], firing:
 
 
 def _enrol_survey(playbook: Any, account: Account, action: dict[str, Any], firing: Any) -> dict[str, Any]:
-    # The hook surveys will fill in (voice-of-customer issue): until then it is recorded, and does nothing.
-    return {"kind": "enrol_survey", "status": "skipped", "detail": "surveys are not available yet"}
+    from feedback.services import enrol_account, find_survey
+
+    survey = find_survey(account.organization_id, action.get("survey"))
+    if survey is None or not survey.active:
+        return {"kind": "enrol_survey", "status": "skipped", "detail": "the survey is missing or inactive"}
+    result = enrol_account(survey, account, action.get("roles") or [], source=f"playbook:{playbook.pk}")
+    return {"kind": "enrol_survey", "status": "done", "survey": survey.pk, "invited": result.invited,
+            "skipped": result.skipped}  # fmt: skip
 
 
 _RUN = {
@@ -407,7 +424,13 @@ def plan(organization: Any, actions: list[dict[str, Any]], account_ids: list[int
         elif kind == "webhook":
             out["webhook_events"] += len(account_ids)
         elif kind == "enrol_survey":
-            out["survey_enrolments"] += 0  # a no-op until surveys exist
+            contacts = Contact.objects.for_org(organization).filter(
+                account_id__in=account_ids, is_active=True, departed_at__isnull=True, unsubscribed=False
+            )
+            roles = set(action.get("roles") or [])
+            rows = contacts.exclude(email="").values_list("roles", flat=True)
+            # Before the throttle: contacts surveyed in the last 90 days are skipped when it runs.
+            out["survey_enrolments"] += sum(1 for r in rows if not roles or set(r or []) & roles)
     return out
 
 

@@ -72,6 +72,17 @@ class PlaybooksConfig(AppConfig):
         register_page_panel(
             "my-book", PagePanel(key="playbooks-tasks", order=20, template="playbooks/_book_tasks.html")
         )
+        # The VoC dashboard's detractors: each account's open CTA (feedback cannot import playbooks).
+        register_account_column(
+            "voice-detractors",
+            AccountColumn(
+                key="detractor-cta",
+                order=10,
+                header="Follow-up CTA",
+                template="playbooks/_cell_detractor_cta.html",
+                values=screens.detractor_ctas,
+            ),
+        )
         register_account_column(
             "my-book",
             AccountColumn(

@@ -18,11 +18,12 @@ roles, skipping the unsubscribed, the departed (or inactive) and those without a
 considered is a :class:`~playbooks.models.EmailSendLog` row. Each message carries an unsubscribe link
 (``/u/<token>/``, a signed token naming the organization and the contact) in its footer and in the
 ``List-Unsubscribe`` and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` headers (RFC 8058).
+Who may be emailed and the unsubscribe token live in :mod:`accounts.mailing` (surveys use them too);
+they are re-exported here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import logging
 import re
@@ -31,16 +32,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.conf import settings
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.base import Lexer, TokenType
-from django.urls import reverse
 from django.utils import timezone
 
+from accounts.mailing import contact_skip_reason, read_unsubscribe_token, unsubscribe_token, unsubscribe_url
 from accounts.models import Account, Contact
 
 from .models import EmailSendLog, EmailSendStatus, EmailTemplate
@@ -72,7 +71,6 @@ MERGE_FIELDS: dict[str, str] = {
 #: ``{{ contact.first_name|default:"there" }}``.
 ALLOWED_FILTERS = ("default", "date", "upper", "lower", "title", "capfirst")
 
-UNSUBSCRIBE_SALT = "retain.playbooks.unsubscribe"
 _FILTER = r'\|\s*(?P<name>[a-z_]+)(?::\s*"[^"{}%|]*")?\s*'
 _VARIABLE = re.compile(r"^\s*(?P<field>[a-z_]+\.[a-z_]+)\s*(?P<filters>(" + _FILTER + r")*)$")
 _FILTER_NAMES = re.compile(_FILTER)
@@ -164,28 +162,6 @@ def render_email(
     return RenderedEmail(subject=subject[:200], text=body_text.strip() + "\n", html=body_html)
 
 
-# --- Unsubscribe ------------------------------------------------------------------------------------
-
-
-def unsubscribe_token(contact: Contact) -> str:
-    """A signed, non-expiring token naming the contact and its organization (a link in an old email must
-    still work)."""
-    return signing.dumps({"o": contact.organization_id, "c": contact.pk}, salt=UNSUBSCRIBE_SALT, compress=True)
-
-
-def read_unsubscribe_token(token: str) -> tuple[int, int] | None:
-    """``(organization_id, contact_id)`` from a token, or ``None`` when it is forged or damaged."""
-    try:
-        data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
-        return int(data["o"]), int(data["c"])
-    except (signing.BadSignature, KeyError, TypeError, ValueError):
-        return None
-
-
-def unsubscribe_url(contact: Contact) -> str:
-    return settings.PUBLIC_BASE_URL + reverse("email-unsubscribe", args=[unsubscribe_token(contact)])
-
-
 # --- Sending ----------------------------------------------------------------------------------------
 
 
@@ -199,16 +175,6 @@ class SendResult:
     def skip(self, status: str) -> None:
         self.skipped = self.skipped or {}
         self.skipped[status] = self.skipped.get(status, 0) + 1
-
-
-def _skip_reason(contact: Contact, today: dt.date) -> str | None:
-    if contact.unsubscribed:
-        return EmailSendStatus.SKIPPED_UNSUBSCRIBED
-    if not contact.is_active or (contact.departed_at is not None and contact.departed_at <= today):
-        return EmailSendStatus.SKIPPED_DEPARTED
-    if not contact.email:
-        return EmailSendStatus.SKIPPED_NO_EMAIL
-    return None
 
 
 def send_templated_email(
@@ -237,7 +203,7 @@ def send_templated_email(
     reply_to = [owner.email] if owner is not None and owner.email else []
     logs, messages = [], []
     for contact in contacts:
-        reason = _skip_reason(contact, today)
+        reason = contact_skip_reason(contact, today)
         if reason:
             result.skip(reason)
             logs.append((contact, reason, ""))

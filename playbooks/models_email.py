@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.mailing import SkipReason
 from cs_platform.tenancy import OrgScopedModel
 
 __all__ = ["EmailSendLog", "EmailSendStatus", "EmailTemplate"]
@@ -43,9 +44,9 @@ class EmailTemplate(OrgScopedModel):
 
 class EmailSendStatus(models.TextChoices):
     SENT = "sent", "Sent"
-    SKIPPED_UNSUBSCRIBED = "skipped_unsubscribed", "Skipped: unsubscribed"
-    SKIPPED_DEPARTED = "skipped_departed", "Skipped: departed or inactive"
-    SKIPPED_NO_EMAIL = "skipped_no_email", "Skipped: no email address"
+    SKIPPED_UNSUBSCRIBED = SkipReason.UNSUBSCRIBED.value, SkipReason.UNSUBSCRIBED.label
+    SKIPPED_DEPARTED = SkipReason.DEPARTED.value, SkipReason.DEPARTED.label
+    SKIPPED_NO_EMAIL = SkipReason.NO_EMAIL.value, SkipReason.NO_EMAIL.label
 
 
 class EmailSendLog(OrgScopedModel):

@@ -131,3 +131,20 @@ class MyWork:
 def my_book_context(request: HttpRequest) -> dict[str, Any]:
     """My book's context from the work queue: a lazy :class:`MyWork` (no query unless a panel shows it)."""
     return {"my_work": MyWork(request)}
+
+
+def detractor_ctas(request: HttpRequest, account_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The VoC dashboard's detractor column (``voice-detractors``): per account shown, its open CTAs (snoozed
+    ones included, with their date) and the most recent of them. One query."""
+    if not account_ids:
+        return {}
+    out: dict[int, dict[str, Any]] = {}
+    rows = (
+        Cta.objects.filter(account_id__in=account_ids, status=CtaStatus.OPEN)
+        .select_related("owner")
+        .order_by("account_id", "-opened_at", "-pk")
+    )
+    for cta in rows:
+        entry = out.setdefault(cta.account_id, {"count": 0, "latest": cta})
+        entry["count"] += 1
+    return out

@@ -141,6 +141,31 @@ def email_template(org: Any) -> Any:
     )
 
 
+def survey(org: Any) -> Any:
+    from .survey_factories import make_survey
+
+    return make_survey(org)
+
+
+def survey_send(org: Any) -> Any:
+    from feedback.models import SurveySend
+
+    return SurveySend.all_orgs.create(organization=org, survey=survey(org), account=AccountFactory(organization=org))
+
+
+def survey_response(org: Any) -> Any:
+    from feedback.models import SurveyResponse
+
+    return SurveyResponse.all_orgs.create(organization=org, account=AccountFactory(organization=org), kind="nps",
+                                          score=9, external_id=f"SR-{org.pk}-{SurveyResponse.all_orgs.count()}",
+                                          responded_at="2026-11-02T10:00:00Z")  # fmt: skip
+
+
+def survey_body(org: Any) -> dict[str, Any]:
+    return {"name": "Quarterly NPS", "kind": "nps", "question": "How likely are you to recommend us?",
+            "email_subject": "A quick question", "email_body": "Hi {{ contact.first_name }}"}  # fmt: skip
+
+
 def import_run(org: Any) -> Any:
     return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
@@ -214,6 +239,16 @@ CASES = [
                   patch={"title": "changed"}),
     IsolationCase("tasks", make=make_task, payload=lambda o: {"cta": make_cta(o).pk, "title": "Send the deck"},
                   foreign={"cta": lambda o: make_cta(o).pk, "assignee": member_email}, patch={"title": "changed"}),
+    IsolationCase("surveys", make=survey, payload=survey_body, patch={"question": "changed?"}),
+    IsolationCase("survey-sends", make=survey_send,
+                  payload=lambda o: {"survey": survey(o).pk, "account": account(o), "next_run_at": "2031-01-01T09:00Z"},
+                  foreign={"survey": lambda o: survey(o).pk, "account": account,
+                           "segment": lambda o: Segment.all_orgs.create(organization=o, name="S").pk}),
+    IsolationCase("survey-responses", make=survey_response,
+                  payload=lambda o: {"account": account(o), "kind": "nps", "score": 7, "external_id": "SR-NEW",
+                                     "responded_at": "2026-11-02T10:00:00Z"},
+                  foreign={"account": account, "contact": lambda o: ContactFactory(account__organization=o).pk},
+                  patch={"comment": "changed"}),
     IsolationCase("notifications", make=make_notification, payload=lambda o: {"message": "Hello"}, read_only=True,
                   key_user=inbox_user),
     IsolationCase("feature-requests", make=make_feature_request, payload=lambda o: {"title": "SSO", "type": "bug"},

@@ -161,6 +161,36 @@ def build_email_templates(org: Any, n: int, owner: Any) -> None:
     )
 
 
+def build_surveys(org: Any, n: int, owner: Any) -> None:
+    from tests.survey_factories import make_survey
+
+    for _ in range(n):
+        make_survey(org)
+
+
+def build_survey_sends(org: Any, n: int, owner: Any) -> None:
+    from feedback.models import SurveyInvitation, SurveySend
+    from tests.survey_factories import make_survey
+
+    survey = make_survey(org)
+    for _ in range(n):
+        account = AccountFactory(organization=org, owner=owner)
+        send = SurveySend.all_orgs.create(organization=org, survey=survey, account=account)
+        contact = ContactFactory(account=account)
+        SurveyInvitation.all_orgs.create(organization=org, send=send, survey=survey, account=account, contact=contact,
+                                         status="sent", scheduled_for="2026-11-01T09:00Z")  # fmt: skip
+
+
+def build_survey_responses(org: Any, n: int, owner: Any) -> None:
+    from feedback.models import SurveyResponse
+
+    account = AccountFactory(organization=org, owner=owner)
+    SurveyResponse.all_orgs.bulk_create(
+        SurveyResponse(organization=org, account=account, kind="nps", score=i % 11, responded_at="2026-11-01T09:00Z")
+        for i in range(n)
+    )
+
+
 SCENARIOS = {
     # name: (url, query string, builder)
     "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
@@ -205,6 +235,10 @@ SCENARIOS = {
                                                             "merged": "false"}, build_feature_requests),
     "cta-types:list": ("/api/v1/cta-types/", {"is_active": "true", "ordering": "label"}, build_cta_types),
     "email-templates:list": ("/api/v1/email-templates/", {"is_active": "true"}, build_email_templates),
+    "surveys:list": ("/api/v1/surveys/", {"kind": "nps"}, build_surveys),
+    "survey-sends:list": ("/api/v1/survey-sends/", {"ordering": "-created_at"}, build_survey_sends),
+    "survey-responses:list": ("/api/v1/survey-responses/", {"kind": "nps", "ordering": "-responded_at"},
+                              build_survey_responses),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list", "invitations:list"}

@@ -86,6 +86,12 @@ RESOURCES = [
              owner_scoped=False),
     Resource("users", lambda o, u: MembershipFactory(organization=o), lambda o, u: {"email": "x@example.com",
              "role": "viewer"}, {"role": "viewer"}, owner_scoped=False, create_status=202),
+    Resource("surveys", lambda o, u: _survey(o), lambda o, u: {"name": f"S{_n()}", "kind": "csat",
+             "question": "Happy?", "email_subject": "Hi", "email_body": "Hello"}, {"question": "Happier?"},
+             owner_scoped=False),
+    Resource("survey-responses", lambda o, u: _response(o, AccountFactory(organization=o, owner=u)),
+             lambda o, u: {"account": AccountFactory(organization=o, owner=u).pk, "kind": "nps", "score": 9,
+                           "responded_at": "2026-11-02T09:00:00Z"}, {"comment": "Edited"}),
     Resource("email-templates", lambda o, u: _email_template(o), lambda o, u: {"name": "Check-in", "subject": "Hi",
              "body": "Hello {{ contact.first_name }}"}, {"subject": "Changed"}, owner_scoped=False),
 ]  # fmt: skip
@@ -97,6 +103,25 @@ def _email_template(org: Any) -> Any:
     return EmailTemplate.all_orgs.create(
         organization=org, name=f"T{EmailTemplate.all_orgs.count()}", subject="Hi", body="Hello"
     )
+
+
+def _n() -> int:
+    from feedback.models import Survey
+
+    return Survey.all_orgs.count() + 1
+
+
+def _survey(org: Any) -> Any:
+    from .survey_factories import make_survey
+
+    return make_survey(org)
+
+
+def _response(org: Any, account: Any) -> Any:
+    from feedback.models import SurveyResponse
+
+    return SurveyResponse.all_orgs.create(organization=org, account=account, kind="nps", score=5,
+                                          responded_at="2026-11-01T09:00:00Z")  # fmt: skip
 
 
 def _playbook_body(org: Any) -> dict[str, Any]:
@@ -119,7 +144,7 @@ ALLOWED = {
     ("csm", "own"): True, ("csm", "other"): False,
     ("viewer", "own"): False, ("viewer", "other"): False,
 }  # fmt: skip
-UPSERTABLE = {"accounts", "contacts", "contracts", "products"}
+UPSERTABLE = {"accounts", "contacts", "contracts", "products", "survey-responses"}
 ADMIN_ONLY = {"admin": True, "leader": False, "csm": False, "viewer": False}
 
 CASES = [

@@ -121,9 +121,9 @@ def test_desktop_shows_the_navigation_without_a_menu_button(harness):  # noqa: F
         expect(page.get_by_role("button", name="Menu")).to_be_hidden()
         nav = page.get_by_role("navigation", name="Main")
         expect(nav).to_be_visible()
-        # Placeholders stay out of the navigation until they are built; their routes still answer. The work
-        # queue is built (issue 12).
-        assert "Work queue" in nav.inner_text() and "Voice" not in nav.inner_text()
+        # Placeholders stay out of the navigation until they are built. The work queue (issue 12) and the
+        # Voice of the customer (issue 13) are built.
+        assert "Work queue" in nav.inner_text() and "Voice of the customer" in nav.inner_text()
     finally:
         page.context.close()
 

@@ -44,6 +44,9 @@ CONTRACT = {  # spec §8: names, columns and their order are public
     "usage": ["account_external_id", "date", "metric", "value"],
     "tickets": ["external_id", "account_external_id", "opened_at", "priority", "status", "resolved_at"],
     "invoices": ["external_id", "account_external_id", "due_date", "amount", "paid_at"],
+    "survey_responses": [
+        "external_id", "account_external_id", "contact_external_id", "kind", "score", "responded_at", "comment",
+    ],
 }  # fmt: skip
 
 
@@ -58,6 +61,7 @@ def test_the_apps_register_every_kind_of_the_contract_in_load_order():
         "usage": "health.import_kinds",
         "tickets": "health.import_kinds",
         "invoices": "health.import_kinds",
+        "survey_responses": "feedback.import_kinds",
     }
     with pytest.raises(UnsupportedKind, match="unknown kind 'surveys'; importable: accounts, contacts"):
         check_kind("surveys")

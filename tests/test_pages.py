@@ -27,6 +27,7 @@ pytestmark = pytest.mark.django_db
 MEMBER_PAGES = ["my-book", "portfolio", "renewals", "work", "voice"]
 ADMIN_PAGES = [
     "admin-members", "admin-api-keys", "admin-jobs", "admin-cta-types", "admin-email-templates", "admin-playbook-new",
+    "admin-surveys",
 ]  # fmt: skip
 #: Admin pages leaders may read (the playbook list; a playbook's page is in tests/test_playbook_editor.py).
 LEADER_PAGES = ["admin-playbooks"]
@@ -77,7 +78,7 @@ def test_admin_member_gets_every_page(client, org, alice, account, job):
     # Each page is itself (its title) and of the organization named by the URL.
     titles = ["Accounts", "Portfolio", "Renewals", "Work queue", "Voice of the customer", "Members · Admin",
               "API keys · Admin", "Job runs · Admin", "CTA types · Admin", "Email templates · Admin",
-              "New playbook · Playbooks · Admin", "Playbooks · Admin", account.name,
+              "New playbook · Playbooks · Admin", "Surveys · Admin", "Playbooks · Admin", account.name,
               f"Run #{job.pk} · Admin"]  # fmt: skip
     for url, title in zip(page_urls(org, account, job), titles, strict=True):
         response = client.get(url)
@@ -167,16 +168,6 @@ def test_org_switcher_links_to_the_same_screen_in_each_org(client, org, other_or
     html = client.get(reverse("renewals", args=[org.slug])).content.decode()
     assert reverse("renewals", args=[other_org.slug]) in html
     assert "Globex" in html and "Acme Corp" in html
-
-
-def test_coming_screens_say_what_is_coming_and_show_no_data(client, org, bob):
-    login(client, bob)
-    html = client.get(reverse("voice", args=[org.slug])).content.decode()
-    assert "Not built yet" in html
-    assert "Detractors" in html
-    # and they point at the screens that are live, Portfolio and Renewals included
-    meanwhile = html[html.index("Meanwhile") :].split("</p>")[0]
-    assert reverse("portfolio", args=[org.slug]) in meanwhile and reverse("renewals", args=[org.slug]) in meanwhile
 
 
 # --- My book --------------------------------------------------------------------------------------
@@ -295,7 +286,8 @@ def my_book_queries(client, django_assert_num_queries, url, expected: int) -> No
 MY_BOOK_QUERIES = 12
 # One's own book: no owner choices, plus "does the user own any?", and the panels of the other apps: my open
 # CTAs (count, the most urgent), my tasks due, my renewals in the next 90 days.
-MY_BOOK_OWN_QUERIES = MY_BOOK_QUERIES + 4
+# …and my new detractors of the last 30 days (feedback).
+MY_BOOK_OWN_QUERIES = MY_BOOK_QUERIES + 5
 
 
 def test_my_book_query_count_is_constant(client, org, bob, make_member, django_assert_num_queries):
@@ -646,5 +638,6 @@ def test_account_360_query_count_is_constant(client, org, bob, account, django_a
 # The health panel: latest score + override, 90 days of snapshots, the override trail, recent pulses.
 # The notification bell's unread count.
 # The CTA panel: open and recent CTAs, their tasks.
-# The feature request panel: the account's links with their requests, the open requests for its form.
-ACCOUNT_360_QUERIES = 24
+# The feature request panel (the account's links with their requests, the open requests for its form) and
+# the survey responses panel (the latest ten with their contact and survey), both feedback's.
+ACCOUNT_360_QUERIES = 25

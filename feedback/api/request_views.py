@@ -16,9 +16,14 @@ from rest_framework.response import Response
 from cs_platform.api.viewsets import OrgScopedViewSet
 
 from .. import requests as svc
+from ..filtersets import FeatureRequestFilterSet
 from ..models_requests import FeatureRequest, FeatureRequestLink
-from .filtersets import FeatureRequestFilterSet
-from .serializers import FeatureRequestLinkSerializer, FeatureRequestSerializer, MergeSerializer, StatusChangeSerializer
+from .request_serializers import (
+    FeatureRequestLinkSerializer,
+    FeatureRequestSerializer,
+    MergeSerializer,
+    StatusChangeSerializer,
+)
 
 
 def _refused(refused: svc.RequestError) -> ValidationError:

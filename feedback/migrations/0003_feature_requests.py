@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0007_segment_membership'),
-        ('feedback', '0001_survey_responses'),
+        ('feedback', '0002_surveys_sends_invitations'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
