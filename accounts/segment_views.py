@@ -18,6 +18,7 @@ from cs_platform.pages import org_page
 from .choices import Role
 from .models import Segment
 from .segment_editor import (
+    GROUPS,
     field_choices,
     field_operators,
     operator_choices,
@@ -48,6 +49,11 @@ def _editor(request: HttpRequest, segment: Segment | None, **extra: Any) -> dict
         "fields": field_choices(),
         "operators": operator_choices(),
         "field_operators": field_operators(),
+        "group_names": GROUPS,
+        "group_rows": [
+            {"key": key, "name": name, "match": extra.get("group_matches", {}).get(key, "any")}
+            for key, name in GROUPS.items()
+        ],
         **extra,
     }
 
@@ -58,17 +64,25 @@ def admin_segment(request: HttpRequest, segment_id: int | None = None) -> HttpRe
     """Create or edit a segment. ``action=preview`` shows the count and sample without saving."""
     segment = get_object_or_404(Segment.objects, pk=segment_id) if segment_id else None
     if request.method == "GET":
-        match, rows, groups = rows_from_rules(segment.rules if segment else {})
+        match, rows, group_matches, groups = rows_from_rules(segment.rules if segment else {})
         values = {
             "name": segment.name if segment else "",
             "description": segment.description if segment else "",
             "position": segment.position if segment else 100,
         }
         preview = preview_segment(request.organization, segment.rules) if segment else None
-        context = _editor(request, segment, match=match, rows=padded(rows), groups=groups, values=values)
+        context = _editor(
+            request,
+            segment,
+            match=match,
+            rows=padded(rows),
+            groups=groups,
+            values=values,
+            group_matches=group_matches,
+        )
         return render(request, "accounts/admin_segment.html", {**context, "preview": preview})
 
-    rules, rows, groups, problems = rules_from_post(request.POST)
+    rules, rows, group_matches, groups, problems = rules_from_post(request.POST)
     values = {
         "name": (request.POST.get("name") or "").strip(),
         "description": (request.POST.get("description") or "").strip(),
@@ -95,6 +109,7 @@ def admin_segment(request: HttpRequest, segment_id: int | None = None) -> HttpRe
             return redirect("admin-segment", org_slug=request.organization.slug, segment_id=target.pk)
     context = _editor(
         request, segment, match=rules["match"], rows=padded(rows), groups=groups, values=values, problems=problems,
+        group_matches=group_matches,
         errors=errors, preview=preview,
     )  # fmt: skip
     status = 400 if (problems or errors) else 200
@@ -105,7 +120,7 @@ def admin_segment(request: HttpRequest, segment_id: int | None = None) -> HttpRe
 @require_POST
 def admin_segment_preview(request: HttpRequest) -> HttpResponse:
     """The live count and sample of the editor's current rules (the htmx fragment); writes nothing."""
-    rules, _rows, _groups, problems = rules_from_post(request.POST)
+    rules, _rows, _group_matches, _groups, problems = rules_from_post(request.POST)
     problems += rule_problems(rules)
     preview = None if problems else preview_segment(request.organization, rules)
     return render(request, "accounts/_segment_preview.html", {"preview": preview, "problems": problems})

@@ -87,6 +87,52 @@ def test_editor_saves_rows_and_nested_groups_and_round_trips(admin, org):
     assert len(segment.rules["conditions"]) == 3
 
 
+def test_rows_in_a_group_make_a_nested_or_and_round_trip_as_rows(admin, org):
+    """ARR ≥ 100k AND (region EMEA OR region APAC), built from rows alone: the preview counts the accounts
+    that hold it, the saved rules nest the group, and the page shows the group's rows selected again."""
+    with_arr(org, "200000", region="EMEA")
+    with_arr(org, "200000", region="APAC")
+    with_arr(org, "200000", region="NA")  # big, but in neither region
+    with_arr(org, "50000", region="EMEA")  # in a region, too small
+    body = {
+        "name": "Big EMEA or APAC", "description": "", "position": "5", "match": "all", "action": "save",
+        "cond-0-field": "arr", "cond-0-op": "gte", "cond-0-value": "100000", "cond-0-group": "",
+        "cond-1-field": "region", "cond-1-op": "eq", "cond-1-value": "EMEA", "cond-1-group": "1",
+        "cond-2-field": "region", "cond-2-op": "eq", "cond-2-value": "APAC", "cond-2-group": "1",
+        "cond-3-field": "", "group-1-match": "any", "group-2-match": "all", "groups": "",
+    }  # fmt: skip
+    preview = admin.post(f"/o/{org.slug}/admin/segments/preview/", body).content.decode()
+    assert 'data-testid="preview-count">2<' in preview.replace("\n", "")
+    response = admin.post(f"/o/{org.slug}/admin/segments/new/", body)
+    assert response.status_code == 302
+    segment = Segment.objects.for_org(org).get(name="Big EMEA or APAC")
+    assert segment.rules == {
+        "match": "all",
+        "conditions": [
+            {"field": "arr", "op": "gte", "value": "100000"},
+            {"any": [{"field": "region", "op": "eq", "value": "EMEA"},
+                     {"field": "region", "op": "eq", "value": "APAC"}]},
+        ],
+    }  # fmt: skip
+    page = admin.get(response["Location"]).content.decode()
+    assert '<option value="1" selected>group A</option>' in page
+    assert page.count('<option value="1" selected>group A</option>') == 2
+    assert 'name="groups" rows="6" spellcheck="false" aria-describedby="seg-groups-help"></textarea>' in page
+
+
+def test_the_editor_keeps_deeper_nesting_and_a_third_group_as_json():
+    from accounts.segment_editor import rows_from_rules
+
+    leaf = {"field": "region", "op": "eq", "value": "EMEA"}
+    deep = {"all": [leaf, {"any": [leaf, leaf]}]}
+    rules = {"match": "any", "conditions": [leaf, {"all": [leaf]}, {"any": [leaf, leaf]}, {"all": [leaf]}, deep]}
+    match, rows, group_matches, groups_json = rows_from_rules(rules)
+    assert match == "any"
+    assert [r["group"] for r in rows] == ["", "1", "2", "2"]
+    assert group_matches == {"1": "all", "2": "any"}
+    assert json.loads(groups_json) == [{"all": [leaf]}, deep]
+
+
 def test_editor_refuses_invalid_rules_and_preview_saves_nothing(admin, org):
     body = {"name": "Broken", "position": "1", "match": "all", "action": "save",
             "cond-0-field": "arr", "cond-0-op": "contains", "cond-0-value": "x", "groups": "[{oops"}  # fmt: skip
