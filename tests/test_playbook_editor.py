@@ -16,6 +16,7 @@ from playbooks.models import Cta, CtaTask, EmailTemplate, Notification, Playbook
 
 from .factories import AccountFactory, ContractFactory
 from .renewal_factories import RenewalFactory
+from .survey_factories import make_survey
 
 pytestmark = pytest.mark.django_db
 
@@ -350,6 +351,7 @@ def test_segment_editor_links_to_a_new_playbook_on_it(client, org, alice):
 def test_an_api_playbook_round_trips_through_the_editor(client, org, alice):
     """What the API can store and the editor shows (a CTA's description, priority, task assignees) survives."""
     template = EmailTemplate.all_orgs.create(organization=org, name="Hello", subject="Hi", body="Hello")
+    make_survey(org, name="NPS")  # enrol_survey names a survey of the organization
     actions = [
         {"kind": "open_cta", "type": "risk", "reason": "health_red", "description": "Why it matters",
          "priority": "high", "tasks": [{"title": "Call", "due_in_days": 1, "assignee": "manager"}],
