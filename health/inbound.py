@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, transaction
 from django.db.models import Subquery
 from django.http import HttpRequest, JsonResponse
@@ -201,8 +202,11 @@ def _verify(request: HttpRequest, hook: InboundHook, body: bytes) -> None:
     scheme, _, digest = header.strip().partition("=")
     if scheme.lower() != "sha256" or not digest:
         raise Refused(401, "The signature must look like sha256=<hex digest>.", "bad_signature")
+    digest = digest.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):  # compare_digest refuses non-ASCII str (TypeError)
+        raise Refused(401, "The signature must look like sha256=<64 hex digits>.", "bad_signature")
     expected = sign(hook_secret(hook), body).partition("=")[2]
-    if not hmac.compare_digest(expected, digest.strip().lower()):
+    if not hmac.compare_digest(expected, digest):
         raise Refused(401, "The signature does not match the body (wrong secret, or the body was altered).",
                       "bad_signature")  # fmt: skip
 
@@ -297,6 +301,8 @@ def _receive(request: HttpRequest, org_slug: str, source: str) -> JsonResponse:
                 raise Refused(413, f"The body exceeds {MAX_BODY_BYTES // 1024} KB.", "payload_too_large")
         except ValueError:
             raise Refused(400, "Content-Length must be a number of bytes.", "invalid_payload") from None
+        except RequestDataTooBig:  # the server's DATA_UPLOAD_MAX_MEMORY_SIZE is below MAX_BODY_BYTES
+            raise Refused(413, "The body exceeds the server's upload limit.", "payload_too_large") from None
         _verify(request, hook, body)
     except Refused as refused:
         wait = _reserve_unverified(request, hook.organization_id, source)

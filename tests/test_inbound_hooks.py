@@ -221,6 +221,26 @@ def test_an_oversized_body_is_refused(client, org, tracker):
     assert response.status_code == 413
 
 
+@pytest.mark.parametrize("digest", ["é" * 64, "g" * 64, "ab" * 31, "ab" * 33])
+def test_a_malformed_or_non_ascii_digest_is_a_401_not_a_500(client, org, tracker, linked, digest):
+    data = json.dumps(jira()).encode()
+    response = client.post(f"/hooks/{org.slug}/tracker/", data=data, content_type="application/json",
+                           HTTP_X_HUB_SIGNATURE=f"sha256={digest}")  # fmt: skip
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == "bad_signature"
+    assert linked[0].__class__.all_orgs.get(pk=linked[0].pk).status == "new"
+
+
+def test_a_body_over_djangos_upload_limit_is_a_json_413(client, org, tracker, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    data = json.dumps(jira()).encode()
+    assert 100 < len(data) < inbound.MAX_BODY_BYTES
+    response = client.post(f"/hooks/{org.slug}/tracker/", data=data, content_type="application/json",
+                           HTTP_X_HUB_SIGNATURE=inbound.sign(inbound.hook_secret(tracker), data))  # fmt: skip
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
 # --- Helpdesk -------------------------------------------------------------------------------------
 
 
