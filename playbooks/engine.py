@@ -377,15 +377,22 @@ def _fire_many(
             for action in playbook.actions:
                 if not acting:
                     break
-                opened = ctas.open_or_update_many(
-                    organization_id=org_id, accounts=acting, type=action["type"], reason=action["reason"],
-                    title=action.get("title", ""), description=action.get("description", ""),
-                    assignee_rule=action.get("assignee", AssigneeRule.OWNER), priority=action.get("priority"),
-                    due_in_days=action.get("due_in_days"),
-                    tasks=[ctas.TaskTemplate(t["title"], t.get("due_in_days"), t.get("assignee"))
-                           for t in action.get("tasks", [])],
-                    source="playbook", source_ref=playbook.source_ref, condition_key=condition_key,
-                )  # fmt: skip
+                try:
+                    opened = ctas.open_or_update_many(
+                        organization_id=org_id, accounts=acting, type=action["type"], reason=action["reason"],
+                        title=action.get("title", ""), description=action.get("description", ""),
+                        assignee_rule=action.get("assignee", AssigneeRule.OWNER), priority=action.get("priority"),
+                        due_in_days=action.get("due_in_days"),
+                        tasks=[ctas.TaskTemplate(t["title"], t.get("due_in_days"), t.get("assignee"))
+                               for t in action.get("tasks", [])],
+                        source="playbook", source_ref=playbook.source_ref, condition_key=condition_key,
+                    )  # fmt: skip
+                except ctas.InactiveCta as inactive:  # checked before anything is written
+                    for account in acting:
+                        firings[account.pk].results.append(
+                            {"kind": "open_cta", "status": "skipped", "detail": inactive.messages[0]}
+                        )
+                    continue
                 still = []
                 for account in acting:
                     cta, status = opened[account.pk]
