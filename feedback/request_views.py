@@ -176,7 +176,7 @@ def edit(request: HttpRequest, request_id: int) -> HttpResponse:
     except svc.RequestError as refused:
         form.add_error("external_issue_key", str(refused))
         return _invalid(request, fr, edit_form=form)
-    fr.title, fr.type, fr.product_area = data["title"].strip(), data["type"], data["product_area"].strip()
+    fr.title, fr.type, fr.product_area = svc.clean_title(data["title"]), data["type"], data["product_area"].strip()
     fr.description, fr.external_issue_key, fr.external_issue_url = data["description"], key, data["external_issue_url"]
     fr.save(update_fields=["title", "type", "product_area", "description", "external_issue_key", "external_issue_url"])
     messages.success(request, "Request saved.")

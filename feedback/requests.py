@@ -54,6 +54,7 @@ __all__ = [
     "apply_tracker_status",
     "can_manage",
     "change_status",
+    "clean_title",
     "create_request",
     "link_account",
     "merge_requests",
@@ -137,6 +138,12 @@ def normalise_issue_key(key: str | None) -> str | None:
     return key
 
 
+def clean_title(title: str | None) -> str:
+    """A title on one line: every run of whitespace (newlines, tabs) becomes one space, ends trimmed. A newline
+    would break the subject of every notification email about the request (``BadHeaderError``)."""
+    return " ".join((title or "").split())
+
+
 def create_request(
     organization: Organization | int,
     *,
@@ -149,7 +156,7 @@ def create_request(
     by: Any = None,
 ) -> FeatureRequest:
     """A new request in status ``new``. ``by``: the user creating it (kept as ``created_by``)."""
-    title = (title or "").strip()
+    title = clean_title(title)
     if not title:
         raise RequestError("A request needs a title.", "title")
     if type not in RequestType.values:

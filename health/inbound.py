@@ -7,8 +7,11 @@ verification, the rate limit and the delivery log below.
 
 Every request, once its organization's hook is known, is logged (:class:`InboundDelivery`) with its outcome;
 a refused one is answered a 4xx JSON body ``{"detail": reason, "code": ...}`` and changes nothing. Order of the
-checks: method, hook enabled (404), rate limit (429), size (413), signature (401), JSON (400), shape (400),
-meaning (422: unmapped status, unknown issue or account).
+checks: method, hook enabled (404), size (413), signature (401), rate limit (429), JSON (400), shape (400),
+meaning (422: unmapped status, unknown issue or account). A request refused before its signature is verified
+(size, signature) is counted against its client address's own budget (429 once spent), never against the
+organization's, and only the first such refusal of a rate window is logged; refused rows are pruned against
+their own cap (``InboundDelivery.KEEP_REFUSED``) so they never evict accepted deliveries.
 
 Signature: ``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>`` (the header Jira sends when its
 webhook has a secret); ``X-Retain-Signature`` is accepted too. The secret is derived, never stored (see
@@ -30,6 +33,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, transaction
 from django.db.models import Subquery
 from django.http import HttpRequest, JsonResponse
@@ -107,12 +111,10 @@ def _rate() -> tuple[int, int]:
     return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[0]]
 
 
-def _reserve(organization_id: int, source: str) -> tuple[int | None, bool]:
-    """Count one request against the organization's budget for the source. Returns (seconds to wait, or
-    ``None`` when allowed; whether this is the window's first refusal, the one logged)."""
-    limit, period = _rate()
+def _count(key: str, limit: int, period: int) -> tuple[int | None, bool]:
+    """Count one request in the fixed window at ``key``. Returns (seconds to wait, or ``None`` when allowed;
+    whether this is the window's first refusal, the one logged)."""
     now = time.time()
-    key = f"retain:inbound:{organization_id}:{source}"
     if cache.add(key, 0, timeout=period):
         cache.set(f"{key}:opened", now, timeout=period)
     try:
@@ -125,6 +127,30 @@ def _reserve(organization_id: int, source: str) -> tuple[int | None, bool]:
         return None, False
     opened = cache.get(f"{key}:opened", now)
     return max(1, math.ceil(opened + period - now)), used == limit + 1
+
+
+def _reserve(organization_id: int, source: str) -> tuple[int | None, bool]:
+    """Count one *verified* (correctly signed) request against the organization's budget for the source."""
+    limit, period = _rate()
+    return _count(f"retain:inbound:{organization_id}:{source}", limit, period)
+
+
+def _client_address(request: HttpRequest) -> str:
+    return str(request.META.get("REMOTE_ADDR") or "unknown")[:64]
+
+
+def _reserve_unverified(request: HttpRequest, organization_id: int, source: str) -> int | None:
+    """Count one request refused before its signature was verified (unsigned, badly signed, too big) against
+    its client address's own budget, so a flood of them never spends the organization's (Jira's) budget."""
+    limit, period = _rate()
+    key = f"retain:inbound:unverified:{organization_id}:{source}:{_client_address(request)}"
+    return _count(key, limit, period)[0]
+
+
+def _first_unverified_refusal(organization_id: int, source: str) -> bool:
+    """Whether this is the window's first unverified refusal for the hook (the only one logged)."""
+    _limit, period = _rate()
+    return bool(cache.add(f"retain:inbound:unverified-logged:{organization_id}:{source}", 1, timeout=period))
 
 
 # --- The views ------------------------------------------------------------------------------------
@@ -155,12 +181,16 @@ def _log(hook: InboundHook, body: bytes, outcome: str, status: int, reason: str,
                 body_sha256=hashlib.sha256(body).hexdigest() if body else "",
                 body_bytes=len(body),
             )
-            oldest_kept = (
-                InboundDelivery.all_orgs.filter(organization_id=hook.organization_id)
-                .order_by("-id")
-                .values_list("id", flat=True)[InboundDelivery.KEEP - 1 : InboundDelivery.KEEP]
-            )
-            InboundDelivery.all_orgs.filter(organization_id=hook.organization_id, id__lt=Subquery(oldest_kept)).delete()
+            # Refused/throttled rows are pruned against their own cap, accepted ones against theirs: refusals
+            # (which anyone knowing the URL can cause) never evict an accepted delivery.
+            refused = (InboundOutcome.REFUSED, InboundOutcome.THROTTLED)
+            same_kind = InboundDelivery.all_orgs.filter(organization_id=hook.organization_id)
+            if outcome in refused:
+                same_kind, keep = same_kind.filter(outcome__in=refused), InboundDelivery.KEEP_REFUSED
+            else:
+                same_kind, keep = same_kind.exclude(outcome__in=refused), InboundDelivery.KEEP
+            oldest_kept = same_kind.order_by("-id").values_list("id", flat=True)[keep - 1 : keep]
+            same_kind.filter(id__lt=Subquery(oldest_kept)).delete()
     except DatabaseError:
         logger.exception("could not log an inbound %s delivery of organization %s", hook.source, hook.organization_id)
 
@@ -172,8 +202,11 @@ def _verify(request: HttpRequest, hook: InboundHook, body: bytes) -> None:
     scheme, _, digest = header.strip().partition("=")
     if scheme.lower() != "sha256" or not digest:
         raise Refused(401, "The signature must look like sha256=<hex digest>.", "bad_signature")
+    digest = digest.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):  # compare_digest refuses non-ASCII str (TypeError)
+        raise Refused(401, "The signature must look like sha256=<64 hex digits>.", "bad_signature")
     expected = sign(hook_secret(hook), body).partition("=")[2]
-    if not hmac.compare_digest(expected, digest.strip().lower()):
+    if not hmac.compare_digest(expected, digest):
         raise Refused(401, "The signature does not match the body (wrong secret, or the body was altered).",
                       "bad_signature")  # fmt: skip
 
@@ -255,6 +288,32 @@ def _receive(request: HttpRequest, org_slug: str, source: str) -> JsonResponse:
     )
     if hook is None:  # the same answer for an unknown organization: nothing to probe
         return _answer(404, {"detail": f"No {source} webhook is enabled here.", "code": "not_found"})
+    body = b""
+    try:
+        # Before the organization's budget is charged: the size and the signature. A request that fails them
+        # spends only its client address's budget, and only the window's first such refusal is logged.
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+            if length > MAX_BODY_BYTES:
+                raise Refused(413, f"The body exceeds {MAX_BODY_BYTES // 1024} KB.", "payload_too_large")
+            body = request.body
+            if len(body) > MAX_BODY_BYTES:
+                raise Refused(413, f"The body exceeds {MAX_BODY_BYTES // 1024} KB.", "payload_too_large")
+        except ValueError:
+            raise Refused(400, "Content-Length must be a number of bytes.", "invalid_payload") from None
+        except RequestDataTooBig:  # the server's DATA_UPLOAD_MAX_MEMORY_SIZE is below MAX_BODY_BYTES
+            raise Refused(413, "The body exceeds the server's upload limit.", "payload_too_large") from None
+        _verify(request, hook, body)
+    except Refused as refused:
+        wait = _reserve_unverified(request, hook.organization_id, source)
+        if wait is not None:
+            response = _answer(429, {"detail": f"Too many requests; retry in {wait} s.", "code": "throttled"})
+            response["Retry-After"] = str(wait)
+            return response
+        if _first_unverified_refusal(hook.organization_id, source):
+            _log(hook, body, InboundOutcome.REFUSED, refused.status, refused.detail + " (later unverified "
+                 "refusals of this window are not logged)")  # fmt: skip
+        return _answer(refused.status, {"detail": refused.detail, "code": refused.code})
     wait, first_refusal = _reserve(hook.organization_id, source)
     if wait is not None:
         if first_refusal:  # one row per window, not one per request of a flood
@@ -263,15 +322,7 @@ def _receive(request: HttpRequest, org_slug: str, source: str) -> JsonResponse:
         response = _answer(429, {"detail": f"Too many requests; retry in {wait} s.", "code": "throttled"})
         response["Retry-After"] = str(wait)
         return response
-    body = b""
     try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > MAX_BODY_BYTES:
-            raise Refused(413, f"The body exceeds {MAX_BODY_BYTES // 1024} KB.", "payload_too_large")
-        body = request.body
-        if len(body) > MAX_BODY_BYTES:
-            raise Refused(413, f"The body exceeds {MAX_BODY_BYTES // 1024} KB.", "payload_too_large")
-        _verify(request, hook, body)
         data = _json(body)
         with org_scope(hook.organization):
             status, answer, outcome, reference, changed = HANDLERS[source](hook, data)

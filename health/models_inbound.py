@@ -64,9 +64,11 @@ class InboundDelivery(OrgScopedModel):
     """One POST to an inbound hook and what came of it: applied, ignored (valid, nothing matched), refused
     (with the reason the sender was told) or throttled. The body itself is not kept (a digest and its size
     are), only what the outcome needs: the issue key or ticket id and how many rows changed. The newest
-    :data:`KEEP` per organization are kept."""
+    :data:`KEEP` accepted (applied/ignored) and :data:`KEEP_REFUSED` refused/throttled deliveries per organization
+    are kept, each against its own cap."""
 
     KEEP = 1000
+    KEEP_REFUSED = 200
 
     source = models.CharField(max_length=10, choices=InboundSource.choices)
     received_at = models.DateTimeField(default=timezone.now)

@@ -252,21 +252,26 @@ def _open_cta(playbook: Any, account: Account, action: dict[str, Any], firing: A
     from .triggers import TRIGGERS
 
     team = Team.objects.for_org(account.organization_id).filter(pk=action["team"]).first() if "team" in action else None
-    cta, outcome = ctas.open_or_update_cta(
-        account=account,
-        type=action["type"],
-        reason=action["reason"],
-        title=action.get("title", ""),
-        description=action.get("description", ""),
-        assignee_rule=action.get("assignee", AssigneeRule.OWNER),
-        team=team,
-        priority=action.get("priority"),
-        due_in_days=action.get("due_in_days"),
-        tasks=[ctas.TaskTemplate(t["title"], t.get("due_in_days"), t.get("assignee")) for t in action.get("tasks", [])],
-        source="playbook",
-        source_ref=playbook.source_ref,
-        condition_key=TRIGGERS[playbook.trigger].condition_key(playbook.pk),
-    )
+    try:
+        cta, outcome = ctas.open_or_update_cta(
+            account=account,
+            type=action["type"],
+            reason=action["reason"],
+            title=action.get("title", ""),
+            description=action.get("description", ""),
+            assignee_rule=action.get("assignee", AssigneeRule.OWNER),
+            team=team,
+            priority=action.get("priority"),
+            due_in_days=action.get("due_in_days"),
+            tasks=[
+                ctas.TaskTemplate(t["title"], t.get("due_in_days"), t.get("assignee")) for t in action.get("tasks", [])
+            ],
+            source="playbook",
+            source_ref=playbook.source_ref,
+            condition_key=TRIGGERS[playbook.trigger].condition_key(playbook.pk),
+        )
+    except ctas.InactiveCta as inactive:
+        return {"kind": "open_cta", "status": "skipped", "detail": inactive.messages[0]}
     firing.cta = cta
     return {"kind": "open_cta", "status": outcome, "cta": cta.pk}
 

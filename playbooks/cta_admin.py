@@ -13,8 +13,35 @@ from django.utils.text import slugify
 from accounts.models import Organization
 
 from .models import CtaReason, CtaType
+from .models_engine import Playbook
 
-__all__ = ["add_cta_reason", "add_cta_type", "clean_label", "rename", "set_active"]
+__all__ = ["CatalogueInUse", "add_cta_reason", "add_cta_type", "active_playbooks_using", "clean_label", "rename",
+           "set_active"]  # fmt: skip
+
+
+class CatalogueInUse(ValidationError):
+    """Deactivating a CTA type or reason that an active playbook opens (the API answers ``409``)."""
+
+    def __init__(self, item: CtaType | CtaReason, playbooks: list[str]) -> None:
+        what = "type" if isinstance(item, CtaType) else "reason"
+        super().__init__(
+            f"The active playbook(s) {', '.join(playbooks)} open CTAs of this {what}: deactivate or change them first."
+        )
+        self.playbooks = playbooks
+
+
+def active_playbooks_using(item: CtaType | CtaReason) -> list[str]:
+    """The names of the organization's active playbooks whose ``open_cta`` action names ``item``."""
+    if isinstance(item, CtaType):
+        type_key, reason_key = item.key, None
+    else:
+        type_key, reason_key = item.type.key, item.key
+    return [
+        p.name
+        for p in Playbook.objects.for_org(item.organization_id).filter(active=True).order_by("name")
+        if any(isinstance(a, dict) and a.get("kind") == "open_cta" and a.get("type") == type_key
+               and (reason_key is None or a.get("reason") == reason_key) for a in p.actions or [])
+    ]  # fmt: skip
 
 
 def clean_label(label: str) -> str:
@@ -74,9 +101,12 @@ def rename(item: CtaType | CtaReason, label: str) -> CtaType | CtaReason:
 
 
 def set_active(item: CtaType | CtaReason, active: bool) -> CtaType | CtaReason:
-    """Deactivate (hidden from new CTAs and filters; open CTAs stay) or reactivate a type or a reason."""
+    """Deactivate (hidden from new CTAs and filters; open CTAs stay) or reactivate a type or a reason. One that
+    an active playbook opens cannot be deactivated (:class:`CatalogueInUse`)."""
     if isinstance(item, CtaType) and item.is_builtin and not active:
         raise ValidationError("Built-in types cannot be deactivated: default playbooks use them. Rename it instead.")
+    if not active and item.is_active and (users := active_playbooks_using(item)):
+        raise CatalogueInUse(item, users)
     item.is_active = active
     item.save(update_fields=["is_active"])
     return item

@@ -256,6 +256,17 @@ def cta_url(cta: Cta, *, slug: str | None = None) -> str:
     return reverse("work", args=[slug]) + f"?status=all&cta={cta.pk}#cta-{cta.pk}"
 
 
+class InactiveCta(ValidationError):
+    """The CTA type or reason is deactivated: no CTA of it is opened (a playbook records ``skipped``)."""
+
+
+def _check_active(cta_type: CtaType, cta_reason: CtaReason) -> None:
+    if not cta_type.is_active:
+        raise InactiveCta("CTA type inactive")
+    if not cta_reason.is_active:
+        raise InactiveCta("CTA reason inactive")
+
+
 def open_or_update_cta(
     *,
     account: Account,
@@ -298,6 +309,7 @@ def open_or_update_cta(
     )
     if cta_type.organization_id != org_id or cta_reason.organization_id != org_id:
         raise ValidationError("The CTA type and reason must belong to the account's organization.")
+    _check_active(cta_type, cta_reason)
     if cta_reason.type_id != cta_type.pk:
         raise ValidationError({"reason": f"“{cta_reason.label}” is not a reason of the type “{cta_type.label}”."})
     for attempt in (1, 2):
@@ -456,6 +468,7 @@ def open_or_update_many(
         raise ValueError(f"set-based opening does not support the assignee rules {sorted(rules)}")
     cta_type = CtaType.objects.for_org(org_id).get(key=type)
     cta_reason = CtaReason.objects.for_org(org_id).get(type=cta_type, key=reason)
+    _check_active(cta_type, cta_reason)
     ids = [a.pk for a in accounts]
     existing = {
         cta.account_id: cta

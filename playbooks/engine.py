@@ -24,7 +24,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import CharField as _CharField
 from django.db.models import Exists, F, Max, OuterRef, QuerySet, Value
 from django.utils import timezone
@@ -377,15 +377,22 @@ def _fire_many(
             for action in playbook.actions:
                 if not acting:
                     break
-                opened = ctas.open_or_update_many(
-                    organization_id=org_id, accounts=acting, type=action["type"], reason=action["reason"],
-                    title=action.get("title", ""), description=action.get("description", ""),
-                    assignee_rule=action.get("assignee", AssigneeRule.OWNER), priority=action.get("priority"),
-                    due_in_days=action.get("due_in_days"),
-                    tasks=[ctas.TaskTemplate(t["title"], t.get("due_in_days"), t.get("assignee"))
-                           for t in action.get("tasks", [])],
-                    source="playbook", source_ref=playbook.source_ref, condition_key=condition_key,
-                )  # fmt: skip
+                try:
+                    opened = ctas.open_or_update_many(
+                        organization_id=org_id, accounts=acting, type=action["type"], reason=action["reason"],
+                        title=action.get("title", ""), description=action.get("description", ""),
+                        assignee_rule=action.get("assignee", AssigneeRule.OWNER), priority=action.get("priority"),
+                        due_in_days=action.get("due_in_days"),
+                        tasks=[ctas.TaskTemplate(t["title"], t.get("due_in_days"), t.get("assignee"))
+                               for t in action.get("tasks", [])],
+                        source="playbook", source_ref=playbook.source_ref, condition_key=condition_key,
+                    )  # fmt: skip
+                except ctas.InactiveCta as inactive:  # checked before anything is written
+                    for account in acting:
+                        firings[account.pk].results.append(
+                            {"kind": "open_cta", "status": "skipped", "detail": inactive.messages[0]}
+                        )
+                    continue
                 still = []
                 for account in acting:
                     cta, status = opened[account.pk]
@@ -402,8 +409,13 @@ def _fire_many(
                         still.append(account)
                 acting = still
             PlaybookFiring.all_orgs.bulk_create(list(firings.values()), batch_size=2000)
-    except Exception:  # noqa: BLE001  (the one-by-one path records what went wrong, per occurrence)
-        logger.info("playbook %s: set-based firing fell back to one by one", playbook.pk, exc_info=True)
+    except (IntegrityError, OperationalError) as exc:
+        # A concurrent opening (the partial unique index) or a lock/serialization failure: the one-by-one path
+        # resolves the race and records what went wrong per occurrence. Any other error is a bug: it propagates.
+        logger.warning(
+            "playbook %s: set-based firing of %d occurrence(s) fell back to one by one (%s: %s)",
+            playbook.pk, len(firings), type(exc).__name__, exc,
+        )  # fmt: skip
         return None
     return Counter(f.outcome for f in firings.values())
 

@@ -77,7 +77,12 @@ def on_status_changed(event: Any) -> None:
                 + f"\nOpen it in Retain: {settings.PUBLIC_BASE_URL}{url}\n"
             )
             messages.append(
-                EmailMessage(f"[Retain] {title}: {to_label}"[:200], body, settings.DEFAULT_FROM_EMAIL, [user.email])
+                EmailMessage(
+                    " ".join(f"[Retain] {title}: {to_label}".split())[:200],
+                    body,
+                    settings.DEFAULT_FROM_EMAIL,
+                    [user.email],
+                )
             )
 
     def deliver() -> None:

@@ -54,10 +54,11 @@ def playbooks(request: HttpRequest) -> HttpResponse:
         .annotate(at=Max("fired_at"))
         .values_list("playbook_id", "at")
     )
+    segment_names = dict(Segment.objects.values_list("pk", "name"))  # once, not once per segment trigger
     for p in rows:
         p.effect = effect[p.pk]  # type: ignore[attr-defined]
         p.last_fired = last_fired.get(p.pk)  # type: ignore[attr-defined]
-        p.trigger_words = trigger_in_words(p)  # type: ignore[attr-defined]
+        p.trigger_words = trigger_in_words(p, segment_names)  # type: ignore[attr-defined]
     context = {"playbooks": rows, "admin_tab": "playbooks", "can_edit": _is_admin(request)}
     return render(request, "playbooks/admin_playbooks.html", context)
 

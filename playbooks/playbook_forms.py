@@ -47,8 +47,9 @@ def _words(values: Any) -> str:
     return ", ".join(str(v) for v in values) if isinstance(values, list) else str(values)
 
 
-def trigger_in_words(playbook: Playbook) -> str:
-    """ "Renewal due in N days (days: 90)": the trigger's label and its parameters."""
+def trigger_in_words(playbook: Playbook, segment_names: dict[int, str] | None = None) -> str:
+    """ "Renewal due in N days (days: 90)": the trigger's label and its parameters. ``segment_names`` (the
+    organization's segments by id, read once by a list of playbooks) spares a query per segment trigger."""
     label = TriggerKind(playbook.trigger).label if playbook.trigger in TriggerKind.values else playbook.trigger
     params = playbook.trigger_params or {}
     if not params:
@@ -56,8 +57,11 @@ def trigger_in_words(playbook: Playbook) -> str:
     shown = []
     for name, value in params.items():
         if name == "segment":
-            segment = Segment.objects.for_org(playbook.organization_id).filter(pk=value).first()
-            value = segment.name if segment else value
+            if segment_names is not None:
+                value = segment_names.get(int(value), value) if str(value).isdigit() else value
+            else:
+                segment = Segment.objects.for_org(playbook.organization_id).filter(pk=value).first()
+                value = segment.name if segment else value
         shown.append(f"{PARAM_LABELS.get(name, name).lower()}: {_words(value)}")
     return f"{label} ({'; '.join(shown)})"
 

@@ -242,3 +242,26 @@ def test_deleting_a_request_deletes_its_merged_duplicates_and_links(org, alice, 
     assert api(org, "admin", alice).delete(f"{API}{survivor.pk}/").status_code == 204
     assert not FeatureRequest.all_orgs.filter(organization=org).exists()  # the duplicate does not come back
     assert not FeatureRequestLink.all_orgs.filter(organization=org).exists()
+
+
+def test_a_title_is_one_line_and_a_stored_newline_never_breaks_the_notification_email(
+    org, alice, bob, api, django_capture_on_commit_callbacks
+):
+    assert svc.create_request(org, title="  Offline\nmode \t now ").title == "Offline mode now"
+    admin = api(org, "admin", alice)
+    created = admin.post(API, {"title": "SSO\r\nlogin", "type": "feature"}, format="json")
+    assert created.status_code == 201 and created.json()["title"] == "SSO login"
+    edited = admin.patch(f"{API}{created.json()['id']}/", {"title": "SSO\n\nfor all"}, format="json")
+    assert edited.status_code == 200 and edited.json()["title"] == "SSO for all"
+
+    fr = svc.create_request(org, title="Legacy")
+    svc.link_account(fr, acct(org, bob, arr="10"))
+    FeatureRequest.all_orgs.filter(pk=fr.pk).update(title="Legacy\nrow")  # stored before titles were cleaned
+    fr.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert svc.change_status(fr, "planned", by=alice)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch(org.pk)
+    assert [m.to for m in mail.outbox] == [[bob.email]]
+    assert mail.outbox[0].subject == "[Retain] Legacy row: Planned"

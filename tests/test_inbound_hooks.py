@@ -43,18 +43,28 @@ def jira(key: str = "PROD-42", status: str = "Done", **extra: Any) -> dict[str, 
     }
 
 
+def clear_budgets(org, source: str) -> None:
+    cache.delete_many([f"retain:inbound:{org.pk}:{source}", f"retain:inbound:unverified-logged:{org.pk}:{source}",
+                       *(f"retain:inbound:unverified:{org.pk}:{source}:{ip}" for ip in ADDRESSES)])  # fmt: skip
+
+
+ADDRESSES = ["127.0.0.1", *(f"203.0.113.{n}" for n in range(1, 40))]
+
+
 @pytest.fixture
 def tracker(org):
     hook = inbound.enable_hook(org.pk, "tracker")
-    cache.delete(f"retain:inbound:{org.pk}:tracker")
-    return hook
+    clear_budgets(org, "tracker")
+    yield hook
+    clear_budgets(org, "tracker")
 
 
 @pytest.fixture
 def helpdesk(org):
     hook = inbound.enable_hook(org.pk, "helpdesk")
-    cache.delete(f"retain:inbound:{org.pk}:helpdesk")
-    return hook
+    clear_budgets(org, "helpdesk")
+    yield hook
+    clear_budgets(org, "helpdesk")
 
 
 def post(client, org, source: str, body: Any, *, secret: str | None, header: str = "HTTP_X_HUB_SIGNATURE", raw=None):
@@ -211,6 +221,26 @@ def test_an_oversized_body_is_refused(client, org, tracker):
     assert response.status_code == 413
 
 
+@pytest.mark.parametrize("digest", ["é" * 64, "g" * 64, "ab" * 31, "ab" * 33])
+def test_a_malformed_or_non_ascii_digest_is_a_401_not_a_500(client, org, tracker, linked, digest):
+    data = json.dumps(jira()).encode()
+    response = client.post(f"/hooks/{org.slug}/tracker/", data=data, content_type="application/json",
+                           HTTP_X_HUB_SIGNATURE=f"sha256={digest}")  # fmt: skip
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == "bad_signature"
+    assert linked[0].__class__.all_orgs.get(pk=linked[0].pk).status == "new"
+
+
+def test_a_body_over_djangos_upload_limit_is_a_json_413(client, org, tracker, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    data = json.dumps(jira()).encode()
+    assert 100 < len(data) < inbound.MAX_BODY_BYTES
+    response = client.post(f"/hooks/{org.slug}/tracker/", data=data, content_type="application/json",
+                           HTTP_X_HUB_SIGNATURE=inbound.sign(inbound.hook_secret(tracker), data))  # fmt: skip
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
 # --- Helpdesk -------------------------------------------------------------------------------------
 
 
@@ -267,6 +297,33 @@ def test_unsigned_ticket_is_refused(client, org, helpdesk):
 
 def test_the_log_keeps_the_newest_deliveries(client, org, tracker, linked, monkeypatch):
     monkeypatch.setattr(InboundDelivery, "KEEP", 3)
+    secret = inbound.hook_secret(tracker)
     for _ in range(5):
-        post(client, org, "tracker", jira(), secret=None)  # refused: unsigned, logged
+        post(client, org, "tracker", jira(), secret=secret)  # accepted, logged
     assert InboundDelivery.all_orgs.filter(organization=org).count() == 3
+
+
+def test_a_flood_of_unsigned_requests_neither_throttles_jira_nor_evicts_accepted_deliveries(
+    client, org, tracker, linked, settings, monkeypatch
+):
+    settings.INBOUND_HOOK_RATE = "3/min"
+    monkeypatch.setattr(InboundDelivery, "KEEP_REFUSED", 2)
+    secret = inbound.hook_secret(tracker)
+    assert post(client, org, "tracker", jira(), secret=secret).status_code == 200
+    # One address floods unsigned and wrongly signed requests: its own budget runs out, not the organization's.
+    codes = [post(client, org, "tracker", jira(), secret=None).status_code for _ in range(4)]
+    codes += [post(client, org, "tracker", jira(), secret="whin_wrong").status_code for _ in range(2)]
+    assert codes == [401, 401, 401, 429, 429, 429]
+    # Many addresses (each under its budget) flood too: only the window's first unverified refusal is logged.
+    for ip in ADDRESSES[1:20]:
+        data = json.dumps(jira()).encode()
+        client.post(f"/hooks/{org.slug}/tracker/", data=data, content_type="application/json", REMOTE_ADDR=ip)
+    assert InboundDelivery.all_orgs.filter(organization=org, status_code=401).count() == 1
+    # Jira, correctly signed, is still served (2 more of its 3) and its deliveries are all still logged.
+    assert post(client, org, "tracker", jira(), secret=secret).status_code == 200
+    # Signed but refused deliveries (unknown issue) are pruned against their own cap, never the accepted ones.
+    assert post(client, org, "tracker", jira(key="PROD-999"), secret=secret).status_code == 422
+    assert post(client, org, "tracker", jira(), secret=secret).status_code == 429
+    accepted = InboundDelivery.all_orgs.filter(organization=org, outcome__in=["applied", "ignored"])
+    assert accepted.count() == 2
+    assert InboundDelivery.all_orgs.filter(organization=org, outcome__in=["refused", "throttled"]).count() == 2

@@ -418,3 +418,32 @@ def test_preview_of_unsaved_changes_saves_and_writes_nothing(client, org, alice,
     # A refused edit is not previewed: the problems are shown instead.
     response = client.post(edit_url(org, playbook), form_data(op="preview", tp_renewal_due_days="0"))
     assert response.status_code == 400 and "preview" not in response.context
+
+
+def test_the_list_costs_the_same_queries_for_1_or_4_segment_triggered_playbooks(client, org, alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(alice)
+    url = reverse("admin-playbooks", args=[org.slug])
+
+    def add(n: int) -> None:
+        segment = Segment.all_orgs.create(organization=org, name=f"Seg {n}", rules={"match": "all", "conditions": []})
+        Playbook.all_orgs.create(
+            organization=org, name=f"Entered {n}", trigger="segment_entered", trigger_params={"segment": segment.pk},
+            actions=[{"kind": "open_cta", "type": "risk", "reason": "health_red"}], created_by=alice,
+        )  # fmt: skip
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get(url)
+        assert page.status_code == 200
+        return len(captured)
+
+    add(1)
+    one = queries()
+    for n in (2, 3, 4):
+        add(n)
+    page = client.get(url).content.decode()
+    assert "Seg 1" in page and "Seg 4" in page
+    assert queries() == one

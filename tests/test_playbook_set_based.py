@@ -5,12 +5,13 @@ in a number of queries that does not grow with the number of accounts (issue 12'
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Membership
@@ -175,6 +176,41 @@ def test_set_based_firing_writes_what_one_by_one_firing_writes(monkeypatch):
     ] == ["Bob", "Mia"]
     # The loner has no team: "manager" falls back to the owner, who is not notified twice.
     assert Notification.objects.for_org(org).filter(cta__account=accounts["loner"]).count() == 1
+
+
+def test_a_race_in_the_set_based_path_falls_back_one_by_one_with_the_same_outcome(monkeypatch, caplog):
+    bulk, single = build("raced"), build("calm")
+
+    def lost_race(**kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    with time_machine.travel(at(DAY), tick=False):
+        with monkeypatch.context() as m:
+            m.setattr(ctas, "open_or_update_many", lost_race)
+            with caplog.at_level(logging.INFO, logger="playbooks.engine"):
+                got = evaluate_organization(bulk["org"].pk)
+        with monkeypatch.context() as m:
+            m.setattr(engine, "_set_based", lambda playbook: False)
+            expected = evaluate_organization(single["org"].pk)
+        again = evaluate_organization(bulk["org"].pk)  # nothing fires twice
+    assert got == expected == {"playbooks": 1, "fired": 7, "suppressed": 2, "skipped": 0, "cleared": 0}
+    assert again["fired"] == 0
+    assert state(bulk["org"]) == state(single["org"])
+    assert Cta.objects.for_org(bulk["org"]).filter(account=bulk["accounts"]["new"]).count() == 1
+    fallbacks = [r for r in caplog.records if "fell back to one by one" in r.getMessage()]
+    assert fallbacks and all(r.levelno == logging.WARNING for r in fallbacks)
+    assert "IntegrityError" in fallbacks[0].getMessage() and "occurrence(s)" in fallbacks[0].getMessage()
+
+
+def test_an_unexpected_error_in_the_set_based_path_is_not_swallowed(monkeypatch):
+    bulk = build("broken")
+
+    def bug(**kwargs):
+        raise KeyError("a bug, not a race")
+
+    monkeypatch.setattr(ctas, "open_or_update_many", bug)
+    with time_machine.travel(at(DAY), tick=False), pytest.raises(KeyError, match="a bug"):
+        evaluate_organization(bulk["org"].pk)
 
 
 def _fresh_queries(org, playbook, accounts: int) -> int:

@@ -67,9 +67,10 @@ class FeatureRequestSerializer(OrgScopedSerializer):
         read_only_fields: ClassVar[list[str]] = ["id", "status", "merged_into", "created_at", "status_changed_at"]
 
     def validate_title(self, value: str) -> str:
-        if not value.strip():
+        value = svc.clean_title(value)  # one line: a newline would break the notification emails' subject
+        if not value:
             raise serializers.ValidationError("A request needs a title.")
-        return value.strip()
+        return value
 
     def validate_external_issue_key(self, value: str | None) -> str | None:
         try:

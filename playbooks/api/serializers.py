@@ -409,6 +409,10 @@ class PlaybookSerializer(OrgScopedSerializer):
                 return attrs[name]
             return getattr(self.instance, name) if self.instance is not None else default
 
+        if self.instance is not None and attrs.get("active") is False and set(attrs) <= {"active"}:
+            # Switching a playbook off is always allowed, even one made invalid since (an email template or
+            # CTA type deactivated): there is nothing to check in a playbook that will not run.
+            return attrs
         segment = current("segment", None)
         problems = validate_playbook(
             self.organization,

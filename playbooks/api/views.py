@@ -532,7 +532,8 @@ class PlaybookViewSet(OrgScopedViewSet):
 class CtaTypeViewSet(OrgScopedViewSet):
     """``/api/v1/cta-types/``: the organization's CTA types with their reasons (spec §5). Every member reads
     them; admins add types (the key is derived from the label), rename, reorder, deactivate and reactivate
-    them. Built-in types cannot be deactivated. ``DELETE`` is ``405``: CTAs point at their type."""
+    them. Built-in types cannot be deactivated, nor (``409``, naming them) a type an active playbook opens.
+    ``DELETE`` is ``405``: CTAs point at their type."""
 
     queryset = CtaType.all_orgs.prefetch_related(
         Prefetch("reasons", queryset=CtaReason.all_orgs.order_by("position", "label"))
@@ -552,6 +553,15 @@ class CtaTypeViewSet(OrgScopedViewSet):
         if changed:
             created.save(update_fields=changed)
         serializer.instance = self.get_queryset().get(pk=created.pk)
+
+    def perform_update(self, serializer: Any) -> None:
+        instance = serializer.instance
+        if serializer.validated_data.get("is_active") is False and instance.is_active:
+            users = cta_admin.active_playbooks_using(instance)
+            if users:
+                raise Conflict(f"The active playbook(s) {', '.join(users)} open CTAs of this type: deactivate or "
+                               "change them first.")  # fmt: skip
+        serializer.save()
 
     @refused
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
