@@ -310,3 +310,36 @@ def test_answered_and_imported_responses_both_feed_the_health_sentiment_signal(c
     assert SurveyResponse.all_orgs.filter(account=account).count() == 2
     frame = load_signals(org, timezone.localdate(), [account.pk])
     assert frame.loc[account.pk, "nps"] == 0.0  # (1 promoter − 1 detractor) / 2
+
+
+# --- Tokens stay out of logs ------------------------------------------------------------------------------
+
+
+def test_a_rejected_answer_logs_the_path_without_the_token(client, org, caplog):
+    contact = ContactFactory(account__organization=org)
+    _invitation, token = invite(contact, make_survey(org, "csat"))
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert client.post(f"/s/{token}/", {"score": "9"}).status_code == 400
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert records, "the 400 is logged"
+    for record in records:
+        assert token not in record.getMessage()
+        assert "/s/***/" in record.getMessage()
+
+
+def test_the_gunicorn_access_log_masks_survey_and_unsubscribe_tokens():
+    import logging
+
+    from cs_platform import gunicorn_conf
+    from cs_platform.logging_filters import MaskPathTokens
+
+    access = gunicorn_conf.logconfig_dict["loggers"]["gunicorn.access"]
+    assert "mask_tokens" in access["filters"] and gunicorn_conf.accesslog == "-"
+    # gunicorn logs the access line with a dict of atoms as the record's args.
+    atoms = {"r": "POST /s/SeCrEtToKeN_abc-123/?x=1 HTTP/1.1", "U": "/u/signed:value:xyz/", "s": "400", "b": 12}
+    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, '"%(r)s" %(U)s %(s)s', (), None)
+    record.args = atoms
+    assert MaskPathTokens().filter(record)
+    line = record.getMessage()
+    assert "SeCrEtToKeN" not in line and "signed:value" not in line
+    assert line == '"POST /s/***/?x=1 HTTP/1.1" /u/***/ 400'
