@@ -40,7 +40,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -78,11 +78,15 @@ __all__ = [
     "run_due_sends",
     "run_send",
     "send_counts",
+    "cancel_send",
+    "can_cancel",
+    "CANCELLED",
     "start_send",
     "survey_settings",
 ]
 
 THROTTLED = "throttled"
+CANCELLED = "cancelled"  # skip reason of the drip emails a cancelled send (or deactivated survey) never sent
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
@@ -336,13 +340,18 @@ def deliver_due_invitations(organization_id: int, *, now: datetime | None = None
     rows = SurveyInvitation.objects.for_org(organization_id).filter(
         status=InvitationStatus.SCHEDULED, scheduled_for__lte=now
     )
+    # A cancelled send or a deactivated survey sends nothing more; its waiting rows are skipped.
+    stopped = rows.filter(Q(send__status=SendStatus.CANCELLED) | Q(survey__active=False))
+    stopped.update(status=InvitationStatus.SKIPPED, skip_reason=CANCELLED)
     if send_id is not None:
         rows = rows.filter(send_id=send_id)
     sent = 0
     today = timezone.localdate(now)
     with transaction.atomic():
         claimed = list(
-            rows.select_for_update(skip_locked=True, of=("self",))
+            rows.exclude(send__status=SendStatus.CANCELLED)
+            .exclude(survey__active=False)
+            .select_for_update(skip_locked=True, of=("self",))
             .select_related("survey", "contact", "account", "account__owner")
             .order_by("scheduled_for", "pk")[:5000]
         )
@@ -377,6 +386,28 @@ def deliver_due_invitations(organization_id: int, *, now: datetime | None = None
             # Inside the transaction: a failing mail server rolls the claims back, and the beat tries again.
             get_connection().send_messages(messages)
     return sent
+
+
+def cancel_send(send: SurveySend) -> bool:
+    """Cancel ``send``: no further run, and its drip emails still waiting are skipped (reason
+    ``cancelled``, counted in the send's skips). A send that is scheduled, active, or done but with
+    emails still waiting can be cancelled; answers whether anything changed."""
+    with transaction.atomic():
+        send = SurveySend.all_orgs.select_for_update().get(pk=send.pk)
+        waiting = SurveyInvitation.all_orgs.filter(send_id=send.pk, status=InvitationStatus.SCHEDULED)
+        if send.status == SendStatus.CANCELLED or (send.status == SendStatus.DONE and not waiting.exists()):
+            return False
+        send.status, send.next_run_at = SendStatus.CANCELLED, None
+        send.save(update_fields=["status", "next_run_at"])
+        waiting.update(status=InvitationStatus.SKIPPED, skip_reason=CANCELLED)
+    return True
+
+
+def can_cancel(send: SurveySend, scheduled: int) -> bool:
+    """Whether the page offers Cancel: a send still to run, or done with ``scheduled`` emails waiting."""
+    return send.status in (SendStatus.SCHEDULED, SendStatus.ACTIVE) or (
+        send.status == SendStatus.DONE and scheduled > 0
+    )
 
 
 def due_sends(organization_id: int, now: datetime) -> list[int]:

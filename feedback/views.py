@@ -29,9 +29,8 @@ from .emails import MERGE_FIELDS, merge_values, render_invitation
 from .filtersets import CATEGORY_CHOICES, SurveyResponseFilterSet, category_q
 from .forms import SendForm, SurveyForm, SurveySettingsForm
 from .models import SCORE_RANGES, Survey, SurveyKind, SurveyResponse, SurveySend
-from .models_surveys import SendStatus
 from .public_views import LABELS
-from .services import create_send, send_counts, start_send, survey_settings
+from .services import can_cancel, cancel_send, create_send, send_counts, start_send, survey_settings
 
 DETRACTOR_DAYS = 90
 admin_page = org_page(roles=[Role.ADMIN])
@@ -238,16 +237,15 @@ def admin_survey(request: HttpRequest, survey_id: int) -> HttpResponse:
                 return redirect("admin-survey", org_slug=org.slug, survey_id=survey.pk)
         elif action == "cancel":
             send = get_object_or_404(SurveySend.objects, pk=request.POST.get("send"), survey=survey)
-            if send.status in (SendStatus.SCHEDULED, SendStatus.ACTIVE):
-                send.status, send.next_run_at = SendStatus.CANCELLED, None
-                send.save(update_fields=["status", "next_run_at"])
-                messages.success(request, "Send cancelled: no further run.")
+            if cancel_send(send):
+                messages.success(request, "Send cancelled: no further run, and no waiting drip email goes out.")
             return redirect("admin-survey", org_slug=org.slug, survey_id=survey.pk)
         status = 400
     sends = list(SurveySend.objects.filter(survey=survey).select_related("segment", "account")[:50])
     counts = send_counts(org.pk, [s.pk for s in sends])
     for send in sends:
         send.counts = counts[send.pk]  # type: ignore[attr-defined]
+        send.cancellable = can_cancel(send, counts[send.pk]["scheduled"])  # type: ignore[attr-defined]
     context = {
         "survey": survey, "form": form, "send_form": send_form, "sends": sends, "admin_tab": "surveys",
         "preview": _preview(request, survey), "merge_fields": MERGE_FIELDS,

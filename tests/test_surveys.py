@@ -343,3 +343,61 @@ def test_the_gunicorn_access_log_masks_survey_and_unsubscribe_tokens():
     line = record.getMessage()
     assert "SeCrEtToKeN" not in line and "signed:value" not in line
     assert line == '"POST /s/***/?x=1 HTTP/1.1" /u/***/ 400'
+
+
+# --- Cancelling stops the drip ------------------------------------------------------------------------------
+
+
+def _drip(org, n=3):
+    account = AccountFactory(organization=org)
+    for _ in range(n):
+        ContactFactory(account=account)
+    now = timezone.now()
+    send = create_send(make_survey(org), account=account, drip_days=n, now=now)
+    run_send(send, now=now)
+    return send, now
+
+
+def test_a_cancelled_one_off_drip_sends_nothing_more_and_counts_the_rest_as_cancelled(api, org):
+    from feedback.services import run_due_sends
+
+    send, now = _drip(org)
+    send.refresh_from_db()
+    assert send.status == "done" and len(mail.outbox) == 1
+    body = api(org, "admin").post(f"/api/v1/survey-sends/{send.pk}/cancel/").json()
+    assert body["status"] == "cancelled"
+    assert body["counts"]["skipped"] == {"cancelled": 2} and body["counts"]["scheduled"] == 0
+    assert run_due_sends(org.pk, now=now + timedelta(days=10))["delivered"] == 0
+    assert len(mail.outbox) == 1
+    assert send_counts(org.pk, [send.pk])[send.pk]["sent"] == 1
+
+
+def test_the_beat_skips_waiting_drip_emails_of_a_cancelled_send_or_an_inactive_survey(org):
+    from feedback.models import SurveySend
+    from feedback.services import CANCELLED, deliver_due_invitations
+
+    send, now = _drip(org)
+    SurveySend.all_orgs.filter(pk=send.pk).update(status="cancelled")  # cancelled behind the service's back
+    assert deliver_due_invitations(org.pk, now=now + timedelta(days=10)) == 0
+    other, now = _drip(org)
+    other.survey.active = False
+    other.survey.save(update_fields=["active"])
+    assert deliver_due_invitations(org.pk, now=now + timedelta(days=10)) == 0
+    assert len(mail.outbox) == 2  # only the first email of each run
+    skipped = SurveyInvitation.all_orgs.filter(status=InvitationStatus.SKIPPED, skip_reason=CANCELLED)
+    assert skipped.count() == 4
+
+
+def test_the_survey_page_cancels_a_done_drip_with_emails_waiting(client, org, alice):
+    from django.urls import reverse
+
+    send, _now = _drip(org)
+    client.force_login(alice)
+    url = reverse("admin-survey", args=[org.slug, send.survey_id])
+    assert f'name="send" value="{send.pk}"' in client.get(url).content.decode()
+    client.post(url, {"action": "cancel", "send": send.pk})
+    send.refresh_from_db()
+    assert send.status == "cancelled"
+    assert send_counts(org.pk, [send.pk])[send.pk]["skipped"] == {"cancelled": 2}
+    page = client.get(url).content.decode()
+    assert f'name="send" value="{send.pk}"' not in page and "Cancelled: 2" in page

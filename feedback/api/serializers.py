@@ -47,6 +47,7 @@ class SkippedSerializer(serializers.Serializer):
     skipped_departed = serializers.IntegerField(required=False)
     skipped_no_email = serializers.IntegerField(required=False)
     throttled = serializers.IntegerField(required=False)
+    cancelled = serializers.IntegerField(required=False, help_text="Drip emails not sent: the send was cancelled")
 
 
 class SendCountsSerializer(serializers.Serializer):

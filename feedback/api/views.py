@@ -16,8 +16,7 @@ from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSe
 
 from .. import analytics, filtersets
 from ..models import Survey, SurveyResponse, SurveySend
-from ..models_surveys import SendStatus
-from ..services import send_counts, start_send
+from ..services import cancel_send, send_counts, start_send
 from . import serializers as s
 
 
@@ -91,15 +90,18 @@ class SurveySendViewSet(ImmutableMixin, OrgScopedViewSet):
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.refuse(request)
 
-    @extend_schema(request=None, responses=s.SurveySendSerializer, summary="Cancel a send (no further runs)")
+    @extend_schema(
+        request=None,
+        responses=s.SurveySendSerializer,
+        summary="Cancel a send (no further runs; its waiting drip emails are skipped as 'cancelled')",
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: Any = None) -> Response:
         send = self.get_object()
         if not self.can_write(send):
             self.permission_denied(request, message="You may not cancel this send.")
-        if send.status in (SendStatus.SCHEDULED, SendStatus.ACTIVE):
-            send.status, send.next_run_at = SendStatus.CANCELLED, None
-            send.save(update_fields=["status", "next_run_at"])
+        cancel_send(send)
+        send.refresh_from_db()
         return Response(self.get_serializer(send).data)
 
 
