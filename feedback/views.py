@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -79,7 +80,7 @@ def voice(request: HttpRequest) -> HttpResponse:
     """NPS/CSAT/CES by month with the benchmark (chart and table with the same figures), the score
     distribution, detractors to follow up with their CTA, and the verbatims (search and filters)."""
     org = request.organization  # type: ignore[attr-defined]
-    today = timezone.localdate()
+    today = timezone.localdate(timezone=ZoneInfo(org.time_zone or "UTC"))  # the org's day, not the server's
     try:
         months = min(24, max(3, int(request.GET.get("months", 12))))
     except ValueError:

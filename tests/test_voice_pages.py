@@ -149,3 +149,20 @@ def test_my_book_shows_new_detractors_of_my_accounts(client, org, bob, make_memb
     panel = html[html.index('data-testid="book-detractors"') :].split("</section>")[0]
     assert panel.count('data-testid="book-detractor"') == 1 and "Too slow" in panel
     assert "Ancient" not in panel and "Not yours" not in panel and "Great" not in panel
+
+
+def test_the_dashboard_counts_months_in_the_organizations_time_zone(client, org, bob):
+    import time_machine
+
+    org.time_zone = "Pacific/Kiritimati"  # UTC+14: already 1 December there
+    org.save(update_fields=["time_zone"])
+    account = AccountFactory(organization=org, owner=bob)
+    client.force_login(bob)
+    with time_machine.travel(dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC), tick=False):
+        SurveyResponse.all_orgs.create(
+            organization=org, account=account, kind="nps", score=10, responded_at=timezone.now()
+        )
+        html = client.get(reverse("voice", args=[org.slug]), {"months": 3}).content.decode()
+    # The last month of the window is the organization's December, not the server's November.
+    assert 'data-testid="nps-2026-12">100.0<' in html  # the answer of 1 December, local time
+    assert 'data-testid="nps-2026-09"' not in html
