@@ -116,7 +116,12 @@ def voice(request: HttpRequest) -> HttpResponse:
             r.extra_cells = [(column, found.get(r.account_id)) for column, found in values]  # type: ignore[attr-defined]
 
     verbatim_rows = SurveyResponse.objects.exclude(comment="").filter(**filters).select_related("account", "contact")
-    verbatims = SurveyResponseFilterSet(request.GET, queryset=verbatim_rows, request=request)
+    # The verbatims' kind is its own parameter (``v_kind``): ``kind`` is the distribution's selector.
+    verbatim_query = request.GET.copy()
+    verbatim_query.pop("kind", None)
+    if request.GET.get("v_kind"):
+        verbatim_query["kind"] = request.GET["v_kind"]
+    verbatims = SurveyResponseFilterSet(verbatim_query, queryset=verbatim_rows, request=request)
     page = Paginator(verbatims.qs.order_by("-responded_at", "-pk"), 20).get_page(request.GET.get("page"))
     context = {
         "nav_current": "voice",

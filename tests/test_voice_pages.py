@@ -68,7 +68,7 @@ def test_detractors_show_with_their_open_cta_and_verbatims_search(client, org, b
     found = client.get(reverse("voice", args=[org.slug]), {"q": "dashboards"}).content.decode()
     verbatims = found[found.index('data-testid="voc-verbatims"') :]
     assert "Love the dashboards" in verbatims and "Billing is confusing" not in verbatims
-    promoters = client.get(reverse("voice", args=[org.slug]), {"category": "detractor", "kind": "csat"})
+    promoters = client.get(reverse("voice", args=[org.slug]), {"category": "detractor", "v_kind": "csat"})
     verbatims = promoters.content.decode()[promoters.content.decode().index('data-testid="voc-verbatims"') :]
     assert "Billing is confusing" in verbatims and "Support takes days" not in verbatims
 
@@ -166,3 +166,26 @@ def test_the_dashboard_counts_months_in_the_organizations_time_zone(client, org,
     # The last month of the window is the organization's December, not the server's November.
     assert 'data-testid="nps-2026-12">100.0<' in html  # the answer of 1 December, local time
     assert 'data-testid="nps-2026-09"' not in html
+
+
+def test_the_distribution_kind_and_the_verbatims_kind_are_independent(client, org, bob):
+    account = AccountFactory(organization=org, owner=bob)
+    answered(org, account, "nps", 9, "NPS comment")
+    answered(org, account, "csat", 2, "CSAT comment")
+    client.force_login(bob)
+    url = reverse("voice", args=[org.slug])
+
+    def verbatims(html):
+        return html[html.index('data-testid="voc-verbatims"') :]
+
+    # The distribution of CSAT does not filter the verbatims...
+    html = client.get(url, {"kind": "csat"}).content.decode()
+    assert 'data-testid="dist-2">1<' in html  # the CSAT distribution
+    assert "NPS comment" in verbatims(html) and "CSAT comment" in verbatims(html)
+    # ...and the verbatims' kind does not change the distribution.
+    html = client.get(url, {"v_kind": "nps"}).content.decode()
+    assert 'data-testid="dist-9">1<' in html  # the NPS distribution (the default)
+    assert "NPS comment" in verbatims(html) and "CSAT comment" not in verbatims(html)
+    both = client.get(url, {"kind": "csat", "v_kind": "nps"}).content.decode()
+    assert 'data-testid="dist-2">1<' in both and "CSAT comment" not in verbatims(both)
+    assert '<option value="nps" selected>' in verbatims(both)
