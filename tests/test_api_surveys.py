@@ -127,3 +127,25 @@ def test_the_score_metrics_are_typed_in_the_openapi_schema(client):
         group = resolve(props["groups"]["items"])
         assert group["properties"]["key"]["nullable"] is True
         assert list(group["properties"])[0] == "key"
+
+
+def test_an_answer_from_the_survey_page_cannot_be_deleted_through_the_api(api, org, client):
+    contact = ContactFactory(account__organization=org)
+    _invitation, token = invite(contact)
+    client.post(f"/s/{token}/", {"score": "2"})
+    answer = SurveyResponse.all_orgs.get()
+    admin = api(org, "admin")
+    refused = admin.delete(f"/api/v1/survey-responses/{answer.pk}/")
+    assert refused.status_code == 409 and refused["Content-Type"].startswith("application/json")
+    assert "survey page" in refused.json()["detail"]
+    assert SurveyResponse.all_orgs.filter(pk=answer.pk).exists()
+    # An API-created response still can be deleted.
+    created = admin.post("/api/v1/survey-responses/", {"account": contact.account_id, "kind": "nps", "score": 9,
+                                                        "responded_at": "2026-11-02T10:00:00Z"}, format="json")  # fmt: skip
+    assert admin.delete(f"/api/v1/survey-responses/{created.json()['id']}/").status_code == 204
+
+
+def test_the_schema_says_deleting_a_survey_page_answer_is_a_409(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    destroy = schema["paths"]["/api/v1/survey-responses/{id}/"]["delete"]["responses"]
+    assert "survey page" in destroy["409"]["description"]
