@@ -140,8 +140,8 @@ def test_an_answer_from_the_survey_page_cannot_be_deleted_through_the_api(api, o
     assert "survey page" in refused.json()["detail"]
     assert SurveyResponse.all_orgs.filter(pk=answer.pk).exists()
     # An API-created response still can be deleted.
-    created = admin.post("/api/v1/survey-responses/", {"account": contact.account_id, "kind": "nps", "score": 9,
-                                                        "responded_at": "2026-11-02T10:00:00Z"}, format="json")  # fmt: skip
+    body = {"account": contact.account_id, "kind": "nps", "score": 9, "responded_at": "2026-11-02T10:00:00Z"}
+    created = admin.post("/api/v1/survey-responses/", body, format="json")
     assert admin.delete(f"/api/v1/survey-responses/{created.json()['id']}/").status_code == 204
 
 
