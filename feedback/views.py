@@ -183,7 +183,7 @@ def admin_surveys(request: HttpRequest) -> HttpResponse:
         sent = sum(c["sent"] for c in mine)
         responded = sum(c["responded"] for c in mine)
         survey.n_sends, survey.n_sent, survey.n_responded = len(mine), sent, responded  # type: ignore[attr-defined]
-        survey.rate = round(100 * responded / sent, 1) if sent else None  # type: ignore[attr-defined]
+        survey.rate = analytics.percent(responded, sent)  # type: ignore[attr-defined]  # half-up, as elsewhere
     status = 400 if request.method == "POST" else 200
     context = {"surveys": surveys, "form": form, "settings_form": settings_form, "admin_tab": "surveys",
                "merge_fields": MERGE_FIELDS}  # fmt: skip
@@ -252,6 +252,7 @@ def admin_survey(request: HttpRequest, survey_id: int) -> HttpResponse:
     for send in sends:
         send.counts = counts[send.pk]  # type: ignore[attr-defined]
         send.cancellable = can_cancel(send, counts[send.pk]["scheduled"])  # type: ignore[attr-defined]
+        send.rate = analytics.percent(counts[send.pk]["responded"], counts[send.pk]["sent"])  # type: ignore[attr-defined]
     context = {
         "survey": survey, "form": form, "send_form": send_form, "sends": sends, "admin_tab": "surveys",
         "preview": _preview(request, survey), "merge_fields": MERGE_FIELDS,

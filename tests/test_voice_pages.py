@@ -189,3 +189,24 @@ def test_the_distribution_kind_and_the_verbatims_kind_are_independent(client, or
     both = client.get(url, {"kind": "csat", "v_kind": "nps"}).content.decode()
     assert 'data-testid="dist-2">1<' in both and "CSAT comment" not in verbatims(both)
     assert '<option value="nps" selected>' in verbatims(both)
+
+
+def test_the_survey_admin_rounds_response_rates_half_up(client, org, alice):
+    from feedback.models import InvitationStatus, SurveyInvitation
+    from feedback.services import create_send
+
+    contact = ContactFactory(account__organization=org)
+    survey = make_survey(org)
+    send = create_send(survey, account=contact.account)
+    SurveyInvitation.all_orgs.bulk_create(
+        SurveyInvitation(organization=org, send=send, survey=survey, account=contact.account, contact=contact,
+                         run=run, scheduled_for=timezone.now(),
+                         status=InvitationStatus.RESPONDED if run == 1 else InvitationStatus.SENT)
+        for run in range(1, 81)
+    )  # fmt: skip
+    client.force_login(alice)
+    # 1 / 80 = 1.25 %: half-up 1.3, where Python's round() gives 1.2 (and {% widthratio %} 1).
+    listing = client.get(reverse("admin-surveys", args=[org.slug])).content.decode()
+    assert f'data-testid="rate-{survey.pk}">1.3%<' in listing
+    page = client.get(reverse("admin-survey", args=[org.slug, survey.pk])).content.decode()
+    assert f'data-testid="send-rate-{send.pk}">1.3%<' in page
