@@ -97,6 +97,11 @@ class SurveySend(OrgScopedModel):
     run_count = models.PositiveIntegerField(default=0)
     last_run_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=40, blank=True, help_text="manual, or playbook:<id> for an enrolment")
+    problem = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Why the last run surveyed nobody (segment deleted or invalid); empty if none",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)

@@ -229,29 +229,31 @@ class RunResult:
     already_done: bool = False
 
 
-def _target_accounts(send: SurveySend) -> list[int]:
+SEGMENT_DELETED = "The segment of this send was deleted: nobody was surveyed."
+
+
+def _target_accounts(send: SurveySend) -> tuple[list[int], str]:
+    """The accounts a run surveys, and why there are none when the target is broken (else "")."""
     org_id = send.organization_id
     if send.account_id is not None:
-        return [send.account_id]
-    if send.segment_id is None:
-        return []
+        return [send.account_id], ""
+    segment = None if send.segment_id is None else Segment.objects.for_org(org_id).filter(pk=send.segment_id).first()
+    if segment is None:  # the segment was deleted (SET_NULL) or is gone
+        return [], SEGMENT_DELETED
     from accounts.segments import SegmentRuleError, compile_rules
 
-    segment = Segment.objects.for_org(org_id).filter(pk=send.segment_id).first()
-    if segment is None:
-        return []
     try:
         condition = compile_rules(segment.rules)
-    except SegmentRuleError:
-        return []
-    return list(Account.objects.for_org(org_id).filter(condition).values_list("id", flat=True))
+    except SegmentRuleError as exc:
+        return [], f"The rules of segment “{segment.name}” no longer compile ({exc}): nobody was surveyed."[:300]
+    return list(Account.objects.for_org(org_id).filter(condition).values_list("id", flat=True)), ""
 
 
-def _target_contacts(send: SurveySend) -> list[Contact]:
-    accounts = _target_accounts(send)
+def _target_contacts(send: SurveySend) -> tuple[list[Contact], str]:
+    accounts, problem = _target_accounts(send)
     wanted = set(send.roles or [])
     rows = Contact.objects.for_org(send.organization_id).filter(account_id__in=accounts).order_by("account_id", "pk")
-    return [c for c in rows if not wanted or wanted & set(c.roles or [])]
+    return [c for c in rows if not wanted or wanted & set(c.roles or [])], problem
 
 
 def surveyed_since(organization_id: int, contact_ids: Iterable[int], since: datetime) -> set[int]:
@@ -287,7 +289,7 @@ def run_send(send: SurveySend, *, now: datetime | None = None, deliver: bool = T
         org_id = send.organization_id
         run = send.run_count + 1
         moment = send.next_run_at or now
-        contacts = _target_contacts(send)
+        contacts, problem = _target_contacts(send)
         config = survey_settings(org_id)
         recent = surveyed_since(org_id, [c.pk for c in contacts], moment - timedelta(days=config.throttle_days))
         today = timezone.localdate(now)
@@ -307,7 +309,12 @@ def run_send(send: SurveySend, *, now: datetime | None = None, deliver: bool = T
         SurveyInvitation.all_orgs.bulk_create(rows, ignore_conflicts=True)
         send.run_count = run
         send.last_run_at = now
-        if send.schedule == SendSchedule.RECURRING and send.interval_weeks:
+        send.problem = problem
+        if problem == SEGMENT_DELETED and send.schedule == SendSchedule.RECURRING:
+            # Its segment is gone: no later run could survey anyone; the admin sees why on the send.
+            send.next_run_at, send.status = None, SendStatus.CANCELLED
+            send.problem = f"{SEGMENT_DELETED} The recurring send was cancelled."
+        elif send.schedule == SendSchedule.RECURRING and send.interval_weeks:
             step = timedelta(weeks=send.interval_weeks)
             following = moment + step
             while following <= now:  # a beat that was down for weeks runs once, then keeps the rhythm
@@ -315,7 +322,7 @@ def run_send(send: SurveySend, *, now: datetime | None = None, deliver: bool = T
             send.next_run_at, send.status = following, SendStatus.ACTIVE
         else:
             send.next_run_at, send.status = None, SendStatus.DONE
-        send.save(update_fields=["run_count", "last_run_at", "next_run_at", "status"])
+        send.save(update_fields=["run_count", "last_run_at", "next_run_at", "status", "problem"])
     if deliver:
         result.delivered = deliver_due_invitations(send.organization_id, now=now, send_id=send.pk)
     return result

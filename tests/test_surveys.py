@@ -401,3 +401,44 @@ def test_the_survey_page_cancels_a_done_drip_with_emails_waiting(client, org, al
     assert send_counts(org.pk, [send.pk])[send.pk]["skipped"] == {"cancelled": 2}
     page = client.get(url).content.decode()
     assert f'name="send" value="{send.pk}"' not in page and "Cancelled: 2" in page
+
+
+# --- A broken segment is reported, not silent -------------------------------------------------------------
+
+
+def test_a_send_whose_segment_is_gone_or_broken_says_why_and_a_recurring_one_is_cancelled(api, org, client, alice):
+    from django.urls import reverse
+
+    from accounts.models import Segment
+
+    ContactFactory(account__organization=org)
+    survey = make_survey(org)
+    gone = Segment.all_orgs.create(organization=org, name="Gone")
+    recurring = create_send(survey, segment=gone, schedule="recurring", interval_weeks=4)
+    once = create_send(survey, segment=gone)
+    gone.delete()
+    broken = Segment.all_orgs.create(organization=org, name="Broken")
+    # Rules that compiled when saved but no longer do (a field since removed): written behind save()'s check.
+    Segment.all_orgs.filter(pk=broken.pk).update(rules={"conditions": [{"field": "nope", "op": "eq", "value": 1}]})
+    invalid = create_send(survey, segment=broken, schedule="recurring", interval_weeks=4)
+    for send in (recurring, once, invalid):
+        assert run_send(send).invited == 0
+        send.refresh_from_db()
+    assert recurring.status == "cancelled" and recurring.next_run_at is None
+    assert "segment of this send was deleted" in recurring.problem and "cancelled" in recurring.problem
+    assert once.status == "done" and "deleted" in once.problem
+    assert invalid.status == "active" and "Broken" in invalid.problem and "no longer compile" in invalid.problem
+    body = api(org, "admin").get(f"/api/v1/survey-sends/{recurring.pk}/").json()
+    assert body["status"] == "cancelled" and "deleted" in body["problem"]
+    client.force_login(alice)
+    page = client.get(reverse("admin-survey", args=[org.slug, survey.pk])).content.decode()
+    assert f'data-testid="send-problem-{invalid.pk}"' in page and "no longer compile" in page
+    # A healthy run clears the problem.
+    Segment.all_orgs.filter(pk=broken.pk).update(rules={"conditions": []})
+    from feedback.models import SurveySend
+
+    SurveySend.all_orgs.filter(pk=invalid.pk).update(next_run_at=timezone.now())
+    invalid.refresh_from_db()
+    run_send(invalid)
+    invalid.refresh_from_db()
+    assert invalid.problem == ""

@@ -69,9 +69,9 @@ class SurveySendSerializer(OrgScopedSerializer):
         model = SurveySend
         fields = [
             "id", "survey", "segment", "account", "roles", "schedule", "interval_weeks", "drip_days", "status",
-            "next_run_at", "run_count", "last_run_at", "source", "created_at", "counts",
+            "next_run_at", "run_count", "last_run_at", "source", "problem", "created_at", "counts",
         ]  # fmt: skip
-        read_only_fields = ["status", "run_count", "last_run_at", "source", "created_at"]
+        read_only_fields = ["status", "run_count", "last_run_at", "source", "problem", "created_at"]
         extra_kwargs = {"next_run_at": {"required": False, "help_text": "First run (default: now)"}}
 
     @extend_schema_field(SendCountsSerializer)
