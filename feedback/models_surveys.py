@@ -64,6 +64,17 @@ class Survey(OrgScopedModel):
     def __str__(self) -> str:
         return self.name
 
+    def kind_locked_reason(self) -> str:
+        """Why ``kind`` may not change (its scale is fixed once answered or asked), or "" when it may:
+        the survey has responses, or invitations out (scheduled or sent: their page shows the old scale)."""
+        if not self.pk:
+            return ""
+        if self.responses.exists():
+            return "A survey with responses keeps its kind; make a new survey."
+        if self.invitations.filter(status__in=(InvitationStatus.SCHEDULED, InvitationStatus.SENT)).exists():
+            return "A survey with invitations out (scheduled or sent) keeps its kind; make a new survey."
+        return ""
+
 
 class SendSchedule(models.TextChoices):
     ONCE = "once", "Once"

@@ -149,3 +149,33 @@ def test_the_schema_says_deleting_a_survey_page_answer_is_a_409(client):
     schema = client.get("/api/schema/", {"format": "json"}).json()
     destroy = schema["paths"]["/api/v1/survey-responses/{id}/"]["delete"]["responses"]
     assert "survey page" in destroy["409"]["description"]
+
+
+def test_a_survey_with_invitations_out_keeps_its_kind(api, org, client, alice):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from feedback.models import InvitationStatus, SurveyInvitation
+    from feedback.services import create_send, run_send
+
+    account = AccountFactory(organization=org)
+    ContactFactory(account=account)
+    ContactFactory(account=account)
+    survey = make_survey(org)
+    send = create_send(survey, account=account, drip_days=2)
+    run_send(send, now=timezone.now())  # one sent, one scheduled; no answer yet
+    assert not SurveyResponse.all_orgs.exists()
+    admin = api(org, "admin")
+    url = f"/api/v1/surveys/{survey.pk}/"
+    changed = admin.patch(url, {"kind": "csat"}, format="json")
+    assert changed.status_code == 400 and "invitations out" in changed.json()["errors"]["kind"][0]
+    client.force_login(alice)
+    body = {"action": "edit", "survey-name": survey.name, "survey-kind": "csat", "survey-question": "Q?",
+            "survey-email_subject": "S", "survey-email_body": "B", "survey-active": "on"}  # fmt: skip
+    page = client.post(reverse("admin-survey", args=[org.slug, survey.pk]), body)
+    assert page.status_code != 302 and "invitations out" in page.content.decode()
+    survey.refresh_from_db()
+    assert survey.kind == "nps"
+    # Once nothing is out (all skipped), the kind may change again.
+    SurveyInvitation.all_orgs.update(status=InvitationStatus.SKIPPED, skip_reason="cancelled")
+    assert admin.patch(url, {"kind": "csat"}, format="json").status_code == 200

@@ -35,8 +35,9 @@ class SurveySerializer(OrgScopedSerializer):
                 except DjangoValidationError as exc:
                     errors.update(exc.message_dict)
         if self.instance is not None and "kind" in attrs and attrs["kind"] != self.instance.kind:
-            if self.instance.responses.exists():
-                errors["kind"] = ["A survey with responses keeps its kind; make a new survey."]
+            reason = self.instance.kind_locked_reason()
+            if reason:
+                errors["kind"] = [reason]
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
