@@ -31,4 +31,4 @@ RUN pip install --no-deps -e . \
 
 USER retain
 EXPOSE 8000
-CMD ["sh", "-c", "exec gunicorn cs_platform.wsgi:application --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-3} --access-logfile - --forwarded-allow-ips=${FORWARDED_ALLOW_IPS:-127.0.0.1}"]
+CMD ["sh", "-c", "exec gunicorn -c python:cs_platform.gunicorn_conf cs_platform.wsgi:application --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-3} --forwarded-allow-ips=${FORWARDED_ALLOW_IPS:-127.0.0.1}"]

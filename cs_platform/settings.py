@@ -405,8 +405,16 @@ SURVEY_PAGE_RATE = env_str("SURVEY_PAGE_RATE", "30/min")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Survey (/s/<token>/) and unsubscribe (/u/<signed>/) links carry their credential in the path:
+    # request logs mask it (cs_platform/logging_filters.py; gunicorn's access log: gunicorn_conf.py).
+    "filters": {"mask_tokens": {"()": "cs_platform.logging_filters.MaskPathTokens"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["mask_tokens"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # axes: failures and lockouts are warnings; every successful sign-in would be an INFO line.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "axes": {"level": "WARNING"},
+        "django.request": {"filters": ["mask_tokens"]},
+        "django.server": {"filters": ["mask_tokens"]},
+    },
 }

@@ -27,7 +27,16 @@ from accounts.models import Account, Organization, Segment
 
 from .models import SurveyKind, SurveyResponse
 
-__all__ = ["GROUP_BY_CHOICES", "METRICS", "distribution", "figures", "month_starts", "monthly_trend", "period_bounds"]
+__all__ = [
+    "GROUP_BY_CHOICES",
+    "METRICS",
+    "distribution",
+    "figures",
+    "month_starts",
+    "monthly_trend",
+    "percent",
+    "period_bounds",
+]
 
 GROUP_BY_CHOICES = ("segment", "touch_model", "industry", "region", "owner", "account")
 ATTRIBUTES = {"touch_model": "touch_model", "industry": "industry", "region": "region", "owner": "owner__email"}
@@ -35,9 +44,17 @@ ONE_PLACE = Decimal("0.1")
 
 
 def _pct(numerator: int, total: int) -> float | None:
+    """``numerator / total`` as a percentage, 1 place, half-up; ``None`` when ``total`` is 0. A negative
+    figure that rounds to zero is ``0.0``, never ``-0.0`` (shown as "-0.0" and serialised as such)."""
     if not total:
         return None
-    return float((Decimal(numerator) * 100 / Decimal(total)).quantize(ONE_PLACE, rounding=ROUND_HALF_UP))
+    value = float((Decimal(numerator) * 100 / Decimal(total)).quantize(ONE_PLACE, rounding=ROUND_HALF_UP))
+    return value if value else 0.0
+
+
+def percent(numerator: int, total: int) -> float | None:
+    """The public name of :func:`_pct`: e.g. a response rate in %, 1 place, half-up (``None`` if no total)."""
+    return _pct(numerator, total)
 
 
 def nps_figures(scores: list[int]) -> dict[str, Any]:

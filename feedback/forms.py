@@ -42,8 +42,9 @@ class SurveyForm(forms.ModelForm):
                     for field, messages in exc.message_dict.items():
                         self.add_error(field, messages)
         if self.instance.pk and data.get("kind") and data["kind"] != self.instance.kind:
-            if self.instance.responses.exists():
-                self.add_error("kind", "A survey with responses keeps its kind; make a new survey.")
+            reason = self.instance.kind_locked_reason()
+            if reason:
+                self.add_error("kind", reason)
         return data
 
 

@@ -64,6 +64,17 @@ class Survey(OrgScopedModel):
     def __str__(self) -> str:
         return self.name
 
+    def kind_locked_reason(self) -> str:
+        """Why ``kind`` may not change (its scale is fixed once answered or asked), or "" when it may:
+        the survey has responses, or invitations out (scheduled or sent: their page shows the old scale)."""
+        if not self.pk:
+            return ""
+        if self.responses.exists():
+            return "A survey with responses keeps its kind; make a new survey."
+        if self.invitations.filter(status__in=(InvitationStatus.SCHEDULED, InvitationStatus.SENT)).exists():
+            return "A survey with invitations out (scheduled or sent) keeps its kind; make a new survey."
+        return ""
+
 
 class SendSchedule(models.TextChoices):
     ONCE = "once", "Once"
@@ -97,6 +108,11 @@ class SurveySend(OrgScopedModel):
     run_count = models.PositiveIntegerField(default=0)
     last_run_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=40, blank=True, help_text="manual, or playbook:<id> for an enrolment")
+    problem = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Why the last run surveyed nobody (segment deleted or invalid); empty if none",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)

@@ -40,7 +40,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -78,11 +78,15 @@ __all__ = [
     "run_due_sends",
     "run_send",
     "send_counts",
+    "cancel_send",
+    "can_cancel",
+    "CANCELLED",
     "start_send",
     "survey_settings",
 ]
 
 THROTTLED = "throttled"
+CANCELLED = "cancelled"  # skip reason of the drip emails a cancelled send (or deactivated survey) never sent
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
@@ -225,29 +229,31 @@ class RunResult:
     already_done: bool = False
 
 
-def _target_accounts(send: SurveySend) -> list[int]:
+SEGMENT_DELETED = "The segment of this send was deleted: nobody was surveyed."
+
+
+def _target_accounts(send: SurveySend) -> tuple[list[int], str]:
+    """The accounts a run surveys, and why there are none when the target is broken (else "")."""
     org_id = send.organization_id
     if send.account_id is not None:
-        return [send.account_id]
-    if send.segment_id is None:
-        return []
+        return [send.account_id], ""
+    segment = None if send.segment_id is None else Segment.objects.for_org(org_id).filter(pk=send.segment_id).first()
+    if segment is None:  # the segment was deleted (SET_NULL) or is gone
+        return [], SEGMENT_DELETED
     from accounts.segments import SegmentRuleError, compile_rules
 
-    segment = Segment.objects.for_org(org_id).filter(pk=send.segment_id).first()
-    if segment is None:
-        return []
     try:
         condition = compile_rules(segment.rules)
-    except SegmentRuleError:
-        return []
-    return list(Account.objects.for_org(org_id).filter(condition).values_list("id", flat=True))
+    except SegmentRuleError as exc:
+        return [], f"The rules of segment “{segment.name}” no longer compile ({exc}): nobody was surveyed."[:300]
+    return list(Account.objects.for_org(org_id).filter(condition).values_list("id", flat=True)), ""
 
 
-def _target_contacts(send: SurveySend) -> list[Contact]:
-    accounts = _target_accounts(send)
+def _target_contacts(send: SurveySend) -> tuple[list[Contact], str]:
+    accounts, problem = _target_accounts(send)
     wanted = set(send.roles or [])
     rows = Contact.objects.for_org(send.organization_id).filter(account_id__in=accounts).order_by("account_id", "pk")
-    return [c for c in rows if not wanted or wanted & set(c.roles or [])]
+    return [c for c in rows if not wanted or wanted & set(c.roles or [])], problem
 
 
 def surveyed_since(organization_id: int, contact_ids: Iterable[int], since: datetime) -> set[int]:
@@ -283,7 +289,7 @@ def run_send(send: SurveySend, *, now: datetime | None = None, deliver: bool = T
         org_id = send.organization_id
         run = send.run_count + 1
         moment = send.next_run_at or now
-        contacts = _target_contacts(send)
+        contacts, problem = _target_contacts(send)
         config = survey_settings(org_id)
         recent = surveyed_since(org_id, [c.pk for c in contacts], moment - timedelta(days=config.throttle_days))
         today = timezone.localdate(now)
@@ -303,7 +309,12 @@ def run_send(send: SurveySend, *, now: datetime | None = None, deliver: bool = T
         SurveyInvitation.all_orgs.bulk_create(rows, ignore_conflicts=True)
         send.run_count = run
         send.last_run_at = now
-        if send.schedule == SendSchedule.RECURRING and send.interval_weeks:
+        send.problem = problem
+        if problem == SEGMENT_DELETED and send.schedule == SendSchedule.RECURRING:
+            # Its segment is gone: no later run could survey anyone; the admin sees why on the send.
+            send.next_run_at, send.status = None, SendStatus.CANCELLED
+            send.problem = f"{SEGMENT_DELETED} The recurring send was cancelled."
+        elif send.schedule == SendSchedule.RECURRING and send.interval_weeks:
             step = timedelta(weeks=send.interval_weeks)
             following = moment + step
             while following <= now:  # a beat that was down for weeks runs once, then keeps the rhythm
@@ -311,7 +322,7 @@ def run_send(send: SurveySend, *, now: datetime | None = None, deliver: bool = T
             send.next_run_at, send.status = following, SendStatus.ACTIVE
         else:
             send.next_run_at, send.status = None, SendStatus.DONE
-        send.save(update_fields=["run_count", "last_run_at", "next_run_at", "status"])
+        send.save(update_fields=["run_count", "last_run_at", "next_run_at", "status", "problem"])
     if deliver:
         result.delivered = deliver_due_invitations(send.organization_id, now=now, send_id=send.pk)
     return result
@@ -336,13 +347,18 @@ def deliver_due_invitations(organization_id: int, *, now: datetime | None = None
     rows = SurveyInvitation.objects.for_org(organization_id).filter(
         status=InvitationStatus.SCHEDULED, scheduled_for__lte=now
     )
+    # A cancelled send or a deactivated survey sends nothing more; its waiting rows are skipped.
+    stopped = rows.filter(Q(send__status=SendStatus.CANCELLED) | Q(survey__active=False))
+    stopped.update(status=InvitationStatus.SKIPPED, skip_reason=CANCELLED)
     if send_id is not None:
         rows = rows.filter(send_id=send_id)
     sent = 0
     today = timezone.localdate(now)
     with transaction.atomic():
         claimed = list(
-            rows.select_for_update(skip_locked=True, of=("self",))
+            rows.exclude(send__status=SendStatus.CANCELLED)
+            .exclude(survey__active=False)
+            .select_for_update(skip_locked=True, of=("self",))
             .select_related("survey", "contact", "account", "account__owner")
             .order_by("scheduled_for", "pk")[:5000]
         )
@@ -377,6 +393,28 @@ def deliver_due_invitations(organization_id: int, *, now: datetime | None = None
             # Inside the transaction: a failing mail server rolls the claims back, and the beat tries again.
             get_connection().send_messages(messages)
     return sent
+
+
+def cancel_send(send: SurveySend) -> bool:
+    """Cancel ``send``: no further run, and its drip emails still waiting are skipped (reason
+    ``cancelled``, counted in the send's skips). A send that is scheduled, active, or done but with
+    emails still waiting can be cancelled; answers whether anything changed."""
+    with transaction.atomic():
+        send = SurveySend.all_orgs.select_for_update().get(pk=send.pk)
+        waiting = SurveyInvitation.all_orgs.filter(send_id=send.pk, status=InvitationStatus.SCHEDULED)
+        if send.status == SendStatus.CANCELLED or (send.status == SendStatus.DONE and not waiting.exists()):
+            return False
+        send.status, send.next_run_at = SendStatus.CANCELLED, None
+        send.save(update_fields=["status", "next_run_at"])
+        waiting.update(status=InvitationStatus.SKIPPED, skip_reason=CANCELLED)
+    return True
+
+
+def can_cancel(send: SurveySend, scheduled: int) -> bool:
+    """Whether the page offers Cancel: a send still to run, or done with ``scheduled`` emails waiting."""
+    return send.status in (SendStatus.SCHEDULED, SendStatus.ACTIVE) or (
+        send.status == SendStatus.DONE and scheduled > 0
+    )
 
 
 def due_sends(organization_id: int, now: datetime) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -29,9 +30,8 @@ from .emails import MERGE_FIELDS, merge_values, render_invitation
 from .filtersets import CATEGORY_CHOICES, SurveyResponseFilterSet, category_q
 from .forms import SendForm, SurveyForm, SurveySettingsForm
 from .models import SCORE_RANGES, Survey, SurveyKind, SurveyResponse, SurveySend
-from .models_surveys import SendStatus
 from .public_views import LABELS
-from .services import create_send, send_counts, start_send, survey_settings
+from .services import can_cancel, cancel_send, create_send, send_counts, start_send, survey_settings
 
 DETRACTOR_DAYS = 90
 admin_page = org_page(roles=[Role.ADMIN])
@@ -80,7 +80,7 @@ def voice(request: HttpRequest) -> HttpResponse:
     """NPS/CSAT/CES by month with the benchmark (chart and table with the same figures), the score
     distribution, detractors to follow up with their CTA, and the verbatims (search and filters)."""
     org = request.organization  # type: ignore[attr-defined]
-    today = timezone.localdate()
+    today = timezone.localdate(timezone=ZoneInfo(org.time_zone or "UTC"))  # the org's day, not the server's
     try:
         months = min(24, max(3, int(request.GET.get("months", 12))))
     except ValueError:
@@ -116,7 +116,12 @@ def voice(request: HttpRequest) -> HttpResponse:
             r.extra_cells = [(column, found.get(r.account_id)) for column, found in values]  # type: ignore[attr-defined]
 
     verbatim_rows = SurveyResponse.objects.exclude(comment="").filter(**filters).select_related("account", "contact")
-    verbatims = SurveyResponseFilterSet(request.GET, queryset=verbatim_rows, request=request)
+    # The verbatims' kind is its own parameter (``v_kind``): ``kind`` is the distribution's selector.
+    verbatim_query = request.GET.copy()
+    verbatim_query.pop("kind", None)
+    if request.GET.get("v_kind"):
+        verbatim_query["kind"] = request.GET["v_kind"]
+    verbatims = SurveyResponseFilterSet(verbatim_query, queryset=verbatim_rows, request=request)
     page = Paginator(verbatims.qs.order_by("-responded_at", "-pk"), 20).get_page(request.GET.get("page"))
     context = {
         "nav_current": "voice",
@@ -178,7 +183,7 @@ def admin_surveys(request: HttpRequest) -> HttpResponse:
         sent = sum(c["sent"] for c in mine)
         responded = sum(c["responded"] for c in mine)
         survey.n_sends, survey.n_sent, survey.n_responded = len(mine), sent, responded  # type: ignore[attr-defined]
-        survey.rate = round(100 * responded / sent, 1) if sent else None  # type: ignore[attr-defined]
+        survey.rate = analytics.percent(responded, sent)  # type: ignore[attr-defined]  # half-up, as elsewhere
     status = 400 if request.method == "POST" else 200
     context = {"surveys": surveys, "form": form, "settings_form": settings_form, "admin_tab": "surveys",
                "merge_fields": MERGE_FIELDS}  # fmt: skip
@@ -238,16 +243,16 @@ def admin_survey(request: HttpRequest, survey_id: int) -> HttpResponse:
                 return redirect("admin-survey", org_slug=org.slug, survey_id=survey.pk)
         elif action == "cancel":
             send = get_object_or_404(SurveySend.objects, pk=request.POST.get("send"), survey=survey)
-            if send.status in (SendStatus.SCHEDULED, SendStatus.ACTIVE):
-                send.status, send.next_run_at = SendStatus.CANCELLED, None
-                send.save(update_fields=["status", "next_run_at"])
-                messages.success(request, "Send cancelled: no further run.")
+            if cancel_send(send):
+                messages.success(request, "Send cancelled: no further run, and no waiting drip email goes out.")
             return redirect("admin-survey", org_slug=org.slug, survey_id=survey.pk)
         status = 400
     sends = list(SurveySend.objects.filter(survey=survey).select_related("segment", "account")[:50])
     counts = send_counts(org.pk, [s.pk for s in sends])
     for send in sends:
         send.counts = counts[send.pk]  # type: ignore[attr-defined]
+        send.cancellable = can_cancel(send, counts[send.pk]["scheduled"])  # type: ignore[attr-defined]
+        send.rate = analytics.percent(counts[send.pk]["responded"], counts[send.pk]["sent"])  # type: ignore[attr-defined]
     context = {
         "survey": survey, "form": form, "send_form": send_form, "sends": sends, "admin_tab": "surveys",
         "preview": _preview(request, survey), "merge_fields": MERGE_FIELDS,

@@ -127,3 +127,55 @@ def test_the_score_metrics_are_typed_in_the_openapi_schema(client):
         group = resolve(props["groups"]["items"])
         assert group["properties"]["key"]["nullable"] is True
         assert list(group["properties"])[0] == "key"
+
+
+def test_an_answer_from_the_survey_page_cannot_be_deleted_through_the_api(api, org, client):
+    contact = ContactFactory(account__organization=org)
+    _invitation, token = invite(contact)
+    client.post(f"/s/{token}/", {"score": "2"})
+    answer = SurveyResponse.all_orgs.get()
+    admin = api(org, "admin")
+    refused = admin.delete(f"/api/v1/survey-responses/{answer.pk}/")
+    assert refused.status_code == 409 and refused["Content-Type"].startswith("application/json")
+    assert "survey page" in refused.json()["detail"]
+    assert SurveyResponse.all_orgs.filter(pk=answer.pk).exists()
+    # An API-created response still can be deleted.
+    body = {"account": contact.account_id, "kind": "nps", "score": 9, "responded_at": "2026-11-02T10:00:00Z"}
+    created = admin.post("/api/v1/survey-responses/", body, format="json")
+    assert admin.delete(f"/api/v1/survey-responses/{created.json()['id']}/").status_code == 204
+
+
+def test_the_schema_says_deleting_a_survey_page_answer_is_a_409(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    destroy = schema["paths"]["/api/v1/survey-responses/{id}/"]["delete"]["responses"]
+    assert "survey page" in destroy["409"]["description"]
+
+
+def test_a_survey_with_invitations_out_keeps_its_kind(api, org, client, alice):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from feedback.models import InvitationStatus, SurveyInvitation
+    from feedback.services import create_send, run_send
+
+    account = AccountFactory(organization=org)
+    ContactFactory(account=account)
+    ContactFactory(account=account)
+    survey = make_survey(org)
+    send = create_send(survey, account=account, drip_days=2)
+    run_send(send, now=timezone.now())  # one sent, one scheduled; no answer yet
+    assert not SurveyResponse.all_orgs.exists()
+    admin = api(org, "admin")
+    url = f"/api/v1/surveys/{survey.pk}/"
+    changed = admin.patch(url, {"kind": "csat"}, format="json")
+    assert changed.status_code == 400 and "invitations out" in changed.json()["errors"]["kind"][0]
+    client.force_login(alice)
+    body = {"action": "edit", "survey-name": survey.name, "survey-kind": "csat", "survey-question": "Q?",
+            "survey-email_subject": "S", "survey-email_body": "B", "survey-active": "on"}  # fmt: skip
+    page = client.post(reverse("admin-survey", args=[org.slug, survey.pk]), body)
+    assert page.status_code != 302 and "invitations out" in page.content.decode()
+    survey.refresh_from_db()
+    assert survey.kind == "nps"
+    # Once nothing is out (all skipped), the kind may change again.
+    SurveyInvitation.all_orgs.update(status=InvitationStatus.SKIPPED, skip_reason="cancelled")
+    assert admin.patch(url, {"kind": "csat"}, format="json").status_code == 200

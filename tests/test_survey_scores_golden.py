@@ -204,3 +204,10 @@ def test_the_widest_dates_are_answered_not_crashed(api, org, book):
         response = client.get("/api/v1/metrics/nps/", {"start": start, "end": end, "group_by": "owner"})
         assert response.status_code == 200, response.content
     assert client.get("/api/v1/metrics/nps/", {"start": "0001-01-01", "end": "9999-12-31"}).json()["responses"] == 12
+
+
+def test_a_negative_figure_that_rounds_to_zero_is_zero_not_minus_zero():
+    import math
+
+    nps = nps_figures([0] + [8] * 2000)["nps"]  # -100 / 2001 = -0.0499…
+    assert nps == 0.0 and math.copysign(1, nps) == 1.0 and str(nps) == "0.0"

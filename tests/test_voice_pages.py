@@ -68,7 +68,7 @@ def test_detractors_show_with_their_open_cta_and_verbatims_search(client, org, b
     found = client.get(reverse("voice", args=[org.slug]), {"q": "dashboards"}).content.decode()
     verbatims = found[found.index('data-testid="voc-verbatims"') :]
     assert "Love the dashboards" in verbatims and "Billing is confusing" not in verbatims
-    promoters = client.get(reverse("voice", args=[org.slug]), {"category": "detractor", "kind": "csat"})
+    promoters = client.get(reverse("voice", args=[org.slug]), {"category": "detractor", "v_kind": "csat"})
     verbatims = promoters.content.decode()[promoters.content.decode().index('data-testid="voc-verbatims"') :]
     assert "Billing is confusing" in verbatims and "Support takes days" not in verbatims
 
@@ -149,3 +149,64 @@ def test_my_book_shows_new_detractors_of_my_accounts(client, org, bob, make_memb
     panel = html[html.index('data-testid="book-detractors"') :].split("</section>")[0]
     assert panel.count('data-testid="book-detractor"') == 1 and "Too slow" in panel
     assert "Ancient" not in panel and "Not yours" not in panel and "Great" not in panel
+
+
+def test_the_dashboard_counts_months_in_the_organizations_time_zone(client, org, bob):
+    import time_machine
+
+    org.time_zone = "Pacific/Kiritimati"  # UTC+14: already 1 December there
+    org.save(update_fields=["time_zone"])
+    account = AccountFactory(organization=org, owner=bob)
+    client.force_login(bob)
+    with time_machine.travel(dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC), tick=False):
+        SurveyResponse.all_orgs.create(
+            organization=org, account=account, kind="nps", score=10, responded_at=timezone.now()
+        )
+        html = client.get(reverse("voice", args=[org.slug]), {"months": 3}).content.decode()
+    # The last month of the window is the organization's December, not the server's November.
+    assert 'data-testid="nps-2026-12">100.0<' in html  # the answer of 1 December, local time
+    assert 'data-testid="nps-2026-09"' not in html
+
+
+def test_the_distribution_kind_and_the_verbatims_kind_are_independent(client, org, bob):
+    account = AccountFactory(organization=org, owner=bob)
+    answered(org, account, "nps", 9, "NPS comment")
+    answered(org, account, "csat", 2, "CSAT comment")
+    client.force_login(bob)
+    url = reverse("voice", args=[org.slug])
+
+    def verbatims(html):
+        return html[html.index('data-testid="voc-verbatims"') :]
+
+    # The distribution of CSAT does not filter the verbatims...
+    html = client.get(url, {"kind": "csat"}).content.decode()
+    assert 'data-testid="dist-2">1<' in html  # the CSAT distribution
+    assert "NPS comment" in verbatims(html) and "CSAT comment" in verbatims(html)
+    # ...and the verbatims' kind does not change the distribution.
+    html = client.get(url, {"v_kind": "nps"}).content.decode()
+    assert 'data-testid="dist-9">1<' in html  # the NPS distribution (the default)
+    assert "NPS comment" in verbatims(html) and "CSAT comment" not in verbatims(html)
+    both = client.get(url, {"kind": "csat", "v_kind": "nps"}).content.decode()
+    assert 'data-testid="dist-2">1<' in both and "CSAT comment" not in verbatims(both)
+    assert '<option value="nps" selected>' in verbatims(both)
+
+
+def test_the_survey_admin_rounds_response_rates_half_up(client, org, alice):
+    from feedback.models import InvitationStatus, SurveyInvitation
+    from feedback.services import create_send
+
+    contact = ContactFactory(account__organization=org)
+    survey = make_survey(org)
+    send = create_send(survey, account=contact.account)
+    SurveyInvitation.all_orgs.bulk_create(
+        SurveyInvitation(organization=org, send=send, survey=survey, account=contact.account, contact=contact,
+                         run=run, scheduled_for=timezone.now(),
+                         status=InvitationStatus.RESPONDED if run == 1 else InvitationStatus.SENT)
+        for run in range(1, 81)
+    )  # fmt: skip
+    client.force_login(alice)
+    # 1 / 80 = 1.25 %: half-up 1.3, where Python's round() gives 1.2 (and {% widthratio %} 1).
+    listing = client.get(reverse("admin-surveys", args=[org.slug])).content.decode()
+    assert f'data-testid="rate-{survey.pk}">1.3%<' in listing
+    page = client.get(reverse("admin-survey", args=[org.slug, survey.pk])).content.decode()
+    assert f'data-testid="send-rate-{send.pk}">1.3%<' in page

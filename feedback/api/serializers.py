@@ -35,8 +35,9 @@ class SurveySerializer(OrgScopedSerializer):
                 except DjangoValidationError as exc:
                     errors.update(exc.message_dict)
         if self.instance is not None and "kind" in attrs and attrs["kind"] != self.instance.kind:
-            if self.instance.responses.exists():
-                errors["kind"] = ["A survey with responses keeps its kind; make a new survey."]
+            reason = self.instance.kind_locked_reason()
+            if reason:
+                errors["kind"] = [reason]
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
@@ -47,6 +48,7 @@ class SkippedSerializer(serializers.Serializer):
     skipped_departed = serializers.IntegerField(required=False)
     skipped_no_email = serializers.IntegerField(required=False)
     throttled = serializers.IntegerField(required=False)
+    cancelled = serializers.IntegerField(required=False, help_text="Drip emails not sent: the send was cancelled")
 
 
 class SendCountsSerializer(serializers.Serializer):
@@ -68,9 +70,9 @@ class SurveySendSerializer(OrgScopedSerializer):
         model = SurveySend
         fields = [
             "id", "survey", "segment", "account", "roles", "schedule", "interval_weeks", "drip_days", "status",
-            "next_run_at", "run_count", "last_run_at", "source", "created_at", "counts",
+            "next_run_at", "run_count", "last_run_at", "source", "problem", "created_at", "counts",
         ]  # fmt: skip
-        read_only_fields = ["status", "run_count", "last_run_at", "source", "created_at"]
+        read_only_fields = ["status", "run_count", "last_run_at", "source", "problem", "created_at"]
         extra_kwargs = {"next_run_at": {"required": False, "help_text": "First run (default: now)"}}
 
     @extend_schema_field(SendCountsSerializer)

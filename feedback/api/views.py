@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.choices import Role
+from cs_platform.api.exceptions import Conflict
+from cs_platform.api.schema import ErrorSerializer
 from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet, refused
 
 from .. import analytics, filtersets
-from ..models import Survey, SurveyResponse, SurveySend
-from ..models_surveys import SendStatus
-from ..services import send_counts, start_send
+from ..models import ResponseSource, Survey, SurveyResponse, SurveySend
+from ..services import cancel_send, send_counts, start_send
 from . import serializers as s
 
 
@@ -91,21 +92,24 @@ class SurveySendViewSet(ImmutableMixin, OrgScopedViewSet):
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.refuse(request)
 
-    @extend_schema(request=None, responses=s.SurveySendSerializer, summary="Cancel a send (no further runs)")
+    @extend_schema(
+        request=None,
+        responses=s.SurveySendSerializer,
+        summary="Cancel a send (no further runs; its waiting drip emails are skipped as 'cancelled')",
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: Any = None) -> Response:
         send = self.get_object()
         if not self.can_write(send):
             self.permission_denied(request, message="You may not cancel this send.")
-        if send.status in (SendStatus.SCHEDULED, SendStatus.ACTIVE):
-            send.status, send.next_run_at = SendStatus.CANCELLED, None
-            send.save(update_fields=["status", "next_run_at"])
+        cancel_send(send)
+        send.refresh_from_db()
         return Response(self.get_serializer(send).data)
 
 
 class SurveyResponseViewSet(OrgScopedViewSet):
     """Responses of every source (imported, API, survey page). A create records the ``survey.response``
-    event. Answers from the survey page cannot be changed. Upsert by ``external_id``."""
+    event. Answers from the survey page cannot be changed nor deleted (``409``). Upsert by ``external_id``."""
 
     queryset = SurveyResponse.all_orgs.select_related("account")
     serializer_class = s.SurveyResponseSerializer
@@ -113,6 +117,23 @@ class SurveyResponseViewSet(OrgScopedViewSet):
     ordering_fields: ClassVar[list[str]] = ["responded_at", "score", "kind"]
     ordering: ClassVar[list[str]] = ["-responded_at", "-id"]
     upsert_field = "external_id"
+
+    @extend_schema(
+        responses={
+            204: None,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The response was answered on the survey page (`source` `survey`): it cannot be deleted.",
+            ),
+        }
+    )
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().destroy(request, *args, **kwargs)
+
+    def perform_destroy(self, instance: SurveyResponse) -> None:
+        if instance.source == ResponseSource.SURVEY:
+            raise Conflict("An answer from the survey page cannot be deleted.")
+        instance.delete()
 
 
 # --- Metrics ------------------------------------------------------------------------------------------
