@@ -115,14 +115,13 @@ def _rows(org: Organization, kind: str, start: dt.date, end: dt.date, **filters:
 
 
 def _segment_keys(org: Organization, account_ids: set[int]) -> list[tuple[str | None, set[int]]]:
-    from accounts.segments import SegmentRuleError, compile_rules
+    from accounts.segments import compile_or_none
 
     groups: list[tuple[str | None, set[int]]] = []
     seen: set[int] = set()
     for segment in Segment.objects.for_org(org.pk).order_by("position", "name"):
-        try:
-            condition = compile_rules(segment.rules)
-        except SegmentRuleError:
+        condition = compile_or_none(segment.rules)
+        if condition is None:
             continue  # an invalid rule set matches nobody rather than breaking the report
         members = set(
             Account.objects.for_org(org.pk).filter(condition, pk__in=account_ids).values_list("id", flat=True)

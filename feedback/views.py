@@ -59,13 +59,11 @@ def _scope(request: HttpRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     if segment_id.isdigit():
         segment = Segment.objects.filter(pk=int(segment_id)).first()
         if segment is not None:
-            from accounts.segments import SegmentRuleError, compile_rules
+            from accounts.segments import compile_or_none
 
-            try:
-                members = Account.objects.filter(compile_rules(segment.rules)).values("pk")
-            except SegmentRuleError:
-                members = Account.objects.none().values("pk")
-            filters["account_id__in"] = members
+            condition = compile_or_none(segment.rules)  # invalid rules match nobody
+            members = Account.objects.none() if condition is None else Account.objects.filter(condition)
+            filters["account_id__in"] = members.values("pk")
             shown["segment"] = segment_id
     owner = request.GET.get("owner", "")
     if owner == "me" or owner.isdigit():
