@@ -24,10 +24,8 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import re
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +40,7 @@ from django.utils.crypto import salted_hmac
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import Organization
+from cs_platform.ratelimit import count, parse_rate
 from cs_platform.tenancy import org_scope
 from feedback.requests import RequestError, apply_tracker_status
 
@@ -106,33 +105,14 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def _rate() -> tuple[int, int]:
-    raw = str(getattr(settings, "INBOUND_HOOK_RATE", "120/min"))
-    count, period = raw.split("/")
-    return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[0]]
-
-
-def _count(key: str, limit: int, period: int) -> tuple[int | None, bool]:
-    """Count one request in the fixed window at ``key``. Returns (seconds to wait, or ``None`` when allowed;
-    whether this is the window's first refusal, the one logged)."""
-    now = time.time()
-    if cache.add(key, 0, timeout=period):
-        cache.set(f"{key}:opened", now, timeout=period)
-    try:
-        used = cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=period)
-        cache.set(f"{key}:opened", now, timeout=period)
-        used = 1
-    if used <= limit:
-        return None, False
-    opened = cache.get(f"{key}:opened", now)
-    return max(1, math.ceil(opened + period - now)), used == limit + 1
+    return parse_rate(getattr(settings, "INBOUND_HOOK_RATE", "120/min"), name="INBOUND_HOOK_RATE")
 
 
 def _reserve(organization_id: int, source: str) -> tuple[int | None, bool]:
     """Count one *verified* (correctly signed) request against the organization's budget for the source."""
     limit, period = _rate()
-    return _count(f"retain:inbound:{organization_id}:{source}", limit, period)
+    verdict = count(f"retain:inbound:{organization_id}:{source}", limit, period)
+    return verdict.wait, verdict.first_refusal
 
 
 def _client_address(request: HttpRequest) -> str:
@@ -144,7 +124,7 @@ def _reserve_unverified(request: HttpRequest, organization_id: int, source: str)
     its client address's own budget, so a flood of them never spends the organization's (Jira's) budget."""
     limit, period = _rate()
     key = f"retain:inbound:unverified:{organization_id}:{source}:{_client_address(request)}"
-    return _count(key, limit, period)[0]
+    return count(key, limit, period).wait
 
 
 def _first_unverified_refusal(organization_id: int, source: str) -> bool:

@@ -28,17 +28,14 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import math
 import random
 import secrets
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
@@ -47,6 +44,7 @@ from accounts.models import Organization
 from cs_platform import outbound
 from cs_platform.celery import app as celery_app
 from cs_platform.models import DomainEvent
+from cs_platform.ratelimit import count, parse_rate
 
 from .models import DeliveryStatus, EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -189,12 +187,7 @@ class SendTestThrottled(Exception):
 
 def _test_rate() -> tuple[int, int]:
     """``WEBHOOK_TEST_RATE`` (``5/min``) as (count, seconds), DRF's rate syntax."""
-    raw = str(getattr(settings, "WEBHOOK_TEST_RATE", "5/min"))
-    try:
-        count, period = raw.split("/")
-        return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[0]]
-    except (ValueError, KeyError, IndexError):
-        raise ImproperlyConfigured(f"WEBHOOK_TEST_RATE must look like 5/min, got {raw!r}") from None
+    return parse_rate(getattr(settings, "WEBHOOK_TEST_RATE", "5/min"), name="WEBHOOK_TEST_RATE")
 
 
 def send_test_budget_key(organization_id: int) -> str:
@@ -210,19 +203,9 @@ def reserve_test_send(organization_id: int) -> None:
     would let a burst straddling its boundary send twice the limit.
     """
     limit, period = _test_rate()
-    now = time.time()
-    key = send_test_budget_key(organization_id)
-    if cache.add(key, 0, timeout=period):
-        cache.set(f"{key}:opened", now, timeout=period)
-    try:
-        used = cache.incr(key)
-    except ValueError:  # the window expired between add and incr: this send opens the next one
-        cache.set(key, 1, timeout=period)
-        cache.set(f"{key}:opened", now, timeout=period)
-        used = 1
-    if used > limit:
-        opened = cache.get(f"{key}:opened", now)
-        raise SendTestThrottled(max(1, math.ceil(opened + period - now)), limit, period)
+    verdict = count(send_test_budget_key(organization_id), limit, period)
+    if verdict.wait is not None:
+        raise SendTestThrottled(verdict.wait, limit, period)
 
 
 def send_test(endpoint: WebhookEndpoint, *, user: Any = None) -> WebhookDelivery:
