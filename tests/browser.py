@@ -105,6 +105,19 @@ async () => {
 """
 
 
+def check_page(page: Any) -> None:
+    """The page from its top: fits the width, nothing covers or hides its title, axe-core finds nothing
+    serious or critical, and no Content-Security-Policy violation was reported."""
+    page.evaluate("window.scrollTo(0, 0)")  # the title probe looks at the top of the page
+    layout = page.evaluate(LAYOUT_PROBE)
+    assert layout["scrollWidth"] <= layout["innerWidth"], layout
+    assert not layout["covered"] and not layout["unreachable"], layout
+    page.evaluate(AXE.read_text())  # through DevTools, not a <script>: the CSP does not apply
+    serious = [v for v in page.evaluate(AXE_RUN) if v["impact"] in ("serious", "critical")]
+    assert serious == [], json.dumps(serious, indent=1)
+    assert page.evaluate("window.__cspViolations || []") == []
+
+
 @dataclass
 class Screen:
     """A page to visit: its name, its path and the roles that see it (others are expected to get a 403)."""

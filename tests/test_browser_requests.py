@@ -7,20 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import AXE, AXE_RUN, DESKTOP, LAYOUT_PROBE, PHONE, harness, signed_in  # noqa: F401  (fixture)
+from tests.browser import DESKTOP, PHONE, check_page, harness, signed_in  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.browser]
-
-
-def check_page(page) -> None:
-    page.evaluate("window.scrollTo(0, 0)")  # the title probe looks at the top of the page
-    layout = page.evaluate(LAYOUT_PROBE)
-    assert layout["scrollWidth"] <= layout["innerWidth"], layout["wide"]
-    assert not layout["covered"] and not layout["unreachable"], layout
-    page.evaluate(AXE.read_text())
-    serious = [v for v in page.evaluate(AXE_RUN) if v["impact"] in ("serious", "critical")]
-    assert serious == [], serious
-    assert page.evaluate("window.__cspViolations || []") == []
 
 
 def test_csm_adds_a_request_from_account_360_on_a_phone(harness):  # noqa: F811

@@ -8,19 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import AXE, AXE_RUN, CSP_LISTENER, LAYOUT_PROBE, PHONE, harness, signed_in  # noqa: F401
+from tests.browser import CSP_LISTENER, PHONE, check_page, harness, signed_in  # noqa: F401
 
 pytestmark = [pytest.mark.browser]
-
-
-def check_page(page) -> None:
-    layout = page.evaluate(LAYOUT_PROBE)
-    assert layout["scrollWidth"] <= layout["innerWidth"], layout
-    assert not layout["covered"] and not layout["unreachable"], layout
-    page.evaluate(AXE.read_text())
-    serious = [v for v in page.evaluate(AXE_RUN) if v["impact"] in ("serious", "critical")]
-    assert serious == [], serious
-    assert page.evaluate("window.__cspViolations || []") == []
 
 
 def test_a_detractor_answers_on_a_phone_and_the_csm_sees_it_with_its_cta(harness):  # noqa: F811

@@ -7,19 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import AXE, AXE_RUN, LAYOUT_PROBE, PHONE, harness, signed_in  # noqa: F401  (fixture)
+from tests.browser import PHONE, check_page, harness, signed_in  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.browser]
-
-
-def check_page(page) -> None:
-    layout = page.evaluate(LAYOUT_PROBE)
-    assert layout["scrollWidth"] <= layout["innerWidth"], layout
-    assert not layout["covered"] and not layout["unreachable"], layout
-    page.evaluate(AXE.read_text())
-    serious = [v for v in page.evaluate(AXE_RUN) if v["impact"] in ("serious", "critical")]
-    assert serious == [], serious
-    assert page.evaluate("window.__cspViolations || []") == []
 
 
 def test_csm_snoozes_a_cta_and_completes_a_task_on_a_phone(harness):  # noqa: F811
