@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from .tenancy import OrgScopedModel
 
-__all__ = ["DomainEvent", "EventReceipt"]
+__all__ = ["AuditEntry", "DomainEvent", "EventReceipt"]
 
 
 class DomainEvent(OrgScopedModel):
@@ -73,3 +74,36 @@ class EventReceipt(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"{self.consumer} handled {self.event_id}"
+
+
+class AuditEntry(OrgScopedModel):
+    """One change to an organization's configuration or access, kept for admins to read and export.
+
+    Written by :func:`cs_platform.audit.record_audit` in the transaction of the change it describes
+    (it exists if and only if the change committed). Rows are never edited or deleted by the product.
+    ``action`` is dotted ``<subject>.<verb>`` (``scorecard.published``, ``segment.rolled_back``, …);
+    ``changes`` is the field-by-field diff (:func:`cs_platform.configdiff.diff`) where there is one.
+    """
+
+    action = models.CharField(max_length=64)
+    subject_type = models.CharField(max_length=32, help_text="scorecard, segment, playbook, member, api_key, …")
+    subject_id = models.CharField(max_length=64)
+    subject_label = models.CharField(max_length=200, blank=True, help_text="The subject's name when it happened")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, blank=True, help_text="Who, kept if the user is deleted")
+    note = models.CharField(max_length=300, blank=True)
+    changes = models.JSONField(default=list, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-occurred_at"], name="cs_audit_org_time"),
+            models.Index(fields=["organization", "subject_type", "subject_id"], name="cs_audit_org_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.subject_type}:{self.subject_id}"

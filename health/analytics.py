@@ -69,7 +69,7 @@ from feedback.models import SurveyKind, SurveyResponse
 from .models import CsmPulse, Invoice, Ticket, TicketPriority, TicketStatus, UsageMetric
 from .scoring import explain, score_frame
 
-__all__ = ["ACCOUNT_COLUMNS", "SIGNAL_COLUMNS", "load_signals", "score_accounts"]
+__all__ = ["ACCOUNT_COLUMNS", "SIGNAL_COLUMNS", "load_signals", "load_signals_at", "score_accounts"]
 
 SIGNAL_COLUMNS = (
     "adoption",
@@ -344,6 +344,36 @@ def load_signals(
     for column in ACCOUNT_COLUMNS:
         out[column] = accounts[column]
     out["arr"] = _num(out["arr"]).fillna(0.0)
+    return out
+
+
+def load_signals_at(
+    organization: Organization,
+    pairs: pd.DataFrame,
+    *,
+    usage_metrics: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Every signal of each ``(account_id, as_of)`` pair of ``pairs``, each as of its own day.
+
+    ``pairs`` has columns ``account_id`` and ``as_of`` (dates); the result is indexed like ``pairs``
+    (one row per pair, in the same order) with the columns of :func:`load_signals` plus
+    ``account_id`` and ``as_of``. Only what was known on a pair's day counts (point in time), so the
+    backtest can score an account as it looked N days before each of its renewals.
+
+    This version groups the pairs by day and calls :func:`load_signals` once per distinct day.
+    """
+    columns = [*SIGNAL_COLUMNS, *(f"usage:{m}" for m in sorted({m for m in usage_metrics if m})), *ACCOUNT_COLUMNS]
+    parts: list[pd.DataFrame] = []
+    for day, group in pairs.groupby("as_of", sort=True):
+        ids = sorted({int(i) for i in group["account_id"]})
+        signals = load_signals(organization, day, ids, usage_metrics=usage_metrics)
+        picked = signals.reindex(group["account_id"].astype(int).to_numpy())
+        picked.index = group.index
+        parts.append(picked)
+    out = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
+    out = out.reindex(pairs.index)
+    out["account_id"] = pairs["account_id"]
+    out["as_of"] = pairs["as_of"]
     return out
 
 
