@@ -7,8 +7,9 @@ Rules: upsert by ``external_id`` (required, once per file); the account must exi
 ``nps``, ``csat`` or ``ces`` and ``score`` a whole number in its range (0–10, 1–5, 1–7); ``responded_at``
 is a date, read as **midnight in the organization's time zone** (so the response falls on that day in every
 figure, which buckets days in that zone), or an ISO date-time, **UTC unless it carries an offset** (spec §8:
-unlike tickets, a time of day is not read in the organization's time zone); ``comment`` is free text (10,000 characters at most). All or
-nothing: a file with any bad row imports nothing and reports every bad row with its line and column.
+unlike tickets, a time of day is not read in the organization's time zone); ``comment`` is free text (10,000
+characters at most). All or nothing: a file with any bad row imports nothing and reports every bad row
+with its line and column.
 
 Imported responses count in every figure exactly like answered ones (source ``import``). They raise no
 ``survey.response`` event: history must not fire playbooks. Health recomputes after the import (the

@@ -140,7 +140,7 @@ class InvitationStatus(models.TextChoices):
 class SurveyInvitation(OrgScopedModel):
     """One contact in one run of a send: skipped (with the reason), scheduled (a drip), sent (with a
     single-use token of which only the SHA-256 is stored) or responded. A scheduled one whose email failed
-keeps ``attempts`` and ``last_error`` and is tried again by the next delivery.
+    keeps ``attempts`` and ``last_error`` and is tried again by the next delivery.
 
     ``token_hash`` is unique across organizations: the public page finds the invitation by the hash of
     the token in its URL before it knows the organization."""

@@ -33,8 +33,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import zlib
 import secrets
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -616,8 +616,15 @@ def send_counts(organization_id: int, send_ids: Iterable[int]) -> dict[int, dict
     query whatever the number of sends."""
     ids = list(send_ids)
     out: dict[int, dict[str, Any]] = {
-        pk: {"recipients": 0, "skipped": {}, "scheduled": 0, "failing": 0, "sent": 0, "responded": 0,
-             "response_rate": None}  # fmt: skip
+        pk: {
+            "recipients": 0,
+            "skipped": {},
+            "scheduled": 0,
+            "failing": 0,
+            "sent": 0,
+            "responded": 0,
+            "response_rate": None,
+        }  # fmt: skip
         for pk in ids
     }
     rows = (

@@ -9,10 +9,11 @@ Every request, once its organization's hook is known, is logged (:class:`Inbound
 a refused one is answered a 4xx JSON body ``{"detail": reason, "code": ...}`` and changes nothing. Order of the
 checks: method, hook enabled (404), size (413), signature (401), rate limit (429), JSON (400), shape (400),
 meaning (422: unmapped status, unknown issue or account). A helpdesk ticket older (``updated_at``) than the
-stored one is accepted but ignored: ``200`` with outcome ``stale``, logged as such. A request refused before its signature is verified
-(size, signature) is counted against its client address's own budget (429 once spent), never against the
-organization's, and only the first such refusal of a rate window is logged; refused rows are pruned against
-their own cap (``InboundDelivery.KEEP_REFUSED``) so they never evict accepted deliveries.
+stored one is accepted but ignored: ``200`` with outcome ``stale``, logged as such. A request refused before
+its signature is verified (size, signature) is counted against its client address's own budget (429 once
+spent), never against the organization's, and only the first such refusal of a rate window is logged;
+refused rows are pruned against their own cap (``InboundDelivery.KEEP_REFUSED``) so they never evict
+accepted deliveries.
 
 Signature: ``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>`` (the header Jira sends when its
 webhook has a secret); ``X-Retain-Signature`` is accepted too. The secret is derived, never stored (see

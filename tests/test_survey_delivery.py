@@ -161,8 +161,8 @@ def test_two_runs_at_once_never_invite_one_contact_twice(monkeypatch):
 def test_an_api_send_to_one_account_is_queued_and_answers_202(
     api, org, bob, flaky, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from cs_platform.celery import app as celery_app
     from accounts.models import JobRun
+    from cs_platform.celery import app as celery_app
     from feedback.services import run_due_sends
 
     queued = []
