@@ -31,7 +31,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cs_platform.exports import CHUNK_SIZE, chunked, csv_response
-from cs_platform.imports import COLUMNS, ImportRefused, count_rows, file_size_text, import_limits
+from cs_platform.imports import COLUMN_HELP, COLUMNS, ImportRefused, count_rows, file_size_text, import_limits
 from cs_platform.imports.tasks import IMPORT_JOB_KIND, rerun_import, start_import, upload_available
 from cs_platform.imports.uploads import CappedUploadHandler, UploadTooLarge, discard_upload, store_upload
 from cs_platform.jobs import public_errors
@@ -676,6 +676,7 @@ def _imports_page(request: HttpRequest, form: ImportForm, *, status: int = 200, 
         "runs": page.object_list,
         "admin_tab": "imports",
         "columns": COLUMNS,
+        "column_help": {kind: help for kind, help in COLUMN_HELP.items() if help},
         "refusal": refusal,
         "max_size": file_size_text(limits.max_bytes),
         "max_rows": f"{limits.max_rows:,}",

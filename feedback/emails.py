@@ -1,22 +1,21 @@
-"""The survey invitation email: a sandboxed template (subject and body are plain text with a few merge
-fields), the response link and the one-click unsubscribe link (:mod:`accounts.mailing`).
+"""The survey invitation email: subject and body are plain text with a few merge fields, rendered in the
+merge-field sandbox of :mod:`accounts.mailing` (the one playbooks' email templates use), with the response
+link and the one-click unsubscribe link appended.
 
-The sandbox is a substitution, not a template engine: ``{{ contact.first_name }}``, ``{{ contact.name }}``,
-``{{ account.name }}``, ``{{ organization.name }}`` and ``{{ csm.name }}`` are replaced by their values;
-any other ``{{ … }}`` or any ``{% … %}`` is refused when the survey is saved
-(:func:`validate_email_source`), so nothing an admin writes can reach anything but those values. The
-HTML part escapes the admin's text and the values; the response link and the unsubscribe link are
-appended by Retain, never typed by the admin.
+Only ``{{ contact.first_name }}``, ``{{ contact.name }}``, ``{{ account.name }}``, ``{{ organization.name }}``
+and ``{{ csm.name }}`` are accepted, without filters; any other ``{{ … }}`` or any ``{% … %}`` is refused
+when the survey is saved (:func:`validate_email_source`), and the values are plain strings, so nothing an
+admin writes can reach anything but those values. The HTML part escapes the admin's text and the values;
+the response link and the unsubscribe link are appended by Retain, never typed by the admin.
 """
 
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from accounts.mailing import html_paragraphs, render_merge, validate_merge_source
 
 __all__ = ["MERGE_FIELDS", "RenderedInvitation", "render_invitation", "validate_email_source"]
 
@@ -27,20 +26,13 @@ MERGE_FIELDS: dict[str, str] = {
     "organization.name": "Your organization's name",
     "csm.name": "The account owner's name",
 }
-_TAG = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+#: Survey emails take no filter (``|date``, ``|default`` ...): their fields are plain names.
+FILTERS: tuple[str, ...] = ()
 
 
 def validate_email_source(source: str, *, field: str) -> None:
-    """Refuse ``{% … %}`` tags and any ``{{ … }}`` that is not a merge field."""
-    if "{%" in source or "%}" in source:
-        raise ValidationError({field: "Template tags ({% … %}) are not allowed; use merge fields."})
-    for name in _TAG.findall(source):
-        if name not in MERGE_FIELDS:
-            known = ", ".join(MERGE_FIELDS)
-            raise ValidationError({field: f"Unknown merge field {{{{ {name} }}}}: use one of {known}."})
-    leftover = _TAG.sub("", source)
-    if "{{" in leftover or "}}" in leftover:
-        raise ValidationError({field: "An unclosed {{ or a stray }}."})
+    """Refuse ``{% … %}`` tags, filters and any ``{{ … }}`` that is not a merge field (the shared sandbox)."""
+    validate_merge_source(source, fields=MERGE_FIELDS, filters=FILTERS, field=field)
 
 
 def merge_values(*, contact: Any, account: Any, organization: Any) -> dict[str, str]:
@@ -55,9 +47,13 @@ def merge_values(*, contact: Any, account: Any, organization: Any) -> dict[str, 
     }
 
 
-def _fill(source: str, values: dict[str, str], *, escape: bool) -> str:
-    text = html.escape(source, quote=False) if escape else source
-    return _TAG.sub(lambda m: html.escape(values.get(m.group(1), "")) if escape else values.get(m.group(1), ""), text)
+def _nested(values: dict[str, str]) -> dict[str, dict[str, str]]:
+    """``{"contact.name": v}`` → ``{"contact": {"name": v}}``: the sandbox's context."""
+    out: dict[str, dict[str, str]] = {}
+    for name, value in values.items():
+        group, _, key = name.partition(".")
+        out.setdefault(group, {})[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -69,11 +65,11 @@ class RenderedInvitation:
 
 def render_invitation(survey: Any, values: dict[str, str], *, link: str, unsubscribe: str = "") -> RenderedInvitation:
     """The email of ``survey`` with ``values`` merged, the response ``link`` and the unsubscribe footer."""
-    subject = " ".join(_fill(survey.email_subject, values, escape=False).split())[:200]
-    body = _fill(survey.email_body, values, escape=False).strip()
+    context = _nested(values)
+    subject = " ".join(render_merge(survey.email_subject, context).split())[:200]
+    body = render_merge(survey.email_body, context).strip()
     text = f"{body}\n\n{survey.question}\nAnswer here (one click, no sign-in): {link}\n"
-    blocks = [b.strip() for b in re.split(r"\n\s*\n", _fill(survey.email_body, values, escape=True)) if b.strip()]
-    body_html = "\n".join("<p>" + b.replace("\n", "<br>\n") + "</p>" for b in blocks)
+    body_html = html_paragraphs(render_merge(survey.email_body, context, html_part=True))
     body_html += f'\n<p>{html.escape(survey.question)}</p>\n<p><a href="{html.escape(link)}">Answer the survey</a></p>'
     if unsubscribe:
         text += f"\n--\nUnsubscribe: {unsubscribe}\n"

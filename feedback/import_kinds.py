@@ -5,9 +5,11 @@ Columns ``external_id, account_external_id, contact_external_id, kind, score, re
 Rules: upsert by ``external_id`` (required, once per file); the account must exist in the organization;
 ``contact_external_id`` may be empty, and when given must name a contact of that same account; ``kind`` is
 ``nps``, ``csat`` or ``ces`` and ``score`` a whole number in its range (0–10, 1–5, 1–7); ``responded_at``
-is a date (midnight UTC) or an ISO date-time, **UTC unless it carries an offset** (spec §8: unlike
-tickets, not the organization's time zone); ``comment`` is free text (10,000 characters at most). All or
-nothing: a file with any bad row imports nothing and reports every bad row with its line and column.
+is a date, read as **midnight in the organization's time zone** (so the response falls on that day in every
+figure, which buckets days in that zone), or an ISO date-time, **UTC unless it carries an offset** (spec §8:
+unlike tickets, a time of day is not read in the organization's time zone); ``comment`` is free text (10,000
+characters at most). All or nothing: a file with any bad row imports nothing and reports every bad row
+with its line and column.
 
 Imported responses count in every figure exactly like answered ones (source ``import``). They raise no
 ``survey.response`` event: history must not fire playbooks. Health recomputes after the import (the
@@ -17,14 +19,14 @@ hook health registers for every kind).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from accounts.importing import ExternalIdKind
 from accounts.models import Contact
 from cs_platform.imports.base import chunks, register
-from cs_platform.imports.parsers import parse_choice, parse_int, parse_moment, parse_text
+from cs_platform.imports.parsers import DATE_RE, parse_choice, parse_int, parse_moment, parse_text
 
 from .models import SCORE_RANGES, ResponseSource, SurveyResponse
 
@@ -44,6 +46,10 @@ class SurveyResponseKind(ExternalIdKind):
     order = 80
     model = SurveyResponse
     FIELDS = ("account_id", "contact_id", "kind", "score", "responded_at", "comment")
+    column_help: ClassVar[dict[str, str]] = {
+        "responded_at": "a date (YYYY-MM-DD) is midnight in the organization's time zone, so the answer counts on "
+        "that day; a date-time is UTC unless it carries an offset (2026-03-01T14:30:00+01:00)",
+    }
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -58,9 +64,7 @@ class SurveyResponseKind(ExternalIdKind):
             "contact": self.cell(line, cells, "contact_external_id"),
             "kind": self.cell(line, cells, "kind", lambda v: parse_choice(v.lower(), KINDS), required=True),
             "score": self.cell(line, cells, "score", parse_int, required=True),
-            "responded_at": self.cell(
-                line, cells, "responded_at", lambda v: parse_moment(v, _UTC).astimezone(UTC), required=True
-            ),
+            "responded_at": self.cell(line, cells, "responded_at", self.responded_at, required=True),
             "comment": self.cell(line, cells, "comment", lambda v: parse_text(v, 10_000)) or "",
         }
         if row["kind"] and row["score"] is not None:
@@ -68,6 +72,10 @@ class SurveyResponseKind(ExternalIdKind):
             if not low <= row["score"] <= high:
                 self.errors.add(line, "score", f"{row['score']} is outside {low}–{high} for {row['kind']}")
         return row
+
+    def responded_at(self, value: str) -> datetime:
+        """A date: midnight in the organization's time zone; a date-time: UTC unless it carries an offset."""
+        return parse_moment(value, self.tz if DATE_RE.match(value) else _UTC).astimezone(UTC)
 
     def check(self, line: int, cells: list[str]) -> None:
         super().check(line, cells)

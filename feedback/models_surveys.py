@@ -113,6 +113,11 @@ class SurveySend(OrgScopedModel):
         blank=True,
         help_text="Why the last run surveyed nobody (segment deleted or invalid); empty if none",
     )
+    delivery_problem = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Why some of its emails could not be sent at the last delivery (they are retried); empty if none",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
@@ -134,7 +139,8 @@ class InvitationStatus(models.TextChoices):
 
 class SurveyInvitation(OrgScopedModel):
     """One contact in one run of a send: skipped (with the reason), scheduled (a drip), sent (with a
-    single-use token of which only the SHA-256 is stored) or responded.
+    single-use token of which only the SHA-256 is stored) or responded. A scheduled one whose email failed
+    keeps ``attempts`` and ``last_error`` and is tried again by the next delivery.
 
     ``token_hash`` is unique across organizations: the public page finds the invitation by the hash of
     the token in its URL before it knows the organization."""
@@ -151,6 +157,10 @@ class SurveyInvitation(OrgScopedModel):
     expires_at = models.DateTimeField(null=True, blank=True)
     used_at = models.DateTimeField(null=True, blank=True)
     token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    #: Failed tries to email it (the mail server refused or was unreachable); after
+    #: ``feedback.services.MAX_SEND_ATTEMPTS`` it is skipped with the reason ``send_failed``.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(OrgScopedModel.Meta):

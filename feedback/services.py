@@ -11,12 +11,16 @@ after sending). A token that is not 43 URL-safe characters is refused before any
 theirs is recorded (imported or answered). A run skips (reason ``throttled``) every contact surveyed in
 the ``SurveySettings.throttle_days`` (90) days before the run's moment; it also skips the unsubscribed,
 the departed or inactive and those without an address (:func:`accounts.mailing.contact_skip_reason`).
-Every contact considered is an invitation row: sent/scheduled, or skipped with its reason.
+Every contact considered is an invitation row: sent/scheduled, or skipped with its reason. An organization's
+runs never overlap (a transaction-scoped advisory lock on Postgres, :func:`serialize_runs`): two at once
+would both find a contact not yet surveyed and both invite them.
 
 **Runs.** A send runs once, or every ``interval_weeks`` (``next_run_at`` moves on by that many weeks from
 the due moment, so a late beat does not drift the schedule). With ``drip_days`` a run's invitations are
 spread evenly over that many days (``scheduled_for``) and go out as they fall due
-(:func:`deliver_due_invitations`, called by the beat and right after each run). A run is idempotent:
+(:func:`deliver_due_invitations`, called by the beat and right after each run; one transaction per email,
+so a mail server failing midway never un-sends what went out, and the next pass resumes with the rest). A
+run is idempotent:
 its invitations are unique per (send, run, contact), and a run already done is not done again.
 
 **Responses.** :func:`answer_invitation` (the page) and :func:`create_response` (the API) write a
@@ -27,8 +31,10 @@ transaction; CSV imports record no event (history must not fire playbooks).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,7 +45,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Count, Max, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -82,8 +88,12 @@ __all__ = [
     "can_cancel",
     "CANCELLED",
     "start_send",
+    "queue_runs",
+    "serialize_runs",
     "survey_settings",
 ]
+
+logger = logging.getLogger(__name__)
 
 THROTTLED = "throttled"
 CANCELLED = "cancelled"  # skip reason of the drip emails a cancelled send (or deactivated survey) never sent
@@ -271,14 +281,32 @@ def surveyed_since(organization_id: int, contact_ids: Iterable[int], since: date
     return set(invited) | set(answered)
 
 
+#: The first key of the transaction-scoped advisory lock that serializes an organization's runs (the second
+#: is the organization's id): a stable number of our own, so no other lock of the database shares it.
+RUN_LOCK_KEY = zlib.crc32(b"retain.feedback.run_send") & 0x7FFFFFFF
+
+
+def serialize_runs(organization_id: int) -> None:
+    """Wait until no other transaction is running a send of this organization, and hold that turn until the
+    caller's transaction ends (``pg_advisory_xact_lock``). Two runs at once (the beat and a playbook's
+    enrolment, two workers) would otherwise both read "not surveyed in 90 days" for the same contact and
+    both invite them: with the lock the second reads after the first committed, and throttles. SQLite
+    (development) has a single writer: nothing to do."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RUN_LOCK_KEY, organization_id])
+
+
 def run_send(send: SurveySend, *, now: datetime | None = None, deliver: bool = True) -> RunResult:
     """Do the send's due run (its first, or the next recurring one) at ``now``; see the module docstring.
 
     A send that is not due (cancelled, done, or ``next_run_at`` in the future) does nothing and answers
-    ``already_done``. Delivery of the run's due invitations follows (``deliver=False`` leaves it to the beat)."""
+    ``already_done``. Delivery of the run's due invitations follows (``deliver=False`` leaves it to the beat).
+    Runs of one organization are serialized (:func:`serialize_runs`), so the throttle holds under concurrency."""
     now = now or timezone.now()
     result = RunResult()
     with transaction.atomic():
+        serialize_runs(send.organization_id)
         send = SurveySend.all_orgs.select_for_update().select_related("survey").get(pk=send.pk)
         due = send.status in (SendStatus.SCHEDULED, SendStatus.ACTIVE) and (
             send.next_run_at is None or send.next_run_at <= now
@@ -337,10 +365,24 @@ def _invitation(
     )  # fmt: skip
 
 
+MAX_SEND_ATTEMPTS = 5  # failed tries of one invitation's email before it is skipped as ``send_failed``
+SEND_FAILED = "send_failed"
+FAILURES_BEFORE_PAUSE = 3  # consecutive failures end a delivery pass: the mail server is likely down
+
+
 def deliver_due_invitations(organization_id: int, *, now: datetime | None = None, send_id: int | None = None) -> int:
     """Email every scheduled invitation that has fallen due (of one send, or all): a fresh token each,
     whose hash is stored with the expiry. A contact who unsubscribed or departed since the run is
-    skipped now. Returns how many emails went out. Safe to run twice (each row is claimed locked)."""
+    skipped now. Returns how many emails went out.
+
+    **One transaction per email.** Each invitation is claimed (locked, ``skip_locked``), marked sent and
+    handed to the mail server in its own transaction: an email that went out stays sent whatever happens
+    to the next one, and one that failed is rolled back to scheduled, with ``attempts`` + 1 and its
+    ``last_error``, for the next pass (the beat's, every 5 minutes) to resume with. After
+    :data:`MAX_SEND_ATTEMPTS` failed tries it is skipped (reason ``send_failed``). After
+    :data:`FAILURES_BEFORE_PAUSE` failures in a row the pass stops (the server is likely down) and leaves
+    the rest scheduled, untried. Every send with a failure gets a ``delivery_problem`` the admin reads on
+    the send; a later pass that emails its invitations without failure clears it. Safe to run twice."""
     now = now or timezone.now()
     org = Organization.objects.get(pk=organization_id)
     config = survey_settings(organization_id)
@@ -352,47 +394,109 @@ def deliver_due_invitations(organization_id: int, *, now: datetime | None = None
     stopped.update(status=InvitationStatus.SKIPPED, skip_reason=CANCELLED)
     if send_id is not None:
         rows = rows.filter(send_id=send_id)
-    sent = 0
+    due = list(
+        rows.exclude(send__status=SendStatus.CANCELLED)
+        .exclude(survey__active=False)
+        .order_by("scheduled_for", "pk")
+        .values_list("pk", flat=True)[:5000]
+    )
+    sent = in_a_row = 0
     today = timezone.localdate(now)
-    with transaction.atomic():
-        claimed = list(
-            rows.exclude(send__status=SendStatus.CANCELLED)
-            .exclude(survey__active=False)
-            .select_for_update(skip_locked=True, of=("self",))
-            .select_related("survey", "contact", "account", "account__owner")
-            .order_by("scheduled_for", "pk")[:5000]
-        )
-        messages = []
-        for invitation in claimed:
-            contact = invitation.contact
-            reason = contact_skip_reason(contact, today)
-            if reason:
-                SurveyInvitation.all_orgs.filter(pk=invitation.pk).update(
-                    status=InvitationStatus.SKIPPED, skip_reason=reason
-                )
-                continue
-            token, digest = new_token()
-            link = settings.PUBLIC_BASE_URL + reverse("survey-respond", args=[token])
-            values = merge_values(contact=contact, account=invitation.account, organization=org)
-            unsubscribe = unsubscribe_url(contact)
-            rendered = render_invitation(invitation.survey, values, link=link, unsubscribe=unsubscribe)
-            owner = invitation.account.owner
-            message = EmailMultiAlternatives(
-                subject=rendered.subject, body=rendered.text, to=[contact.email],
-                reply_to=[owner.email] if owner is not None and owner.email else [],
-                headers={"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-            )  # fmt: skip
-            message.attach_alternative(rendered.html, "text/html")
-            messages.append(message)
-            SurveyInvitation.all_orgs.filter(pk=invitation.pk).update(
-                status=InvitationStatus.SENT, sent_at=now, token_hash=digest,
-                expires_at=now + timedelta(days=config.link_days),
-            )  # fmt: skip
-            sent += 1
-        if messages:
-            # Inside the transaction: a failing mail server rolls the claims back, and the beat tries again.
-            get_connection().send_messages(messages)
+    delivered: set[int] = set()
+    failed: dict[int, tuple[int, str]] = {}  # send id -> (failures, last error)
+    mailer = get_connection()
+    try:
+        for pk in due:
+            if in_a_row >= FAILURES_BEFORE_PAUSE:
+                break
+            claimed: SurveyInvitation | None = None
+            try:
+                with transaction.atomic():
+                    claimed = (
+                        SurveyInvitation.all_orgs.select_for_update(skip_locked=True, of=("self",))
+                        .select_related("survey", "contact", "account", "account__owner")
+                        .filter(pk=pk, status=InvitationStatus.SCHEDULED)
+                        .first()
+                    )
+                    if claimed is None:  # sent (or being sent) by another pass meanwhile
+                        continue
+                    if _deliver_one(claimed, org, config, today, now, mailer):
+                        sent += 1
+                        delivered.add(claimed.send_id)
+                in_a_row = 0
+            except DatabaseError:
+                raise
+            except Exception as exc:  # the mail server refused or was unreachable: this one email only
+                if claimed is None:
+                    raise
+                in_a_row += 1
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                logger.warning("survey invitation %s of organization %s not sent: %s", pk, organization_id, error)
+                _record_failure(claimed, error)
+                count, _last = failed.get(claimed.send_id, (0, ""))
+                failed[claimed.send_id] = (count + 1, error)
+    finally:
+        mailer.close()
+    _report_delivery(organization_id, now, delivered, failed, paused=in_a_row >= FAILURES_BEFORE_PAUSE)
     return sent
+
+
+def _deliver_one(
+    invitation: SurveyInvitation, org: Organization, config: SurveySettings, today: Any, now: datetime,
+    mailer: Any,
+) -> bool:  # fmt: skip
+    """Inside the caller's per-email transaction: skip the invitation (its contact may no longer be
+    emailed), or mark it sent and hand its email to ``mailer`` (raising if the server refuses)."""
+    contact = invitation.contact
+    reason = contact_skip_reason(contact, today)
+    if reason:
+        SurveyInvitation.all_orgs.filter(pk=invitation.pk).update(status=InvitationStatus.SKIPPED, skip_reason=reason)
+        return False
+    token, digest = new_token()
+    link = settings.PUBLIC_BASE_URL + reverse("survey-respond", args=[token])
+    values = merge_values(contact=contact, account=invitation.account, organization=org)
+    unsubscribe = unsubscribe_url(contact)
+    rendered = render_invitation(invitation.survey, values, link=link, unsubscribe=unsubscribe)
+    owner = invitation.account.owner
+    message = EmailMultiAlternatives(
+        subject=rendered.subject, body=rendered.text, to=[contact.email],
+        reply_to=[owner.email] if owner is not None and owner.email else [],
+        headers={"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        connection=mailer,
+    )  # fmt: skip
+    message.attach_alternative(rendered.html, "text/html")
+    SurveyInvitation.all_orgs.filter(pk=invitation.pk).update(
+        status=InvitationStatus.SENT, sent_at=now, token_hash=digest,
+        expires_at=now + timedelta(days=config.link_days), last_error="",
+    )  # fmt: skip
+    # Last, still inside the transaction: a refusal rolls this one invitation back to scheduled.
+    mailer.send_messages([message])
+    return True
+
+
+def _record_failure(invitation: SurveyInvitation, error: str) -> None:
+    attempts = invitation.attempts + 1
+    values: dict[str, Any] = {"attempts": attempts, "last_error": error}
+    if attempts >= MAX_SEND_ATTEMPTS:
+        values.update(status=InvitationStatus.SKIPPED, skip_reason=SEND_FAILED)
+    SurveyInvitation.all_orgs.filter(pk=invitation.pk, status=InvitationStatus.SCHEDULED).update(**values)
+
+
+def _report_delivery(
+    organization_id: int, now: datetime, delivered: set[int], failed: dict[int, tuple[int, str]], *, paused: bool
+) -> None:
+    """Each send with a failed email gets its ``delivery_problem``; a send emailed without failure loses its."""
+    sends = SurveySend.objects.for_org(organization_id)
+    for send_pk, (count, error) in failed.items():
+        text = (
+            f"{count} email(s) could not be sent at {now:%Y-%m-%d %H:%M} UTC ({error})"
+            f"{'; delivery paused after repeated failures' if paused else ''}. They stay scheduled and are "
+            f"retried every few minutes; after {MAX_SEND_ATTEMPTS} failed tries an email is skipped (“Send failed”)."
+        )
+        sends.filter(pk=send_pk).update(delivery_problem=text[:300])
+    cleared = delivered - set(failed)
+    if cleared:
+        sends.filter(pk__in=cleared).exclude(delivery_problem="").update(delivery_problem="")
 
 
 def cancel_send(send: SurveySend) -> bool:
@@ -468,23 +572,28 @@ RUN_SENDS_TASK = "feedback.tasks.run_survey_sends"
 
 
 def start_send(send: SurveySend) -> RunResult | None:
-    """Start a new send that is due now. One account's contacts are few: its run happens at once (the result
-    is returned). A segment may hold thousands of contacts: the run is queued, after the caller's commit, as
-    one recorded ``run_survey_sends`` of the organization (named, not imported: tasks.py is the app's top);
-    the beat would pick it up within 5 minutes anyway."""
+    """Start a new send that is due now (the survey page). One account's contacts are few: its run happens
+    at once (the result is returned). A segment may hold thousands of contacts: the run is queued
+    (:func:`queue_runs`)."""
     if send.account_id is not None:
         return run_send(send)
+    queue_runs(send.organization_id)
+    return None
+
+
+def queue_runs(organization_id: int) -> None:
+    """After the caller's transaction commits, queue one recorded ``run_survey_sends`` of the organization
+    (its due runs, a new send's among them, then its due emails; named, not imported: tasks.py is the app's
+    top). ``robust``: a broker that is down never fails the caller after its commit; the beat picks the send
+    up within 5 minutes anyway. The API answers ``202`` with the send (docs/api.md)."""
     from cs_platform.celery import app as celery_app
     from cs_platform.jobs import create_job
 
-    org_id = send.organization_id
-
     def queue() -> None:
-        job = create_job(organization_id=org_id, kind="run_survey_sends")
-        celery_app.tasks[RUN_SENDS_TASK].delay(org_id, job_id=job.pk)
+        job = create_job(organization_id=organization_id, kind="run_survey_sends")
+        celery_app.tasks[RUN_SENDS_TASK].delay(organization_id, job_id=job.pk)
 
     transaction.on_commit(queue, robust=True)
-    return None
 
 
 def find_survey(organization_id: int, ref: Any) -> Survey | None:
@@ -502,11 +611,20 @@ def find_survey(organization_id: int, ref: Any) -> Survey | None:
 
 def send_counts(organization_id: int, send_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """Per send: ``recipients`` (contacts considered, all runs), ``skipped`` by reason, ``scheduled``,
-    ``sent`` (sent or answered), ``responded`` and ``response_rate`` = responded / sent (4 places, ``None``
-    when nothing was sent). Two queries whatever the number of sends."""
+    ``failing`` (of the scheduled, those whose email failed and is retried), ``sent`` (sent or answered),
+    ``responded`` and ``response_rate`` = responded / sent (4 places, ``None`` when nothing was sent). One
+    query whatever the number of sends."""
     ids = list(send_ids)
     out: dict[int, dict[str, Any]] = {
-        pk: {"recipients": 0, "skipped": {}, "scheduled": 0, "sent": 0, "responded": 0, "response_rate": None}
+        pk: {
+            "recipients": 0,
+            "skipped": {},
+            "scheduled": 0,
+            "failing": 0,
+            "sent": 0,
+            "responded": 0,
+            "response_rate": None,
+        }  # fmt: skip
         for pk in ids
     }
     rows = (
@@ -514,7 +632,7 @@ def send_counts(organization_id: int, send_ids: Iterable[int]) -> dict[int, dict
         .filter(send_id__in=ids)
         .order_by()
         .values("send_id", "status", "skip_reason")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), failing=Count("id", filter=Q(attempts__gt=0)))
     )
     for row in rows:
         counts = out[row["send_id"]]
@@ -523,6 +641,7 @@ def send_counts(organization_id: int, send_ids: Iterable[int]) -> dict[int, dict
             counts["skipped"][row["skip_reason"]] = counts["skipped"].get(row["skip_reason"], 0) + row["n"]
         elif row["status"] == InvitationStatus.SCHEDULED:
             counts["scheduled"] += row["n"]
+            counts["failing"] += row["failing"]
         else:
             counts["sent"] += row["n"]
             counts["responded"] += row["n"] if row["status"] == InvitationStatus.RESPONDED else 0

@@ -8,10 +8,12 @@ verification, the rate limit and the delivery log below.
 Every request, once its organization's hook is known, is logged (:class:`InboundDelivery`) with its outcome;
 a refused one is answered a 4xx JSON body ``{"detail": reason, "code": ...}`` and changes nothing. Order of the
 checks: method, hook enabled (404), size (413), signature (401), rate limit (429), JSON (400), shape (400),
-meaning (422: unmapped status, unknown issue or account). A request refused before its signature is verified
-(size, signature) is counted against its client address's own budget (429 once spent), never against the
-organization's, and only the first such refusal of a rate window is logged; refused rows are pruned against
-their own cap (``InboundDelivery.KEEP_REFUSED``) so they never evict accepted deliveries.
+meaning (422: unmapped status, unknown issue or account). A helpdesk ticket older (``updated_at``) than the
+stored one is accepted but ignored: ``200`` with outcome ``stale``, logged as such. A request refused before
+its signature is verified (size, signature) is counted against its client address's own budget (429 once
+spent), never against the organization's, and only the first such refusal of a rate window is logged;
+refused rows are pruned against their own cap (``InboundDelivery.KEEP_REFUSED``) so they never evict
+accepted deliveries.
 
 Signature: ``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>`` (the header Jira sends when its
 webhook has a secret); ``X-Retain-Signature`` is accepted too. The secret is derived, never stored (see
@@ -198,8 +200,8 @@ def _json(body: bytes) -> Any:
         raise Refused(400, "The body is not valid JSON (UTF-8).", "invalid_json") from None
 
 
-def _tracker(hook: InboundHook, data: Any) -> tuple[int, dict[str, Any], str, str, int]:
-    """(status, body, outcome, reference, changed) for a verified tracker payload."""
+def _tracker(hook: InboundHook, data: Any) -> tuple[int, dict[str, Any], str, str, int, str]:
+    """(status, body, outcome, reference, changed, reason) for a verified tracker payload."""
     if not isinstance(data, dict):
         raise Refused(400, "The body must be a JSON object.", "invalid_payload")
     event = data.get("webhookEvent")
@@ -237,10 +239,10 @@ def _tracker(hook: InboundHook, data: Any) -> tuple[int, dict[str, Any], str, st
     outcome = InboundOutcome.APPLIED if result.changed else InboundOutcome.IGNORED
     body = {"outcome": outcome, "issue": key.upper(), "status": result.status, "matched": result.matched,
             "changed": result.changed}  # fmt: skip
-    return 200, body, outcome, key.upper(), len(result.changed)
+    return 200, body, outcome, key.upper(), len(result.changed), ""
 
 
-def _helpdesk(hook: InboundHook, data: Any) -> tuple[int, dict[str, Any], str, str, int]:
+def _helpdesk(hook: InboundHook, data: Any) -> tuple[int, dict[str, Any], str, str, int, str]:
     try:
         external_id, values = parse_helpdesk_ticket(hook.organization_id, data)
     except TicketInputError as invalid:
@@ -248,9 +250,16 @@ def _helpdesk(hook: InboundHook, data: Any) -> tuple[int, dict[str, Any], str, s
                       invalid.errors) from None  # fmt: skip
     result = upsert_ticket(hook.organization_id, external_id, values)
     status = 201 if result.outcome == "created" else 200
+    body: dict[str, Any] = {"outcome": result.outcome, "ticket": result.ticket.pk, "id": external_id}
+    if result.outcome == "stale":  # an out-of-order delivery: accepted (the sender must not retry it), ignored
+        stored = result.ticket.updated_at
+        assert stored is not None
+        body["updated_at"] = stored.isoformat().replace("+00:00", "Z")
+        reason = (f"Out of order: updated_at {values['updated_at'].isoformat()} is older than the stored "
+                  f"{stored.isoformat()}; nothing was changed.")  # fmt: skip
+        return status, body, InboundOutcome.STALE, external_id, 0, reason
     outcome = InboundOutcome.IGNORED if result.outcome == "unchanged" else InboundOutcome.APPLIED
-    body = {"outcome": result.outcome, "ticket": result.ticket.pk, "id": external_id}
-    return status, body, outcome, external_id, 0 if result.outcome == "unchanged" else 1
+    return status, body, outcome, external_id, 0 if result.outcome == "unchanged" else 1, ""
 
 
 HANDLERS = {InboundSource.TRACKER: _tracker, InboundSource.HELPDESK: _helpdesk}
@@ -305,14 +314,14 @@ def _receive(request: HttpRequest, org_slug: str, source: str) -> JsonResponse:
     try:
         data = _json(body)
         with org_scope(hook.organization):
-            status, answer, outcome, reference, changed = HANDLERS[source](hook, data)
+            status, answer, outcome, reference, changed, reason = HANDLERS[source](hook, data)
     except Refused as refused:
         _log(hook, body, InboundOutcome.REFUSED, refused.status, refused.detail)
         answer = {"detail": refused.detail, "code": refused.code}
         if refused.errors:
             answer["errors"] = refused.errors
         return _answer(refused.status, answer)
-    _log(hook, body, outcome, status, "", reference, changed)
+    _log(hook, body, outcome, status, reason, reference, changed)
     return _answer(status, answer)
 
 

@@ -271,6 +271,11 @@ class Ticket(OrgScopedModel):
     #: The issue tracker's key of the bug this ticket is about (``PROD-42``): a feature request with the same
     #: ``external_issue_key`` shows the ticket (matched by key: feedback, below health, cannot point at it).
     issue_key = models.CharField(max_length=64, blank=True, default="", db_default="")
+    #: The helpdesk's own moment of its last change to the ticket (the helpdesk webhook's ``updated_at``):
+    #: a delivery older than it is out of order and ignored (``stale``). Null until a delivery carries one.
+    updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="The helpdesk's last change (webhook updated_at); older deliveries are ignored"
+    )
 
     class Meta(OrgScopedModel.Meta):
         ordering = ["-opened_at"]

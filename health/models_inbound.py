@@ -29,6 +29,7 @@ class InboundSource(models.TextChoices):
 class InboundOutcome(models.TextChoices):
     APPLIED = "applied", "Applied"
     IGNORED = "ignored", "Accepted, nothing to change"
+    STALE = "stale", "Accepted, older than the stored ticket (ignored)"
     REFUSED = "refused", "Refused"
     THROTTLED = "throttled", "Rate-limited"
 
@@ -61,7 +62,8 @@ class InboundHook(OrgScopedModel):
 
 
 class InboundDelivery(OrgScopedModel):
-    """One POST to an inbound hook and what came of it: applied, ignored (valid, nothing matched), refused
+    """One POST to an inbound hook and what came of it: applied, ignored (valid, nothing matched), stale (a
+    helpdesk ticket whose ``updated_at`` is older than the stored one: an out-of-order delivery), refused
     (with the reason the sender was told) or throttled. The body itself is not kept (a digest and its size
     are), only what the outcome needs: the issue key or ticket id and how many rows changed. The newest
     :data:`KEEP` accepted (applied/ignored) and :data:`KEEP_REFUSED` refused/throttled deliveries per organization

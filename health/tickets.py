@@ -34,7 +34,7 @@ class TicketInputError(ValueError):
 @dataclass(frozen=True)
 class UpsertResult:
     ticket: Ticket
-    outcome: str  # "created" | "updated" | "unchanged"
+    outcome: str  # "created" | "updated" | "unchanged" | "stale"
 
 
 def _moment(value: Any, name: str, errors: dict[str, str], *, required: bool) -> dt.datetime | None:
@@ -72,7 +72,7 @@ def parse_helpdesk_ticket(organization_id: int, data: Any) -> tuple[str, dict[st
         raise TicketInputError({"ticket": 'the body must be a JSON object with a "ticket" object'})
     raw = data["ticket"]
     unknown = sorted(set(raw) - {"id", "account_external_id", "subject", "priority", "status", "opened_at",
-                                 "resolved_at", "issue_key"})  # fmt: skip
+                                 "resolved_at", "issue_key", "updated_at"})  # fmt: skip
     errors: dict[str, str] = dict.fromkeys(unknown, "unknown field")
     external_id = _text(raw.get("id"), "id", errors, limit=120, required=True)
     account_ref = _text(raw.get("account_external_id"), "account_external_id", errors, limit=120, required=True)
@@ -81,6 +81,7 @@ def parse_helpdesk_ticket(organization_id: int, data: Any) -> tuple[str, dict[st
         "issue_key": _text(raw.get("issue_key"), "issue_key", errors, limit=64).upper(),
         "opened_at": _moment(raw.get("opened_at"), "opened_at", errors, required=True),
         "resolved_at": _moment(raw.get("resolved_at"), "resolved_at", errors, required=False),
+        "updated_at": _moment(raw.get("updated_at"), "updated_at", errors, required=False),
     }
     priority = raw.get("priority", TicketPriority.P3)
     if priority not in TicketPriority.values:
@@ -104,7 +105,13 @@ def parse_helpdesk_ticket(organization_id: int, data: Any) -> tuple[str, dict[st
 
 def upsert_ticket(organization_id: int, external_id: str, values: dict[str, Any]) -> UpsertResult:
     """Create the ticket with this external id, or update it; a repeat of the same values changes nothing
-    (no save, so no recompute). Two deliveries creating the same ticket at once: the second becomes an update."""
+    (no save, so no recompute). Two deliveries creating the same ticket at once: the second becomes an update.
+
+    **Out of order.** With ``values["updated_at"]`` (the helpdesk's moment of the change), a delivery older
+    than the ticket's stored ``updated_at`` changes nothing and answers ``stale``: helpdesks retry and
+    deliver concurrently, so an older state may arrive after a newer one. The row is locked while compared,
+    so two deliveries at once apply in order. A delivery without ``updated_at`` is applied (the last one
+    wins) and leaves the stored moment as it is."""
     try:
         return _upsert(organization_id, external_id, values)
     except IntegrityError:
@@ -119,7 +126,11 @@ def _upsert(organization_id: int, external_id: str, values: dict[str, Any]) -> U
         if ticket is None:
             ticket = Ticket.all_orgs.create(organization_id=organization_id, external_id=external_id, **values)
             return UpsertResult(ticket, "created")
-        changed = [name for name in FIELDS if getattr(ticket, name) != values[name]]
+        moment = values.get("updated_at")
+        if moment is not None and ticket.updated_at is not None and moment < ticket.updated_at:
+            return UpsertResult(ticket, "stale")
+        fields = (*FIELDS, "updated_at") if moment is not None else FIELDS
+        changed = [name for name in fields if getattr(ticket, name) != values[name]]
         if not changed:
             return UpsertResult(ticket, "unchanged")
         for name in changed:

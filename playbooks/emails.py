@@ -2,16 +2,10 @@
 :class:`~playbooks.models.EmailTemplate`, sending through Django's email backend (console in the demo, SMTP
 in production: ``EMAIL_*`` settings), and the one-click unsubscribe link.
 
-**The sandbox.** A template is written by an admin but rendered for many contacts by workers, so it must
-not reach anything but its merge fields:
-
-* on save, :func:`validate_template_source` accepts only ``{{ field }}`` tags naming a field of
-  :data:`MERGE_FIELDS`, with the filters of :data:`ALLOWED_FILTERS`; any ``{% tag %}`` (``include``,
-  ``load``, ``debug``, ``url``, ...) is refused;
-* rendering uses a private :class:`~django.template.Engine` with no template loader and no library, with
-  autoescape on, and a context of plain dictionaries of strings and dates built here
-  (:func:`merge_context`): never a model instance, so even a template that slipped past validation could
-  not walk from ``account`` to the database.
+**The sandbox** is :mod:`accounts.mailing`'s (surveys use the same one): on save,
+:func:`validate_template_source` accepts only ``{{ field }}`` tags naming a field of :data:`MERGE_FIELDS`, with
+the filters of :data:`ALLOWED_FILTERS`, and refuses any ``{% tag %}``; rendering merges a context of plain
+dictionaries of strings and dates built here (:func:`merge_context`), never a model instance.
 
 **Who gets it.** :func:`send_templated_email` sends to the account's contacts holding any of the given
 roles, skipping the unsubscribed, the departed (or inactive) and those without an address; every contact
@@ -26,7 +20,6 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -35,11 +28,18 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.template import Context, Engine, TemplateSyntaxError
-from django.template.base import Lexer, TokenType
 from django.utils import timezone
 
-from accounts.mailing import contact_skip_reason, read_unsubscribe_token, unsubscribe_token, unsubscribe_url
+from accounts.mailing import (
+    MERGE_FILTERS,
+    contact_skip_reason,
+    html_paragraphs,
+    read_unsubscribe_token,
+    render_merge,
+    unsubscribe_token,
+    unsubscribe_url,
+    validate_merge_source,
+)
 from accounts.models import Account, Contact
 
 from .models import EmailSendLog, EmailSendStatus, EmailTemplate
@@ -68,42 +68,16 @@ MERGE_FIELDS: dict[str, str] = {
     "renewal.date": "The account's next renewal date (empty when none)",
 }
 #: Filters a merge field may go through: ``{{ renewal.date|date:"j F Y" }}``,
-#: ``{{ contact.first_name|default:"there" }}``.
-ALLOWED_FILTERS = ("default", "date", "upper", "lower", "title", "capfirst")
-
-_FILTER = r'\|\s*(?P<name>[a-z_]+)(?::\s*"[^"{}%|]*")?\s*'
-_VARIABLE = re.compile(r"^\s*(?P<field>[a-z_]+\.[a-z_]+)\s*(?P<filters>(" + _FILTER + r")*)$")
-_FILTER_NAMES = re.compile(_FILTER)
+#: ``{{ contact.first_name|default:"there" }}`` (all of the sandbox's).
+ALLOWED_FILTERS = MERGE_FILTERS
 
 logger = logging.getLogger(__name__)
-
-#: The sandbox engine: no loaders (no include/extends can read a file), no libraries, autoescape on.
-_ENGINE = Engine(loaders=[], libraries={}, autoescape=True, string_if_invalid="", debug=False)
 
 
 def validate_template_source(source: str, *, field: str = "body") -> None:
     """Refuse anything but ``{{ merge.field|filter }}`` tags (and ``{# comments #}``); raise a
     :class:`ValidationError` naming the first offending tag."""
-    for token in Lexer(source).tokenize():
-        if token.token_type == TokenType.TEXT and any(mark in token.contents for mark in ("{{", "{%", "}}", "%}")):
-            raise ValidationError({field: "A merge field is not closed: write it as {{ account.name }}."})
-        if token.token_type == TokenType.BLOCK:
-            raise ValidationError({field: f"“{{% {token.contents} %}}”: only merge fields are allowed, no tags."})
-        if token.token_type != TokenType.VAR:
-            continue
-        match = _VARIABLE.match(token.contents)
-        if match is None or match["field"] not in MERGE_FIELDS:
-            known = ", ".join("{{ " + name + " }}" for name in MERGE_FIELDS)
-            raise ValidationError({field: f"“{{{{ {token.contents} }}}}” is not a merge field. Use: {known}."})
-        for filter_name in _FILTER_NAMES.findall(match["filters"]):
-            if filter_name not in ALLOWED_FILTERS:
-                raise ValidationError(
-                    {field: f"“|{filter_name}” is not allowed; filters: {', '.join(ALLOWED_FILTERS)}."}
-                )
-    try:
-        _ENGINE.from_string(source)
-    except TemplateSyntaxError as exc:
-        raise ValidationError({field: f"Not a valid template: {exc}"}) from None
+    validate_merge_source(source, fields=MERGE_FIELDS, filters=ALLOWED_FILTERS, field=field)
 
 
 def _first_name(name: str) -> str:
@@ -136,11 +110,6 @@ class RenderedEmail:
     html: str
 
 
-def _paragraphs(rendered_html: str) -> str:
-    blocks = [block.strip() for block in re.split(r"\n\s*\n", rendered_html) if block.strip()]
-    return "\n".join("<p>" + block.replace("\n", "<br>\n") + "</p>" for block in blocks)
-
-
 def render_email(
     template: EmailTemplate, account: Account, contact: Contact | None, *, unsubscribe: str = ""
 ) -> RenderedEmail:
@@ -148,11 +117,10 @@ def render_email(
     the admin: its merge values are escaped for the HTML part, paragraphs become ``<p>``; the plain-text part
     is the same text unescaped. ``unsubscribe`` (a URL) adds the footer."""
     values = merge_context(account, contact)
-    escaped_source = html.escape(template.body, quote=False)  # the admin's text is text, not HTML
-    body_html = _paragraphs(_ENGINE.from_string(escaped_source).render(Context(values, autoescape=True)))
+    body_html = html_paragraphs(render_merge(template.body, values, html_part=True))
     # The plain-text part and the subject are not HTML: nothing to escape (a "&" stays a "&").
-    body_text = _ENGINE.from_string(template.body).render(Context(values, autoescape=False))
-    subject = " ".join(_ENGINE.from_string(template.subject).render(Context(values, autoescape=False)).split())
+    body_text = render_merge(template.body, values)
+    subject = " ".join(render_merge(template.subject, values).split())
     if unsubscribe:
         body_text += f"\n\n--\nUnsubscribe: {unsubscribe}\n"
         link = html.escape(unsubscribe)

@@ -50,7 +50,7 @@ def test_import_creates_updates_and_leaves_unchanged(org, book):
         "Great onboarding",
         "import",
     )
-    assert r1.responded_at == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)  # a date: midnight UTC
+    assert r1.responded_at == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)  # a date: midnight in the org's zone (UTC)
     assert r2.responded_at == dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)  # no offset: UTC
     assert r3.responded_at == dt.datetime(2026, 3, 3, 8, tzinfo=dt.UTC)  # its offset wins
     assert r2.contact is None
@@ -110,3 +110,28 @@ def test_another_organizations_rows_are_left_alone(org, other_org, book):
 def test_imported_responses_count_like_answered_ones(org, book):
     import_csv(org, "survey_responses", csv("R1,ACME,,nps,10,2026-03-01,", "R2,ACME,,nps,0,2026-03-02,"))
     assert figures(org, "nps", dt.date(2026, 3, 1), dt.date(2026, 3, 31))["nps"] == 0.0
+
+
+def test_a_date_is_midnight_in_the_organizations_time_zone_and_counts_on_that_day(org, book, client, alice):
+    """A Los Angeles team imports "2026-03-01": the answer is on March 1 there (08:00 UTC), so the dashboard,
+    which buckets days in the organization's zone, counts it in March, not on February 28. A date-time
+    without an offset stays UTC (spec §8)."""
+    org.time_zone = "America/Los_Angeles"
+    org.save(update_fields=["time_zone"])
+    result = import_csv(org, "survey_responses", csv(
+        "R1,ACME,,nps,10,2026-03-01,", "R2,ACME,,nps,0,2026-03-01T00:00:00,", "R3,ACME,,nps,9,2026-07-01,",
+    ))  # fmt: skip
+    assert result.ok, result.errors
+    r1, r2, r3 = SurveyResponse.all_orgs.filter(organization=org).order_by("external_id")
+    assert r1.responded_at == dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)  # PST: UTC−8
+    assert r3.responded_at == dt.datetime(2026, 7, 1, 7, tzinfo=dt.UTC)  # PDT: UTC−7
+    assert r2.responded_at == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)  # a date-time without offset: UTC
+    march = figures(org, "nps", dt.date(2026, 3, 1), dt.date(2026, 3, 31))
+    assert march["responses"] == 1 and march["nps"] == 100.0  # R2 is Feb 28 in Los Angeles
+    february = figures(org, "nps", dt.date(2026, 2, 1), dt.date(2026, 2, 28))
+    assert february["responses"] == 1 and february["nps"] == -100.0
+    # The upload page says how the column is read.
+    client.force_login(alice)
+    page = client.get(f"/o/{org.slug}/admin/imports/").content.decode()
+    assert 'data-testid="column-help-survey_responses-responded_at"' in page
+    assert "midnight in the organization&#x27;s time zone" in page

@@ -269,6 +269,46 @@ def test_helpdesk_upsert_is_idempotent_and_the_ticket_shows_on_the_request(clien
     assert "ZD-1001" in page.content.decode() and "Report times out" in page.content.decode()
 
 
+def test_an_out_of_order_ticket_delivery_is_ignored_as_stale_and_logged(client, org, alice, helpdesk):
+    """The helpdesk sends "solved" (10:00) and, retried late, "open" (09:30): the older state must not win."""
+    AccountFactory(organization=org, external_id="ACME-1")
+    secret = inbound.hook_secret(helpdesk)
+    opened = post(client, org, "helpdesk", ticket(updated_at="2026-12-01T09:00:00Z"), secret=secret)
+    assert opened.status_code == 201
+    solved = ticket(status="solved", resolved_at="2026-12-01T10:00:00Z", updated_at="2026-12-01T10:00:00Z")
+    assert post(client, org, "helpdesk", solved, secret=secret).json()["outcome"] == "updated"
+    late = post(client, org, "helpdesk", ticket(status="pending", updated_at="2026-12-01T09:30:00Z"), secret=secret)
+    assert late.status_code == 200
+    assert late.json() == {"outcome": "stale", "ticket": late.json()["ticket"], "id": "ZD-1001",
+                           "updated_at": "2026-12-01T10:00:00Z"}  # fmt: skip
+    row = Ticket.all_orgs.get(organization=org)
+    assert row.status == "solved" and row.updated_at.isoformat() == "2026-12-01T10:00:00+00:00"
+    # The same moment again (a retry of the newest) is not stale; a newer one applies.
+    again = post(client, org, "helpdesk", solved, secret=secret)
+    assert again.json()["outcome"] == "unchanged"
+    reopened = post(client, org, "helpdesk", ticket(status="open", updated_at="2026-12-02T08:00:00+01:00"),
+                    secret=secret)  # fmt: skip
+    assert reopened.json()["outcome"] == "updated"
+    row.refresh_from_db()
+    assert row.status == "open" and row.updated_at.isoformat() == "2026-12-02T07:00:00+00:00"
+    # Without updated_at a delivery is applied (last one wins) and keeps the stored moment.
+    plain = post(client, org, "helpdesk", ticket(status="pending"), secret=secret)
+    assert plain.json()["outcome"] == "updated"
+    row.refresh_from_db()
+    assert row.status == "pending" and row.updated_at.isoformat() == "2026-12-02T07:00:00+00:00"
+    assert post(client, org, "helpdesk", ticket(updated_at="soon"), secret=secret).json()["errors"] == {
+        "updated_at": "must be an ISO-8601 date-time such as 2026-11-02T09:00:00Z"
+    }
+    log = list(InboundDelivery.all_orgs.order_by("pk"))
+    assert [d.outcome for d in log] == ["applied", "applied", "stale", "ignored", "applied", "applied", "refused"]
+    assert log[2].changed == 0 and "older than the stored" in log[2].reason
+    # Admin → Integrations shows it and filters by it.
+    client.force_login(alice)
+    page = client.get(f"/o/{org.slug}/admin/integrations/", {"outcome": "stale"}).content.decode()
+    assert "Accepted, older than the stored ticket (ignored)" in page and "older than the stored" in page
+    assert page.count("<tr><td") == 1
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [

@@ -219,7 +219,7 @@ def test_a_send_skips_the_unsubscribed_departed_and_addressless_and_counts_every
     client.post(f"/s/{token_from_mail(message)}/", {"score": "10"})
     counts = send_counts(org.pk, [send.pk])[send.pk]
     skipped = {"skipped_unsubscribed": 1, "skipped_departed": 2, "skipped_no_email": 1}
-    assert counts == {"recipients": 5, "skipped": skipped, "scheduled": 0, "sent": 1, "responded": 1,
+    assert counts == {"recipients": 5, "skipped": skipped, "scheduled": 0, "failing": 0, "sent": 1, "responded": 1,
                       "response_rate": 1.0}  # fmt: skip
     # Idempotent: the run is done; running again does nothing.
     assert run_send(send).already_done

@@ -95,7 +95,7 @@ def test_survey_admin_is_for_admins_and_creates_previews_and_sends(client, org, 
     assert created.status_code == 302
     bad_body = {**body, "survey-name": "X", "survey-email_body": "{{ account.arr }}"}
     bad = client.post(reverse("admin-surveys", args=[org.slug]), bad_body)
-    assert bad.status_code == 400 and "Unknown merge field" in bad.content.decode()
+    assert bad.status_code == 400 and "is not a merge field" in bad.content.decode()
     page = client.get(reverse("admin-survey", args=[org.slug, survey.pk])).content.decode()
     assert "Hi Jordan" in page and "/s/&lt;your-link&gt;/" in page
     preview = client.get(reverse("admin-survey-page", args=[org.slug, survey.pk]))

@@ -20,6 +20,7 @@ no app: see "Adding an import kind" in docs/architecture.md.
 from __future__ import annotations
 
 from .base import (
+    COLUMN_HELP,
     COLUMNS,
     ImportKind,
     ImportRefused,
@@ -36,6 +37,7 @@ from .limits import ImportLimits, file_size_text, import_limits
 from .reading import count_rows
 
 __all__ = [
+    "COLUMN_HELP",
     "COLUMNS",
     "ImportKind",
     "ImportLimits",

@@ -38,6 +38,7 @@ __all__ = [
     "BATCH",
     "BATCH_CHARS",
     "COLUMNS",
+    "COLUMN_HELP",
     "MAX_ERRORS",
     "ErrorList",
     "ImportHook",
@@ -170,6 +171,9 @@ class ImportKind:
     order: ClassVar[int] = 1000
     #: Run after a committed import of this kind (see :data:`ImportHook`).
     hooks: ClassVar[tuple[ImportHook, ...]] = ()
+    #: A few words on how a column is read, where it is not obvious (``{column: text}``): the upload page
+    #: shows them under the kind's columns (:data:`COLUMN_HELP`).
+    column_help: ClassVar[dict[str, str]] = {}
 
     def __init__(self, org: Any, header: list[str], errors: ErrorList, result: ImportResult) -> None:
         self.org = org
@@ -347,3 +351,23 @@ class _Columns(Mapping[str, list[str]]):
 
 #: Every kind's columns, in the kinds' order.
 COLUMNS: Mapping[str, list[str]] = _Columns()
+
+
+class _ColumnHelp(Mapping[str, dict[str, str]]):
+    """``{kind: {column: help}}`` of the kinds that declare ``column_help``, read from the registry."""
+
+    def __getitem__(self, name: str) -> dict[str, str]:
+        try:
+            return dict(registry.get(name).column_help)
+        except UnsupportedKind:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.names())
+
+    def __len__(self) -> int:
+        return len(registry.names())
+
+
+#: Every kind's column help (empty for most).
+COLUMN_HELP: Mapping[str, dict[str, str]] = _ColumnHelp()

@@ -49,12 +49,16 @@ class SkippedSerializer(serializers.Serializer):
     skipped_no_email = serializers.IntegerField(required=False)
     throttled = serializers.IntegerField(required=False)
     cancelled = serializers.IntegerField(required=False, help_text="Drip emails not sent: the send was cancelled")
+    send_failed = serializers.IntegerField(
+        required=False, help_text="Emails given up after 5 failed tries (the mail server refused them)"
+    )
 
 
 class SendCountsSerializer(serializers.Serializer):
     recipients = serializers.IntegerField(help_text="Contacts considered, every run")
     skipped = SkippedSerializer(help_text="Contacts skipped, by reason")
-    scheduled = serializers.IntegerField(help_text="Invitations waiting for their drip moment")
+    scheduled = serializers.IntegerField(help_text="Invitations waiting for their drip moment or a retry")
+    failing = serializers.IntegerField(help_text="Of the scheduled, those whose email failed and is retried")
     sent = serializers.IntegerField()
     responded = serializers.IntegerField()
     response_rate = serializers.FloatField(allow_null=True, help_text="responded / sent, 4 places; null if none sent")
@@ -70,9 +74,11 @@ class SurveySendSerializer(OrgScopedSerializer):
         model = SurveySend
         fields = [
             "id", "survey", "segment", "account", "roles", "schedule", "interval_weeks", "drip_days", "status",
-            "next_run_at", "run_count", "last_run_at", "source", "problem", "created_at", "counts",
+            "next_run_at", "run_count", "last_run_at", "source", "problem", "delivery_problem", "created_at", "counts",
         ]  # fmt: skip
-        read_only_fields = ["status", "run_count", "last_run_at", "source", "problem", "created_at"]
+        read_only_fields = [
+            "status", "run_count", "last_run_at", "source", "problem", "delivery_problem", "created_at",
+        ]  # fmt: skip
         extra_kwargs = {"next_run_at": {"required": False, "help_text": "First run (default: now)"}}
 
     @extend_schema_field(SendCountsSerializer)

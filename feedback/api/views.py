@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -18,7 +17,7 @@ from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSe
 
 from .. import analytics, filtersets
 from ..models import ResponseSource, Survey, SurveyResponse, SurveySend
-from ..services import cancel_send, send_counts, start_send
+from ..services import cancel_send, queue_runs, send_counts
 from . import serializers as s
 
 
@@ -80,13 +79,35 @@ class SurveySendViewSet(ImmutableMixin, OrgScopedViewSet):
         if not self.actor.can_write_account(account):
             self.permission_denied(self.request, message="You can only survey accounts in your book.")
 
+    @extend_schema(
+        summary="Create a send",
+        description=(
+            "Without `next_run_at` the first run is due now: it is queued as a background run of the "
+            "organization's due sends (after this request commits; the request never emails anyone) and the "
+            "answer is `202` with the send, whose `run_count`, `counts` and `delivery_problem` show the run's "
+            "progress (`Location`: the send). With `next_run_at` the beat runs it then: `201`."
+        ),
+        responses={
+            201: OpenApiResponse(s.SurveySendSerializer, description="Created; the first run is at `next_run_at`."),
+            202: OpenApiResponse(s.SurveySendSerializer, description="Created; its first run is queued now."),
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        self._queued = False
+        response = super().create(request, *args, **kwargs)
+        if self._queued and response.status_code == 201:
+            response.status_code = 202
+            response["Location"] = f"{request.path.rstrip('/')}/{response.data['id']}/"
+        return response
+
     def perform_create(self, serializer: Any) -> None:
         self.check_create(serializer.validated_data)
         send = serializer.save(organization=self.actor.organization, created_by=self.actor.user, source="manual")
         if send.next_run_at is None:
             send.next_run_at = send.created_at
             send.save(update_fields=["next_run_at"])
-            transaction.on_commit(lambda: start_send(send))
+            queue_runs(send.organization_id)  # after the commit, robust: never run inside the request
+            self._queued = True
 
     @refused
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -29,8 +29,9 @@ class TicketSerializer(OrgScopedSerializer):
         model = Ticket
         fields = [
             "id", "external_id", "account", "account_external_id", "opened_at", "priority", "status",
-            "resolved_at", "subject", "issue_key",
+            "resolved_at", "subject", "issue_key", "updated_at",
         ]  # fmt: skip
+        read_only_fields = ["updated_at"]  # set by the helpdesk webhook only
 
     def validate_issue_key(self, value: str) -> str:
         """The issue tracker's key of the bug the ticket is about (``PROD-42``), kept upper-case."""
