@@ -29,6 +29,10 @@ class RenewalsConfig(AppConfig):
 
         organization_created.connect(_create_defaults, dispatch_uid="renewals-defaults")
 
+        # Register renewals' Celery tasks in every process (web included): the backtest service queues
+        # its task by name (renewals.backtest.BACKTEST_TASK), since it must not import renewals.tasks.
+        from . import tasks  # noqa: F401
+
         # The demo (accounts.demo): contract histories with their renewals; its hooks run first (order 10).
         from accounts.demo import register_demo_module
 

@@ -8,6 +8,8 @@ from accounts.models import Organization
 from cs_platform.jobs import JobRecorder, create_job
 from cs_platform.tasks import org_task
 
+from .backtest import run_backtest
+from .models import Backtest
 from .services import create_due_renewals
 
 JOB_KIND = "create_due_renewals"
@@ -33,3 +35,12 @@ def create_due_renewals_task(organization_id: int, *, job: JobRecorder | None = 
     if job is not None:
         job.count(renewals_opened=created)
     return created
+
+
+@org_task()
+def run_backtest_task(organization_id: int, backtest_id: int, *, job: JobRecorder | None = None) -> int:
+    """Run one scorecard backtest (``renewals.backtest.run_backtest``); safe to retry: the result is replaced.
+    Published name :data:`renewals.backtest.BACKTEST_TASK`. Returns the number of renewals scored."""
+    organization = Organization.objects.get(pk=organization_id)
+    backtest = Backtest.objects.select_related("scorecard_version").get(pk=backtest_id)
+    return run_backtest(organization, backtest, job=job)["scored"]
