@@ -48,7 +48,9 @@ BANDS = ("red", "yellow", "green")
 Z_95 = 1.959963984540054
 
 
-def auc(risk: Sequence[float] | np.ndarray | pd.Series, positive: Sequence[bool] | np.ndarray | pd.Series) -> float | None:
+def auc(
+    risk: Sequence[float] | np.ndarray | pd.Series, positive: Sequence[bool] | np.ndarray | pd.Series
+) -> float | None:
     """Area under the ROC curve of ``risk`` (higher = more likely positive) for the boolean ``positive``.
 
     Rank formulation (Mann–Whitney U with mid-ranks for ties); ``None`` when either class is empty.
@@ -264,6 +266,7 @@ def suggest(definition: Mapping[str, Any], frame: pd.DataFrame) -> dict[str, Any
     two churners and two renewers or the held-out part one of each, or when no component gets a weight.
     """
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     from health.scoring import validate_definition
 
@@ -287,7 +290,8 @@ def suggest(definition: Mapping[str, Any], frame: pd.DataFrame) -> dict[str, Any
     means = points.mean().fillna(50.0)
     x_train = (points.fillna(means) / 100.0).to_numpy(dtype=float)
     model = LogisticRegression(C=REGULARISATION_C, max_iter=1000)
-    model.fit(x_train, y_train)
+    with threadpool_limits(limits=1):  # a few columns: BLAS threads only contend with the worker's others
+        model.fit(x_train, y_train)
     raw = np.clip(-model.coef_[0], 0.0, None)
     if raw.sum() <= 0:
         raise SuggestionError("No component's points went down with churn on the older renewals: nothing to weight.")

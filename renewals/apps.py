@@ -37,10 +37,10 @@ class RenewalsConfig(AppConfig):
 
         # Register renewals' Celery tasks in every process (web included): the backtest service queues
         # its task by name (renewals.backtest.BACKTEST_TASK), since it must not import renewals.tasks.
-        from . import tasks  # noqa: F401
-
         # The demo (accounts.demo): contract histories with their renewals; its hooks run first (order 10).
         from accounts.demo import register_demo_module
+
+        from . import tasks  # noqa: F401
 
         register_demo_module("renewals", "renewals.demo", order=10)
 

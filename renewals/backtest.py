@@ -18,6 +18,7 @@ Nothing is skipped silently: the result counts the renewals of the window that w
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -66,6 +67,7 @@ class BacktestData:
     frame: pd.DataFrame
     in_window: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: signals, scoring
 
 
 def check_window(date_from: date, date_to: date, horizon_days: int) -> None:
@@ -117,6 +119,7 @@ def backtest_data(
     per_slice = max(1, math.ceil(len(days) / PROGRESS_SLICES))
     parts: list[pd.DataFrame] = []
     done = 0
+    mark = time.perf_counter()
     for start in range(0, len(days), per_slice):
         chunk = set(days[start : start + per_slice])
         pairs = closed.loc[closed["as_of"].isin(chunk), ["account_id", "as_of"]]
@@ -125,6 +128,8 @@ def backtest_data(
         if job is not None:
             job.advance(done)
     signals = pd.concat(parts).reindex(closed.index)
+    data.timings["signals"] = round(time.perf_counter() - mark, 3)
+    mark = time.perf_counter()
     churned_at = pd.to_datetime(signals["churned_at"])
     gone = (churned_at.notna() & (churned_at <= pd.to_datetime(closed["as_of"]))).to_numpy()
     scored = score_frame(definition, signals, organization.health_bands or DEFAULT_BANDS)
@@ -153,6 +158,7 @@ def backtest_data(
         }
     )
     data.frame = frame[keep].reset_index(drop=True)
+    data.timings["scoring"] = round(time.perf_counter() - mark, 3)
     return data
 
 
@@ -206,7 +212,8 @@ def run_backtest(organization: Organization, backtest: Backtest, *, job: JobReco
 
     ``result`` keys: ``version`` (its number), ``window`` (``date_from``, ``date_to``, ``horizon_days``),
     ``in_window`` (renewals due in the window), ``scored``, ``skipped`` (``open``, ``churned_before``,
-    ``no_score``), ``bands_thresholds``, every figure of :func:`renewals.analytics_backtest.evaluate`, and
+    ``no_score``), ``bands_thresholds``, ``timings`` (seconds: signals, scoring, suggestion), every figure
+    of :func:`renewals.analytics_backtest.evaluate`, and
     ``suggestion`` (:func:`renewals.analytics_backtest.suggest` on the same renewals, or ``{"error": ...}``).
     """
     definition = backtest.scorecard_version.definition
@@ -231,10 +238,12 @@ def run_backtest(organization: Organization, backtest: Backtest, *, job: JobReco
         "bands_thresholds": dict(organization.health_bands or DEFAULT_BANDS),
         **evaluate(data.frame, definition.get("components") or []),
     }
+    mark = time.perf_counter()
     try:
         result["suggestion"] = suggest(definition, data.frame)
     except SuggestionError as exc:
         result["suggestion"] = {"error": str(exc)}
+    result["timings"] = {**data.timings, "suggestion": round(time.perf_counter() - mark, 3)}
     if job is not None:
         job.count(scored=len(data.frame), **{f"skipped_{k}": v for k, v in data.skipped.items()})
     Backtest.all_orgs.filter(pk=backtest.pk).update(result=result, finished_at=timezone.now())
@@ -261,9 +270,7 @@ def suggest_weights(
     """
     check_window(date_from, date_to, horizon_days)
     definition = scorecard_version.definition
-    data = backtest_data(
-        organization, definition, date_from=date_from, date_to=date_to, horizon_days=horizon_days
-    )
+    data = backtest_data(organization, definition, date_from=date_from, date_to=date_to, horizon_days=horizon_days)
     out = suggest(definition, data.frame)
     out["skipped"] = data.skipped
     out["version"] = scorecard_version.number

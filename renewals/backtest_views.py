@@ -117,9 +117,11 @@ class StartForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["scorecard_version"]
         field.queryset = ScorecardVersion.objects.filter(scorecard=scorecard).order_by("-number")
-        field.label_from_instance = lambda v: f"v{v.number}" + (
-            " (current)" if v.pk == scorecard.current_version_id else ""
-        ) + (f" — {v.note}" if v.note else "")
+        field.label_from_instance = lambda v: (
+            f"v{v.number}"
+            + (" (current)" if v.pk == scorecard.current_version_id else "")
+            + (f" — {v.note}" if v.note else "")
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -226,9 +228,8 @@ def scorecard_backtests(request: HttpRequest, scorecard_id: int) -> HttpResponse
         "backtests": backtests,
         "shown": shown,
         "compared": compared,
-        "compare_error": len([v for v in request.GET.getlist("compare") if v]) not in (0, 2) or (
-            bool(request.GET.getlist("compare")) and compared is None
-        ),
+        "compare_error": len([v for v in request.GET.getlist("compare") if v]) not in (0, 2)
+        or (bool(request.GET.getlist("compare")) and compared is None),
         "admin_tab": "scorecards",
     }
     return render(request, "renewals/backtests.html", context, status=status)

@@ -242,9 +242,7 @@ class Backtest(OrgScopedModel):
     """
 
     scorecard = models.ForeignKey("health.Scorecard", on_delete=models.CASCADE, related_name="backtests")
-    scorecard_version = models.ForeignKey(
-        "health.ScorecardVersion", on_delete=models.CASCADE, related_name="backtests"
-    )
+    scorecard_version = models.ForeignKey("health.ScorecardVersion", on_delete=models.CASCADE, related_name="backtests")
     date_from = models.DateField(help_text="First renewal due date included")
     date_to = models.DateField(help_text="Last renewal due date included")
     horizon_days = models.PositiveSmallIntegerField(default=90, help_text="Days before the due date the score is taken")

@@ -28,6 +28,14 @@ class Row:
     later: dict[str, float] = field(default_factory=dict)  # values dated after the as-of day (must not count)
 
 
+def _new_arr(row: Row) -> Decimal | None:
+    if not row.outcome:
+        return None
+    if row.new_arr is not None:
+        return row.new_arr
+    return Decimal("0") if row.outcome == "churned" else row.arr
+
+
 def build_history(org: Any, rows: Sequence[Row], *, horizon_days: int = 90, prefix: str = "BT") -> list[Renewal]:
     """Accounts, contracts, renewals and usage rows for ``rows``; returns the renewals in order."""
     accounts = Account.all_orgs.bulk_create(
@@ -70,9 +78,7 @@ def build_history(org: Any, rows: Sequence[Row], *, horizon_days: int = 90, pref
                 forecast_arr=row.arr,
                 outcome=row.outcome,
                 closed_on=row.due_date if row.outcome else None,
-                new_arr=(row.new_arr if row.new_arr is not None else (Decimal("0") if row.outcome == "churned" else row.arr))
-                if row.outcome
-                else None,
+                new_arr=_new_arr(row),
             )
             for account, contract, row in zip(accounts, contracts, rows, strict=True)
         ]
@@ -85,8 +91,9 @@ def build_history(org: Any, rows: Sequence[Row], *, horizon_days: int = 90, pref
             usage.append(UsageMetric(organization=org, account=account, date=day, metric=metric, value=value))
         for metric, value in row.later.items():
             usage.append(
-                UsageMetric(organization=org, account=account, date=as_of + dt.timedelta(days=5), metric=metric,
-                            value=value)  # fmt: skip
+                UsageMetric(
+                    organization=org, account=account, date=as_of + dt.timedelta(days=5), metric=metric, value=value
+                )  # fmt: skip
             )
     UsageMetric.all_orgs.bulk_create(usage, batch_size=5000)
     return renewals

@@ -26,7 +26,9 @@ WINDOW = {"date_from": "2026-06-01", "date_to": "2026-12-31"}
 def _setup(org, n=40, seed=3):
     rng = np.random.default_rng(seed)
     a = rng.uniform(0, 100, n)
-    rows = [Row({"a": float(x)}, "churned" if x < 40 else "renewed", DUE + dt.timedelta(days=i)) for i, x in enumerate(a)]
+    rows = [
+        Row({"a": float(x)}, "churned" if x < 40 else "renewed", DUE + dt.timedelta(days=i)) for i, x in enumerate(a)
+    ]
     build_history(org, rows, prefix=f"B{org.pk}")
     card = ensure_default_scorecard(org.pk)
     version = save_scorecard_version(card, {"components": [one_component("a")]}, user=None, note="a only")
