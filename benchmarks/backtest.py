@@ -101,7 +101,8 @@ STEPS = [
         INSERT INTO health_usagemetric (organization_id, account_id, date, metric, value)
         SELECT %(org)s, c.account_id, c.end_date - %(horizon)s - i * 2, m.metric,
             CASE m.metric
-                WHEN 'active_users' THEN floor((10 + c.account_id %% 200) * (0.1 + ((c.account_id * 7919) %% 100) / 110.0))
+                WHEN 'active_users' THEN
+                    floor((10 + c.account_id %% 200) * (0.1 + ((c.account_id * 7919) %% 100) / 110.0))
                 ELSE floor((10 + c.account_id %% 200) * 12 * (0.6 + ((c.account_id * 7919) %% 100) / 100.0
                     * (1 - i / 60.0)))
             END
@@ -272,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": result["skipped"],
         "auc": result["auc"],
         "auc_ci": [result["auc_ci_low"], result["auc_ci_high"]],
-        "suggestion_holdout_auc": {k: result["suggestion"].get(k) for k in ("auc_current_holdout",
-                                                                            "auc_suggested_holdout")},  # fmt: skip
+        "suggestion_holdout_auc": {
+            k: result["suggestion"].get(k) for k in ("auc_current_holdout", "auc_suggested_holdout")
+        },  # fmt: skip
         "backtest_s": round(seconds, 2),
         "phases_s": result["timings"],
         "naive_sample": len(sample),

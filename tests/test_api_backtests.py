@@ -130,3 +130,27 @@ def test_backtest_isolation_routes_stay_in_their_organization(org, other_org, ap
     assert suggestion.status_code == 400
     assert [row["id"] for row in client.get(_url(mine, "backtests/")).json()["results"]] == [mine_backtest.pk]
     assert Backtest.all_orgs.filter(organization=other_org).count() == 1
+
+
+def test_backtest_list_query_count_is_constant(org, api):
+    """No N+1: the list costs the same number of queries for 2 and for 22 backtests (version, job and
+    creator come with the rows)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    card, version = _setup(org, n=5)
+    client = api(org, "admin")
+
+    def make(count):
+        Backtest.all_orgs.bulk_create(
+            [
+                Backtest(organization=org, scorecard=card, scorecard_version=version, date_from=DUE, date_to=DUE)
+                for _ in range(count)
+            ]  # fmt: skip
+        )
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(_url(card, "backtests/"), {"page_size": 100}).status_code == 200
+        return len(queries)
+
+    make(0)  # warm-up: the first request of a key records its use
+    assert make(2) == make(20) <= 5
