@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     from accounts.services import create_organization
     from cs_platform.tenancy import org_scope
     from health.defaults import ensure_default_scorecard
-    from renewals.backtest import backtest_data, run_backtest
+    from renewals.backtest import run_backtest
     from renewals.models import Backtest, Renewal
 
     try:
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_backtest(org, backtest)
             seconds = time.perf_counter() - started
             print(f"  {seconds:.2f} s", flush=True)
-            frame = backtest_data(org, version.definition, horizon_days=HORIZON, **window).frame
+            frame = backtest.frame  # the scored renewals of that run
             bulk = dict(zip(frame["renewal_id"], frame["score"], strict=True))
             ids = sorted(Renewal.objects.exclude(outcome="").values_list("pk", flat=True))
             step = max(1, len(ids) // args.sample)

@@ -248,6 +248,7 @@ def run_backtest(organization: Organization, backtest: Backtest, *, job: JobReco
         job.count(scored=len(data.frame), **{f"skipped_{k}": v for k, v in data.skipped.items()})
     Backtest.all_orgs.filter(pk=backtest.pk).update(result=result, finished_at=timezone.now())
     backtest.result = result
+    backtest.frame = data.frame  # the scored renewals, for callers in the same process (the benchmark)
     return result
 
 
