@@ -298,6 +298,8 @@ SPECTACULAR_SETTINGS = {
         "FeatureRequestTypeEnum": "feedback.models_requests.RequestType",
         "FeatureRequestStatusEnum": "feedback.models_requests.RequestStatus",
         "SurveyKindEnum": "feedback.choices.SurveyKind",
+        # Import runs and scorecard backtests share the JobRun statuses.
+        "JobStatusEnum": "cs_platform.choices.JobStatus",
     },
 }
 

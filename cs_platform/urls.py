@@ -77,6 +77,7 @@ urlpatterns = [
     path("o/<slug:org_slug>/admin/features/", include("health.urls")),
     path("o/<slug:org_slug>/admin/integrations/", include(inbound_admin_urlpatterns)),
     path("o/<slug:org_slug>/admin/playbooks/", include("playbooks.playbook_admin_urls")),
+    path("o/<slug:org_slug>/admin/scorecards/", include("renewals.backtest_urls")),
     path("o/<slug:org_slug>/admin/", include("playbooks.work_admin_urls")),
     # The one-click unsubscribe link of templated email: public, the signed token is the credential.
     path("u/", include(unsubscribe_urlpatterns)),

@@ -611,6 +611,10 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
         "preview": preview,
         "admin_tab": "scorecards",
     }
+    # Sections of the apps above health (renewals: the backtest), registered in their ready().
+    from .scorecard_sections import scorecard_section_context
+
+    context.update(scorecard_section_context(request, card))
     return render(request, "health/admin_scorecard.html", context, status=status)
 
 

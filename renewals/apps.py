@@ -15,6 +15,12 @@ def _account_renewals(request: Any, account: Any) -> dict[str, Any]:
     return account_renewals(account)
 
 
+def _scorecard_backtest(request: Any, scorecard: Any) -> dict[str, Any]:
+    from .backtest_views import scorecard_section  # views import forms and models: not while apps load
+
+    return scorecard_section(request, scorecard)
+
+
 def _my_book(request: Any) -> dict[str, Any]:
     from .views import MyRenewals  # views import forms and models: not while apps load
 
@@ -29,8 +35,12 @@ class RenewalsConfig(AppConfig):
 
         organization_created.connect(_create_defaults, dispatch_uid="renewals-defaults")
 
+        # Register renewals' Celery tasks in every process (web included): the backtest service queues
+        # its task by name (renewals.backtest.BACKTEST_TASK), since it must not import renewals.tasks.
         # The demo (accounts.demo): contract histories with their renewals; its hooks run first (order 10).
         from accounts.demo import register_demo_module
+
+        from . import tasks  # noqa: F401
 
         register_demo_module("renewals", "renewals.demo", order=10)
 
@@ -57,3 +67,12 @@ class RenewalsConfig(AppConfig):
 
         register_page_context("my-book", "renewals", _my_book)
         register_page_panel("my-book", PagePanel(key="renewals", order=30, template="renewals/_book_renewals.html"))
+
+        # The scorecard editor's "Backtest against past renewals" section (health.scorecard_sections).
+        from health.scorecard_sections import ScorecardSection, register_scorecard_section
+
+        register_scorecard_section(
+            ScorecardSection(
+                key="backtest", order=10, template="renewals/_scorecard_backtest.html", context=_scorecard_backtest
+            )
+        )

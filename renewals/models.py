@@ -17,6 +17,7 @@ from accounts.models.customers import MONEY
 from cs_platform.tenancy import OrgScopedModel
 
 __all__ = [
+    "Backtest",
     "ChurnReason",
     "ForecastCategory",
     "Renewal",
@@ -228,3 +229,43 @@ class RenewalForecastChange(OrgScopedModel):
             models.Index(fields=["organization", "renewal", "changed_at"], name="renewals_fchange_org_renewal"),
             models.Index(fields=["organization", "changed_at"], name="renewals_fchange_org_at"),
         ]
+
+
+class Backtest(OrgScopedModel):
+    """One backtest of a scorecard version against closed renewals (issue 14): each renewal due between
+    ``date_from`` and ``date_to`` (inclusive) is scored as of ``horizon_days`` before its due date, with only
+    what was known then, and compared with its outcome.
+
+    Runs in the background (``renewals.tasks.run_backtest_task``, recorded in ``job``); ``result`` holds the
+    figures (``renewals.backtest.run_backtest`` documents its keys). Kept per version, so two versions
+    of a scorecard compare side by side. The version may be a draft (an unpublished version).
+    """
+
+    scorecard = models.ForeignKey("health.Scorecard", on_delete=models.CASCADE, related_name="backtests")
+    scorecard_version = models.ForeignKey("health.ScorecardVersion", on_delete=models.CASCADE, related_name="backtests")
+    date_from = models.DateField(help_text="First renewal due date included")
+    date_to = models.DateField(help_text="Last renewal due date included")
+    horizon_days = models.PositiveSmallIntegerField(default=90, help_text="Days before the due date the score is taken")
+    job = models.ForeignKey("accounts.JobRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    result = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "scorecard", "-created_at"], name="renewals_backtest_org_card"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Backtest of {self.scorecard_version_id} ({self.date_from}–{self.date_to})"
+
+    @property
+    def status(self) -> str:
+        """The run's status (``queued``, ``running``, ``succeeded``, ``failed``)."""
+        if self.job is not None:
+            return self.job.status
+        return "succeeded" if self.result else "failed"

@@ -5,9 +5,11 @@ from __future__ import annotations
 from celery import shared_task
 
 from accounts.models import Organization
-from cs_platform.jobs import JobRecorder, create_job
+from cs_platform.jobs import JobError, JobRecorder, create_job
 from cs_platform.tasks import org_task
 
+from .backtest import run_backtest
+from .models import Backtest
 from .services import create_due_renewals
 
 JOB_KIND = "create_due_renewals"
@@ -33,3 +35,14 @@ def create_due_renewals_task(organization_id: int, *, job: JobRecorder | None = 
     if job is not None:
         job.count(renewals_opened=created)
     return created
+
+
+@org_task()
+def run_backtest_task(organization_id: int, backtest_id: int, *, job: JobRecorder | None = None) -> int:
+    """Run one scorecard backtest (``renewals.backtest.run_backtest``); safe to retry: the result is replaced.
+    Published name :data:`renewals.backtest.BACKTEST_TASK`. Returns the number of renewals scored."""
+    organization = Organization.objects.get(pk=organization_id)
+    backtest = Backtest.objects.select_related("scorecard_version").filter(pk=backtest_id).first()
+    if backtest is None:  # its scorecard or version was removed while the message waited
+        raise JobError("This backtest no longer exists: its scorecard or version was removed.")
+    return run_backtest(organization, backtest, job=job)["scored"]

@@ -155,6 +155,12 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("admin segment editor", f"{o}/admin/segments/new/", admin_only=True),
         Screen("admin scorecards", f"{o}/admin/scorecards/", admin_only=True),
         Screen("admin scorecard editor", f"{o}/admin/scorecards/{seeded.scorecard}/", admin_only=True),
+        Screen(
+            "admin scorecard backtests",
+            f"{o}/admin/scorecards/{seeded.scorecard}/backtests/",
+            admin_only=True,
+            readers=("leader",),
+        ),
         Screen("admin webhooks", f"{o}/admin/webhooks/", admin_only=True),
         Screen("admin webhook", f"{o}/admin/webhooks/{seeded.webhook}/", admin_only=True),
         Screen("unsubscribe", f"/u/{seeded.unsubscribe_token}/"),

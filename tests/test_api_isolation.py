@@ -258,6 +258,10 @@ CASES = [
                   "name": "Check-in", "subject": "Hi {{ account.name }}", "body": "Hello {{ contact.first_name }}"},
                   patch={"subject": "changed"}),
 ]  # fmt: skip
+# Routes nested under one scorecard (``scorecards/{scorecard_id}/backtests/``, ``…/suggestion/``) cannot be
+# addressed by the flat suite above; their isolation cases are in tests/test_api_backtests.py
+# (test_backtest_isolation_routes_stay_in_their_organization: foreign scorecard 404 on every route and method,
+# foreign backtest 404 under one's own scorecard, foreign version id 400, never listed).
 
 
 @pytest.mark.django_db

@@ -27,8 +27,9 @@ from .signal_factories import UsageMetricFactory
 
 pytestmark = pytest.mark.django_db
 
-# session, user, membership, card, versions, usage metric names, org switcher, segments, notification bell
-EDITOR_QUERIES = 9
+# session, user, membership, card, versions, usage metric names, org switcher, segments, notification bell,
+# and renewals' backtest section (health.scorecard_sections): the latest finished backtest, the running count
+EDITOR_QUERIES = 11
 
 
 class FormFields(HTMLParser):

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import metrics, views
+from . import backtests, metrics, views
 
 router = DefaultRouter(trailing_slash=True)
 # The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
@@ -10,8 +10,15 @@ router.register("renewals", views.RenewalViewSet, basename="renewal")
 router.register("churn-reasons", views.ChurnReasonViewSet, basename="churn-reason")
 router.register("renewal-targets", views.RenewalTargetViewSet, basename="renewal-target")
 
+backtest_list = backtests.BacktestViewSet.as_view({"get": "list", "post": "create"})
+backtest_detail = backtests.BacktestViewSet.as_view({"get": "retrieve"})
+
 urlpatterns = [
     *router.urls,
+    # Nested under health's scorecards (health/api): mounted here, health never imports renewals.
+    path("scorecards/<int:scorecard_id>/backtests/", backtest_list, name="scorecard-backtest-list"),
+    path("scorecards/<int:scorecard_id>/backtests/<int:pk>/", backtest_detail, name="scorecard-backtest-detail"),
+    path("scorecards/<int:scorecard_id>/suggestion/", backtests.SuggestionView.as_view(), name="scorecard-suggestion"),
     path("metrics/retention/", metrics.RetentionView.as_view(), name="metrics-retention"),
     path("metrics/arr-bridge/", metrics.ArrBridgeView.as_view(), name="metrics-arr-bridge"),
     path("metrics/cohorts/", metrics.CohortsView.as_view(), name="metrics-cohorts"),

@@ -1,0 +1,9 @@
+"""Backtest pages, mounted under ``/o/<slug>/admin/scorecards/`` by :mod:`cs_platform.urls`."""
+
+from django.urls import path
+
+from . import backtest_views
+
+urlpatterns = [
+    path("<int:scorecard_id>/backtests/", backtest_views.scorecard_backtests, name="scorecard-backtests"),
+]
