@@ -54,9 +54,13 @@ def history(org):
         UsageMetricFactory(account=a, date=day, metric="active_users", value=Decimal(30 + i % 7))
         UsageMetricFactory(account=a, date=day, metric="logins", value=Decimal(5))
         UsageMetricFactory(account=b, date=day, metric="events", value=Decimal(50))
-    TicketFactory(account=a, opened_at=local(D - days(20)), priority="P3", status="solved", resolved_at=local(D - days(18)))
+    TicketFactory(
+        account=a, opened_at=local(D - days(20)), priority="P3", status="solved", resolved_at=local(D - days(18))
+    )
     p1 = TicketFactory(account=a, opened_at=local(D - days(40)), priority="P1", status="open")
-    TicketFactory(account=b, opened_at=local(D - days(200)), priority="P4", status="closed", resolved_at=local(D - days(199)))
+    TicketFactory(
+        account=b, opened_at=local(D - days(200)), priority="P4", status="closed", resolved_at=local(D - days(199))
+    )
     for account, back, score in ((a, 30, 9), (a, 100, 5), (b, 10, 8)):
         SurveyResponse.all_orgs.create(
             organization=org, account=account, kind="nps", score=score, responded_at=local(D - days(back))
@@ -283,9 +287,8 @@ def _random_history(org, other_org, seed: int) -> list[int]:
             opened = instant()
             resolved = rng.choice([None, opened + dt.timedelta(hours=rng.randrange(1, 2000))])
             status = rng.choice(["open", "pending"]) if resolved is None else rng.choice(["solved", "closed"])
-            TicketFactory(
-                account=account, opened_at=opened, priority=rng.choice(["P1", "P2"]), status=status, resolved_at=resolved
-            )
+            priority = rng.choice(["P1", "P2"])
+            TicketFactory(account=account, opened_at=opened, priority=priority, status=status, resolved_at=resolved)
         for _ in range(rng.randrange(6)):
             SurveyResponse.all_orgs.create(
                 organization=org,
@@ -356,9 +359,8 @@ def test_set_based_pairs_twin_the_per_day_reference(org, other_org, seed):
     known = fast["account_id"].isin(ids[:6])
     assert fast.loc[~known, "adoption"].isna().all() and fast.loc[known, "arr"].notna().all()
     # Scores agree too, and the twin is not vacuous: the pairs see different data.
-    assert_frame_equal(
-        score_accounts({None: DEFAULT_SCORECARD}, fast), score_accounts({None: DEFAULT_SCORECARD}, slow)
-    )
+    definitions = {None: DEFAULT_SCORECARD}
+    assert_frame_equal(score_accounts(definitions, fast), score_accounts(definitions, slow))
     assert fast["relationship"].nunique() > 1 and fast["support"].notna().any()
 
 
