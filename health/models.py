@@ -146,7 +146,14 @@ class UsageMetric(OrgScopedModel):
                 fields=["organization", "account", "date", "metric"], name="health_usagemetric_unique_day"
             )
         ]
-        indexes = [models.Index(fields=["organization", "metric", "date"], name="health_usagemetric_org_metric")]
+        indexes = [
+            models.Index(fields=["organization", "metric", "date"], name="health_usagemetric_org_metric"),
+            # The value as a key column too: the point-in-time signals of many (account, day) pairs
+            # (health.analytics.load_signals_at) then read each pair's days from the index alone.
+            models.Index(
+                fields=["organization", "account", "date", "metric", "value"], name="health_usagemetric_acct_value"
+            ),
+        ]
 
 
 class UsageTally(OrgScopedModel):
