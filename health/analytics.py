@@ -2,17 +2,21 @@
 
 :func:`load_signals` reads every signal of an organization's accounts (or of a subset) **as of a
 date** with a fixed number of aggregated queries — one per source table (accounts, usage metrics,
-contracts, tickets, invoices, NPS responses, activities, contacts, CSM pulses), each a ``GROUP BY
+contracts, tickets, invoices, NPS responses, activities, contacts, CSM pulses, overrides), each a ``GROUP BY
 account`` with conditional ``COUNT``/``SUM``/``MAX``/``MIN`` — whatever the number of accounts. Raw
 usage rows never reach Python. The result is a pandas DataFrame indexed by account id.
 
 **Point in time.** Nothing dated after the as-of day is read: windows are "the last N days including
 the as-of day" (``[as_of − (N−1), as_of]``; days end at midnight in the organization's time zone),
 a ticket counts as open at the as-of day when it was opened by then and not resolved by then, an
-invoice as unpaid when it was not paid by then, a contact as active unless it departed by then,
-a contract by its dates (not its current status, except ``cancelled``). Two limits, documented in
-``docs/metrics.md``: contacts carry no "joined" date (a contact added later counts in the past too),
-and invoices no issue date (an invoice counts once its due date has passed or is the as-of day).
+invoice once issued (``issued_on``; without one, due within 30 days) and as unpaid when not paid by
+then, a contact once started (``started_on``; without one, recorded: ``created_at``) and as active
+unless it departed by then, an override when set by then and neither cleared nor expired, a contract
+by its dates (not its current status, except ``cancelled``). What stays today's value (the account's
+attributes, a contact's roles, undated statuses) is listed in ``docs/metrics.md`` ("Point in time").
+
+:func:`load_signals_at` reads the same signals for many ``(account, day)`` pairs at once, each as of its
+own day, in as many queries as :func:`load_signals` (set-based SQL, see :class:`_PairSql`).
 
 Exact signal definitions (the columns):
 
@@ -40,15 +44,17 @@ Exact signal definitions (the columns):
     ``departed`` when a key contact (champion, executive sponsor or economic buyer:
     ``accounts.choices.KEY_CONTACT_ROLES``) departed in the last 90 days, else ``both``
     when an active champion and an active executive sponsor exist, ``one`` for one of them, ``none``
-    for neither. Missing for an account without contacts.
+    for neither, over the contacts known at the as-of day. Missing for an account without one.
 ``financial``
-    max days overdue across invoices unpaid at the as-of day (0 when none is overdue). Missing for
-    an account without invoices due by the as-of day.
+    max days overdue across the invoices issued by the as-of day and unpaid then (0 when none is
+    overdue). Missing for an account without an invoice issued by the as-of day.
 ``csm_pulse``
     colour of the latest CSM pulse of the last 30 days; missing when older (stale) or absent.
 ``usage:<metric>``
     Σ of the daily metric over the last 30 days; 0 when the account has other usage, missing when it
     has no usage at all.
+``override_color`` (not a signal: state)
+    the colour of the override active at the end of the as-of day (``red`` for customer will churn).
 """
 
 from __future__ import annotations
