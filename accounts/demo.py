@@ -374,6 +374,7 @@ class _Generator:
                 roles=roles,
                 seniority=seniority,
                 is_active=not departed,
+                started_on=account.customer_since,  # known since the account became a customer (point in time)
                 departed_at=self.today - timedelta(days=rng.randint(3, 400)) if departed else None,
                 trained=rng.random() < 0.4,
                 unsubscribed=rng.random() < 0.03,

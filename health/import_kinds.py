@@ -27,7 +27,7 @@ from cs_platform.imports.base import ImportResult, add_hook, register
 from cs_platform.imports.copy import upsert
 from cs_platform.imports.parsers import parse_choice, parse_date, parse_moment, parse_places, parse_text, row_key
 
-from .models import Invoice, Ticket, TicketPriority, TicketStatus, UsageMetric
+from .models import Invoice, Ticket, TicketPriority, TicketStatus, UsageMetric, default_issued_on
 from .triggers import schedule_org_recompute
 
 __all__ = ["InvoiceKind", "TicketKind", "UsageKind", "recompute_after_import"]
@@ -180,4 +180,11 @@ class InvoiceKind(ExternalIdKind):
         }
 
     def new(self, external_id: str, values: dict[str, Any]) -> Any:
-        return Invoice(organization_id=self.org.pk, external_id=external_id, currency=self.org.currency, **values)
+        # The CSV has no issue day (spec §8 fixes the columns): a new invoice is taken as issued net 30.
+        return Invoice(
+            organization_id=self.org.pk,
+            external_id=external_id,
+            currency=self.org.currency,
+            issued_on=default_issued_on(values["due_date"]),
+            **values,
+        )

@@ -6,6 +6,9 @@ account, colour overrides and the CSM pulse.
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -143,7 +146,14 @@ class UsageMetric(OrgScopedModel):
                 fields=["organization", "account", "date", "metric"], name="health_usagemetric_unique_day"
             )
         ]
-        indexes = [models.Index(fields=["organization", "metric", "date"], name="health_usagemetric_org_metric")]
+        indexes = [
+            models.Index(fields=["organization", "metric", "date"], name="health_usagemetric_org_metric"),
+            # The value as a key column too: the point-in-time signals of many (account, day) pairs
+            # (health.analytics.load_signals_at) then read each pair's days from the index alone.
+            models.Index(
+                fields=["organization", "account", "date", "metric", "value"], name="health_usagemetric_acct_value"
+            ),
+        ]
 
 
 class UsageTally(OrgScopedModel):
@@ -293,6 +303,11 @@ class Invoice(OrgScopedModel):
 
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="invoices")
     external_id = models.CharField(max_length=120)
+    #: The day the invoice was issued (point in time: the financial signal knows the invoice from this day
+    #: on). ``None`` = unknown: taken as 30 days before ``due_date``, which a new invoice gets when not given.
+    issued_on = models.DateField(
+        null=True, blank=True, help_text="Day the invoice was issued; empty = 30 days before the due date"
+    )
     due_date = models.DateField()
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     currency = models.CharField(max_length=3, default="USD")
@@ -304,6 +319,22 @@ class Invoice(OrgScopedModel):
             models.UniqueConstraint(fields=["organization", "external_id"], name="health_invoice_unique_org_extid")
         ]
         indexes = [models.Index(fields=["organization", "account", "due_date"], name="health_invoice_org_acct")]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.issued_on is None and self.due_date is not None:
+            self.issued_on = default_issued_on(self.due_date)
+        super().save(*args, **kwargs)
+
+
+#: When an invoice's issue day is not known: this many days before its due date (net 30).
+INVOICE_TERMS_DAYS = 30
+
+
+def default_issued_on(due_date: Any) -> Any:
+    """The issue day assumed for an invoice due on ``due_date`` when its own is not known (net 30)."""
+    if isinstance(due_date, str):
+        due_date = dt.date.fromisoformat(due_date)
+    return due_date - dt.timedelta(days=INVOICE_TERMS_DAYS)
 
 
 # --- Health engine (spec §3) --------------------------------------------------------------------

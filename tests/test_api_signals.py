@@ -164,7 +164,8 @@ class TestInvoices:
         assert created.status_code == 201, created.json()
         assert created.json() | {"id": 0} == {
             "id": 0, "external_id": "INV-1", "account": account.pk, "account_external_id": account.external_id,
-            "due_date": "2026-11-30", "amount": "1200.00", "currency": org.currency, "paid_at": None,
+            "issued_on": "2026-10-31", "due_date": "2026-11-30", "amount": "1200.00", "currency": org.currency,
+            "paid_at": None,
         }  # fmt: skip
         paid = client.put(f"{self.URL}external/INV-1/", {"paid_at": "2026-11-20"}, format="json")
         assert paid.status_code == 200 and paid.json()["paid_at"] == "2026-11-20"

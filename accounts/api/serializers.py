@@ -84,7 +84,7 @@ class ContactSerializer(OrgScopedSerializer):
         model = Contact
         fields = [
             "id", "external_id", "account", "account_external_id", "name", "email", "title", "roles",
-            "seniority", "is_active", "departed_at", "last_engaged_at", "trained", "unsubscribed",
+            "seniority", "is_active", "started_on", "departed_at", "last_engaged_at", "trained", "unsubscribed",
             "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]

@@ -114,6 +114,13 @@ class Contact(OrgScopedModel):
     roles = models.JSONField(default=list, blank=True, help_text="Subset of ContactRole values")
     seniority = models.CharField(max_length=16, choices=Seniority.choices, blank=True)
     is_active = models.BooleanField(default=True)
+    #: The day the contact joined the account (point in time: the health signals count the contact from
+    #: this day on). ``None`` = unknown: counted from the day the row was recorded (``created_at``).
+    started_on = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Day the contact joined the account; empty = counted from the day it was recorded",
+    )
     departed_at = models.DateField(null=True, blank=True)
     last_engaged_at = models.DateTimeField(null=True, blank=True)
     trained = models.BooleanField(default=False)

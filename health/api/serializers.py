@@ -57,8 +57,12 @@ class InvoiceSerializer(OrgScopedSerializer):
     class Meta:
         model = Invoice
         fields = [
-            "id", "external_id", "account", "account_external_id", "due_date", "amount", "currency", "paid_at",
+            "id", "external_id", "account", "account_external_id", "issued_on", "due_date", "amount", "currency",
+            "paid_at",
         ]  # fmt: skip
+        extra_kwargs = {
+            "issued_on": {"help_text": "Day the invoice was issued; 30 days before the due date when not given"}
+        }
 
     def validate_external_id(self, value: str) -> str:
         value = value.strip()
