@@ -298,6 +298,7 @@ SPECTACULAR_SETTINGS = {
         "FeatureRequestTypeEnum": "feedback.models_requests.RequestType",
         "FeatureRequestStatusEnum": "feedback.models_requests.RequestStatus",
         "SurveyKindEnum": "feedback.choices.SurveyKind",
+        "HealthColorEnum": "health.models.HealthColor",
     },
 }
 
