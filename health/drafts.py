@@ -30,11 +30,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from cs_platform.configdiff import diff
-
 from .models import Scorecard, ScorecardVersion
 from .scoring import DefinitionError
-from .versioning import NOTE_MAX, create_published, make_current
+from .versioning import NOTE_MAX, create_published, definition_diff, make_current
 from .versioning import lock_scorecard as _lock
 from .versioning import next_number as _next_number
 from .versioning import require_note as _require_note
@@ -154,7 +152,8 @@ def update_draft(
 def diff_version(version: ScorecardVersion, against: ScorecardVersion | None = None) -> list[dict[str, Any]]:
     """Field by field, what ``version`` changes against ``against`` (default: the scorecard's published
     version; the published version against itself is ``[]``): ``[{"path", "change", "before", "after"}]``
-    (:func:`cs_platform.configdiff.diff`, components and groups matched by key). Against nothing (a
+    (:func:`cs_platform.configdiff.diff`, components and groups matched by key; a number written
+    differently but equal, ``2.0`` and ``2``, is no change). Against nothing (a
     scorecard never published), every field is ``added``."""
     if against is None:
         current_id = (
@@ -165,7 +164,7 @@ def diff_version(version: ScorecardVersion, against: ScorecardVersion | None = N
         if current_id is not None:
             against = ScorecardVersion.objects.for_org(version.organization_id).get(pk=current_id)
     before = against.definition if against is not None else {}
-    return diff(before, version.definition)
+    return definition_diff(before, version.definition)
 
 
 def preview_version(version: ScorecardVersion) -> dict[str, Any]:

@@ -16,9 +16,24 @@ from cs_platform.configdiff import diff
 from .models import Scorecard, ScorecardVersion
 from .scoring import DefinitionError, validate_definition
 
-__all__ = ["NOTE_MAX", "create_published", "make_current"]
+__all__ = ["NOTE_MAX", "create_published", "definition_diff", "make_current"]
 
 NOTE_MAX = 300
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def definition_diff(before: Any, after: Any) -> list[dict[str, Any]]:
+    """:func:`cs_platform.configdiff.diff` of two definitions, without the rows where only a number's
+    spelling changed (``2.0`` → ``2``: the structured editor writes whole numbers as integers; the
+    scoring reads the same value)."""
+    return [
+        row
+        for row in diff(before, after)
+        if not (_number(row["before"]) and _number(row["after"]) and row["before"] == row["after"])
+    ]
 
 
 def user_or_none(user: Any) -> Any:
@@ -79,7 +94,7 @@ def make_current(
         subject_label=locked.name,
         actor=user_or_none(user),
         note=note,
-        changes=diff(before.definition if before is not None else {}, version.definition),
+        changes=definition_diff(before.definition if before is not None else {}, version.definition),
         data=data,
     )
     if recompute:
