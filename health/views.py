@@ -529,7 +529,7 @@ def admin_scorecard_draft_action(request: HttpRequest, scorecard_id: int, action
     from .forms import VersionNoteForm
 
     org = request.organization
-    card = get_object_or_404(Scorecard, pk=scorecard_id)
+    card = get_object_or_404(Scorecard.objects.all(), pk=scorecard_id)  # scoped: another org's is a 404
     url = reverse("admin-scorecard", args=[org.slug, card.pk])
     form = VersionNoteForm(request.POST, prefix=action)
     if action not in ("publish", "rollback"):

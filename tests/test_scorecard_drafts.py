@@ -323,3 +323,118 @@ def test_overrides_set_and_cleared_are_audited(org, alice, yellow_account):
         ("health_override.cleared", str(yellow_account.pk), alice, yellow_account.name),
     ]
     assert entries[0].note == "Exec escalation" and entries[0].data["color"] == "red"
+
+
+class TestPages:
+    """The editor's draft flow and Admin → Audit log, through the Django test client."""
+
+    def test_save_draft_then_publish_with_a_note_then_roll_back(self, client, org, alice, yellow_account):
+        from django.urls import reverse
+
+        card = default_card(org)
+        save_scorecard_version(card, pulse_only(50), user=alice, note="Pulse only")  # v2
+        url = reverse("admin-scorecard", args=[org.slug, card.pk])
+        client.force_login(alice)
+        form = {"name": card.name, "position": card.position, "definition": __import__("json").dumps(pulse_only(90))}
+        saved = client.post(url, {**form, "action": "save-draft"})
+        assert saved.status_code == 302
+        card.refresh_from_db()
+        draft = drafts.open_draft(card)
+        assert draft.number == 3 and card.current_version.number == 2  # nothing published
+        page = client.get(url)
+        html = page.content.decode()
+        assert page.context["shown"].pk == draft.pk  # the editor opens on the draft
+        assert 'data-path="components[csm_pulse].function.points.yellow"' in html
+        assert 'data-testid="publish-form"' in html and "Publish version 3" in html
+        assert client.get(url, {"preview": "draft"}).context["draft_preview"]["accounts_changing"] == 1
+        action = reverse("admin-scorecard-draft-action", args=[org.slug, card.pk, "publish"])
+        assert client.post(action, {"publish-note": "  "}).status_code == 302
+        draft.refresh_from_db()
+        assert draft.is_draft  # refused: no note
+        assert client.post(action, {"publish-note": "Kinder"}).status_code == 302
+        card.refresh_from_db()
+        assert card.current_version.number == 3 and card.current_version.publish_note == "Kinder"
+        rollback = reverse("admin-scorecard-draft-action", args=[org.slug, card.pk, "rollback"])
+        html = client.get(url).content.decode()
+        assert 'data-testid="rollback-form"' in html and "Roll back to version 2" in html and "data-confirm=" in html
+        assert client.post(rollback, {"rollback-note": "Too kind"}).status_code == 302
+        card.refresh_from_db()
+        assert (card.current_version.number, card.current_version.restores.number) == (4, 2)
+        assert (
+            client.post(reverse("admin-scorecard-draft-action", args=[org.slug, card.pk, "nope"]), {}).status_code
+            == 404
+        )
+
+    def test_draft_actions_admin_only_and_in_the_organization(self, client, org, other_org, alice, bob, charlie):
+        from django.urls import reverse
+
+        theirs = default_card(other_org)
+        draft = drafts.create_draft(theirs, pulse_only(90), user=charlie)
+        client.force_login(alice)
+        url = reverse("admin-scorecard-draft-action", args=[org.slug, theirs.pk, "publish"])
+        assert client.post(url, {"publish-note": "x"}).status_code == 404
+        client.force_login(bob)
+        mine = reverse("admin-scorecard-draft-action", args=[org.slug, default_card(org).pk, "rollback"])
+        assert client.post(mine, {"rollback-note": "x"}).status_code == 403
+        draft.refresh_from_db()
+        assert draft.is_draft
+
+    def test_audit_page_filters_and_exports(self, client, org, other_org, alice, bob, charlie):
+        from django.urls import reverse
+
+        card = default_card(org)
+        save_scorecard_version(card, pulse_only(50), user=alice, note="@SUM(A1)")
+        drafts.rollback(card, user=alice, note="Undo")
+        save_scorecard_version(default_card(other_org), pulse_only(50), user=charlie, note="Theirs")
+        url = reverse("admin-audit", args=[org.slug])
+        client.force_login(bob)
+        assert client.get(url).status_code == 403
+        client.force_login(charlie)
+        assert client.get(url).status_code == 404
+        client.force_login(alice)
+        page = client.get(url)
+        html = page.content.decode()
+        assert page.status_code == 200 and "Theirs" not in html
+        assert 'data-action="scorecard.published"' in html and 'data-action="scorecard.rolled_back"' in html
+        assert "components[csm_pulse]" in html
+        only = client.get(url, {"action": "scorecard.rolled_back"}).content.decode()
+        assert 'data-action="scorecard.published"' not in only and 'data-action="scorecard.rolled_back"' in only
+        assert client.get(url, {"date_before": "2000-01-01"}).context["page"].paginator.count == 0
+        assert client.get(url, {"date_after": "not-a-date"}).status_code == 400
+        exported = client.get(url, {"export": "csv", "action": "scorecard.published"})
+        text = b"".join(exported.streaming_content).decode().lstrip("\ufeff")
+        table = list(csv.DictReader(io.StringIO(text)))
+        assert [row["action"] for row in table] == ["scorecard.published"]
+        assert table[0]["note"] == "'@SUM(A1)" and table[0]["actor"] == alice.get_full_name()
+
+
+def test_score_line_marks_scorecard_changes_with_text():
+    import datetime as dt
+
+    from health.charts import score_line
+
+    days = [dt.date(2026, 11, d) for d in (1, 2, 3)]
+    history = [{"date": d, "score": 60.0, "color": "yellow"} for d in days]
+    svg = str(score_line(history, markers=[{"date": days[1], "label": "Default v2 published"}]))
+    assert svg.count('class="scorecard-change"') == 1
+    assert 'data-date="2026-11-02"' in svg and 'data-label="Default v2 published"' in svg
+    assert "Nov 2: Default v2 published" in svg  # the tooltip
+    assert "a published scorecard changed" in svg  # the legend
+    assert "scorecard changed on Nov 2 (Default v2 published)" in svg  # the chart's name
+    assert "scorecard-change" not in str(score_line(history))
+    # A day outside the plotted range is not drawn.
+    outside = str(score_line(history, markers=[{"date": dt.date(2026, 12, 1), "label": "later"}]))
+    assert 'class="scorecard-change"' not in outside
+
+
+def test_scorecard_changes_per_day_for_the_account(org, alice, yellow_account):
+    card = default_card(org)
+    recompute_health(org, latest=True)
+    save_scorecard_version(card, pulse_only(50), user=alice, note="v2")
+    drafts.rollback(card, user=alice, note="back")
+    today = timezone.localdate()
+    changes = drafts.scorecard_changes(yellow_account, since=today, until=today)
+    assert len(changes) == 1 and changes[0]["date"] == today
+    assert changes[0]["label"].endswith("Default v2 published; Default v3 rolled back to v1")
+    other = AccountFactory(organization=org)  # never scored: no scorecard scored it
+    assert drafts.scorecard_changes(other, since=today, until=today) == []
