@@ -183,7 +183,8 @@ class ScorecardVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ScorecardVersion
-        fields = ["id", "number", "note", "created_at", "created_by"]
+        # ``published_at`` null: a draft (see ``/api/v1/scorecards/{id}/versions/`` for its state).
+        fields = ["id", "number", "note", "created_at", "created_by", "published_at"]
         read_only_fields = fields
 
     def get_created_by(self, obj: ScorecardVersion) -> str | None:
