@@ -294,8 +294,8 @@ def score_line(
             f"<title>{escape(text)}</title>"
             f'<line x1="{_f(mx)}" x2="{_f(mx)}" y1="{pad_t}" y2="{_f(pad_t + inner_h)}" stroke="{INK}" '
             f'stroke-width="1.2" stroke-dasharray="4 3"/>'
-            f'<rect x="{_f(mx - 7)}" y="{pad_t - 1}" width="14" height="13" rx="3" fill="#ffffff" stroke="{INK}"/>'
-            f'<text x="{_f(mx)}" y="{pad_t + 9}" text-anchor="middle" fill="{INK}" font-size="9" '
+            f'<rect x="{_f(mx - 8)}" y="{pad_t - 2}" width="16" height="15" rx="3" fill="#ffffff" stroke="{INK}"/>'
+            f'<text x="{_f(mx)}" y="{pad_t + 9.5}" text-anchor="middle" fill="{INK}" '
             f'font-weight="700">{k}</text></g>'
         )
     if markers:
@@ -303,7 +303,7 @@ def score_line(
         marks.append(
             f'<g class="legend-item"><line x1="{pad_l}" x2="{pad_l + 14}" y1="{ly - 4}" y2="{ly - 4}" stroke="{INK}" '
             f'stroke-width="1.2" stroke-dasharray="4 3"/><text x="{pad_l + 18}" y="{ly}" fill="{INK}">'
-            f"Numbered dashed line: a published scorecard changed (see the table)</text></g>"
+            f"Numbered dashed line: a published scorecard changed</text></g>"
         )
     aria = escape(
         f"Health score from {_date(history[0]['date'])} to {_date(history[-1]['date'])}, now {scored[-1][1]['score']}; "
