@@ -7,7 +7,7 @@ included from here: accounts knows no app above it.
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import segment_views, views
+from . import audit_views, segment_views, views
 
 org_patterns = [
     path("", views.my_book, name="my-book"),
@@ -32,6 +32,7 @@ org_patterns = [
     path("admin/segments/preview/", segment_views.admin_segment_preview, name="admin-segment-preview"),
     path("admin/segments/<int:segment_id>/", segment_views.admin_segment, name="admin-segment"),
     path("admin/jobs/", views.admin_jobs, name="admin-jobs"),
+    path("admin/audit/", audit_views.admin_audit, name="admin-audit"),
     path("admin/jobs/<int:job_id>/", views.admin_job_detail, name="admin-job-detail"),
     path("admin/jobs/<int:job_id>/errors.csv", views.admin_job_errors_csv, name="admin-job-errors-csv"),
     path("admin/jobs/<int:job_id>/rerun/", views.admin_job_rerun, name="admin-job-rerun"),

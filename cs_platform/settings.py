@@ -300,6 +300,7 @@ SPECTACULAR_SETTINGS = {
         "SurveyKindEnum": "feedback.choices.SurveyKind",
         # Import runs and scorecard backtests share the JobRun statuses.
         "JobStatusEnum": "cs_platform.choices.JobStatus",
+        "HealthColorEnum": "health.models.HealthColor",
     },
 }
 

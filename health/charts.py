@@ -217,17 +217,26 @@ def trend_area(
 
 
 def score_line(
-    history: Sequence[dict[str, Any]], bands: dict[str, Any] | None = None, *, width: int = 420, height: int = 170
+    history: Sequence[dict[str, Any]],
+    bands: dict[str, Any] | None = None,
+    *,
+    markers: Sequence[dict[str, Any]] = (),
+    width: int = 420,
+    height: int = 170,
 ) -> SafeString:
     """An account's score over time (0–100), over the red/yellow/green band backgrounds, each band named
-    with its thresholds (the organization's bands) beside the plot."""
+    with its thresholds (the organization's bands) beside the plot.
+
+    ``markers`` (``[{"date", "label"}]``, one per day: :func:`health.drafts.scorecard_changes`) mark the
+    days a published scorecard changed: a dashed vertical line numbered ①②… at the top, with its label
+    as a tooltip and in ``data-label``, and a legend entry under the plot (never colour alone)."""
     scored = [(i, h) for i, h in enumerate(history) if h.get("score") is not None]
     if not scored:
         return mark_safe('<p class="empty small">No score history yet.</p>')
     bands = bands or {}
     labels = band_labels(bands)
     yellow, green = float(bands.get("yellow", 50)), float(bands.get("green", 75))
-    pad_l, pad_r, pad_b, pad_t = 30, 96, 30, 18
+    pad_l, pad_r, pad_b, pad_t = 30, 96, 30 + (16 if markers else 0), 18
     inner_w, inner_h = width - pad_l - pad_r, height - pad_b - pad_t
     x = _date_scale([h["date"] for h in history], pad_l, inner_w)
 
@@ -271,14 +280,44 @@ def score_line(
         f"{_date(dates[i])}</text>"
         for i in _date_ticks(dates, x, 4)
     )
+    marks = []
+    first, last = dates[0], dates[-1]
+    span = (last - first).days if isinstance(first, dt.date) and isinstance(last, dt.date) else 0
+    for k, marker in enumerate(markers, start=1):
+        day = marker["date"]
+        if not isinstance(first, dt.date) or day < first or day > last:
+            continue
+        mx = pad_l + (inner_w * (day - first).days / span if span else inner_w / 2)
+        text = f"{_date(day)}: {marker['label']}"
+        marks.append(
+            f'<g class="scorecard-change" data-date="{day.isoformat()}" data-label="{escape(marker["label"])}">'
+            f"<title>{escape(text)}</title>"
+            f'<line x1="{_f(mx)}" x2="{_f(mx)}" y1="{pad_t}" y2="{_f(pad_t + inner_h)}" stroke="{INK}" '
+            f'stroke-width="1.2" stroke-dasharray="4 3"/>'
+            f'<rect x="{_f(mx - 8)}" y="{pad_t - 2}" width="16" height="15" rx="3" fill="#ffffff" stroke="{INK}"/>'
+            f'<text x="{_f(mx)}" y="{pad_t + 9.5}" text-anchor="middle" fill="{INK}" '
+            f'font-weight="700">{k}</text></g>'
+        )
+    if markers:
+        ly = height - 8
+        marks.append(
+            f'<g class="legend-item"><line x1="{pad_l}" x2="{pad_l + 14}" y1="{ly - 4}" y2="{ly - 4}" stroke="{INK}" '
+            f'stroke-width="1.2" stroke-dasharray="4 3"/><text x="{pad_l + 18}" y="{ly}" fill="{INK}">'
+            f"Numbered dashed line: a published scorecard changed</text></g>"
+        )
     aria = escape(
         f"Health score from {_date(history[0]['date'])} to {_date(history[-1]['date'])}, now {scored[-1][1]['score']}; "
         f"bands: {labels['red']}, {labels['yellow']}, {labels['green']}"
+        + (
+            "; scorecard changed on " + "; ".join(f"{_date(m['date'])} ({m['label']})" for m in markers)
+            if markers
+            else ""
+        )
     )
     return mark_safe(
         f'<svg class="chart score-chart" viewBox="0 0 {width} {height}" data-width="{width}" width="100%" role="img" '
         f'aria-label="{aria}" {FONT}>{"".join(background)}<path d="{path}" fill="none" stroke="currentColor" '
-        f'stroke-width="1.5"/>{dots}{ticks}</svg>'
+        f'stroke-width="1.5"/>{dots}{ticks}{"".join(marks)}</svg>'
     )
 
 

@@ -142,3 +142,20 @@ def parse_definition_json(raw: str) -> tuple[object | None, list[tuple[str, str]
     except json.JSONDecodeError as exc:
         return None, [("definition", f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")]
     return definition, validate_definition(definition)
+
+
+class VersionNoteForm(forms.Form):
+    """The note of a publish or a rollback: required, kept with the version and in the audit log."""
+
+    note = forms.CharField(
+        max_length=300,
+        label="Why",
+        help_text="Required: stored with the version and in the audit log.",
+        error_messages={"required": "write a note: it says why, in the history and the audit log."},
+    )
+
+    def clean_note(self) -> str:
+        note = self.cleaned_data["note"].strip()
+        if not note:
+            raise forms.ValidationError("write a note: it says why, in the history and the audit log.")
+        return note

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from cs_platform.tenancy import OrgScopedModel
 
@@ -381,6 +382,12 @@ class Scorecard(OrgScopedModel):
         return self.name
 
 
+class VersionState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    SUPERSEDED = "superseded", "Superseded"
+
+
 class ScorecardVersion(OrgScopedModel):
     """One immutable definition of a scorecard: groups and components as JSON.
 
@@ -401,17 +408,53 @@ class ScorecardVersion(OrgScopedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Drafts (``health.drafts``): a version whose ``published_at`` is empty is a draft, the only kind of
+    # version that may still change. A version created any other way is published when created.
+    published_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    publish_note = models.CharField(max_length=300, blank=True, help_text="Why it was published (or rolled back)")
+    restores = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="For a rollback: the version whose definition it copied",
+    )
 
     class Meta(OrgScopedModel.Meta):
         ordering = ["scorecard", "-number"]
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "scorecard", "number"], name="health_scorecardversion_unique_number"
-            )
+            ),
+            # At most one open draft per scorecard.
+            models.UniqueConstraint(
+                fields=["organization", "scorecard"],
+                condition=models.Q(published_at__isnull=True),
+                name="health_scorecardversion_one_draft",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.scorecard_id} v{self.number}"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.published_at is None
+
+    def state_for(self, current_version_id: int | None) -> str:
+        """``draft`` (not published yet), ``published`` (the scorecard's current version, the one the
+        engine scores with) or ``superseded`` (published once, replaced since)."""
+        if self.published_at is None:
+            return VersionState.DRAFT
+        return VersionState.PUBLISHED if self.pk == current_version_id else VersionState.SUPERSEDED
+
+    @property
+    def state(self) -> str:
+        return self.state_for(self.scorecard.current_version_id)
 
 
 class HealthSnapshot(OrgScopedModel):

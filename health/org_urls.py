@@ -18,4 +18,9 @@ urlpatterns = [
     path("admin/ingestion/", ingestion_views.admin_ingestion, name="admin-ingestion"),
     path("admin/scorecards/", views.admin_scorecards, name="admin-scorecards"),
     path("admin/scorecards/<int:scorecard_id>/", views.admin_scorecard, name="admin-scorecard"),
+    path(
+        "admin/scorecards/<int:scorecard_id>/<slug:action>/",
+        views.admin_scorecard_draft_action,
+        name="admin-scorecard-draft-action",
+    ),
 ]

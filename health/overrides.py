@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import Actor
+from cs_platform.audit import record_audit
 from cs_platform.events import record_event
 
 from .models import CsmPulse, HealthColor, HealthOverride, HealthScore, OverrideReason, PulseReason
@@ -143,6 +144,22 @@ def set_override(
     health.color, health.override = color, override
     health.save(update_fields=["color", "override"])
     _emit_color_change(account, was, color, cause="override")
+    record_audit(
+        account.organization_id,
+        "health_override.created",
+        subject_type="account",
+        subject_id=account.pk,
+        subject_label=account.name,
+        actor=author.user,
+        note=override.reason,
+        data={
+            "override": override.pk,
+            "color": color,
+            "reason_code": reason_code,
+            "expires_at": expires_at,
+            "computed_color": health.computed_color or None,
+        },
+    )
     return override
 
 
@@ -163,6 +180,15 @@ def clear_override(override: HealthOverride, *, by: Actor) -> HealthOverride:
         health.color, health.override = health.computed_color, None
         health.save(update_fields=["color", "override"])
         _emit_color_change(account, was, health.color, cause="override_cleared")
+    record_audit(
+        account.organization_id,
+        "health_override.cleared",
+        subject_type="account",
+        subject_id=account.pk,
+        subject_label=account.name,
+        actor=by.user,
+        data={"override": override.pk, "color": override.color, "reason_code": override.reason_code},
+    )
     return override
 
 

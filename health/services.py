@@ -881,32 +881,16 @@ def preview_scorecard(organization: Organization, scorecard: Scorecard, definiti
     }
 
 
-@transaction.atomic
 def save_scorecard_version(
     scorecard: Scorecard, definition: dict[str, Any], *, user: Any, note: str = ""
 ) -> ScorecardVersion:
-    """Store ``definition`` as the next version of ``scorecard`` and make it current.
+    """Store ``definition`` as the next version of ``scorecard`` and publish it at once (no draft step).
 
     Validates first (raises :class:`~health.scoring.DefinitionError` with every problem); versions are
-    numbered 1, 2, … per scorecard, never edited (snapshots name the version that produced them).
-    The next recompute uses the new version.
+    numbered 1, 2, … per scorecard, never edited once published (snapshots name the version that produced
+    them). Audited as ``scorecard.published``; a recompute is queued after commit (not for a new
+    scorecard's first version). Drafts: :mod:`health.drafts`.
     """
-    errors = validate_definition(definition)
-    if errors:
-        raise DefinitionError(errors)
-    locked = Scorecard.objects.for_org(scorecard.organization_id).select_for_update().get(pk=scorecard.pk)
-    last = (
-        ScorecardVersion.objects.for_org(scorecard.organization_id).filter(scorecard=locked).order_by("-number").first()
-    )
-    version = ScorecardVersion.all_orgs.create(
-        organization_id=scorecard.organization_id,
-        scorecard=locked,
-        number=(last.number + 1) if last else 1,
-        definition=definition,
-        note=note[:300],
-        created_by=user if getattr(user, "pk", None) else None,
-    )
-    locked.current_version = version
-    locked.save(update_fields=["current_version", "updated_at"])
-    scorecard.current_version = version
-    return version
+    from .versioning import create_published
+
+    return create_published(scorecard, definition, user=user, note=note)

@@ -248,14 +248,30 @@ def health_panel_context(
     the 90-day chart with the organization's colour bands, the override trail and recent pulses (1 query
     each), and the forms for whoever may write the account."""
     from .charts import score_line
+    from .drafts import scorecard_changes
     from .overrides import can_override
 
     summary = health_summary(request, account)
+    history = summary["health"]["history"]
+    changes = (
+        scorecard_changes(account, since=history[0]["date"], until=local_today(request.organization)) if history else []
+    )
+    for number, change in enumerate(changes, start=1):
+        change["number"] = number
+    by_day = {c["date"]: c for c in changes}
+    history_rows = [{**h, "change": by_day.get(h["date"])} for h in history]
+    seen = {h["date"] for h in history}
+    history_rows += [
+        {"date": c["date"], "score": None, "color": None, "change": c} for c in changes if c["date"] not in seen
+    ]
+    history_rows.sort(key=lambda row: row["date"], reverse=True)
     # A churned account has no score to override and no CSM read to give: no forms (the trail stays).
     churned = account.churned_at is not None or account.lifecycle_stage == "churned"
     allowed = can_override(request.actor, account) and not churned
     return summary | {
-        "health_chart": score_line(summary["health"]["history"], request.organization.health_bands),
+        "health_chart": score_line(history, request.organization.health_bands, markers=changes),
+        "scorecard_changes": changes,
+        "history_rows": history_rows,
         "override_trail": list(
             HealthOverride.objects.filter(account=account).select_related("author", "cleared_by")[:OVERRIDE_TRAIL_LIMIT]
         ),
@@ -485,19 +501,80 @@ def _save_bands(request: HttpRequest, card, data: dict) -> HttpResponse:
     return redirect(reverse("admin-scorecard", args=[org.slug, card.pk]) + "#bands")
 
 
+def _diff_text(value) -> str | None:
+    """A diff cell as its reader writes it: JSON for numbers, lists and objects, strings as they are."""
+    import json
+
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _store_draft(card, draft, definition: dict, *, user, note: str):
+    """The edited definition as the scorecard's draft: the open one changed, else a new one."""
+    from . import drafts
+
+    if draft is not None:
+        return drafts.update_draft(draft, definition, user=user, note=note or None)
+    return drafts.create_draft(card, definition, user=user, note=note)
+
+
+@admin_page
+@require_POST
+def admin_scorecard_draft_action(request: HttpRequest, scorecard_id: int, action: str) -> HttpResponse:
+    """The draft's and the history's buttons: ``publish`` (the open draft, with the required note) and
+    ``rollback`` (a new version copying the previously published one, with the required note; the page
+    asks for confirmation first). Answers with the editor again (a message, or the error at its field)."""
+    from . import drafts
+    from .forms import VersionNoteForm
+
+    org = request.organization
+    card = get_object_or_404(Scorecard.objects.all(), pk=scorecard_id)  # scoped: another org's is a 404
+    url = reverse("admin-scorecard", args=[org.slug, card.pk])
+    form = VersionNoteForm(request.POST, prefix=action)
+    if action not in ("publish", "rollback"):
+        raise Http404
+    if not form.is_valid():
+        messages.error(request, "Nothing changed: " + form.errors["note"][0])
+        return redirect(f"{url}#{'draft' if action == 'publish' else 'versions'}")
+    note = form.cleaned_data["note"]
+    try:
+        if action == "publish":
+            draft = drafts.open_draft(card)
+            if draft is None:
+                raise drafts.DraftError("There is no draft to publish.")
+            version = drafts.publish(draft, user=request.user, note=note)
+            messages.success(request, f"Version {version.number} published; the recompute queued now scores with it.")
+        else:
+            version = drafts.rollback(card, user=request.user, note=note)
+            messages.success(
+                request,
+                f"Rolled back: version {version.number} (a copy of version {version.restores.number}) is published; "
+                "the recompute queued now scores with it.",
+            )
+    except drafts.DraftError as exc:
+        messages.error(request, str(exc))
+    return redirect(f"{url}#versions")
+
+
 @admin_page
 @require_http_methods(["GET", "POST"])
 def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
     """Edit one scorecard with the structured editor (components, groups, functions; ``health.editor``)
     or the JSON view, and the organization's colour bands (``action=preview-bands`` / ``save-bands``,
     previewed like a definition). ``action=preview`` scores today's accounts bound to it with the edited definition
-    and shows how many accounts and how much ARR would change colour (nothing saved); ``action=save``
-    stores the settings and, when the definition changed, a new version with the (required) note;
-    ``add-…``/``remove-…`` actions add or remove a row and show the form again. ``?version=N`` loads an
-    older version's definition into the editor (to restore it, save it). Nothing is saved while any
-    field is invalid; every problem is shown next to its field."""
+    and shows how many accounts and how much ARR would change colour (nothing saved); ``action=save-draft``
+    stores the settings and the edited definition as the scorecard's draft (created, or the open one
+    changed: drafts never change scores); ``action=save`` ("Publish") stores the settings and, when the
+    definition changed, puts it in the draft and publishes it with the (required) note;
+    ``add-…``/``remove-…`` actions add or remove a row and show the form again. The editor opens on the
+    open draft when there is one; ``?version=N`` loads another version's definition into it. Nothing is
+    saved while any field is invalid; every problem is shown next to its field. The draft's panel
+    (diff against the published version, preview, publish with a note) and the history's rollback post
+    to :func:`admin_scorecard_draft_action`."""
     import json
 
+    from . import drafts
     from .charts import band_labels
     from .editor import (
         FUNCTION_LABELS,
@@ -510,13 +587,18 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
         state_from_definition,
     )
     from .forms import ScorecardForm
-    from .services import preview_scorecard, save_scorecard_version
+    from .services import preview_scorecard
 
     org = request.organization
     card = get_object_or_404(Scorecard.objects.select_related("segment", "current_version"), pk=scorecard_id)
-    versions = list(ScorecardVersion.objects.filter(scorecard=card).select_related("created_by").order_by("-number"))
+    versions = list(
+        ScorecardVersion.objects.filter(scorecard=card)
+        .select_related("created_by", "published_by", "restores")
+        .order_by("-number")
+    )
     current = next((v for v in versions if v.pk == card.current_version_id), None)
-    shown = current
+    draft = next((v for v in versions if v.published_at is None), None)
+    shown = draft or current
     if request.GET.get("version", "").isdigit():
         shown = next((v for v in versions if v.number == int(request.GET["version"])), shown)
     saved_definition = current.definition if current else {}
@@ -535,6 +617,9 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
     bands = org.health_bands or {}
     bands_form = BandsForm(initial={"yellow": bands.get("yellow", 50), "green": bands.get("green", 75)})
     bands_preview = None
+    draft_preview = None
+    if request.method == "GET" and request.GET.get("preview") == "draft" and draft is not None:
+        draft_preview = drafts.preview_version(draft)
     action = request.POST.get("action", "") if request.method == "POST" else ""
     if action in ("preview-bands", "save-bands"):
         # The organization's colour bands: their own small form on this page, previewed like a definition.
@@ -559,13 +644,14 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
             status = 400
         elif request.POST.get("action") == "preview":
             preview = preview_scorecard(org, card, definition)
-        elif request.POST.get("action") == "save":
+        elif request.POST.get("action") in ("save", "save-draft"):
             data = form.cleaned_data
+            publishing = request.POST.get("action") == "save"
             changed = current is None or current.definition != definition
             if Scorecard.objects.filter(name=data["name"]).exclude(pk=card.pk).exists():
                 form.add_error("name", "A scorecard of this organization already has this name.")
                 status = 400
-            elif changed and not data["note"].strip():
+            elif publishing and changed and not data["note"].strip():
                 form.add_error("note", "Say what changed: the note is stored with the new version.")
                 status = 400
             else:
@@ -574,10 +660,21 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
                     if not card.is_default:
                         card.segment, card.is_active = data["segment"], data["is_active"]
                     card.save()
-                    if changed:
-                        version = save_scorecard_version(card, definition, user=request.user, note=data["note"])
-                if changed:
-                    messages.success(request, f"Saved as version {version.number}; the next recompute uses it.")
+                    version = None
+                    if changed or (not publishing and draft is not None):
+                        version = _store_draft(card, draft, definition, user=request.user, note=data["note"].strip())
+                    if publishing and changed:
+                        version = drafts.publish(version, user=request.user, note=data["note"])
+                if publishing and changed:
+                    messages.success(
+                        request, f"Version {version.number} published; the recompute queued now scores with it."
+                    )
+                elif version is not None:
+                    messages.success(
+                        request,
+                        f"Draft version {version.number} saved: it changes no score until it is published. "
+                        "Its changes are listed below.",
+                    )
                 else:
                     messages.success(request, "Settings saved; the definition did not change (no new version).")
                 return redirect("admin-scorecard", org_slug=org.slug, scorecard_id=card.pk)
@@ -590,9 +687,29 @@ def admin_scorecard(request: HttpRequest, scorecard_id: int) -> HttpResponse:
         definition_json = request.POST.get("definition", "")
     else:
         definition_json = json.dumps(definition, indent=2) if definition is not None else ""
+    for v in versions:
+        v.state_label = v.state_for(card.current_version_id)
+    draft_diff = None
+    if draft is not None:
+        draft_diff = [
+            {**row, "before": _diff_text(row["before"]), "after": _diff_text(row["after"])}
+            for row in drafts.diff_version(draft, current)
+        ]
     context = {
         "card": card,
         "form": form,
+        "draft": draft,
+        "draft_diff": draft_diff,
+        "current": current,
+        # What drafts.rollback would copy (drafts.previous_published), from the versions already read.
+        "rollback_target": max(
+            (v for v in versions if v.published_at is not None and v.pk != card.current_version_id),
+            key=lambda v: (v.published_at, v.number),
+            default=None,
+        )
+        if current is not None
+        else None,
+        "draft_preview": draft_preview,
         "settings_fields": [form[name] for name in ("name", "description", "segment", "position", "is_active")],
         "versions": versions,
         "shown": shown,

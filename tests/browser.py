@@ -175,6 +175,7 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("admin playbook", f"{o}/admin/playbooks/{seeded.playbook}/", admin_only=True, readers=("leader",)),
         Screen("admin playbook preview", f"{o}/admin/playbooks/{seeded.playbook}/?preview=1", admin_only=True),
         Screen("admin new playbook", f"{o}/admin/playbooks/new/", admin_only=True),
+        Screen("admin audit log", f"{o}/admin/audit/", admin_only=True),
         # Last: the screen the other roles open to see the 403 page (see screens_for).
         Screen("admin key features", f"{o}/admin/features/", admin_only=True),
     ]

@@ -166,6 +166,12 @@ def survey_body(org: Any) -> dict[str, Any]:
             "email_subject": "A quick question", "email_body": "Hi {{ contact.first_name }}"}  # fmt: skip
 
 
+def audit_entry(org: Any) -> Any:
+    from cs_platform.audit import record_audit
+
+    return record_audit(org.pk, "scorecard.published", subject_type="scorecard", subject_id=1, note="test")
+
+
 def import_run(org: Any) -> Any:
     return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
@@ -257,6 +263,7 @@ CASES = [
     IsolationCase("email-templates", make=email_template, payload=lambda o: {
                   "name": "Check-in", "subject": "Hi {{ account.name }}", "body": "Hello {{ contact.first_name }}"},
                   patch={"subject": "changed"}),
+    IsolationCase("audit-log", make=audit_entry, payload=lambda o: {"note": "mine"}, read_only=True),
 ]  # fmt: skip
 # Routes nested under one scorecard (``scorecards/{scorecard_id}/backtests/``, ``…/suggestion/``) cannot be
 # addressed by the flat suite above; their isolation cases are in tests/test_api_backtests.py
@@ -307,3 +314,33 @@ def test_segment_members_and_previews_stay_in_their_organization(api, org, other
     assert [row["account"] for row in members] == list(Account.objects.for_org(org).values_list("pk", flat=True))
     preview = client.post("/api/v1/segments/preview/", {"rules": rules}, format="json").json()
     assert preview["accounts"] == 1 and [row["id"] for row in preview["sample"]] == [members[0]["account"]]
+
+
+@pytest.mark.django_db
+def test_scorecard_versions_stay_in_their_organization(api, org, other_org, charlie):
+    """The nested versions of a scorecard (drafts): another organization's scorecard or version is a 404 on
+    every route, exactly like one that does not exist, and nothing of it changes."""
+    from cs_platform.models import AuditEntry
+    from health import drafts
+    from health.models import Scorecard
+
+    theirs = Scorecard.all_orgs.get(organization=other_org, is_default=True)
+    draft = drafts.create_draft(theirs, theirs.current_version.definition, user=charlie, note="theirs")
+    client = api(org, "admin")
+    base = f"/api/v1/scorecards/{theirs.pk}/versions/"
+    missing = "/api/v1/scorecards/999999/versions/"
+    for url in (base, missing):
+        assert client.get(url).status_code == 404
+        assert client.post(url, {"definition": theirs.current_version.definition}, format="json").status_code == 404
+        assert client.get(f"{url}{draft.number}/").status_code == 404
+        assert client.get(f"{url}{draft.number}/diff/").status_code == 404
+        assert client.patch(f"{url}{draft.number}/", {"note": "mine"}, format="json").status_code == 404
+        assert client.post(f"{url}{draft.number}/preview/").status_code == 404
+        assert client.post(f"{url}{draft.number}/publish/", {"note": "x"}, format="json").status_code == 404
+    assert client.post(f"/api/v1/scorecards/{theirs.pk}/rollback/", {"note": "x"}, format="json").status_code == 404
+    draft.refresh_from_db()
+    assert draft.is_draft and draft.note == "theirs"
+    assert not AuditEntry.all_orgs.filter(organization=other_org).exists()
+    mine = Scorecard.all_orgs.get(organization=org, is_default=True)
+    listed = client.get(f"/api/v1/scorecards/{mine.pk}/versions/").json()["results"]
+    assert {v["scorecard"] for v in listed} == {mine.pk}

@@ -107,6 +107,32 @@ def build_scorecards(org: Any, n: int, owner: Any) -> None:
         save_scorecard_version(card, DEFAULT_SCORECARD, user=owner, note="v2")
 
 
+def build_scorecard_versions(org: Any, n: int, owner: Any) -> None:
+    """``n`` more versions of the default scorecard: published ones, each by ``owner``, and one rollback."""
+    from health.defaults import DEFAULT_SCORECARD
+    from health.drafts import rollback
+    from health.models import Scorecard
+    from health.services import save_scorecard_version
+
+    card = Scorecard.all_orgs.get(organization=org, is_default=True)
+    for _ in range(n - 1):
+        save_scorecard_version(card, DEFAULT_SCORECARD, user=owner, note="again")
+    rollback(card, user=owner, note="back")
+
+
+def default_scorecard_versions(org: Any) -> str:
+    from health.models import Scorecard
+
+    return f"/api/v1/scorecards/{Scorecard.all_orgs.get(organization=org, is_default=True).pk}/versions/"
+
+
+def build_audit_entries(org: Any, n: int, owner: Any) -> None:
+    from cs_platform.audit import record_audit
+
+    for i in range(n):
+        record_audit(org.pk, "scorecard.published", subject_type="scorecard", subject_id=i, actor=owner, note="n")
+
+
 def build_invitations(org: Any, n: int, owner: Any) -> None:
     from tests.test_api_isolation import invitation
 
@@ -228,6 +254,9 @@ SCENARIOS = {
     "csm-pulses:list": ("/api/v1/csm-pulses/", {"color": "yellow"},
                         lambda o, n, u: CsmPulseFactory.create_batch(n, account__organization=o, author=u)),
     "scorecards:list": ("/api/v1/scorecards/", {"is_active": "true"}, build_scorecards),
+    "scorecard-versions:list": (default_scorecard_versions, {"ordering": "-published_at"}, build_scorecard_versions),
+    "audit-log:list": ("/api/v1/audit-log/", {"action": "scorecard.published", "subject_type": "scorecard"},
+                       build_audit_entries),
     "ctas:list": ("/api/v1/ctas/", {"owner": "me", "status": "open", "ordering": "-priority_score"}, build_ctas),
     "tasks:list": ("/api/v1/tasks/", {"assignee": "me", "done": "false", "ordering": "due_date"}, build_ctas),
     "notifications:list": ("/api/v1/notifications/", {"unread": "true"}, build_notifications),
@@ -241,7 +270,7 @@ SCENARIOS = {
                               build_survey_responses),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
-ADMIN_ONLY = {"write-keys:list", "invitations:list"}
+ADMIN_ONLY = {"write-keys:list", "invitations:list", "audit-log:list"}
 
 
 def count_queries(client: Any, url: str, params: dict[str, Any]) -> tuple[int, list[str], int]:
@@ -255,6 +284,7 @@ def count_queries(client: Any, url: str, params: dict[str, Any]) -> tuple[int, l
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_list_query_count_is_constant(name, org, alice, bob, api, django_assert_num_queries):
     url, params, build = SCENARIOS[name]
+    url = url(org) if callable(url) else url  # a nested list: its parent's id
     user, role = (alice, "admin") if name in ADMIN_ONLY else (bob, "csm")
     client = api(org, role, user)  # a user-bound key: the heaviest auth path (key, then membership)
     build(org, 5, user)

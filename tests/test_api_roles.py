@@ -568,3 +568,38 @@ def test_cta_types_admins_write_everyone_reads_nobody_deletes(role, org, people,
     assert client.delete(f"{API}/cta-types/{custom.pk}/").status_code in ((405,) if allowed else (403, 405))
     custom.refresh_from_db()
     assert custom.pk and (custom.label == "Again") is allowed
+
+
+@pytest.mark.parametrize("role", ["admin", "leader", "csm", "viewer"])
+def test_scorecard_drafts_admins_write_everyone_reads(role, org, people, client_for):
+    """Scorecard versions follow the scorecards' roles: every member reads, only admins create, change,
+    preview, publish and roll back."""
+    from health import drafts
+    from health.models import Scorecard
+
+    card = Scorecard.all_orgs.get(organization=org, is_default=True)
+    definition = card.current_version.definition
+    draft = drafts.create_draft(card, definition, user=people["admin"])
+    client = client_for(role)
+    allowed = role == "admin"
+    base = f"{API}/scorecards/{card.pk}/versions/"
+    assert client.get(base).status_code == 200
+    assert client.get(f"{base}{draft.number}/").status_code == 200
+    assert client.get(f"{base}{draft.number}/diff/").status_code == 200
+    assert client.patch(f"{base}{draft.number}/", {"note": "n"}, format="json").status_code == (200 if allowed else 403)
+    assert client.post(base, {"definition": definition}, format="json").status_code == (409 if allowed else 403)
+    assert client.post(f"{base}{draft.number}/preview/").status_code == (200 if allowed else 403)
+    published = client.post(f"{base}{draft.number}/publish/", {"note": "go"}, format="json")
+    assert published.status_code == (200 if allowed else 403)
+    rolled = client.post(f"{API}/scorecards/{card.pk}/rollback/", {"note": "back"}, format="json")
+    assert rolled.status_code == (201 if allowed else 403)
+
+
+@pytest.mark.parametrize("role", ["admin", "leader", "csm", "viewer"])
+def test_audit_log_is_for_admins_only(role, org, people, client_for):
+    from cs_platform.audit import record_audit
+
+    record_audit(org.pk, "scorecard.published", subject_type="scorecard", subject_id=1, actor=people["admin"])
+    response = client_for(role).get(f"{API}/audit-log/")
+    assert response.status_code == (200 if role == "admin" else 403)
+    assert client_for(role).get(f"{API}/audit-log/?format=csv").status_code == (200 if role == "admin" else 403)

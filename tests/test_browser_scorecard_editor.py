@@ -67,7 +67,7 @@ def test_edit_weight_preview_and_save(org, admin, promoter, live_server, browser
     page.screenshot(path=str(SCREENSHOTS / "scorecard_editor_preview.png"), full_page=True)
 
     page.get_by_label("What changed").fill("NPS paused while the survey is redesigned")
-    page.get_by_role("button", name="Save as a new version").click()
+    page.get_by_role("button", name="Publish", exact=True).click()
     versions = page.get_by_test_id("versions")
     sync_api.expect(versions.get_by_role("row").filter(has_text="v2")).to_contain_text(
         "NPS paused while the survey is redesigned"

@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from . import views
+from .audit import AuditEntryViewSet
 
 router = DefaultRouter(trailing_slash=True)
 # ``/api/v1/`` itself is ``cs_platform.urls.api_root``, which lists every app's resources.
@@ -16,5 +17,6 @@ router.register("users", views.MembershipViewSet, basename="user")
 router.register("invitations", views.InvitationViewSet, basename="invitation")
 router.register("imports", views.ImportViewSet, basename="import")
 router.register("write-keys", views.WriteKeyViewSet, basename="write-key")
+router.register("audit-log", AuditEntryViewSet, basename="audit-entry")
 
 urlpatterns = [path("me/", views.MeView.as_view(), name="me"), *router.urls]

@@ -8,7 +8,18 @@ from rest_framework import serializers
 
 from cs_platform.api.serializers import KnownFieldsMixin, OrgScopedSerializer
 
-from ..models import CsmPulse, HealthOverride, HealthScore, Invoice, Scorecard, ScorecardVersion, Ticket, UsageMetric
+from ..models import (
+    CsmPulse,
+    HealthColor,
+    HealthOverride,
+    HealthScore,
+    Invoice,
+    Scorecard,
+    ScorecardVersion,
+    Ticket,
+    UsageMetric,
+    VersionState,
+)
 
 
 class UsageMetricSerializer(OrgScopedSerializer):
@@ -177,7 +188,8 @@ class ScorecardVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ScorecardVersion
-        fields = ["id", "number", "note", "created_at", "created_by"]
+        # ``published_at`` null: a draft (see ``/api/v1/scorecards/{id}/versions/`` for its state).
+        fields = ["id", "number", "note", "created_at", "created_by", "published_at"]
         read_only_fields = fields
 
     def get_created_by(self, obj: ScorecardVersion) -> str | None:
@@ -254,3 +266,117 @@ class ScorecardSerializer(OrgScopedSerializer):
 
 class PreviewRequestSerializer(KnownFieldsMixin, serializers.Serializer):
     definition = serializers.JSONField()
+
+
+# --- Drafts (health.drafts): /api/v1/scorecards/{id}/versions/ ----------------------------------
+
+
+def _user_label(user: Any) -> str | None:
+    return (user.get_full_name() or user.email) if user is not None else None
+
+
+class ScorecardDraftSerializer(OrgScopedSerializer):
+    """One version of a scorecard with its state. ``definition`` and ``note`` are the only writable
+    fields, and only while the version is a draft."""
+
+    state = serializers.ChoiceField(
+        choices=VersionState.choices,
+        read_only=True,
+        help_text="draft (not published yet), published (the version the engine scores with) or superseded",
+    )
+    definition = serializers.JSONField(help_text="Groups and components, as validated by the scorecard rules")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=300, help_text="What the draft changes")
+    created_by = serializers.SerializerMethodField()
+    published_by = serializers.SerializerMethodField()
+    restores = serializers.SerializerMethodField(help_text="For a rollback: the number of the version it copied")
+
+    class Meta:
+        model = ScorecardVersion
+        fields = [
+            "id", "scorecard", "number", "state", "definition", "note", "created_at", "created_by",
+            "published_at", "published_by", "publish_note", "restores",
+        ]  # fmt: skip
+        read_only_fields = [
+            "id", "scorecard", "number", "created_at", "published_at", "publish_note",
+        ]  # fmt: skip
+
+    def get_created_by(self, obj: ScorecardVersion) -> str | None:
+        return _user_label(obj.created_by)
+
+    def get_published_by(self, obj: ScorecardVersion) -> str | None:
+        return _user_label(obj.published_by)
+
+    def get_restores(self, obj: ScorecardVersion) -> int | None:
+        return obj.restores.number if obj.restores_id is not None else None
+
+    def to_representation(self, instance: ScorecardVersion) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["state"] = instance.state_for(instance.scorecard.current_version_id)
+        return data
+
+    def validate_definition(self, value: Any) -> Any:
+        from ..scoring import validate_definition
+
+        problems = validate_definition(value)
+        if problems:
+            errors: dict[str, list[str]] = {}
+            for path, message in problems:
+                errors.setdefault(path, []).append(message)
+            if set(errors) == {"definition"}:
+                raise serializers.ValidationError(errors["definition"])
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class NoteSerializer(KnownFieldsMixin, serializers.Serializer):
+    note = serializers.CharField(max_length=300, help_text="Why: stored with the version and in the audit log")
+
+    def validate_note(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("Say what changed and why.")
+        return value.strip()
+
+
+class DiffRowSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="components[adoption].weight: components and groups by key")
+    change = serializers.ChoiceField(choices=["added", "removed", "changed"])
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+
+
+class VersionDiffSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The version diffed")
+    against = serializers.IntegerField(allow_null=True, help_text="The published version (null: none yet)")
+    changes = DiffRowSerializer(many=True)
+
+
+class PreviewChangeSerializer(serializers.Serializer):
+    to = serializers.ChoiceField(choices=HealthColor.choices, allow_null=True)
+    accounts = serializers.IntegerField()
+    arr = serializers.DecimalField(max_digits=16, decimal_places=2, coerce_to_string=True)
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        fields["from"] = serializers.ChoiceField(choices=HealthColor.choices, allow_null=True)
+        return fields
+
+
+class PreviewExampleSerializer(serializers.Serializer):
+    account_id = serializers.IntegerField()
+    name = serializers.CharField()
+    to = serializers.ChoiceField(choices=HealthColor.choices, allow_null=True)
+    score_before = serializers.FloatField(allow_null=True)
+    score_after = serializers.FloatField(allow_null=True)
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        fields["from"] = serializers.ChoiceField(choices=HealthColor.choices, allow_null=True)
+        return fields
+
+
+class VersionPreviewSerializer(serializers.Serializer):
+    accounts_scored = serializers.IntegerField(help_text="Live accounts bound to the scorecard with a score")
+    accounts_changing = serializers.IntegerField(help_text="Accounts whose computed colour would change")
+    arr_changing = serializers.DecimalField(max_digits=16, decimal_places=2, coerce_to_string=True)
+    changes = PreviewChangeSerializer(many=True)
+    examples = PreviewExampleSerializer(many=True, help_text="The 20 largest changing accounts by ARR")

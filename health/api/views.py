@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -15,6 +15,8 @@ from rest_framework.response import Response
 
 from accounts.choices import Role
 from accounts.models import Account
+from cs_platform.api.exceptions import Conflict
+from cs_platform.api.schema import ErrorSerializer
 from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSet, refused
 
 from .. import filtersets
@@ -200,6 +202,34 @@ class ScorecardViewSet(OrgScopedViewSet):
                 errors.setdefault(path if path == "definition" else f"definition.{path}", []).append(message)
             raise ValidationError(errors)
         return Response(preview_scorecard(self.actor.organization, scorecard, definition))
+
+    @extend_schema(
+        request=s.NoteSerializer,
+        responses={
+            201: s.ScorecardDraftSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, description="Nothing to roll back to: no version was published before the current one."
+            ),
+        },
+        summary="Roll back to the previously published version",
+    )
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, pk: Any = None) -> Response:
+        """Publish a new version copying the definition of the version published before the current one
+        (linear history); audited as ``scorecard.rolled_back``; a recompute is queued. ``201`` with it."""
+        from .. import drafts
+
+        scorecard = self.get_object()
+        body = s.NoteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            version = drafts.rollback(scorecard, user=self.actor.user, note=body.validated_data["note"])
+        except drafts.DraftError as exc:
+            raise Conflict(str(exc)) from None
+        version = ScorecardVersion.objects.select_related("scorecard", "created_by", "published_by", "restores").get(
+            pk=version.pk
+        )
+        return Response(s.ScorecardDraftSerializer(version, context=self.get_serializer_context()).data, status=201)
 
 
 class AccountHealthView(OrgAPIView):
