@@ -32,6 +32,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from cs_platform.celery import app as celery_app
 from cs_platform.jobs import JobRecorder, create_job
+from health import drafts
 from health.analytics import load_signals_at
 from health.models import Scorecard, ScorecardVersion
 from health.scoring import DEFAULT_BANDS, score_frame, signals_of
@@ -44,7 +45,9 @@ __all__ = [
     "BACKTEST_TASK",
     "DEFAULT_HORIZON_DAYS",
     "BacktestData",
+    "NoSuggestion",
     "SuggestionError",
+    "apply_suggestion_as_draft",
     "backtest_data",
     "run_backtest",
     "start_backtest",
@@ -276,3 +279,31 @@ def suggest_weights(
     out["skipped"] = data.skipped
     out["version"] = scorecard_version.number
     return out
+
+
+class NoSuggestion(Exception):
+    """The backtest has no suggested weights to apply (not finished, or the history could not support a fit)."""
+
+
+@transaction.atomic
+def apply_suggestion_as_draft(backtest: Backtest, *, user: Any) -> tuple[ScorecardVersion, bool]:
+    """Put the suggested weights of a finished ``backtest`` into its scorecard's draft, for an admin to
+    review (diff, preview, backtest) and publish; nothing the engine scores with changes.
+
+    Creates the draft, or replaces the definition of the draft already open (one per scorecard). Returns
+    ``(draft, created)``. Raises :class:`NoSuggestion` when the result holds no suggestion.
+    """
+    suggestion = (backtest.result or {}).get("suggestion") or {}
+    definition = suggestion.get("suggested_definition")
+    if not definition:
+        raise NoSuggestion(suggestion.get("error") or "This backtest has no suggested weights (yet).")
+    note = (
+        f"Suggested weights from backtest #{backtest.pk} (v{backtest.scorecard_version.number}, renewals due "
+        f"{backtest.date_from}–{backtest.date_to}): held-out AUC {suggestion.get('auc_current_holdout')} → "
+        f"{suggestion.get('auc_suggested_holdout')}"
+    )[:300]
+    scorecard = backtest.scorecard
+    try:
+        return drafts.create_draft(scorecard, definition, user=user, note=note), True
+    except drafts.DraftExists as exists:
+        return drafts.update_draft(exists.draft, definition, user=user, note=note), False

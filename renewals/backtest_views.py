@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -23,7 +24,7 @@ from cs_platform.pages import org_page
 from health.charts import FILL, band_labels
 from health.models import Scorecard, ScorecardVersion
 
-from .backtest import DEFAULT_HORIZON_DAYS, MAX_HORIZON_DAYS, start_backtest
+from .backtest import DEFAULT_HORIZON_DAYS, MAX_HORIZON_DAYS, NoSuggestion, apply_suggestion_as_draft, start_backtest
 from .charts import Series, hbar_chart
 from .models import Backtest
 
@@ -233,3 +234,25 @@ def scorecard_backtests(request: HttpRequest, scorecard_id: int) -> HttpResponse
         "admin_tab": "scorecards",
     }
     return render(request, "renewals/backtests.html", context, status=status)
+
+
+@org_page(roles=[Role.ADMIN])
+@require_http_methods(["POST"])
+def apply_suggestion(request: HttpRequest, scorecard_id: int, backtest_id: int) -> HttpResponse:
+    """ "Use these weights as a draft" (admins): the suggestion goes into the scorecard's draft, and the editor
+    opens on that draft's diff against the published version, to preview, backtest and publish."""
+    card = get_object_or_404(Scorecard, pk=scorecard_id)
+    backtest = get_object_or_404(Backtest.objects.select_related("scorecard", "scorecard_version"), pk=backtest_id,
+                                 scorecard=card)  # fmt: skip
+    try:
+        draft, created = apply_suggestion_as_draft(backtest, user=request.user)
+    except NoSuggestion as exc:
+        messages.error(request, str(exc))
+        return redirect(f"{reverse('scorecard-backtests', args=[request.organization.slug, card.pk])}"
+                        f"?shown={backtest.pk}")  # fmt: skip
+    verb = "is now the draft" if created else "replaced the open draft's weights"
+    messages.success(
+        request,
+        f"The suggested weights {verb} (version {draft.number}). Review the differences, preview and publish it.",
+    )
+    return redirect(f"{reverse('admin-scorecard', args=[request.organization.slug, card.pk])}#draft")

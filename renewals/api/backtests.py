@@ -23,10 +23,18 @@ from cs_platform.api.schema import ErrorSerializer
 from cs_platform.api.serializers import KnownFieldsMixin
 from cs_platform.api.viewsets import OrgAPIView, OrgScopedViewSet
 from cs_platform.choices import JobStatus, Role
+from health.api.serializers import ScorecardDraftSerializer
 from health.models import Scorecard, ScorecardVersion
 
 from ..analytics_backtest import SuggestionError
-from ..backtest import DEFAULT_HORIZON_DAYS, MAX_HORIZON_DAYS, start_backtest, suggest_weights
+from ..backtest import (
+    DEFAULT_HORIZON_DAYS,
+    MAX_HORIZON_DAYS,
+    NoSuggestion,
+    apply_suggestion_as_draft,
+    start_backtest,
+    suggest_weights,
+)
 from ..models import Backtest
 
 READ_ROLES = frozenset({Role.ADMIN, Role.LEADER})
@@ -261,3 +269,51 @@ class SuggestionView(OrgAPIView):
         except SuggestionError as exc:
             raise ValidationError({"date_from": [str(exc)]}) from None
         return Response(SuggestionSerializer(suggestion).data)
+
+
+class AdminsOnly(permissions.BasePermission):
+    message = "Only admins of this organization can change a scorecard."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        actor = getattr(view, "actor", None)
+        return actor is not None and actor.role == Role.ADMIN
+
+
+class ApplySuggestionView(OrgAPIView):
+    """``/api/v1/scorecards/{scorecard_id}/backtests/{id}/apply-suggestion/``: put a finished backtest's
+    suggested weights into the scorecard's draft (created, or the open draft's definition replaced), to be
+    reviewed, previewed, backtested and published like any draft (``…/versions/``). Nothing scores
+    differently until that draft is published."""
+
+    permission_classes: ClassVar[list[type]] = [permissions.IsAuthenticated, AdminsOnly]
+
+    @extend_schema(
+        summary="Apply a backtest's suggested weights as a draft",
+        parameters=[SCORECARD_ID],
+        request=None,
+        responses={
+            201: ScorecardDraftSerializer,
+            200: OpenApiResponse(ScorecardDraftSerializer, description="The open draft, its definition replaced"),
+            400: OpenApiResponse(ErrorSerializer, description="The backtest holds no suggestion (yet)."),
+        },
+    )
+    def post(self, request: Request, scorecard_id: int, pk: int) -> Response:
+        scorecard = _scorecard(self, scorecard_id)
+        backtest = get_object_or_404(
+            Backtest.objects.for_org(scorecard.organization_id).select_related("scorecard", "scorecard_version"),
+            pk=pk,
+            scorecard=scorecard,
+        )
+        try:
+            draft, created = apply_suggestion_as_draft(backtest, user=self.actor.user)
+        except NoSuggestion as exc:
+            raise ValidationError({"backtest": [str(exc)]}) from None
+        draft = (
+            ScorecardVersion.objects.for_org(scorecard.organization_id)
+            .select_related("scorecard", "created_by", "published_by", "restores")
+            .get(pk=draft.pk)
+        )
+        return Response(
+            ScorecardDraftSerializer(draft, context={"request": request, "view": self}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )

@@ -18,6 +18,11 @@ urlpatterns = [
     # Nested under health's scorecards (health/api): mounted here, health never imports renewals.
     path("scorecards/<int:scorecard_id>/backtests/", backtest_list, name="scorecard-backtest-list"),
     path("scorecards/<int:scorecard_id>/backtests/<int:pk>/", backtest_detail, name="scorecard-backtest-detail"),
+    path(
+        "scorecards/<int:scorecard_id>/backtests/<int:pk>/apply-suggestion/",
+        backtests.ApplySuggestionView.as_view(),
+        name="scorecard-backtest-apply-suggestion",
+    ),
     path("scorecards/<int:scorecard_id>/suggestion/", backtests.SuggestionView.as_view(), name="scorecard-suggestion"),
     path("metrics/retention/", metrics.RetentionView.as_view(), name="metrics-retention"),
     path("metrics/arr-bridge/", metrics.ArrBridgeView.as_view(), name="metrics-arr-bridge"),
