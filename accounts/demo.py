@@ -20,7 +20,11 @@ What it makes, for an organization named "Demo Co":
   of the high-touch accounts untouched for 46–75 days); success plans with objectives for high-touch (and
   some low-touch) accounts.
 
-Health signals (usage, tickets, invoices, NPS, CSM pulses) and score history come from
+Renewal outcomes depend on the health signals, with noise: every contract term has a latent risk
+(:mod:`accounts.demo_risk`) from which renewals draws the term's outcome and from which the touches and
+key-contact departures here (and health's signals) of the months before the renewal are drawn, so a
+backtest as of due − 90 days means something (docs/demo.md). Health signals (usage, tickets, invoices,
+NPS, CSM pulses) and score history come from
 :func:`health.demo.seed_health`; the default playbooks, run through the engine, and the work queue they
 make from :mod:`playbooks.demo`; surveys, sends and answered responses from :mod:`feedback.demo`, and
 feature requests linked across accounts from :mod:`feedback.demo_requests`.

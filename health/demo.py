@@ -1,18 +1,24 @@
 """Demo health signals and score history (called at the end of ``accounts.demo.seed_demo``).
 
 Deterministic like the rest of the demo: every account draws from ``random.Random(f"{seed}:health:{n}")``
-(``n`` from its external id) and dates are relative to the seed's "today". Each live account gets a
-*health profile* — ``healthy`` (≈55 %), ``at_risk`` (≈30 %) or ``critical`` (≈15 %; accounts tagged
-``at-risk`` lean that way) — which drives its signals, so the demo shows reds, yellows and greens with
-reasons that hold together:
+(``n`` from its external id), every past term from its own stream, and dates are relative to the seed's
+"today". Each contract term has a latent risk (:mod:`accounts.demo_risk`, the same number renewals' demo
+drew the term's renewal outcome from), and each signal of the term a *profile* — ``healthy`` (≈55 %),
+``at_risk`` (≈30 %) or ``critical`` (≈15 %) — drawn from its own noisy copy of that risk, which drives
+the signal (docs/demo.md: the loadings, and why the default scorecard is imperfect on purpose):
 
-- daily usage from the account's first day (at most 90 days back): ``active_users`` (a share of the
-  licensed seats, weekday/weekend rhythm, a trend up for healthy accounts and down for the others),
-  ``events`` and ``sessions``;
-- support tickets of the last 180 days (more, and more P1s, for worse profiles; recent ones open);
-- invoices (quarterly, 2 years; worse profiles leave the latest ones unpaid and overdue);
-- NPS responses of the last 180 days; CSM pulses for high- and low-touch accounts;
-- critical accounts lose their champion (departed in the last 60 days).
+- for every **ended** term, the months before its renewal's backtest day (due − 90): daily
+  ``active_users`` and ``events`` of the 65 days before it (a share of the term's seats, weekday/weekend
+  rhythm, a trend; one day a week on big demos), tickets and NPS responses of the 180 days before it
+  (recent tickets still open on that day), two CSM pulses for high- and low-touch accounts;
+- quarterly invoices over every term, paid late (or not yet) by the term's financial profile;
+- for the **live** term: daily usage from the account's first day (at most 90 days back),
+  ``active_users``, ``events`` and ``sessions``; tickets and NPS responses since the last past window
+  (at most 180 days); a recent CSM pulse; a critical relationship loses its champion (departed in the
+  last 60 days); accounts tagged ``at-risk`` (most of the riskiest live terms, see accounts.demo) show
+  critical signals today.
+
+Past terms' touches and key-contact departures come from :mod:`accounts.demo` (same profiles).
 
 Churned accounts get no new signals. Then snapshots are backfilled by running the real
 ``recompute_health`` as of past days (point-in-time: each day sees only the data dated before it):

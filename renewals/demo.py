@@ -2,8 +2,9 @@
 
 For one account, :meth:`HistoryBuilder.build` walks its life from ``customer_since`` to today in annual
 terms. At each term's end a closed :class:`~renewals.models.Renewal` records what happened, drawn with
-realistic odds per tier (roughly: 45–50 % renewed flat, 30–35 % expanded, 12 % contracted, 4–13 %
-churned by tier), and the next contract follows from it:
+realistic odds per tier (roughly: 45–50 % renewed flat, 30–35 % expanded, 10–12 % contracted, 4–15 %
+churned by tier), scaled by the term's latent risk (:func:`accounts.demo_risk.period_risk`, which also
+drives the health signals of the term's last months: docs/demo.md), and the next contract follows from it:
 
 * **expanded**: more seats, a list-price uplift, or an added product (or two of them);
 * **contracted**: fewer seats, a dropped product (the logo stays: product churn), or both — always
