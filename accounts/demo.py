@@ -20,7 +20,11 @@ What it makes, for an organization named "Demo Co":
   of the high-touch accounts untouched for 46–75 days); success plans with objectives for high-touch (and
   some low-touch) accounts.
 
-Health signals (usage, tickets, invoices, NPS, CSM pulses) and score history come from
+Renewal outcomes depend on the health signals, with noise: every contract term has a latent risk
+(:mod:`accounts.demo_risk`) from which renewals draws the term's outcome and from which the touches and
+key-contact departures here (and health's signals) of the months before the renewal are drawn, so a
+backtest as of due − 90 days means something (docs/demo.md). Health signals (usage, tickets, invoices,
+NPS, CSM pulses) and score history come from
 :func:`health.demo.seed_health`; the default playbooks, run through the engine, and the work queue they
 make from :mod:`playbooks.demo`; surveys, sends and answered responses from :mod:`feedback.demo`, and
 feature requests linked across accounts from :mod:`feedback.demo_requests`.
@@ -30,7 +34,7 @@ module with :func:`register_demo_module` from its ``AppConfig.ready()``, with an
 (renewals 10, health 20, feedback 25 and 40, playbooks 30, health 50). A demo module may define any of these
 hooks, called in that order:
 
-- ``history_builder(org, today, products, catalog, addons)``: the builder of every account's contract
+- ``history_builder(org, today, products, catalog, addons, seed=seed)``: the builder of every account's contract
   history (renewals: contracts with their renewals); exactly one module provides it. Its ``build(rng,
   account, ...)`` returns an object with ``contracts`` and ``live_end``; the object is kept on the bundle
   as ``history`` for the module's ``insert``;
@@ -53,6 +57,7 @@ with real statistics.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import random
 import time as clock
@@ -71,7 +76,8 @@ from django.utils import timezone
 
 from cs_platform.imports.copy import bulk_load, copy_lines, copy_value
 
-from .choices import Role
+from .choices import KEY_CONTACT_ROLES, Role
+from .demo_risk import period_risk, signal_profiles
 from .models import (
     Account,
     Activity,
@@ -203,6 +209,14 @@ TOUCH_SUMMARIES = {
     "note": ["Champion mentioned budget pressure", "Expansion opportunity in the {team} team", "Internal: risk review"],
 }
 TEAMS_AT_CUSTOMER = ["support", "sales", "finance", "operations", "marketing"]
+#: A closed renewal is backtested as of its due date minus this many days (health.demo uses the same).
+AS_OF_LEAD = 90
+KEY_ROLES = set(KEY_CONTACT_ROLES)
+#: relationship profile → odds that a key contact leaves in the three months before a past term's as-of day
+DEPARTURE_ODDS = {"healthy": 0.03, "at_risk": 0.4, "critical": 0.9}
+#: engagement profile → spacing of touches (× the touch model's cadence) and odds of a quiet spell
+TOUCH_PACE = {"healthy": 0.8, "at_risk": 1.1, "critical": 1.5}
+QUIET_ODDS = {"healthy": 0.1, "at_risk": 0.35, "critical": 0.6}
 OBJECTIVES = [
     ("Cut first-response time", "Median first response (hours)", "9", "4"),
     ("Roll out to the support team", "Active support agents", "40", "120"),
@@ -261,7 +275,7 @@ class _Generator:
         builders = _hooks("history_builder")  # renewals: contracts and their renewals, three years of them
         if len(builders) != 1:
             raise RuntimeError(f"the demo needs exactly one contract history builder; {len(builders)} registered")
-        self.history = builders[0](org, today, products, CATALOG, ADDONS)
+        self.history = builders[0](org, today, products, CATALOG, ADDONS, seed=seed)
 
     def _name(self, rng: random.Random, industry: str) -> str:
         for _ in range(6):
@@ -338,16 +352,29 @@ class _Generator:
             stage = "mature"
         account.lifecycle_stage = stage
         account.referenceable = stage == "mature" and rng.random() < 0.2
+        # The terms' latent risk (accounts.demo_risk): the renewals' outcomes were drawn from it, the touches,
+        # contacts and health signals of each term's last months follow it.
+        terms = [c for c, _ in contracts if c.status != "cancelled"]
+        profiles = {c.number: signal_profiles(self.seed, c.number, self._risk(account, c)) for c in terms}
+        windows = [(c.end_date - timedelta(days=AS_OF_LEAD), c) for c in terms if c.end_date < today]
+        windows = [(as_of, c) for as_of, c in windows if as_of > since]
+        live = [c for c in terms if c.start_date <= today <= c.end_date] if not account.churned_at else []
+        live_profiles = profiles[live[-1].number] if live else None
         tags = []
         if tier == "enterprise":
             tags.append("strategic")
-        if not account.churned_at and rng.random() < 0.08:
+        roll = rng.random()  # the CSM flags most of the riskiest live terms (and a few others) "at-risk"
+        if live and (roll < 0.02 or (roll < 0.6 and self._risk(account, live[-1]) > 1.3)):
             tags.append("at-risk")
         if rng.random() < 0.05:
             tags.append("beta")
         account.tags = tags
         contacts = self._contacts(rng, account, tier, index)
-        activities = self._activities(rng, account, contacts)
+        self._departures(account, index, contacts, windows, profiles)
+        floor = max((as_of for as_of, _ in windows), default=None)
+        floor = floor + timedelta(days=1) if floor else None
+        activities = self._activities(rng, account, contacts, live_profiles, floor)
+        activities += self._past_touches(account, windows, profiles)
         plan = None
         if not account.churned_at and (touch == "high" or (touch == "low" and rng.random() < 0.3)):
             plan = self._plan(rng, account)
@@ -386,9 +413,77 @@ class _Generator:
             contacts.append(contact)
         return contacts
 
-    def _activities(self, rng, account, contacts) -> list[tuple[Activity, list[Contact]]]:
+    def _risk(self, account: Account, contract: Contract) -> float:
+        return period_risk(self.seed, account.external_id, contract.number)
+
+    def _departures(self, account, index, contacts, windows, profiles) -> None:
+        """Key contacts who left in the three months before a past term's as-of day, by the term's
+        relationship profile; a successor in the same role joins (not after the account's final term)."""
+        final = max((c.end_date for _, c in windows), default=None) if account.churned_at else None
+        for as_of, contract in windows:
+            rng = random.Random(f"{self.seed}:contacts:{contract.number}")
+            if rng.random() >= DEPARTURE_ODDS[profiles[contract.number]["relationship"]]:
+                continue
+            key = [c for c in contacts if c.is_active and set(c.roles) & KEY_ROLES]
+            if not key:
+                continue
+            leaver = key[0] if rng.random() < 0.6 else rng.choice(key)
+            leaver.is_active, leaver.departed_at, leaver.last_engaged_at = (
+                False,
+                as_of - timedelta(rng.randint(1, 80)),
+                None,
+            )
+            if contract.end_date == final:
+                continue
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            successor = copy.copy(leaver)
+            successor.__dict__.update(
+                external_id=f"{PREFIX}C{index:06d}-{len(contacts) + 1}", name=f"{first} {last}",
+                email=_mailbox(first, last) + f"@{account.domain}", is_active=True, departed_at=None,
+                last_engaged_at=datetime.combine(
+                    self.today - timedelta(days=rng.randint(0, 60)), time(rng.randint(8, 17)), tzinfo=UTC
+                ),
+            )  # fmt: skip
+            successor._state = copy.copy(leaver._state)
+            contacts.append(successor)
+
+    def _past_touches(self, account, windows, profiles) -> list[tuple[Activity, list[Contact]]]:
+        """Customer touches in the five months before each past term's as-of day: the pace and the odds of a
+        quiet spell before the as-of day follow the term's engagement profile."""
+        cadence = {"high": 14, "low": 35, "tech": 75}[account.touch_model]
+        out = []
+        for as_of, contract in windows:
+            rng = random.Random(f"{self.seed}:touches:{contract.number}")
+            profile = profiles[contract.number]["engagement"]
+            pace = cadence * TOUCH_PACE[profile]
+            first = max(account.customer_since, as_of - timedelta(days=150))
+            cutoff = as_of
+            if rng.random() < QUIET_ODDS[profile]:
+                cutoff = as_of - timedelta(days=int(cadence * rng.uniform(1.1, 2.5)))
+            day = first + timedelta(days=rng.randint(0, int(pace)))
+            while day <= cutoff:
+                kind = _weighted(rng, [("call", 4), ("meeting", 2), ("email", 4)])
+                summary = rng.choice(TOUCH_SUMMARIES[kind]).format(team=rng.choice(TEAMS_AT_CUSTOMER))
+                sentiment = _weighted(
+                    rng, [("positive", 5), ("neutral", 4), ("negative", 1 + 2 * (profile != "healthy"))]
+                )
+                at = datetime.combine(day, time(rng.randint(8, 17), rng.choice((0, 15, 30, 45))), tzinfo=UTC)
+                activity = Activity(
+                    organization_id=self.org.pk, account=account, type=kind, occurred_at=at,
+                    author_id=account.owner_id, summary=summary, sentiment=sentiment,
+                )  # fmt: skip
+                out.append((activity, []))
+                day += timedelta(days=max(1, int(rng.gauss(pace, pace / 3))))
+        return out
+
+    def _activities(
+        self, rng, account, contacts, live_profiles=None, floor=None
+    ) -> list[tuple[Activity, list[Contact]]]:
+        """The touches and notes of the last six months (after the last past term's window)."""
         today = self.today
         first = max(account.customer_since, today - timedelta(days=180))
+        if floor and floor > first:
+            first = floor
         last = account.churned_at or today
         if first >= last:
             return []
@@ -422,7 +517,8 @@ class _Generator:
         # A quarter of the live high-touch accounts went quiet: nobody has touched them for 46–75 days (what
         # the "no touch in 45 days" playbook is for). Its own stream: the account's other draws stay the same.
         quiet = random.Random(f"{self.seed}:quiet:{account.external_id}")
-        if account.touch_model == "high" and not account.churned_at and quiet.random() < 0.25:
+        odds = QUIET_ODDS[live_profiles["engagement"]] if live_profiles else 0.25
+        if account.touch_model == "high" and not account.churned_at and quiet.random() < odds:
             cutoff = today - timedelta(days=quiet.randint(46, 75))
             out = [(activity, who) for activity, who in out if activity.occurred_at.date() < cutoff]
         return out

@@ -6,8 +6,9 @@ Deterministic for a seed and a day. It makes:
 - three surveys: *Quarterly NPS* (recurring every 13 weeks to the High touch segment), *Support CSAT*
   (monthly to the Low touch segment) and *Onboarding effort (CES)* (one account, once);
 - for up to 300 accounts, the last two quarterly NPS runs (invitations sent, ~45 % answered on the survey
-  page, the rest unanswered or expired) and a year of CSAT and CES answers, each answered response
-  attached to its survey, send and invitation;
+  page, the rest unanswered or expired; NPS scores lean on the live term's NPS profile of
+  :mod:`accounts.demo_risk`, like health's imported NPS history) and a year of CSAT and CES answers,
+  each answered response attached to its survey, send and invitation;
 - realistic verbatims: a comment on most answered responses and on a third of health's imported NPS rows,
   worded for the response's category (detractor, passive, promoter), so the detractor list and the
   verbatim search have something to show.
@@ -20,7 +21,8 @@ import random
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
-from accounts.models import Contact, Organization, Segment
+from accounts.demo_risk import period_risk, signal_profiles
+from accounts.models import Contact, Contract, Organization, Segment
 
 from .models import (
     InvitationStatus,
@@ -93,9 +95,32 @@ def _digest(text: str) -> str:
     return hashlib.sha256(f"demo:{text}".encode()).hexdigest()
 
 
-def _score(rng: random.Random, kind: str) -> int:
+#: NPS answer weights (scores 0–10) by the live term's NPS profile (accounts.demo_risk; docs/demo.md).
+NPS_WEIGHTS = {
+    "healthy": (1, 0, 1, 1, 1, 2, 3, 10, 16, 26, 28),
+    "at_risk": (2, 1, 3, 3, 5, 7, 9, 16, 16, 12, 8),
+    "critical": (8, 5, 7, 8, 9, 10, 10, 8, 5, 3, 2),
+}
+
+
+def _nps_profiles(organization: Organization, seed: int, today: date) -> dict[int, str]:
+    """account id → the NPS profile of its live term (the latent risk health's signals also follow)."""
+    out: dict[int, str] = {}
+    for account_id, number, external_id in (
+        Contract.objects.for_org(organization)
+        .filter(start_date__lte=today, end_date__gte=today)
+        .exclude(status="cancelled")
+        .order_by("account_id", "start_date", "id")
+        .values_list("account_id", "number", "account__external_id")
+    ):
+        out[account_id] = signal_profiles(seed, number, period_risk(seed, external_id or "", number))["nps"]
+    return out
+
+
+def _score(rng: random.Random, kind: str, profile: str | None = None) -> int:
     if kind == "nps":
-        return rng.choices(range(11), weights=(2, 1, 2, 2, 3, 4, 6, 12, 16, 22, 20))[0]
+        weights = NPS_WEIGHTS[profile] if profile else (2, 1, 2, 2, 3, 4, 6, 12, 16, 22, 20)
+        return rng.choices(range(11), weights=weights)[0]
     if kind == "csat":
         return rng.choices(range(1, 6), weights=(5, 6, 12, 35, 42))[0]
     return rng.choices(range(1, 8), weights=(3, 4, 7, 12, 25, 30, 19))[0]
@@ -165,6 +190,7 @@ def seed(
         run_count=1, source="manual", last_run_at=now - timedelta(days=120),
     )  # fmt: skip
 
+    nps_profiles = _nps_profiles(organization, seed, today)
     invitations: list[SurveyInvitation] = []
     answers: list[tuple[SurveyInvitation, int, str]] = []
 
@@ -177,7 +203,7 @@ def seed(
         )  # fmt: skip
         invitations.append(invitation)
         if sent + timedelta(days=3) <= now and rng.random() < rate:
-            score = _score(rng, survey.kind)
+            score = _score(rng, survey.kind, nps_profiles.get(account))
             category = response_category(survey.kind, score)
             comment = rng.choice(verbatims[category]) if rng.random() < 0.7 else ""
             invitation.status = InvitationStatus.RESPONDED

@@ -2,8 +2,9 @@
 
 For one account, :meth:`HistoryBuilder.build` walks its life from ``customer_since`` to today in annual
 terms. At each term's end a closed :class:`~renewals.models.Renewal` records what happened, drawn with
-realistic odds per tier (roughly: 45–50 % renewed flat, 30–35 % expanded, 12 % contracted, 4–13 %
-churned by tier), and the next contract follows from it:
+realistic odds per tier (roughly: 45–50 % renewed flat, 30–35 % expanded, 10–12 % contracted, 4–15 %
+churned by tier), scaled by the term's latent risk (:func:`accounts.demo_risk.period_risk`, which also
+drives the health signals of the term's last months: docs/demo.md), and the next contract follows from it:
 
 * **expanded**: more seats, a list-price uplift, or an added product (or two of them);
 * **contracted**: fewer seats, a dropped product (the logo stays: product churn), or both — always
@@ -37,6 +38,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from accounts.demo_risk import churn_multiplier, period_risk
 from accounts.models import Account, Contract, ContractLine, Organization, Product
 from accounts.models.customers import line_arr
 
@@ -80,6 +82,9 @@ CALL_OF_OUTCOME = {  # the CSM's usual call for an outcome, and the call when th
     RenewalOutcome.CONTRACTED: (ForecastCategory.AT_RISK, ForecastCategory.COMMIT),
     RenewalOutcome.CHURNED: (ForecastCategory.CHURN, ForecastCategory.LIKELY),
 }
+#: The 95 % cap on a term's churn odds trims the risk multiplier's heavy tail, and risky accounts leave
+#: early (fewer renewals); this lift brings the book's churn share back to the tiers' ~10 %.
+CHURN_LIFT = 1.3
 PROBABILITY = {"commit": 90, "likely": 70, "upside": 60, "at_risk": 35, "churn": 10}
 
 
@@ -117,8 +122,11 @@ class _Terms:
 class HistoryBuilder:
     """Builds :class:`History` rows for the accounts of one demo organization."""
 
-    def __init__(self, org: Organization, today: date, products: dict[str, Product], catalog: list, addons: dict):
-        self.org, self.today = org, today
+    def __init__(
+        self, org: Organization, today: date, products: dict[str, Product], catalog: list, addons: dict, *,
+        seed: int = 42,
+    ):  # fmt: skip
+        self.org, self.today, self.seed = org, today, seed
         self.products = products
         self.catalog = {row[0]: row for row in catalog}
         self.addon_odds = addons
@@ -163,13 +171,23 @@ class HistoryBuilder:
 
     # --- outcomes ----------------------------------------------------------------------------------
 
-    def _next_terms(self, rng: random.Random, tier: str, terms: _Terms, seat_min: int, hazard: float):
-        """Draw the outcome of a renewal and the terms of the next contract."""
+    def _next_terms(
+        self, rng: random.Random, tier: str, terms: _Terms, seat_min: int, hazard: float, risk: float = 0.0
+    ):
+        """Draw the outcome of a renewal and the terms of the next contract.
+
+        ``risk`` is the term's latent risk (:func:`accounts.demo_risk.period_risk`, ≈ N(0, 1)): it scales
+        the tier's churn hazard and the contraction odds up (and the expansion odds down) by log-normal
+        factors of mean 1, so the book's average rates stay those of the tier while each outcome follows
+        the risk that the term's health signals also carry, with plenty of luck left in the draw."""
         roll = rng.random()
         new = _Terms(terms.seats, set(terms.addons), terms.discount, terms.uplift)
-        if roll < hazard:
+        churn = min(0.95, hazard * CHURN_LIFT * churn_multiplier(risk))
+        contraction = min(0.35, 0.12 * churn_multiplier(risk, 0.6))
+        expansion = min(0.6, 0.33 * churn_multiplier(-risk, 0.5))
+        if roll < churn:
             return RenewalOutcome.CHURNED, None
-        if roll < hazard + 0.12:
+        if roll < churn + contraction:
             mode = rng.choice(["seats", "seats", "product", "both"])
             if mode in ("product", "both") and new.addons:
                 new.addons.discard(sorted(new.addons)[rng.randrange(len(new.addons))])
@@ -182,7 +200,7 @@ class HistoryBuilder:
             if new.seats < 1 or (new.seats == terms.seats and new.addons == terms.addons):
                 return RenewalOutcome.RENEWED, new
             return RenewalOutcome.CONTRACTED, new
-        if roll < hazard + 0.45:
+        if roll < churn + contraction + expansion:
             mode = rng.choice(["seats", "seats", "uplift", "product"])
             extra = [sku for sku in self.addon_odds[tier] if sku not in new.addons]
             if mode == "product" and extra:
@@ -327,7 +345,8 @@ class HistoryBuilder:
                 if (due - today).days <= lead:
                     self._live_renewal(rng, account, contract, lines, terms, tier, seat_range, history)
                 break
-            outcome, new_terms = self._next_terms(rng, tier, terms, seat_range[0], hazard)
+            risk = period_risk(self.seed, account.external_id, contract.number)
+            outcome, new_terms = self._next_terms(rng, tier, terms, seat_range[0], hazard, risk)
             if outcome == RenewalOutcome.CHURNED:
                 code = _weighted(rng, CHURN_REASONS)
                 closed_on = min(today, due + timedelta(days=rng.randint(-45, 20)))
@@ -407,7 +426,8 @@ class HistoryBuilder:
         today = self.today
         days = (contract.end_date - today).days
         if days <= 60 and rng.random() < 0.25:
-            outcome, new_terms = self._next_terms(rng, tier, terms, seat_range[0], 0.0)
+            risk = period_risk(self.seed, account.external_id, contract.number)
+            outcome, new_terms = self._next_terms(rng, tier, terms, seat_range[0], 0.0, risk)
             if outcome in (RenewalOutcome.RENEWED, RenewalOutcome.EXPANDED):
                 start = contract.end_date + timedelta(days=1)
                 new_lines = self._lines(new_terms)
@@ -490,9 +510,11 @@ def wipe(org: Organization) -> None:
 # --- Hooks of accounts.demo.seed_demo (registered in RenewalsConfig.ready) -----------------------------
 
 
-def history_builder(org: Organization, today: date, products: dict[str, Product], catalog: list, addons: dict):
+def history_builder(
+    org: Organization, today: date, products: dict[str, Product], catalog: list, addons: dict, *, seed: int = 42
+):
     """Every demo account's contracts and renewals come from here (accounts.demo has no contract generator)."""
-    return HistoryBuilder(org, today, products, catalog, addons)
+    return HistoryBuilder(org, today, products, catalog, addons, seed=seed)
 
 
 def bulk_models() -> list[Any]:
