@@ -440,6 +440,7 @@ class _Generator:
             successor.__dict__.update(
                 external_id=f"{PREFIX}C{index:06d}-{len(contacts) + 1}", name=f"{first} {last}",
                 email=_mailbox(first, last) + f"@{account.domain}", is_active=True, departed_at=None,
+                started_on=leaver.departed_at,  # joins as the leaver goes: not present before (point in time)
                 last_engaged_at=datetime.combine(
                     self.today - timedelta(days=rng.randint(0, 60)), time(rng.randint(8, 17)), tzinfo=UTC
                 ),

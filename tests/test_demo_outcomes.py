@@ -10,6 +10,7 @@ component points, fitted on the older 70 % of renewals, beats the default weight
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,11 @@ from sklearn.metrics import roc_auc_score
 from accounts.demo import seed_demo
 from health.analytics import load_signals_at, score_accounts
 from health.defaults import DEFAULT_SCORECARD
+from health.models import Scorecard, UsageMetric
 from health.scoring import score_frame
-from renewals.models import Renewal
+from health.services import save_scorecard_version
+from renewals.backtest import run_backtest
+from renewals.models import Backtest, Renewal
 
 pytestmark = pytest.mark.django_db
 
@@ -105,13 +109,56 @@ def evaluate(frame: pd.DataFrame) -> dict[str, float]:
     }
 
 
+COIN_SCORECARD = {
+    "groups": [],
+    "components": [
+        {
+            "key": "coin",
+            "name": "Coin",
+            "group": None,
+            "signal": "usage:coin",
+            "weight": 100,
+            "function": {"type": "linear", "x0": 0.0, "x100": 1.0},
+        }
+    ],
+}
+
+
+def product_backtests(organization: Any) -> dict[str, dict[str, Any]]:
+    """The product's own backtest (renewals.backtest.run_backtest, what the job runs) over every closed
+    renewal of the demo: with the default scorecard's published version, and with a deliberately useless
+    scorecard whose one component reads a usage metric of coin flips recorded a few days before each
+    renewal's as-of day (real rows through the real signal path, no test double)."""
+    renewals = list(Renewal.objects.for_org(organization).exclude(outcome="").values_list("account_id", "due_date"))
+    rng = np.random.default_rng(7)
+    UsageMetric.all_orgs.bulk_create(
+        [
+            UsageMetric(organization=organization, account_id=account_id, metric="coin",
+                        value=Decimal(str(round(v, 4))), date=due - dt.timedelta(days=LEAD_DAYS + 5))
+            for (account_id, due), v in zip(renewals, rng.random(len(renewals)), strict=True)
+        ]
+    )  # fmt: skip
+    default = Scorecard.objects.for_org(organization).get(is_default=True)
+    coin = Scorecard.all_orgs.create(organization=organization, name="Coin flips", is_active=False, position=99)
+    coin_version = save_scorecard_version(coin, COIN_SCORECARD, user=None, note="useless on purpose")
+    window = {"date_from": min(d for _, d in renewals), "date_to": max(d for _, d in renewals)}
+    out = {}
+    for name, card, version in (("default", default, default.current_version), ("coin", coin, coin_version)):
+        backtest = Backtest.all_orgs.create(organization=organization, scorecard=card, scorecard_version=version,
+                                            horizon_days=LEAD_DAYS, **window)  # fmt: skip
+        out[name] = run_backtest(organization, backtest)
+    return out
+
+
 @pytest.fixture(scope="module")
 def results(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         summary = seed_demo(slug="demo-outcomes", accounts=ACCOUNTS, seed=42, today=TODAY)
         try:
             frame = backtest_frame(summary.organization)
-            yield frame, evaluate(frame)
+            metrics = evaluate(frame)
+            metrics["product"] = product_backtests(summary.organization)
+            yield frame, metrics
         finally:
             from accounts.demo import _wipe
 
@@ -140,3 +187,32 @@ def test_fitted_weights_beat_the_default_on_the_newest_renewals(results):
     _, metrics = results
     assert metrics["held_out_churned"] >= 20, metrics
     assert metrics["held_out_fitted_auc"] > metrics["held_out_default_auc"] + 0.02, metrics
+
+
+def test_the_products_backtest_on_the_demo_reports_auc_and_per_band_churn(results):
+    """Issue 14's acceptance through the product's code path (the one the API and the page run)."""
+    _, metrics = results
+    default = metrics["product"]["default"]
+    low, high = DEFAULT_AUC
+    assert low <= default["auc"] <= high, default["auc"]
+    # The same renewals scored the same way as the independent computation above.
+    assert abs(default["auc"] - metrics["default_auc"]) < 0.01, (default["auc"], metrics["default_auc"])
+    assert default["auc_ci_low"] < default["auc"] < default["auc_ci_high"]
+    bands = {b["band"]: b for b in default["bands"]}
+    assert set(bands) == {"red", "yellow", "green"} and sum(b["renewals"] for b in bands.values()) == default["scored"]
+    # Red churns more than green, and the red band's lift is that ratio to the overall churn rate.
+    assert bands["red"]["churn_rate"] > bands["green"]["churn_rate"]
+    assert default["red_lift"] == pytest.approx(bands["red"]["churn_rate"] / default["churn_rate"], abs=0.01)
+
+
+def test_the_products_backtest_of_a_useless_scorecard_is_near_chance(results):
+    _, metrics = results
+    coin = metrics["product"]["coin"]
+    assert coin["scored"] >= 800 and abs(coin["auc"] - 0.5) <= 0.05, coin["auc"]
+
+
+def test_the_products_suggested_weights_beat_the_default_on_the_held_out_renewals(results):
+    _, metrics = results
+    suggestion = metrics["product"]["default"]["suggestion"]
+    assert "error" not in suggestion, suggestion
+    assert suggestion["auc_suggested_holdout"] > suggestion["auc_current_holdout"] + 0.02, suggestion
