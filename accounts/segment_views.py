@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from cs_platform.pages import org_page
 
+from . import segment_drafts
 from .choices import Role
 from .models import Segment
 from .segment_editor import (
@@ -97,11 +98,14 @@ def admin_segment(request: HttpRequest, segment_id: int | None = None) -> HttpRe
     preview = None if problems else preview_segment(request.organization, rules)
     if request.POST.get("action") != "preview" and not problems and not errors:
         target = segment or Segment(organization=request.organization)
+        before = segment_drafts.content_of(segment) if segment else None
         target.name, target.description = values["name"], values["description"]
         target.position, target.rules = int(values["position"]), rules
         try:
             with transaction.atomic():
                 target.save()  # a post_save refreshes its stored members once this commits
+                # "Save and publish": a published version and its audit entry.
+                segment_drafts.record_saved(target, before=before, user=request.user)
         except IntegrityError:
             errors["name"] = "Another segment already has this name."
         else:

@@ -24,7 +24,7 @@ from accounts.choices import Role
 from accounts.models import Account, Segment
 from cs_platform.pages import org_page
 
-from . import engine
+from . import drafts, engine
 from .actions import MAX_ACTIONS
 from .activation import set_active
 from .effectiveness import effectiveness, effectiveness_many
@@ -164,10 +164,12 @@ def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
         return render(request, "playbooks/admin_playbook.html", context)
     if valid:
         target = current or Playbook(organization=organization, created_by=request.user, active=False)
+        before = drafts.content_of(current) if current else None
         _fill(target, data, actions)
         try:
             with transaction.atomic():
                 target.save()
+                drafts.record_saved(target, before=before, user=request.user)  # "save and publish", audited
         except IntegrityError:
             form.add_error("name", "Another playbook has this name.")
         else:
