@@ -24,6 +24,7 @@ get their version 1, published with the live content, the first time a draft or 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "DraftInvalid",
     "VersionedKind",
     "create_draft",
+    "diff_rows",
     "diff_version",
     "ensure_baseline",
     "previous_published",
@@ -207,6 +209,19 @@ def diff_version(kind: VersionedKind, version: Any, against: Any = None) -> list
     object) or, by default, with what is published now."""
     before = against.content if against is not None else published_content(kind, kind.parent_of(version))
     return diff(before, version.content)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def diff_rows(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The diff's rows with ``before_text`` / ``after_text`` for a page (JSON for lists and dicts)."""
+    return [{**row, "before_text": _text(row["before"]), "after_text": _text(row["after"])} for row in changes]
 
 
 def _make_live(kind: VersionedKind, live: Any, content: dict[str, Any]) -> None:
