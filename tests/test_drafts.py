@@ -215,7 +215,7 @@ def test_playbook_publish_revalidates_and_rollback_refuses_a_deleted_segment(adm
     assert stale.state == "draft"
 
 
-def test_versions_of_another_organization_are_out_of_reach(api, org, other_org):
+def test_versions_isolation_another_organization_is_out_of_reach(api, org, other_org):
     theirs_segment = Segment.all_orgs.create(organization=other_org, name="Theirs", rules=BIG)
     theirs_playbook = playbook_of(other_org)
     segment_drafts.create_draft(theirs_segment, {"rules": SMALLER}, user=None)
@@ -236,7 +236,7 @@ def test_versions_of_another_organization_are_out_of_reach(api, org, other_org):
 
 
 @pytest.mark.parametrize("role", ["leader", "csm", "viewer"])
-def test_members_read_versions_admins_write_them(api, org, make_member, role):
+def test_versions_roles_members_read_admins_write(api, org, make_member, role):
     segment = Segment.all_orgs.create(organization=org, name="Big", rules=BIG)
     playbook = playbook_of(org)
     segment_drafts.create_draft(segment, {"rules": SMALLER}, user=None)
@@ -252,3 +252,49 @@ def test_members_read_versions_admins_write_them(api, org, make_member, role):
     assert SegmentVersion.all_orgs.filter(segment=segment, state="draft").count() == 1
     admin = api(org, "admin", make_member(org, "admin").user)
     assert admin.post(f"/api/v1/segments/{segment.pk}/versions/", {}, format="json").status_code == 201
+
+
+def test_version_pages_roles_and_a_publish_needs_a_note(client, org, make_member):
+    """Pages: admins review, publish (a note is required) and roll back; leaders read a playbook's versions (as
+    they read the editor); other roles get 403; another organization's version is a 404."""
+    admin = make_member(org, "admin").user
+    segment = Segment.all_orgs.create(organization=org, name="Big", rules=BIG)
+    playbook = playbook_of(org)
+    segment_drafts.create_draft(segment, {"rules": SMALLER}, user=admin)
+    playbook_drafts.create_draft(playbook, {"cooldown_days": 3}, user=admin)
+    seg = f"/o/{org.slug}/admin/segments/{segment.pk}"
+    pb = f"/o/{org.slug}/admin/playbooks/{playbook.pk}"
+    for role, segment_status, playbook_status in (("leader", 403, 200), ("csm", 403, 403), ("viewer", 403, 403)):
+        client.force_login(make_member(org, role).user)
+        assert client.get(f"{seg}/versions/2/").status_code == segment_status, role
+        assert client.get(f"{pb}/versions/2/").status_code == playbook_status, role
+        assert client.post(f"{pb}/versions/2/publish/", {"note": "x"}).status_code == 403, role
+        assert client.post(f"{seg}/rollback/", {"note": "x"}).status_code == 403, role
+    client.force_login(admin)
+    page = client.get(f"{seg}/versions/2/").content.decode()
+    assert "rules.conditions[0].value" in page and 'data-testid="publish-form"' in page
+    assert client.post(f"{seg}/versions/2/publish/", {"note": " "}).status_code == 400
+    assert Segment.all_orgs.get(pk=segment.pk).rules == BIG
+    assert client.post(f"{seg}/versions/2/publish/", {"note": "wider"}).status_code == 302
+    assert Segment.all_orgs.get(pk=segment.pk).rules == SMALLER
+    assert client.post(f"{seg}/rollback/", {"note": "back"}).status_code == 302
+    assert Segment.all_orgs.get(pk=segment.pk).rules == BIG
+    assert client.get(f"{seg}/versions/99/").status_code == 404
+
+
+def test_editor_save_as_draft_then_edit_the_draft(client, org, make_member):
+    admin = make_member(org, "admin").user
+    client.force_login(admin)
+    segment = Segment.all_orgs.create(organization=org, name="Big", rules=BIG)
+    body = {"name": "Big", "description": "", "position": "3", "match": "all", "action": "draft",
+            "cond-0-field": "arr", "cond-0-op": "gte", "cond-0-value": "50000"}  # fmt: skip
+    url = f"/o/{org.slug}/admin/segments/{segment.pk}/"
+    response = client.post(url, body)
+    assert response.status_code == 302 and response["Location"].endswith(f"/segments/{segment.pk}/versions/2/")
+    segment.refresh_from_db()
+    assert (segment.rules, segment.position) == (BIG, 0)  # a draft changes nothing live, position included
+    assert 'value="50000"' in client.get(url, {"version": 2}).content.decode()  # the editor opens the draft
+    response = client.post(url, {**body, "version": "2", "cond-0-value": "70000"})
+    assert response["Location"].endswith("/versions/2/")  # the same draft, changed
+    assert SegmentVersion.all_orgs.get(segment=segment, number=2).content["rules"]["conditions"][0]["value"] == "70000"
+    assert SegmentVersion.all_orgs.filter(segment=segment).count() == 2
