@@ -42,6 +42,7 @@ __all__ = [
     "DraftInvalid",
     "VersionedKind",
     "create_draft",
+    "default_against",
     "diff_rows",
     "diff_version",
     "ensure_baseline",
@@ -121,6 +122,15 @@ def previous_published(kind: VersionedKind, obj: Any) -> Any:
         .order_by("-published_at", "-number")
         .first()
     )
+
+
+def default_against(kind: VersionedKind, version: Any) -> Any:
+    """What a version is compared with by default: the published version, or for the published version
+    itself the one published before it (``None`` when there is none)."""
+    obj = kind.parent_of(version)
+    if version.state == VersionState.PUBLISHED:
+        return previous_published(kind, obj)
+    return published_version(kind, obj)
 
 
 def _lock(kind: VersionedKind, obj: Any) -> Any:

@@ -19,11 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import segment_drafts
-from accounts.choices import Role, VersionState
+from accounts.choices import Role
 from accounts.filtersets import SegmentMemberFilterSet
 from accounts.models import Segment, SegmentMembership
 from accounts.segment_membership import preview_segment
 from accounts.segments import segment_size
+from accounts.versioning import default_against
 from cs_platform.api.exceptions import Conflict
 from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
@@ -227,11 +228,7 @@ class VersionsMixin:
                 raise ValidationError({"against": ["A version number."]})
             against = self._version(raw)
         else:
-            published = version.__class__.all_orgs.filter(
-                organization_id=version.organization_id, state=VersionState.PUBLISHED,
-                **{self.drafts.KIND.parent_field: self.drafts.KIND.parent_of(version)},
-            ).first()  # fmt: skip
-            against = published
+            against = default_against(self.drafts.KIND, version)
         changes = self.drafts.diff_version(version, against)
         return Response(
             VersionDiffSerializer(
@@ -290,7 +287,8 @@ def _version_schemas(kind: str, version: type, draft: type, preview: type) -> di
         ),  # fmt: skip
         "diff": extend_schema(
             summary="Field-by-field differences",
-            description="What the version changes compared with the published one (or `against`).",
+            description="What the version changes compared with the published version (for the published version: "
+            "the one published before it; `against` null when there is none), or with version `against`.",
             parameters=[NUMBER, AGAINST],
             responses=VersionDiffSerializer,
         ),
