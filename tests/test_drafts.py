@@ -298,3 +298,29 @@ def test_editor_save_as_draft_then_edit_the_draft(client, org, make_member):
     assert response["Location"].endswith("/versions/2/")  # the same draft, changed
     assert SegmentVersion.all_orgs.get(segment=segment, number=2).content["rules"]["conditions"][0]["value"] == "70000"
     assert SegmentVersion.all_orgs.filter(segment=segment).count() == 2
+
+
+def test_the_engine_fires_the_published_playbook_never_the_draft(org, make_member):
+    """The beat's evaluation reads the live playbook: a draft widening its conditions fires nobody new until it
+    is published; then the next evaluation fires for the accounts it added."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from playbooks.models import FiringOutcome, PlaybookFiring
+
+    user = make_member(org, "admin").user
+    big, mid = with_arr(org, "150000.00"), with_arr(org, "60000.00")
+    playbook = playbook_of(org, trigger="no_touch", trigger_params={"days": 30}, active=True)
+    later = timezone.now() + dt.timedelta(days=60)  # nobody touched in 30 days by then
+
+    def fired() -> set[int]:
+        rows = PlaybookFiring.all_orgs.filter(playbook=playbook, outcome=FiringOutcome.FIRED)
+        return set(rows.values_list("account_id", flat=True))
+
+    draft = playbook_drafts.create_draft(playbook, {"conditions": SMALLER}, user=user)
+    engine.evaluate_organization(org.pk, now=later)
+    assert fired() == {big.pk}
+    playbook_drafts.publish(draft, user=user, note="mid-market too")
+    engine.evaluate_organization(org.pk, now=later + dt.timedelta(minutes=15))
+    assert fired() == {big.pk, mid.pk}
