@@ -66,7 +66,7 @@ def test_segment_draft_preview_publish_rollback_through_the_api(admin_client, or
 
     diff = admin_client.get(f"{base}/versions/2/diff/").json()
     assert diff == {
-        "number": 2, "against": 1,
+        "version": 2, "against": 1,
         "changes": [{"path": "rules.conditions[0].value", "change": "changed", "before": "100000", "after": "50000"}],
     }  # fmt: skip
     preview = admin_client.post(f"{base}/versions/2/preview/").json()
@@ -79,7 +79,9 @@ def test_segment_draft_preview_publish_rollback_through_the_api(admin_client, or
     assert refused.status_code == 400 and "note" in refused.json()["errors"]
     published = admin_client.post(f"{base}/versions/2/publish/", {"note": "Mid-market too"}, format="json")
     assert published.status_code == 200, published.content
-    assert published.json()["state"] == "published" and published.json()["published_by"] == admin_client.user.email
+    assert published.json()["state"] == "published" and published.json()["published_by"] == (
+        admin_client.user.get_full_name() or admin_client.user.email
+    )
     segment.refresh_from_db()
     assert segment.rules == SMALLER
     refresh_memberships(org.pk)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.choices import Role, VersionState
@@ -571,9 +572,21 @@ class EmailTemplateSerializer(OrgScopedSerializer):
 # --- Configuration as drafts: versions of segments and playbooks (docs/api.md "Drafts") --------------------
 
 
+@extend_schema_field({"type": "string", "nullable": True})
+class UserLabelField(serializers.Field):
+    """A person as the pages show them: full name, else email (null: nobody, or a user since deleted)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, user: Any) -> str:
+        return (user.get_full_name() or "").strip() or user.email
+
+
 class VersionSerializer(serializers.Serializer):
     """What every version says about itself; the content fields are added per kind."""
 
+    id = serializers.IntegerField(read_only=True)
     number = serializers.IntegerField(read_only=True, help_text="1, 2, 3… per object")
     state = serializers.ChoiceField(
         choices=VersionState.choices, read_only=True,
@@ -581,10 +594,10 @@ class VersionSerializer(serializers.Serializer):
         "`superseded` (published before)",
     )  # fmt: skip
     note = serializers.CharField(read_only=True, help_text="What changed, as its author or publisher wrote it")
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
+    created_by = UserLabelField()
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
-    published_by = serializers.EmailField(source="published_by.email", read_only=True, allow_null=True)
+    published_by = UserLabelField()
     published_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
@@ -619,7 +632,7 @@ class ConfigChangeSerializer(serializers.Serializer):
 
 
 class VersionDiffSerializer(serializers.Serializer):
-    number = serializers.IntegerField(help_text="The version diffed")
+    version = serializers.IntegerField(help_text="The number of the version diffed")
     against = serializers.IntegerField(
         allow_null=True, help_text="The version it is compared with (default: published)"
     )

@@ -232,7 +232,7 @@ class VersionsMixin:
         changes = self.drafts.diff_version(version, against)
         return Response(
             VersionDiffSerializer(
-                {"number": version.number, "against": against.number if against else None, "changes": changes}
+                {"version": version.number, "against": against.number if against else None, "changes": changes}
             ).data
         )
 
