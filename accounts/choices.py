@@ -82,3 +82,12 @@ class ObjectiveStatus(models.TextChoices):
     AT_RISK = "at_risk", "At risk"
     ACHIEVED = "achieved", "Achieved"
     MISSED = "missed", "Missed"
+
+
+class VersionState(models.TextChoices):
+    """Where a version of a configuration (segment, playbook) stands: a draft being edited, the one
+    published (what the engine reads; one per object), or one published before and replaced since."""
+
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    SUPERSEDED = "superseded", "Superseded"

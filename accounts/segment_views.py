@@ -11,12 +11,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cs_platform.pages import org_page
 
-from .choices import Role
-from .models import Segment
+from . import segment_drafts
+from .choices import Role, VersionState
+from .models import Segment, SegmentVersion
 from .segment_editor import (
     GROUPS,
     field_choices,
@@ -28,6 +30,7 @@ from .segment_editor import (
 )
 from .segment_membership import preview_segment
 from .segments import rule_problems
+from .versioning import diff_rows, previous_published, published_version
 
 admin_page = org_page(roles=[Role.ADMIN])
 
@@ -44,6 +47,7 @@ def admin_segments(request: HttpRequest) -> HttpResponse:
 
 def _editor(request: HttpRequest, segment: Segment | None, **extra: Any) -> dict[str, Any]:
     return {
+        **(_history(request, segment) if segment else {}),
         "segment": segment,
         "admin_tab": "segments",
         "fields": field_choices(),
@@ -63,17 +67,20 @@ def _editor(request: HttpRequest, segment: Segment | None, **extra: Any) -> dict
 def admin_segment(request: HttpRequest, segment_id: int | None = None) -> HttpResponse:
     """Create or edit a segment. ``action=preview`` shows the count and sample without saving."""
     segment = get_object_or_404(Segment.objects, pk=segment_id) if segment_id else None
+    editing = _draft_named(segment, request.GET.get("version") or request.POST.get("version"))
     if request.method == "GET":
-        match, rows, group_matches, groups = rows_from_rules(segment.rules if segment else {})
+        content = editing.content if editing else (segment_drafts.content_of(segment) if segment else {})
+        match, rows, group_matches, groups = rows_from_rules(content.get("rules") or {})
         values = {
-            "name": segment.name if segment else "",
-            "description": segment.description if segment else "",
+            "name": content.get("name", ""),
+            "description": content.get("description", ""),
             "position": segment.position if segment else 100,
         }
-        preview = preview_segment(request.organization, segment.rules) if segment else None
+        preview = preview_segment(request.organization, content.get("rules") or {}) if segment else None
         context = _editor(
             request,
             segment,
+            editing=editing,
             match=match,
             rows=padded(rows),
             groups=groups,
@@ -95,13 +102,20 @@ def admin_segment(request: HttpRequest, segment_id: int | None = None) -> HttpRe
     if not values["position"].isdigit():
         errors["position"] = "A whole number, 0 or more."
     preview = None if problems else preview_segment(request.organization, rules)
-    if request.POST.get("action") != "preview" and not problems and not errors:
+    if request.POST.get("action") == "draft" and segment is not None and not problems and not errors:
+        saved = _save_draft(request, segment, editing, values, rules, errors)
+        if saved is not None:
+            return saved
+    elif request.POST.get("action") != "preview" and not problems and not errors:
         target = segment or Segment(organization=request.organization)
+        before = segment_drafts.content_of(segment) if segment else None
         target.name, target.description = values["name"], values["description"]
         target.position, target.rules = int(values["position"]), rules
         try:
             with transaction.atomic():
                 target.save()  # a post_save refreshes its stored members once this commits
+                # "Save and publish": a published version and its audit entry.
+                segment_drafts.record_saved(target, before=before, user=request.user)
         except IntegrityError:
             errors["name"] = "Another segment already has this name."
         else:
@@ -110,7 +124,7 @@ def admin_segment(request: HttpRequest, segment_id: int | None = None) -> HttpRe
     context = _editor(
         request, segment, match=rules["match"], rows=padded(rows), groups=groups, values=values, problems=problems,
         group_matches=group_matches,
-        errors=errors, preview=preview,
+        errors=errors, preview=preview, editing=editing,
     )  # fmt: skip
     status = 400 if (problems or errors) else 200
     return render(request, "accounts/admin_segment.html", context, status=status)
@@ -124,3 +138,133 @@ def admin_segment_preview(request: HttpRequest) -> HttpResponse:
     problems += rule_problems(rules)
     preview = None if problems else preview_segment(request.organization, rules)
     return render(request, "accounts/_segment_preview.html", {"preview": preview, "problems": problems})
+
+
+# --- Drafts: save as draft, review (diff, preview), publish, history and roll back (docs/admin-guide.md) ------
+
+
+def _draft_named(segment: Segment | None, number: Any) -> SegmentVersion | None:
+    """The segment's draft numbered ``number`` (the editor's ``?version=``), or ``None``."""
+    if segment is None or not str(number or "").isdigit() or int(number) >= 2**31:
+        return None
+    return segment_drafts.versions_of(segment).filter(number=int(number), state=VersionState.DRAFT).first()
+
+
+def _history(request: HttpRequest, segment: Segment) -> dict[str, Any]:
+    slug = request.organization.slug  # type: ignore[attr-defined]
+    versions = list(segment_drafts.versions_of(segment))
+    for v in versions:
+        v.url = reverse("admin-segment-version", args=[slug, segment.pk, v.number])  # type: ignore[attr-defined]
+    return {
+        "versions": versions,
+        "can_edit": True,
+        "can_roll_back": previous_published(segment_drafts.KIND, segment) is not None,
+        "rollback_url": reverse("admin-segment-rollback", args=[slug, segment.pk]),
+    }
+
+
+def _save_draft(
+    request: HttpRequest,
+    segment: Segment,
+    editing: SegmentVersion | None,
+    values: dict[str, Any],
+    rules: dict[str, Any],
+    errors: dict[str, str],
+) -> HttpResponse | None:
+    """ "Save as draft": a new draft, or the draft being edited changed. ``None`` when refused (``errors`` says why)."""
+    content = {"name": values["name"], "description": values["description"], "rules": rules}
+    try:
+        if editing is not None:
+            version = segment_drafts.update_draft(editing, content, user=request.user)
+        else:
+            version = segment_drafts.create_draft(segment, content, user=request.user)
+    except segment_drafts.DraftConflict as exc:
+        errors["name"] = str(exc)
+        return None
+    except segment_drafts.DraftInvalid as exc:
+        errors.update({path: " ".join(msgs) for path, msgs in exc.errors.items()})
+        return None
+    messages.success(request, f"Draft v{version.number} saved: nothing changes until it is published.")
+    slug = request.organization.slug  # type: ignore[attr-defined]
+    return redirect("admin-segment-version", org_slug=slug, segment_id=segment.pk, number=version.number)
+
+
+def _version_page(
+    request: HttpRequest, segment: Segment, version: SegmentVersion, *, status: int = 200, **extra: Any
+) -> HttpResponse:
+    slug = request.organization.slug  # type: ignore[attr-defined]
+    kind = segment_drafts.KIND
+    if version.state == VersionState.PUBLISHED:
+        against = previous_published(kind, segment)
+        label = f"the version published before (v{against.number})" if against else "nothing before it"
+    else:
+        against = published_version(kind, segment)
+        label = f"the published version (v{against.number})" if against else "the live segment"
+    preview = segment_drafts.preview_version(version) if version.state == VersionState.DRAFT else None
+    sides = [{"key": "entering", "label": "Would enter", "rows": preview["entering"]},
+             {"key": "leaving", "label": "Would leave", "rows": preview["leaving"]}] if preview else []  # fmt: skip
+    context = {
+        **_history(request, segment),
+        "admin_tab": "segments",
+        "subject": segment.name,
+        "kind_plural": "Segments",
+        "list_url": reverse("admin-segments", args=[slug]),
+        "edit_url": reverse("admin-segment", args=[slug, segment.pk]),
+        "publish_url": reverse("admin-segment-publish", args=[slug, segment.pk, version.number]),
+        "version": version,
+        "changes": diff_rows(segment_drafts.diff_version(version, against)),
+        "against_label": label,
+        "preview": preview,
+        "sides": sides,
+        "preview_template": "accounts/_segment_version_preview.html",
+        **extra,
+    }
+    return render(request, "admin/config_version.html", context, status=status)
+
+
+@admin_page
+@require_GET
+def admin_segment_version(request: HttpRequest, segment_id: int, number: int) -> HttpResponse:
+    """One version: the diff field by field, the preview of a draft (who would enter and leave, with ARR), its
+    Publish form (a note is required) and the history with Roll back."""
+    segment = get_object_or_404(Segment.objects, pk=segment_id)
+    version = get_object_or_404(SegmentVersion.objects.filter(segment=segment), number=number)
+    return _version_page(request, segment, version)
+
+
+@admin_page
+@require_POST
+def admin_segment_publish(request: HttpRequest, segment_id: int, number: int) -> HttpResponse:
+    """Publish a draft (``note`` required); refused with every problem when it is no longer valid."""
+    segment = get_object_or_404(Segment.objects, pk=segment_id)
+    version = get_object_or_404(SegmentVersion.objects.filter(segment=segment), number=number)
+    note = (request.POST.get("note") or "").strip()[:300]
+    if not note:
+        return _version_page(request, segment, version, status=400, publish_errors={"note": ["Say what changes."]})
+    try:
+        segment_drafts.publish(version, user=request.user, note=note)
+    except segment_drafts.DraftInvalid as exc:
+        return _version_page(request, segment, version, status=400, publish_errors=exc.errors)
+    except segment_drafts.DraftConflict as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Version {version.number} published; the members are being refreshed.")
+    return redirect("admin-segment", org_slug=request.organization.slug, segment_id=segment.pk)  # type: ignore[attr-defined]
+
+
+@admin_page
+@require_POST
+def admin_segment_rollback(request: HttpRequest, segment_id: int) -> HttpResponse:
+    """Roll back to the version published before the current one, as a new published version (``note`` required)."""
+    segment = get_object_or_404(Segment.objects, pk=segment_id)
+    note = (request.POST.get("note") or "").strip()[:300]
+    if not note:
+        messages.error(request, "Not rolled back: say why (the note is required).")
+    else:
+        try:
+            version = segment_drafts.rollback(segment, user=request.user, note=note)
+        except (segment_drafts.DraftConflict, segment_drafts.DraftInvalid) as exc:
+            messages.error(request, f"Not rolled back: {exc}")
+        else:
+            messages.success(request, f"Rolled back: version {version.number} is published.")
+    return redirect("admin-segment", org_slug=request.organization.slug, segment_id=segment.pk)  # type: ignore[attr-defined]

@@ -31,6 +31,19 @@ org_patterns = [
     path("admin/segments/new/", segment_views.admin_segment, name="admin-segment-new"),
     path("admin/segments/preview/", segment_views.admin_segment_preview, name="admin-segment-preview"),
     path("admin/segments/<int:segment_id>/", segment_views.admin_segment, name="admin-segment"),
+    path(
+        "admin/segments/<int:segment_id>/versions/<int:number>/",
+        segment_views.admin_segment_version,
+        name="admin-segment-version",
+    ),
+    path(
+        "admin/segments/<int:segment_id>/versions/<int:number>/publish/",
+        segment_views.admin_segment_publish,
+        name="admin-segment-publish",
+    ),
+    path(
+        "admin/segments/<int:segment_id>/rollback/", segment_views.admin_segment_rollback, name="admin-segment-rollback"
+    ),
     path("admin/jobs/", views.admin_jobs, name="admin-jobs"),
     path("admin/audit/", audit_views.admin_audit, name="admin-audit"),
     path("admin/jobs/<int:job_id>/", views.admin_job_detail, name="admin-job-detail"),

@@ -22,11 +22,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import CharField as _CharField
-from django.db.models import Exists, F, Max, OuterRef, QuerySet, Value
+from django.db.models import Exists, F, Max, OuterRef, QuerySet, Sum, Value
 from django.utils import timezone
 
 from accounts.models import Account, Segment
@@ -50,6 +51,7 @@ __all__ = [
     "preview",
     "scope",
     "sync_stage_marks",
+    "would_fire",
 ]
 
 logger = logging.getLogger(__name__)
@@ -606,20 +608,15 @@ def _record_skip(playbook: Playbook, account: Account, key: str, reason: str, *,
 # --- Preview -------------------------------------------------------------------------------------------------
 
 
-def preview(playbook: Playbook, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Which accounts match now and what the playbook would do, without doing anything (no row is written).
-
-    Time-based: the occurrences the next evaluation would fire (:func:`candidates`), those it would suppress
-    for the cooldown, and :func:`playbooks.actions.plan` of the rest. Event-driven: the accounts in scope where
-    the condition holds now (health colour) or all of the scope, i.e. what would fire if the event happened.
-    """
+def would_fire(playbook: Playbook, *, now: dt.datetime | None = None) -> tuple[list[int], set[int]] | None:
+    """The ids of the accounts the playbook would fire for now (see :func:`preview`), and those of them in
+    its cooldown; ``None`` when its conditions or segment rules are invalid. Writes nothing. The playbook
+    may be unsaved (a draft's content on an instance with the playbook's id: its own firings count)."""
     now = now or timezone.now()
     spec = TRIGGERS[playbook.trigger]
     accounts = scope(playbook)
-    result: dict[str, Any] = {"event_driven": spec.event_driven, "matching": 0, "in_cooldown": 0, "sample": []}
     if accounts is None:
-        return {**result, "problems": ["The playbook's conditions or segment rules are invalid."], **plan(
-            playbook.organization_id, [], [])}  # fmt: skip
+        return None
     if spec.event_driven:
         params = params_of(playbook.trigger, playbook.trigger_params)
         if spec.holding is not None:
@@ -641,11 +638,34 @@ def preview(playbook: Playbook, *, now: dt.datetime | None = None) -> dict[str, 
         rows = list(candidates(playbook, now=now) or [])
         ids = sorted({r["account_id"] for r in rows})
         cooling = {r["account_id"] for r in rows if r["in_cooldown"]}
+    return ids, cooling
+
+
+def preview(playbook: Playbook, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Which accounts match now and what the playbook would do, without doing anything (no row is written).
+
+    Time-based: the occurrences the next evaluation would fire (:func:`candidates`), those it would suppress
+    for the cooldown, and :func:`playbooks.actions.plan` of the rest. Event-driven: the accounts in scope where
+    the condition holds now (health colour) or all of the scope, i.e. what would fire if the event happened.
+    ``arr``: the current ARR of the matching accounts.
+    """
+    now = now or timezone.now()
+    spec = TRIGGERS[playbook.trigger]
+    result: dict[str, Any] = {
+        "event_driven": spec.event_driven, "matching": 0, "arr": Decimal("0"), "in_cooldown": 0, "sample": []
+    }  # fmt: skip
+    found = would_fire(playbook, now=now)
+    if found is None:
+        return {**result, "problems": ["The playbook's conditions or segment rules are invalid."], **plan(
+            playbook.organization_id, [], [])}  # fmt: skip
+    ids, cooling = found
     acting = [pk for pk in ids if pk not in cooling]
-    sample = Account.objects.for_org(playbook.organization_id).filter(pk__in=ids[:PREVIEW_SAMPLE]).order_by("name")
+    matching = Account.objects.for_org(playbook.organization_id).filter(pk__in=ids)
+    sample = matching.filter(pk__in=ids[:PREVIEW_SAMPLE]).order_by("name")
     return {
         **result,
         "matching": len(ids),
+        "arr": (matching.aggregate(arr=Sum("arr"))["arr"] or Decimal("0")) if ids else Decimal("0"),
         "in_cooldown": len(cooling),
         "sample": [{"id": a.pk, "name": a.name} for a in sample],
         "problems": [],

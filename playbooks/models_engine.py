@@ -14,9 +14,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.choices import VersionState
 from cs_platform.tenancy import OrgScopedModel
 
-__all__ = ["AccountStageMark", "FiringOutcome", "Playbook", "PlaybookFiring", "TriggerKind"]
+__all__ = ["AccountStageMark", "FiringOutcome", "Playbook", "PlaybookFiring", "PlaybookVersion", "TriggerKind"]
 
 
 class TriggerKind(models.TextChoices):
@@ -82,6 +83,47 @@ class Playbook(OrgScopedModel):
     def source_ref(self) -> str:
         """How CTAs and their log name this playbook (``Cta.source = "playbook"``)."""
         return str(self.pk)
+
+
+class PlaybookVersion(OrgScopedModel):
+    """One version of a playbook's configuration (docs/admin-guide.md, "Drafts"): ``content`` is
+    ``{"name", "description", "trigger", "trigger_params", "conditions", "segment" (id or null),
+    "cooldown_days", "actions"}`` (what the editor edits; ``active`` is not content, it is its own switch).
+    A ``draft`` changes nothing live; publishing it (:func:`playbooks.drafts.publish`) copies its content
+    onto the :class:`Playbook` (which the engine reads), makes it ``published`` and the previous one
+    ``superseded``. The segment is kept as an id, not a foreign key: a version never holds a segment back
+    from deletion, and publishing one whose segment is gone is refused ("Unknown segment.")."""
+
+    playbook = models.ForeignKey(Playbook, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=12, choices=VersionState.choices, default=VersionState.DRAFT)
+    content = models.JSONField(default=dict)
+    note = models.CharField(max_length=300, blank=True, help_text="What changed, written by the editor")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["playbook", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "playbook", "number"], name="playbooks_playbookversion_unique_number"
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "playbook"],
+                condition=models.Q(state="published"),
+                name="playbooks_playbookversion_one_published",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.playbook_id} v{self.number} ({self.state})"
 
 
 class PlaybookFiring(OrgScopedModel):

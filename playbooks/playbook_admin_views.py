@@ -20,15 +20,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.choices import Role
+from accounts.choices import Role, VersionState
 from accounts.models import Account, Segment
+from accounts.versioning import diff_rows, previous_published, published_version
 from cs_platform.pages import org_page
 
-from . import engine
+from . import drafts, engine
 from .actions import MAX_ACTIONS
 from .activation import set_active
 from .effectiveness import effectiveness, effectiveness_many
-from .models_engine import FiringOutcome, Playbook, PlaybookFiring
+from .models_engine import FiringOutcome, Playbook, PlaybookFiring, PlaybookVersion
 from .playbook_forms import PlaybookForm, action_forms, apply_problems, trigger_in_words
 from .validation import playbook_problems, validate_playbook
 
@@ -92,20 +93,20 @@ def playbook(request: HttpRequest, playbook_id: int | None = None) -> HttpRespon
     current = get_object_or_404(Playbook.objects.select_related("segment"), pk=playbook_id) if playbook_id else None
     if current is None and not _is_admin(request):
         raise PermissionDenied("Only admins create playbooks.")
+    editing = _draft_named(current, request.GET.get("version") or request.POST.get("version"))
     if request.method == "POST":
         if not _is_admin(request):
             raise PermissionDenied("Only admins change playbooks.")
-        return _save(request, current)
-    form = PlaybookForm(organization=organization, playbook=current)
+        return _save(request, current, editing)
+    shown = drafts.playbook_with(current, editing.content) if current is not None and editing else current
+    form = PlaybookForm(organization=organization, playbook=shown)
     if current is None and request.GET.get("segment", "").isdigit():
         # "Create a playbook on this segment" (the segment editor's link): the segment filter preset.
         segment = Segment.objects.filter(pk=int(request.GET["segment"])).first()
         if segment is not None:
             form.initial["segment"] = str(segment.pk)
-    actions = action_forms(
-        organization, actions=current.actions if current else [], extra=1 if _is_admin(request) else 0
-    )
-    extra = _stored(current)
+    actions = action_forms(organization, actions=shown.actions if shown else [], extra=1 if _is_admin(request) else 0)
+    extra = {**_stored(current), **_history(request, current), "editing": editing}
     if current is not None and request.GET.get("preview") and _is_admin(request):
         extra["preview"] = _preview(current)
     return render(request, "playbooks/admin_playbook.html", _context(request, current, form, actions, **extra))
@@ -122,7 +123,7 @@ def _stored(current: Playbook | None) -> dict[str, Any]:
     }
 
 
-def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
+def _save(request: HttpRequest, current: Playbook | None, editing: PlaybookVersion | None = None) -> HttpResponse:
     organization = request.organization  # type: ignore[attr-defined]
     form = PlaybookForm(request.POST, organization=organization)
     adding = request.POST.get("op") == "add_action"
@@ -153,21 +154,45 @@ def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
         for f in [form, *forms_]:
             if f.is_bound:
                 f.errors.clear()
-        context = _context(request, current, form, forms_, **_stored(current))
+        context = _context(
+            request, current, form, forms_, editing=editing, **_stored(current), **_history(request, current)
+        )
         return render(request, "playbooks/admin_playbook.html", context)
     if valid and request.POST.get("op") == "preview":
         # "Preview these changes": what the edited playbook would do now, nothing saved. An unsaved instance
         # with the playbook's id (its own firings count for the cooldown), or id 0 for a new one (no firings).
         draft = Playbook(organization=organization, pk=current.pk if current else 0, active=False)
         _fill(draft, data, actions)
-        context = _context(request, current, form, forms_, preview=_preview(draft), draft=True, **_stored(current))
+        context = _context(
+            request, current, form, forms_, preview=_preview(draft), draft=True, editing=editing,
+            **_stored(current), **_history(request, current),
+        )  # fmt: skip
         return render(request, "playbooks/admin_playbook.html", context)
+    if valid and request.POST.get("op") == "draft" and current is not None:
+        content = {**drafts.content_of(current), **data, "segment": data["segment_id"], "actions": actions}
+        content.pop("segment_id", None)
+        try:
+            if editing is not None:
+                version = drafts.update_draft(editing, content, user=request.user)
+            else:
+                version = drafts.create_draft(current, content, user=request.user)
+        except drafts.DraftConflict as exc:
+            form.add_error(None, str(exc))
+        except drafts.DraftInvalid as exc:
+            for path, msgs in exc.errors.items():
+                form.add_error("name" if path == "name" else None, f"{path}: {' '.join(msgs)}")
+        else:
+            messages.success(request, f"Draft v{version.number} saved: the engine keeps the published playbook.")
+            return redirect("admin-playbook-version", org_slug=organization.slug, playbook_id=current.pk,
+                            number=version.number)  # fmt: skip
     if valid:
         target = current or Playbook(organization=organization, created_by=request.user, active=False)
+        before = drafts.content_of(current) if current else None
         _fill(target, data, actions)
         try:
             with transaction.atomic():
                 target.save()
+                drafts.record_saved(target, before=before, user=request.user)  # "save and publish", audited
         except IntegrityError:
             form.add_error("name", "Another playbook has this name.")
         else:
@@ -176,7 +201,10 @@ def _save(request: HttpRequest, current: Playbook | None) -> HttpResponse:
             messages.success(request, f"Playbook “{target.name}” saved. {state}")
             url = reverse("admin-playbook", args=[organization.slug, target.pk])
             return redirect(f"{url}?preview=1#preview")
-    context = _context(request, current, form, forms_, loose=loose, refused=True, **_stored(current))
+    context = _context(
+        request, current, form, forms_, loose=loose, refused=True, editing=editing, **_stored(current),
+        **_history(request, current),
+    )  # fmt: skip
     return render(request, "playbooks/admin_playbook.html", context, status=400)
 
 
@@ -205,4 +233,112 @@ def playbook_activation(request: HttpRequest, playbook_id: int) -> HttpResponse:
     return redirect(url)
 
 
-__all__ = ["playbook", "playbook_activation", "playbooks"]
+# --- Drafts: save as draft, review (diff, preview), publish, history and roll back (docs/admin-guide.md) ------
+
+
+def _draft_named(playbook: Playbook | None, number: Any) -> PlaybookVersion | None:
+    """The playbook's draft numbered ``number`` (the editor's ``?version=``), or ``None``."""
+    if playbook is None or not str(number or "").isdigit() or int(number) >= 2**31:
+        return None
+    return drafts.versions_of(playbook).filter(number=int(number), state=VersionState.DRAFT).first()
+
+
+def _history(request: HttpRequest, playbook: Playbook | None) -> dict[str, Any]:
+    if playbook is None:
+        return {}
+    slug = request.organization.slug  # type: ignore[attr-defined]
+    versions = list(drafts.versions_of(playbook))
+    for v in versions:
+        v.url = reverse("admin-playbook-version", args=[slug, playbook.pk, v.number])  # type: ignore[attr-defined]
+    return {
+        "versions": versions,
+        "can_roll_back": previous_published(drafts.KIND, playbook) is not None,
+        "rollback_url": reverse("admin-playbook-rollback", args=[slug, playbook.pk]),
+    }
+
+
+def _version_page(
+    request: HttpRequest, playbook: Playbook, version: PlaybookVersion, *, status: int = 200, **extra: Any
+) -> HttpResponse:
+    slug = request.organization.slug  # type: ignore[attr-defined]
+    if version.state == VersionState.PUBLISHED:
+        against = previous_published(drafts.KIND, playbook)
+        label = f"the version published before (v{against.number})" if against else "nothing before it"
+    else:
+        against = published_version(drafts.KIND, playbook)
+        label = f"the published version (v{against.number})" if against else "the live playbook"
+    preview = drafts.preview_version(version) if version.state == VersionState.DRAFT and _is_admin(request) else None
+    sides = [
+        {"key": "entering", "label": "Would start firing", "rows": preview["starting"]},
+        {"key": "leaving", "label": "Would stop firing", "rows": preview["stopping"]},
+    ] if preview else []  # fmt: skip
+    context = {
+        **_history(request, playbook),
+        "can_edit": _is_admin(request),
+        "admin_tab": "playbooks",
+        "subject": playbook.name,
+        "kind_plural": "Playbooks",
+        "list_url": reverse("admin-playbooks", args=[slug]),
+        "edit_url": reverse("admin-playbook", args=[slug, playbook.pk]),
+        "publish_url": reverse("admin-playbook-publish", args=[slug, playbook.pk, version.number]),
+        "version": version,
+        "changes": diff_rows(drafts.diff_version(version, against)),
+        "against_label": label,
+        "preview": preview,
+        "sides": sides,
+        "preview_template": "playbooks/_playbook_version_preview.html",
+        **extra,
+    }
+    return render(request, "admin/config_version.html", context, status=status)
+
+
+@reader_page
+@require_GET
+def playbook_version(request: HttpRequest, playbook_id: int, number: int) -> HttpResponse:
+    """One version: the diff field by field, the preview of a draft (who would start and stop firing, with ARR;
+    admins), its Publish form (a note is required) and the history with Roll back (admins)."""
+    playbook = get_object_or_404(Playbook.objects, pk=playbook_id)
+    version = get_object_or_404(PlaybookVersion.objects.filter(playbook=playbook), number=number)
+    return _version_page(request, playbook, version)
+
+
+@admin_page
+@require_POST
+def playbook_publish(request: HttpRequest, playbook_id: int, number: int) -> HttpResponse:
+    """Publish a draft (``note`` required); refused with every problem when it is no longer valid."""
+    playbook = get_object_or_404(Playbook.objects, pk=playbook_id)
+    version = get_object_or_404(PlaybookVersion.objects.filter(playbook=playbook), number=number)
+    note = (request.POST.get("note") or "").strip()[:300]
+    if not note:
+        return _version_page(request, playbook, version, status=400, publish_errors={"note": ["Say what changes."]})
+    try:
+        drafts.publish(version, user=request.user, note=note)
+    except drafts.DraftInvalid as exc:
+        return _version_page(request, playbook, version, status=400, publish_errors=exc.errors)
+    except drafts.DraftConflict as exc:
+        messages.error(request, str(exc))
+    else:
+        state = "the engine uses it from its next evaluation" if playbook.active else "the playbook is still inactive"
+        messages.success(request, f"Version {version.number} published: {state}.")
+    return redirect("admin-playbook", org_slug=request.organization.slug, playbook_id=playbook.pk)  # type: ignore[attr-defined]
+
+
+@admin_page
+@require_POST
+def playbook_rollback(request: HttpRequest, playbook_id: int) -> HttpResponse:
+    """Roll back to the version published before the current one, as a new published version (``note`` required)."""
+    playbook = get_object_or_404(Playbook.objects, pk=playbook_id)
+    note = (request.POST.get("note") or "").strip()[:300]
+    if not note:
+        messages.error(request, "Not rolled back: say why (the note is required).")
+    else:
+        try:
+            version = drafts.rollback(playbook, user=request.user, note=note)
+        except (drafts.DraftConflict, drafts.DraftInvalid) as exc:
+            messages.error(request, f"Not rolled back: {exc}")
+        else:
+            messages.success(request, f"Rolled back: version {version.number} is published.")
+    return redirect("admin-playbook", org_slug=request.organization.slug, playbook_id=playbook.pk)  # type: ignore[attr-defined]
+
+
+__all__ = ["playbook", "playbook_activation", "playbook_publish", "playbook_rollback", "playbook_version", "playbooks"]

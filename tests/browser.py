@@ -153,6 +153,8 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("admin job run", f"{o}/admin/jobs/{seeded.job_run}/", admin_only=True),
         Screen("admin segments", f"{o}/admin/segments/", admin_only=True),
         Screen("admin segment editor", f"{o}/admin/segments/new/", admin_only=True),
+        Screen("admin segment", f"{o}/admin/segments/{seeded.segment}/", admin_only=True),
+        Screen("admin segment draft", f"{o}/admin/segments/{seeded.segment}/versions/2/", admin_only=True),
         Screen("admin scorecards", f"{o}/admin/scorecards/", admin_only=True),
         Screen("admin scorecard editor", f"{o}/admin/scorecards/{seeded.scorecard}/", admin_only=True),
         Screen(
@@ -176,6 +178,12 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("admin playbook preview", f"{o}/admin/playbooks/{seeded.playbook}/?preview=1", admin_only=True),
         Screen("admin new playbook", f"{o}/admin/playbooks/new/", admin_only=True),
         Screen("admin audit log", f"{o}/admin/audit/", admin_only=True),
+        Screen(
+            "admin playbook draft",
+            f"{o}/admin/playbooks/{seeded.playbook}/versions/2/",
+            admin_only=True,
+            readers=("leader",),
+        ),
         # Last: the screen the other roles open to see the 403 page (see screens_for).
         Screen("admin key features", f"{o}/admin/features/", admin_only=True),
     ]

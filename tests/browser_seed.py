@@ -58,6 +58,7 @@ class Seeded:
     scorecard: int = 0
     email_template: int = 0
     playbook: int = 0
+    segment: int = 0
     unsubscribe_token: str = ""
     feature_request: int = 0
 
@@ -228,4 +229,17 @@ def seed(slug: str = "acme") -> Seeded:
             {"kind": "send_email", "template": out.email_template, "roles": ["champion"]},
         ],
     ).pk  # fmt: skip
+    # Drafts (issue 14): a draft of that playbook and of a segment, for their version pages (diff, preview).
+    from accounts import segment_drafts
+    from accounts.models import Segment
+    from playbooks import drafts as playbook_drafts
+
+    playbook_drafts.create_draft(
+        Playbook.all_orgs.get(pk=out.playbook), {"cooldown_days": 14}, user=None, note="Calmer"
+    )
+    segment = Segment.all_orgs.create(
+        organization=org, name="Enterprise", rules={"conditions": [{"field": "arr", "op": "gte", "value": "100000"}]}
+    )
+    out.segment = segment.pk
+    segment_drafts.create_draft(segment, {"rules": {"conditions": []}}, user=None, note="Everyone")
     return out

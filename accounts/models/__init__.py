@@ -14,7 +14,7 @@ from .customers import (
     SuccessPlan,
 )
 from .jobs import JobRun
-from .segments import Segment, SegmentMembership, SegmentTransition, TransitionKind
+from .segments import Segment, SegmentMembership, SegmentTransition, SegmentVersion, TransitionKind
 from .tenancy import ApiKey, Invitation, Membership, Organization, Team, UserPreference, WriteKey
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Segment",
     "SegmentMembership",
     "SegmentTransition",
+    "SegmentVersion",
     "TransitionKind",
     "SuccessPlan",
     "Team",

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.choices import Role
+from accounts.choices import Role, VersionState
 from accounts.models import Segment
 from accounts.segments import rule_problems
 from cs_platform.api.serializers import EmailUserField, KnownFieldsMixin, OrgScopedSerializer
@@ -450,6 +451,7 @@ class PlaybookPreviewSerializer(serializers.Serializer):
 
     event_driven = serializers.BooleanField(help_text="Fires on events: the accounts that would fire if one came")
     matching = serializers.IntegerField(help_text="Accounts matching now")
+    arr = serializers.DecimalField(max_digits=16, decimal_places=2, help_text="Σ current ARR of those accounts")
     in_cooldown = serializers.IntegerField(help_text="Of them, in the playbook's cooldown: would be suppressed")
     sample = serializers.ListField(child=serializers.DictField(), help_text="Up to 20 of them: id and name")
     problems = serializers.ListField(child=serializers.CharField())
@@ -565,3 +567,125 @@ class EmailTemplateSerializer(OrgScopedSerializer):
 
     def validate_body(self, value: str) -> str:
         return self._source(value, "body")
+
+
+# --- Configuration as drafts: versions of segments and playbooks (docs/api.md "Drafts") --------------------
+
+
+@extend_schema_field({"type": "string", "nullable": True})
+class UserLabelField(serializers.Field):
+    """A person as the pages show them: full name, else email (null: nobody, or a user since deleted)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, user: Any) -> str:
+        return (user.get_full_name() or "").strip() or user.email
+
+
+class VersionSerializer(serializers.Serializer):
+    """What every version says about itself; the content fields are added per kind."""
+
+    id = serializers.IntegerField(read_only=True)
+    number = serializers.IntegerField(read_only=True, help_text="1, 2, 3… per object")
+    state = serializers.ChoiceField(
+        choices=VersionState.choices, read_only=True,
+        help_text="`draft` (edited, changes nothing live), `published` (what is live; one per object) or "
+        "`superseded` (published before)",
+    )  # fmt: skip
+    note = serializers.CharField(read_only=True, help_text="What changed, as its author or publisher wrote it")
+    created_by = UserLabelField()
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+    published_by = UserLabelField()
+    published_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class SegmentVersionSerializer(VersionSerializer):
+    """A version of a segment: its number, state and history, and its content (``name``, ``description``,
+    ``rules``)."""
+
+    name = serializers.CharField(source="content.name", read_only=True)
+    description = serializers.CharField(source="content.description", read_only=True)
+    rules = serializers.JSONField(source="content.rules", read_only=True)
+
+
+class SegmentDraftSerializer(KnownFieldsMixin, serializers.Serializer):
+    """A draft's content: the keys given replace the published content (on ``POST``) or the draft's (on
+    ``PATCH``); the rest is kept. ``note``: what the change is for."""
+
+    name = serializers.CharField(max_length=120, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    rules = serializers.JSONField(required=False, help_text="A rule set, as in a segment's `rules`")
+    note = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+
+class PublishSerializer(KnownFieldsMixin, serializers.Serializer):
+    note = serializers.CharField(max_length=300, help_text="Why (required): kept on the version and in the audit log")
+
+
+class ConfigChangeSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="Where: `rules.conditions[0].value`, `actions[1].reason`, `name`")
+    change = serializers.ChoiceField(choices=["added", "removed", "changed"])
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+
+
+class VersionDiffSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The number of the version diffed")
+    against = serializers.IntegerField(
+        allow_null=True, help_text="The version it is compared with (default: published)"
+    )
+    changes = ConfigChangeSerializer(many=True, help_text="One row per field that differs, in document order")
+
+
+class AccountsSideSerializer(serializers.Serializer):
+    accounts = serializers.IntegerField()
+    arr = serializers.DecimalField(max_digits=16, decimal_places=2, help_text="Σ current ARR of those accounts")
+    sample = SegmentSampleSerializer(many=True, help_text="The first 10 by ARR (then name)")
+
+
+class SegmentVersionPreviewSerializer(SegmentPreviewResultSerializer):
+    """The members the segment would have now under this version, and who would enter and leave compared with
+    the published rules (both evaluated now)."""
+
+    problems = serializers.ListField(child=serializers.CharField(), help_text="Why the version's rules are invalid")
+    entering = AccountsSideSerializer()
+    leaving = AccountsSideSerializer()
+
+
+class PlaybookVersionSerializer(VersionSerializer):
+    """A version of a playbook: number, state, history, and its content (``active`` is not versioned)."""
+
+    name = serializers.CharField(source="content.name", read_only=True)
+    description = serializers.CharField(source="content.description", read_only=True)
+    trigger = serializers.ChoiceField(source="content.trigger", choices=TriggerKind.choices, read_only=True)
+    trigger_params = serializers.JSONField(source="content.trigger_params", read_only=True)
+    conditions = serializers.JSONField(source="content.conditions", read_only=True)
+    segment = serializers.IntegerField(source="content.segment", read_only=True, allow_null=True)
+    cooldown_days = serializers.IntegerField(source="content.cooldown_days", read_only=True)
+    actions = serializers.JSONField(source="content.actions", read_only=True)
+
+
+class PlaybookDraftSerializer(KnownFieldsMixin, serializers.Serializer):
+    """A draft's content: the keys given replace the published content (on ``POST``) or the draft's (on
+    ``PATCH``). Invalid content is a ``400`` naming every problem by its path, as on the playbook."""
+
+    name = serializers.CharField(max_length=120, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    trigger = serializers.ChoiceField(choices=TriggerKind.choices, required=False)
+    trigger_params = serializers.JSONField(required=False, help_text="Per trigger: see docs/playbooks.md")
+    conditions = serializers.JSONField(required=False, help_text="Segment rules over accounts (accounts.segments)")
+    segment = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1)
+    cooldown_days = serializers.IntegerField(required=False, min_value=0, max_value=365, help_text="0–365")
+    actions = serializers.JSONField(required=False, help_text='A list of {"kind": ...} objects')
+    note = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+
+class PlaybookVersionPreviewSerializer(PlaybookPreviewSerializer):
+    """What the playbook would do now under this version, and the accounts that would start or stop firing
+    compared with the published playbook."""
+
+    published = AccountsSideSerializer(help_text="Accounts the published playbook would fire for now")
+    starting = AccountsSideSerializer(help_text="Would fire under this version, not under the published one")
+    stopping = AccountsSideSerializer(help_text="Would fire under the published one, not under this version")

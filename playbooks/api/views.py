@@ -7,25 +7,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from django.db import transaction
 from django.db.models import Case, Count, IntegerField, OuterRef, Prefetch, Subquery, Value, When
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import MethodNotAllowed, Throttled, ValidationError
+from rest_framework.exceptions import MethodNotAllowed, NotFound, Throttled, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts import segment_drafts
 from accounts.choices import Role
 from accounts.filtersets import SegmentMemberFilterSet
 from accounts.models import Segment, SegmentMembership
 from accounts.segment_membership import preview_segment
 from accounts.segments import segment_size
+from accounts.versioning import default_against
 from cs_platform.api.exceptions import Conflict
 from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
-from .. import cta_admin, ctas, engine
+from .. import cta_admin, ctas, drafts, engine
 from ..activation import log_activation
 from ..effectiveness import effectiveness
 from ..filtersets import (
@@ -66,15 +69,23 @@ from .serializers import (
     EmailTemplateSerializer,
     MarkedReadSerializer,
     NotificationSerializer,
+    PlaybookDraftSerializer,
     PlaybookEffectivenessSerializer,
     PlaybookFiringSerializer,
     PlaybookPreviewSerializer,
     PlaybookSerializer,
+    PlaybookVersionPreviewSerializer,
+    PlaybookVersionSerializer,
+    PublishSerializer,
+    SegmentDraftSerializer,
     SegmentMemberSerializer,
     SegmentPreviewResultSerializer,
     SegmentPreviewSerializer,
     SegmentSerializer,
     SegmentSizeSerializer,
+    SegmentVersionPreviewSerializer,
+    SegmentVersionSerializer,
+    VersionDiffSerializer,
     WebhookDeliverySerializer,
     WebhookEndpointSerializer,
 )
@@ -149,7 +160,173 @@ class WebhookEndpointViewSet(OrgScopedViewSet):
 MEMBER_ORDERING = {"entered_at": "entered_at", "arr": "account__arr", "name": "account__name"}
 
 
-class SegmentViewSet(OrgScopedViewSet):
+# --- Configuration as drafts: the versions of segments and playbooks (docs/api.md "Drafts") -----------------
+
+NUMBER = OpenApiParameter("number", OpenApiTypes.INT, OpenApiParameter.PATH, description="The version's number")
+AGAINST = OpenApiParameter(
+    "against", OpenApiTypes.INT, description="Compare with this version's number (default: the published one)",
+    allow_blank=True,
+)  # fmt: skip
+VERSION_ACTIONS = ("versions", "create_version", "version", "patch_version", "version_diff", "version_preview",
+                   "version_publish", "rollback")  # fmt: skip
+
+
+class VersionsMixin:
+    """The draft/publish/rollback actions, over a kind's service module (``accounts.segment_drafts``,
+    ``playbooks.drafts``): each viewset declares its actions (and their schemas) and calls these."""
+
+    drafts: Any
+    version_serializer: type
+    draft_serializer: type
+
+    def _version(self, number: str) -> Any:
+        obj = self.get_object()  # type: ignore[attr-defined]
+        version = self.drafts.versions_of(obj).filter(number=int(number)).first() if int(number) < 2**31 else None
+        if version is None:
+            raise NotFound("No such version of this object.")
+        return version
+
+    def _invalid(self, exc: Any) -> ValidationError:
+        return ValidationError(exc.errors)
+
+    def _list_versions(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.drafts.versions_of(self.get_object()))  # type: ignore[attr-defined]
+        return self.get_paginated_response(self.version_serializer(page, many=True).data)  # type: ignore[attr-defined]
+
+    def _create_version(self, request: Request) -> Response:
+        obj = self.get_object()  # type: ignore[attr-defined]
+        body = self.draft_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        note = data.pop("note", "")
+        try:
+            version = self.drafts.create_draft(obj, data, user=self.actor.user, note=note)  # type: ignore[attr-defined]
+        except self.drafts.DraftInvalid as exc:
+            raise self._invalid(exc) from exc
+        return Response(self.version_serializer(version).data, status=status.HTTP_201_CREATED)
+
+    def _patch_version(self, request: Request, number: str) -> Response:
+        version = self._version(number)
+        body = self.draft_serializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        note = data.pop("note", None)
+        try:
+            version = self.drafts.update_draft(version, data, user=self.actor.user, note=note)  # type: ignore[attr-defined]
+        except self.drafts.DraftConflict as exc:
+            raise Conflict(str(exc)) from exc
+        except self.drafts.DraftInvalid as exc:
+            raise self._invalid(exc) from exc
+        return Response(self.version_serializer(version).data)
+
+    def _diff(self, request: Request, number: str) -> Response:
+        version = self._version(number)
+        against = None
+        raw = request.query_params.get("against") or ""
+        if raw:
+            if not raw.isdigit():
+                raise ValidationError({"against": ["A version number."]})
+            against = self._version(raw)
+        else:
+            against = default_against(self.drafts.KIND, version)
+        changes = self.drafts.diff_version(version, against)
+        return Response(
+            VersionDiffSerializer(
+                {"version": version.number, "against": against.number if against else None, "changes": changes}
+            ).data
+        )
+
+    def _publish(self, request: Request, number: str) -> Response:
+        version = self._version(number)
+        body = PublishSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            version = self.drafts.publish(version, user=self.actor.user, note=body.validated_data["note"])  # type: ignore[attr-defined]
+        except self.drafts.DraftConflict as exc:
+            raise Conflict(str(exc)) from exc
+        except self.drafts.DraftInvalid as exc:
+            raise self._invalid(exc) from exc
+        return Response(self.version_serializer(version).data)
+
+    def _rollback(self, request: Request) -> Response:
+        obj = self.get_object()  # type: ignore[attr-defined]
+        body = PublishSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            version = self.drafts.rollback(obj, user=self.actor.user, note=body.validated_data["note"])  # type: ignore[attr-defined]
+        except self.drafts.DraftConflict as exc:
+            raise Conflict(str(exc)) from exc
+        except self.drafts.DraftInvalid as exc:
+            raise self._invalid(exc) from exc
+        return Response(self.version_serializer(version).data, status=status.HTTP_201_CREATED)
+
+
+def _version_schemas(kind: str, version: type, draft: type, preview: type) -> dict[str, Any]:
+    """The ``extend_schema`` of each version action of ``kind`` (``segment``/``playbook``)."""
+    conflict = "409 when the version is not a draft."
+    return {
+        "list": extend_schema(
+            summary=f"Versions of the {kind}",
+            description="Newest first: drafts, the published version and the superseded ones.",
+            responses=version(many=True),
+        ),  # fmt: skip
+        "create": extend_schema(
+            summary=f"Save a draft of the {kind}",
+            description="The published content with the fields given replaced; validated like the "
+            f"{kind} itself (400 naming every problem). Nothing live changes until it is published.",
+            request=draft,
+            responses={201: version},
+        ),
+        "get": extend_schema(summary="One version", parameters=[NUMBER], responses=version),
+        "patch": extend_schema(
+            summary="Change a draft",
+            description=f"Only drafts change: {conflict}",
+            parameters=[NUMBER],
+            request=draft,
+            responses=version,
+        ),  # fmt: skip
+        "diff": extend_schema(
+            summary="Field-by-field differences",
+            description="What the version changes compared with the published version (for the published version: "
+            "the one published before it; `against` null when there is none), or with version `against`.",
+            parameters=[NUMBER, AGAINST],
+            responses=VersionDiffSerializer,
+        ),
+        "preview": extend_schema(
+            summary="What publishing the version would change now",
+            description="Computed now, nothing written. Admins only, like every write.",
+            parameters=[NUMBER],
+            request=None,
+            responses=preview,
+        ),
+        "publish": extend_schema(
+            summary="Publish a draft",
+            description=f"Validated again, copied onto the live {kind}, audited `{kind}.published` with the "
+            f"diff; the previous version becomes `superseded`. {conflict}",
+            parameters=[NUMBER],
+            request=PublishSerializer,
+            responses=version,
+        ),
+        "rollback": extend_schema(
+            summary="Roll back to the previously published version",
+            description="A new version with the content published before the current one, published at once "
+            f"(audited `{kind}.rolled_back`). 409 when nothing was published before; 400 when that content is no "
+            "longer valid.",
+            request=PublishSerializer,
+            responses={201: version},
+        ),
+    }
+
+
+SEGMENT_VERSION_SCHEMAS = _version_schemas(
+    "segment", SegmentVersionSerializer, SegmentDraftSerializer, SegmentVersionPreviewSerializer
+)
+PLAYBOOK_VERSION_SCHEMAS = _version_schemas(
+    "playbook", PlaybookVersionSerializer, PlaybookDraftSerializer, PlaybookVersionPreviewSerializer
+)
+
+
+class SegmentViewSet(VersionsMixin, OrgScopedViewSet):
     """``/api/v1/segments/``: named rule sets over accounts (spec §5). Every member reads (the segments, their
     stored members, their size); admins write and preview. A segment a scorecard is bound to cannot be
     deleted (``409``). ``members`` is the count of stored members at ``refreshed_at``."""
@@ -160,7 +337,22 @@ class SegmentViewSet(OrgScopedViewSet):
     ordering_fields: ClassVar[list[str]] = ["position", "name", "created_at"]
     ordering: ClassVar[list[str]] = ["position", "name"]
     write_roles = frozenset({Role.ADMIN})
-    paginated_actions = ("members",)
+    paginated_actions = ("members", "versions")
+    drafts = segment_drafts
+    version_serializer = SegmentVersionSerializer
+    draft_serializer = SegmentDraftSerializer
+
+    # A plain create or change is "create and publish": a published version and its audit entry.
+    def perform_create(self, serializer: Any) -> None:
+        with transaction.atomic():
+            serializer.save(organization=self.actor.organization)
+            segment_drafts.record_saved(serializer.instance, before=None, user=self.actor.user)
+
+    def perform_update(self, serializer: Any) -> None:
+        with transaction.atomic():
+            before = segment_drafts.content_of(serializer.instance)
+            serializer.save()
+            segment_drafts.record_saved(serializer.instance, before=before, user=self.actor.user)
 
     def safely_get_queryset(self, queryset: Any) -> Any:
         stored = (
@@ -179,7 +371,7 @@ class SegmentViewSet(OrgScopedViewSet):
 
     def filter_queryset(self, queryset: Any) -> Any:
         # The members list's query parameters filter members, not the segment it is looked up in.
-        if self.action == "members":
+        if self.action in ("members", *VERSION_ACTIONS):
             return queryset
         return super().filter_queryset(queryset)
 
@@ -235,6 +427,46 @@ class SegmentViewSet(OrgScopedViewSet):
         rows = filterset.qs.select_related("account").order_by(*columns, "pk")
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(SegmentMemberSerializer(page, many=True).data)
+
+    @SEGMENT_VERSION_SCHEMAS["list"]
+    @action(detail=True, methods=["get"], url_path="versions")
+    def versions(self, request: Request, pk: str | None = None) -> Response:
+        return self._list_versions(request)
+
+    @SEGMENT_VERSION_SCHEMAS["create"]
+    @versions.mapping.post
+    def create_version(self, request: Request, pk: str | None = None) -> Response:
+        return self._create_version(request)
+
+    @SEGMENT_VERSION_SCHEMAS["get"]
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)")
+    def version(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        return Response(self.version_serializer(self._version(number)).data)
+
+    @SEGMENT_VERSION_SCHEMAS["patch"]
+    @version.mapping.patch
+    def patch_version(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        return self._patch_version(request, number)
+
+    @SEGMENT_VERSION_SCHEMAS["diff"]
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)/diff")
+    def version_diff(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        return self._diff(request, number)
+
+    @SEGMENT_VERSION_SCHEMAS["preview"]
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]+)/preview")
+    def version_preview(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        return Response(SegmentVersionPreviewSerializer(self.drafts.preview_version(self._version(number))).data)
+
+    @SEGMENT_VERSION_SCHEMAS["publish"]
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]+)/publish")
+    def version_publish(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        return self._publish(request, number)
+
+    @SEGMENT_VERSION_SCHEMAS["rollback"]
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, pk: str | None = None) -> Response:
+        return self._rollback(request)
 
     @extend_schema(
         summary="Count and sample of a rule set before saving it",
@@ -456,7 +688,7 @@ class NotificationViewSet(OrgScopedViewSet):
 # --- Playbooks ---------------------------------------------------------------------------------------------
 
 
-class PlaybookViewSet(OrgScopedViewSet):
+class PlaybookViewSet(VersionsMixin, OrgScopedViewSet):
     """``/api/v1/playbooks/``: automation (spec §5, docs/playbooks.md). Every member reads playbooks, their
     firings and their effectiveness; admins create, change, delete and preview them."""
 
@@ -466,20 +698,29 @@ class PlaybookViewSet(OrgScopedViewSet):
     ordering_fields: ClassVar[list[str]] = ["name", "created_at", "updated_at"]
     ordering: ClassVar[list[str]] = ["name"]
     write_roles = frozenset({Role.ADMIN})
-    paginated_actions = ("firings",)
+    paginated_actions = ("firings", "versions")
+    drafts = drafts
+    version_serializer = PlaybookVersionSerializer
+    draft_serializer = PlaybookDraftSerializer
 
+    # A plain create or change is "create and publish": a published version and its audit entry.
     def perform_create(self, serializer: Any) -> None:
-        serializer.save(organization=self.actor.organization, created_by=self.actor.user)
+        with transaction.atomic():
+            serializer.save(organization=self.actor.organization, created_by=self.actor.user)
+            drafts.record_saved(serializer.instance, before=None, user=self.actor.user)
 
     def perform_update(self, serializer: Any) -> None:
         was_active = serializer.instance.active
-        playbook = serializer.save()
+        with transaction.atomic():
+            before = drafts.content_of(serializer.instance)
+            playbook = serializer.save()
+            drafts.record_saved(playbook, before=before, user=self.actor.user)
         if playbook.active != was_active:
             log_activation(playbook, by=self.actor.user)  # as the editor's Activate/Deactivate button
 
     def filter_queryset(self, queryset: Any) -> Any:
         # The sub-resources' query parameters are not the playbook list's filters.
-        if self.action in ("firings", "preview", "effectiveness"):
+        if self.action in ("firings", "preview", "effectiveness", *VERSION_ACTIONS):
             return queryset
         return super().filter_queryset(queryset)
 
@@ -524,6 +765,46 @@ class PlaybookViewSet(OrgScopedViewSet):
             queryset = queryset.filter(outcome=outcome)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(PlaybookFiringSerializer(page, many=True).data)
+
+    @PLAYBOOK_VERSION_SCHEMAS["list"]
+    @action(detail=True, methods=["get"], url_path="versions")
+    def versions(self, request: Request, pk: str | None = None) -> Response:
+        return self._list_versions(request)
+
+    @PLAYBOOK_VERSION_SCHEMAS["create"]
+    @versions.mapping.post
+    def create_version(self, request: Request, pk: str | None = None) -> Response:
+        return self._create_version(request)
+
+    @PLAYBOOK_VERSION_SCHEMAS["get"]
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)")
+    def version(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        return Response(self.version_serializer(self._version(number)).data)
+
+    @PLAYBOOK_VERSION_SCHEMAS["patch"]
+    @version.mapping.patch
+    def patch_version(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        return self._patch_version(request, number)
+
+    @PLAYBOOK_VERSION_SCHEMAS["diff"]
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)/diff")
+    def version_diff(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        return self._diff(request, number)
+
+    @PLAYBOOK_VERSION_SCHEMAS["preview"]
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]+)/preview")
+    def version_preview(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        return Response(PlaybookVersionPreviewSerializer(self.drafts.preview_version(self._version(number))).data)
+
+    @PLAYBOOK_VERSION_SCHEMAS["publish"]
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]+)/publish")
+    def version_publish(self, request: Request, pk: str | None = None, number: str = "") -> Response:
+        return self._publish(request, number)
+
+    @PLAYBOOK_VERSION_SCHEMAS["rollback"]
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, pk: str | None = None) -> Response:
+        return self._rollback(request)
 
 
 # --- The catalogue: CTA types and email templates ------------------------------------------------------------
