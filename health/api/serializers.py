@@ -337,19 +337,6 @@ class NoteSerializer(KnownFieldsMixin, serializers.Serializer):
         return value.strip()
 
 
-class DiffRowSerializer(serializers.Serializer):
-    path = serializers.CharField(help_text="components[adoption].weight: components and groups by key")
-    change = serializers.ChoiceField(choices=["added", "removed", "changed"])
-    before = serializers.JSONField(allow_null=True)
-    after = serializers.JSONField(allow_null=True)
-
-
-class VersionDiffSerializer(serializers.Serializer):
-    version = serializers.IntegerField(help_text="The version diffed")
-    against = serializers.IntegerField(allow_null=True, help_text="The published version (null: none yet)")
-    changes = DiffRowSerializer(many=True)
-
-
 class PreviewChangeSerializer(serializers.Serializer):
     to = serializers.ChoiceField(choices=HealthColor.choices, allow_null=True)
     accounts = serializers.IntegerField()

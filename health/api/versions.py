@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.choices import Role
+from cs_platform.api.configdiff import VersionDiffSerializer
 from cs_platform.api.exceptions import Conflict
 from cs_platform.api.schema import ErrorSerializer
 from cs_platform.api.viewsets import OrgScopedViewSet
@@ -122,7 +123,7 @@ class ScorecardVersionViewSet(OrgScopedViewSet):
         return Response(self.get_serializer(version).data)
 
     @extend_schema(
-        summary="Diff against the published version", parameters=[SCORECARD, NUMBER], responses=s.VersionDiffSerializer
+        summary="Diff against the published version", parameters=[SCORECARD, NUMBER], responses=VersionDiffSerializer
     )
     @action(detail=True, methods=["get"])
     def diff(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -130,7 +131,7 @@ class ScorecardVersionViewSet(OrgScopedViewSet):
         current_id = version.scorecard.current_version_id
         current = ScorecardVersion.objects.filter(pk=current_id).first() if current_id else None
         return Response(
-            s.VersionDiffSerializer(
+            VersionDiffSerializer(
                 {
                     "version": version.number,
                     "against": current.number if current is not None else None,

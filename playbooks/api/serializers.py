@@ -624,21 +624,6 @@ class PublishSerializer(KnownFieldsMixin, serializers.Serializer):
     note = serializers.CharField(max_length=300, help_text="Why (required): kept on the version and in the audit log")
 
 
-class ConfigChangeSerializer(serializers.Serializer):
-    path = serializers.CharField(help_text="Where: `rules.conditions[0].value`, `actions[1].reason`, `name`")
-    change = serializers.ChoiceField(choices=["added", "removed", "changed"])
-    before = serializers.JSONField(allow_null=True)
-    after = serializers.JSONField(allow_null=True)
-
-
-class VersionDiffSerializer(serializers.Serializer):
-    version = serializers.IntegerField(help_text="The number of the version diffed")
-    against = serializers.IntegerField(
-        allow_null=True, help_text="The version it is compared with (default: published)"
-    )
-    changes = ConfigChangeSerializer(many=True, help_text="One row per field that differs, in document order")
-
-
 class AccountsSideSerializer(serializers.Serializer):
     accounts = serializers.IntegerField()
     arr = serializers.DecimalField(max_digits=16, decimal_places=2, help_text="Σ current ARR of those accounts")

@@ -25,6 +25,7 @@ from accounts.models import Segment, SegmentMembership
 from accounts.segment_membership import preview_segment
 from accounts.segments import segment_size
 from accounts.versioning import default_against
+from cs_platform.api.configdiff import VersionDiffSerializer
 from cs_platform.api.exceptions import Conflict
 from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
@@ -85,7 +86,6 @@ from .serializers import (
     SegmentSizeSerializer,
     SegmentVersionPreviewSerializer,
     SegmentVersionSerializer,
-    VersionDiffSerializer,
     WebhookDeliverySerializer,
     WebhookEndpointSerializer,
 )
