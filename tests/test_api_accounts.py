@@ -285,10 +285,10 @@ def test_api_root_lists_every_apps_resources(org, api):
     statuses = {
         prefix: client.get(url).status_code for prefix, url in links.items() if not prefix.startswith("metrics/")
     }  # the metrics need their query parameters
-    # A viewer reads everything listed except what is admins' only: the write keys (ingestion secrets)
-    # and the pending invitations (who was invited, by whom).
-    assert {prefix for prefix, code in statuses.items() if code != 200} == {"write-keys", "invitations"}
-    assert statuses["write-keys"] == statuses["invitations"] == 403
+    # A viewer reads everything listed except what is admins' only: the write keys (ingestion secrets),
+    # the pending invitations (who was invited, by whom) and the audit log (who changed what).
+    assert {prefix for prefix, code in statuses.items() if code != 200} == {"write-keys", "invitations", "audit-log"}
+    assert statuses["write-keys"] == statuses["invitations"] == statuses["audit-log"] == 403
 
 
 def test_stage_filter_still_works_after_the_schema_is_generated(book, client):
