@@ -92,7 +92,7 @@ class TestTickets:
         assert created.json() | {"id": 0} == {
             "id": 0, "external_id": "ZD-1", "account": account.pk, "account_external_id": account.external_id,
             "opened_at": "2026-11-02T09:00:00Z", "priority": "P1", "status": "open", "resolved_at": None,
-            "subject": "", "issue_key": "",
+            "subject": "", "issue_key": "", "updated_at": None,
         }  # fmt: skip
         upserted = client.put(
             f"{self.URL}external/ZD-1/", {"status": "solved", "resolved_at": "2026-11-03T09:00:00Z"}, format="json"
