@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from accounts.models.versions import ConfigVersionBase
+from accounts.models.versions import ConfigVersionBase, version_constraints
 from cs_platform.tenancy import OrgScopedModel
 
 __all__ = ["AccountStageMark", "FiringOutcome", "Playbook", "PlaybookFiring", "PlaybookVersion", "TriggerKind"]
@@ -98,16 +98,7 @@ class PlaybookVersion(ConfigVersionBase):
 
     class Meta(OrgScopedModel.Meta):
         ordering = ["playbook", "-number"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "playbook", "number"], name="playbooks_playbookversion_unique_number"
-            ),
-            models.UniqueConstraint(
-                fields=["organization", "playbook"],
-                condition=models.Q(state="published"),
-                name="playbooks_playbookversion_one_published",
-            ),
-        ]
+        constraints = version_constraints("playbook", "playbooks_playbookversion")
 
     def __str__(self) -> str:
         return f"{self.playbook_id} v{self.number} ({self.state})"

@@ -10,7 +10,7 @@ from django.db import models
 from cs_platform.tenancy import OrgScopedModel
 
 from ..segments import rule_problems
-from .versions import ConfigVersionBase
+from .versions import ConfigVersionBase, version_constraints
 
 __all__ = ["Segment", "SegmentMembership", "SegmentTransition", "SegmentVersion", "TransitionKind"]
 
@@ -72,16 +72,7 @@ class SegmentVersion(ConfigVersionBase):
 
     class Meta(OrgScopedModel.Meta):
         ordering = ["segment", "-number"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "segment", "number"], name="accounts_segmentversion_unique_number"
-            ),
-            models.UniqueConstraint(
-                fields=["organization", "segment"],
-                condition=models.Q(state="published"),
-                name="accounts_segmentversion_one_published",
-            ),
-        ]
+        constraints = version_constraints("segment", "accounts_segmentversion")
 
     def __str__(self) -> str:
         return f"{self.segment_id} v{self.number} ({self.state})"

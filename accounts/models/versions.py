@@ -11,14 +11,14 @@ from cs_platform.tenancy import OrgScopedModel
 
 from ..choices import VersionState
 
-__all__ = ["ConfigVersionBase"]
+__all__ = ["ConfigVersionBase", "version_constraints"]
 
 
 class ConfigVersionBase(OrgScopedModel):
     """One version of a live object's configuration: ``number`` (1, 2, … per object), ``state`` (draft,
     published, superseded), ``content`` (the kind's content keys), ``note``, who created and published it
     and when. A concrete model adds the foreign key to its live object (``segment``, ``playbook``) and the
-    two constraints: the number unique per object, at most one ``published`` version per object."""
+    two constraints of :func:`version_constraints` in its ``Meta``."""
 
     number = models.PositiveIntegerField()
     state = models.CharField(max_length=12, choices=VersionState.choices, default=VersionState.DRAFT)
@@ -36,3 +36,15 @@ class ConfigVersionBase(OrgScopedModel):
 
     class Meta(OrgScopedModel.Meta):
         abstract = True
+
+
+def version_constraints(parent: str, prefix: str) -> list[models.BaseConstraint]:
+    """A version model's two constraints, named ``<prefix>_unique_number`` and ``<prefix>_one_published``
+    (``prefix``: ``<app_label>_<model name>``, as the migrations named them): the number unique per live
+    object (its foreign key ``parent``), and at most one ``published`` version per live object."""
+    return [
+        models.UniqueConstraint(fields=["organization", parent, "number"], name=f"{prefix}_unique_number"),
+        models.UniqueConstraint(
+            fields=["organization", parent], condition=models.Q(state="published"), name=f"{prefix}_one_published"
+        ),
+    ]
