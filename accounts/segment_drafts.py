@@ -83,20 +83,43 @@ KIND = versioning.VersionedKind(
 
 _DRAFTS: versioning.Drafts[Segment, SegmentVersion] = versioning.Drafts(KIND, empties={"rules": {}})
 
-#: Every version of the segment, newest first.
-versions_of = _DRAFTS.versions_of
-#: A new draft: the published content with the keys given replaced (validated; nothing live changes).
-create_draft = _DRAFTS.create_draft
-#: Change a draft; a published or superseded version raises :class:`DraftConflict`.
-update_draft = _DRAFTS.update_draft
-#: ``[{path, change, before, after}]`` of the version against ``against`` or the published version.
-diff_version = _DRAFTS.diff_version
-#: Publish the draft (audited ``segment.published``); its members are refreshed once this commits.
-publish = _DRAFTS.publish
-#: A new version with the previously published content, published at once (audited ``segment.rolled_back``).
-rollback = _DRAFTS.rollback
-#: After a plain save (API, editor): the new content published as a version, audited.
-record_saved = _DRAFTS.record_saved
+
+def versions_of(segment: Segment) -> Any:
+    """Every version of the segment, newest first."""
+    return _DRAFTS.versions_of(segment)
+
+
+def create_draft(segment: Segment, content: dict[str, Any], *, user: Any, note: str = "") -> SegmentVersion:
+    """A new draft: the published content with the keys given replaced (validated; nothing live changes)."""
+    return _DRAFTS.create_draft(segment, content, user=user, note=note)
+
+
+def update_draft(
+    version: SegmentVersion, content: dict[str, Any], *, user: Any, note: str | None = None
+) -> SegmentVersion:
+    """Change a draft; a published or superseded version raises :class:`DraftConflict`."""
+    return _DRAFTS.update_draft(version, content, user=user, note=note)
+
+
+def diff_version(version: SegmentVersion, against: SegmentVersion | None = None) -> list[dict[str, Any]]:
+    """``[{path, change, before, after}]`` of the version against ``against`` or the published version."""
+    return _DRAFTS.diff_version(version, against)
+
+
+def publish(version: SegmentVersion, *, user: Any, note: str) -> SegmentVersion:
+    """Publish the draft (audited ``segment.published``); its members are refreshed once this commits."""
+    return _DRAFTS.publish(version, user=user, note=note)
+
+
+def rollback(segment: Segment, *, user: Any, note: str) -> SegmentVersion:
+    """A new version with the previously published content, published at once (audited ``segment.rolled_back``)."""
+    return _DRAFTS.rollback(segment, user=user, note=note)
+
+
+def record_saved(segment: Segment, *, before: dict[str, Any] | None, user: Any, note: str = "") -> SegmentVersion:
+    """After a plain save (API, editor): the new content published as a version, audited (see
+    :func:`accounts.versioning.record_saved`)."""
+    return _DRAFTS.record_saved(segment, before=before, user=user, note=note)
 
 
 def preview_version(version: SegmentVersion) -> dict[str, Any]:

@@ -139,20 +139,43 @@ _DRAFTS: versioning.Drafts[Playbook, PlaybookVersion] = versioning.Drafts(
     clean=_segment_id,
 )
 
-#: Every version of the playbook, newest first.
-versions_of = _DRAFTS.versions_of
-#: A new draft: the published content with the keys given replaced (validated; the engine sees nothing).
-create_draft = _DRAFTS.create_draft
-#: Change a draft; a published or superseded version raises :class:`DraftConflict`.
-update_draft = _DRAFTS.update_draft
-#: ``[{path, change, before, after}]`` of the version against ``against`` or the published version.
-diff_version = _DRAFTS.diff_version
-#: Publish the draft (audited ``playbook.published``): the engine uses it from its next evaluation.
-publish = _DRAFTS.publish
-#: A new version with the previously published content, published at once (audited ``playbook.rolled_back``).
-rollback = _DRAFTS.rollback
-#: After a plain save (API, editor): the new content published as a version, audited.
-record_saved = _DRAFTS.record_saved
+
+def versions_of(playbook: Playbook) -> Any:
+    """Every version of the playbook, newest first."""
+    return _DRAFTS.versions_of(playbook)
+
+
+def create_draft(playbook: Playbook, content: dict[str, Any], *, user: Any, note: str = "") -> PlaybookVersion:
+    """A new draft: the published content with the keys given replaced (validated; the engine sees nothing)."""
+    return _DRAFTS.create_draft(playbook, content, user=user, note=note)
+
+
+def update_draft(
+    version: PlaybookVersion, content: dict[str, Any], *, user: Any, note: str | None = None
+) -> PlaybookVersion:
+    """Change a draft; a published or superseded version raises :class:`DraftConflict`."""
+    return _DRAFTS.update_draft(version, content, user=user, note=note)
+
+
+def diff_version(version: PlaybookVersion, against: PlaybookVersion | None = None) -> list[dict[str, Any]]:
+    """``[{path, change, before, after}]`` of the version against ``against`` or the published version."""
+    return _DRAFTS.diff_version(version, against)
+
+
+def publish(version: PlaybookVersion, *, user: Any, note: str) -> PlaybookVersion:
+    """Publish the draft (audited ``playbook.published``): the engine uses it from its next evaluation."""
+    return _DRAFTS.publish(version, user=user, note=note)
+
+
+def rollback(playbook: Playbook, *, user: Any, note: str) -> PlaybookVersion:
+    """A new version with the previously published content, published at once (audited ``playbook.rolled_back``)."""
+    return _DRAFTS.rollback(playbook, user=user, note=note)
+
+
+def record_saved(playbook: Playbook, *, before: dict[str, Any] | None, user: Any, note: str = "") -> PlaybookVersion:
+    """After a plain save (API, editor): the new content published as a version, audited (see
+    :func:`accounts.versioning.record_saved`)."""
+    return _DRAFTS.record_saved(playbook, before=before, user=user, note=note)
 
 
 def _side(organization_id: int, ids: list[int]) -> dict[str, Any]:
