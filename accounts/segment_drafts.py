@@ -94,21 +94,13 @@ def create_draft(segment: Segment, content: dict[str, Any], *, user: Any, note: 
     return _DRAFTS.create_draft(segment, content, user=user, note=note)
 
 
-def update_draft(
-    version: SegmentVersion, content: dict[str, Any], *, user: Any, note: str | None = None
-) -> SegmentVersion:
-    """Change a draft; a published or superseded version raises :class:`DraftConflict`."""
-    return _DRAFTS.update_draft(version, content, user=user, note=note)
-
-
-def diff_version(version: SegmentVersion, against: SegmentVersion | None = None) -> list[dict[str, Any]]:
-    """``[{path, change, before, after}]`` of the version against ``against`` or the published version."""
-    return _DRAFTS.diff_version(version, against)
-
-
-def publish(version: SegmentVersion, *, user: Any, note: str) -> SegmentVersion:
-    """Publish the draft (audited ``segment.published``); its members are refreshed once this commits."""
-    return _DRAFTS.publish(version, user=user, note=note)
+# The same signature for every kind: the bound services themselves.
+#: Change a draft; a published or superseded version raises :class:`DraftConflict`.
+update_draft = _DRAFTS.update_draft
+#: ``[{path, change, before, after}]`` of the version against ``against`` or the published version.
+diff_version = _DRAFTS.diff_version
+#: Publish the draft (audited ``segment.published``); its members are refreshed once this commits.
+publish = _DRAFTS.publish
 
 
 def rollback(segment: Segment, *, user: Any, note: str) -> SegmentVersion:

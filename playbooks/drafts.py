@@ -150,21 +150,13 @@ def create_draft(playbook: Playbook, content: dict[str, Any], *, user: Any, note
     return _DRAFTS.create_draft(playbook, content, user=user, note=note)
 
 
-def update_draft(
-    version: PlaybookVersion, content: dict[str, Any], *, user: Any, note: str | None = None
-) -> PlaybookVersion:
-    """Change a draft; a published or superseded version raises :class:`DraftConflict`."""
-    return _DRAFTS.update_draft(version, content, user=user, note=note)
-
-
-def diff_version(version: PlaybookVersion, against: PlaybookVersion | None = None) -> list[dict[str, Any]]:
-    """``[{path, change, before, after}]`` of the version against ``against`` or the published version."""
-    return _DRAFTS.diff_version(version, against)
-
-
-def publish(version: PlaybookVersion, *, user: Any, note: str) -> PlaybookVersion:
-    """Publish the draft (audited ``playbook.published``): the engine uses it from its next evaluation."""
-    return _DRAFTS.publish(version, user=user, note=note)
+# The same signature for every kind: the bound services themselves.
+#: Change a draft; a published or superseded version raises :class:`DraftConflict`.
+update_draft = _DRAFTS.update_draft
+#: ``[{path, change, before, after}]`` of the version against ``against`` or the published version.
+diff_version = _DRAFTS.diff_version
+#: Publish the draft (audited ``playbook.published``): the engine uses it from its next evaluation.
+publish = _DRAFTS.publish
 
 
 def rollback(playbook: Playbook, *, user: Any, note: str) -> PlaybookVersion:
