@@ -54,17 +54,12 @@ def _apply(segment: Segment, content: dict[str, Any]) -> None:
 def content_problems(organization: Any, content: dict[str, Any], segment: Segment | None) -> dict[str, list[str]]:
     """Every problem of a segment's content, by path (``name``, ``rules.conditions.0.value``); empty when valid."""
     errors: dict[str, list[str]] = {}
-    name = content.get("name")
-    if not isinstance(name, str) or not name.strip():
-        errors["name"] = ["Give the segment a name."]
-    elif len(name) > NAME_MAX:
-        errors["name"] = [f"At most {NAME_MAX} characters."]
-    else:
-        taken = Segment.objects.for_org(organization).filter(name=name.strip())
-        if segment is not None:
-            taken = taken.exclude(pk=segment.pk)
-        if taken.exists():
-            errors["name"] = ["A segment with this name already exists."]
+    name = versioning.name_problems(
+        Segment, organization, content.get("name"), segment,
+        blank="Give the segment a name.", taken="A segment with this name already exists.", max_length=NAME_MAX,
+    )  # fmt: skip
+    if name:
+        errors["name"] = name
     if not isinstance(content.get("description") or "", str):
         errors["description"] = ["Expected text."]
     problems = rule_problems(content.get("rules") or {})
@@ -86,35 +81,37 @@ KIND = versioning.VersionedKind(
 )
 
 
-def _clean(content: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in content.items() if k in FIELDS}
-    if isinstance(out.get("name"), str):
-        out["name"] = out["name"].strip()
-    if out.get("rules") is None and "rules" in out:
-        out["rules"] = {}
-    return out
+_DRAFTS: versioning.Drafts[Segment, SegmentVersion] = versioning.Drafts(KIND, empties={"rules": {}})
 
 
 def versions_of(segment: Segment) -> Any:
     """Every version of the segment, newest first."""
-    return versioning.versions_of(KIND, segment)
+    return _DRAFTS.versions_of(segment)
 
 
 def create_draft(segment: Segment, content: dict[str, Any], *, user: Any, note: str = "") -> SegmentVersion:
     """A new draft: the published content with the keys given replaced (validated; nothing live changes)."""
-    return versioning.create_draft(KIND, segment, _clean(content), user=user, note=note)
+    return _DRAFTS.create_draft(segment, content, user=user, note=note)
 
 
-def update_draft(
-    version: SegmentVersion, content: dict[str, Any], *, user: Any, note: str | None = None
-) -> SegmentVersion:
-    """Change a draft; a published or superseded version raises :class:`DraftConflict`."""
-    return versioning.update_draft(KIND, version, _clean(content), user=user, note=note)
+# The same signature for every kind: the bound services themselves.
+#: Change a draft; a published or superseded version raises :class:`DraftConflict`.
+update_draft = _DRAFTS.update_draft
+#: ``[{path, change, before, after}]`` of the version against ``against`` or the published version.
+diff_version = _DRAFTS.diff_version
+#: Publish the draft (audited ``segment.published``); its members are refreshed once this commits.
+publish = _DRAFTS.publish
 
 
-def diff_version(version: SegmentVersion, against: SegmentVersion | None = None) -> list[dict[str, Any]]:
-    """``[{path, change, before, after}]`` of the version against ``against`` or the published version."""
-    return versioning.diff_version(KIND, version, against)
+def rollback(segment: Segment, *, user: Any, note: str) -> SegmentVersion:
+    """A new version with the previously published content, published at once (audited ``segment.rolled_back``)."""
+    return _DRAFTS.rollback(segment, user=user, note=note)
+
+
+def record_saved(segment: Segment, *, before: dict[str, Any] | None, user: Any, note: str = "") -> SegmentVersion:
+    """After a plain save (API, editor): the new content published as a version, audited (see
+    :func:`accounts.versioning.record_saved`)."""
+    return _DRAFTS.record_saved(segment, before=before, user=user, note=note)
 
 
 def preview_version(version: SegmentVersion) -> dict[str, Any]:
@@ -125,19 +122,3 @@ def preview_version(version: SegmentVersion) -> dict[str, Any]:
     return preview_change(
         segment.organization, version.content.get("rules") or {}, against=published.get("rules") or {}
     )
-
-
-def publish(version: SegmentVersion, *, user: Any, note: str) -> SegmentVersion:
-    """Publish the draft (audited ``segment.published``); its members are refreshed once this commits."""
-    return versioning.publish(KIND, version, user=user, note=note)
-
-
-def rollback(segment: Segment, *, user: Any, note: str) -> SegmentVersion:
-    """A new version with the previously published content, published at once (audited ``segment.rolled_back``)."""
-    return versioning.rollback(KIND, segment, user=user, note=note)
-
-
-def record_saved(segment: Segment, *, before: dict[str, Any] | None, user: Any, note: str = "") -> SegmentVersion:
-    """After a plain save (API, editor): the new content published as a version, audited (see
-    :func:`accounts.versioning.record_saved`)."""
-    return versioning.record_saved(KIND, segment, before=before, user=user, note=note)

@@ -11,7 +11,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cs_platform.pages import org_page
@@ -30,7 +29,7 @@ from .segment_editor import (
 )
 from .segment_membership import preview_segment
 from .segments import rule_problems
-from .versioning import diff_rows, previous_published, published_version
+from .version_pages import VersionPages
 
 admin_page = org_page(roles=[Role.ADMIN])
 
@@ -150,17 +149,24 @@ def _draft_named(segment: Segment | None, number: Any) -> SegmentVersion | None:
     return segment_drafts.versions_of(segment).filter(number=int(number), state=VersionState.DRAFT).first()
 
 
+PAGES = VersionPages(
+    kind=segment_drafts.KIND,
+    admin_tab="segments",
+    kind_plural="Segments",
+    live_label="the live segment",
+    list_url="admin-segments",
+    edit_url="admin-segment",
+    version_url="admin-segment-version",
+    publish_url="admin-segment-publish",
+    rollback_url="admin-segment-rollback",
+    id_kwarg="segment_id",
+    preview_template="accounts/_segment_version_preview.html",
+    sides=(("entering", "Would enter", "entering"), ("leaving", "Would leave", "leaving")),
+)
+
+
 def _history(request: HttpRequest, segment: Segment) -> dict[str, Any]:
-    slug = request.organization.slug  # type: ignore[attr-defined]
-    versions = list(segment_drafts.versions_of(segment))
-    for v in versions:
-        v.url = reverse("admin-segment-version", args=[slug, segment.pk, v.number])  # type: ignore[attr-defined]
-    return {
-        "versions": versions,
-        "can_edit": True,
-        "can_roll_back": previous_published(segment_drafts.KIND, segment) is not None,
-        "rollback_url": reverse("admin-segment-rollback", args=[slug, segment.pk]),
-    }
+    return {**PAGES.history(request, segment), "can_edit": True}
 
 
 def _save_draft(
@@ -192,34 +198,8 @@ def _save_draft(
 def _version_page(
     request: HttpRequest, segment: Segment, version: SegmentVersion, *, status: int = 200, **extra: Any
 ) -> HttpResponse:
-    slug = request.organization.slug  # type: ignore[attr-defined]
-    kind = segment_drafts.KIND
-    if version.state == VersionState.PUBLISHED:
-        against = previous_published(kind, segment)
-        label = f"the version published before (v{against.number})" if against else "nothing before it"
-    else:
-        against = published_version(kind, segment)
-        label = f"the published version (v{against.number})" if against else "the live segment"
     preview = segment_drafts.preview_version(version) if version.state == VersionState.DRAFT else None
-    sides = [{"key": "entering", "label": "Would enter", "rows": preview["entering"]},
-             {"key": "leaving", "label": "Would leave", "rows": preview["leaving"]}] if preview else []  # fmt: skip
-    context = {
-        **_history(request, segment),
-        "admin_tab": "segments",
-        "subject": segment.name,
-        "kind_plural": "Segments",
-        "list_url": reverse("admin-segments", args=[slug]),
-        "edit_url": reverse("admin-segment", args=[slug, segment.pk]),
-        "publish_url": reverse("admin-segment-publish", args=[slug, segment.pk, version.number]),
-        "version": version,
-        "changes": diff_rows(segment_drafts.diff_version(version, against)),
-        "against_label": label,
-        "preview": preview,
-        "sides": sides,
-        "preview_template": "accounts/_segment_version_preview.html",
-        **extra,
-    }
-    return render(request, "admin/config_version.html", context, status=status)
+    return PAGES.version_page(request, segment, version, preview=preview, status=status, can_edit=True, **extra)
 
 
 @admin_page
@@ -238,18 +218,13 @@ def admin_segment_publish(request: HttpRequest, segment_id: int, number: int) ->
     """Publish a draft (``note`` required); refused with every problem when it is no longer valid."""
     segment = get_object_or_404(Segment.objects, pk=segment_id)
     version = get_object_or_404(SegmentVersion.objects.filter(segment=segment), number=number)
-    note = (request.POST.get("note") or "").strip()[:300]
-    if not note:
-        return _version_page(request, segment, version, status=400, publish_errors={"note": ["Say what changes."]})
-    try:
-        segment_drafts.publish(version, user=request.user, note=note)
-    except segment_drafts.DraftInvalid as exc:
-        return _version_page(request, segment, version, status=400, publish_errors=exc.errors)
-    except segment_drafts.DraftConflict as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Version {version.number} published; the members are being refreshed.")
-    return redirect("admin-segment", org_slug=request.organization.slug, segment_id=segment.pk)  # type: ignore[attr-defined]
+    return PAGES.publish(
+        request,
+        segment,
+        version,
+        page=lambda **extra: _version_page(request, segment, version, **extra),
+        published=lambda v: f"Version {v.number} published; the members are being refreshed.",
+    )
 
 
 @admin_page
@@ -257,14 +232,4 @@ def admin_segment_publish(request: HttpRequest, segment_id: int, number: int) ->
 def admin_segment_rollback(request: HttpRequest, segment_id: int) -> HttpResponse:
     """Roll back to the version published before the current one, as a new published version (``note`` required)."""
     segment = get_object_or_404(Segment.objects, pk=segment_id)
-    note = (request.POST.get("note") or "").strip()[:300]
-    if not note:
-        messages.error(request, "Not rolled back: say why (the note is required).")
-    else:
-        try:
-            version = segment_drafts.rollback(segment, user=request.user, note=note)
-        except (segment_drafts.DraftConflict, segment_drafts.DraftInvalid) as exc:
-            messages.error(request, f"Not rolled back: {exc}")
-        else:
-            messages.success(request, f"Rolled back: version {version.number} is published.")
-    return redirect("admin-segment", org_slug=request.organization.slug, segment_id=segment.pk)  # type: ignore[attr-defined]
+    return PAGES.rollback(request, segment)

@@ -24,10 +24,11 @@ get their version 1, published with the live content, the first time a draft or 
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -40,12 +41,14 @@ from .choices import VersionState
 __all__ = [
     "DraftConflict",
     "DraftInvalid",
+    "Drafts",
     "VersionedKind",
     "create_draft",
     "default_against",
     "diff_rows",
     "diff_version",
     "ensure_baseline",
+    "name_problems",
     "previous_published",
     "publish",
     "published_content",
@@ -55,6 +58,9 @@ __all__ = [
     "update_draft",
     "versions_of",
 ]
+
+ObjT = TypeVar("ObjT", bound=models.Model)
+VersionT = TypeVar("VersionT", bound=models.Model)
 
 
 class DraftConflict(Exception):
@@ -346,3 +352,80 @@ def _audit(
         changes=changes,
         data=data,
     )
+
+
+def name_problems(
+    model: type[models.Model], organization: Any, name: Any, obj: Any, *, blank: str, taken: str, max_length: int
+) -> list[str]:
+    """The problems of a kind's ``name``: ``blank`` when it is not a non-blank string, too long, or ``taken``
+    when another row of ``model`` in the organization (not ``obj``) has it; empty when valid."""
+    if not isinstance(name, str) or not name.strip():
+        return [blank]
+    if len(name) > max_length:
+        return [f"At most {max_length} characters."]
+    others = model.objects.for_org(organization).filter(name=name.strip())  # type: ignore[attr-defined]
+    if obj is not None:
+        others = others.exclude(pk=obj.pk)
+    return [taken] if others.exists() else []
+
+
+class Drafts(Generic[ObjT, VersionT]):
+    """The draft services of one kind, bound to it: what ``accounts.segment_drafts`` and ``playbooks.drafts``
+    export as their module functions (the same signatures there). ``clean`` normalises a body before it is
+    completed and validated, after the common steps: only the content keys are kept, a string ``name`` is
+    stripped and a key given as ``None`` that has an entry in ``empties`` becomes that empty value."""
+
+    def __init__(
+        self,
+        kind: VersionedKind,
+        *,
+        empties: dict[str, Any],
+        clean: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.empties = empties
+        self.extra_clean = clean
+
+    def clean(self, content: dict[str, Any]) -> dict[str, Any]:
+        """The body as the services take it (see the class docstring)."""
+        out = {k: v for k, v in content.items() if k in self.kind.fields}
+        if isinstance(out.get("name"), str):
+            out["name"] = out["name"].strip()
+        if self.extra_clean is not None:
+            out = self.extra_clean(out)
+        for key, empty in self.empties.items():
+            if key in out and out[key] is None:
+                out[key] = copy.copy(empty)
+        return out
+
+    def versions_of(self, obj: ObjT) -> models.QuerySet[VersionT]:
+        """Every version of the live object, newest first."""
+        return versions_of(self.kind, obj)
+
+    def create_draft(self, obj: ObjT, content: dict[str, Any], *, user: Any, note: str = "") -> VersionT:
+        """A new draft: the published content with the keys given replaced (validated; nothing live changes)."""
+        return create_draft(self.kind, obj, self.clean(content), user=user, note=note)
+
+    def update_draft(
+        self, version: VersionT, content: dict[str, Any], *, user: Any, note: str | None = None
+    ) -> VersionT:
+        """Change a draft; a published or superseded version raises :class:`DraftConflict`."""
+        return update_draft(self.kind, version, self.clean(content), user=user, note=note)
+
+    def diff_version(self, version: VersionT, against: VersionT | None = None) -> list[dict[str, Any]]:
+        """``[{path, change, before, after}]`` of the version against ``against`` or the published version."""
+        return diff_version(self.kind, version, against)
+
+    def publish(self, version: VersionT, *, user: Any, note: str) -> VersionT:
+        """Publish the draft (audited ``<kind>.published``); see :func:`publish`."""
+        return publish(self.kind, version, user=user, note=note)
+
+    def rollback(self, obj: ObjT, *, user: Any, note: str) -> VersionT:
+        """A new version with the previously published content, published at once (audited
+        ``<kind>.rolled_back``); see :func:`rollback`."""
+        return rollback(self.kind, obj, user=user, note=note)
+
+    def record_saved(self, obj: ObjT, *, before: dict[str, Any] | None, user: Any, note: str = "") -> VersionT:
+        """After a plain save (API, editor): the new content published as a version, audited (see
+        :func:`record_saved`)."""
+        return record_saved(self.kind, obj, before=before, user=user, note=note)

@@ -32,11 +32,9 @@ from django.db import IntegrityError, transaction
 
 from .models import Scorecard, ScorecardVersion
 from .scoring import DefinitionError
-from .versioning import NOTE_MAX, create_published, definition_diff, make_current
+from .versioning import NOTE_MAX, create_published, current_version, definition_diff, make_current, new_version
 from .versioning import lock_scorecard as _lock
-from .versioning import next_number as _next_number
 from .versioning import require_note as _require_note
-from .versioning import user_or_none as _user
 from .versioning import validated as _validated
 from .versioning import versions_of as _versions
 
@@ -112,15 +110,7 @@ def create_draft(scorecard: Scorecard, definition: dict[str, Any], *, user: Any,
         raise DraftExists(existing)
     try:
         with transaction.atomic():
-            return ScorecardVersion.all_orgs.create(
-                organization_id=locked.organization_id,
-                scorecard=locked,
-                number=_next_number(locked),
-                definition=copy.deepcopy(definition),
-                note=(note or "")[:NOTE_MAX],
-                created_by=_user(user),
-                published_at=None,
-            )
+            return new_version(locked, definition, user=user, note=note, published_at=None)
     except IntegrityError:  # pragma: no cover - the lock above serialises drafts of one scorecard
         raise DraftExists(open_draft(locked)) from None
 
@@ -191,11 +181,7 @@ def publish(version: ScorecardVersion, *, user: Any, note: str) -> ScorecardVers
     if draft.published_at is not None:
         raise NotADraft(draft)
     _validated(draft.definition)
-    before = (
-        ScorecardVersion.objects.for_org(locked.organization_id).get(pk=locked.current_version_id)
-        if locked.current_version_id
-        else None
-    )
+    before = current_version(locked)
     make_current(locked, draft, user=user, note=note, action="scorecard.published", before=before)
     version.published_at, version.published_by, version.publish_note = (
         draft.published_at,
@@ -216,21 +202,10 @@ def rollback(scorecard: Scorecard, *, user: Any, note: str) -> ScorecardVersion:
     target = previous_published(locked)
     if target is None:
         raise NothingToRollBack("Nothing to roll back to: no version was published before the current one.")
-    before = (
-        ScorecardVersion.objects.for_org(locked.organization_id).get(pk=locked.current_version_id)
-        if locked.current_version_id
-        else None
-    )
+    before = current_version(locked)
     # Created published (``published_at`` is stamped again by ``_make_current``): never a second draft.
-    version = ScorecardVersion.all_orgs.create(
-        organization_id=locked.organization_id,
-        scorecard=locked,
-        number=_next_number(locked),
-        definition=copy.deepcopy(target.definition),
-        note=f"Rollback to version {target.number}"[:NOTE_MAX],
-        created_by=_user(user),
-        restores=target,
-    )
+    rolled = f"Rollback to version {target.number}"
+    version = new_version(locked, target.definition, user=user, note=rolled, restores=target)
     make_current(locked, version, user=user, note=note, action="scorecard.rolled_back", before=before)
     scorecard.current_version = version
     return version

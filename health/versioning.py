@@ -60,6 +60,29 @@ def next_number(scorecard: Scorecard) -> int:
     return (last or 0) + 1
 
 
+def current_version(locked: Scorecard) -> ScorecardVersion | None:
+    """The version the (locked) scorecard scores with now, or ``None``."""
+    if not locked.current_version_id:
+        return None
+    return ScorecardVersion.objects.for_org(locked.organization_id).get(pk=locked.current_version_id)
+
+
+def new_version(
+    locked: Scorecard, definition: dict[str, Any], *, user: Any, note: str, **fields: Any
+) -> ScorecardVersion:
+    """A new version of the (locked) scorecard numbered next, holding a copy of ``definition`` (not validated
+    here), ``note`` cut to :data:`NOTE_MAX`; ``fields`` are the model's other columns."""
+    return ScorecardVersion.all_orgs.create(
+        organization_id=locked.organization_id,
+        scorecard=locked,
+        number=next_number(locked),
+        definition=copy.deepcopy(definition),
+        note=(note or "")[:NOTE_MAX],
+        created_by=user_or_none(user),
+        **fields,
+    )
+
+
 def make_current(
     locked: Scorecard,
     version: ScorecardVersion,
@@ -124,19 +147,8 @@ def create_published(
     An open draft stays a draft."""
     validated(definition)
     locked = lock_scorecard(scorecard)
-    before = (
-        ScorecardVersion.objects.for_org(locked.organization_id).get(pk=locked.current_version_id)
-        if locked.current_version_id
-        else None
-    )
-    version = ScorecardVersion.all_orgs.create(
-        organization_id=locked.organization_id,
-        scorecard=locked,
-        number=next_number(locked),
-        definition=copy.deepcopy(definition),
-        note=(note or "")[:NOTE_MAX],
-        created_by=user_or_none(user),
-    )
+    before = current_version(locked)
+    version = new_version(locked, definition, user=user, note=note)
     action = "scorecard.published"
     recompute = before is not None
     make_current(locked, version, user=user, note=note or "", action=action, before=before, recompute=recompute)

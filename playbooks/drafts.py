@@ -86,17 +86,12 @@ def playbook_with(playbook: Playbook, content: dict[str, Any]) -> Playbook:
 def content_problems(organization: Any, content: dict[str, Any], playbook: Playbook | None) -> dict[str, list[str]]:
     """Every problem of a playbook's content, by path (``trigger_params.days``, ``actions.1.reason``)."""
     errors: dict[str, list[str]] = {}
-    name = content.get("name")
-    if not isinstance(name, str) or not name.strip():
-        errors["name"] = ["Give the playbook a name."]
-    elif len(name) > NAME_MAX:
-        errors["name"] = [f"At most {NAME_MAX} characters."]
-    else:
-        taken = Playbook.objects.for_org(organization).filter(name=name.strip())
-        if playbook is not None:
-            taken = taken.exclude(pk=playbook.pk)
-        if taken.exists():
-            errors["name"] = ["Another playbook has this name."]
+    name = versioning.name_problems(
+        Playbook, organization, content.get("name"), playbook,
+        blank="Give the playbook a name.", taken="Another playbook has this name.", max_length=NAME_MAX,
+    )  # fmt: skip
+    if name:
+        errors["name"] = name
     if not isinstance(content.get("description") or "", str):
         errors["description"] = ["Expected text."]
     segment = content.get("segment")
@@ -131,39 +126,48 @@ KIND = versioning.VersionedKind(
 )
 
 
-def _clean(content: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in content.items() if k in FIELDS}
-    if isinstance(out.get("name"), str):
-        out["name"] = out["name"].strip()
-    segment = out.get("segment")
+def _segment_id(content: dict[str, Any]) -> dict[str, Any]:
+    segment = content.get("segment")
     if segment is not None and hasattr(segment, "pk"):
-        out["segment"] = segment.pk
-    for key, empty in (("trigger_params", {}), ("conditions", {}), ("actions", []), ("description", "")):
-        if key in out and out[key] is None:
-            out[key] = empty
-    return out
+        content["segment"] = segment.pk
+    return content
+
+
+_DRAFTS: versioning.Drafts[Playbook, PlaybookVersion] = versioning.Drafts(
+    KIND,
+    empties={"trigger_params": {}, "conditions": {}, "actions": [], "description": ""},
+    clean=_segment_id,
+)
 
 
 def versions_of(playbook: Playbook) -> Any:
     """Every version of the playbook, newest first."""
-    return versioning.versions_of(KIND, playbook)
+    return _DRAFTS.versions_of(playbook)
 
 
 def create_draft(playbook: Playbook, content: dict[str, Any], *, user: Any, note: str = "") -> PlaybookVersion:
     """A new draft: the published content with the keys given replaced (validated; the engine sees nothing)."""
-    return versioning.create_draft(KIND, playbook, _clean(content), user=user, note=note)
+    return _DRAFTS.create_draft(playbook, content, user=user, note=note)
 
 
-def update_draft(
-    version: PlaybookVersion, content: dict[str, Any], *, user: Any, note: str | None = None
-) -> PlaybookVersion:
-    """Change a draft; a published or superseded version raises :class:`DraftConflict`."""
-    return versioning.update_draft(KIND, version, _clean(content), user=user, note=note)
+# The same signature for every kind: the bound services themselves.
+#: Change a draft; a published or superseded version raises :class:`DraftConflict`.
+update_draft = _DRAFTS.update_draft
+#: ``[{path, change, before, after}]`` of the version against ``against`` or the published version.
+diff_version = _DRAFTS.diff_version
+#: Publish the draft (audited ``playbook.published``): the engine uses it from its next evaluation.
+publish = _DRAFTS.publish
 
 
-def diff_version(version: PlaybookVersion, against: PlaybookVersion | None = None) -> list[dict[str, Any]]:
-    """``[{path, change, before, after}]`` of the version against ``against`` or the published version."""
-    return versioning.diff_version(KIND, version, against)
+def rollback(playbook: Playbook, *, user: Any, note: str) -> PlaybookVersion:
+    """A new version with the previously published content, published at once (audited ``playbook.rolled_back``)."""
+    return _DRAFTS.rollback(playbook, user=user, note=note)
+
+
+def record_saved(playbook: Playbook, *, before: dict[str, Any] | None, user: Any, note: str = "") -> PlaybookVersion:
+    """After a plain save (API, editor): the new content published as a version, audited (see
+    :func:`accounts.versioning.record_saved`)."""
+    return _DRAFTS.record_saved(playbook, before=before, user=user, note=note)
 
 
 def _side(organization_id: int, ids: list[int]) -> dict[str, Any]:
@@ -202,19 +206,3 @@ def preview_version(version: PlaybookVersion) -> dict[str, Any]:
     result["starting"] = _side(org_id, starting)
     result["stopping"] = _side(org_id, stopping)
     return result
-
-
-def publish(version: PlaybookVersion, *, user: Any, note: str) -> PlaybookVersion:
-    """Publish the draft (audited ``playbook.published``): the engine uses it from its next evaluation."""
-    return versioning.publish(KIND, version, user=user, note=note)
-
-
-def rollback(playbook: Playbook, *, user: Any, note: str) -> PlaybookVersion:
-    """A new version with the previously published content, published at once (audited ``playbook.rolled_back``)."""
-    return versioning.rollback(KIND, playbook, user=user, note=note)
-
-
-def record_saved(playbook: Playbook, *, before: dict[str, Any] | None, user: Any, note: str = "") -> PlaybookVersion:
-    """After a plain save (API, editor): the new content published as a version, audited (see
-    :func:`accounts.versioning.record_saved`)."""
-    return versioning.record_saved(KIND, playbook, before=before, user=user, note=note)

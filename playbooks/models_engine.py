@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from accounts.choices import VersionState
+from accounts.models.versions import ConfigVersionBase, version_constraints
 from cs_platform.tenancy import OrgScopedModel
 
 __all__ = ["AccountStageMark", "FiringOutcome", "Playbook", "PlaybookFiring", "PlaybookVersion", "TriggerKind"]
@@ -85,7 +85,7 @@ class Playbook(OrgScopedModel):
         return str(self.pk)
 
 
-class PlaybookVersion(OrgScopedModel):
+class PlaybookVersion(ConfigVersionBase):
     """One version of a playbook's configuration (docs/admin-guide.md, "Drafts"): ``content`` is
     ``{"name", "description", "trigger", "trigger_params", "conditions", "segment" (id or null),
     "cooldown_days", "actions"}`` (what the editor edits; ``active`` is not content, it is its own switch).
@@ -95,32 +95,10 @@ class PlaybookVersion(OrgScopedModel):
     from deletion, and publishing one whose segment is gone is refused ("Unknown segment.")."""
 
     playbook = models.ForeignKey(Playbook, on_delete=models.CASCADE, related_name="versions")
-    number = models.PositiveIntegerField()
-    state = models.CharField(max_length=12, choices=VersionState.choices, default=VersionState.DRAFT)
-    content = models.JSONField(default=dict)
-    note = models.CharField(max_length=300, blank=True, help_text="What changed, written by the editor")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(OrgScopedModel.Meta):
         ordering = ["playbook", "-number"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "playbook", "number"], name="playbooks_playbookversion_unique_number"
-            ),
-            models.UniqueConstraint(
-                fields=["organization", "playbook"],
-                condition=models.Q(state="published"),
-                name="playbooks_playbookversion_one_published",
-            ),
-        ]
+        constraints = version_constraints("playbook", "playbooks_playbookversion")
 
     def __str__(self) -> str:
         return f"{self.playbook_id} v{self.number} ({self.state})"

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.choices import Role, VersionState
 from accounts.models import Account, Segment
-from accounts.versioning import diff_rows, previous_published, published_version
+from accounts.version_pages import VersionPages
 from cs_platform.pages import org_page
 
 from . import drafts, engine
@@ -243,53 +243,33 @@ def _draft_named(playbook: Playbook | None, number: Any) -> PlaybookVersion | No
     return drafts.versions_of(playbook).filter(number=int(number), state=VersionState.DRAFT).first()
 
 
+PAGES = VersionPages(
+    kind=drafts.KIND,
+    admin_tab="playbooks",
+    kind_plural="Playbooks",
+    live_label="the live playbook",
+    list_url="admin-playbooks",
+    edit_url="admin-playbook",
+    version_url="admin-playbook-version",
+    publish_url="admin-playbook-publish",
+    rollback_url="admin-playbook-rollback",
+    id_kwarg="playbook_id",
+    preview_template="playbooks/_playbook_version_preview.html",
+    sides=(("entering", "Would start firing", "starting"), ("leaving", "Would stop firing", "stopping")),
+)
+
+
 def _history(request: HttpRequest, playbook: Playbook | None) -> dict[str, Any]:
-    if playbook is None:
-        return {}
-    slug = request.organization.slug  # type: ignore[attr-defined]
-    versions = list(drafts.versions_of(playbook))
-    for v in versions:
-        v.url = reverse("admin-playbook-version", args=[slug, playbook.pk, v.number])  # type: ignore[attr-defined]
-    return {
-        "versions": versions,
-        "can_roll_back": previous_published(drafts.KIND, playbook) is not None,
-        "rollback_url": reverse("admin-playbook-rollback", args=[slug, playbook.pk]),
-    }
+    return PAGES.history(request, playbook) if playbook is not None else {}
 
 
 def _version_page(
     request: HttpRequest, playbook: Playbook, version: PlaybookVersion, *, status: int = 200, **extra: Any
 ) -> HttpResponse:
-    slug = request.organization.slug  # type: ignore[attr-defined]
-    if version.state == VersionState.PUBLISHED:
-        against = previous_published(drafts.KIND, playbook)
-        label = f"the version published before (v{against.number})" if against else "nothing before it"
-    else:
-        against = published_version(drafts.KIND, playbook)
-        label = f"the published version (v{against.number})" if against else "the live playbook"
     preview = drafts.preview_version(version) if version.state == VersionState.DRAFT and _is_admin(request) else None
-    sides = [
-        {"key": "entering", "label": "Would start firing", "rows": preview["starting"]},
-        {"key": "leaving", "label": "Would stop firing", "rows": preview["stopping"]},
-    ] if preview else []  # fmt: skip
-    context = {
-        **_history(request, playbook),
-        "can_edit": _is_admin(request),
-        "admin_tab": "playbooks",
-        "subject": playbook.name,
-        "kind_plural": "Playbooks",
-        "list_url": reverse("admin-playbooks", args=[slug]),
-        "edit_url": reverse("admin-playbook", args=[slug, playbook.pk]),
-        "publish_url": reverse("admin-playbook-publish", args=[slug, playbook.pk, version.number]),
-        "version": version,
-        "changes": diff_rows(drafts.diff_version(version, against)),
-        "against_label": label,
-        "preview": preview,
-        "sides": sides,
-        "preview_template": "playbooks/_playbook_version_preview.html",
-        **extra,
-    }
-    return render(request, "admin/config_version.html", context, status=status)
+    return PAGES.version_page(
+        request, playbook, version, preview=preview, status=status, can_edit=_is_admin(request), **extra
+    )
 
 
 @reader_page
@@ -308,19 +288,14 @@ def playbook_publish(request: HttpRequest, playbook_id: int, number: int) -> Htt
     """Publish a draft (``note`` required); refused with every problem when it is no longer valid."""
     playbook = get_object_or_404(Playbook.objects, pk=playbook_id)
     version = get_object_or_404(PlaybookVersion.objects.filter(playbook=playbook), number=number)
-    note = (request.POST.get("note") or "").strip()[:300]
-    if not note:
-        return _version_page(request, playbook, version, status=400, publish_errors={"note": ["Say what changes."]})
-    try:
-        drafts.publish(version, user=request.user, note=note)
-    except drafts.DraftInvalid as exc:
-        return _version_page(request, playbook, version, status=400, publish_errors=exc.errors)
-    except drafts.DraftConflict as exc:
-        messages.error(request, str(exc))
-    else:
-        state = "the engine uses it from its next evaluation" if playbook.active else "the playbook is still inactive"
-        messages.success(request, f"Version {version.number} published: {state}.")
-    return redirect("admin-playbook", org_slug=request.organization.slug, playbook_id=playbook.pk)  # type: ignore[attr-defined]
+    state = "the engine uses it from its next evaluation" if playbook.active else "the playbook is still inactive"
+    return PAGES.publish(
+        request,
+        playbook,
+        version,
+        page=lambda **extra: _version_page(request, playbook, version, **extra),
+        published=lambda v: f"Version {v.number} published: {state}.",
+    )
 
 
 @admin_page
@@ -328,17 +303,7 @@ def playbook_publish(request: HttpRequest, playbook_id: int, number: int) -> Htt
 def playbook_rollback(request: HttpRequest, playbook_id: int) -> HttpResponse:
     """Roll back to the version published before the current one, as a new published version (``note`` required)."""
     playbook = get_object_or_404(Playbook.objects, pk=playbook_id)
-    note = (request.POST.get("note") or "").strip()[:300]
-    if not note:
-        messages.error(request, "Not rolled back: say why (the note is required).")
-    else:
-        try:
-            version = drafts.rollback(playbook, user=request.user, note=note)
-        except (drafts.DraftConflict, drafts.DraftInvalid) as exc:
-            messages.error(request, f"Not rolled back: {exc}")
-        else:
-            messages.success(request, f"Rolled back: version {version.number} is published.")
-    return redirect("admin-playbook", org_slug=request.organization.slug, playbook_id=playbook.pk)  # type: ignore[attr-defined]
+    return PAGES.rollback(request, playbook)
 
 
 __all__ = ["playbook", "playbook_activation", "playbook_publish", "playbook_rollback", "playbook_version", "playbooks"]

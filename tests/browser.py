@@ -118,6 +118,29 @@ def check_page(page: Any) -> None:
     assert page.evaluate("window.__cspViolations || []") == []
 
 
+# --- The people and the sign-in of the per-feature browser tests (test_browser_*.py) ----------------------
+
+
+@pytest.fixture
+def admin(org: Any) -> Any:
+    """The organization's admin who signs in through the form (ops@acme.example, :data:`tests.test_browser.PASSWORD`).
+    A test module imports it (``from tests.browser import admin  # noqa: F401``) to use it as ``admin``."""
+    from tests.test_browser import member_who_signs_in
+
+    return member_who_signs_in(org, "admin", "ops@acme.example", "Olu", "Ops")
+
+
+def sign_in(page: Any, live_server: Any, org: Any, user: Any) -> None:
+    """Sign ``user`` (made by ``member_who_signs_in``) in through the login form; waits for the org's home."""
+    from tests.test_browser import PASSWORD
+
+    page.goto(live_server.url + "/login/")
+    page.get_by_label("Email or username").fill(user.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**/o/{org.slug}/")
+
+
 @dataclass
 class Screen:
     """A page to visit: its name, its path and the roles that see it (others are expected to get a 403)."""

@@ -11,9 +11,9 @@ import pytest
 from accounts.models import Account, Segment
 from cs_platform.models import AuditEntry
 from playbooks.models import Playbook
-from tests.browser import check_page
+from tests.browser import admin, check_page, sign_in  # noqa: F401  (fixture: admin)
 from tests.factories import AccountFactory
-from tests.test_browser import PASSWORD, browser_page, member_who_signs_in  # noqa: F401  (fixture)
+from tests.test_browser import browser_page  # noqa: F401  (fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -23,23 +23,10 @@ BIG = {"match": "all", "conditions": [{"field": "arr", "op": "gte", "value": "20
 
 
 @pytest.fixture
-def admin(org):
-    return member_who_signs_in(org, "admin", "ops@acme.example", "Olu", "Ops")
-
-
-@pytest.fixture
 def book(org):
     for name, arr in [("Globex", "900000"), ("Initech", "300000"), ("Umbrella", "120000"), ("Tiny", "1000")]:
         account = AccountFactory(organization=org, name=name)
         Account.all_orgs.filter(pk=account.pk).update(arr=Decimal(arr))
-
-
-def sign_in(page, live_server, org, admin) -> None:
-    page.goto(live_server.url + "/login/")
-    page.get_by_label("Email or username").fill(admin.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**/o/{org.slug}/")
 
 
 def check_both_widths(page) -> None:

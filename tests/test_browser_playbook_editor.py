@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from accounts.models import Account, Segment
 from playbooks.models import Cta, CtaTask, Playbook
-from tests.browser import check_page
+from tests.browser import admin, check_page, sign_in  # noqa: F401  (fixture: admin)
 from tests.factories import AccountFactory, ContractFactory
 from tests.renewal_factories import RenewalFactory
-from tests.test_browser import PASSWORD, browser_page, member_who_signs_in  # noqa: F401  (fixture)
+from tests.test_browser import browser_page  # noqa: F401  (fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -25,12 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def admin(org):
-    return member_who_signs_in(org, "admin", "ops@acme.example", "Olu", "Ops")
-
-
-@pytest.fixture
-def book(org, admin):
+def book(org, admin):  # noqa: F811
     """Four accounts owned by the admin; all but Tiny renew in 60 days."""
     today = timezone.localdate()
     for name, arr, region, renews in [("Globex", "900000", "EMEA", 60), ("Initech", "300000", "EMEA", 60),
@@ -40,14 +35,6 @@ def book(org, admin):
             contract = ContractFactory(organization=org, account=account, end_date=today + dt.timedelta(days=renews))
             RenewalFactory(contract=contract)
         Account.all_orgs.filter(pk=account.pk).update(arr=Decimal(arr))
-
-
-def sign_in(page, live_server, org, admin) -> None:
-    page.goto(live_server.url + "/login/")
-    page.get_by_label("Email or username").fill(admin.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**/o/{org.slug}/")
 
 
 def test_segment_to_playbook_to_done_task(org, admin, book, live_server, browser_page):  # noqa: F811

@@ -14,18 +14,13 @@ from django.utils import timezone
 
 from health.models import CsmPulse, HealthScore, Scorecard
 from health.services import recompute_health
-from tests.browser import DESKTOP, PHONE, check_page
+from tests.browser import DESKTOP, PHONE, admin, check_page, sign_in  # noqa: F401  (fixture: admin)
 from tests.factories import AccountFactory
-from tests.test_browser import PASSWORD, SCREENSHOTS, browser_page, member_who_signs_in  # noqa: F401  (fixture)
+from tests.test_browser import SCREENSHOTS, browser_page  # noqa: F401  (fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def admin(org):
-    return member_who_signs_in(org, "admin", "ops@acme.example", "Olu", "Ops")
 
 
 @pytest.fixture
@@ -47,17 +42,9 @@ def score(account) -> tuple[Decimal | None, str]:
     return row.score, row.color
 
 
-def sign_in(page, live_server, org, admin) -> None:
-    page.goto(live_server.url + "/login/")
-    page.get_by_label("Email or username").fill(admin.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**/o/{org.slug}/")
-
-
 def test_draft_publish_rollback_restores_scores_and_marks_the_chart(
     org,
-    admin,
+    admin,  # noqa: F811
     steady,
     live_server,
     browser_page,  # noqa: F811

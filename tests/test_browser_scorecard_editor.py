@@ -11,17 +11,13 @@ from django.utils import timezone
 from feedback.models import SurveyResponse
 from health.models import CsmPulse, Scorecard
 from health.services import recompute_health
+from tests.browser import admin  # noqa: F401  (fixture)
 from tests.factories import AccountFactory
-from tests.test_browser import PASSWORD, SCREENSHOTS, browser_page, member_who_signs_in  # noqa: F401  (fixture)
+from tests.test_browser import PASSWORD, SCREENSHOTS, browser_page  # noqa: F401  (fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def admin(org):
-    return member_who_signs_in(org, "admin", "ops@acme.example", "Olu", "Ops")
 
 
 @pytest.fixture

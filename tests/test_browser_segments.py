@@ -10,18 +10,13 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import Account, Segment
-from tests.browser import AXE, AXE_RUN
+from tests.browser import AXE, AXE_RUN, admin, sign_in  # noqa: F401  (fixture: admin)
 from tests.factories import AccountFactory
-from tests.test_browser import PASSWORD, browser_page, member_who_signs_in  # noqa: F401  (fixture)
+from tests.test_browser import browser_page  # noqa: F401  (fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def admin(org):
-    return member_who_signs_in(org, "admin", "ops@acme.example", "Olu", "Ops")
 
 
 @pytest.fixture
@@ -30,14 +25,6 @@ def book(org):
                               ("Umbrella", "250000", "NA"), ("Tiny", "1000", "EMEA")]:  # fmt: skip
         account = AccountFactory(organization=org, name=name, region=region)
         Account.all_orgs.filter(pk=account.pk).update(arr=Decimal(arr))
-
-
-def sign_in(page, live_server, org, admin) -> None:
-    page.goto(live_server.url + "/login/")
-    page.get_by_label("Email or username").fill(admin.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**/o/{org.slug}/")
 
 
 def test_build_a_segment_and_see_its_live_count_before_saving(org, admin, book, live_server, browser_page):  # noqa: F811

@@ -16,6 +16,7 @@ from .customers import (
 from .jobs import JobRun
 from .segments import Segment, SegmentMembership, SegmentTransition, SegmentVersion, TransitionKind
 from .tenancy import ApiKey, Invitation, Membership, Organization, Team, UserPreference, WriteKey
+from .versions import ConfigVersionBase
 
 __all__ = [
     "Account",
@@ -23,6 +24,7 @@ __all__ = [
     "ActivityContact",
     "ApiKey",
     "CapacityTarget",
+    "ConfigVersionBase",
     "Contact",
     "Contract",
     "ContractLine",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from cs_platform.tenancy import OrgScopedModel
 
-from ..choices import VersionState
 from ..segments import rule_problems
+from .versions import ConfigVersionBase, version_constraints
 
 __all__ = ["Segment", "SegmentMembership", "SegmentTransition", "SegmentVersion", "TransitionKind"]
 
@@ -62,7 +61,7 @@ class Segment(OrgScopedModel):
         super().save(*args, **kwargs)
 
 
-class SegmentVersion(OrgScopedModel):
+class SegmentVersion(ConfigVersionBase):
     """One version of a segment's configuration (docs/admin-guide.md, "Drafts"): ``content`` is
     ``{"name", "description", "rules"}``. A ``draft`` is edited and changes nothing live; publishing it
     (:func:`accounts.segment_drafts.publish`) copies its content onto the :class:`Segment` (which is what
@@ -70,32 +69,10 @@ class SegmentVersion(OrgScopedModel):
     segment is published, and its content is the segment's."""
 
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="versions")
-    number = models.PositiveIntegerField()
-    state = models.CharField(max_length=12, choices=VersionState.choices, default=VersionState.DRAFT)
-    content = models.JSONField(default=dict)
-    note = models.CharField(max_length=300, blank=True, help_text="What changed, written by the editor")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(OrgScopedModel.Meta):
         ordering = ["segment", "-number"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "segment", "number"], name="accounts_segmentversion_unique_number"
-            ),
-            models.UniqueConstraint(
-                fields=["organization", "segment"],
-                condition=models.Q(state="published"),
-                name="accounts_segmentversion_one_published",
-            ),
-        ]
+        constraints = version_constraints("segment", "accounts_segmentversion")
 
     def __str__(self) -> str:
         return f"{self.segment_id} v{self.number} ({self.state})"
