@@ -84,34 +84,21 @@ KIND = versioning.VersionedKind(
 _DRAFTS: versioning.Drafts[Segment, SegmentVersion] = versioning.Drafts(KIND, empties={"rules": {}})
 
 
-def versions_of(segment: Segment) -> Any:
-    """Every version of the segment, newest first."""
-    return _DRAFTS.versions_of(segment)
-
-
-def create_draft(segment: Segment, content: dict[str, Any], *, user: Any, note: str = "") -> SegmentVersion:
-    """A new draft: the published content with the keys given replaced (validated; nothing live changes)."""
-    return _DRAFTS.create_draft(segment, content, user=user, note=note)
-
-
-# The same signature for every kind: the bound services themselves.
+# The bound services of this kind (``accounts.versioning.Drafts``), each taking the segment or its version first.
+#: Every version of the segment, newest first.
+versions_of = _DRAFTS.versions_of
+#: A new draft: the published content with the keys given replaced (validated; nothing live changes).
+create_draft = _DRAFTS.create_draft
 #: Change a draft; a published or superseded version raises :class:`DraftConflict`.
 update_draft = _DRAFTS.update_draft
 #: ``[{path, change, before, after}]`` of the version against ``against`` or the published version.
 diff_version = _DRAFTS.diff_version
-#: Publish the draft (audited ``segment.published``); its members are refreshed once this commits.
+#: Publish the draft (audited ``segment.published``).
 publish = _DRAFTS.publish
-
-
-def rollback(segment: Segment, *, user: Any, note: str) -> SegmentVersion:
-    """A new version with the previously published content, published at once (audited ``segment.rolled_back``)."""
-    return _DRAFTS.rollback(segment, user=user, note=note)
-
-
-def record_saved(segment: Segment, *, before: dict[str, Any] | None, user: Any, note: str = "") -> SegmentVersion:
-    """After a plain save (API, editor): the new content published as a version, audited (see
-    :func:`accounts.versioning.record_saved`)."""
-    return _DRAFTS.record_saved(segment, before=before, user=user, note=note)
+#: A new version with the previously published content, published at once (audited ``segment.rolled_back``).
+rollback = _DRAFTS.rollback
+#: After a plain save (API, editor): the new content published as a version, audited.
+record_saved = _DRAFTS.record_saved
 
 
 def preview_version(version: SegmentVersion) -> dict[str, Any]:

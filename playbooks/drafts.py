@@ -140,34 +140,21 @@ _DRAFTS: versioning.Drafts[Playbook, PlaybookVersion] = versioning.Drafts(
 )
 
 
-def versions_of(playbook: Playbook) -> Any:
-    """Every version of the playbook, newest first."""
-    return _DRAFTS.versions_of(playbook)
-
-
-def create_draft(playbook: Playbook, content: dict[str, Any], *, user: Any, note: str = "") -> PlaybookVersion:
-    """A new draft: the published content with the keys given replaced (validated; the engine sees nothing)."""
-    return _DRAFTS.create_draft(playbook, content, user=user, note=note)
-
-
-# The same signature for every kind: the bound services themselves.
+# The bound services of this kind (``accounts.versioning.Drafts``), each taking the playbook or its version first.
+#: Every version of the playbook, newest first.
+versions_of = _DRAFTS.versions_of
+#: A new draft: the published content with the keys given replaced (validated; nothing live changes).
+create_draft = _DRAFTS.create_draft
 #: Change a draft; a published or superseded version raises :class:`DraftConflict`.
 update_draft = _DRAFTS.update_draft
 #: ``[{path, change, before, after}]`` of the version against ``against`` or the published version.
 diff_version = _DRAFTS.diff_version
-#: Publish the draft (audited ``playbook.published``): the engine uses it from its next evaluation.
+#: Publish the draft (audited ``playbook.published``).
 publish = _DRAFTS.publish
-
-
-def rollback(playbook: Playbook, *, user: Any, note: str) -> PlaybookVersion:
-    """A new version with the previously published content, published at once (audited ``playbook.rolled_back``)."""
-    return _DRAFTS.rollback(playbook, user=user, note=note)
-
-
-def record_saved(playbook: Playbook, *, before: dict[str, Any] | None, user: Any, note: str = "") -> PlaybookVersion:
-    """After a plain save (API, editor): the new content published as a version, audited (see
-    :func:`accounts.versioning.record_saved`)."""
-    return _DRAFTS.record_saved(playbook, before=before, user=user, note=note)
+#: A new version with the previously published content, published at once (audited ``playbook.rolled_back``).
+rollback = _DRAFTS.rollback
+#: After a plain save (API, editor): the new content published as a version, audited.
+record_saved = _DRAFTS.record_saved
 
 
 def _side(organization_id: int, ids: list[int]) -> dict[str, Any]:
