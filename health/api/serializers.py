@@ -22,6 +22,22 @@ from ..models import (
 )
 
 
+def checked_definition(value: Any) -> Any:
+    """A scorecard definition, or a 400 listing every problem under ``definition.<path>``
+    (``definition.components.2.weight``, by the error handler); shared by scorecards and their versions."""
+    from ..scoring import validate_definition
+
+    problems = validate_definition(value)
+    if problems:
+        errors: dict[str, list[str]] = {}
+        for path, message in problems:
+            errors.setdefault(path, []).append(message)
+        if set(errors) == {"definition"}:
+            raise serializers.ValidationError(errors["definition"])
+        raise serializers.ValidationError(errors)
+    return value
+
+
 class UsageMetricSerializer(OrgScopedSerializer):
     """One daily figure, in the row shape of the ``usage`` CSV (spec §8)."""
 
@@ -221,18 +237,7 @@ class ScorecardSerializer(OrgScopedSerializer):
         read_only_fields = ["is_default", "created_at", "updated_at"]
 
     def validate_definition(self, value: Any) -> Any:
-        from ..scoring import validate_definition
-
-        problems = validate_definition(value)
-        if problems:
-            # Reported under ``definition.<path>`` (``definition.components.2.weight``) by the error handler.
-            errors: dict[str, list[str]] = {}
-            for path, message in problems:
-                errors.setdefault(path, []).append(message)
-            if set(errors) == {"definition"}:
-                raise serializers.ValidationError(errors["definition"])
-            raise serializers.ValidationError(errors)
-        return value
+        return checked_definition(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.instance is None and "definition" not in attrs:
@@ -315,17 +320,7 @@ class ScorecardDraftSerializer(OrgScopedSerializer):
         return data
 
     def validate_definition(self, value: Any) -> Any:
-        from ..scoring import validate_definition
-
-        problems = validate_definition(value)
-        if problems:
-            errors: dict[str, list[str]] = {}
-            for path, message in problems:
-                errors.setdefault(path, []).append(message)
-            if set(errors) == {"definition"}:
-                raise serializers.ValidationError(errors["definition"])
-            raise serializers.ValidationError(errors)
-        return value
+        return checked_definition(value)
 
 
 class NoteSerializer(KnownFieldsMixin, serializers.Serializer):
