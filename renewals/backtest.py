@@ -187,11 +187,12 @@ def start_backtest(
     version = version or scorecard.current_version
     if version is None or version.scorecard_id != scorecard.pk or version.organization_id != organization.pk:
         raise ValidationError({"scorecard_version": ["Choose a version of this scorecard."]})
+    user = user if getattr(user, "pk", None) else None  # an anonymous or missing user records nobody
     job = create_job(
         organization_id=organization.pk,
         kind=BACKTEST_JOB_KIND,
         params={"scorecard": scorecard.pk, "version": version.pk},
-        user=user if getattr(user, "pk", None) else None,
+        user=user,
     )
     backtest = Backtest.all_orgs.create(
         organization_id=organization.pk,
@@ -201,12 +202,15 @@ def start_backtest(
         date_to=date_to,
         horizon_days=horizon_days,
         job=job,
-        created_by=user if getattr(user, "pk", None) else None,
+        created_by=user,
     )
     job.params = {**job.params, "backtest": backtest.pk}
     job.save(update_fields=["params"])
     org_id, backtest_id, job_id = organization.pk, backtest.pk, job.pk
-    transaction.on_commit(lambda: celery_app.tasks[BACKTEST_TASK].delay(org_id, backtest_id, job_id=job_id))
+    # robust: a broker that is down never fails the caller after its commit (the backtest stays queued, shown so).
+    transaction.on_commit(
+        lambda: celery_app.tasks[BACKTEST_TASK].delay(org_id, backtest_id, job_id=job_id), robust=True
+    )
     return backtest
 
 
