@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "renewals",
     "playbooks",
     "feedback",
+    "value",
 ]
 
 MIDDLEWARE = [

@@ -16,6 +16,7 @@ from health.inbound_urls import hook_urlpatterns
 from playbooks.api.urls import router as playbooks_router
 from playbooks.work_admin_urls import unsubscribe_urlpatterns
 from renewals.api.urls import router as renewals_router
+from value.api.urls import router as value_router
 
 # Endpoints that are not a router's resource, listed on the API root too.
 API_ROOT_EXTRAS = {
@@ -39,7 +40,7 @@ def _api_root_dict() -> dict[str, str]:
     ``/api/v1/`` showed only the first (accounts), hiding health, renewals and webhooks."""
     entries = {
         prefix: f"{basename}-list"
-        for router in (accounts_router, feedback_router, health_router, playbooks_router, renewals_router)
+        for router in (accounts_router, feedback_router, health_router, playbooks_router, renewals_router, value_router)
         for prefix, _viewset, basename in router.registry
     }
     return {**dict(sorted(entries.items())), **API_ROOT_EXTRAS}
@@ -62,6 +63,7 @@ urlpatterns = [
     path("api/v1/", include("health.api.urls")),
     path("api/v1/", include("playbooks.api.urls")),
     path("api/v1/", include("renewals.api.urls")),
+    path("api/v1/", include("value.api.urls")),
     path("v1/", include("health.ingest_urls")),  # Segment-compatible event ingestion
     # Inbound webhooks (issue tracker, helpdesk): public, authenticated by each organization's signing secret.
     path("hooks/", include(hook_urlpatterns)),
@@ -89,6 +91,8 @@ urlpatterns = [
     path("o/<slug:org_slug>/renewals/", include("renewals.urls")),
     path("o/<slug:org_slug>/voice/requests/", include("feedback.request_urls")),
     path("o/<slug:org_slug>/work/", include("playbooks.work_urls")),
+    # The value story: handoff, onboarding, business reviews, the value reports (value).
+    path("o/<slug:org_slug>/", include("value.urls")),
     # Voice of the customer and the survey admin (feedback).
     path("o/<slug:org_slug>/", include("feedback.urls")),
     path("", include("accounts.urls")),

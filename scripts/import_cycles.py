@@ -29,7 +29,7 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("cs_platform", "accounts", "feedback", "health", "renewals", "playbooks")
+PACKAGES = ("cs_platform", "accounts", "feedback", "health", "renewals", "value", "playbooks")
 
 #: Intra-app edges set aside while a cycle is being broken, ``"a.b -> a.c": "owner (issue)"``. Empty: issue 11
 #: broke the last one (health's rollups, services, tasks and triggers). Use it only for a cycle that a

@@ -55,7 +55,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "var" / "mutation"
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.txt"
-PACKAGES = ["cs_platform", "accounts", "health", "renewals", "playbooks", "feedback"]
+PACKAGES = ["cs_platform", "accounts", "health", "renewals", "playbooks", "feedback", "value"]
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("cs_platform", "accounts", "feedback", "health", "renewals", "playbooks")
+PACKAGES = ("cs_platform", "accounts", "feedback", "health", "renewals", "value", "playbooks")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-LAYERS = "Layers: playbooks > renewals > health > feedback > accounts > cs_platform"
+LAYERS = "Layers: playbooks > value > renewals > health > feedback > accounts > cs_platform"
 
 pytestmark = pytest.mark.skipif(not LINT_IMPORTS.exists(), reason="import-linter is not installed (make install)")
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    # COLUMNS: lint-imports wraps its report at the terminal width, which would split a contract's name.
+    env = {**os.environ, "PYTHONPATH": str(cwd), "COLUMNS": "200"}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -35,7 +36,7 @@ def _cycles(cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    """A copy of the six packages, pyproject.toml and the cycle script: the repository's config, a tree to break."""
+    """A copy of the seven packages, pyproject.toml and the cycle script: the repository's config, a tree to break."""
     for package in PACKAGES:
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")

@@ -15,7 +15,8 @@ from django.urls import reverse
 from tests.factories import AccountFactory
 
 TEMPLATE_DIRS = [Path(settings.BASE_DIR) / "templates"] + [
-    Path(settings.BASE_DIR) / app / "templates" for app in ("accounts", "health", "renewals", "playbooks", "feedback")
+    Path(settings.BASE_DIR) / app / "templates"
+    for app in ("accounts", "health", "renewals", "playbooks", "feedback", "value")
 ]
 # Python modules that write markup (inline SVG charts, template tags): same rules for their strings.
 MARKUP_MODULES = ["health/charts.py", "renewals/charts.py", "accounts/templatetags", "renewals/templatetags"]

@@ -27,7 +27,7 @@ from .factories import AccountFactory
 
 pytestmark = pytest.mark.django_db
 
-APPS = ("accounts", "health", "renewals", "playbooks", "feedback")
+APPS = ("accounts", "health", "renewals", "playbooks", "feedback", "value")
 PACKAGE = Path(__file__).resolve().parent.parent / "cs_platform" / "imports"
 
 CONTRACT = {  # spec §8: names, columns and their order are public

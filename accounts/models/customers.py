@@ -282,7 +282,8 @@ class SuccessPlan(OrgScopedModel):
 
 
 class Objective(OrgScopedModel):
-    """One objective of a success plan, measured the customer's way (baseline → target)."""
+    """One objective of a success plan, measured the customer's way (baseline → target; ``current`` is the
+    latest reading, on ``measured_on``)."""
 
     plan = models.ForeignKey(SuccessPlan, on_delete=models.CASCADE, related_name="objectives")
     title = models.CharField(max_length=200)
@@ -292,6 +293,8 @@ class Objective(OrgScopedModel):
     due_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=ObjectiveStatus.choices, default=ObjectiveStatus.NOT_STARTED)
     progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    current = models.CharField(max_length=80, blank=True, help_text="The measure's latest reading")
+    measured_on = models.DateField(null=True, blank=True, help_text="When ``current`` was read")
 
     class Meta(OrgScopedModel.Meta):
         ordering = ["due_date", "id"]

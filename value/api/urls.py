@@ -1,0 +1,12 @@
+"""The value story's API under ``/api/v1/`` (mounted by ``cs_platform.urls``): resources on the router,
+figures under ``metrics/``."""
+
+from rest_framework.routers import DefaultRouter
+
+router = DefaultRouter(trailing_slash=True)
+# The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
+router.include_root_view = False
+
+urlpatterns = [
+    *router.urls,
+]
