@@ -72,6 +72,9 @@ MIDDLEWARE = [
     "cs_platform.ops.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Budgets per client address for public pages: unsubscribe and invitation links, sign-in (before sessions:
+    # a refused request costs one cache call).
+    "cs_platform.ratelimit.PublicPagesRateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -425,6 +428,12 @@ WEBHOOK_TEST_RATE = env_str("WEBHOOK_TEST_RATE", "5/min")
 INBOUND_HOOK_RATE = env_str("INBOUND_HOOK_RATE", "120/min")
 # The public survey response page /s/<token>/: requests per client address (N per second/min/hour/day).
 SURVEY_PAGE_RATE = env_str("SURVEY_PAGE_RATE", "30/min")
+# The other public pages, per client address (cs_platform.ratelimit.PublicPagesRateLimitMiddleware): the
+# unsubscribe link /u/<signed>/, invitation links /invitations/<token>/, and password sign-in (POST /login/),
+# the last across every user name (django-axes also locks each user name and address pair after 5 failures).
+UNSUBSCRIBE_PAGE_RATE = env_str("UNSUBSCRIBE_PAGE_RATE", "30/min")
+INVITATION_PAGE_RATE = env_str("INVITATION_PAGE_RATE", "30/min")
+LOGIN_RATE = env_str("LOGIN_RATE", "60/min")
 
 # --- Monitoring (cs_platform/ops.py, docs/operations.md) ------------------------------------------------
 # /metrics needs "Authorization: Bearer <METRICS_TOKEN>"; without a token it is served only outside production.
