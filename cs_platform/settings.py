@@ -444,8 +444,9 @@ READINESS_TIMEOUT_SECONDS = env_int("READINESS_TIMEOUT_SECONDS", 2)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Survey (/s/<token>/) and unsubscribe (/u/<signed>/) links carry their credential in the path:
-    # request logs mask it (cs_platform/logging_filters.py; gunicorn's access log: gunicorn_conf.py).
+    # Survey (/s/<token>/), unsubscribe (/u/<signed>/) and invitation links carry their credential in the path,
+    # and a message or an exception may carry a key, an Authorization header or a password: every record is
+    # masked (cs_platform/logging_filters.py; gunicorn's access log: gunicorn_conf.py).
     "filters": {"mask_tokens": {"()": "cs_platform.logging_filters.MaskPathTokens"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["mask_tokens"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
