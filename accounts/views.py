@@ -715,7 +715,7 @@ def _start_upload(request: HttpRequest, max_bytes: int) -> HttpResponse:
     data = form.cleaned_data
     path = store_upload(org, data["file"])
     try:
-        count_rows(path, limit=import_limits(org).max_rows)
+        count_rows(path, limit=import_limits(org).max_rows, name=data["file"].name)
     except ImportRefused as exc:
         discard_upload(path)
         form.add_error("file", str(exc))

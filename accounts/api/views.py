@@ -357,7 +357,7 @@ class ImportViewSet(ImmutableMixin, OrgScopedViewSet):
             raise UploadTooLarge(limits.max_bytes)
         path = store_upload(org, data["file"]) if "file" in data else store_text(org, data["content"])
         try:
-            count_rows(path, limit=limits.max_rows)
+            count_rows(path, limit=limits.max_rows, name=data["file"].name if "file" in data else "")
         except ImportRefused as exc:
             discard_upload(path)
             raise ValidationError({"file": [str(exc)]}) from None
