@@ -257,7 +257,7 @@ class RequestMetricsMiddleware:
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         # Unresolved paths (404s, static files) share one label: scanners must not mint new series.
-        view = (match.view_name or match._func_path) if match is not None else "<unresolved>"
+        view = (match.view_name or match.route) if match is not None else "<unresolved>"
         method = request.method if request.method in _METHODS else "other"
         REQUEST_LATENCY.labels(view, method, response.status_code).observe(time.perf_counter() - started)
         return response

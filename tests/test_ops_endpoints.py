@@ -68,8 +68,6 @@ def test_readyz_is_ok_when_postgres_and_redis_answer(db):
     assert response.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
 
 
-@requires_postgres
-@pytest.mark.postgres
 def test_readyz_is_503_with_json_naming_redis_when_redis_is_down(db, settings):
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
     response = Client().get("/readyz")
