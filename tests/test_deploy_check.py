@@ -76,3 +76,30 @@ def test_production_on_plain_http_is_possible_but_the_deploy_check_says_so(tmp_p
     assert result.returncode != 0
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in output, output
+
+
+def test_the_docker_compose_defaults_pass_the_deploy_check(tmp_path):
+    # The environment docker-compose.yml gives every service, with .env supplying only what it requires.
+    import re
+
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    required = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "POSTGRES_PASSWORD": "x",
+        "ALLOWED_HOSTS": "retain.example.com",
+    }
+
+    def resolve(value: str) -> str:
+        def one(match: re.Match) -> str:
+            name, op, default = match.group(1), match.group(2), match.group(3)
+            return required[name] if op == ":?" or name in required else default
+
+        return re.sub(r"\$\{(\w+)(:-|:\?)([^}]*)\}", one, str(value))
+
+    env = {name: resolve(value) for name, value in compose["x-app"]["environment"].items()}
+    assert env["RETAIN_ENV"] == "production" and env["SECURE_SSL_REDIRECT"] == "1"
+    result = check_deploy(tmp_path, **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout + result.stderr
