@@ -9,7 +9,6 @@ Members admin page.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Iterable
 from datetime import timedelta
@@ -24,6 +23,8 @@ from django.db.models import Max, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+
+from cs_platform.ratelimit import client_address
 
 __all__ = ["client_ip", "locked_out", "locked_usernames", "lockout_message", "login_username", "unlock_login"]
 
@@ -50,17 +51,7 @@ def client_ip(request: HttpRequest) -> str | None:
     sent by the client and prove nothing). Without proxies, or when the header is short or not an
     address, the socket's ``REMOTE_ADDR``.
     """
-    remote = request.META.get("REMOTE_ADDR")
-    hops = settings.TRUSTED_PROXY_COUNT
-    if hops:
-        entries = [e.strip() for e in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if e.strip()]
-        if len(entries) >= hops:
-            candidate = entries[-hops]
-            try:
-                return str(ipaddress.ip_address(candidate))
-            except ValueError:
-                return remote
-    return remote
+    return client_address(request)  # one rule for every per-address budget (cs_platform.ratelimit)
 
 
 def _minutes_left(username: str | None, ip_address: str | None, cool_off: timedelta) -> int:

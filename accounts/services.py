@@ -24,6 +24,7 @@ from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
 from django.utils import timezone
 
 from cs_platform.actors import Actor, note_organization_opened, remember_organization
+from cs_platform.audit import record_audit
 
 from .choices import ContractStatus, Role, TouchModel
 from .models import (
@@ -46,6 +47,7 @@ __all__ = [
     "InvitationError",
     "accept_invitation",
     "arr_at",
+    "change_member_role",
     "capacity_by_csm",
     "create_invited_user",
     "create_organization",
@@ -58,6 +60,7 @@ __all__ = [
     "mark_arr_dirty",
     "memberships_of",
     "next_renewal_dates",
+    "remove_member",
     "note_organization_opened",
     "refresh_current_arr",
     "remember_organization",
@@ -200,7 +203,65 @@ def invite_member(
         expires_at=now + timedelta(days=settings.INVITATION_TTL_DAYS),
     )
     _send_invitation(invitation, accept_url(raw))
+    _audit_invitation(invitation, "invitation.created", invited_by)
     return invitation
+
+
+def _audit_invitation(invitation: Invitation, action: str, actor: Any) -> None:
+    record_audit(
+        invitation.organization_id,
+        action,
+        subject_type="invitation",
+        subject_id=invitation.pk,
+        subject_label=invitation.email,
+        actor=actor,
+        data={"email": invitation.email, "role": invitation.role},
+    )
+
+
+def _audit_member(membership: Membership, action: str, actor: Any, **data: Any) -> None:
+    record_audit(
+        membership.organization_id,
+        action,
+        subject_type="member",
+        subject_id=membership.pk,
+        subject_label=membership.user.email,
+        actor=actor,
+        data={"user_id": membership.user_id, "email": membership.user.email, **data},
+    )
+
+
+@transaction.atomic
+def change_member_role(membership: Membership, role: str, *, by: Any) -> bool:
+    """Give a member another role, audited (``member.role_changed``); returns whether it changed.
+
+    The caller checks the "at least one admin" rule, which each interface words its own way.
+    """
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}")
+    old = membership.role
+    if old == role:
+        return False
+    membership.role = role
+    membership.save(update_fields=["role"])
+    record_audit(
+        membership.organization_id,
+        "member.role_changed",
+        subject_type="member",
+        subject_id=membership.pk,
+        subject_label=membership.user.email,
+        actor=by,
+        changes=[{"path": "role", "change": "changed", "before": old, "after": role}],
+        data={"user_id": membership.user_id, "email": membership.user.email},
+    )
+    return True
+
+
+@transaction.atomic
+def remove_member(membership: Membership, *, by: Any) -> None:
+    """Take a member out of the organization, audited (``member.removed``, with the role they had)."""
+    _audit_member(membership, "member.removed", by, role=membership.role)
+    membership.delete()
 
 
 def _send_invitation(invitation: Invitation, link: str) -> None:
@@ -271,9 +332,12 @@ def accept_invitation(invitation: Invitation, *, user: Any) -> Membership:
     """
     invitation = _lock_open(invitation)
     _check_invitee(invitation, user)
-    membership, _ = Membership.all_orgs.get_or_create(
+    membership, created = Membership.all_orgs.get_or_create(
         organization=invitation.organization, user=user, defaults={"role": invitation.role, "team": invitation.team}
     )
+    if created:
+        data = {"role": membership.role, "invitation_id": invitation.pk, "invited_by_id": invitation.invited_by_id}
+        _audit_member(membership, "member.added", user, **data)
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
@@ -317,6 +381,8 @@ def revoke_invitation(invitation: Invitation, *, by: Any = None) -> bool:
         > 0
     )
     invitation.refresh_from_db()
+    if changed:
+        _audit_invitation(invitation, "invitation.revoked", by)
     return changed
 
 

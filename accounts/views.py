@@ -69,6 +69,7 @@ from .services import (
     InvitationEmailError,
     InvitationError,
     accept_invitation,
+    change_member_role,
     create_invited_user,
     decline_invitation,
     find_invitation,
@@ -449,8 +450,7 @@ def admin_members(request: HttpRequest) -> HttpResponse:
             if membership.role == Role.ADMIN and new_role != Role.ADMIN and admins <= 1:
                 role_error = (membership.pk, "The organization needs at least one admin; promote someone else first.")
             else:
-                membership.role = new_role
-                membership.save(update_fields=["role"])
+                change_member_role(membership, new_role, by=request.user)
                 messages.success(request, f"{membership.user.email} is now {Role(new_role).label}.")
                 return redirect("admin-members", org_slug=org.slug)
     invitations = Invitation.objects.select_related("invited_by").filter(
@@ -594,8 +594,7 @@ def _key_page(
 def _revoke_key(request: HttpRequest, model: type[HashedKey], key_id: int, page: str, consequence: str) -> HttpResponse:
     # model.objects is scoped to the page's organization: another organization's key is a 404.
     key = get_object_or_404(model.objects, pk=key_id)
-    if key.is_active:
-        key.revoke()
+    if key.revoke(by=request.user):
         messages.success(request, f"{key.name} ({key.key_prefix}…) revoked; {consequence}")
     return redirect(page, org_slug=request.organization.slug)
 
@@ -609,7 +608,10 @@ def admin_api_keys(request: HttpRequest) -> HttpResponse:
         model=ApiKey,
         form_class=ApiKeyForm,
         issue=lambda form: ApiKey.issue(
-            organization=request.organization, role=form.cleaned_data["role"], name=form.cleaned_data["name"]
+            organization=request.organization,
+            role=form.cleaned_data["role"],
+            name=form.cleaned_data["name"],
+            by=request.user,
         ),
         template="admin/api_keys.html",
         tab="api-keys",
@@ -638,7 +640,7 @@ def admin_write_keys(request: HttpRequest) -> HttpResponse:
         model=WriteKey,
         form_class=WriteKeyForm,
         issue=lambda form: WriteKey.issue(
-            organization=request.organization, name=form.cleaned_data["name"], created_by=request.user
+            organization=request.organization, name=form.cleaned_data["name"], created_by=request.user, by=request.user
         ),
         template="admin/write_keys.html",
         tab="write-keys",
@@ -713,7 +715,7 @@ def _start_upload(request: HttpRequest, max_bytes: int) -> HttpResponse:
     data = form.cleaned_data
     path = store_upload(org, data["file"])
     try:
-        count_rows(path, limit=import_limits(org).max_rows)
+        count_rows(path, limit=import_limits(org).max_rows, name=data["file"].name)
     except ImportRefused as exc:
         discard_upload(path)
         form.add_error("file", str(exc))

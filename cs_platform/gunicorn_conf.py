@@ -27,3 +27,26 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False, "filters": ["mask_tokens"]},
     },
 }
+
+
+# /metrics across gunicorn's worker processes (cs_platform/ops.py): with PROMETHEUS_MULTIPROC_DIR set, each
+# worker writes its samples to files there and a scrape of any worker sums them. The directory is emptied
+# when the master starts (stale files of a previous run would be counted) and a dead worker's live gauges
+# are dropped.
+def on_starting(server):  # noqa: ARG001 - gunicorn's hook signature
+    import os
+    import shutil
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder, exist_ok=True)
+
+
+def child_exit(server, worker):  # noqa: ARG001 - gunicorn's hook signature
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -15,9 +15,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
+from .audit import record_audit
 from .choices import DEFAULT_LIFECYCLE_STAGES, JobStatus, Role
 from .tenancy import OrgScopedModel
 
@@ -217,6 +218,7 @@ class HashedKey(OrgScopedModel):
     once, at creation. Subclasses set ``PREFIX`` so a key's kind is recognisable (and leaks are greppable)."""
 
     PREFIX = ""
+    AUDIT_SUBJECT = "key"  # the audit log's subject type: api_key, write_key
     AUTH_RELATED: tuple[str, ...] = ("organization",)  # joined when authenticating
 
     name = models.CharField(max_length=120, default="Key")
@@ -235,13 +237,21 @@ class HashedKey(OrgScopedModel):
         return f"{self.name} ({self.key_prefix}…)"
 
     @classmethod
-    def issue(cls, *, organization: Organization, name: str | None = None, **extra: Any) -> tuple[Any, str]:
-        """Create a key; returns the row and the raw key, which is never stored."""
+    def issue(
+        cls, *, organization: Organization, name: str | None = None, by: Any = None, **extra: Any
+    ) -> tuple[Any, str]:
+        """Create a key; returns the row and the raw key, which is never stored.
+
+        The creation is written to the audit log (``<AUDIT_SUBJECT>.created``) in the same transaction, with
+        ``by`` as the actor (``None``: the operator, e.g. a management command).
+        """
         raw = cls.PREFIX + secrets.token_urlsafe(32)
         fields = {"name": name} if name else {}
-        key = cls.all_orgs.create(
-            organization=organization, key_prefix=raw[:12], key_hash=_hash_secret(raw), **fields, **extra
-        )
+        with transaction.atomic():
+            key = cls.all_orgs.create(
+                organization=organization, key_prefix=raw[:12], key_hash=_hash_secret(raw), **fields, **extra
+            )
+            key._audit("created", by)
         return key, raw
 
     @classmethod
@@ -259,9 +269,32 @@ class HashedKey(OrgScopedModel):
     def is_active(self) -> bool:
         return self.revoked_at is None
 
-    def revoke(self) -> None:
-        self.revoked_at = timezone.now()
-        self.save(update_fields=["revoked_at"])
+    def revoke(self, *, by: Any = None) -> bool:
+        """Revoke the key (it stops working at once) and audit it; returns whether it was still active
+        (revoking twice keeps the first revocation and writes one entry)."""
+        now = timezone.now()
+        with transaction.atomic():
+            changed = type(self).all_orgs.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=now) > 0
+            if changed:
+                self.revoked_at = now
+                self._audit("revoked", by)
+        return changed
+
+    def _audit(self, verb: str, by: Any) -> None:
+        data = {"key_prefix": self.key_prefix}
+        if getattr(self, "role", None):
+            data["role"] = self.role
+        if getattr(self, "user_id", None):
+            data["user_id"] = self.user_id
+        record_audit(
+            self.organization_id,
+            f"{self.AUDIT_SUBJECT}.{verb}",
+            subject_type=self.AUDIT_SUBJECT,
+            subject_id=self.pk,
+            subject_label=f"{self.name} ({self.key_prefix}…)",
+            actor=by,
+            data=data,
+        )
 
 
 class ApiKey(HashedKey):
@@ -269,6 +302,7 @@ class ApiKey(HashedKey):
     (never above the user's current role); a ``csm`` key writes that user's book."""
 
     PREFIX = "rtn_"
+    AUDIT_SUBJECT = "api_key"
     AUTH_RELATED = ("organization", "user")
 
     name = models.CharField(max_length=120, default="API key")
@@ -287,6 +321,7 @@ class WriteKey(HashedKey):
     and nothing else: it never authenticates the REST API."""
 
     PREFIX = "rwk_"
+    AUDIT_SUBJECT = "write_key"
 
     name = models.CharField(max_length=120, default="Write key")
     created_by = models.ForeignKey(

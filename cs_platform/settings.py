@@ -67,8 +67,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics first: before the host check and the HTTPS redirect (cs_platform/ops.py).
+    "cs_platform.ops.OpsEndpointsMiddleware",
+    "cs_platform.ops.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Budgets per client address for public pages: unsubscribe and invitation links, sign-in (before sessions:
+    # a refused request costs one cache call).
+    "cs_platform.ratelimit.PublicPagesRateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -183,8 +189,25 @@ if _proxy_header:
     if len(_proxy_header) != 2:
         raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https")
     SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+# Production speaks HTTPS only: plain HTTP is redirected and browsers are told (HSTS, one year) never to
+# try plain HTTP again. TLS may end at a proxy in front (then set SECURE_PROXY_SSL_HEADER above, or every
+# request looks like plain HTTP and is redirected forever). The demo (`make run`) is development, plain
+# HTTP on loopback: none of this applies there. To try the production settings on plain HTTP (docker
+# compose on a laptop), set SECURE_SSL_REDIRECT=0, SECURE_HSTS_SECONDS=0 and SESSION_COOKIE_SECURE=0
+# explicitly: `check --deploy` then warns, as it should. docs/security.md, "Transport and cookies".
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0)
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured("SECURE_HSTS_SECONDS must be 0 (off) or more")
+# HSTS for the host's own subdomains too (retain.example.com's, not its siblings').
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+# Asking browsers to ship the domain in their preload list is hard to undo (months) and only counts on a
+# registrable domain, so it is the operator's decision: off unless SECURE_HSTS_PRELOAD=1. Django's
+# deploy check reminds of it (security.W021); that reminder alone is silenced while it is off.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# A load balancer probes over plain HTTP inside the network, and Prometheus scrapes the same way: /healthz,
+# /readyz and /metrics are answered before the redirect (cs_platform.ops.OpsEndpointsMiddleware).
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
@@ -405,12 +428,25 @@ WEBHOOK_TEST_RATE = env_str("WEBHOOK_TEST_RATE", "5/min")
 INBOUND_HOOK_RATE = env_str("INBOUND_HOOK_RATE", "120/min")
 # The public survey response page /s/<token>/: requests per client address (N per second/min/hour/day).
 SURVEY_PAGE_RATE = env_str("SURVEY_PAGE_RATE", "30/min")
+# The other public pages, per client address (cs_platform.ratelimit.PublicPagesRateLimitMiddleware): the
+# unsubscribe link /u/<signed>/, invitation links /invitations/<token>/, and password sign-in (POST /login/),
+# the last across every user name (django-axes also locks each user name and address pair after 5 failures).
+UNSUBSCRIBE_PAGE_RATE = env_str("UNSUBSCRIBE_PAGE_RATE", "30/min")
+INVITATION_PAGE_RATE = env_str("INVITATION_PAGE_RATE", "30/min")
+LOGIN_RATE = env_str("LOGIN_RATE", "60/min")
+
+# --- Monitoring (cs_platform/ops.py, docs/operations.md) ------------------------------------------------
+# /metrics needs "Authorization: Bearer <METRICS_TOKEN>"; without a token it is served only outside production.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# /readyz gives Redis this long (connect, then PING) before it answers 503.
+READINESS_TIMEOUT_SECONDS = env_int("READINESS_TIMEOUT_SECONDS", 2)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Survey (/s/<token>/) and unsubscribe (/u/<signed>/) links carry their credential in the path:
-    # request logs mask it (cs_platform/logging_filters.py; gunicorn's access log: gunicorn_conf.py).
+    # Survey (/s/<token>/), unsubscribe (/u/<signed>/) and invitation links carry their credential in the path,
+    # and a message or an exception may carry a key, an Authorization header or a password: every record is
+    # masked (cs_platform/logging_filters.py; gunicorn's access log: gunicorn_conf.py).
     "filters": {"mask_tokens": {"()": "cs_platform.logging_filters.MaskPathTokens"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["mask_tokens"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},

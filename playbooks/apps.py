@@ -40,6 +40,19 @@ class PlaybooksConfig(AppConfig):
 
         organization_created.connect(create_defaults, dispatch_uid="playbooks-defaults", weak=False)
 
+        # /metrics (cs_platform/ops.py): webhook deliveries that gave up after their retries, per event type.
+        from cs_platform.ops import register_failure_source
+
+        def failed_deliveries() -> dict[str, int]:
+            from django.db.models import Count
+
+            from .models import DeliveryStatus, WebhookDelivery
+
+            rows = WebhookDelivery.all_orgs.filter(status=DeliveryStatus.FAILED).values("event_type")
+            return {row["event_type"]: row["n"] for row in rows.annotate(n=Count("id")).order_by("event_type")}
+
+        register_failure_source("webhook_delivery", failed_deliveries)
+
         # seed_demo's playbooks part: default playbooks, run through the engine (after renewals 10, health 20).
         from accounts.demo import register_demo_module
 

@@ -31,6 +31,13 @@ def fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def generous_public_page_budgets(settings) -> None:
+    """The suite signs in through the form hundreds of times from one address within minutes; the per-address
+    budgets of public pages (cs_platform.ratelimit) are tested with their own rates in test_public_rate_limits."""
+    settings.LOGIN_RATE = settings.INVITATION_PAGE_RATE = settings.UNSUBSCRIBE_PAGE_RATE = "100000/min"
+
+
 @pytest.fixture
 def org(db) -> Organization:
     return create_organization(slug="acme", name="Acme Corp")[0]

@@ -309,7 +309,12 @@ class MembershipSerializer(OrgScopedSerializer):
                 .exists()
             ):
                 raise serializers.ValidationError({"role": ["The organization needs at least one admin."]})
-        return super().update(instance, validated_data)
+        from ..services import change_member_role  # as invite_member below: services import this module's app
+
+        role = validated_data.pop("role", instance.role)
+        with transaction.atomic():  # the role change and its audit entry commit together
+            change_member_role(instance, role, by=self.context["actor"].user)
+            return super().update(instance, validated_data)
 
 
 class InvitationSerializer(OrgScopedSerializer):

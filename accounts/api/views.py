@@ -42,7 +42,7 @@ from ..models import (
     Team,
     WriteKey,
 )
-from ..services import arr_at, mark_arr_dirty, revoke_invitation
+from ..services import arr_at, mark_arr_dirty, remove_member, revoke_invitation
 from . import serializers as s
 
 ADMIN_ONLY: frozenset[str] = frozenset({Role.ADMIN})
@@ -237,7 +237,7 @@ class MembershipViewSet(OrgScopedViewSet):
         others = Membership.objects.for_org(self.actor.organization).filter(role=Role.ADMIN).exclude(pk=instance.pk)
         if instance.role == Role.ADMIN and not others.exists():
             raise serializers.ValidationError({"non_field_errors": ["The organization needs at least one admin."]})
-        instance.delete()
+        remove_member(instance, by=self.actor.user)
 
 
 class InvitationsAdminsOnly(permissions.BasePermission):
@@ -357,7 +357,7 @@ class ImportViewSet(ImmutableMixin, OrgScopedViewSet):
             raise UploadTooLarge(limits.max_bytes)
         path = store_upload(org, data["file"]) if "file" in data else store_text(org, data["content"])
         try:
-            count_rows(path, limit=limits.max_rows)
+            count_rows(path, limit=limits.max_rows, name=data["file"].name if "file" in data else "")
         except ImportRefused as exc:
             discard_upload(path)
             raise ValidationError({"file": [str(exc)]}) from None
@@ -408,7 +408,10 @@ class WriteKeyViewSet(ImmutableMixin, OrgScopedViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         key, raw = WriteKey.issue(
-            organization=self.actor.organization, name=serializer.validated_data["name"], created_by=self.actor.user
+            organization=self.actor.organization,
+            name=serializer.validated_data["name"],
+            created_by=self.actor.user,
+            by=self.actor.user,
         )
         key = self.get_queryset().get(pk=key.pk)
         key.key = raw
@@ -419,6 +422,5 @@ class WriteKeyViewSet(ImmutableMixin, OrgScopedViewSet):
     @extend_schema(summary="Revoke a write key", responses={204: None})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         key = self.get_object()
-        if key.is_active:  # revoking twice keeps the first revocation time
-            key.revoke()
+        key.revoke(by=self.actor.user)  # revoking twice keeps the first revocation time
         return Response(status=status.HTTP_204_NO_CONTENT)

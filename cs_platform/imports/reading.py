@@ -21,7 +21,15 @@ from cs_platform.exports import restore
 
 from .base import ErrorList, ImportRefused
 
-__all__ = ["MAX_RECORD_CHARS", "Unreadable", "count_rows", "data_rows", "open_source", "records"]
+__all__ = [
+    "MAX_RECORD_CHARS",
+    "Unreadable",
+    "check_csv_type",
+    "count_rows",
+    "data_rows",
+    "open_source",
+    "records",
+]
 
 MAX_RECORD_CHARS = 1_000_000  # one row, all its cells and lines: bounds the memory a row can take
 
@@ -128,10 +136,44 @@ def data_rows(handle: IO[str], width: int, errors: ErrorList | None) -> Iterator
         yield line, [restore(cell.strip()) for cell in cells]
 
 
-def count_rows(source: str | Path, *, limit: int) -> int:
+#: Opening bytes of the files people upload by mistake instead of a CSV export, with what to call them.
+BINARY_SIGNATURES = (
+    (b"PK\x03\x04", "an Excel workbook or a ZIP archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel (.xls) or Office file"),
+    (b"%PDF-", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"{\\rtf", "an RTF document"),
+)
+#: File names an import accepts (compared lower-cased); a name without an extension is judged by its content.
+CSV_SUFFIXES = (".csv", ".txt")
+
+
+def check_csv_type(source: str | Path, *, name: str = "") -> None:
+    """Refuse, with what the file looks like instead, an upload that is not CSV text: a name with another
+    extension (``report.xlsx``), a known binary format by its opening bytes (a workbook renamed ``.csv``), or
+    NUL bytes in its first 64 KB (no text file has them). The content is what counts: a browser's or client's
+    declared content type is not trusted."""
+    suffix = Path(name).suffix.lower()
+    if suffix and suffix not in CSV_SUFFIXES:
+        raise ImportRefused(f"Only .csv files can be imported, not {suffix}: export the data as CSV UTF-8.")
+    with open(source, "rb") as handle:
+        head = handle.read(64 * 1024)
+    for signature, what in BINARY_SIGNATURES:
+        if head.startswith(signature):
+            raise ImportRefused(f"This file is {what}, not CSV text: export the data as CSV UTF-8.")
+    if b"\x00" in head:
+        raise ImportRefused("This file is binary, not CSV text: export the data as CSV UTF-8.")
+
+
+def count_rows(source: str | Path, *, limit: int, name: str = "") -> int:
     """The data rows of a stored file (blank rows not counted), read as the import reads it, stopping
-    past ``limit``. Raises :class:`ImportRefused` when the file has more rows than ``limit`` or cannot be
-    read as UTF-8 CSV: an upload is refused at the door rather than queued to fail."""
+    past ``limit``. Raises :class:`ImportRefused` when the file is not CSV text (:func:`check_csv_type`, with
+    ``name`` the uploaded file's name), has more rows than ``limit`` or cannot be read as UTF-8 CSV: an
+    upload is refused at the door rather than queued to fail."""
+    check_csv_type(source, name=name)
     rows = 0
     try:
         with open_source(source) as handle:

@@ -715,8 +715,8 @@ class PlaybookViewSet(VersionsMixin, OrgScopedViewSet):
             before = drafts.content_of(serializer.instance)
             playbook = serializer.save()
             drafts.record_saved(playbook, before=before, user=self.actor.user)
-        if playbook.active != was_active:
-            log_activation(playbook, by=self.actor.user)  # as the editor's Activate/Deactivate button
+            if playbook.active != was_active:
+                log_activation(playbook, by=self.actor.user)  # as the editor's Activate/Deactivate button
 
     def filter_queryset(self, queryset: Any) -> Any:
         # The sub-resources' query parameters are not the playbook list's filters.
