@@ -353,7 +353,10 @@ def time_to_value(
 
 
 def _stopped_in(days: pd.Series, quarter: str, start: dt.date, end: dt.date) -> pd.Series:
-    return days.map(lambda d: d is not None and not pd.isna(d) and start <= d <= end and quarter_key(d) == quarter)
+    # astype(bool): an empty object-typed mask would be read as a list of column names.
+    return days.map(
+        lambda d: d is not None and not pd.isna(d) and start <= d <= end and quarter_key(d) == quarter
+    ).astype(bool)
 
 
 def _date(value: Any) -> dt.date | None:
