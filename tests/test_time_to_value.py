@@ -24,13 +24,10 @@ import datetime as dt
 
 import pytest
 
-from accounts.models import Segment, SegmentMembership
 from value.analytics import default_period, distribution, quarters_between, time_to_value
 from value.models import OnboardingMilestone
 
-from .factories import AccountFactory
-from .signal_factories import HealthScoreFactory
-from .ttv_helpers import make_project
+from .ttv_helpers import build_book, d
 
 pytestmark = pytest.mark.django_db
 
@@ -38,39 +35,9 @@ TODAY = dt.date(2026, 6, 30)
 START, END = dt.date(2026, 1, 1), TODAY
 
 
-def d(month: int, day: int, year: int = 2026) -> dt.date:
-    return dt.date(year, month, day)
-
-
 @pytest.fixture
 def book(org, other_org, make_member):
-    bob = make_member(org, "csm", first_name="Bob", last_name="Stone").user
-    alice = make_member(org, "csm", first_name="Alice", last_name="Wong").user
-    a = {i: AccountFactory(organization=org, owner=bob if i in (1, 2, 5, 7, 8) else alice, name=f"A{i}")
-         for i in range(1, 10)}  # fmt: skip
-    enterprise = Segment.all_orgs.create(organization=org, name="Enterprise", rules={}, position=0)
-    for i in (1, 2, 4):
-        SegmentMembership.all_orgs.create(organization=org, segment=enterprise, account=a[i], entered_at=dt.datetime(
-            2026, 1, 1, tzinfo=dt.UTC))  # fmt: skip
-    p = {
-        1: make_project(a[1], kickoff=d(1, 5), target=d(3, 1), go_live=d(2, 24), first_value=d(3, 26)),
-        2: make_project(a[2], kickoff=d(1, 10), target=d(3, 5), go_live=d(3, 24), first_value=d(4, 30)),
-        3: make_project(a[3], kickoff=d(2, 1), target=d(4, 1), go_live=d(4, 11), first_value_milestone=False),
-        4: make_project(a[4], kickoff=d(4, 1), target=d(5, 31), go_live=d(5, 11)),
-        5: make_project(a[5], kickoff=d(5, 1), target=d(6, 20)),
-        6: make_project(a[6], kickoff=d(6, 1), target=d(7, 31), milestones=[
-            {"key": "import", "name": "Data import", "due_on": d(7, 15), "stalled_on": d(6, 25)}]),
-        7: make_project(a[7], kickoff=d(11, 1, 2025), target=d(1, 10), go_live=d(1, 15), first_value=d(2, 14)),
-        8: make_project(a[8], kickoff=d(2, 1), status="cancelled"),
-        9: make_project(a[9], kickoff=d(6, 10), target=d(8, 9), milestones=[
-            {"key": "sso", "name": "SSO", "due_on": d(6, 20)}]),
-    }  # fmt: skip
-    HealthScoreFactory(account=a[9], score=30, computed_color="red", color="red")
-    HealthScoreFactory(account=a[4], score=80, computed_color="green", color="green")
-    # Another organization's project, quick and on time: it must move none of the figures.
-    make_project(AccountFactory(organization=other_org), kickoff=d(2, 1), target=d(3, 1), go_live=d(2, 2),
-                 first_value=d(2, 3))  # fmt: skip
-    return {"bob": bob, "alice": alice, "accounts": a, "projects": p, "enterprise": enterprise}
+    return build_book(org, other_org, make_member)
 
 
 def figures(org, **kwargs):
