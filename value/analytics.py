@@ -42,7 +42,15 @@ from health.filtersets import local_today
 from .choices import OPEN_ONBOARDING_STATUSES, MilestoneMark, OnboardingStatus
 from .models import OnboardingMilestone, OnboardingProject
 
-__all__ = ["RISK_REASONS", "default_period", "distribution", "quarter_key", "quarters_between", "time_to_value"]
+__all__ = [
+    "RISK_REASONS",
+    "default_period",
+    "distribution",
+    "portfolio_summary",
+    "quarter_key",
+    "quarters_between",
+    "time_to_value",
+]
 
 #: Why an onboarding account is at risk, in the order the report lists them.
 RISK_REASONS = ("stalled", "late_milestone", "past_target", "red")
@@ -349,6 +357,30 @@ def time_to_value(
         "trend": trend,
         "at_risk": at_risk,
         "projects": rows,
+    }
+
+
+def portfolio_summary(organization: Organization, *, today: dt.date | None = None) -> dict[str, Any]:
+    """Portfolio's onboarding figures, three queries: onboarding accounts, those at risk and their share (now),
+    and the median time to go-live and on-time rate of the projects kicked off in :func:`default_period`."""
+    today = today or local_today(organization)
+    start, end = default_period(today)
+    projects, frame = _project_frame(organization, today=today, segment=None, owner=None)
+    frame = _clocks(frame, projects, organization, today)
+    in_period = frame[(frame["kickoff_on"] >= start) & (frame["kickoff_on"] <= end)] if not frame.empty else frame
+    open_frame = frame[frame["open"]] if not frame.empty else frame
+    onboarding = int(open_frame["account"].nunique()) if not open_frame.empty else 0
+    at_risk = int(open_frame.loc[open_frame["at_risk"], "account"].nunique()) if not open_frame.empty else 0
+    go_live = distribution(in_period["go_live_days"], in_period["go_live_age"])
+    return {
+        "start": start,
+        "end": end,
+        "onboarding_accounts": onboarding,
+        "at_risk": at_risk,
+        "share_at_risk": _rate(at_risk, onboarding),
+        "median_go_live_days": go_live["median"],
+        "go_lives": go_live["n"],
+        "on_time": _on_time(in_period),
     }
 
 
