@@ -16,12 +16,12 @@ class ValueConfig(AppConfig):
     verbose_name = "Value story"
 
     def ready(self) -> None:
-        # The stall detection's beat tasks, registered in every process.
-        from . import tasks  # noqa: F401
-
-        # The demo (accounts.demo): handoffs and onboarding projects for the newer accounts, after every
-        # other app's rows (order 60).
+        # The stall detection's beat tasks are registered in every process (the import). The demo
+        # (accounts.demo): handoffs and onboarding projects for the newer accounts, after every other app's
+        # rows (order 60).
         from accounts.demo import register_demo_module
+
+        from . import tasks  # noqa: F401
 
         register_demo_module("value", "value.demo", order=60)
 
