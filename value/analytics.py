@@ -194,7 +194,6 @@ def _clocks(frame: pd.DataFrame, projects: Any, organization: Organization, toda
     frame["go_live_days"] = days("go_live_on")
     # No first-value milestone in the project: go-live stands in for first value (the template's rule).
     stands_in = ~frame["project"].isin(with_first_value)
-    frame["first_value_on"] = frame["first_value_on"].where(~stands_in | frame["first_value_on"].notna(), None)
     frame.loc[stands_in, "first_value_on"] = frame.loc[stands_in, "go_live_on"]
     frame["first_value_days"] = days("first_value_on")
     frame["open"] = frame["status"].isin(OPEN)
