@@ -160,3 +160,20 @@ def test_a_stalled_milestone_fires_the_playbook_exactly_once_and_again_after_it_
     assert list(late_firings.values_list("occurrence_key", "outcome")) == [
         (f"milestone:{milestone.pk}:{day2}", "fired")
     ]
+
+
+def test_the_playbook_editor_offers_the_trigger_and_its_reasons(client, org, alice):
+    from django.urls import reverse
+
+    from playbooks.models import Playbook
+
+    from .test_playbook_editor import form_data
+
+    url = reverse("admin-playbook-new", args=[org.slug])
+    client.force_login(alice)
+    html = client.get(url).content.decode()
+    assert 'value="onboarding_stalled"' in html and 'name="tp_onboarding_stalled_reasons"' in html
+    data = form_data(name="Stalled onboarding", trigger="onboarding_stalled", tp_onboarding_stalled_reasons=["late"])
+    assert client.post(url, data).status_code == 302
+    playbook = Playbook.objects.for_org(org).get(name="Stalled onboarding")
+    assert (playbook.trigger, playbook.trigger_params) == ("onboarding_stalled", {"reasons": ["late"]})
