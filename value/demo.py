@@ -9,7 +9,7 @@ none, a "Standard onboarding" template made here), with its milestones:
   (95–105 %) or slow (110–160 %), so the on-time rate, the distributions and the trend all mean something;
 * a project whose go-live date falls after today is still ``active``, one whose first value falls after
   today is ``live``, else ``completed``; about 3 % are ``cancelled``;
-* of the running projects, about a third are **stuck**: their next milestone unchanged for longer than the
+* of the running projects, about one in five is **stuck**: their next milestone unchanged for longer than the
   project's stall window. Open milestones that are late or stuck carry ``stalled_on`` (the day the stall
   detection would have raised them), so the demo starts with stalled milestones but no burst of events.
 
@@ -177,7 +177,7 @@ class _Builder:
             status = OnboardingStatus.LIVE
         else:
             status = OnboardingStatus.COMPLETED
-        stuck = status in (OnboardingStatus.ACTIVE, OnboardingStatus.LIVE) and rng.random() < 0.35
+        stuck = status in (OnboardingStatus.ACTIVE, OnboardingStatus.LIVE) and rng.random() < 0.2
         project = OnboardingProject(
             organization_id=self.org.pk,
             account_id=account["pk"],
