@@ -85,8 +85,10 @@ class FiguresSerializer(serializers.Serializer):
 
 
 class GroupSerializer(FiguresSerializer):
-    key = serializers.CharField(help_text="Segment id, owner id (empty: unowned) or quarter (2026-Q1)")
-    label = serializers.CharField()
+    key = serializers.CharField(
+        allow_blank=True, help_text="Segment id, owner id (empty: unowned) or quarter (2026-Q1)"
+    )
+    label = serializers.CharField(allow_blank=True)
 
 
 class TrendSerializer(serializers.Serializer):
@@ -112,11 +114,11 @@ class AtRiskSerializer(serializers.Serializer):
 
 class ProjectRowSerializer(serializers.Serializer):
     project = serializers.IntegerField()
-    name = serializers.CharField()
+    name = serializers.CharField(allow_blank=True)
     account = serializers.IntegerField()
-    account_name = serializers.CharField()
+    account_name = serializers.CharField(allow_blank=True)
     owner = serializers.IntegerField(allow_null=True)
-    owner_name = serializers.CharField()
+    owner_name = serializers.CharField(allow_blank=True)
     segments = serializers.ListField(child=serializers.IntegerField())
     status = serializers.ChoiceField(choices=OnboardingStatus.choices)
     cohort = serializers.CharField(help_text="Quarter of the kickoff")
