@@ -135,6 +135,14 @@ CATALOGUE: tuple[EventSpec, ...] = (
         "segment or the account is deleted)",
         ("segment", "segment_name", "account", "account_external_id", "account_name", "at"),
     ),
+    EventSpec(
+        "onboarding.milestone_stalled", "Onboarding milestone stalled", "onboarding_milestone",
+        "the daily stall detection finds an open milestone of a running onboarding project late (today, in the "
+        "organization's time zone, is past its due date) or unchanged for the project's stall_after_days; once per "
+        "stall: not again until the milestone changes",
+        ("milestone", "key", "name", "phase", "mark", "owner", "due_on", "last_changed_at", "stalled_on", "reasons",
+         "project", "project_name", "account", "account_external_id", "account_name"),
+    ),  # fmt: skip
     EventSpec("cta.opened", "CTA opened", "cta", "a CTA opens", live=False),
     EventSpec("cta.closed", "CTA closed", "cta", "a CTA closes", live=False),
     EventSpec(

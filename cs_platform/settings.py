@@ -397,6 +397,9 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-playbooks": {"task": "playbooks.tasks.evaluate_all_playbooks", "schedule": 15 * 60},
     # Hourly: each organization's opted-in members get their daily digest once it is DIGEST_HOUR there.
     "send-digests": {"task": "playbooks.tasks.send_all_digests", "schedule": 60 * 60},
+    # Stalled onboarding milestones (docs/events.md, value/stalls.py): hourly so each organization's day turns
+    # over near its own midnight; idempotent (a stall is raised once, until the milestone changes).
+    "detect-onboarding-stalls": {"task": "value.tasks.detect_all_stalls", "schedule": 60 * 60},
     # Survey sends (docs/surveys.md): due recurring runs and drip emails; idempotent.
     "run-survey-sends": {"task": "feedback.tasks.run_all_survey_sends", "schedule": 5 * 60},
 }

@@ -32,6 +32,7 @@ API_ROOT_EXTRAS = {
     "metrics/renewal-rate": "metrics-renewal-rate",
     "metrics/renewal-forecast": "metrics-renewal-forecast",
     "metrics/renewal-forecast/accuracy": "metrics-renewal-forecast-accuracy",
+    "metrics/time-to-value": "metrics-time-to-value",
 }
 
 

@@ -141,6 +141,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     colour trend, the biggest 7-day drops and CSM capacity. Every member may read it (CSMs compare their
     book with the team's). A fixed number of queries whatever the number of accounts: one scan of the
     accounts feeds the tiles, segments, owners, today's trend point and capacity (``health.portfolio``)."""
+    from accounts.composition import page_context, page_panels
     from accounts.services import capacity_by_csm
 
     from .charts import band_labels, split_bar, trend_area
@@ -201,6 +202,9 @@ def portfolio(request: HttpRequest) -> HttpResponse:
         "trend_days": (trend[-1]["date"] - trend[0]["date"]).days + 1 if trend else 0,
         "movers": biggest_movers(org),
         "capacity": capacity,
+        # What other apps add (accounts.composition: value's onboarding section), after the health figures.
+        "page_panels": page_panels("portfolio"),
+        **page_context("portfolio", request),
     }
     return render(request, "health/portfolio.html", context)
 

@@ -555,6 +555,12 @@ def _occurrence(playbook: Playbook, params: dict[str, Any], event: Any) -> str |
         return f"event:{event.pk}" if str(payload.get("segment")) == str(params["segment"]) else None
     if kind == TriggerKind.ACCOUNT_CREATED:
         return "created"
+    if kind == TriggerKind.ONBOARDING_STALLED:
+        # One stall, one occurrence: stalled_on is set once per stall (value.stalls), so a redelivered event
+        # gives the same key, and the same milestone stalling again after a change gives a new one.
+        reasons = set(payload.get("reasons") or [])
+        milestone, stalled_on = payload.get("milestone", event.subject_id), payload.get("stalled_on")
+        return f"milestone:{milestone}:{stalled_on}" if reasons & set(params["reasons"]) and stalled_on else None
     return None
 
 

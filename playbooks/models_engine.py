@@ -37,6 +37,7 @@ class TriggerKind(models.TextChoices):
     SEGMENT_ENTERED = "segment_entered", "Entered a segment"
     SEGMENT_LEFT = "segment_left", "Left a segment"
     ACCOUNT_CREATED = "account_created", "Account created"
+    ONBOARDING_STALLED = "onboarding_stalled", "Onboarding milestone stalled"
     SCHEDULE = "schedule", "Schedule (every month/quarter/year)"
 
 

@@ -40,6 +40,7 @@ PARAM_LABELS = {
     "stages": "Only these stages",
     "segment": "Segment",
     "every": "Every",
+    "reasons": "Stalled because",
 }
 
 

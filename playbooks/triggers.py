@@ -43,6 +43,8 @@ from .models_engine import TriggerKind
 
 __all__ = ["TRIGGERS", "TriggerSpec", "nps_category", "period_key", "validate_trigger"]
 
+#: Why a milestone stalled (``value.stalls``): past its due date, or unchanged for the project's stall window.
+STALL_REASONS = ("late", "unchanged")
 #: Look-back of the P1 ticket trigger: a playbook activated today does not fire for last year's tickets.
 P1_LOOKBACK_DAYS = 7
 #: Usage windows: the last 30 days (today included) against the 30 before.
@@ -388,6 +390,13 @@ TRIGGERS: dict[str, TriggerSpec] = {
             occurrence="event:<event id>",
         ),
         TriggerSpec(TriggerKind.ACCOUNT_CREATED, {}, events=("account.created",), occurrence="created"),
+        TriggerSpec(
+            TriggerKind.ONBOARDING_STALLED,
+            {"reasons": Param("choices", default=["late", "unchanged"], choices=STALL_REASONS)},
+            events=("onboarding.milestone_stalled",),
+            occurrence="milestone:<milestone id>:<stalled_on> — an onboarding milestone late or unchanged for the "
+            "project's stall_after_days (one of the reasons given): once per stall, again only after it changed",
+        ),
         TriggerSpec(
             TriggerKind.SCHEDULE,
             {"every": Param("choice", default="quarter", choices=("month", "quarter", "year"))},

@@ -160,6 +160,8 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("all accounts", f"{o}/?scope=all"),
         Screen("account 360 (red)", f"{o}/accounts/{seeded.red_account}/"),
         Screen("portfolio", f"{o}/portfolio/"),
+        Screen("time to value", f"{o}/reports/time-to-value/"),
+        Screen("time to value (accounts at risk)", f"{o}/reports/time-to-value/?show=at_risk"),
         Screen("renewals", f"{o}/renewals/"),
         Screen("renewal (open)", f"{o}/renewals/{seeded.open_renewal}/"),
         Screen("renewal (closed)", f"{o}/renewals/{seeded.closed_renewal}/"),

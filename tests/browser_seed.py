@@ -242,4 +242,16 @@ def seed(slug: str = "acme") -> Seeded:
     )
     out.segment = segment.pk
     segment_drafts.create_draft(segment, {"rules": {"conditions": []}}, user=None, note="Everyone")
+    # Onboarding (issue 15): projects on time, late, running and stalled, for the time-to-value report.
+    from accounts.models import SegmentMembership
+    from tests.ttv_helpers import make_project
+
+    day = today - dt.timedelta(days=120)
+    make_project(accounts[0], kickoff=day, target=day + dt.timedelta(days=60), go_live=day + dt.timedelta(days=50),
+                 first_value=day + dt.timedelta(days=80))  # fmt: skip
+    make_project(accounts[1], kickoff=day, target=day + dt.timedelta(days=40), go_live=day + dt.timedelta(days=70))
+    make_project(accounts[2], kickoff=today - dt.timedelta(days=30), target=today + dt.timedelta(days=30),
+                 milestones=[{"key": "import", "name": "Data import", "due_on": today - dt.timedelta(days=3),
+                              "stalled_on": today - dt.timedelta(days=2)}])  # fmt: skip
+    SegmentMembership.all_orgs.create(organization=org, segment=segment, account=accounts[0], entered_at=now)
     return out

@@ -173,8 +173,9 @@ class TestPortfolio:
 # Session, user, membership, org switcher; segments, the one scan of the accounts (overall, segments,
 # owners, today's trend point, capacity), owners' names; movers (ids, rows); capacity targets. The
 # trend's past days are cached (one more query on a cold cache).
-# The notification bell's unread count.
-PORTFOLIO_QUERIES = 11
+# The notification bell's unread count. The onboarding section (value's page panel): the onboarding projects,
+# their first-value milestones and their open milestones' stalls and lateness (value.analytics.portfolio_summary).
+PORTFOLIO_QUERIES = 14
 
 
 class TestAccountHealthPanel:

@@ -1,4 +1,12 @@
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _portfolio_onboarding(request: Any) -> dict[str, Any]:
+    from .ttv_views import portfolio_section  # views import forms and models: not while apps load
+
+    return portfolio_section(request)
 
 
 class ValueConfig(AppConfig):
@@ -6,3 +14,19 @@ class ValueConfig(AppConfig):
 
     name = "value"
     verbose_name = "Value story"
+
+    def ready(self) -> None:
+        # The stall detection's beat tasks are registered in every process (the import). The demo
+        # (accounts.demo): handoffs and onboarding projects for the newer accounts, after every other app's
+        # rows (order 60).
+        from accounts.demo import register_demo_module
+
+        from . import tasks  # noqa: F401
+
+        register_demo_module("value", "value.demo", order=60)
+
+        # Portfolio's onboarding section (time to value, share at risk), after health's own panels.
+        from accounts.composition import PagePanel, register_page_context, register_page_panel
+
+        register_page_context("portfolio", "value-onboarding", _portfolio_onboarding)
+        register_page_panel("portfolio", PagePanel(key="onboarding", order=10, template="value/_portfolio_ttv.html"))

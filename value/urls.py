@@ -1,4 +1,10 @@
 """The value story's pages, under ``/o/<slug>/`` (mounted by ``cs_platform.urls``): each path starts with
 its own prefix (``onboarding/``, ``reports/``, ``accounts/<id>/handoff/``, ``accounts/<id>/reviews/``)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import ttv_views
+
+urlpatterns: list = [
+    path("reports/time-to-value/", ttv_views.time_to_value_report, name="time-to-value"),
+]

@@ -1,7 +1,10 @@
 """The value story's API under ``/api/v1/`` (mounted by ``cs_platform.urls``): resources on the router,
 figures under ``metrics/``."""
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
+
+from .ttv import TimeToValueView
 
 router = DefaultRouter(trailing_slash=True)
 # The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
@@ -9,4 +12,5 @@ router.include_root_view = False
 
 urlpatterns = [
     *router.urls,
+    path("metrics/time-to-value/", TimeToValueView.as_view(), name="metrics-time-to-value"),
 ]
