@@ -32,6 +32,8 @@ API_ROOT_EXTRAS = {
     "metrics/renewal-rate": "metrics-renewal-rate",
     "metrics/renewal-forecast": "metrics-renewal-forecast",
     "metrics/renewal-forecast/accuracy": "metrics-renewal-forecast-accuracy",
+    "metrics/lifetime-value": "metrics-lifetime-value",
+    "metrics/product-retention": "metrics-product-retention",
 }
 
 
