@@ -1,4 +1,10 @@
 """The value story's pages, under ``/o/<slug>/`` (mounted by ``cs_platform.urls``): each path starts with
 its own prefix (``onboarding/``, ``reports/``, ``accounts/<id>/handoff/``, ``accounts/<id>/reviews/``)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import ltv_views
+
+urlpatterns: list = [
+    path("reports/lifetime-value/", ltv_views.lifetime_value_page, name="report-lifetime-value"),
+]
