@@ -161,6 +161,7 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("account 360 (red)", f"{o}/accounts/{seeded.red_account}/"),
         Screen("portfolio", f"{o}/portfolio/"),
         Screen("renewals", f"{o}/renewals/"),
+        Screen("lifetime value", f"{o}/reports/lifetime-value/"),
         Screen("renewal (open)", f"{o}/renewals/{seeded.open_renewal}/"),
         Screen("renewal (closed)", f"{o}/renewals/{seeded.closed_renewal}/"),
         Screen("work queue", f"{o}/work/"),

@@ -89,7 +89,8 @@ def retention_bars(
             out.append(
                 f'<rect x="{label_w}" y="{_f(by)}" width="{_f(w)}" height="{bar_h}" fill="{fill}" '
                 f'data-series="{key}" data-value="{_t(value)}"><title>{_t(tip)}</title></rect>'
-                f'<text x="{_f(label_w + w + 4)}" y="{_f(by + bar_h - 2)}" fill="#344054">{key.upper()} {_pct(value)}</text>'
+                f'<text x="{_f(label_w + w + 4)}" y="{_f(by + bar_h - 2)}" fill="#344054">'
+                f"{key.upper()} {_pct(value)}</text>"
             )
             end = max(end, label_w + w + 70)
         if masked:
