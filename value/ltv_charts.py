@@ -42,7 +42,7 @@ def retention_bars(
     """``rows`` = ``(label, grr, nrr, masked)``: one line each, a GRR bar and an NRR bar under it. A masked
     product (its NRR below 100 % while the accounts' is not) gets a "▼ masked" note after its bars."""
     uid = next(_ids)
-    label_w, right, width = 170, 130, 640
+    label_w, right, width = 190, 120, 680
     bar_h, row_gap = 12, 14
     row_h = bar_h * 2 + 2 + row_gap
     top = 34

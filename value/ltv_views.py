@@ -89,7 +89,7 @@ def _wallet(org: Any, as_of: dt.date) -> dict[str, Any]:
     periods = data["periods"]
     last = periods[-1]
     rows = [("All accounts (wallet)", last["account"]["grr"], last["account"]["nrr"], False)]
-    rows += [(f"{p['name']} ({p['sku']})", p["grr"], p["nrr"], p["masked"]) for p in last["products"]]
+    rows += [(_short(p["name"]), p["grr"], p["nrr"], p["masked"]) for p in last["products"]]
     chart = retention_bars(
         rows,
         title=f"Product vs account wallet retention, {last['start']:%b %d, %Y} to {last['end']:%b %d, %Y}",
@@ -99,7 +99,20 @@ def _wallet(org: Any, as_of: dt.date) -> dict[str, Any]:
         ),
     )
     masked = sorted({p["name"] for period in periods for p in period["products"] if p["masked"]})
-    return {"periods": periods, "last": last, "chart": chart, "masked": masked}
+    # The table: one line per wallet (the accounts', then each product ever held), a GRR and NRR pair per period.
+    skus: dict[str, str] = {}
+    for period in periods:
+        skus.update({p["sku"]: p["name"] for p in period["products"]})
+    table = [{"label": "All accounts", "sku": "", "cells": [period["account"] for period in periods]}]
+    for sku, name in sorted(skus.items()):  # by SKU, as the chart (retention's groups) lists them
+        cells = [next((p for p in period["products"] if p["sku"] == sku), None) for period in periods]
+        table.append({"label": name, "sku": sku, "cells": cells})
+    return {"periods": periods, "last": last, "chart": chart, "masked": masked, "table": table}
+
+
+def _short(name: str, limit: int = 26) -> str:
+    """A chart label that fits its column (the table beside the chart has the full name)."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 @org_page()
