@@ -13,6 +13,7 @@ from accounts.models import Segment
 from value.models import AcquisitionCost
 
 from .factories import AccountFactory
+from .renewal_factories import contract_with_lines
 from .test_value_ltv import AS_OF, build_book
 
 pytestmark = pytest.mark.django_db
@@ -95,6 +96,8 @@ def test_lifetime_value_validates_its_parameters(api, org, other_org):
         ({"gross_margin": "1.5"}, "gross_margin"),
         ({"segment": "x"}, "segment"),
         ({"segment": theirs.pk}, "segment"),  # another organization's segment is unknown here
+        ({"segment": 2**63}, "segment"),  # beyond any id: refused before it reaches the database
+        ({"as_of": "0001-01-01"}, "as_of"),  # a year earlier is no date
     ]:
         response = client.get(LTV, params)
         assert response.status_code == 400, params
@@ -130,7 +133,7 @@ def test_product_retention(api, org, role):
 def test_product_retention_validates_its_parameters(api, org):
     client = api(org, "viewer")
     for params, field in [({"period": "week"}, "period"), ({"periods": 0}, "periods"), ({"periods": 13}, "periods"),
-                          ({"end": "soon"}, "end")]:  # fmt: skip
+                          ({"end": "soon"}, "end"), ({"end": "0001-06-30"}, "end")]:  # fmt: skip
         response = client.get(PRODUCTS, params)
         assert response.status_code == 400 and field in response.json()["errors"], params
     assert client.get(PRODUCTS).status_code == 200  # defaults: four quarters to today
@@ -150,3 +153,25 @@ def test_the_api_root_lists_the_new_metrics(api, org):
 def test_as_of_defaults_to_today(api, org, time_machine):
     time_machine.move_to(dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC))
     assert api(org, "viewer").get(LTV).json()["as_of"] == "2026-07-01"
+
+
+def test_lifetime_value_queries_do_not_grow_with_the_book(api, org):
+    """A fixed number of queries (plus one per segment for membership) whatever the number of accounts."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = api(org, "viewer")
+    params = {"as_of": AS_OF.isoformat(), "group_by": "account"}
+
+    def count() -> int:
+        client.get(LTV, params)  # warm-up: the key's last use is written once
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(LTV, params).status_code == 200
+        return len(ctx.captured_queries)
+
+    build_book(org)
+    small = count()
+    for i in range(20):
+        contract_with_lines(org, account=AccountFactory(organization=org, industry="software", external_id=f"X{i}"),
+                            start=dt.date(2025, 1, 1), end=dt.date(2026, 12, 31))  # fmt: skip
+    assert count() == small

@@ -88,6 +88,8 @@ def test_another_organization_is_a_404(signed_in, org, other_org):
     client = signed_in(org, "admin")
     assert client.get(url(org), {"segment": theirs["Enterprise"].pk}).status_code == 404
     assert client.get(url(other_org)).status_code == 404  # not a member there
+    assert client.get(url(org), {"segment": str(2**64)}).status_code == 404
+    assert client.get(url(org), {"as_of": "0001-01-01"}).status_code == 200  # out of range: today
 
 
 def test_an_empty_organization_renders(signed_in, org):

@@ -49,6 +49,8 @@ from .models import AcquisitionCost
 
 __all__ = [
     "DEFAULT_GROSS_MARGIN",
+    "FIRST_DAY",
+    "LAST_DAY",
     "MAX_LIFETIME_YEARS",
     "MIN_COHORT",
     "PERIOD_CHOICES",
@@ -65,6 +67,8 @@ MIN_COHORT = 5
 #: Organizations set no gross margin (there is no organization setting for it): LTV is revenue LTV.
 DEFAULT_GROSS_MARGIN = Decimal("1")
 PERIOD_CHOICES = ("month", "quarter", "year")
+#: Days the figures can be asked for: a year (or twelve periods) of history before them stays a valid date.
+FIRST_DAY, LAST_DAY = date(1901, 1, 1), date(9998, 12, 31)
 DAYS_PER_YEAR = 365
 CENT = Decimal("0.01")
 RATIO = Decimal("0.0001")

@@ -20,11 +20,20 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts.filtersets import MAX_ID
 from accounts.models import Segment
 from cs_platform.exports import csv_response
 from cs_platform.pages import org_page
 
-from .analytics_ltv import MAX_LIFETIME_YEARS, MIN_COHORT, lifetime_value, product_retention, trailing_start
+from .analytics_ltv import (
+    FIRST_DAY,
+    LAST_DAY,
+    MAX_LIFETIME_YEARS,
+    MIN_COHORT,
+    lifetime_value,
+    product_retention,
+    trailing_start,
+)
 from .ltv_charts import retention_bars
 
 __all__ = ["lifetime_value_page"]
@@ -50,18 +59,22 @@ ACCOUNT_COLUMNS = [
 
 
 def _as_of(value: str | None) -> dt.date:
+    """The asked day, or today when it is missing, not a date, or out of the API's range (a year of history
+    before it must still be a date)."""
     if value:
         try:
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
         except ValueError:
-            pass
+            day = None
+        if day is not None and FIRST_DAY <= day <= LAST_DAY:
+            return day
     return timezone.localdate()
 
 
 def _segment(org: Any, value: str | None) -> Segment | None:
     if not value:
         return None
-    if not value.isdigit():
+    if not value.isdigit() or int(value) > MAX_ID:
         raise Http404("No such segment")
     segment = Segment.objects.for_org(org).filter(pk=int(value)).first()
     if segment is None:

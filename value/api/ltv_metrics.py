@@ -6,6 +6,7 @@ and payback"."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -15,11 +16,12 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.filtersets import MAX_ID
 from accounts.models import Segment
 from renewals.api.metrics import MetricsView
 from renewals.api.metrics_serializers import Money, Ratio
 
-from ..analytics_ltv import MAX_LIFETIME_YEARS, PERIOD_CHOICES, lifetime_value, product_retention
+from ..analytics_ltv import FIRST_DAY, LAST_DAY, MAX_LIFETIME_YEARS, PERIOD_CHOICES, lifetime_value, product_retention
 
 __all__ = ["LifetimeValueView", "ProductRetentionView"]
 
@@ -37,10 +39,17 @@ def Years(**kwargs: Any) -> serializers.DecimalField:  # noqa: N802
 # --- Query parameters ---------------------------------------------------------------------------------------
 
 
+def _in_range(value: date) -> None:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise serializers.ValidationError(f"Use a date between {FIRST_DAY} and {LAST_DAY}.")
+
+
 class LifetimeValueQuerySerializer(serializers.Serializer):
     group_by = serializers.ChoiceField(choices=GROUP_BY, default="segment", help_text="Rows per segment or account")
-    segment = serializers.IntegerField(required=False, min_value=1, help_text="Only this segment's accounts (its id)")
-    as_of = serializers.DateField(required=False, help_text="The day the figures are as of (default: today)")
+    segment = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                       help_text="Only this segment's accounts (its id)")  # fmt: skip
+    as_of = serializers.DateField(required=False, validators=[_in_range],
+                                  help_text="The day the figures are as of (default: today)")  # fmt: skip
     gross_margin = serializers.DecimalField(
         max_digits=5, decimal_places=4, required=False, min_value=Decimal("0.0001"), max_value=Decimal(1),
         help_text="Gross margin applied to LTV, a fraction in (0, 1] (default 1: revenue LTV)",
@@ -48,7 +57,8 @@ class LifetimeValueQuerySerializer(serializers.Serializer):
 
 
 class ProductRetentionQuerySerializer(serializers.Serializer):
-    end = serializers.DateField(required=False, help_text="Last day of the last period (default: today)")
+    end = serializers.DateField(required=False, validators=[_in_range],
+                                help_text="Last day of the last period (default: today)")  # fmt: skip
     period = serializers.ChoiceField(choices=PERIOD_CHOICES, default="quarter", help_text="Length of each period")
     periods = serializers.IntegerField(min_value=1, max_value=12, default=4, help_text="How many periods, 1–12")
 
