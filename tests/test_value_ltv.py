@@ -263,3 +263,22 @@ def test_product_retention_shows_a_product_lost_inside_a_growing_account(org):
     quarters = product_retention(org, end=AS_OF, periods=4, period="quarter")["periods"]
     assert [q["end"] for q in quarters] == [dt.date(2025, 9, 30), dt.date(2025, 12, 30), dt.date(2026, 3, 30), AS_OF]
     assert all(a["end"] == b["start"] for a, b in zip(quarters, quarters[1:], strict=False))
+
+
+def test_a_book_too_young_to_observe_churn_has_no_ltv(org):
+    """Every account started after as_of − 1 year: no cohort, so no lifetime and no LTV (never a made-up
+    one); the CAC and payback still show. One account at 12,000 ARR since 2026-01-01, cost 6,000:
+    payback 6,000 × 12 / 12,000 = 6.0 months; 181 days earned 12,000 × 181 / 365 = 5,950.68 ≥ 6,000? No."""
+    Segment.all_orgs.filter(organization=org).delete()
+    acc = AccountFactory(organization=org)
+    contract_with_lines(org, account=acc, start=dt.date(2026, 1, 1), end=dt.date(2026, 12, 31),
+                        lines=[(None, "1", "12000", "0")])  # fmt: skip
+    AcquisitionCost.all_orgs.create(organization=org, account=acc, acquisition_cost=D("6000"))
+    result = lifetime_value(org, AS_OF)
+    (row,) = result.account_rows()
+    assert row["expected_lifetime_years"] is None and row["ltv"] is None and row["ltv_to_cac"] is None
+    assert row["lifetime_revenue"] == D("5950.68") and row["payback_months"] == D("6.0")
+    assert row["cac_recovered"] is False and row["months_to_recover"] == D("0.0")  # 49.32 × 12 / 12,000 = 0.05
+    total = result.total()
+    assert total["ltv"] is None and total["ltv_net_of_cac"] is None and total["ltv_to_cac"] is None
+    assert total["cac"] == D("6000.00") and total["payback_months"] == D("6.0")

@@ -296,7 +296,8 @@ def _group_row(frame: pd.DataFrame, segment_id: int | None, name: str | None, li
     cac = int(costed["cac"].sum()) if len(costed) else None
     ltv_known = frame.loc[frame["ltv"].notna()]
     ltv = int(ltv_known["ltv"].sum()) if len(ltv_known) else None
-    costed_ltv = int(costed["ltv"].dropna().sum()) if len(costed) else None
+    # Over the accounts with a CAC; unknown when any of them has no LTV (no churn could be observed at all).
+    costed_ltv = int(costed["ltv"].sum()) if len(costed) and not costed["ltv"].isna().any() else None
     costed_arr = int(costed["arr"].sum()) if len(costed) else 0
     recovered = int((costed["lifetime_revenue"] >= costed["cac"]).sum()) if len(costed) else 0
     count = len(frame)
@@ -317,7 +318,7 @@ def _group_row(frame: pd.DataFrame, segment_id: int | None, name: str | None, li
         "cac": _money(cac) if cac is not None else None,
         "cac_per_account": _money(_div_half_up(np.int64(cac), len(costed))) if cac is not None else None,
         "ltv_net_of_cac": _money(costed_ltv - cac) if cac is not None and costed_ltv is not None else None,
-        "ltv_to_cac": _ratio(costed_ltv, cac) if cac is not None else None,
+        "ltv_to_cac": _ratio(costed_ltv, cac) if cac is not None and costed_ltv is not None else None,
         "payback_months": _ratio(cac * 12, costed_arr, MONTHS) if cac is not None else None,
     }
 
