@@ -167,9 +167,10 @@ def _lifetime_revenue(contracts: pd.DataFrame, as_of: date) -> pd.Series:
     """Cents of revenue earned to date per account: each contract's ARR × elapsed days / 365, half-up."""
     if contracts.empty:
         return pd.Series(dtype="int64")
-    until = contracts["end"].map(lambda end: min(end, as_of))
-    days = np.array([(u - s).days + 1 for u, s in zip(until, contracts["start"], strict=True)], dtype=np.int64)
-    days = np.maximum(days, 0)
+    # Day arithmetic on datetime64[D] arrays: vectorised, no Python loop over the contracts.
+    start = contracts["start"].to_numpy().astype("datetime64[D]")
+    until = np.minimum(contracts["end"].to_numpy().astype("datetime64[D]"), np.datetime64(as_of, "D"))
+    days = np.maximum((until - start).astype(np.int64) + 1, 0)
     earned = _div_half_up(contracts["arr"].to_numpy(dtype=np.int64) * days, DAYS_PER_YEAR)
     return pd.Series(earned, index=contracts["account"].to_numpy()).groupby(level=0).sum()
 
@@ -344,7 +345,15 @@ def lifetime_value(org: Organization | int, as_of: date, *, gross_margin: Decima
     live = pd.Index(arr.index.astype("int64"), name="account")
     contracts = _contract_frame(org, as_of)
     revenue = _lifetime_revenue(contracts, as_of).reindex(live, fill_value=0)
-    first_start = contracts.groupby("account")["start"].min() if len(contracts) else pd.Series(dtype="object")
+    # The first contract's start per account: sort once (datetime64), keep each account's first row.
+    first_start = (
+        contracts.assign(day=contracts["start"].to_numpy().astype("datetime64[D]"))
+        .sort_values("day", kind="stable")
+        .drop_duplicates("account")
+        .set_index("account")["start"]
+        if len(contracts)
+        else pd.Series(dtype="object")
+    )
     info = pd.DataFrame(
         list(
             Account.objects.for_org(_org_id(org))
