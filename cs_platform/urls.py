@@ -33,6 +33,8 @@ API_ROOT_EXTRAS = {
     "metrics/renewal-forecast": "metrics-renewal-forecast",
     "metrics/renewal-forecast/accuracy": "metrics-renewal-forecast-accuracy",
     "metrics/time-to-value": "metrics-time-to-value",
+    "metrics/lifetime-value": "metrics-lifetime-value",
+    "metrics/product-retention": "metrics-product-retention",
 }
 
 

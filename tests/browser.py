@@ -163,6 +163,7 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("time to value", f"{o}/reports/time-to-value/"),
         Screen("time to value (accounts at risk)", f"{o}/reports/time-to-value/?show=at_risk"),
         Screen("renewals", f"{o}/renewals/"),
+        Screen("lifetime value", f"{o}/reports/lifetime-value/"),
         Screen("renewal (open)", f"{o}/renewals/{seeded.open_renewal}/"),
         Screen("renewal (closed)", f"{o}/renewals/{seeded.closed_renewal}/"),
         Screen("work queue", f"{o}/work/"),

@@ -172,6 +172,13 @@ def audit_entry(org: Any) -> Any:
     return record_audit(org.pk, "scorecard.published", subject_type="scorecard", subject_id=1, note="test")
 
 
+def acquisition_cost(org: Any) -> Any:
+    from value.models import AcquisitionCost
+
+    return AcquisitionCost.all_orgs.create(organization=org, account=AccountFactory(organization=org),
+                                           acquisition_cost="5000.00")  # fmt: skip
+
+
 def import_run(org: Any) -> Any:
     return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
@@ -264,6 +271,9 @@ CASES = [
                   "name": "Check-in", "subject": "Hi {{ account.name }}", "body": "Hello {{ contact.first_name }}"},
                   patch={"subject": "changed"}),
     IsolationCase("audit-log", make=audit_entry, payload=lambda o: {"note": "mine"}, read_only=True),
+    IsolationCase("acquisition-costs", make=acquisition_cost,
+                  payload=lambda o: {"account": account(o), "acquisition_cost": "1200.00", "onboarding_cost": "300.00"},
+                  foreign={"account": account}, patch={"notes": "changed"}),
 ]  # fmt: skip
 # Routes nested under one scorecard (``scorecards/{scorecard_id}/backtests/``, ``…/suggestion/``) cannot be
 # addressed by the flat suite above; their isolation cases are in tests/test_api_backtests.py

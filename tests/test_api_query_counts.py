@@ -207,6 +207,17 @@ def build_survey_sends(org: Any, n: int, owner: Any) -> None:
                                          status="sent", scheduled_for="2026-11-01T09:00Z")  # fmt: skip
 
 
+def build_acquisition_costs(org: Any, n: int, owner: Any) -> None:
+    from value.models import AcquisitionCost
+
+    segment = Segment.all_orgs.create(organization=org, name=f"Costed {n}")
+    AcquisitionCost.all_orgs.create(organization=org, segment=segment, acquisition_cost=1)
+    AcquisitionCost.all_orgs.bulk_create(
+        AcquisitionCost(organization=org, account=AccountFactory(organization=org, owner=owner), acquisition_cost=i)
+        for i in range(n)
+    )
+
+
 def build_survey_responses(org: Any, n: int, owner: Any) -> None:
     from feedback.models import SurveyResponse
 
@@ -268,6 +279,8 @@ SCENARIOS = {
     "survey-sends:list": ("/api/v1/survey-sends/", {"ordering": "-created_at"}, build_survey_sends),
     "survey-responses:list": ("/api/v1/survey-responses/", {"kind": "nps", "ordering": "-responded_at"},
                               build_survey_responses),
+    "acquisition-costs:list": ("/api/v1/acquisition-costs/", {"owner": "account", "ordering": "-acquisition_cost"},
+                               build_acquisition_costs),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list", "invitations:list", "audit-log:list"}

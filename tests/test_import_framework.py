@@ -47,6 +47,7 @@ CONTRACT = {  # spec §8: names, columns and their order are public
     "survey_responses": [
         "external_id", "account_external_id", "contact_external_id", "kind", "score", "responded_at", "comment",
     ],
+    "acquisition_costs": ["account_external_id", "segment", "acquisition_cost", "onboarding_cost", "notes"],
 }  # fmt: skip
 
 
@@ -62,6 +63,7 @@ def test_the_apps_register_every_kind_of_the_contract_in_load_order():
         "tickets": "health.import_kinds",
         "invoices": "health.import_kinds",
         "survey_responses": "feedback.import_kinds",
+        "acquisition_costs": "value.import_kinds",
     }
     with pytest.raises(UnsupportedKind, match="unknown kind 'surveys'; importable: accounts, contacts"):
         check_kind("surveys")

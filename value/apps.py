@@ -30,3 +30,6 @@ class ValueConfig(AppConfig):
 
         register_page_context("portfolio", "value-onboarding", _portfolio_onboarding)
         register_page_panel("portfolio", PagePanel(key="onboarding", order=10, template="value/_portfolio_ttv.html"))
+        # Acquisition costs per segment and a few per account, after every module that makes accounts and
+        # contracts (renewals 10 … health 50): they are sized on the accounts' ARR.
+        register_demo_module("value-economics", "value.demo_economics", order=60)

@@ -3,8 +3,9 @@ its own prefix (``onboarding/``, ``reports/``, ``accounts/<id>/handoff/``, ``acc
 
 from django.urls import path
 
-from . import ttv_views
+from . import ltv_views, ttv_views
 
 urlpatterns: list = [
     path("reports/time-to-value/", ttv_views.time_to_value_report, name="time-to-value"),
+    path("reports/lifetime-value/", ltv_views.lifetime_value_page, name="report-lifetime-value"),
 ]

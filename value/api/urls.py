@@ -5,12 +5,16 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from .ttv import TimeToValueView
+from . import economics, ltv_metrics
 
 router = DefaultRouter(trailing_slash=True)
 # The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
 router.include_root_view = False
+router.register("acquisition-costs", economics.AcquisitionCostViewSet, basename="acquisition-cost")
 
 urlpatterns = [
     *router.urls,
     path("metrics/time-to-value/", TimeToValueView.as_view(), name="metrics-time-to-value"),
+    path("metrics/lifetime-value/", ltv_metrics.LifetimeValueView.as_view(), name="metrics-lifetime-value"),
+    path("metrics/product-retention/", ltv_metrics.ProductRetentionView.as_view(), name="metrics-product-retention"),
 ]

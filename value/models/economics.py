@@ -51,6 +51,11 @@ class AcquisitionCost(OrgScopedModel):
             ),
         ]
 
+    @property
+    def total_cost(self) -> Decimal:
+        """The CAC the LTV figures use: acquisition + onboarding."""
+        return (self.acquisition_cost or Decimal(0)) + (self.onboarding_cost or Decimal(0))
+
     def __str__(self) -> str:
         owner = f"account {self.account_id}" if self.account_id else f"segment {self.segment_id}"
         return f"Acquisition cost of {owner}"
