@@ -4,8 +4,8 @@ figures under ``metrics/``."""
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from .ttv import TimeToValueView
 from . import economics, ltv_metrics
+from .ttv import TimeToValueView
 
 router = DefaultRouter(trailing_slash=True)
 # The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
