@@ -32,6 +32,7 @@ API_ROOT_EXTRAS = {
     "metrics/renewal-rate": "metrics-renewal-rate",
     "metrics/renewal-forecast": "metrics-renewal-forecast",
     "metrics/renewal-forecast/accuracy": "metrics-renewal-forecast-accuracy",
+    "metrics/details": "metrics-details",
 }
 
 

@@ -9,6 +9,7 @@ import importlib
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.apps import apps as django_apps
 
 from accounts.models import Contract, ContractLine, Segment
@@ -389,3 +390,103 @@ def test_periods(org):
                    {"start": D("2000-01-01"), "end": END}):  # fmt: skip
         with pytest.raises(ValueError):
             resolve_period(org, today=today, **kwargs)
+
+
+# --- API ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_books(org, other_org):
+    """Acme: a 10,000 and a 2,000 customer, the smaller one churned; Globex: one big customer of its own."""
+    p = ProductFactory(organization=org)
+    big, small = AccountFactory(organization=org, name="Big"), AccountFactory(organization=org, name="Small")
+    contract(big, "2025-01-01", "2026-12-31", (p, 1, 10000))
+    contract(small, "2025-01-01", "2025-06-30", (p, 1, 2000))
+    closed(small, "2025-06-30", 2000, 0, reason="poor_adoption")
+    other = AccountFactory(organization=other_org, name="Globex customer")
+    contract(other, "2025-01-01", "2026-12-31", (ProductFactory(organization=other_org), 1, 999999))
+    closed(other, "2025-06-30", 500, 0, reason="price")
+    return big, small, other
+
+
+PERIOD = {"start": "2025-01-01", "end": "2025-12-31"}
+
+
+@pytest.mark.parametrize("role", ["admin", "leader", "csm", "viewer"])
+def test_every_role_reads_the_figures(org, api, two_books, role):
+    client = api(org, role)
+    index = client.get("/api/v1/metrics/details/")
+    assert index.status_code == 200, index.content
+    assert [f["key"] for f in index.json()["figures"]] == list(details.FIGURES)
+    assert index.json()["period"]["preset"] == "last_12_months"
+    for key in details.FIGURES:
+        response = client.get(f"/api/v1/metrics/details/{key}/", PERIOD)
+        assert response.status_code == 200, (key, response.content)
+        assert response.json()["question"] == details.QUESTIONS[key]
+
+
+def test_figure_and_drill_down_stay_in_their_organization(org, other_org, api, two_books, charlie):
+    big, small, other = two_books
+    body = api(org, "viewer").get("/api/v1/metrics/details/revenue-pareto/", PERIOD).json()
+    # Acme alone: 10,000 on 2025-12-31 (Small ended in June); Globex's 999,999 never counts.
+    assert {m["key"]: m["value"] for m in body["headline"]}["arr"] == "10000.00"
+    assert {"key": "top80", "label": "The accounts making 80 % of ARR", "count": 1} in body["drill_keys"]
+    drivers = api(org, "viewer").get("/api/v1/metrics/details/churn-drivers/", PERIOD).json()
+    assert {m["key"]: m["value"] for m in drivers["headline"]}[
+        "adoption"
+    ] == "1.0000"  # Globex's price loss is not ours
+    drill = api(org, "csm").get("/api/v1/metrics/details/churn-drivers/accounts/", {**PERIOD, "drill": "adoption"})
+    assert drill.status_code == 200, drill.content
+    assert [(a["id"], a["name"]) for a in drill.json()["accounts"]] == [(small.pk, "Small")]
+    assert drill.json()["count"] == 1
+    theirs = api(other_org, "admin", charlie).get("/api/v1/metrics/details/churn-drivers/accounts/",
+                                                  {**PERIOD, "drill": "commercial"}).json()  # fmt: skip
+    assert [a["id"] for a in theirs["accounts"]] == [other.pk]
+    # A session naming the other organization is a 404, like any organization it is not a member of.
+    assert api(org, "admin").get("/api/v1/metrics/details/", HTTP_X_ORGANIZATION="globex").status_code == 404
+
+
+def test_drill_down_pages(org, api):
+    p = ProductFactory(organization=org)
+    accounts = [AccountFactory(organization=org) for _ in range(5)]
+    for i, account in enumerate(accounts):
+        contract(account, "2025-01-01", "2025-12-31", (p, 1, 1000 * (i + 1)))
+    page = api(org).get("/api/v1/metrics/details/revenue-pareto/accounts/",
+                        {**PERIOD, "drill": "top80", "limit": 2, "offset": 1}).json()  # fmt: skip
+    # 15,000 in all: 5,000 + 4,000 + 3,000 = 12,000 ≥ 12,000 → the three largest, listed largest first.
+    assert (page["count"], [a["id"] for a in page["accounts"]]) == (3, [accounts[3].pk, accounts[2].pk])
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/api/v1/metrics/details/contract-growth/", {"start": "2025-01-01"}, "end"),
+        ("/api/v1/metrics/details/contract-growth/", {"start": "2025-02-01", "end": "2025-01-01"}, "end"),
+        ("/api/v1/metrics/details/contract-growth/", {"start": "not a date", "end": "2025-01-01"}, "start"),
+        ("/api/v1/metrics/details/contract-growth/", {"period": "forever"}, "period"),
+        ("/api/v1/metrics/details/contract-growth/", {"start": "2000-01-01", "end": "2025-01-01"}, "end"),
+        ("/api/v1/metrics/details/contract-growth/accounts/", {}, "drill"),
+        ("/api/v1/metrics/details/contract-growth/accounts/", {"drill": "nope"}, "drill"),
+        ("/api/v1/metrics/details/contract-growth/accounts/", {"drill": "increased", "limit": 0}, "limit"),
+        ("/api/v1/metrics/details/", {"end": "2025-01-01"}, "start"),
+    ],
+)
+def test_bad_queries_are_400_naming_the_field(org, api, path, params, field):
+    response = api(org, "viewer").get(path, params)
+    assert response.status_code == 400, response.content
+    assert field in response.json()["errors"]
+
+
+def test_unknown_figure_is_a_json_404_and_anonymous_is_401(org, api, client):
+    response = api(org).get("/api/v1/metrics/details/ltv/")
+    assert (response.status_code, response["Content-Type"]) == (404, "application/json")
+    assert client.get("/api/v1/metrics/details/").status_code in (401, 403)
+
+
+@time_machine.travel("2026-05-20 12:00:00Z", tick=False)
+def test_default_period_is_the_last_12_months(org, api):
+    body = api(org).get("/api/v1/metrics/details/revenue-pareto/").json()
+    assert (body["period"]["start"], body["period"]["end"], body["period"]["label"]) == (
+        "2025-05-21", "2026-05-20", "Last 12 months")  # fmt: skip
+    quarter = api(org).get("/api/v1/metrics/details/revenue-pareto/", {"period": "last_quarter"}).json()["period"]
+    assert (quarter["start"], quarter["end"]) == ("2026-01-01", "2026-03-31")

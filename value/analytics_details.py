@@ -47,6 +47,7 @@ from renewals.models import ChurnDriver, ChurnReason, Renewal, RenewalLineChange
 
 __all__ = [
     "FIGURES",
+    "QUESTIONS",
     "churn_by_group",
     "churn_drivers",
     "contract_growth",
@@ -70,6 +71,28 @@ SEED_RATIOS = {
 #: Seed 004: "High touch — ARR >= $500K".
 HIGH_TOUCH_ARR_CENTS = 500_000 * 100
 NONE_KEY = "(none)"
+
+
+#: Figure key → its question: seed 004's words ("Know the details", and its churn-reason bullet); the Pareto and
+#: the CSM coverage are the issue's questions, the latter after the seed's "the best way to determine CSM ratios
+#: is not by number of customers but by contract value (ARR)".
+QUESTIONS: dict[str, str] = {
+    "contract-growth": "What percentage of customers increased their contract size?",
+    "churn-by-group": "Which industry had the highest churn rate?",
+    "product-retention": "What are our retention and growth rates by product?",
+    "first-renewal-discount": "By what average amount did we reduce discounts at first renewal?",
+    "long-term-size": (
+        "What is the average contract size versus original contract size of all customers who have been "
+        "customers more than three years?"
+    ),
+    "churn-drivers": (
+        "What percent of churns were driven by poor adoption, what percent were driven by product fit issues or "
+        "product gaps versus customer needs, and what percent were driven by factors that were hard to affect, "
+        "such as merger, acquisition, restructuring, and bankruptcy?"
+    ),
+    "revenue-pareto": "How many accounts make 80 % of our ARR?",
+    "csm-coverage": "Are our CSM ratios set by contract value (ARR)?",
+}
 
 
 # --- Small helpers ----------------------------------------------------------------------------------
@@ -106,7 +129,6 @@ def _ordered(ids: Any, arr: pd.Series | None = None) -> list[int]:
 
 def _result(
     key: str,
-    question: str,
     start: date,
     end: date,
     definition: str,
@@ -120,7 +142,7 @@ def _result(
 ) -> dict[str, Any]:
     return {
         "key": key,
-        "question": question,
+        "question": QUESTIONS[key],
         "start": start,
         "end": end,
         "definition": definition,
@@ -220,7 +242,6 @@ def contract_growth(org: Organization, start: date, end: date) -> dict[str, Any]
     ]
     return _result(
         "contract-growth",
-        "What percentage of customers increased their contract size?",
         start, end,
         "Customers with a renewal closed in the period whose new ARR exceeds their prior ARR, over those "
         "customers; and customers whose ARR at the end exceeds their ARR at the start.",
@@ -320,7 +341,6 @@ def churn_by_group(org: Organization, start: date, end: date) -> dict[str, Any]:
                                      f"{best_arr[0]}", best_arr[1], "ratio", best_arr[2]))  # fmt: skip
     return _result(
         "churn-by-group",
-        "Which industry had the highest churn rate?",
         start, end,
         "Of the customers with ARR at the start, those with none at the end, per industry, segment, region "
         "and touch model: by count (logo) and by their starting ARR.",
@@ -399,7 +419,6 @@ def product_retention(org: Organization, start: date, end: date) -> dict[str, An
     ]
     return _result(
         "product-retention",
-        "What are our retention and growth rates by product?",
         start, end,
         "Per product, from the line bridge of the renewals closed in the period: GRR and NRR over the prior "
         "ARR of the product, and growth including products added at renewal.",
@@ -498,7 +517,6 @@ def first_renewal_discount(org: Organization, start: date, end: date) -> dict[st
     ]
     return _result(
         "first-renewal-discount",
-        "By what average amount did we reduce discounts at first renewal?",
         start, end,
         "The discount on the products kept at each customer's first renewal (closed in the period), "
         "successor minus original, averaged per customer and weighted by original list value.",
@@ -579,8 +597,6 @@ def long_term_size(org: Organization, start: date, end: date) -> dict[str, Any]:
     ]
     return _result(
         "long-term-size",
-        "What is the average contract size versus original contract size of all customers who have been "
-        "customers more than three years?",
         start, end,
         "Customers whose first contract started more than three years before the period's end and who still "
         "have ARR: their ARR at the end against the ARR of their first contract(s).",
@@ -646,8 +662,6 @@ def churn_drivers(org: Organization, start: date, end: date) -> dict[str, Any]:
     ]
     return _result(
         "churn-drivers",
-        "What percent of churns were driven by poor adoption, product fit issues or product gaps, or factors "
-        "that were hard to affect?",
         start, end,
         "Renewals closed in the period as churned or contracted, by the driver of their churn reason: share of "
         "churned customers and share of lost ARR.",
@@ -693,7 +707,6 @@ def revenue_pareto(org: Organization, start: date, end: date) -> dict[str, Any]:
     ]
     return _result(
         "revenue-pareto",
-        "How many accounts make 80 % of our ARR?",
         start, end,
         "Accounts with ARR at the period's end, largest first: the fewest whose ARR reaches 80 % of the total, "
         "and the cumulative share of ARR of the largest accounts.",
@@ -794,7 +807,6 @@ def csm_coverage(org: Organization, start: date, end: date) -> dict[str, Any]:
     ]
     return _result(
         "csm-coverage",
-        "Are our CSM ratios set by contract value (ARR)?",
         start, end,
         "The book at the period's end per touch model and per CSM: accounts and ARR per CSM against the capacity "
         "targets (the seed's 5–15 high-touch and 20–50 low-touch accounts per CSM where none is set).",

@@ -1,7 +1,10 @@
 """The value story's API under ``/api/v1/`` (mounted by ``cs_platform.urls``): resources on the router,
 figures under ``metrics/``."""
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
+
+from . import details
 
 router = DefaultRouter(trailing_slash=True)
 # The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
@@ -9,4 +12,11 @@ router.include_root_view = False
 
 urlpatterns = [
     *router.urls,
+    path("metrics/details/", details.DetailsIndexView.as_view(), name="metrics-details"),
+    path("metrics/details/<slug:figure_key>/", details.DetailsFigureView.as_view(), name="metrics-details-figure"),
+    path(
+        "metrics/details/<slug:figure_key>/accounts/",
+        details.DetailsDrillView.as_view(),
+        name="metrics-details-accounts",
+    ),  # fmt: skip
 ]
