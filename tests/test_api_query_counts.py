@@ -268,6 +268,10 @@ SCENARIOS = {
     "survey-sends:list": ("/api/v1/survey-sends/", {"ordering": "-created_at"}, build_survey_sends),
     "survey-responses:list": ("/api/v1/survey-responses/", {"kind": "nps", "ordering": "-responded_at"},
                               build_survey_responses),
+    # The accounts behind a "know the details" figure: the figure (its own fixed queries) and one page query.
+    "details-accounts:list": ("/api/v1/metrics/details/csm-coverage/accounts/", {"drill": "touch:low"},
+                              lambda o, n, u: ContractLineFactory.create_batch(
+                                  n, contract__account__organization=o, contract__account__owner=u)),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list", "invitations:list", "audit-log:list"}

@@ -47,6 +47,7 @@ from renewals.models import ChurnDriver, ChurnReason, Renewal, RenewalLineChange
 
 __all__ = [
     "FIGURES",
+    "FIGURE_CHOICES",
     "QUESTIONS",
     "churn_by_group",
     "churn_drivers",
@@ -830,6 +831,10 @@ FIGURES: dict[str, tuple[Callable[[Organization, date, date], dict[str, Any]], s
     "revenue-pareto": (revenue_pareto, "Pareto of revenue"),
     "csm-coverage": (csm_coverage, "CSM coverage by ARR"),
 }
+
+
+#: The figures as choices (the API's enum, named ``DetailsFigureEnum`` in the OpenAPI schema).
+FIGURE_CHOICES: list[tuple[str, str]] = [(key, title) for key, (_function, title) in FIGURES.items()]
 
 
 def figure(org: Organization, key: str, start: date, end: date) -> dict[str, Any]:

@@ -46,7 +46,8 @@ def _figure_key(key: str) -> str:
 class DetailsIndexView(OrgAPIView):
     """The index of the "know the details" figures, with the period they default to."""
 
-    @extend_schema(summary="Know the details: the figures", tags=["metrics"], parameters=[s.DetailsQuerySerializer],
+    @extend_schema(operation_id="metrics_details_index", summary="Know the details: the figures",
+                   tags=["metrics"], parameters=[s.DetailsQuerySerializer],
                    responses=s.DetailsIndexSerializer)  # fmt: skip
     def get(self, request: Request) -> Response:
         query = s.DetailsQuerySerializer(data=request.query_params)
@@ -63,7 +64,7 @@ class DetailsIndexView(OrgAPIView):
 class DetailsFigureView(OrgAPIView):
     """One figure over a period: headline, table, and the drill keys with their account counts."""
 
-    @extend_schema(summary="Know the details: one figure", tags=["metrics"],
+    @extend_schema(operation_id="metrics_details_figure", summary="Know the details: one figure", tags=["metrics"],
                    parameters=[FIGURE_PARAMETER, s.DetailsQuerySerializer], responses=s.FigureSerializer)  # fmt: skip
     def get(self, request: Request, figure_key: str) -> Response:
         key = _figure_key(figure_key)
@@ -82,7 +83,8 @@ class DetailsFigureView(OrgAPIView):
 class DetailsDrillView(OrgAPIView):
     """A page of the accounts behind one drill key of a figure (``?drill=``), in the figure's order."""
 
-    @extend_schema(summary="Know the details: the accounts behind a figure", tags=["metrics"],
+    @extend_schema(operation_id="metrics_details_accounts",
+                   summary="Know the details: the accounts behind a figure", tags=["metrics"],
                    parameters=[FIGURE_PARAMETER, s.DrillQuerySerializer], responses=s.DrillSerializer)  # fmt: skip
     def get(self, request: Request, figure_key: str) -> Response:
         key = _figure_key(figure_key)

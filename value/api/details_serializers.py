@@ -9,7 +9,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..analytics_details import FIGURES
+from ..analytics_details import FIGURE_CHOICES
 from ..details import PERIOD_PRESETS
 
 UNITS = ["count", "money", "ratio", "pp", "text"]
@@ -37,7 +37,7 @@ class PeriodSerializer(serializers.Serializer):
 
 
 class FigureLinkSerializer(serializers.Serializer):
-    key = serializers.ChoiceField(choices=list(FIGURES))
+    key = serializers.ChoiceField(choices=FIGURE_CHOICES)
     title = serializers.CharField()
     question = serializers.CharField()
     url = serializers.CharField()
@@ -84,7 +84,7 @@ class DrillKeySerializer(serializers.Serializer):
 
 
 class FigureSerializer(serializers.Serializer):
-    key = serializers.ChoiceField(choices=list(FIGURES))
+    key = serializers.ChoiceField(choices=FIGURE_CHOICES)
     question = serializers.CharField(help_text="The question the figure answers (seed 004's words)")
     definition = serializers.CharField()
     period = PeriodSerializer()
@@ -106,7 +106,7 @@ class DrillAccountSerializer(serializers.Serializer):
 
 
 class DrillSerializer(serializers.Serializer):
-    figure = serializers.ChoiceField(choices=list(FIGURES))
+    figure = serializers.ChoiceField(choices=FIGURE_CHOICES)
     drill = serializers.CharField()
     label = serializers.CharField()
     period = PeriodSerializer()
