@@ -490,3 +490,34 @@ def test_default_period_is_the_last_12_months(org, api):
         "2025-05-21", "2026-05-20", "Last 12 months")  # fmt: skip
     quarter = api(org).get("/api/v1/metrics/details/revenue-pareto/", {"period": "last_quarter"}).json()["period"]
     assert (quarter["start"], quarter["end"]) == ("2026-01-01", "2026-03-31")
+
+
+# --- Page ----------------------------------------------------------------------------------------------
+
+
+@time_machine.travel("2025-12-31 12:00:00Z", tick=False)
+def test_page_shows_every_question_and_drills_to_the_accounts(org, client, make_member, two_books, charlie):
+    big, small, _other = two_books
+    viewer = make_member(org, "viewer").user
+    client.force_login(viewer)
+    page = client.get("/o/acme/reports/details/?period=this_year")
+    assert page.status_code == 200
+    html = page.content.decode()
+    for question in details.QUESTIONS.values():
+        assert question.replace("'", "&#x27;") in html
+    assert "Know the details" in html and 'href="/o/acme/reports/details/"' in html  # the nav link
+    # Churned at renewal: Small only; its drill-down page lists it and links to its Account 360.
+    assert 'href="/o/acme/reports/details/contract-growth/churned/?period=this_year"' in html
+    drill = client.get("/o/acme/reports/details/contract-growth/churned/?period=this_year")
+    assert drill.status_code == 200
+    assert f'href="/o/acme/accounts/{small.pk}/"' in drill.content.decode()
+    assert "Globex customer" not in html + drill.content.decode()
+    assert client.get("/o/acme/reports/details/contract-growth/nope/").status_code == 404
+    assert client.get("/o/acme/reports/details/ltv/churned/").status_code == 404
+    # A bad period says so and falls back to the default.
+    assert (
+        "Showing the last 12 months"
+        in client.get("/o/acme/reports/details/?start=2025-02-01&end=2025-01-01").content.decode()
+    )
+    client.force_login(charlie)  # not a member of acme
+    assert client.get("/o/acme/reports/details/").status_code == 404

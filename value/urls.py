@@ -1,4 +1,11 @@
 """The value story's pages, under ``/o/<slug>/`` (mounted by ``cs_platform.urls``): each path starts with
 its own prefix (``onboarding/``, ``reports/``, ``accounts/<id>/handoff/``, ``accounts/<id>/reviews/``)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import details_views
+
+urlpatterns: list = [
+    path("reports/details/", details_views.details_page, name="details"),
+    path("reports/details/<slug:figure_key>/<path:drill>/", details_views.details_drill, name="details-drill"),
+]
