@@ -13,7 +13,7 @@ import time_machine
 from django.apps import apps as django_apps
 
 from accounts.models import Contract, ContractLine, Segment
-from renewals.analytics import retention
+from renewals.analytics import arr_at, retention
 from renewals.models import ChurnReason, Renewal, RenewalLineChange
 from value import analytics_details as details
 from value.details import resolve_period
@@ -151,6 +151,10 @@ def test_churn_by_group(org, other_org):
     # The same churn as the retention report's (the definition is reused, not rewritten).
     groups = {g["key"]: g for g in retention(org, START, END, group_by="industry")["groups"]}
     assert groups["Software"]["churn"] == values["industry:Software"]["churned_arr"]
+    # The one-query ARR of both days is arr_at's, to the cent.
+    a0, a1 = details._two_days(org, START, END)
+    assert {k: Decimal(int(v)) / 100 for k, v in a0.items()} == dict(arr_at(org, START))
+    assert {k: Decimal(int(v)) / 100 for k, v in a1.items()} == dict(arr_at(org, END))
 
 
 # --- 3. Retention and growth by product ------------------------------------------------------------------
