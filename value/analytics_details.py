@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import BigIntegerField, BooleanField, DecimalField, ExpressionWrapper, F, Q, Sum, Value
 from django.db.models.functions import Cast, Coalesce
 
@@ -135,9 +135,7 @@ def _rows(query: Any) -> list[tuple]:
     organization filter; 50,000 rows skip Django's per-row converters); elsewhere decimals become cents."""
     if connection.vendor == "postgresql":
         sql, params = query.query.sql_with_params()
-        # Enough memory for the GROUP BY to hash in RAM rather than sort on disk (this transaction only).
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL work_mem = '64MB'")
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
     return [tuple(_cents(v) if isinstance(v, Decimal) else v for v in row) for row in query]
