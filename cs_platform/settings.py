@@ -325,6 +325,7 @@ SPECTACULAR_SETTINGS = {
         # Import runs and scorecard backtests share the JobRun statuses.
         "JobStatusEnum": "cs_platform.choices.JobStatus",
         "HealthColorEnum": "health.models.HealthColor",
+        "DetailsFigureEnum": "value.analytics_details.FIGURE_CHOICES",
     },
 }
 

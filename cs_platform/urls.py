@@ -35,6 +35,7 @@ API_ROOT_EXTRAS = {
     "metrics/time-to-value": "metrics-time-to-value",
     "metrics/lifetime-value": "metrics-lifetime-value",
     "metrics/product-retention": "metrics-product-retention",
+    "metrics/details": "metrics-details",
 }
 
 

@@ -18,6 +18,7 @@ from cs_platform.tenancy import OrgScopedModel
 
 __all__ = [
     "Backtest",
+    "ChurnDriver",
     "ChurnReason",
     "ForecastCategory",
     "Renewal",
@@ -72,6 +73,34 @@ DEFAULT_CHURN_REASONS: list[tuple[str, str, bool]] = [
 ]
 
 
+class ChurnDriver(models.TextChoices):
+    """What drove a loss, in the seed's terms ("what percent were driven by poor adoption, what percent by
+    product fit issues or product gaps, and what percent by factors that were hard to affect")."""
+
+    ADOPTION = "adoption", "Poor adoption"
+    PRODUCT_GAP = "product_gap", "Product fit or gaps"
+    SERVICE = "service", "Service"
+    COMMERCIAL = "commercial", "Commercial"
+    EXTERNAL = "external", "Hard to affect (external)"
+
+
+#: The driver of each default reason (docs/metrics.md, "Churn drivers"). A lost champion is an adoption
+#: failure (the product lived with one person: the seed's remedy is training more users and higher
+#: relationships); a competitor win and a price loss are commercial; a budget cut is a restructuring,
+#: which the seed counts as hard to affect, even though spec §4 calls it avoidable.
+DEFAULT_CHURN_DRIVERS: dict[str, str] = {
+    "poor_adoption": ChurnDriver.ADOPTION,
+    "product_fit": ChurnDriver.PRODUCT_GAP,
+    "lost_champion": ChurnDriver.ADOPTION,
+    "support_quality": ChurnDriver.SERVICE,
+    "price": ChurnDriver.COMMERCIAL,
+    "competitor": ChurnDriver.COMMERCIAL,
+    "budget_cut": ChurnDriver.EXTERNAL,
+    "acquired_merged": ChurnDriver.EXTERNAL,
+    "out_of_business": ChurnDriver.EXTERNAL,
+}
+
+
 class ChurnReason(OrgScopedModel):
     """One entry of the organization's churn-reason taxonomy; ``avoidable`` is decided here, once, so
     that every loss recorded with this reason is classified the same way."""
@@ -79,6 +108,13 @@ class ChurnReason(OrgScopedModel):
     code = models.SlugField(max_length=40)
     label = models.CharField(max_length=120)
     avoidable = models.BooleanField(default=True)
+    driver = models.CharField(
+        max_length=12,
+        choices=ChurnDriver.choices,
+        blank=True,
+        default="",
+        help_text="What drove the loss (adoption, product gap, service, commercial, external); empty = unclassified",
+    )
     position = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True, help_text="Retired reasons stay on past renewals")
 

@@ -168,6 +168,8 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("renewal (closed)", f"{o}/renewals/{seeded.closed_renewal}/"),
         Screen("work queue", f"{o}/work/"),
         Screen("voice of the customer", f"{o}/voice/"),
+        Screen("know the details", f"{o}/reports/details/?period=last_year"),
+        Screen("know the details accounts", f"{o}/reports/details/revenue-pareto/top80/"),
         Screen("work queue (snoozed)", f"{o}/work/?status=snoozed"),
         Screen("notifications", f"{o}/work/notifications/"),
         Screen("not found", f"{o}/accounts/999999999/"),

@@ -281,6 +281,10 @@ SCENARIOS = {
                               build_survey_responses),
     "acquisition-costs:list": ("/api/v1/acquisition-costs/", {"owner": "account", "ordering": "-acquisition_cost"},
                                build_acquisition_costs),
+    # The accounts behind a "know the details" figure: the figure (its own fixed queries) and one page query.
+    "details-accounts:list": ("/api/v1/metrics/details/csm-coverage/accounts/", {"drill": "touch:low"},
+                              lambda o, n, u: ContractLineFactory.create_batch(
+                                  n, contract__account__organization=o, contract__account__owner=u)),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list", "invitations:list", "audit-log:list"}

@@ -3,9 +3,11 @@ its own prefix (``onboarding/``, ``reports/``, ``accounts/<id>/handoff/``, ``acc
 
 from django.urls import path
 
-from . import ltv_views, ttv_views
+from . import details_views, ltv_views, ttv_views
 
 urlpatterns: list = [
     path("reports/time-to-value/", ttv_views.time_to_value_report, name="time-to-value"),
     path("reports/lifetime-value/", ltv_views.lifetime_value_page, name="report-lifetime-value"),
+    path("reports/details/", details_views.details_page, name="details"),
+    path("reports/details/<slug:figure_key>/<path:drill>/", details_views.details_drill, name="details-drill"),
 ]

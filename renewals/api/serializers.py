@@ -160,7 +160,7 @@ class ForecastChangeSerializer(serializers.ModelSerializer):
 class ChurnReasonSerializer(OrgScopedSerializer):
     class Meta:
         model = ChurnReason
-        fields = ["id", "code", "label", "avoidable", "position", "is_active"]
+        fields = ["id", "code", "label", "avoidable", "driver", "position", "is_active"]
 
 
 class RenewalTargetSerializer(OrgScopedSerializer):

@@ -4,7 +4,7 @@ figures under ``metrics/``."""
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import economics, ltv_metrics
+from . import details, economics, ltv_metrics
 from .ttv import TimeToValueView
 
 router = DefaultRouter(trailing_slash=True)
@@ -17,4 +17,11 @@ urlpatterns = [
     path("metrics/time-to-value/", TimeToValueView.as_view(), name="metrics-time-to-value"),
     path("metrics/lifetime-value/", ltv_metrics.LifetimeValueView.as_view(), name="metrics-lifetime-value"),
     path("metrics/product-retention/", ltv_metrics.ProductRetentionView.as_view(), name="metrics-product-retention"),
+    path("metrics/details/", details.DetailsIndexView.as_view(), name="metrics-details"),
+    path("metrics/details/<slug:figure_key>/", details.DetailsFigureView.as_view(), name="metrics-details-figure"),
+    path(
+        "metrics/details/<slug:figure_key>/accounts/",
+        details.DetailsDrillView.as_view(),
+        name="metrics-details-accounts",
+    ),  # fmt: skip
 ]
