@@ -3,9 +3,12 @@ figures under ``metrics/``."""
 
 from rest_framework.routers import DefaultRouter
 
+from .views import BusinessReviewViewSet
+
 router = DefaultRouter(trailing_slash=True)
 # The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
 router.include_root_view = False
+router.register("business-reviews", BusinessReviewViewSet, basename="business-review")
 
 urlpatterns = [
     *router.urls,
