@@ -302,6 +302,7 @@ SPECTACULAR_SETTINGS = {
         # Import runs and scorecard backtests share the JobRun statuses.
         "JobStatusEnum": "cs_platform.choices.JobStatus",
         "HealthColorEnum": "health.models.HealthColor",
+        "BusinessReviewKindEnum": "value.choices.ReviewKind",
     },
 }
 

@@ -172,6 +172,13 @@ def audit_entry(org: Any) -> Any:
     return record_audit(org.pk, "scorecard.published", subject_type="scorecard", subject_id=1, note="test")
 
 
+def business_review(org: Any) -> Any:
+    from value.models import BusinessReview
+
+    return BusinessReview.all_orgs.create(organization=org, account=AccountFactory(organization=org),
+                                          period_start="2026-07-01", period_end="2026-09-30")  # fmt: skip
+
+
 def import_run(org: Any) -> Any:
     return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
@@ -264,6 +271,8 @@ CASES = [
                   "name": "Check-in", "subject": "Hi {{ account.name }}", "body": "Hello {{ contact.first_name }}"},
                   patch={"subject": "changed"}),
     IsolationCase("audit-log", make=audit_entry, payload=lambda o: {"note": "mine"}, read_only=True),
+    IsolationCase("business-reviews", make=business_review, payload=lambda o: {"account": account(o), "kind": "qbr"},
+                  foreign={"account": account}),
 ]  # fmt: skip
 # Routes nested under one scorecard (``scorecards/{scorecard_id}/backtests/``, ``…/suggestion/``) cannot be
 # addressed by the flat suite above; their isolation cases are in tests/test_api_backtests.py

@@ -15,8 +15,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
-from reportlab.graphics.charts.linecharts import HorizontalLineChart
-from reportlab.graphics.shapes import Drawing, String
+from reportlab.graphics.shapes import Circle, Drawing, Line, PolyLine, String
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
@@ -80,21 +79,31 @@ def _usage_chart(months: list[dict[str, Any]]) -> Drawing:
 
 
 def _health_chart(trend: list[dict[str, Any]]) -> Drawing:
-    """Line: the health score at each month's end (0–100)."""
-    drawing = Drawing(80 * mm, 45 * mm)
-    chart = HorizontalLineChart()
-    chart.x, chart.y, chart.width, chart.height = 12 * mm, 8 * mm, 62 * mm, 30 * mm
-    values = [t["score"] for t in trend]
-    # ReportLab draws None as a gap in a line chart.
-    chart.data = [values or [None]]
-    chart.categoryAxis.categoryNames = [t["month"] for t in trend] or [""]
-    chart.categoryAxis.labels.fontSize = 6
-    chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 25
-    chart.valueAxis.labels.fontSize = 6
-    chart.lines[0].strokeColor = AMBER
-    chart.lines[0].strokeWidth = 1.5
-    drawing.add(chart)
+    """Line: the health score at each month's end on a 0–100 axis. Drawn from shapes rather than a
+    LinePlot: months without a score are gaps, and a lone score is a dot (a chart's polyline needs two)."""
+    width, height = 80 * mm, 45 * mm
+    left, bottom, plot_w, plot_h = 12 * mm, 8 * mm, 62 * mm, 30 * mm
+    drawing = Drawing(width, height)
     drawing.add(String(2, 42 * mm, "Health score at month end", fontSize=7, fillColor=MUTED))
+    for value in (0, 50, 100):
+        y = bottom + plot_h * value / 100
+        drawing.add(Line(left, y, left + plot_w, y, strokeColor=GRID, strokeWidth=0.5))
+        drawing.add(String(left - 2, y - 2, str(value), fontSize=6, fillColor=MUTED, textAnchor="end"))
+    count = max(1, len(trend))
+    segments: list[list[float]] = [[]]
+    for i, point in enumerate(trend):
+        x = left + plot_w * (i + 0.5) / count
+        drawing.add(String(x, bottom - 7, point["month"], fontSize=6, fillColor=MUTED, textAnchor="middle"))
+        if point["score"] is None:
+            segments.append([])
+            continue
+        y = bottom + plot_h * point["score"] / 100
+        segments[-1].extend([x, y])
+        drawing.add(Circle(x, y, 1.8, fillColor=AMBER, strokeColor=AMBER))
+        drawing.add(String(x, y + 4, f"{point['score']:g}", fontSize=6, fillColor=INK, textAnchor="middle"))
+    for points in segments:
+        if len(points) >= 4:
+            drawing.add(PolyLine(points, strokeColor=AMBER, strokeWidth=1.5))
     return drawing
 
 
