@@ -431,3 +431,33 @@ def test_another_organization_cannot_see_the_review(client, org, other_org, stor
     assert client.get(f"/o/{org.slug}/accounts/{account.pk}/reviews/{review.pk}/").status_code == 404
     assert client.get(f"/o/{other_org.slug}/accounts/{account.pk}/reviews/{review.pk}/").status_code == 404
     assert client.get(f"/o/{other_org.slug}/accounts/{account.pk}/reviews/{review.pk}/report.pdf").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_seeds_closed_reviews_with_frozen_reports_and_outcomes(tmp_path):
+    """seed_demo (value.demo_reviews): high-touch accounts with closed QBRs whose frozen reports hold figures,
+    the later one showing the outcomes of the objectives the earlier one set; objectives carry readings;
+    replacing the demo replaces its reviews. The PDF of a demo account comes out of the command."""
+    from accounts.demo import seed_demo
+
+    org = seed_demo(slug="demo", accounts=120, seed=3, today=dt.date(2026, 10, 15)).organization
+    reviews = BusinessReview.all_orgs.filter(organization=org)
+    closed = reviews.filter(status="closed").select_related("account", "activity")
+    assert reviews.count() >= 4 and closed.count() >= 2 and reviews.filter(status="open").exists()
+    for review in closed:
+        assert review.account.touch_model == "high" and review.activity.type in ("qbr", "ebr")
+        report = review.snapshot["report"]
+        assert report["account"]["name"] == review.account.name and report["objectives"]
+    latest = closed.filter(period_end=dt.date(2026, 9, 30)).first()
+    assert latest is not None
+    outcomes = latest.snapshot["report"]["previous"]["objectives"]
+    assert len(outcomes) == 2 and all(o["current"] for o in outcomes)
+    assert Objective.all_orgs.filter(organization=org).exclude(current="").exists()
+    out = tmp_path / "demo.pdf"
+    call_command("qbr_report", org="demo", account=latest.account.external_id, output=str(out), stdout=io.StringIO())
+    text = pdf_text(out.read_bytes())
+    assert latest.account.name in " ".join(text.split()) and "Success measures" in text
+
+    before = sorted(reviews.values_list("account__external_id", "period_end", "status"))
+    seed_demo(slug="demo", accounts=120, seed=3, today=dt.date(2026, 10, 15))
+    assert sorted(reviews.values_list("account__external_id", "period_end", "status")) == before
