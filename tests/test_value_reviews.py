@@ -461,3 +461,19 @@ def test_demo_seeds_closed_reviews_with_frozen_reports_and_outcomes(tmp_path):
     before = sorted(reviews.values_list("account__external_id", "period_end", "status"))
     seed_demo(slug="demo", accounts=120, seed=3, today=dt.date(2026, 10, 15))
     assert sorted(reviews.values_list("account__external_id", "period_end", "status")) == before
+
+
+def test_report_query_count_does_not_grow_with_the_peers_or_the_data(org, story):
+    """A fixed number of queries per report, whatever the number of peers or rows (no query per peer)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    account, _ = story
+    with CaptureQueriesContext(connection) as small:
+        build_report(org, account, period_start=START, period_end=END)
+    for i in range(10):
+        peer(org, health=str(40 + i), events=50 * (i + 1), tickets=i % 3, nps_score=i)
+    with CaptureQueriesContext(connection) as large:
+        report = build_report(org, account, period_start=START, period_end=END)
+    assert report["benchmark"]["peers"] == 15
+    assert len(large.captured_queries) == len(small.captured_queries) <= 25, len(small.captured_queries)
