@@ -380,6 +380,9 @@ def test_the_page_renders_the_report_and_closes_it(client, org, story, bob):
     assert response.status_code == 302
     review.refresh_from_db()
     assert review.status == "closed" and Activity.all_orgs.filter(account=account, type="qbr").count() == 1
+    # A second submit (double click, another tab) closes nothing twice.
+    assert client.post(f"{base}{review.pk}/", form).status_code == 302
+    assert Activity.all_orgs.filter(account=account, type="qbr").count() == 1
     html = client.get(f"{base}{review.pk}/").content.decode()
     assert "What was agreed" in html and "Close the review" not in html and "Expand to finance" in html
     # Account 360 links to the reviews.
@@ -477,3 +480,10 @@ def test_report_query_count_does_not_grow_with_the_peers_or_the_data(org, story)
         report = build_report(org, account, period_start=START, period_end=END)
     assert report["benchmark"]["peers"] == 15
     assert len(large.captured_queries) == len(small.captured_queries) <= 25, len(small.captured_queries)
+
+
+def test_report_at_the_ends_of_the_calendar(org, account):
+    """A period at the calendar's edges (the API takes any dates) still gives a report, not a 500."""
+    for start, end in [(dt.date(1, 1, 1), dt.date(1, 3, 31)), (dt.date(9999, 10, 1), dt.date(9999, 12, 31))]:
+        report = build_report(org, account, period_start=start, period_end=end)
+        assert [m["month"] for m in report["usage"]["months"]][-1] == end.strftime("%Y-%m")

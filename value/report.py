@@ -81,6 +81,8 @@ def _months(start: dt.date, end: dt.date) -> list[dt.date]:
     months, cursor = [], start.replace(day=1)
     while cursor <= end:
         months.append(cursor)
+        if cursor.year == dt.MAXYEAR and cursor.month == 12:
+            break  # the calendar's last month: no next one to step to
         cursor = (cursor + dt.timedelta(days=32)).replace(day=1)
     return months
 

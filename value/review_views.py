@@ -114,6 +114,10 @@ def review_detail(request: HttpRequest, account_id: int, review_id: int) -> Http
         return render(request, "value/review_detail.html", _detail_context(request, account, review))
     if not request.actor.can_write_account(account):
         raise PermissionDenied("Only the account's CSM, their team lead or an admin can close this review.")
+    if review.status != ReviewStatus.OPEN:
+        # A second submit (another tab, a double click): nothing to do, and nothing was written twice.
+        messages.info(request, "This review is closed already.")
+        return redirect(reverse("value-review", args=[request.organization.slug, account.pk, review.pk]))
     form = CloseReviewForm(request.POST)
     formset = NextObjectiveFormSet(request.POST, prefix="next")
     if form.is_valid() and formset.is_valid():
