@@ -166,6 +166,13 @@ CATALOGUE: tuple[EventSpec, ...] = (
          "arr_at_stake", "accounts", "changed_by"),
     ),
     EventSpec(
+        "business_review.closed", "Business review closed", "business_review",
+        "a QBR or EBR is closed (its page or the API): the activity is logged, the next objectives are set "
+        "and the value report is frozen",
+        ("id", "kind", "account", "account_external_id", "account_name", "period_start", "period_end", "held_on",
+         "summary", "activity", "next_review_on", "next_objectives", "closed_by"),
+    ),
+    EventSpec(
         "webhook.test", "Test event", "webhook_endpoint",
         "an admin presses Send test: sent to that endpoint only, never recorded as a domain event",
         ("message", "endpoint", "sent_by"), recorded=False, subscribable=False,

@@ -326,6 +326,7 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "cs_platform.choices.JobStatus",
         "HealthColorEnum": "health.models.HealthColor",
         "DetailsFigureEnum": "value.analytics_details.FIGURE_CHOICES",
+        "BusinessReviewKindEnum": "value.choices.ReviewKind",
     },
 }
 

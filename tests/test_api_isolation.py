@@ -179,6 +179,13 @@ def acquisition_cost(org: Any) -> Any:
                                            acquisition_cost="5000.00")  # fmt: skip
 
 
+def business_review(org: Any) -> Any:
+    from value.models import BusinessReview
+
+    return BusinessReview.all_orgs.create(organization=org, account=AccountFactory(organization=org),
+                                          period_start="2026-07-01", period_end="2026-09-30")  # fmt: skip
+
+
 def import_run(org: Any) -> Any:
     return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
@@ -274,6 +281,8 @@ CASES = [
     IsolationCase("acquisition-costs", make=acquisition_cost,
                   payload=lambda o: {"account": account(o), "acquisition_cost": "1200.00", "onboarding_cost": "300.00"},
                   foreign={"account": account}, patch={"notes": "changed"}),
+    IsolationCase("business-reviews", make=business_review, payload=lambda o: {"account": account(o), "kind": "qbr"},
+                  foreign={"account": account}),
 ]  # fmt: skip
 # Routes nested under one scorecard (``scorecards/{scorecard_id}/backtests/``, ``…/suggestion/``) cannot be
 # addressed by the flat suite above; their isolation cases are in tests/test_api_backtests.py

@@ -41,6 +41,17 @@ pytestmark = pytest.mark.django_db
 BUDGETS: dict[str, int] = json.loads((Path(__file__).with_name("query_counts.json")).read_text())
 
 
+def build_business_reviews(org: Any, n: int, owner: Any) -> None:
+    from value.models import BusinessReview
+
+    for i in range(n):
+        account = AccountFactory(organization=org, owner=owner)
+        BusinessReview.all_orgs.create(
+            organization=org, account=account, period_start="2026-07-01", period_end="2026-09-30", status="closed",
+            created_by=owner, closed_by=owner, held_on="2026-10-10", summary=f"Review {i}",
+        )  # fmt: skip
+
+
 def build_accounts(org: Any, n: int, owner: Any) -> None:
     parent = AccountFactory(organization=org, owner=owner, tags=["vip"])
     AccountFactory.create_batch(n - 1, organization=org, owner=owner, parent=parent, tags=["vip"])
@@ -285,6 +296,8 @@ SCENARIOS = {
     "details-accounts:list": ("/api/v1/metrics/details/csm-coverage/accounts/", {"drill": "touch:low"},
                               lambda o, n, u: ContractLineFactory.create_batch(
                                   n, contract__account__organization=o, contract__account__owner=u)),
+    "business-reviews:list": ("/api/v1/business-reviews/", {"status": "closed", "kind": "qbr",
+                                                            "ordering": "-period_end"}, build_business_reviews),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list", "invitations:list", "audit-log:list"}

@@ -33,3 +33,24 @@ class ValueConfig(AppConfig):
         # Acquisition costs per segment and a few per account, after every module that makes accounts and
         # contracts (renewals 10 … health 50): they are sized on the accounts' ARR.
         register_demo_module("value-economics", "value.demo_economics", order=60)
+
+        # Business reviews: Account 360's panel (accounts.composition) and the demo's closed QBRs
+        # (accounts.demo, after health's score history at 50, so the frozen reports hold real figures).
+        from accounts.composition import AccountPanel, register_account_panel
+
+        register_account_panel(
+            AccountPanel(
+                key="value-reviews",
+                slot="bottom",
+                order=25,
+                template="value/_account_reviews.html",
+                context=_account_reviews,
+            )
+        )
+        register_demo_module("value-reviews", "value.demo_reviews", order=60)
+
+
+def _account_reviews(request: Any, account: Any) -> dict[str, Any]:
+    from .review_views import account_reviews_panel  # views import models: not while apps load
+
+    return account_reviews_panel(request, account)

@@ -6,11 +6,13 @@ from rest_framework.routers import DefaultRouter
 
 from . import details, economics, ltv_metrics
 from .ttv import TimeToValueView
+from .views import BusinessReviewViewSet
 
 router = DefaultRouter(trailing_slash=True)
 # The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
 router.include_root_view = False
 router.register("acquisition-costs", economics.AcquisitionCostViewSet, basename="acquisition-cost")
+router.register("business-reviews", BusinessReviewViewSet, basename="business-review")
 
 urlpatterns = [
     *router.urls,
