@@ -302,6 +302,9 @@ SPECTACULAR_SETTINGS = {
         # Import runs and scorecard backtests share the JobRun statuses.
         "JobStatusEnum": "cs_platform.choices.JobStatus",
         "HealthColorEnum": "health.models.HealthColor",
+        # Contact roles: a contact's ``roles`` and a handoff stakeholder's ``role`` are the same set.
+        "RolesEnum": "accounts.choices.ContactRole",
+        "RoleEnum": "cs_platform.choices.Role",
     },
 }
 

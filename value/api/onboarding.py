@@ -56,7 +56,7 @@ class StakeholderSerializer(KnownFieldsMixin, serializers.Serializer):
     name = serializers.CharField(max_length=200, allow_blank=True)
     email = serializers.EmailField(allow_blank=True, required=False, default="")
     title = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
-    role = serializers.ChoiceField(choices=[("", "—"), *ContactRole.choices], required=False, default="")
+    role = serializers.ChoiceField(choices=ContactRole.choices, allow_blank=True, required=False, default="")
 
 
 class HandoffSerializer(OrgScopedSerializer):
