@@ -193,3 +193,20 @@ def test_templates_admin_pages(client, org, make_member, role):
     assert good.status_code == 302
     template = OnboardingTemplate.all_orgs.get(organization=org, name="Light")
     assert (template.stall_after_days, template.target_go_live_days, template.is_default) == (7, 30, False)
+
+
+def test_start_onboarding_from_account_360(client, org, bob, make_member):
+    account = AccountFactory(organization=org, owner=bob)
+    detail = reverse("account-detail", args=[org.slug, account.pk])
+    start_url = reverse("account-onboarding-start", args=[org.slug, account.pk])
+    client.force_login(make_member(org, "viewer").user)
+    assert 'data-testid="onboarding-start"' not in client.get(detail).content.decode()
+    assert client.post(start_url).status_code == 403
+    client.force_login(bob)
+    assert 'data-testid="onboarding-start"' in client.get(detail).content.decode()
+    response = client.post(start_url)
+    project = OnboardingProject.all_orgs.get(account=account)
+    assert response.url == reverse("onboarding-project", args=[org.slug, project.pk])
+    assert project.template.is_default and project.milestones.count() == 5
+    again = client.post(start_url)  # one open project per account: refused with a message
+    assert again.status_code == 302 and OnboardingProject.all_orgs.filter(account=account).count() == 1

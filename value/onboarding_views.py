@@ -383,7 +383,8 @@ def project_start(request: HttpRequest, account_id: int) -> HttpResponse:
 
 def account_panel(request: HttpRequest, account: Account) -> dict[str, Any]:
     """Account 360's onboarding panel: the latest project that is not cancelled with its progress and clock,
-    or the handoff's state and the way to start one. Three queries."""
+    or (without one) the handoff's state and a button starting one from the default template. One query
+    with a project, two without."""
     project = (
         OnboardingProject.objects.filter(account=account)
         .exclude(status=OnboardingStatus.CANCELLED)
@@ -395,18 +396,14 @@ def account_panel(request: HttpRequest, account: Account) -> dict[str, Any]:
         .order_by("-created_at", "-pk")
         .first()
     )
-    handoff = Handoff.objects.filter(account=account).only("pk", "submitted_at", "account_id").first()
-    can_write = _actor(request).can_write_account(account)
+    handoff = None
+    if project is None:
+        handoff = Handoff.objects.filter(account=account).only("pk", "submitted_at", "account_id").first()
     return {
         "onboarding_project": project,
         "onboarding_clock": svc.project_clock(project) if project else None,
         "onboarding_handoff": handoff,
-        "onboarding_can_write": can_write,
-        "onboarding_templates": (
-            list(OnboardingTemplate.objects.order_by("-is_default", "name").values("pk", "name"))
-            if can_write and project is None
-            else []
-        ),
+        "onboarding_can_write": _actor(request).can_write_account(account),
     }
 
 
