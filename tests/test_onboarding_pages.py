@@ -101,6 +101,13 @@ def test_the_csm_submits_the_handoff_and_lands_on_the_project(client, org, bob, 
     client.post(url, form())
     assert Objective.all_orgs.filter(plan__account=account).count() == 1
     assert OnboardingProject.all_orgs.filter(account=account).count() == 1
+    # Renamed in the form: the row's hidden objective id still finds its objective (no second one).
+    objective = Objective.all_orgs.get(plan__account=account)
+    assert f'name="m-0-objective" value="{objective.pk}"' in page
+    client.post(url, form(**{"m-0-title": "Cut the backlog", "m-0-objective": str(objective.pk)}))
+    assert list(Objective.all_orgs.filter(plan__account=account).values_list("pk", "title")) == [
+        (objective.pk, "Cut the backlog")
+    ]
 
 
 def test_handoff_errors_show_at_their_fields_and_nothing_is_saved(client, org, bob):

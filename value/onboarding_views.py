@@ -69,6 +69,7 @@ def _rows(prefix: str, columns: tuple[str, ...], values: list[dict[str, Any]], e
             "number": i + 1,
             "prefix": f"{prefix}-{i}",
             "values": {c: ("" if row.get(c) is None else row.get(c)) for c in columns},
+            "objective": row.get("objective") or "",
             "errors": {c: errors.get(f"{key}.{i}.{c}", []) for c in columns},
             "row_errors": errors.get(f"{key}.{i}", []),
         }
@@ -138,7 +139,7 @@ def handoff_page(request: HttpRequest, account_id: int) -> HttpResponse:
     actor = _actor(request)
     if not actor.can_write_account(account):
         raise PermissionDenied("You can only hand off accounts in your book.")
-    measures = _posted_rows(request, "m", MEASURE_COLUMNS)
+    measures = _posted_rows(request, "m", (*MEASURE_COLUMNS, "objective"))
     people = _posted_rows(request, "s", STAKEHOLDER_COLUMNS)
     raw_target = request.POST.get("go_live_target", "")
     target = _date(raw_target)
@@ -147,11 +148,12 @@ def handoff_page(request: HttpRequest, account_id: int) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if raw_target.strip() and target is None:
         errors["go_live_target"] = ["A date as YYYY-MM-DD."]
-    # Keep the stored ``objective`` links of the measures already submitted (matched by position).
-    stored = list(handoff.success_measures) if handoff else []
-    for i, row in enumerate(measures):
-        if i < len(stored) and stored[i].get("objective") and row["title"].strip() == stored[i].get("title"):
-            row["objective"] = stored[i]["objective"]
+    # Each row carries the objective it seeded (a hidden field), so a renamed measure updates its objective;
+    # submit_handoff matches only the account's own objectives, whatever id a form sends.
+    for row in measures:
+        raw = row.pop("objective", "")
+        if raw.isdigit():
+            row["objective"] = int(raw)
     try:
         svc.clean_handoff(measures, people, complete=submitting, go_live_target=target)
     except ValidationError as exc:

@@ -46,7 +46,13 @@ class MeasureSerializer(KnownFieldsMixin, serializers.Serializer):
     target = serializers.CharField(max_length=80, allow_blank=True, required=False, default="")
     due_date = serializers.DateField(allow_null=True, required=False, default=None)
     objective = serializers.IntegerField(
-        read_only=True, help_text="The success-plan objective this measure seeded (set on submit)"
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text=(
+            "The success-plan objective this measure seeded (set on submit; send it back unchanged so that a "
+            "renamed measure still updates its objective). Only the account's own objectives are ever matched."
+        ),
     )
 
 
