@@ -347,3 +347,26 @@ def test_a_viewer_moves_nothing(org, bob, frozen):
     with pytest.raises(PermissionDenied):
         svc.complete_milestone(ms["kickoff"], by=actor(org, "viewer", viewer))
     assert OnboardingMilestone.all_orgs.get(pk=ms["kickoff"].pk).completed_on is None
+
+
+def test_go_live_keeps_the_stage_when_the_organization_has_no_adoption_stage(org, bob, frozen):
+    org.lifecycle_stages = ["onboarding", "live", "churned"]
+    org.save(update_fields=["lifecycle_stages"])
+    project, ms = start(org, bob)
+    svc.complete_milestone(ms["go-live"], by=actor(org, "csm", bob))
+    assert Account.all_orgs.get(pk=project.account_id).lifecycle_stage == "onboarding"
+    assert OnboardingProject.all_orgs.get(pk=project.pk).status == "live"
+
+
+def test_the_data_migration_gives_existing_organizations_their_default_template(org, other_org):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("value.migrations.0003_default_onboarding_templates")
+    OnboardingTemplate.all_orgs.filter(organization=org).delete()
+    kept = OnboardingTemplate.all_orgs.get(organization=other_org)
+    migration.create_default_templates(apps, None)
+    created = OnboardingTemplate.all_orgs.get(organization=org)
+    assert created.is_default and created.phases == svc.DEFAULT_PHASES
+    assert list(OnboardingTemplate.all_orgs.filter(organization=other_org)) == [kept]  # not a second default

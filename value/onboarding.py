@@ -646,9 +646,15 @@ def _days(start: date | None, end: date | None) -> int | None:
 
 
 def _set_stage(account: Account, old: str, new: str) -> None:
-    """Move the account's lifecycle stage only if it is still ``old`` (a stage set by hand wins)."""
-    fresh = Account.objects.for_org(account.organization_id).select_for_update().get(pk=account.pk)
-    if fresh.lifecycle_stage == old:
+    """Move the account's lifecycle stage only if it is still ``old`` (a stage set by hand wins) and the
+    organization has the stage ``new`` in its (configurable) list of stages."""
+    fresh = (
+        Account.objects.for_org(account.organization_id)
+        .select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=account.pk)
+    )
+    if fresh.lifecycle_stage == old and new in (fresh.organization.lifecycle_stages or []):
         fresh.lifecycle_stage = new
         # Account.save records account.updated in the outbox, like an edit through the API.
         fresh.save(update_fields=["lifecycle_stage", "updated_at"])
