@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts.models import Account, Contact, Objective
 from accounts.services import Actor, create_organization
-from cs_platform.models import DomainEvent
+from cs_platform.models import AuditEntry, DomainEvent
 from value import onboarding as svc
 from value.models import Handoff, OnboardingMilestone, OnboardingProject, OnboardingTemplate
 
@@ -94,6 +94,11 @@ def test_only_admins_save_templates_and_a_new_default_replaces_the_old(org, alic
     svc.save_template(new, by=actor(org, "admin", alice))
     old.refresh_from_db()
     assert (old.is_default, new.is_default) == (False, True)
+    new.stall_after_days = 7
+    svc.save_template(new, by=actor(org, "admin", alice))
+    entries = list(AuditEntry.all_orgs.filter(subject_type="onboarding_template").order_by("pk"))
+    assert [e.action for e in entries] == ["onboarding_template.created", "onboarding_template.changed"]
+    assert [(c["path"], c["before"], c["after"]) for c in entries[1].changes] == [("stall_after_days", 14, 7)]
     bad = OnboardingTemplate(organization=org, name="Bad", phases=[{"name": "Only", "milestones": []}])
     with pytest.raises(ValidationError) as exc:
         svc.save_template(bad, by=actor(org, "admin", alice))

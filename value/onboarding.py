@@ -40,6 +40,8 @@ from django.utils import timezone
 from accounts.choices import ContactRole
 from accounts.models import Account, Contact, Objective, Organization, SuccessPlan
 from accounts.services import Actor
+from cs_platform.audit import record_audit
+from cs_platform.configdiff import diff
 from cs_platform.events import record_event
 
 from .choices import OPEN_ONBOARDING_STATUSES, MilestoneMark, MilestoneOwnerRole, OnboardingStatus
@@ -107,6 +109,10 @@ DEFAULT_PHASES: list[dict[str, Any]] = [
 #: The stage an account leaves and the one it enters at go-live (spec: onboarding → adoption).
 STAGE_ONBOARDING = "onboarding"
 STAGE_ADOPTION = "adoption"
+
+#: The template fields the audit log diffs.
+AUDITED = ("name", "description", "is_default", "phases", "stall_after_days", "target_go_live_days",
+           "target_first_value_days")  # fmt: skip
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 MAX_MILESTONES = 100
@@ -247,12 +253,27 @@ def save_template(template: OnboardingTemplate, *, by: Actor) -> OnboardingTempl
             errors.setdefault(path, []).append(message)
         raise ValidationError(errors)
     template.phases = _clean_phases(template.phases)
+    templates = OnboardingTemplate.objects.for_org(by.organization)
     with transaction.atomic():
+        before = templates.filter(pk=template.pk).values(*AUDITED).first() if template.pk else None
         if template.is_default:
-            OnboardingTemplate.objects.for_org(by.organization).filter(is_default=True).exclude(pk=template.pk).update(
+            templates.filter(is_default=True).exclude(pk=template.pk).update(
                 is_default=False, updated_at=timezone.now()
             )
         template.save()
+        after = {f: getattr(template, f) for f in AUDITED}
+        changes = diff(before or {}, after)
+        if changes:
+            # Configuration, like scorecards and segments: who changed which template, field by field.
+            record_audit(
+                by.organization.pk,
+                "onboarding_template.created" if before is None else "onboarding_template.changed",
+                subject_type="onboarding_template",
+                subject_id=template.pk,
+                subject_label=template.name,
+                actor=by.user,
+                changes=changes,
+            )
     return template
 
 
