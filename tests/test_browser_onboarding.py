@@ -132,3 +132,29 @@ def test_admin_template_pages_and_a_refused_template(harness, size, viewport):  
         check_page(page)
     finally:
         page.context.close()
+
+
+@pytest.mark.parametrize("role", ["viewer", "leader"])
+def test_readers_see_the_onboarding_pages_on_a_phone(harness, role):  # noqa: F811
+    """A viewer (and a leader outside this book) reads the list, the project and the handoff on a phone:
+    no complete buttons, nothing overflowing, axe-core clean."""
+    from accounts.services import Actor
+    from value.onboarding import save_handoff, start_project
+
+    seeded = harness["seeded"]
+    account = new_account(harness, f"Reader Walk {role.title()}")
+    admin = Actor(organization=seeded.org, role="admin", user=seeded.users["admin"])
+    save_handoff(account, by=admin, success_measures=[{"title": "Fewer escalations", "target": "5 a month"}])
+    project = start_project(account, by=admin)
+    base = f"{harness['url']}/o/{seeded.org.slug}"
+    page = signed_in(harness, role, PHONE)
+    try:
+        for path in ("/onboarding/", f"/onboarding/{project.pk}/", f"/accounts/{account.pk}/handoff/"):
+            page.goto(base + path)
+            check_page(page)
+            assert account.name in page.locator("main").inner_text()
+        page.goto(f"{base}/onboarding/{project.pk}/")
+        writable = Actor(organization=seeded.org, role=role, user=seeded.users[role]).can_write_account(account)
+        assert (page.get_by_role("button", name="Complete").count() > 0) is writable
+    finally:
+        page.context.close()
