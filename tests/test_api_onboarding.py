@@ -144,6 +144,8 @@ def test_template_validation_and_default_rules(org, alice, api):
     assert "go_live (found 0)" in text and "phases.1.milestones.1.key" in text
     default = OnboardingTemplate.all_orgs.get(organization=org, is_default=True)
     assert client.delete(f"{API}/onboarding-templates/{default.pk}/").status_code == 400
+    undefault = client.patch(f"{API}/onboarding-templates/{default.pk}/", {"is_default": False}, format="json")
+    assert undefault.status_code == 400 and "is_default" in undefault.json()["errors"]
     new = client.post(
         f"{API}/onboarding-templates/", {"name": "Light", "phases": svc.DEFAULT_PHASES, "is_default": True},
         format="json",
@@ -214,3 +216,18 @@ def test_projects_filter_by_account_and_status_and_cancel(org, bob, api, frozen)
     assert client.get(f"{API}/onboarding-projects/", {"open": "true"}).json()["count"] == 1
     assert client.get(f"{API}/onboarding-projects/", {"status": "nope"}).status_code == 400
     assert client.delete(f"{API}/onboarding-projects/{pa}/").status_code == 405
+
+
+def test_a_project_starts_with_every_writable_field(org, bob, api, frozen):
+    account = AccountFactory(organization=org, owner=bob)
+    client = api(org, "csm", bob)
+    body = {
+        "account": account.pk, "name": "Pilot", "owner": bob.email, "kickoff_on": "2026-11-01",
+        "target_go_live_on": "2026-12-15", "target_first_value_on": "2027-01-15", "stall_after_days": 7,
+    }  # fmt: skip
+    response = client.post(f"{API}/onboarding-projects/", body, format="json")
+    assert response.status_code == 201, response.json()
+    data = response.json()
+    assert {k: data[k] for k in body if k != "account"} == {k: v for k, v in body.items() if k != "account"}
+    due = client.get(f"{API}/onboarding-milestones/", {"project": data["id"], "ordering": "position"}).json()
+    assert [m["due_on"] for m in due["results"]][:2] == ["2026-11-01", "2026-11-15"]  # kickoff + 0, + 14

@@ -256,6 +256,9 @@ def save_template(template: OnboardingTemplate, *, by: Actor) -> OnboardingTempl
     templates = OnboardingTemplate.objects.for_org(by.organization)
     with transaction.atomic():
         before = templates.filter(pk=template.pk).values(*AUDITED).first() if template.pk else None
+        if before and before["is_default"] and not template.is_default:
+            # Handoffs start projects from the default: there is always one (make another the default).
+            raise ValidationError({"is_default": ["Make another template the default instead."]})
         if template.is_default:
             templates.filter(is_default=True).exclude(pk=template.pk).update(
                 is_default=False, updated_at=timezone.now()
@@ -527,6 +530,8 @@ def start_project(
     template: OnboardingTemplate | None = None,
     kickoff_on: date | None = None,
     target_go_live_on: date | None = None,
+    target_first_value_on: date | None = None,
+    stall_after_days: int | None = None,
     name: str = "",
     owner: Any = None,
 ) -> OnboardingProject:
@@ -552,7 +557,8 @@ def start_project(
             name=(name or "").strip() or f"{account.name} onboarding",
             owner=owner if owner is not None else account.owner,
             target_go_live_on=target_go_live_on,
-            stall_after_days=template.stall_after_days,
+            target_first_value_on=target_first_value_on,
+            stall_after_days=stall_after_days if stall_after_days is not None else template.stall_after_days,
         )
         now = timezone.now()
         rows = []
