@@ -173,6 +173,19 @@ CATALOGUE: tuple[EventSpec, ...] = (
          "summary", "activity", "next_review_on", "next_objectives", "closed_by"),
     ),
     EventSpec(
+        "onboarding.went_live", "Onboarding went live", "onboarding_project",
+        "the go-live milestone of an onboarding project is completed (reopening it records nothing)",
+        ("project", "project_name", "account", "account_external_id", "account_name", "milestone", "milestone_key",
+         "kickoff_on", "go_live_on", "target_go_live_on", "days_to_go_live", "on_time"),
+    ),
+    EventSpec(
+        "onboarding.first_value", "Onboarding reached first value", "onboarding_project",
+        "the first-value milestone of an onboarding project is completed, or its go-live when the project has "
+        "no first-value milestone (reopening it records nothing)",
+        ("project", "project_name", "account", "account_external_id", "account_name", "milestone", "milestone_key",
+         "kickoff_on", "first_value_on", "target_first_value_on", "days_to_first_value", "go_live_on"),
+    ),
+    EventSpec(
         "webhook.test", "Test event", "webhook_endpoint",
         "an admin presses Send test: sent to that endpoint only, never recorded as a domain event",
         ("message", "endpoint", "sent_by"), recorded=False, subscribable=False,

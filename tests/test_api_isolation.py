@@ -190,6 +190,51 @@ def import_run(org: Any) -> Any:
     return create_job(organization_id=org.pk, kind="import_csv", params={"kind": "accounts"})
 
 
+def onboarding_project(org: Any) -> Any:
+    from accounts.services import Actor
+    from value.onboarding import start_project
+
+    return start_project(AccountFactory(organization=org), by=Actor(organization=org, role="admin"))
+
+
+def onboarding_template(org: Any) -> Any:
+    from value.models import OnboardingTemplate
+    from value.onboarding import DEFAULT_PHASES
+
+    return OnboardingTemplate.all_orgs.create(
+        organization=org, name=f"Template {OnboardingTemplate.all_orgs.count()}", phases=DEFAULT_PHASES
+    )
+
+
+def handoff(org: Any) -> Any:
+    from value.models import Handoff
+
+    return Handoff.all_orgs.create(organization=org, account=AccountFactory(organization=org))
+
+
+def handoff_body(org: Any) -> dict[str, Any]:
+    return {"account": account(org), "go_live_target": "2027-01-01",
+            "success_measures": [{"title": "Backlog", "baseline": "1200", "target": "300"}],
+            "stakeholders": [{"name": "Dana", "email": "dana@client.example", "role": "champion"}]}  # fmt: skip
+
+
+def template_body(org: Any) -> dict[str, Any]:
+    from value.onboarding import DEFAULT_PHASES
+
+    return {"name": "Enterprise onboarding", "phases": DEFAULT_PHASES}
+
+
+def onboarding_milestone(org: Any) -> Any:
+    return onboarding_project(org).milestones.first()
+
+
+def bare_project(org: Any) -> int:
+    """A project without milestones: the create test counts the one milestone the POST adds."""
+    from value.models import OnboardingProject
+
+    return OnboardingProject.all_orgs.create(organization=org, account=AccountFactory(organization=org), name="P").pk
+
+
 CASES = [
     IsolationCase("accounts", make=lambda o: AccountFactory(organization=o), payload=lambda o: {"name": "New Co"},
                   foreign={"parent": account, "owner": member_email}),
@@ -283,6 +328,17 @@ CASES = [
                   foreign={"account": account}, patch={"notes": "changed"}),
     IsolationCase("business-reviews", make=business_review, payload=lambda o: {"account": account(o), "kind": "qbr"},
                   foreign={"account": account}),
+    IsolationCase("handoffs", make=handoff, payload=handoff_body, foreign={"account": account},
+                  patch={"commercial_notes": "changed"}),
+    IsolationCase("onboarding-templates", make=onboarding_template, payload=template_body,
+                  patch={"description": "changed"}),
+    IsolationCase("onboarding-projects", make=onboarding_project, payload=lambda o: {"account": account(o)},
+                  foreign={"account": account, "template": lambda o: onboarding_template(o).pk, "owner": member_email},
+                  patch={"name": "changed"}),
+    IsolationCase("onboarding-milestones", make=onboarding_milestone,
+                  payload=lambda o: {"project": bare_project(o), "key": "extra", "name": "Extra step"},
+                  foreign={"project": bare_project, "owner": member_email},
+                  patch={"notes": "changed"}),
 ]  # fmt: skip
 # Routes nested under one scorecard (``scorecards/{scorecard_id}/backtests/``, ``…/suggestion/``) cannot be
 # addressed by the flat suite above; their isolation cases are in tests/test_api_backtests.py

@@ -239,6 +239,31 @@ def build_survey_responses(org: Any, n: int, owner: Any) -> None:
     )
 
 
+def build_onboarding(org: Any, n: int, owner: Any) -> None:
+    from value.onboarding import start_project
+
+    actor = Actor(organization=org, role="admin")
+    for _ in range(n):
+        start_project(AccountFactory(organization=org, owner=owner), by=actor)
+
+
+def build_handoffs(org: Any, n: int, owner: Any) -> None:
+    from value.models import Handoff
+
+    for account in AccountFactory.create_batch(n, organization=org, owner=owner):
+        Handoff.all_orgs.create(organization=org, account=account, submitted_by=owner,
+                                success_measures=[{"title": "Backlog", "target": "300"}])  # fmt: skip
+
+
+def build_onboarding_templates(org: Any, n: int, owner: Any) -> None:
+    from value.models import OnboardingTemplate
+    from value.onboarding import DEFAULT_PHASES
+
+    OnboardingTemplate.all_orgs.bulk_create(
+        OnboardingTemplate(organization=org, name=f"T{n}-{i}", phases=DEFAULT_PHASES) for i in range(n)
+    )
+
+
 SCENARIOS = {
     # name: (url, query string, builder)
     "accounts:list": ("/api/v1/accounts/", {"owner": "me", "tag": "vip", "ordering": "-arr,name"}, build_accounts),
@@ -298,6 +323,12 @@ SCENARIOS = {
                                   n, contract__account__organization=o, contract__account__owner=u)),
     "business-reviews:list": ("/api/v1/business-reviews/", {"status": "closed", "kind": "qbr",
                                                             "ordering": "-period_end"}, build_business_reviews),
+    "handoffs:list": ("/api/v1/handoffs/", {"submitted": "false", "ordering": "-created_at"}, build_handoffs),
+    "onboarding-templates:list": ("/api/v1/onboarding-templates/", {"ordering": "name"}, build_onboarding_templates),
+    "onboarding-projects:list": ("/api/v1/onboarding-projects/", {"status": "active", "owner": "me"},
+                                 build_onboarding),
+    "onboarding-milestones:list": ("/api/v1/onboarding-milestones/", {"done": "false", "ordering": "due_on"},
+                                   build_onboarding),
 }  # fmt: skip
 # Resources only admins may read; their scenario runs with a key bound to an admin user instead of a csm.
 ADMIN_ONLY = {"write-keys:list", "invitations:list", "audit-log:list"}

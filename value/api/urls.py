@@ -4,7 +4,7 @@ figures under ``metrics/``."""
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import details, economics, ltv_metrics
+from . import details, economics, ltv_metrics, onboarding
 from .ttv import TimeToValueView
 from .views import BusinessReviewViewSet
 
@@ -13,6 +13,10 @@ router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("acquisition-costs", economics.AcquisitionCostViewSet, basename="acquisition-cost")
 router.register("business-reviews", BusinessReviewViewSet, basename="business-review")
+router.register("handoffs", onboarding.HandoffViewSet, basename="handoff")
+router.register("onboarding-templates", onboarding.OnboardingTemplateViewSet, basename="onboarding-template")
+router.register("onboarding-projects", onboarding.OnboardingProjectViewSet, basename="onboarding-project")
+router.register("onboarding-milestones", onboarding.OnboardingMilestoneViewSet, basename="onboarding-milestone")
 
 urlpatterns = [
     *router.urls,

@@ -140,6 +140,9 @@ class OnboardingMilestone(OrgScopedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     due_on = models.DateField(null=True, blank=True)
+    #: Days after the kickoff the template set; ``None`` once a person typed the due date (the kickoff no
+    #: longer recomputes it) and for milestones added to the project by hand.
+    due_offset_days = models.PositiveSmallIntegerField(null=True, blank=True)
     completed_on = models.DateField(null=True, blank=True)
     notes = models.TextField(blank=True)
     last_changed_at = models.DateTimeField(default=timezone.now)
