@@ -1,8 +1,8 @@
-"""Handoff → onboarding → go-live in real headless Chromium (issue 15, item 1), at desktop size and on a
+"""Handoff → onboarding → go-live → QBR in real headless Chromium (issue 15, item 1), at desktop size and on a
 390x844 phone: a CSM fills in and submits the handoff of a new account of their book, lands on the
 onboarding project, completes the kickoff … go-live milestones with the page's POST forms, and the account
 shows the adoption stage. axe-core finds no serious violation and no page overflows on each page
-(``check_page``). The walk ends with :func:`after_go_live`, the step the QBR page will extend.
+(``check_page``). After go-live the walk starts the account's first QBR (:func:`qbr_after_go_live`).
 The seeded organization and Chromium come from the shared harness (tests/browser.py)."""
 
 from __future__ import annotations
@@ -103,13 +103,37 @@ def after_go_live(harness: Any, page: Any, account: Any, project_id: int) -> Non
     assert page.url.endswith(f"/onboarding/{project_id}/")
 
 
+def qbr_after_go_live(harness: Any, page: Any, account: Any) -> None:  # noqa: F811
+    """From Account 360 the CSM starts the account's first QBR: its value report holds the success measure the
+    handoff seeded (baseline and target as sales handed them over), and its PDF link serves a PDF."""
+    from value.models import BusinessReview
+
+    base = f"{harness['url']}/o/{harness['seeded'].org.slug}"
+    page.goto(f"{base}/accounts/{account.pk}/")
+    page.get_by_test_id("account-reviews").get_by_role("link", name="All reviews · start a QBR").click()
+    page.wait_for_url(f"**/accounts/{account.pk}/reviews/")
+    check_page(page)
+    page.get_by_test_id("start-review").get_by_role("button", name="Start review").click()
+    page.wait_for_url(f"**/accounts/{account.pk}/reviews/*/")
+    check_page(page)
+    review = BusinessReview.all_orgs.get(account=account)
+    assert page.url.endswith(f"/reviews/{review.pk}/")
+    measures = page.get_by_test_id("review-objectives").inner_text()
+    assert "Cut the support backlog" in measures and "1200" in measures and "300" in measures
+    pdf = page.request.get(harness["url"] + page.get_by_test_id("download-pdf").get_attribute("href"))
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.body().startswith(b"%PDF-")
+
+
 @pytest.mark.parametrize(("size", "viewport"), [("desktop", DESKTOP), ("phone", PHONE)])
-def test_csm_walks_handoff_to_go_live(harness, size, viewport):  # noqa: F811
+def test_csm_walks_handoff_to_go_live_and_the_qbr(harness, size, viewport):  # noqa: F811
+    """Issue 15's walk: handoff → onboarding → go-live → QBR page."""
     account = new_account(harness, f"Handoff Walk {size.title()}")
     page = signed_in(harness, "csm", viewport)
     try:
         project_id = handoff_to_go_live(harness, page, account)
         after_go_live(harness, page, account, project_id)
+        qbr_after_go_live(harness, page, account)
     finally:
         page.context.close()
 

@@ -69,6 +69,18 @@ def test_every_role_reads_the_pages(client, org, make_member, project, role, fro
     assert 'data-testid="account-onboarding"' in panel and "0 of 5 milestones done" in panel and "day 30" in panel
 
 
+def test_a_project_without_a_csm_reads_none_on_the_list_and_its_page(client, org, alice, frozen):
+    """An unowned account's project (no CSM) once broke both pages: a filter argument read ``owner.email``."""
+    account = AccountFactory(organization=org, owner=None, name="Orphan Co", lifecycle_stage="onboarding")
+    project = svc.start_project(account, by=Actor(organization=org, role="admin"), kickoff_on=dt.date(2026, 11, 1))
+    assert project.owner is None
+    client.force_login(alice)
+    listing = client.get(reverse("onboarding", args=[org.slug]))
+    assert listing.status_code == 200 and "Orphan Co" in listing.content.decode()
+    page = client.get(reverse("onboarding-project", args=[org.slug, project.pk]))
+    assert page.status_code == 200 and "CSM <strong>none</strong>" in page.content.decode()
+
+
 def test_the_list_flags_late_projects_and_filters(client, org, alice, bob, project, frozen):
     client.force_login(alice)
     url = reverse("onboarding", args=[org.slug])
