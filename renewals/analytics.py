@@ -78,10 +78,12 @@ def money(cents: int | np.integer) -> Decimal:
 
 
 def ratio(numerator: int | np.integer, denominator: int | np.integer) -> Decimal | None:
-    """``numerator / denominator`` rounded half-up to four places; ``None`` when the denominator is 0."""
+    """``numerator / denominator`` rounded half-up to four places; ``None`` when the denominator is 0. A tiny
+    negative ratio that rounds to zero is ``0.0000``, not ``-0.0000`` (it would print as a negative zero)."""
     if not denominator:
         return None
-    return (Decimal(int(numerator)) / Decimal(int(denominator))).quantize(RATIO, rounding=ROUND_HALF_UP)
+    rounded = (Decimal(int(numerator)) / Decimal(int(denominator))).quantize(RATIO, rounding=ROUND_HALF_UP)
+    return rounded if rounded else abs(rounded)
 
 
 def _org_id(org: Organization | int) -> int:

@@ -119,6 +119,21 @@ class _Terms:
     uplift: Decimal = Decimal("1")
 
 
+def first_renewal_discount(seed: int, external_id: str, outcome: str, discount: Decimal) -> Decimal:
+    """The discount of the contract that follows an account's first renewal (seed 004 asks "by what average
+    amount did we reduce discounts at first renewal"): a launch discount is often trimmed when the customer
+    expands, and sometimes deepened to keep a contracting one. Only expansions and contractions change it, so
+    the change moves ARR the way the outcome already does and the outcome still follows from ARR. Drawn from
+    its own stream, so every other draw of the demo stays as it was."""
+    rng = random.Random(f"{seed}:first-renewal-discount:{external_id}")
+    roll = rng.random()
+    if outcome == RenewalOutcome.EXPANDED and roll < 0.7:
+        discount -= Decimal(rng.randint(1, 5)) / 100
+    elif outcome == RenewalOutcome.CONTRACTED and roll < 0.5:
+        discount += Decimal(rng.randint(1, 3)) / 100
+    return min(max(discount, Decimal("0")), Decimal("0.9")).quantize(Decimal("0.01"))
+
+
 class HistoryBuilder:
     """Builds :class:`History` rows for the accounts of one demo organization."""
 
@@ -347,6 +362,8 @@ class HistoryBuilder:
                 break
             risk = period_risk(self.seed, account.external_id, contract.number)
             outcome, new_terms = self._next_terms(rng, tier, terms, seat_range[0], hazard, risk)
+            if n == 1 and new_terms is not None:
+                new_terms.discount = first_renewal_discount(self.seed, account.external_id, outcome, terms.discount)
             if outcome == RenewalOutcome.CHURNED:
                 code = _weighted(rng, CHURN_REASONS)
                 closed_on = min(today, due + timedelta(days=rng.randint(-45, 20)))

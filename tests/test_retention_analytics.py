@@ -13,7 +13,7 @@ import pytest
 
 from accounts.models import Account, Contract, ContractLine, Segment
 from accounts.services import arr_at as service_arr_at
-from renewals.analytics import GROUP_BY_CHOICES, retention
+from renewals.analytics import GROUP_BY_CHOICES, ratio, retention
 from renewals.models import ChurnReason, Renewal, RenewalTarget
 
 from .factories import AccountFactory, MembershipFactory, ProductFactory
@@ -588,3 +588,11 @@ def test_query_count_does_not_grow_with_the_book(api, org):
             per_url.append(len(queries))
         counts.append(per_url)
     assert counts[0] == counts[1]
+
+
+def test_a_ratio_that_rounds_to_zero_is_never_a_negative_zero():
+    # −1 cent over $30,000 is −0.0000003: four places round it to zero, and it must print as 0.0000 (the
+    # "know the details" page once showed a product growth of "-0.0000").
+    assert str(ratio(-1, 3_000_000)) == "0.0000"
+    assert str(ratio(-1, 3)) == "-0.3333" and str(ratio(1, 3)) == "0.3333"
+    assert ratio(5, 0) is None

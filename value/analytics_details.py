@@ -111,7 +111,8 @@ def _points(value: float | None) -> Decimal | None:
     """A ratio change (float, from discount arithmetic) as a ``Decimal`` with four places."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
-    return Decimal(repr(float(value))).quantize(RATIO, rounding=ROUND_HALF_UP)
+    rounded = Decimal(repr(float(value))).quantize(RATIO, rounding=ROUND_HALF_UP)
+    return rounded if rounded else abs(rounded)  # never a negative zero
 
 
 def _cents_sum(field: str, condition: Q | None = None) -> Any:
