@@ -19,7 +19,7 @@ from accounts.models import Account, Activity, Objective, Organization, SuccessP
 
 from .choices import ReviewKind, ReviewStatus
 from .models import BusinessReview
-from .report import build_report
+from .report import live_report
 from .reviews import default_period
 
 __all__ = ["seed", "wipe"]
@@ -84,15 +84,7 @@ def _close(
 ) -> None:
     """What :func:`value.reviews.close_review` does, without the domain event."""
     account = review.account
-    report = build_report(
-        organization,
-        account,
-        period_start=review.period_start,
-        period_end=review.period_end,
-        kind=review.kind,
-        review=review,
-        now=now,
-    )
+    report = live_report(organization, review, now=now)
     summary = rng.choice(SUMMARIES)
     activity = Activity.all_orgs.create(
         organization=organization,

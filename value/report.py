@@ -57,7 +57,7 @@ from renewals.models import Renewal
 from .choices import ReviewStatus
 from .models import BusinessReview
 
-__all__ = ["MIN_PEERS", "REPORT_VERSION", "build_report", "review_report"]
+__all__ = ["MIN_PEERS", "REPORT_VERSION", "build_report", "live_report", "review_report"]
 
 #: Fewer peers than this and the benchmark is hidden (a median of 2 or 3 customers would nearly name them).
 MIN_PEERS = 5
@@ -452,6 +452,11 @@ def review_report(organization: Organization, review: BusinessReview, *, now: dt
         raise ValueError("The review is not in this organization.")
     if review.status == ReviewStatus.CLOSED and review.snapshot.get("report"):
         return review.snapshot["report"]
+    return live_report(organization, review, now=now)
+
+
+def live_report(organization: Organization, review: BusinessReview, *, now: dt.datetime | None = None) -> dict:
+    """The review's report computed from today's data, whatever its status: what closing freezes."""
     return build_report(
         organization,
         review.account,

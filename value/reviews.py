@@ -29,7 +29,7 @@ from renewals.analytics import fiscal_quarter
 
 from .choices import ReviewKind, ReviewStatus
 from .models import BusinessReview
-from .report import build_report
+from .report import live_report
 
 __all__ = [
     "MAX_PERIOD_DAYS",
@@ -189,15 +189,7 @@ def close_review(
             raise ValidationError({"status": ["This review is closed already."]})
 
         # The report as presented, before this close adds the next objectives to the plan.
-        report = build_report(
-            organization,
-            account,
-            period_start=review.period_start,
-            period_end=review.period_end,
-            kind=review.kind,
-            review=review,
-            now=now,
-        )
+        report = live_report(organization, review, now=now)
         # Held at noon of the organization's day: the timeline shows it on that day in its time zone.
         tz = ZoneInfo(organization.time_zone or "UTC")
         activity = Activity.all_orgs.create(
