@@ -458,8 +458,20 @@ def test_demo_seeds_closed_reviews_with_frozen_reports_and_outcomes(tmp_path):
     assert Objective.all_orgs.filter(organization=org).exclude(current="").exists()
     out = tmp_path / "demo.pdf"
     call_command("qbr_report", org="demo", account=latest.account.external_id, output=str(out), stdout=io.StringIO())
-    text = pdf_text(out.read_bytes())
-    assert latest.account.name in " ".join(text.split()) and "Success measures" in text
+    text = " ".join(pdf_text(out.read_bytes()).split())
+    assert latest.account.name in text and "Success measures" in text
+    measures = [o["title"] for o in latest.snapshot["report"]["objectives"]]
+    assert measures and all(title in text for title in measures), measures
+    # The same PDF from the review page, as the demo's admin.
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(email="admin@demo.retain.local"))
+    response = client.get(f"/o/demo/accounts/{latest.account.pk}/reviews/{latest.pk}/report.pdf")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    page_text = " ".join(pdf_text(response.content).split())
+    assert all(title in page_text for title in measures)
 
     before = sorted(reviews.values_list("account__external_id", "period_end", "status"))
     seed_demo(slug="demo", accounts=120, seed=3, today=dt.date(2026, 10, 15))
