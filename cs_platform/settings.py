@@ -327,6 +327,8 @@ SPECTACULAR_SETTINGS = {
         "HealthColorEnum": "health.models.HealthColor",
         "DetailsFigureEnum": "value.analytics_details.FIGURE_CHOICES",
         "BusinessReviewKindEnum": "value.choices.ReviewKind",
+        "BusinessReviewStatusEnum": "value.choices.ReviewStatus",
+        "OnboardingStatusEnum": "value.choices.OnboardingStatus",
         # Contact roles: a contact's ``roles`` and a handoff stakeholder's ``role`` are the same set.
         "RolesEnum": "accounts.choices.ContactRole",
         "RoleEnum": "cs_platform.choices.Role",

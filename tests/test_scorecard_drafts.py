@@ -282,22 +282,22 @@ class TestAuditLogApi:
         save_scorecard_version(card, pulse_only(50), user=alice, note='=HYPERLINK("http://evil")')
         drafts.rollback(card, user=alice, note="Undo")
         save_scorecard_version(default_card(other_org), pulse_only(50), user=charlie, note="Theirs")
-        client = api(org, "admin")
+        client = api(org, "admin")  # issuing the test's API key is audited too (the newest entry)
         rows = client.get("/api/v1/audit-log/").json()["results"]
-        assert [r["action"] for r in rows] == ["scorecard.rolled_back", "scorecard.published"]
-        assert rows[1]["subject_label"] == card.name and rows[1]["actor"] == alice.pk
+        assert [r["action"] for r in rows] == ["api_key.created", "scorecard.rolled_back", "scorecard.published"]
+        assert rows[2]["subject_label"] == card.name and rows[2]["actor"] == alice.pk
         only = client.get("/api/v1/audit-log/", {"action": "scorecard.published"}).json()["results"]
         assert [r["action"] for r in only] == ["scorecard.published"]
         both = client.get("/api/v1/audit-log/", {"action": "scorecard.published,scorecard.rolled_back"}).json()
         assert both["count"] == 2
         assert client.get("/api/v1/audit-log/", {"subject_type": "segment"}).json()["count"] == 0
         today = timezone.localdate()
-        assert client.get("/api/v1/audit-log/", {"date_after": today.isoformat()}).json()["count"] == 2
+        assert client.get("/api/v1/audit-log/", {"date_after": today.isoformat()}).json()["count"] == 3
         assert client.get("/api/v1/audit-log/", {"date_before": "2000-01-01"}).json()["count"] == 0
         exported = client.get("/api/v1/audit-log/", {"format": "csv"})
         assert exported.status_code == 200 and exported["Content-Type"].startswith("text/csv")
         table = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
-        assert len(table) == 2
+        assert len(table) == 3
         published = next(r for r in table if r["action"] == "scorecard.published")
         assert published["note"].startswith("'=HYPERLINK")  # neutralised
 

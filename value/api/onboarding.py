@@ -37,7 +37,7 @@ ADMIN_ONLY: frozenset[str] = frozenset({Role.ADMIN})
 # --- Serializers -------------------------------------------------------------------------------------
 
 
-class MeasureSerializer(KnownFieldsMixin, serializers.Serializer):
+class SuccessMeasureSerializer(KnownFieldsMixin, serializers.Serializer):
     """One success measure: what the customer measures, from its baseline to its target."""
 
     title = serializers.CharField(max_length=200, allow_blank=True)
@@ -70,7 +70,7 @@ class HandoffSerializer(OrgScopedSerializer):
     …/submit/`` validates it and seeds the success plan, the contacts and the onboarding project."""
 
     account_name = serializers.CharField(source="account.name", read_only=True)
-    success_measures = MeasureSerializer(many=True, required=False)
+    success_measures = SuccessMeasureSerializer(many=True, required=False)
     stakeholders = StakeholderSerializer(many=True, required=False)
     submitted_by = serializers.EmailField(source="submitted_by.email", read_only=True, allow_null=True)
     is_submitted = serializers.SerializerMethodField()
