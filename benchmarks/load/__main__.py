@@ -254,11 +254,22 @@ def read_failures(prefix: Path) -> list[str]:
         return [f"{row['Occurrences']}× {row['Name']}: {row['Error']}" for row in csv.DictReader(handle)]
 
 
-def step_table(users: int, rows: list[dict[str, Any]], args: argparse.Namespace, load: tuple[float, ...]) -> str:
+def queue_length(redis_url: str, queue: str) -> int:
+    """Messages waiting for the worker (the Redis broker keeps a queue as a list of that name)."""
+    import redis
+
+    return int(redis.Redis.from_url(redis_url, socket_timeout=3).llen(queue))
+
+
+def step_table(
+    users: int, rows: list[dict[str, Any]], args: argparse.Namespace, load: tuple[float, ...], waiting: int
+) -> str:
     total = next((r for r in rows if r["name"] == "Aggregated"), None)
     lines = [
         f"### {users} users, {args.duration} s (spawn {args.spawn_rate:g}/s), load average after "
         f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
+        "",
+        f"Celery tasks still waiting in the queue at the end: {waiting}.",
         "",
         "| request | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -356,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"locust exited with status {status} and wrote no statistics")
             rows = read_stats(prefix)
             failures = read_failures(prefix)
-            table = step_table(users, rows, args, os.getloadavg())
+            table = step_table(users, rows, args, os.getloadavg(), queue_length(redis_url, queue))
             report += [table, ""]
             if failures:
                 report += ["Errors:", "", *[f"- {line}" for line in failures], ""]
