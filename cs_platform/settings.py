@@ -362,7 +362,14 @@ else:
     _visibility_timeout = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 15 * 60)
     if _visibility_timeout <= CELERY_TASK_TIME_LIMIT:
         raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be greater than CELERY_TASK_TIME_LIMIT")
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
+    # How often a worker sweeps Redis for messages unacknowledged longer than the visibility timeout (a
+    # killed worker's) and puts them back on their queue: every INTERVAL x THROTTLE seconds (kombu's
+    # defaults, 10 x 10). Lower both with a short visibility timeout (the fault tests use 1 and 1).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _visibility_timeout,
+        "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+        "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True  # outcomes are recorded in JobRun rows, not in a result backend
 CELERY_RESULT_EXPIRES = None  # no result backend, so no nightly celery.backend_cleanup in beat
