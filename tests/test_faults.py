@@ -2,7 +2,8 @@
 finishes the job with the same result as an undisturbed run.
 
 Real processes: a ``celery worker`` subprocess (tests/worker_process.py) against the test database and Redis,
-killed with SIGKILL at an observable point of its job (its JobRun running, a request held open by a receiver
+killed with SIGKILL at an observable point of its job (the recompute's JobRun running; the playbook
+evaluation's first batch of firings committed, the others not; the webhook request held open by a receiver
 on loopback), then a new worker. Nothing re-enqueues by hand: the killed worker's message stays in Redis's
 ``unacked`` set and the new worker's sweep puts it back on the queue once the visibility timeout has passed
 (:data:`tests.worker_process.REDELIVERY`: 14 s instead of over an hour, swept every second).
@@ -20,7 +21,6 @@ import time
 import uuid
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from accounts.choices import JobStatus
@@ -28,11 +28,22 @@ from accounts.models import Account, JobRun
 from accounts.services import create_organization
 from cs_platform.jobs import create_job
 from cs_platform.models import DomainEvent
-from health.models import CsmPulse, HealthScore
+from health.models import CsmPulse, HealthScore, Invoice
 from health.services import recompute_health
 from health.tasks import recompute_health_task
 from playbooks import services
-from playbooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from playbooks.engine import evaluate_organization
+from playbooks.models import (
+    Cta,
+    CtaTask,
+    DeliveryStatus,
+    Playbook,
+    PlaybookFiring,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from playbooks.tasks import evaluate_all_playbooks
 from tests import worker_process
 
 from .outbound_helpers import Receiver, loopback_only_fixture, routed  # noqa: F401 - fixture
@@ -76,16 +87,6 @@ def _events(org) -> list[tuple[str, str]]:
         (e.payload["external_id"], e.payload["to"] or "")
         for e in DomainEvent.all_orgs.filter(organization=org, name="health.color_changed")
     )
-
-
-def _writing_elsewhere() -> bool:
-    """Another session on the test database holds an open transaction that has written."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
-        )
-        return cursor.fetchone()[0] > 0
 
 
 def test_a_worker_killed_mid_recompute_loses_nothing_and_the_redelivery_scores_as_an_undisturbed_run(tmp_path):
@@ -231,3 +232,85 @@ def test_a_worker_killed_mid_webhook_delivery_delivers_once_on_redelivery(receiv
     ids = {v for r in killed for k, v in r["headers"].items() if k.lower() == "x-retain-delivery"}
     assert ids == {str(delivery.pk)}
     assert killed[0]["body"] == killed[1]["body"]
+
+
+# --- Mid-playbook evaluation ------------------------------------------------------------------------------
+
+#: Accounts with an overdue invoice: the engine fires in batches of 2,000 (``playbooks.engine.BATCH``), each
+#: committed on its own, so a kill can land between batches (some fired, some not) or inside one.
+OVERDUE = 5000
+RISK = {
+    "kind": "open_cta", "type": "risk", "reason": "invoice_overdue",
+    "tasks": [{"title": "Chase", "due_in_days": 2}, {"title": "Escalate", "due_in_days": 5}],
+}  # fmt: skip
+
+
+def _overdue_org(slug: str):
+    org = create_organization(slug=slug, name=slug.title())[0]
+    rows = Account.all_orgs.bulk_create(
+        Account(organization=org, external_id=f"acc-{i:05d}", name=f"Account {i}") for i in range(OVERDUE)
+    )
+    due = timezone.localdate() - dt.timedelta(days=45)
+    Invoice.all_orgs.bulk_create(
+        Invoice(organization=org, account=a, external_id=f"INV-{i}", due_date=due, amount=1200)
+        for i, a in enumerate(rows)
+    )
+    Playbook.all_orgs.create(
+        organization=org, name="Overdue → risk", trigger="invoice_overdue", trigger_params={"days": 30},
+        actions=[RISK], active=True,
+    )  # fmt: skip
+    return org
+
+
+def _work(org) -> dict[str, object]:
+    """What an evaluation leaves: firings per account and outcome, CTAs per account, tasks."""
+    # Occurrences are keyed on the invoice's id ("invoice:<pk>"), which differs between organizations: compare
+    # them by the invoice's external id.
+    invoices = dict(Invoice.all_orgs.filter(organization=org).values_list("pk", "external_id"))
+    firings = PlaybookFiring.all_orgs.filter(organization=org)
+    ctas = Cta.all_orgs.filter(organization=org)
+    return {
+        "firings": sorted(
+            (account, invoices[int(key.removeprefix("invoice:"))], outcome)
+            for account, key, outcome in firings.values_list("account__external_id", "occurrence_key", "outcome")
+        ),
+        "ctas": sorted(ctas.values_list("account__external_id", "type__key", "reason__key", "status")),
+        "tasks": CtaTask.all_orgs.filter(organization=org).count(),
+    }
+
+
+def test_a_worker_killed_mid_playbook_evaluation_fires_each_occurrence_once_on_redelivery(tmp_path, monkeypatch):
+    killed_org = _overdue_org("killed")
+    with worker_process.own_queue(monkeypatch, "retain-fault-playbooks") as queue:
+        log = tmp_path / "worker.log"
+        env = {**worker_process.REDELIVERY, "CELERY_TASK_DEFAULT_QUEUE": queue}
+        firings = PlaybookFiring.all_orgs.filter(organization=killed_org)
+        worker = None
+        started = time.monotonic()
+        try:
+            worker = worker_process.start_worker(queue, log, **env)
+            evaluate_all_playbooks.delay()  # the beat's run: one evaluation per organization, on the worker
+            # Killed once the first batch has committed: part fired, the rest not yet.
+            worker_process.wait(firings.exists, 60, "the evaluation's first batch", log)
+            worker_process.kill(worker)
+            fired_before = firings.count()
+            assert 0 < fired_before < OVERDUE, "the evaluation finished before the kill"
+            assert worker_process.succeeded(log, "playbooks.tasks.evaluate_playbooks") == 0
+
+            worker = worker_process.start_worker(queue, log, **env)
+            worker_process.wait(
+                lambda: worker_process.succeeded(log, "playbooks.tasks.evaluate_playbooks") == 1,
+                60, "the redelivered evaluation", log,
+            )  # fmt: skip
+            print(f"\nkilled with {fired_before} of {OVERDUE} fired; done after {time.monotonic() - started:.1f}s")
+        finally:
+            worker_process.stop(worker)
+            worker_process.end_other_backends()
+            worker_process.forget_messages(queue)
+
+    killed = _work(killed_org)
+    reference_org = _overdue_org("reference")
+    evaluate_organization(reference_org.pk)  # the undisturbed run, in this process
+    reference = _work(reference_org)
+    assert len(reference["firings"]) == len(reference["ctas"]) == OVERDUE and reference["tasks"] == 2 * OVERDUE
+    assert killed == reference  # each occurrence fired once, one CTA (two tasks) per account
