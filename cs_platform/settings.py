@@ -70,6 +70,8 @@ MIDDLEWARE = [
     # /healthz, /readyz and /metrics first: before the host check and the HTTPS redirect (cs_platform/ops.py).
     "cs_platform.ops.OpsEndpointsMiddleware",
     "cs_platform.ops.RequestMetricsMiddleware",
+    # A view that loses the database or Redis answers 503 + Retry-After, not 500 (docs/operations.md).
+    "cs_platform.ops.UnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     # Budgets per client address for public pages: unsubscribe and invitation links, sign-in (before sessions:
@@ -109,7 +111,11 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------
 _default_sqlite = f"sqlite:///{VAR_DIR / 'retain.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_sqlite), conn_max_age=60)}
+# Connections live a minute (CONN_MAX_AGE); one reused after a database restart or failover is tested first
+# (CONN_HEALTH_CHECKS), so the first request after it reconnects instead of failing (tests/test_faults_services.py).
+DATABASES = {
+    "default": dj_database_url.parse(env_str("DATABASE_URL", _default_sqlite), conn_max_age=60, conn_health_checks=True)
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # The demo runs web, worker and beat as separate processes on one file: wait instead of failing.

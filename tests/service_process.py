@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -77,6 +78,75 @@ class RedisServer:
         import redis
 
         return redis.Redis.from_url(self.url)
+
+
+def _postgres_bin(name: str) -> str | None:
+    """``initdb`` / ``pg_ctl``: on the PATH, or in Debian's versioned directory."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+#: Why a private Postgres cannot run here, or ``None`` when it can.
+POSTGRES_MISSING = (
+    None
+    if _postgres_bin("initdb") and _postgres_bin("pg_ctl") and shutil.which("pg_dump") and shutil.which("psql")
+    else "needs initdb, pg_ctl, pg_dump and psql (a PostgreSQL server installation) for a private cluster"
+)
+
+
+class PostgresServer:
+    """A private Postgres cluster (``initdb``) in ``directory`` on a port of its own, trust auth on loopback,
+    started and stopped with ``pg_ctl``. Run as the ``postgres`` user when this process is root (the server
+    refuses root)."""
+
+    def __init__(self) -> None:
+        # Its own directory under the system's temporary one: pytest's tmp_path is private to root, which
+        # the postgres user could not enter.
+        self.home = Path(tempfile.mkdtemp(prefix="retain-faults-pg-"))
+        self.directory = self.home / "pgdata"
+        self.port = free_port()
+        self.log = self.home / "postgres.log"
+        self._user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.home, "postgres")
+            self._user = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, *cmd: str) -> None:
+        done = subprocess.run([*self._user, *cmd], capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise AssertionError(f"{cmd[0]} failed ({done.returncode}): {done.stderr or done.stdout}")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def init(self) -> None:
+        self._run(_postgres_bin("initdb") or "initdb", "-D", str(self.directory), "-U", "postgres",
+                  "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} -c fsync=off"
+        self._run(_postgres_bin("pg_ctl") or "pg_ctl", "-D", str(self.directory), "-l", str(self.log),
+                  "-o", options, "-w", "-t", "60", "start")  # fmt: skip
+
+    def stop(self, mode: str = "immediate") -> None:
+        """``immediate``: every server process quits at once, no checkpoint (a crash, recovered at start)."""
+        if (self.directory / "postmaster.pid").exists():
+            self._run(_postgres_bin("pg_ctl") or "pg_ctl", "-D", str(self.directory), "-m", mode, "-w", "stop")
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def copy_database(self, source_url: str, database: str) -> None:
+        """Create ``database`` here as a copy (schema and rows) of ``source_url``'s."""
+        subprocess.run(["psql", self.url("postgres"), "-qc", f"CREATE DATABASE {database}"], check=True,
+                       stdout=subprocess.DEVNULL, timeout=60)  # fmt: skip
+        dump = subprocess.Popen(["pg_dump", "--no-owner", source_url], stdout=subprocess.PIPE)
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", self.url(database)], stdin=dump.stdout, check=True,
+                       stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
+        assert dump.wait(timeout=60) == 0
 
 
 class Gunicorn:

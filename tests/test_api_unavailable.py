@@ -37,3 +37,20 @@ def test_a_database_or_redis_connection_error_in_a_view_is_a_json_503_to_retry()
         assert response.status_code == 503
         assert response.data == {"detail": "The service is briefly unavailable; retry later.", "errors": {}}
         assert response["Retry-After"] == "5"
+
+
+def test_a_page_or_the_tracking_api_losing_the_database_answers_503_not_500():
+    """The middleware (cs_platform.ops.UnavailableMiddleware): a plain page without the database for pages,
+    JSON under /v1/ and /api/; any other error is left to Django (500)."""
+    import redis
+    from django.test import RequestFactory
+
+    from cs_platform.ops import UnavailableMiddleware
+
+    middleware = UnavailableMiddleware(lambda request: None)
+    page = middleware.process_exception(RequestFactory().get("/o/acme/"), OperationalError("gone"))
+    assert (page.status_code, page["Retry-After"]) == (503, "5")
+    assert page["Content-Type"].startswith("text/html") and b"Briefly unavailable" in page.content
+    api = middleware.process_exception(RequestFactory().post("/v1/batch"), redis.TimeoutError("slow"))
+    assert (api.status_code, api["Content-Type"]) == (503, "application/json")
+    assert middleware.process_exception(RequestFactory().get("/o/acme/"), ValueError("a bug")) is None

@@ -64,7 +64,17 @@ def _kinds(app: service_process.Gunicorn, key: str, cookie: str, n: int) -> dict
     }
 
 
-def test_redis_killed_and_restarted_under_the_app(tmp_path):
+UP = {
+    "api": (200, "application/json"),
+    "ingest": (200, "application/json"),
+    "page": (200, "text/html"),
+    "readyz": (200, "application/json"),
+}
+
+
+def _tenant():
+    """An organization with an account, a write key, an API key and a signed-in admin: ``(org, write key,
+    session id)``; the session is a database row."""
     org = create_organization(slug="acme", name="Acme Corp")[0]
     Account.all_orgs.create(organization=org, external_id="acc-1", name="Initech")
     key = WriteKey.issue(organization=org, name="faults")[1]
@@ -72,8 +82,12 @@ def test_redis_killed_and_restarted_under_the_app(tmp_path):
     user = UserFactory()
     MembershipFactory(organization=org, role="admin", user=user)
     client = Client()
-    client.force_login(user)  # the session is in the database, which stays up
-    cookie = client.cookies["sessionid"].value
+    client.force_login(user)
+    return org, key, client.cookies["sessionid"].value
+
+
+def test_redis_killed_and_restarted_under_the_app(tmp_path):
+    org, key, cookie = _tenant()
 
     redis = service_process.RedisServer(tmp_path)
     app = service_process.Gunicorn(tmp_path, DATABASE_URL=worker_process.test_database_url(), REDIS_URL=redis.url)
@@ -129,3 +143,49 @@ def test_redis_killed_and_restarted_under_the_app(tmp_path):
         redis.kill()
         worker_process.end_other_backends()
     print(f"\nwhile Redis was down: {down} in {took:.1f}s")
+
+
+@pytest.mark.skipif(service_process.POSTGRES_MISSING is not None, reason=service_process.POSTGRES_MISSING or "")
+def test_postgres_crashed_and_restarted_under_the_app(tmp_path):
+    """A private Postgres cluster holding a copy of the test database; the app on it under gunicorn (one
+    worker, so every request reuses its one persistent connection, ``CONN_MAX_AGE``). The cluster crashes
+    (``pg_ctl stop -m immediate``): ingestion and the API answer a JSON 503, the page a 503, /readyz a 503.
+    It starts again: the very first requests succeed on the same app process; and after a restart that no
+    request noticed, the first request reconnects instead of failing (``CONN_HEALTH_CHECKS``)."""
+    org, key, cookie = _tenant()
+    postgres = service_process.PostgresServer()
+    database = "retain_fault_copy"
+    app = service_process.Gunicorn(tmp_path, DATABASE_URL=postgres.url(database), REDIS_URL=os.environ["REDIS_URL"])
+    try:
+        postgres.init()
+        postgres.start()
+        postgres.copy_database(worker_process.test_database_url(), database)
+        app.start()
+        assert _kinds(app, key, cookie, 1) == UP
+
+        postgres.stop("immediate")
+        started = time.monotonic()
+        down = _kinds(app, key, cookie, 2)
+        took = time.monotonic() - started
+        assert down == {
+            "api": (503, "application/json"),
+            "ingest": (503, "application/json"),
+            "page": (503, "text/html"),
+            "readyz": (503, "application/json"),
+        }, app.log.read_text()[-3000:]
+        assert took < 30, f"four requests took {took:.1f}s while Postgres was down"
+
+        postgres.start()
+        assert _kinds(app, key, cookie, 3) == UP, app.log.read_text()[-3000:]  # the first requests, no retry
+
+        # A restart between two requests (none fails while it is down): the app's persistent connection is
+        # dead but not known to be; the next request must not be the one to find out (CONN_HEALTH_CHECKS).
+        postgres.stop("immediate")
+        postgres.start()
+        assert _kinds(app, key, cookie, 4) == UP, app.log.read_text()[-3000:]
+        assert app.process is not None and app.process.poll() is None  # the same app process throughout
+    finally:
+        app.stop()
+        postgres.stop("fast")
+        postgres.remove()
+    print(f"\nwhile Postgres was down: {down} in {took:.1f}s")
