@@ -18,6 +18,7 @@ HTTP inside the network), sessions and sign-in. They carry no tenant data.
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -32,6 +33,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .choices import JobStatus
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "OpsEndpointsMiddleware",
@@ -264,3 +267,32 @@ class RequestMetricsMiddleware:
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class UnavailableMiddleware:
+    """A view that loses the database or Redis (a restart, a failover) answers ``503`` with ``Retry-After``,
+    not ``500``: JSON under ``/api/`` and ``/v1/``, a plain page elsewhere, rendered without the database (no
+    context processor, no session). Nothing else changes: the next request reconnects by itself
+    (``CONN_HEALTH_CHECKS``; redis-py reconnects on its own)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        import redis
+        from django.db import OperationalError
+        from django.template.loader import render_to_string
+
+        if not isinstance(exception, (OperationalError, redis.ConnectionError, redis.TimeoutError)):
+            return None
+        logger.warning("%s unavailable: %s", request.path, type(exception).__name__, exc_info=exception)
+        detail = "The service is briefly unavailable; retry later."
+        if request.path.startswith(("/api/", "/v1/")):
+            response: HttpResponse = JsonResponse({"detail": detail, "errors": {}}, status=503)
+        else:
+            response = HttpResponse(render_to_string("503.html"), status=503)
+        response["Retry-After"] = "5"
+        return response

@@ -70,6 +70,8 @@ MIDDLEWARE = [
     # /healthz, /readyz and /metrics first: before the host check and the HTTPS redirect (cs_platform/ops.py).
     "cs_platform.ops.OpsEndpointsMiddleware",
     "cs_platform.ops.RequestMetricsMiddleware",
+    # A view that loses the database or Redis answers 503 + Retry-After, not 500 (docs/operations.md).
+    "cs_platform.ops.UnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     # Budgets per client address for public pages: unsubscribe and invitation links, sign-in (before sessions:
@@ -109,7 +111,11 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------
 _default_sqlite = f"sqlite:///{VAR_DIR / 'retain.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_sqlite), conn_max_age=60)}
+# Connections live a minute (CONN_MAX_AGE); one reused after a database restart or failover is tested first
+# (CONN_HEALTH_CHECKS), so the first request after it reconnects instead of failing (tests/test_faults_services.py).
+DATABASES = {
+    "default": dj_database_url.parse(env_str("DATABASE_URL", _default_sqlite), conn_max_age=60, conn_health_checks=True)
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # The demo runs web, worker and beat as separate processes on one file: wait instead of failing.
@@ -364,7 +370,14 @@ else:
     _visibility_timeout = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 15 * 60)
     if _visibility_timeout <= CELERY_TASK_TIME_LIMIT:
         raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be greater than CELERY_TASK_TIME_LIMIT")
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
+    # How often a worker sweeps Redis for messages unacknowledged longer than the visibility timeout (a
+    # killed worker's) and puts them back on their queue: every INTERVAL x THROTTLE seconds (kombu's
+    # defaults, 10 x 10). Lower both with a short visibility timeout (the fault tests use 1 and 1).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _visibility_timeout,
+        "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+        "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True  # outcomes are recorded in JobRun rows, not in a result backend
 CELERY_RESULT_EXPIRES = None  # no result backend, so no nightly celery.backend_cleanup in beat

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import DatabaseError
+from django.db import DatabaseError, OperationalError
 from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -442,6 +442,13 @@ def _json_errors(view: Any) -> Any:
     def wrapped(request: HttpRequest) -> JsonResponse:
         try:
             return view(request)
+        except OperationalError:
+            # The database is unreachable (a restart, a failover) before or after the batch's transaction:
+            # nothing was stored; a Segment client retries a 5xx.
+            logger.warning("tracking API: the database is unreachable", exc_info=True)
+            response = _error(503, "Events could not be stored; retry later.", code="unavailable")
+            response["Retry-After"] = "5"
+            return response
         except Exception:
             logger.exception("unexpected error in the tracking API")
             return _error(500, "Internal error; nothing was stored. Retry later.", code="internal_error")

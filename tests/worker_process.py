@@ -51,6 +51,28 @@ def start_worker(queue: str, log: Path, *, app: str = "cs_platform", **env: str)
     return subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
+#: Environment of a worker that takes a killed worker's message back within seconds, by the broker's own
+#: redelivery (``acks_late`` on Redis): the message stays in Redis's ``unacked`` set until the visibility
+#: timeout passes, then a worker's sweep (every second here) puts it back on its queue. The visibility
+#: timeout must exceed the hard time limit (settings refuse less), so both are short too; a task that runs
+#: longer than the soft limit fails, which a test would see.
+REDELIVERY = {
+    "CELERY_TASK_SOFT_TIME_LIMIT": "10",
+    "CELERY_TASK_TIME_LIMIT": "12",
+    "CELERY_VISIBILITY_TIMEOUT": "14",
+    "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+    "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+}
+
+
+def kill(worker: subprocess.Popen) -> None:
+    """SIGKILL the worker (no handler runs, nothing is acknowledged), then end its database sessions, so
+    that its uncommitted writes are rolled back and its row locks released before the test looks."""
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    end_other_backends()
+
+
 def stop(worker: subprocess.Popen | None) -> None:
     """Warm shutdown (closes its database connections); killed if it does not stop in 15 s."""
     if worker is None or worker.poll() is not None:

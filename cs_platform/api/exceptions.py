@@ -11,21 +11,26 @@ before or outside a view: a URL that matches no route (``/api/v1/accounts/0.5/ar
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, OperationalError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from redis import ConnectionError as RedisConnectionError
+from redis import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from cs_platform.tenancy import OrgScopeError
+
+logger = logging.getLogger(__name__)
 
 NON_FIELD = "non_field_errors"
 #: Paths whose errors are JSON even when no DRF view answers (no route matched, body too large, a crash).
@@ -36,6 +41,14 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "This change conflicts with existing data (for example a duplicate identifier)."
     default_code = "conflict"
+
+
+class Unavailable(exceptions.APIException):
+    """The database or Redis did not answer: retry later (``Retry-After``)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The service is briefly unavailable; retry later."
+    default_code = "unavailable"
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -87,6 +100,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = Conflict()
     elif isinstance(exc, SuspiciousOperation):
         exc = _too_large_or_suspicious(exc)
+    elif isinstance(exc, (OperationalError, RedisConnectionError, RedisTimeoutError)):
+        # The database or Redis is unreachable (restarting, failing over): a JSON 503 the client may retry,
+        # not a 500. The error is logged; its message (host names) is not echoed.
+        path = getattr(context.get("request"), "path", "?")
+        logger.warning("API %s unavailable: %s", path, type(exc).__name__, exc_info=exc)
+        exc = Unavailable()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -97,6 +116,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
         response.data = {"detail": str(detail or exc), "errors": {}}
+    if isinstance(exc, Unavailable):
+        response["Retry-After"] = "5"
     return response
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
+import redis
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
 
 
 class OrgRateThrottle(SimpleRateThrottle):
@@ -29,7 +33,14 @@ class OrgRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        allowed = super().allow_request(request, view)
+        try:
+            allowed = super().allow_request(request, view)
+        except redis.RedisError as exc:
+            # The budgets live in the cache (Redis). While it is unreachable the API serves without them
+            # rather than failing every call (the outbound slots fail open the same way); they apply again
+            # as soon as Redis answers. docs/operations.md, "Redis down".
+            logger.warning("API rate limit not applied: the cache is unreachable (%s)", type(exc).__name__)
+            return True
         if self.key is not None:
             remaining = max(0, self.num_requests - len(self.history))
             reset = self.duration - (self.now - self.history[-1]) if self.history else self.duration
