@@ -57,6 +57,7 @@ ERRORS = {
     "413": "The request body is larger than the API accepts.",
     "415": "The body's `Content-Type` is not one this operation accepts.",
     "429": "Rate limit exhausted; see the `RateLimit-*` and `Retry-After` headers.",
+    "503": "The database or Redis is briefly unreachable (a restart, a failover): retry after `Retry-After` seconds.",
 }
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 #: The one answer that is not the API's: gunicorn refuses a request line over 4,094 bytes before Django runs.
@@ -171,7 +172,7 @@ class OrgAutoSchema(AutoSchema):
         return schema
 
     def _error_descriptions(self) -> dict[str, str]:
-        codes = {code: ERRORS[code] for code in ("400", "401", "403", "404", "429")}
+        codes = {code: ERRORS[code] for code in ("400", "401", "403", "404", "429", "503")}
         if "{" in self.path:
             codes["404"] = f"No such object in your organization; or {ERRORS['404'][0].lower()}{ERRORS['404'][1:]}"
         if self._is_list_view() and self._get_paginator() is not None:
