@@ -10,6 +10,7 @@ calendar minute would let a burst straddling its boundary pass twice the limit.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -20,10 +21,12 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from redis import RedisError
 
 __all__ = ["PublicPagesRateLimitMiddleware", "Verdict", "client_address", "count", "parse_rate"]
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+logger = logging.getLogger(__name__)
 
 
 def parse_rate(raw: str, *, name: str = "a rate") -> tuple[int, int]:
@@ -45,7 +48,19 @@ class Verdict:
 
 
 def count(key: str, limit: int, period: int) -> Verdict:
-    """Count one request in the window at ``key`` against ``limit`` per ``period`` seconds."""
+    """Count one request in the window at ``key`` against ``limit`` per ``period`` seconds.
+
+    While the cache (Redis) is unreachable every budget fails open: the request is allowed and a warning
+    logged, rather than every sign-in, public page and hook failing with it; the budgets apply again as soon
+    as Redis answers (the API's throttles do the same: cs_platform.api.throttling)."""
+    try:
+        return _count(key, limit, period)
+    except RedisError as exc:
+        logger.warning("rate limit %s not applied: the cache is unreachable (%s)", key, type(exc).__name__)
+        return Verdict(None)
+
+
+def _count(key: str, limit: int, period: int) -> Verdict:
     now = time.time()
     if cache.add(key, 0, timeout=period):
         cache.set(f"{key}:opened", now, timeout=period)

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 from django.core.cache import cache
-from django.test import Client
+from django.test import Client, override_settings
 
 from accounts.mailing import unsubscribe_token
 from health.inbound import enable_hook
@@ -86,3 +86,17 @@ def test_the_survey_page_and_inbound_hooks_have_their_own_budgets(org, settings)
     hook = f"/hooks/{org.slug}/tracker/"
     unsigned = [client.post(hook, data=b"{}", content_type="application/json").status_code for _ in range(3)]
     assert unsigned == [401, 401, 429]
+
+
+def test_budgets_fail_open_while_the_cache_is_unreachable(db, settings):
+    # A Redis cache on a port where nothing listens: counting raises redis' ConnectionError. The budget lets the
+    # request through (and logs it) instead of failing the page; with a limit of one, a working cache would have
+    # refused the second and third requests.
+    settings.INVITATION_PAGE_RATE = "1/min"
+    unreachable = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    client = from_address("198.51.100.9")
+    with override_settings(CACHES=unreachable):  # restored before the fixture clears the real cache
+        codes = [client.get(f"/invitations/{uuid.uuid4().hex}/").status_code for _ in range(3)]
+    assert codes == [404, 404, 404]

@@ -37,8 +37,8 @@ class OrgRateThrottle(SimpleRateThrottle):
             allowed = super().allow_request(request, view)
         except redis.RedisError as exc:
             # The budgets live in the cache (Redis). While it is unreachable the API serves without them
-            # rather than failing every call (the outbound slots fail open the same way); they apply again
-            # as soon as Redis answers. docs/operations.md, "Redis down".
+            # rather than failing every call, as cs_platform.ratelimit.count and the outbound slots do; they
+            # apply again as soon as Redis answers. docs/operations.md, "Redis down".
             logger.warning("API rate limit not applied: the cache is unreachable (%s)", type(exc).__name__)
             return True
         if self.key is not None:
