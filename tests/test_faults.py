@@ -48,13 +48,7 @@ from tests import worker_process
 
 from .outbound_helpers import Receiver, loopback_only_fixture, routed  # noqa: F401 - fixture
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.postgres,
-    pytest.mark.worker,
-    pytest.mark.skipif(not worker_process.AVAILABLE, reason=worker_process.NEEDS),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = [*worker_process.WORKER_MARKS, pytest.mark.django_db(transaction=True)]
 
 #: Accounts of the organization recomputed: enough that the worker is still computing when the test sees
 #: its run start (about a second of work), few enough for the test's minute.

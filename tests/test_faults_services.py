@@ -30,13 +30,7 @@ from tests import service_process, worker_process
 
 from .factories import MembershipFactory, UserFactory
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.postgres,
-    pytest.mark.worker,
-    pytest.mark.skipif(not worker_process.AVAILABLE, reason=worker_process.NEEDS),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = [*worker_process.WORKER_MARKS, pytest.mark.django_db(transaction=True)]
 
 
 API_KEY: list[str] = []

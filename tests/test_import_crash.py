@@ -29,12 +29,7 @@ from tests import worker_process
 
 ROWS = 60_000
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.postgres,
-    pytest.mark.worker,
-    pytest.mark.skipif(not worker_process.AVAILABLE, reason=worker_process.NEEDS),
-]
+pytestmark = worker_process.WORKER_MARKS
 
 
 def _other_backends_writing() -> bool:

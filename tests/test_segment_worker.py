@@ -22,13 +22,7 @@ from tests import worker_process
 
 from .factories import AccountFactory
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.postgres,
-    pytest.mark.worker,
-    pytest.mark.skipif(not worker_process.AVAILABLE, reason=worker_process.NEEDS),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = [*worker_process.WORKER_MARKS, pytest.mark.django_db(transaction=True)]
 
 DEBOUNCE = 1
 

@@ -29,13 +29,7 @@ from tests import worker_process
 from .factories import AccountFactory
 from .renewal_factories import contract_with_lines
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.postgres,
-    pytest.mark.worker,
-    pytest.mark.skipif(not worker_process.AVAILABLE, reason=worker_process.NEEDS),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = [*worker_process.WORKER_MARKS, pytest.mark.django_db(transaction=True)]
 
 COUNTDOWN = 3
 

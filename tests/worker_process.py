@@ -30,6 +30,15 @@ NEEDS = (
 )
 AVAILABLE = bool(os.environ.get("REDIS_URL")) and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
+#: The markers of a test module that runs a real worker: it needs Redis, Postgres and a worker (under
+#: RETAIN_REQUIRE_SERVICES=1 such a test may not skip: tests/require_services.py), and skips elsewhere.
+WORKER_MARKS = [
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.worker,
+    pytest.mark.skipif(not AVAILABLE, reason=NEEDS),
+]
+
 
 def test_database_url() -> str:
     """The URL of the test database pytest-django created (``test_<name>``), for the worker."""
