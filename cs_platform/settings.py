@@ -33,6 +33,10 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when RETAIN_ENV=production")
     # Demo and tests only: a fixed key so sessions survive restarts of the demo.
     SECRET_KEY = "retain-demo-insecure-key-do-not-use-in-production"
+# Secrets stored for the tenant (connector credentials, chat webhook URLs) are encrypted at rest with Fernet
+# (django-fernet-encrypted-fields): the key is derived from SECRET_KEY and each salt below. Rotation: put the old
+# SECRET_KEY in SECRET_KEY_FALLBACKS (or a new salt first in the list) and every stored value still decrypts.
+SALT_KEY = env_list("FIELD_ENCRYPTION_SALTS", ["retain-field-encryption-v1"])
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"])
 if PRODUCTION and not ALLOWED_HOSTS:
