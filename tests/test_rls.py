@@ -18,7 +18,7 @@ from django.test import Client
 from accounts.models import Account, ApiKey, Membership, Organization
 from cs_platform import rls
 from cs_platform.management.commands.rls_role import ensure_role
-from cs_platform.tasks import org_task
+from cs_platform.tasks import org_task, sweep_task
 from cs_platform.tenancy import OrgScopedModel, org_scope
 
 from .factories import AccountFactory
@@ -35,6 +35,11 @@ def rls_count_accounts(organization_id: int) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT DISTINCT organization_id FROM {ACCOUNTS}")
         return sorted(row[0] for row in cursor.fetchall())
+
+
+@sweep_task("test: a sweep reading every organization")
+def rls_sweep_org_ids() -> list[int]:
+    return raw_org_ids()
 
 
 @pytest.fixture
@@ -240,6 +245,22 @@ def test_task_for_org_a_sees_only_org_a(rls_db, two_orgs):
     with app_role():
         assert rls_count_accounts.apply(args=[org.pk]).get() == [org.pk]
         assert rls_count_accounts.apply(args=[other.pk]).get() == [other.pk]
+
+
+def test_sweep_task_sees_every_organization_and_org_tasks_do_not(rls_db, two_orgs):
+    with app_role():
+        assert rls_sweep_org_ids.apply().get() == sorted(o.pk for o in two_orgs)
+        assert raw_org_ids() == []  # the system context ended with the sweep
+
+
+def test_session_api_request_resolves_the_organization_under_the_role(rls_db, two_orgs, alice):
+    client = Client()
+    client.force_login(alice)
+    with app_role():
+        response = client.get("/api/v1/accounts/", HTTP_X_ORGANIZATION=two_orgs[0].slug)
+        assert response.status_code == 200, response.content
+        assert {row["name"][:2] for row in response.json()["results"]} == {"A "}
+        assert client.get("/api/v1/accounts/", HTTP_X_ORGANIZATION=two_orgs[1].slug).status_code == 404
 
 
 def test_migrate_runs_as_owner_and_returns_to_the_role(rls_db, settings):
