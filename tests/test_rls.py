@@ -23,7 +23,10 @@ from cs_platform.tenancy import OrgScopedModel, org_scope
 
 from .factories import AccountFactory
 
-pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="row-level security is Postgres-only")
+pytestmark = [
+    pytest.mark.postgres,  # CI (RETAIN_REQUIRE_SERVICES=1) fails instead of skipping
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="row-level security is Postgres-only"),
+]
 
 ROLE = "retain_app"
 ACCOUNTS = Account._meta.db_table
@@ -281,3 +284,20 @@ def test_demo_seed_works_under_the_role(rls_db):
         with org_scope(demo):
             assert raw_org_ids() == [demo.pk]
             assert Account.objects.count() == 3
+
+
+def test_new_connection_switches_to_the_app_role_and_installs_the_wrapper(rls_db, settings, two_orgs):
+    settings.DATABASE_APP_ROLE = ROLE
+    rls.uninstall(connection)
+    try:
+        rls.on_connection_created(sender=None, connection=connection)  # what connection_created runs
+        assert rls._rls_wrapper in connection.execute_wrappers
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone()[0] == ROLE
+        assert raw_org_ids() == []
+        with org_scope(two_orgs[0]):
+            assert raw_org_ids() == [two_orgs[0].pk]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
