@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from cs_platform.actors import Actor, note_organization_opened, remember_organization
 from cs_platform.audit import record_audit
+from cs_platform.rls import system_context
 
 from .choices import ContractStatus, Role, TouchModel
 from .models import (
@@ -391,7 +392,8 @@ def settle_landing_organization(user: Any) -> None:
     if UserPreference.objects.filter(user=user).exists():
         return
     first = Membership.all_orgs.filter(user=user).order_by("created_at", "pk").values_list("organization_id", flat=True)
-    organization_id = first.first()
+    with system_context("sign-in: the user's first membership, across organizations"):
+        organization_id = first.first()
     if organization_id is not None:
         UserPreference.objects.bulk_create(
             [UserPreference(user=user, last_organization_id=organization_id)], ignore_conflicts=True

@@ -5,10 +5,8 @@ The CSV import run (``accounts.tasks.run_import`` by name) lives in :mod:`cs_pla
 
 from __future__ import annotations
 
-from celery import shared_task
-
 from cs_platform.jobs import JobRecorder, create_job
-from cs_platform.tasks import org_task
+from cs_platform.tasks import org_task, sweep_task
 
 from .models import Organization
 from .segment_membership import JOB_KIND as SEGMENTS_JOB_KIND
@@ -16,7 +14,7 @@ from .segment_membership import refresh_memberships, take_scheduled
 from .services import refresh_current_arr
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@sweep_task("beat: refresh_all_current_arr over every organization")
 def refresh_all_current_arr() -> int:
     """Beat entry: contracts start and end with the calendar, so current ARR is refreshed on a schedule.
 
@@ -38,7 +36,7 @@ def refresh_org_current_arr(organization_id: int, *, job: JobRecorder | None = N
     return changed
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@sweep_task("beat: refresh_all_segment_memberships over every organization")
 def refresh_all_segment_memberships() -> int:
     """Beat entry (``SEGMENT_REFRESH_SCHEDULE``): derived values move with the calendar and with signals that
     raise no domain event (usage, tickets, activities), so every organization's segments are refreshed on a

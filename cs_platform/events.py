@@ -26,14 +26,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from celery import shared_task
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import DomainEvent, EventReceipt
-from .tasks import TRANSIENT_ERRORS, org_task
+from .tasks import TRANSIENT_ERRORS, org_task, sweep_task
 from .tenancy import org_scope
 
 __all__ = [
@@ -382,7 +381,9 @@ def _pending_before(cutoff: Any) -> Any:
     )
 
 
-@shared_task(name="cs_platform.events.redispatch_pending_events", ignore_result=True, acks_late=True)
+@sweep_task(
+    "events: redispatch pending events of every organization", name="cs_platform.events.redispatch_pending_events"
+)
 def redispatch_pending_events() -> int:
     """Beat, every minute: queue the dispatch of events still undispatched ``EVENTS_REDISPATCH_AFTER``
     seconds after they occurred (the message was lost: a process died between the commit and the
@@ -398,7 +399,7 @@ def redispatch_pending_events() -> int:
     return sum(len(ids) for ids in by_org.values())
 
 
-@shared_task(name="cs_platform.events.purge_dispatched_events", ignore_result=True, acks_late=True)
+@sweep_task("events: purge dispatched events of every organization", name="cs_platform.events.purge_dispatched_events")
 def purge_dispatched_events(batch: int = 5000) -> int:
     """Beat, daily: delete events dispatched more than ``EVENTS_RETENTION_DAYS`` days ago (their
     receipts go with them), and events that gave up after :data:`MAX_DISPATCH_ATTEMPTS` as old. What

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from .audit import record_audit
 from .choices import DEFAULT_LIFECYCLE_STAGES, JobStatus, Role
+from .rls import system_context
 from .tenancy import OrgScopedModel
 
 __all__ = [
@@ -259,11 +260,13 @@ class HashedKey(OrgScopedModel):
         """The live key for ``raw``, or ``None``. Lookup is by digest, so timing reveals nothing of the key."""
         if not raw.startswith(cls.PREFIX):
             return None
-        return (
-            cls.all_orgs.select_related(*cls.AUTH_RELATED)
-            .filter(key_hash=_hash_secret(raw), revoked_at__isnull=True)
-            .first()
-        )
+        # Before the organization is known (row-level security: a system read, by digest only).
+        with system_context(f"{cls.__name__}.authenticate: a key looked up by its digest"):
+            return (
+                cls.all_orgs.select_related(*cls.AUTH_RELATED)
+                .filter(key_hash=_hash_secret(raw), revoked_at__isnull=True)
+                .first()
+            )
 
     @property
     def is_active(self) -> bool:

@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from cs_platform.actors import Actor, note_organization_opened
 from cs_platform.organizations import Membership
+from cs_platform.rls import system_context
 from cs_platform.tenancy import org_scope
 
 View = Callable[..., HttpResponse]
@@ -29,15 +30,17 @@ def org_page(roles: Iterable[str] | None = None) -> Callable[[View], View]:
         @login_required
         @wraps(view)
         def wrapper(request: HttpRequest, org_slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
-            membership = (
-                Membership.all_orgs.select_related("organization", "team", "user__preference")
-                .filter(user=request.user, organization__slug=org_slug)
-                .first()
-            )
-            if membership is None:
-                raise Http404("No such organization")
-            # The landing organization is the one the user last opened (kept on the user's side).
-            note_organization_opened(membership)
+            # Before the organization is known: a user's memberships cross organizations (row-level security).
+            with system_context("page: the signed-in user's membership of the URL's organization"):
+                membership = (
+                    Membership.all_orgs.select_related("organization", "team", "user__preference")
+                    .filter(user=request.user, organization__slug=org_slug)
+                    .first()
+                )
+                if membership is None:
+                    raise Http404("No such organization")
+                # The landing organization is the one the user last opened (kept on the user's side).
+                note_organization_opened(membership)
             # Set before the role check: the 403 page then renders inside the organization's navigation.
             request.organization = membership.organization  # type: ignore[attr-defined]
             request.membership = membership  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ Production sets ``DATABASE_URL`` (Postgres) and ``REDIS_URL`` (broker, result ba
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -126,6 +127,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Row-level security (cs_platform/rls.py, docs/operations.md "Row-level security"). The policies are always
+# on (Postgres); they bind only a role that is neither superuser nor BYPASSRLS. DATABASE_APP_ROLE makes every
+# new connection SET ROLE to such a role (created by `manage.py rls_role`); migrate switches back to the login
+# user. RETAIN_RLS carries the tenancy scope into the database settings without switching role (implied by
+# DATABASE_APP_ROLE). Both off by default: the login user (a superuser in dev and CI) bypasses the policies.
+DATABASE_APP_ROLE = env_str("DATABASE_APP_ROLE", "")
+if DATABASE_APP_ROLE and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", DATABASE_APP_ROLE):
+    raise ImproperlyConfigured("DATABASE_APP_ROLE must be a plain lower-case Postgres role name")
+RETAIN_RLS = env_bool("RETAIN_RLS", False) or bool(DATABASE_APP_ROLE)
 
 # --- Cache (rate limits, debounce keys) ---------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

@@ -39,9 +39,10 @@ from django.db import InterfaceError, OperationalError, connection
 
 from .jobs import run_job
 from .organizations import Organization
+from .rls import system_context
 from .tenancy import org_scope
 
-__all__ = ["TRANSIENT_ERRORS", "org_task", "retry_delay"]
+__all__ = ["TRANSIENT_ERRORS", "org_task", "retry_delay", "sweep_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,27 @@ def org_task(
                     connection.close_if_unusable_or_obsolete()
                 logger.warning("%s: transient error, retry in %.1fs: %s", task_name, countdown, exc)
                 raise self.retry(exc=exc, countdown=countdown) from exc
+
+        return task
+
+    return decorator
+
+
+def sweep_task(reason: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """A beat sweep over every organization: :func:`celery.shared_task` (``ignore_result``, ``acks_late``,
+    then ``options``) whose body runs in :func:`cs_platform.rls.system_context` ``(reason)``.
+
+    Row-level security shows a task no tenant row outside a scope; a sweep reads across organizations
+    (which are due, which have pending events) and fans out ``@org_task`` runs, each then in its own
+    organization. The task's name is the function's, as with ``shared_task``.
+    """
+
+    def decorator(fn: Callable[..., Any]) -> Any:
+        @shared_task(**{"ignore_result": True, "acks_late": True, **options})
+        @functools.wraps(fn)
+        def task(*args: Any, **kwargs: Any) -> Any:
+            with system_context(reason):
+                return fn(*args, **kwargs)
 
         return task
 

@@ -11,12 +11,17 @@ too many requests 429 (``SURVEY_PAGE_RATE`` per client address).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+
+from cs_platform.rls import system_context
+from cs_platform.tenancy import org_scope
 
 from .models import SCORE_RANGES, SurveyKind
 from .ratelimit import take
@@ -46,11 +51,17 @@ def respond(request: HttpRequest, token: str) -> HttpResponse:
         response = _page(request, {"state": "throttled", "wait": wait}, status=429)
         response["Retry-After"] = str(wait)
         return response
-    found = lookup_invitation(token)
-    if found.state != "open":
+    # The token names the organization (row-level security: looked up as a system read, then scoped).
+    with system_context("survey page: the invitation token names its organization"):
+        found = lookup_invitation(token)
+    if found.state != "open" or found.invitation is None:
         org = found.invitation.organization if found.invitation is not None else None
         return _page(request, {"state": found.state, "org_name": org.name if org else ""}, STATUS[found.state])
-    invitation = found.invitation
+    with org_scope(found.invitation.organization_id):
+        return _respond_open(request, token, found.invitation)
+
+
+def _respond_open(request: HttpRequest, token: str, invitation: Any) -> HttpResponse:
     survey = invitation.survey
     low, high = SCORE_RANGES[survey.kind]
     context = {

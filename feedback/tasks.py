@@ -7,12 +7,11 @@
 
 from __future__ import annotations
 
-from celery import shared_task
 from django.utils import timezone
 
 from accounts.models import Organization
 from cs_platform.jobs import JobRecorder, create_job
-from cs_platform.tasks import org_task
+from cs_platform.tasks import org_task, sweep_task
 
 from .models import InvitationStatus, SendStatus, SurveyInvitation, SurveySend
 from .services import run_due_sends
@@ -20,7 +19,7 @@ from .services import run_due_sends
 JOB_KIND = "run_survey_sends"
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@sweep_task("beat: run_all_survey_sends over every organization")
 def run_all_survey_sends() -> int:
     """Beat entry: queue one recorded run per organization that has a send or a drip email due."""
     now = timezone.now()

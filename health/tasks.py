@@ -5,12 +5,11 @@ tasks by their published names (:mod:`health.queueing`), so keep each task's nam
 
 from __future__ import annotations
 
-from celery import shared_task
 from django.utils import timezone
 
 from accounts.models import Organization
 from cs_platform.jobs import JobRecorder, create_job
-from cs_platform.tasks import org_task
+from cs_platform.tasks import org_task, sweep_task
 
 from .ingest_state import record_rollup, start_rollup
 from .models import EventType, UsageEvent
@@ -21,7 +20,7 @@ from .triggers import take_pending
 PURGE_MINUTES = 5  # the fan-out also queues the purge when it runs in the first minutes of an hour
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@sweep_task("beat: rollup_all_usage over every organization")
 def rollup_all_usage() -> int:
     """Beat entry (every 5 minutes), the safety net: each ingest already queues its organization's rollup
     within seconds (:func:`health.ingest_state.schedule_rollup`). Queues a rollup for each organization with
@@ -79,7 +78,7 @@ def purge_raw_events_task(organization_id: int, *, job: JobRecorder | None = Non
     return counts["deleted"]
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@sweep_task("beat: recompute_all_health over every organization")
 def recompute_all_health() -> int:
     """Beat entry (hourly): one recorded ``recompute_health`` run per organization. Returns how many."""
     queued = 0

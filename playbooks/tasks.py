@@ -6,9 +6,7 @@ workers of its own: see docs/operations.md.
 
 from __future__ import annotations
 
-from celery import shared_task
-
-from cs_platform.tasks import org_task
+from cs_platform.tasks import org_task, sweep_task
 
 from . import services
 
@@ -24,7 +22,7 @@ def deliver_webhook(organization_id: int, delivery_id: int, attempt: int = 1) ->
     services.attempt_delivery(organization_id, delivery_id, attempt=attempt)
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@sweep_task("beat: evaluate_all_playbooks over every organization")
 def evaluate_all_playbooks() -> int:
     """Beat entry (every 15 minutes): one :func:`evaluate_playbooks` per organization with an active playbook.
 
@@ -47,7 +45,7 @@ def evaluate_playbooks(organization_id: int) -> dict[str, int]:
     return evaluate_organization(organization_id)
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@sweep_task("beat: send_all_digests over every organization")
 def send_all_digests() -> int:
     """Beat entry (hourly): one :func:`send_digests` per organization where a member turned the daily digest
     on. Idempotent: each member's day is claimed once (playbooks.digest)."""

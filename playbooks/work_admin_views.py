@@ -16,6 +16,7 @@ from accounts.choices import Role
 from accounts.models import Account, Contact
 from accounts.services import unsubscribe_contact
 from cs_platform.pages import org_page
+from cs_platform.tenancy import org_scope
 
 from . import cta_admin
 from .emails import MERGE_FIELDS, read_unsubscribe_token, render_email
@@ -210,7 +211,9 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "playbooks/unsubscribe.html", {"state": "invalid"}, status=404)
     organization_id, contact_id = found
     if request.method == "POST":
-        if not unsubscribe_contact(organization_id, contact_id):
-            return render(request, "playbooks/unsubscribe.html", {"state": "invalid"}, status=404)
+        # The signed token names the organization: its scope (and row-level security's) for the write.
+        with org_scope(organization_id):
+            if not unsubscribe_contact(organization_id, contact_id):
+                return render(request, "playbooks/unsubscribe.html", {"state": "invalid"}, status=404)
         return render(request, "playbooks/unsubscribe.html", {"state": "done"})
     return render(request, "playbooks/unsubscribe.html", {"state": "confirm", "token": token})

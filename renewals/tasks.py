@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
 from accounts.models import Organization
 from cs_platform.jobs import JobError, JobRecorder, create_job
-from cs_platform.tasks import org_task
+from cs_platform.tasks import org_task, sweep_task
 
 from .backtest import run_backtest
 from .models import Backtest
@@ -15,7 +13,7 @@ from .services import create_due_renewals
 JOB_KIND = "create_due_renewals"
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@sweep_task("beat: create_all_due_renewals over every organization")
 def create_all_due_renewals() -> int:
     """Beat entry (daily): queue one recorded run of :func:`create_due_renewals_task` per organization.
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
 from accounts.models import Organization
-from cs_platform.tasks import org_task
+from cs_platform.tasks import org_task, sweep_task
 
 from .choices import OPEN_ONBOARDING_STATUSES
 from .models import OnboardingProject
 from .stalls import detect_stalls
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@sweep_task("beat: detect_all_stalls over every organization")
 def detect_all_stalls() -> int:
     """Beat entry (hourly, so each organization's "today" turns over within the hour of its midnight): one
     :func:`detect_stalls_task` per organization with a running onboarding project. Returns how many it queued.

@@ -10,6 +10,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from cs_platform.organizations import ApiKey
+from cs_platform.rls import system_context
 
 LAST_USED_RESOLUTION = timedelta(minutes=5)  # write last_used_at at most this often, not per request
 
@@ -48,14 +49,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = raw.strip()
         if not raw:
             raise exceptions.AuthenticationFailed("Empty bearer token.")
-        key = ApiKey.authenticate(raw)
-        if key is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        if key.user is not None and not key.user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        now = timezone.now()
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-            ApiKey.all_orgs.filter(pk=key.pk).update(last_used_at=now)
+        # Looked up by its hash before its organization is known (row-level security: a system read).
+        with system_context("api: bearer key looked up by hash"):
+            key = ApiKey.authenticate(raw)
+            if key is None:
+                raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+            if key.user is not None and not key.user.is_active:
+                raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+            now = timezone.now()
+            if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+                ApiKey.all_orgs.filter(pk=key.pk).update(last_used_at=now)
         return (key.user or KeyPrincipal(key)), key
 
     def authenticate_header(self, request: Any) -> str:

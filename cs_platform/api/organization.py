@@ -10,6 +10,7 @@ from rest_framework import exceptions
 from cs_platform.actors import Actor
 from cs_platform.choices import Role
 from cs_platform.organizations import ApiKey, Membership
+from cs_platform.rls import system_context
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
 #: An organization slug as ``Organization.slug`` stores it; the OpenAPI document declares the same pattern.
@@ -22,6 +23,13 @@ ROLE_RANK = {Role.VIEWER: 0, Role.CSM: 1, Role.LEADER: 2, Role.ADMIN: 3}
 
 
 def resolve_actor(request: Any) -> Actor:
+    """:func:`_resolve_actor` in the row-level-security system context: the caller's memberships (and a
+    key's user's role) are read before the organization is in scope."""
+    with system_context("api: the caller's memberships, before the organization is known"):
+        return _resolve_actor(request)
+
+
+def _resolve_actor(request: Any) -> Actor:
     """An API key carries its organization. A browser session names it in ``X-Organization: <slug>``
     (or ``?org=<slug>``), and may omit it only when the user belongs to exactly one organization.
 

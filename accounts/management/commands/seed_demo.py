@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.demo import DEMO_PASSWORD, DemoRefused, seed_demo
+from cs_platform.rls import system_context
 
 
 class Command(BaseCommand):
@@ -29,9 +30,11 @@ class Command(BaseCommand):
             raise CommandError("--accounts must be at least 1")
         verbose = options.get("verbosity", 1) > 1
         try:
-            summary = seed_demo(
-                slug=org, accounts=accounts, seed=seed, force=force, log=self.stdout.write if verbose else None
-            )
+            # The demo creates an organization and all of its rows (and may delete an old one): a system run.
+            with system_context("seed_demo: creates (or replaces) the demo organization"):
+                summary = seed_demo(
+                    slug=org, accounts=accounts, seed=seed, force=force, log=self.stdout.write if verbose else None
+                )
         except DemoRefused as exc:
             raise CommandError(str(exc)) from exc
         made = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary.counts.items())
