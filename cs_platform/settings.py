@@ -334,6 +334,8 @@ SPECTACULAR_SETTINGS = {
         "SurveyKindEnum": "feedback.choices.SurveyKind",
         # Import runs and scorecard backtests share the JobRun statuses.
         "JobStatusEnum": "cs_platform.choices.JobStatus",
+        # Webhook and chat (Slack/Teams) deliveries share the delivery statuses; the webhooks' name is kept.
+        "WebhookDeliveryStatusEnum": "playbooks.models.DeliveryStatus",
         "HealthColorEnum": "health.models.HealthColor",
         "DetailsFigureEnum": "value.analytics_details.FIGURE_CHOICES",
         "BusinessReviewKindEnum": "value.choices.ReviewKind",

@@ -375,3 +375,59 @@ def test_api_roles_and_validation(org, alice, bob, api, receiver, settings):
     assert bad_kind.status_code == 400 and "kind" in bad_kind.json()["errors"]
     assert admin.delete(f"/api/v1/chat-channels/{ch.pk}/").status_code == 204
     assert AuditEntry.all_orgs.filter(action="chat_channel.deleted", subject_id=str(ch.pk)).exists()
+
+
+# --- The admin page's section ---------------------------------------------------------------------------------
+
+
+def test_the_admin_page_adds_tests_disables_and_deletes_a_channel(org, alice, bob, client, receiver, eager,
+                                                                   django_capture_on_commit_callbacks):  # fmt: skip
+    base = f"/o/{org.slug}/admin/webhooks/"
+    client.force_login(bob)
+    assert client.get(base).status_code == 403  # admins only
+    assert client.post(base + "chat/", {"kind": "slack", "name": "#x", "webhook_url": "https://h.example/"}
+                       ).status_code == 403  # fmt: skip
+    client.force_login(alice)
+    refused = client.post(base + "chat/", {"kind": "slack", "name": "#x", "webhook_url": "http://169.254.169.254/"})
+    assert refused.status_code == 400 and "metadata" in refused.content.decode()
+    url = receiver.url(SECRET_PATH)
+    added = client.post(base + "chat/", {"kind": "teams", "name": "#cs", "webhook_url": url, "daily_digest": "on"})
+    assert added.status_code == 302
+    ch = ChatChannel.all_orgs.get(organization=org)
+    assert (ch.kind, ch.name, ch.daily_digest, ch.webhook_url) == ("teams", "#cs", True, url)
+    page = client.get(base).content.decode()
+    assert "#cs" in page and ch.url_hint in page and "secretTOKEN" not in page
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(base + f"chat/{ch.pk}/test/").status_code == 302
+    (body,) = receiver.bodies()
+    assert body["attachments"][0]["content"]["body"][0]["text"] == "Retain test message"
+    assert "Test: succeeded" in client.get(base).content.decode()
+    client.post(base + f"chat/{ch.pk}/toggle/")
+    ch.refresh_from_db()
+    assert ch.is_active is False
+    client.post(base + f"chat/{ch.pk}/delete/")
+    assert not ChatChannel.all_orgs.filter(pk=ch.pk).exists()
+    actions = list(
+        AuditEntry.all_orgs.filter(subject_type="chat_channel").order_by("pk").values_list("action", flat=True)
+    )
+    assert actions == ["chat_channel.created", "chat_channel.updated", "chat_channel.deleted"]
+
+
+def test_the_beat_queues_organizations_whose_channel_takes_the_digest_and_waits_for_the_hour(
+    org, other_org, receiver, monkeypatch, settings
+):
+    from playbooks import tasks
+
+    channel(org, receiver, daily_digest=True)
+    channel(other_org, receiver, daily_digest=True, is_active=False)  # disabled: not queued
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.send_digests, "delay", lambda org_id: queued.append(org_id))
+    assert tasks.send_all_digests() == 1 and queued == [org.pk]
+
+    settings.DIGEST_HOUR = 7
+    calls: list[Any] = []
+    monkeypatch.setattr(chat, "send_channel_digests", lambda organization, day: calls.append(day) or 1)
+    early = dt.datetime(2026, 12, 5, 6, 30, tzinfo=dt.UTC)  # the org's zone is UTC: before DIGEST_HOUR
+    assert chat.send_chat_digests(org.pk, now=early) == 0 and calls == []
+    assert chat.send_chat_digests(org.pk, now=early + dt.timedelta(hours=1)) == 1
+    assert calls == [dt.date(2026, 12, 5)]
