@@ -431,3 +431,27 @@ def test_the_beat_queues_organizations_whose_channel_takes_the_digest_and_waits_
     assert chat.send_chat_digests(org.pk, now=early) == 0 and calls == []
     assert chat.send_chat_digests(org.pk, now=early + dt.timedelta(hours=1)) == 1
     assert calls == [dt.date(2026, 12, 5)]
+
+
+def test_the_playbook_editor_saves_the_action_and_shows_problems_on_its_fields(org, other_org, alice, client, receiver):
+    from django.urls import reverse
+
+    from .test_playbook_editor import form_data
+
+    mine, theirs = channel(org, receiver), channel(other_org, receiver)
+    client.force_login(alice)
+    url = reverse("admin-playbook-new", args=[org.slug])
+    html = client.get(url).content.decode()
+    assert "Post to a Slack or Teams channel" in html and f'value="{mine.pk}"' in html
+    assert f'value="{theirs.pk}"' not in html  # another organization's channel is not offered
+    post = form_data(
+        **{"a0-kind": "post_to_chat", "a0-chat_channel": str(mine.pk), "a0-chat_message": "Hi {{ account.name }}"}
+    )
+    assert client.post(url, post).status_code == 302
+    playbook = Playbook.objects.for_org(org).get(name="Renewal prep")
+    assert playbook.actions == [{"kind": "post_to_chat", "channel": mine.pk, "message": "Hi {{ account.name }}"}]
+    bad = form_data(name="Other", **{"a0-kind": "post_to_chat", "a0-chat_channel": "", "a0-chat_message": "{% if %}"})
+    response = client.post(url, bad)
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "Expected the id of one of this organization" in text and "Invalid template" in text
