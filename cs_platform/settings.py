@@ -344,6 +344,8 @@ SPECTACULAR_SETTINGS = {
         "SurveyKindEnum": "feedback.choices.SurveyKind",
         # Import runs and scorecard backtests share the JobRun statuses.
         "JobStatusEnum": "cs_platform.choices.JobStatus",
+        # Webhook and chat (Slack/Teams) deliveries share the delivery statuses; the webhooks' name is kept.
+        "WebhookDeliveryStatusEnum": "playbooks.models.DeliveryStatus",
         "HealthColorEnum": "health.models.HealthColor",
         "DetailsFigureEnum": "value.analytics_details.FIGURE_CHOICES",
         "BusinessReviewKindEnum": "value.choices.ReviewKind",
@@ -408,7 +410,10 @@ CELERY_TIMEZONE = "UTC"
 # tenant chose (webhook deliveries; CRM and Slack later), served by workers of its own so that slow
 # receivers never hold imports, recomputes or renewals.
 OUTBOUND_QUEUE = "outbound"
-CELERY_TASK_ROUTES = {"playbooks.tasks.deliver_webhook": {"queue": OUTBOUND_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "playbooks.tasks.deliver_webhook": {"queue": OUTBOUND_QUEUE},
+    "playbooks.tasks.deliver_chat": {"queue": OUTBOUND_QUEUE},
+}
 # Beat keeps its schedule in the database (editable in the admin); the entries below are synced into
 # it every time beat starts.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -19,6 +19,11 @@ A playbook's ``actions`` is a list of ``{"kind": ..., ...}``:
   the email backend when the firing commits: :func:`send_email`.
 * ``enrol_survey``: ``survey`` (a survey's id or name), optional ``roles``: the account's contacts holding
   them (all when empty) get the survey now, within the throttle (``feedback.services.enrol_account``).
+* ``post_to_chat``: ``channel`` (the id of one of the organization's enabled
+  :class:`~playbooks.models.ChatChannel`), optional ``message`` (merge fields, at most 500 characters). Posts the
+  account, the firing's reason, ARR, health (score and colour in words) and a link to Account 360 to the Slack or
+  Teams channel (``playbooks.chat``): one :class:`~playbooks.models.ChatDelivery` per firing and action (key
+  ``firing:<id>:<index>``), sent by the outbound queue after the firing commits, retried like the webhooks.
 
 Each action returns a result ``{"kind", "status", ...}`` that the firing keeps (``PlaybookFiring.results``).
 """
@@ -38,13 +43,14 @@ from accounts.models import Account, Contact, Membership, Team
 from . import ctas
 from .choices import AssigneeRule, CtaPriority, CtaStatus
 from .emails import send_templated_email
-from .models import Cta, CtaReason, CtaType, EmailTemplate
+from .models import ChatChannel, ChatMessageKind, Cta, CtaReason, CtaType, EmailTemplate
 
 __all__ = ["ACTION_KINDS", "execute", "plan", "render", "send_email", "validate_actions"]
 
 logger = logging.getLogger(__name__)
 
-ACTION_KINDS = ("open_cta", "notify", "set_field", "webhook", "send_email", "enrol_survey")
+ACTION_KINDS = ("open_cta", "notify", "set_field", "webhook", "send_email", "enrol_survey", "post_to_chat")
+MAX_CHAT_MESSAGE = 500
 SETTABLE_FIELDS = ("lifecycle_stage", "touch_model", "tags")
 MAX_ACTIONS = 20
 MAX_TASKS = 20
@@ -220,6 +226,23 @@ def _check_survey(action: dict[str, Any], org: Any) -> list[tuple[str, str]]:
     return errors
 
 
+def _check_chat(action: dict[str, Any], org: Any) -> list[tuple[str, str]]:
+    errors = [(k, "Unknown field.") for k in action if k not in ("kind", "channel", "message")]
+    if "message" in action and action["message"] not in (None, ""):
+        if problem := _template(action["message"], MAX_CHAT_MESSAGE):
+            errors.append(("message", problem))
+    channel_id = action.get("channel")
+    if isinstance(channel_id, bool) or not isinstance(channel_id, int):
+        errors.append(("channel", "Expected the id of one of this organization's chat channels."))
+        return errors
+    channel = ChatChannel.objects.for_org(org).filter(pk=channel_id).first()
+    if channel is None:
+        errors.append(("channel", "Unknown chat channel."))
+    elif not channel.is_active:
+        errors.append(("channel", f"The chat channel “{channel.name}” is disabled; enable it first."))
+    return errors
+
+
 _CHECKS = {
     "open_cta": _check_open_cta,
     "notify": _check_notify,
@@ -227,6 +250,7 @@ _CHECKS = {
     "webhook": _check_webhook,
     "send_email": _check_email,
     "enrol_survey": _check_survey,
+    "post_to_chat": _check_chat,
 }
 
 
@@ -372,6 +396,27 @@ def _enrol_survey(playbook: Any, account: Account, action: dict[str, Any], firin
             "skipped": result.skipped}  # fmt: skip
 
 
+def _post_to_chat(playbook: Any, account: Account, action: dict[str, Any], firing: Any) -> dict[str, Any]:
+    from . import chat
+
+    channel = ChatChannel.objects.for_org(account.organization_id).filter(pk=action.get("channel")).first()
+    if channel is None or not channel.is_active:
+        detail = "the chat channel was deleted" if channel is None else "the chat channel is disabled"
+        return {"kind": "post_to_chat", "status": "skipped", "detail": detail}
+    text = ""
+    if action.get("message"):  # plain text: the chat builder escapes what its format needs
+        context = Context(_merge_context(playbook, account), autoescape=False)
+        text = _ENGINE.from_string(action["message"]).render(context)[:MAX_CHAT_MESSAGE]
+    facts = chat.account_facts(account, firing.reason or playbook.name)
+    payload = chat.account_message(channel.kind, title=f"Playbook: {playbook.name}", facts=facts, text=text)
+    # One message per firing and action: the firing is claimed once, and its key is unique per channel.
+    key = f"firing:{firing.pk}:{len(firing.results)}"
+    delivery = chat.post(channel, ChatMessageKind.PLAYBOOK, key, payload, account=account)
+    if delivery is None:
+        return {"kind": "post_to_chat", "status": "skipped", "detail": "already posted", "channel": channel.pk}
+    return {"kind": "post_to_chat", "status": "done", "channel": channel.pk, "delivery": delivery.pk}
+
+
 _RUN = {
     "open_cta": _open_cta,
     "notify": _notify,
@@ -379,6 +424,7 @@ _RUN = {
     "webhook": _webhook,
     "send_email": _send_email,
     "enrol_survey": _enrol_survey,
+    "post_to_chat": _post_to_chat,
 }
 
 
@@ -391,7 +437,7 @@ def plan(organization: Any, actions: list[dict[str, Any]], account_ids: list[int
     queries per action, whatever the number of accounts."""
     today = timezone.localdate()
     out = {"ctas_to_open": 0, "ctas_to_update": 0, "ctas_suppressed": 0, "emails": 0, "field_changes": 0}
-    out |= {"notifications": 0, "webhook_events": 0, "survey_enrolments": 0}
+    out |= {"notifications": 0, "webhook_events": 0, "survey_enrolments": 0, "chat_posts": 0}
     accounts = Account.objects.for_org(organization).filter(pk__in=account_ids)
     for action in actions:
         kind = action.get("kind")
@@ -428,6 +474,8 @@ def plan(organization: Any, actions: list[dict[str, Any]], account_ids: list[int
             out["notifications"] += len(account_ids)
         elif kind == "webhook":
             out["webhook_events"] += len(account_ids)
+        elif kind == "post_to_chat":
+            out["chat_posts"] += len(account_ids)
         elif kind == "enrol_survey":
             contacts = Contact.objects.for_org(organization).filter(
                 account_id__in=account_ids, is_active=True, departed_at__isnull=True, unsubscribed=False

@@ -92,15 +92,23 @@ class Digest:
 
 def build_digest(organization: Organization, user: Any, *, day: dt.date, since: dt.datetime | None) -> Digest:
     """The member's digest for ``day``: unread notifications created after ``since`` (``None``: all unread),
-    and open tasks assigned to them due on ``day`` or before, of open CTAs not snoozed past ``day``."""
+    and open tasks assigned to them due on ``day`` or before, of open CTAs not snoozed past ``day``.
+
+    ``user=None``: the organization's digest (a chat channel's, ``playbooks.chat``): every member's open tasks
+    due on ``day`` or before, and no notifications (those are personal)."""
     notifications = Notification.objects.for_org(organization).filter(user=user, read_at__isnull=True)
+    if user is None:
+        notifications = notifications.none()
     if since is not None:
         notifications = notifications.filter(created_at__gt=since)
+    tasks = CtaTask.objects.for_org(organization).filter(
+        done_at__isnull=True, due_date__lte=day, cta__status=CtaStatus.OPEN
+    )
+    if user is not None:
+        tasks = tasks.filter(assignee=user)
     tasks = (
-        CtaTask.objects.for_org(organization)
-        .filter(assignee=user, done_at__isnull=True, due_date__lte=day, cta__status=CtaStatus.OPEN)
-        .filter(Q(cta__snoozed_until__isnull=True) | Q(cta__snoozed_until__lte=day))
-        .select_related("cta__account")
+        tasks.filter(Q(cta__snoozed_until__isnull=True) | Q(cta__snoozed_until__lte=day))
+        .select_related("cta__account", "assignee")
         .order_by("due_date", "cta__account__name", "position", "pk")
     )
     due, late = tasks.filter(due_date=day), tasks.filter(due_date__lt=day)

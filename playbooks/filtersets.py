@@ -13,6 +13,10 @@ from accounts.models import Segment
 
 from .choices import CtaPriority, CtaStatus
 from .models import (
+    ChatChannel,
+    ChatDelivery,
+    ChatKind,
+    ChatMessageKind,
     Cta,
     CtaTask,
     CtaType,
@@ -45,6 +49,25 @@ class WebhookDeliveryFilterSet(OrgFilterSet):
 
     class Meta:
         model = WebhookDelivery
+        fields: list[str] = []
+
+
+class ChatChannelFilterSet(OrgFilterSet):
+    kind = filters.ChoiceFilter(choices=ChatKind.choices)
+    is_active = BooleanFilter()
+    daily_digest = BooleanFilter()
+
+    class Meta:
+        model = ChatChannel
+        fields: list[str] = []
+
+
+class ChatDeliveryFilterSet(OrgFilterSet):
+    status = filters.MultipleChoiceFilter(choices=DeliveryStatus.choices, distinct=False)
+    message_kind = filters.ChoiceFilter(choices=ChatMessageKind.choices)
+
+    class Meta:
+        model = ChatDelivery
         fields: list[str] = []
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from .models import EventType
+from .models import ChatKind, EventType
 from .services import SUBSCRIBABLE, validate_webhook_url
 
 
@@ -34,3 +34,35 @@ class WebhookEndpointForm(forms.Form):
     def clean_event_types(self) -> list[str]:
         chosen: Any = set(self.cleaned_data["event_types"])
         return [t for t in SUBSCRIBABLE if t in chosen]
+
+
+class ChatChannelForm(forms.Form):
+    """Add a Slack or Teams channel: its incoming-webhook URL (stored encrypted, never shown again)."""
+
+    kind = forms.ChoiceField(label="Chat app", choices=ChatKind.choices)
+    name = forms.CharField(label="Channel name", max_length=120, help_text="How playbooks name it, e.g. #cs-alerts.")
+    webhook_url = forms.CharField(
+        label="Incoming webhook URL",
+        max_length=2000,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Slack: the channel's Incoming Webhook URL. Teams: the Workflows webhook URL. Stored encrypted; "
+        "it is never shown again (only its host and last 4 characters).",
+    )
+    daily_digest = forms.BooleanField(label="Post the daily digest here", required=False)
+
+    def __init__(self, *args: Any, organization: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+
+    def clean_name(self) -> str:
+        from .models import ChatChannel
+
+        name = self.cleaned_data["name"].strip()
+        if ChatChannel.objects.for_org(self.organization).filter(name=name).exists():
+            raise forms.ValidationError("A chat channel with this name already exists.")
+        return name
+
+    def clean_webhook_url(self) -> str:
+        from .chat import validate_chat_url
+
+        return validate_chat_url(self.cleaned_data["webhook_url"])

@@ -15,6 +15,7 @@ from django.db import models
 from cs_platform.events import CATALOGUE
 from cs_platform.tenancy import OrgScopedModel
 
+from .models_chat import *  # noqa: F403  (chat channels: Slack and Teams incoming webhooks, their deliveries)
 from .models_digest import *  # noqa: F403  (the daily digest: members' choice and the runs)
 from .models_email import *  # noqa: F403  (templated email: templates and the send log)
 from .models_engine import *  # noqa: F403  (the playbook engine: playbooks and their firings)

@@ -13,7 +13,7 @@ from accounts.models import Membership, Team
 
 from .actions import ACTION_KINDS, MAX_ACTIONS, SETTABLE_FIELDS
 from .choices import AssigneeRule, CtaPriority
-from .models import CtaReason, CtaType, EmailTemplate
+from .models import ChatChannel, CtaReason, CtaType, EmailTemplate
 
 __all__ = ["ACTION_LABELS", "ActionForm", "action_forms", "add_error_once", "mark_optional", "parse_number"]
 
@@ -24,6 +24,7 @@ ACTION_LABELS = {
     "set_field": "Set a field",
     "webhook": "Call the outbound webhooks",
     "enrol_survey": "Enrol contacts in a survey (not available yet: recorded, does nothing)",
+    "post_to_chat": "Post to a Slack or Teams channel",
 }
 #: Task rows offered per "open a CTA" action (more when the action already has more tasks).
 TASK_ROWS = 3
@@ -57,6 +58,7 @@ ERROR_FIELDS = {
     "notify": {"to": "notify_to", "user": "notify_user", "message": "notify_message"},
     "set_field": {"field": "set_field", "value": "set_value", "op": "set_op"},
     "enrol_survey": {"survey": "survey", "roles": "survey"},
+    "post_to_chat": {"channel": "chat_channel", "message": "chat_message"},
 }
 
 
@@ -110,6 +112,11 @@ class ActionForm(forms.Form):
         required=False, label="For tags", choices=[("add", "Add the tag"), ("remove", "Remove the tag")]
     )
     survey = forms.CharField(required=False, max_length=120, label="Survey (name)")
+    chat_channel = forms.ChoiceField(required=False, label="Chat channel")
+    chat_message = forms.CharField(
+        required=False, max_length=500, label="Chat message",
+        help_text="Above the account, reason, ARR, health and link. Merge fields: {{ account.name }}.",
+    )  # fmt: skip
 
     def __init__(self, *args: Any, organization: Any, action: dict[str, Any] | None = None, **kwargs: Any) -> None:
         action = action or {}
@@ -136,6 +143,11 @@ class ActionForm(forms.Form):
             ("", "—"),
             *[(str(m.user_id), m.user.get_full_name() or m.user.email) for m in members],
         ]
+        channels = ChatChannel.objects.for_org(organization).filter(is_active=True).order_by("name")
+        self.fields["chat_channel"].choices = [
+            ("", "—"),
+            *[(str(c.pk), f"{c.name} ({c.get_kind_display()})") for c in channels],
+        ]
         # Task rows: the stored ones plus blanks, or as many as the posted form has.
         rows = max(TASK_ROWS, len(tasks) + 1)
         if self.is_bound:
@@ -159,7 +171,7 @@ class ActionForm(forms.Form):
             self.initial[f"task{j}_assignee"] = task.get("assignee") or ""
         self.task_rows = rows
         optional = ["cta_title", "cta_description", "cta_priority", "cta_due_in_days", "cta_team", "email_roles",
-                    "survey"]  # fmt: skip
+                    "survey", "chat_message"]  # fmt: skip
         mark_optional(self, [*optional, *[n for n in self.fields if n.startswith("task")]])
 
     @property
@@ -189,6 +201,7 @@ class ActionForm(forms.Form):
             "set_field": ["set_field", "set_value", "set_op"],
             "webhook": [],
             "enrol_survey": ["survey"],
+            "post_to_chat": ["chat_channel", "chat_message"],
         }
         return [
             {"kind": k, "label": ACTION_LABELS[k], "fields": [self[n] for n in names[k]], "chosen": k == self.chosen}
@@ -245,6 +258,12 @@ class ActionForm(forms.Form):
             return out
         if kind == "enrol_survey":
             return {"kind": kind, **({"survey": d["survey"]} if d.get("survey") else {})}
+        if kind == "post_to_chat":
+            channel = d.get("chat_channel")
+            out = {"kind": kind, "channel": parse_number(channel) if channel else None}
+            if (d.get("chat_message") or "").strip():
+                out["message"] = d["chat_message"]
+            return out
         return {"kind": kind}
 
     def show_problem(self, rest: str, message: str) -> None:
@@ -302,6 +321,8 @@ def _initial(action: dict[str, Any]) -> dict[str, Any]:
                     "set_op": action.get("op", "add")}  # fmt: skip
     elif kind == "enrol_survey":
         initial |= {"survey": action.get("survey", "")}
+    elif kind == "post_to_chat":
+        initial |= {"chat_channel": str(action.get("channel") or ""), "chat_message": action.get("message", "")}
     return initial
 
 

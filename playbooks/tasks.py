@@ -22,6 +22,15 @@ def deliver_webhook(organization_id: int, delivery_id: int, attempt: int = 1) ->
     services.attempt_delivery(organization_id, delivery_id, attempt=attempt)
 
 
+@org_task(soft_time_limit=90, time_limit=120)
+def deliver_chat(organization_id: int, delivery_id: int, attempt: int = 1) -> None:
+    """Make try ``attempt`` of a chat (Slack/Teams) delivery (playbooks.chat.attempt_chat_delivery); the same
+    rules as :func:`deliver_webhook`: safe to run twice, retries are new messages with a countdown."""
+    from .chat import attempt_chat_delivery
+
+    attempt_chat_delivery(organization_id, delivery_id, attempt=attempt)
+
+
 @sweep_task("beat: evaluate_all_playbooks over every organization")
 def evaluate_all_playbooks() -> int:
     """Beat entry (every 15 minutes): one :func:`evaluate_playbooks` per organization with an active playbook.
@@ -48,16 +57,13 @@ def evaluate_playbooks(organization_id: int) -> dict[str, int]:
 @sweep_task("beat: send_all_digests over every organization")
 def send_all_digests() -> int:
     """Beat entry (hourly): one :func:`send_digests` per organization where a member turned the daily digest
-    on. Idempotent: each member's day is claimed once (playbooks.digest)."""
-    from .models import NotificationPreference
+    on or an enabled chat channel receives it. Idempotent: each member's day is claimed once (playbooks.digest)."""
+    from .models import ChatChannel, NotificationPreference
 
     queued = 0
-    for org_id in (
-        NotificationPreference.all_orgs.filter(daily_digest=True)
-        .order_by()
-        .values_list("organization_id", flat=True)
-        .distinct()
-    ):
+    members = NotificationPreference.all_orgs.filter(daily_digest=True).order_by().values_list("organization_id")
+    channels = ChatChannel.all_orgs.filter(daily_digest=True, is_active=True).order_by().values_list("organization_id")
+    for org_id in sorted({pk for (pk,) in members.union(channels)}):
         send_digests.delay(org_id)
         queued += 1
     return queued
@@ -66,6 +72,9 @@ def send_all_digests() -> int:
 @org_task(soft_time_limit=600, time_limit=660)
 def send_digests(organization_id: int) -> dict[str, int]:
     """The organization's daily digests (playbooks.digest.send_daily_digests), from DIGEST_HOUR local time."""
+    from .chat import send_chat_digests
     from .digest import send_daily_digests
 
-    return send_daily_digests(organization_id)
+    counts = send_daily_digests(organization_id)
+    counts["channels"] = send_chat_digests(organization_id)
+    return counts

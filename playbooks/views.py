@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
-from django.db.models import Prefetch
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -11,8 +13,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.choices import Role
 from cs_platform.pages import org_page
 
-from .forms import WebhookEndpointForm
-from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from . import chat
+from .forms import ChatChannelForm, WebhookEndpointForm
+from .models import ChatChannel, ChatDelivery, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .services import SendTestThrottled, generate_secret, send_test
 
 admin_page = org_page(roles=[Role.ADMIN])
@@ -38,8 +41,22 @@ def admin_webhooks(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Webhook {endpoint.url} added. Use its secret to verify X-Retain-Signature.")
             return redirect("admin-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint.pk)
         status = 400
+    return _webhooks_page(request, form=form, status=status)
+
+
+def _webhooks_page(request: HttpRequest, *, form: Any = None, chat_form: Any = None, status: int = 200) -> HttpResponse:
     endpoints = WebhookEndpoint.objects.select_related("created_by").order_by("-is_active", "-created_at")
-    context = {"endpoints": endpoints, "form": form, "admin_tab": "webhooks", "org": request.organization}
+    latest = ChatDelivery.objects.filter(channel=OuterRef("pk")).order_by("-created_at", "-pk")
+    channels = ChatChannel.objects.annotate(
+        last_kind=Subquery(latest.values("message_kind")[:1]),
+        last_status=Subquery(latest.values("status")[:1]),
+        last_error=Subquery(latest.values("last_error")[:1]),
+    ).order_by("-is_active", "name")
+    context = {
+        "endpoints": endpoints, "form": form or WebhookEndpointForm(), "admin_tab": "webhooks",
+        "org": request.organization, "channels": channels,
+        "chat_form": chat_form or ChatChannelForm(organization=request.organization),
+    }  # fmt: skip
     response = render(request, "playbooks/admin_webhooks.html", context, status=status)
     response["Cache-Control"] = "no-store"  # shows signing secrets
     return response
@@ -97,4 +114,51 @@ def admin_webhook_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse
     url = endpoint.url
     endpoint.delete()
     messages.success(request, f"Webhook {url} deleted with its delivery log.")
+    return redirect("admin-webhooks", org_slug=request.organization.slug)
+
+
+# --- Chat channels (Slack, Teams): a section of the same page ------------------------------------------------
+
+
+@admin_page
+@require_POST
+def admin_chat_add(request: HttpRequest) -> HttpResponse:
+    form = ChatChannelForm(request.POST, organization=request.organization)
+    if not form.is_valid():
+        return _webhooks_page(request, chat_form=form, status=400)
+    channel = chat.create_channel(request.organization, actor=request.user, **form.cleaned_data)
+    messages.success(request, f"Chat channel {channel.name} added. Send a test message to check it.")
+    return redirect("admin-webhooks", org_slug=request.organization.slug)
+
+
+@admin_page
+@require_POST
+def admin_chat_test(request: HttpRequest, channel_id: int) -> HttpResponse:
+    channel = get_object_or_404(ChatChannel.objects, pk=channel_id)
+    try:
+        chat.send_test(channel, user=request.user)
+    except SendTestThrottled as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Test message to {channel.name} queued; its result shows in the list.")
+    return redirect("admin-webhooks", org_slug=request.organization.slug)
+
+
+@admin_page
+@require_POST
+def admin_chat_toggle(request: HttpRequest, channel_id: int) -> HttpResponse:
+    channel = get_object_or_404(ChatChannel.objects, pk=channel_id)
+    chat.update_channel(channel, actor=request.user, is_active=not channel.is_active)
+    state = "enabled" if channel.is_active else "disabled; pending retries stop"
+    messages.success(request, f"Chat channel {channel.name} {state}.")
+    return redirect("admin-webhooks", org_slug=request.organization.slug)
+
+
+@admin_page
+@require_POST
+def admin_chat_delete(request: HttpRequest, channel_id: int) -> HttpResponse:
+    channel = get_object_or_404(ChatChannel.objects, pk=channel_id)
+    name = channel.name
+    chat.delete_channel(channel, actor=request.user)
+    messages.success(request, f"Chat channel {name} deleted with its delivery log.")
     return redirect("admin-webhooks", org_slug=request.organization.slug)

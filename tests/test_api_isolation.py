@@ -8,7 +8,7 @@ import pytest
 
 from accounts.models import Invitation, Segment, WriteKey
 from cs_platform.jobs import create_job
-from playbooks.models import WebhookEndpoint
+from playbooks.models import ChatChannel, WebhookEndpoint
 from playbooks.services import generate_secret
 from renewals.models import ChurnReason
 
@@ -254,6 +254,10 @@ CASES = [
     IsolationCase("webhooks", make=lambda o: WebhookEndpoint.all_orgs.create(organization=o, url="https://example.com/h",
                   event_types=["account.created"], secret=generate_secret()),
                   payload=lambda o: {"url": "https://example.com/hook", "event_types": ["account.created"]}),
+    IsolationCase("chat-channels", make=lambda o: ChatChannel.all_orgs.create(organization=o, kind="slack",
+                  name="#cs", webhook_url="https://hooks.example.com/services/T/B/x"),
+                  payload=lambda o: {"kind": "teams", "name": "CS team", "webhook_url": "https://hooks.example.com/w"},
+                  patch={"name": "changed"}),
     IsolationCase("segments", make=lambda o: Segment.all_orgs.create(organization=o, name="Enterprise EMEA"),
                   payload=lambda o: {"name": "Big", "rules": {"match": "all", "conditions": [
                       {"field": "arr", "op": "gte", "value": "100000"}]}},

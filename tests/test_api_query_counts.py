@@ -85,6 +85,14 @@ def build_webhooks(org: Any, n: int, owner: Any) -> None:
     )  # fmt: skip
 
 
+def build_chat_channels(org: Any, n: int, owner: Any) -> None:
+    from playbooks.models import ChatChannel
+
+    for i in range(n):  # one by one: each URL is encrypted on save
+        ChatChannel.all_orgs.create(organization=org, kind="slack", name=f"#c{n}-{i}", created_by=owner,
+                                    webhook_url=f"https://hooks.example.com/services/{i}")  # fmt: skip
+
+
 def build_write_keys(org: Any, n: int, owner: Any) -> None:
     from accounts.models import WriteKey
 
@@ -282,6 +290,7 @@ SCENARIOS = {
     "invoices:list": ("/api/v1/invoices/", {"paid": "false", "ordering": "-amount"},
                       lambda o, n, u: InvoiceFactory.create_batch(n, account__organization=o)),
     "webhooks:list": ("/api/v1/webhooks/", {"is_active": "true"}, build_webhooks),
+    "chat-channels:list": ("/api/v1/chat-channels/", {"is_active": "true", "ordering": "name"}, build_chat_channels),
     "segments:list": ("/api/v1/segments/", {"ordering": "name"},
                       lambda o, n, u: Segment.all_orgs.bulk_create(
                           Segment(organization=o, name=f"S{n}-{i}", rules={}) for i in range(n))),

@@ -94,7 +94,17 @@ RESOURCES = [
                            "responded_at": "2026-11-02T09:00:00Z"}, {"comment": "Edited"}),
     Resource("email-templates", lambda o, u: _email_template(o), lambda o, u: {"name": "Check-in", "subject": "Hi",
              "body": "Hello {{ contact.first_name }}"}, {"subject": "Changed"}, owner_scoped=False),
+    Resource("chat-channels", lambda o, u: _chat_channel(o), lambda o, u: {"kind": "slack", "name": f"#c{_n()}",
+             "webhook_url": "https://hooks.example.com/services/T/B/x"}, {"name": "#renamed"}, owner_scoped=False),
 ]  # fmt: skip
+
+
+def _chat_channel(org: Any) -> Any:
+    from playbooks.models import ChatChannel
+
+    return ChatChannel.all_orgs.create(
+        organization=org, kind="teams", name=f"C{ChatChannel.all_orgs.count()}", webhook_url="https://h.example/w"
+    )
 
 
 def _email_template(org: Any) -> Any:

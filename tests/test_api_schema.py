@@ -164,6 +164,17 @@ def test_only_lists_page_and_filter(schema):
     assert "is_active" not in {p["name"] for p in deliveries["parameters"]}  # the endpoints' filter, not its log
     body = deliveries["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert body.endswith("/PaginatedWebhookDeliveryList")
+    chat = schema["paths"]["/api/v1/chat-channels/{id}/deliveries/"]["get"]
+    assert {p["name"] for p in chat["parameters"]} >= {"page", "page_size", "status", "message_kind"}
+    assert "is_active" not in {p["name"] for p in chat["parameters"]}
+    ref = chat["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref.endswith("/PaginatedChatDeliveryList")
+
+
+def test_the_chat_webhook_url_is_write_only_in_the_schema(schema):
+    components = schema["components"]["schemas"]
+    assert "webhook_url" not in components["ChatChannel"]["properties"]
+    assert "webhook_url" in components["ChatChannelRequest"]["properties"]
 
 
 def _model_path(model, attrs):

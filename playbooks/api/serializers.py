@@ -19,6 +19,9 @@ from ..choices import CtaOutcome, CtaPriority, SnoozeReason
 from ..cta_admin import clean_label
 from ..emails import validate_template_source
 from ..models import (
+    ChatAttempt,
+    ChatChannel,
+    ChatDelivery,
     Cta,
     CtaReason,
     CtaTask,
@@ -111,6 +114,88 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
         fields = [
             "id", "endpoint", "event_type", "event_id", "payload", "status", "attempts", "next_attempt_at",
             "last_status_code", "last_error", "created_at", "updated_at", "attempt_log",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ChatChannelSerializer(OrgScopedSerializer):
+    """A Slack or Teams channel. ``webhook_url`` is write-only: required to create, optional to change (a new one
+    replaces the old), never returned to anyone; ``url_hint`` (host and last 4 characters) identifies it."""
+
+    webhook_url = serializers.CharField(
+        write_only=True, max_length=2000,
+        help_text=(
+            "The incoming-webhook URL (Slack: `https://hooks.slack.com/services/…`; Teams: the Workflows webhook "
+            "URL). Write-only: stored encrypted, never returned. Checked by the outbound guard."
+        ),
+    )  # fmt: skip
+    url_hint = serializers.CharField(read_only=True, help_text="The URL's host and last 4 characters")
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ChatChannel
+        fields = [
+            "id", "kind", "name", "webhook_url", "url_hint", "is_active", "daily_digest", "created_by", "created_at",
+            "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["created_at", "updated_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            self.fields["webhook_url"].required = False
+
+    def validate_name(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("This field may not be blank.")
+        taken = ChatChannel.objects.for_org(self.organization).filter(name=value)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("A chat channel with this name already exists.")
+        return value
+
+    def validate_webhook_url(self, value: str) -> str:
+        from ..chat import validate_chat_url
+
+        try:
+            return validate_chat_url(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+    def create(self, validated_data: dict[str, Any]) -> ChatChannel:
+        from ..chat import create_channel
+
+        validated_data.pop("organization", None)
+        actor = self.context.get("actor")
+        return create_channel(actor.organization, actor=actor.user, **validated_data)
+
+    def update(self, instance: ChatChannel, validated_data: dict[str, Any]) -> ChatChannel:
+        from ..chat import update_channel
+
+        actor = self.context.get("actor")
+        return update_channel(instance, actor=getattr(actor, "user", None), **validated_data)
+
+
+class ChatAttemptSerializer(serializers.ModelSerializer):
+    """One try of a chat message: status code or why it failed, in plain words."""
+
+    class Meta:
+        model = ChatAttempt
+        fields = ["number", "attempted_at", "status_code", "error", "duration_ms", "retry_in_seconds"]
+
+
+class ChatDeliverySerializer(serializers.ModelSerializer):
+    """A message to a channel (the JSON body as posted: Slack blocks or a Teams card) and its tries."""
+
+    attempt_log = ChatAttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ChatDelivery
+        fields = [
+            "id", "channel", "message_kind", "idempotency_key", "account", "payload", "status", "attempts",
+            "next_attempt_at", "last_status_code", "last_error", "created_at", "updated_at", "attempt_log",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -463,6 +548,7 @@ class PlaybookPreviewSerializer(serializers.Serializer):
     notifications = serializers.IntegerField()
     webhook_events = serializers.IntegerField()
     survey_enrolments = serializers.IntegerField()
+    chat_posts = serializers.IntegerField(help_text="Slack/Teams messages (one per account and post_to_chat action)")
 
 
 class RecoverySerializer(serializers.Serializer):

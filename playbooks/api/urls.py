@@ -6,6 +6,7 @@ router = DefaultRouter(trailing_slash=True)
 # The API root page (``/api/v1/``) is ``cs_platform.urls.api_root``: this router adds routes only.
 router.include_root_view = False
 router.register("webhooks", views.WebhookEndpointViewSet, basename="webhook")
+router.register("chat-channels", views.ChatChannelViewSet, basename="chat-channel")
 router.register("segments", views.SegmentViewSet, basename="segment")
 router.register("playbooks", views.PlaybookViewSet, basename="playbook")
 router.register("ctas", views.CtaViewSet, basename="cta")

@@ -29,10 +29,12 @@ from cs_platform.api.configdiff import VersionDiffSerializer
 from cs_platform.api.exceptions import Conflict
 from cs_platform.api.viewsets import OrgScopedViewSet, refuse_after_lookup, refused
 
-from .. import cta_admin, ctas, drafts, engine
+from .. import chat, cta_admin, ctas, drafts, engine
 from ..activation import log_activation
 from ..effectiveness import effectiveness
 from ..filtersets import (
+    ChatChannelFilterSet,
+    ChatDeliveryFilterSet,
     CtaFilterSet,
     CtaTaskFilterSet,
     CtaTypeFilterSet,
@@ -44,6 +46,10 @@ from ..filtersets import (
     WebhookEndpointFilterSet,
 )
 from ..models import (
+    ChatAttempt,
+    ChatChannel,
+    ChatDelivery,
+    ChatMessageKind,
     Cta,
     CtaReason,
     CtaTask,
@@ -61,6 +67,8 @@ from ..models import (
 )
 from ..services import SendTestThrottled, generate_secret, send_test
 from .serializers import (
+    ChatChannelSerializer,
+    ChatDeliverySerializer,
     CtaCloseSerializer,
     CtaCompleteSerializer,
     CtaSerializer,
@@ -154,6 +162,70 @@ class WebhookEndpointViewSet(OrgScopedViewSet):
         except SendTestThrottled as exc:
             raise Throttled(wait=exc.wait, detail=str(exc)) from None
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ChatChannelViewSet(OrgScopedViewSet):
+    """Slack and Teams channels (incoming webhooks; docs/chat.md). Every member may read them (never the URL:
+    it is write-only); only admins create, change, delete and test them. Changes are audit-logged."""
+
+    queryset = ChatChannel.all_orgs.select_related("created_by")
+    serializer_class = ChatChannelSerializer
+    filterset_class = ChatChannelFilterSet
+    ordering_fields: ClassVar[list[str]] = ["created_at", "name"]
+    ordering: ClassVar[list[str]] = ["name"]
+    write_roles = frozenset({Role.ADMIN})
+    paginated_actions = ("deliveries",)
+
+    def perform_destroy(self, instance: ChatChannel) -> None:
+        chat.delete_channel(instance, actor=self.actor.user)
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        if self.action in ("deliveries", "test"):
+            return queryset
+        return super().filter_queryset(queryset)
+
+    @extend_schema(
+        summary="Delivery log of the channel",
+        description="Newest first, with every attempt. Filters: `status` (repeatable), `message_kind`.",
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, many=True, enum=DeliveryStatus.values),
+            OpenApiParameter("message_kind", OpenApiTypes.STR, enum=ChatMessageKind.values),
+        ],
+        responses=ChatDeliverySerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request: Request, pk: str | None = None) -> Response:
+        channel = self.get_object()
+        queryset = (
+            ChatDelivery.objects.for_org(self.actor.organization)
+            .filter(channel=channel)
+            .prefetch_related(Prefetch("attempt_log", queryset=ChatAttempt.all_orgs.order_by("number")))
+            .order_by("-created_at", "-pk")
+        )
+        filterset = ChatDeliveryFilterSet(request.query_params, queryset=queryset, request=request)
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        page = self.paginate_queryset(filterset.qs)
+        return self.get_paginated_response(ChatDeliverySerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Send a test message",
+        description=(
+            "Queues a test message to this channel (enabled or not). Shares the organization's `WEBHOOK_TEST_RATE` "
+            "budget with the webhooks' test sends (default 5 per minute): beyond it the answer is `429` with "
+            "`Retry-After`."
+        ),
+        request=None,
+        responses={202: ChatDeliverySerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        channel = self.get_object()  # admins only: POST needs a write role
+        try:
+            delivery = chat.send_test(channel, user=self.actor.user)
+        except SendTestThrottled as exc:
+            raise Throttled(wait=exc.wait, detail=str(exc)) from None
+        return Response(ChatDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
 #: ``ordering`` of the members list: the public name → the column.
