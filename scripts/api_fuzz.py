@@ -104,7 +104,7 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def wait_for(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
+def wait_for(url: str, server: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -153,7 +153,7 @@ def write_config(
 def schema_operations(base: str) -> set[str]:
     """Every operation of the served OpenAPI document, as schemathesis labels them (``GET /api/v1/accounts/``)."""
     request = urllib.request.Request(f"{base}/api/schema/", headers={"Accept": "application/vnd.oai.openapi+json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
+    with urllib.request.urlopen(request, timeout=300) as response:
         document = json.load(response)
     return {
         f"{method.upper()} {path}"
