@@ -157,6 +157,12 @@ class SurveyInvitation(OrgScopedModel):
     expires_at = models.DateTimeField(null=True, blank=True)
     used_at = models.DateTimeField(null=True, blank=True)
     token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    #: When an admin (or the CSM who may write the account) revoked the link: its page answers 410 from then on
+    #: (:func:`feedback.services.revoke_links`). ``used_at`` is the token's last (and only) use.
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     #: Failed tries to email it (the mail server refused or was unreachable); after
     #: ``feedback.services.MAX_SEND_ATTEMPTS`` it is skipped with the reason ``send_failed``.
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -5,7 +5,7 @@ It shows the organization's name and the survey's question, nothing else of the 
 not the app shell): no script at all, so it makes no call of any kind, authenticated or not; it works at
 phone size and from the keyboard (native radio buttons in a fieldset). ``GET`` changes nothing (mail
 scanners follow links); ``POST`` records the answer and uses the token up. States and their status:
-open 200, answered 200 (the thank-you), already used 410, expired 410, unknown 404, invalid score 400,
+open 200, answered 200 (the thank-you), already used 410, revoked 410, expired 410, unknown 404, invalid score 400,
 too many requests 429 (``SURVEY_PAGE_RATE`` per client address).
 """
 
@@ -32,7 +32,7 @@ LABELS = {
     SurveyKind.CSAT: ("Very unsatisfied", "Very satisfied"),
     SurveyKind.CES: ("Very difficult", "Very easy"),
 }
-STATUS = {"unknown": 404, "used": 410, "expired": 410}
+STATUS = {"unknown": 404, "used": 410, "revoked": 410, "expired": 410}
 
 
 def _page(request: HttpRequest, context: dict, status: int = 200) -> HttpResponse:

@@ -52,6 +52,7 @@ from django.utils import timezone
 
 from accounts.mailing import contact_skip_reason, unsubscribe_url
 from accounts.models import Account, Contact, Organization, Segment
+from cs_platform.audit import record_audit
 from cs_platform.events import record_event
 
 from .emails import merge_values, render_invitation
@@ -127,7 +128,7 @@ def hash_token(token: str) -> str:
 
 @dataclass(frozen=True)
 class Lookup:
-    """What a token names: ``state`` is ``open``, ``used``, ``expired`` or ``unknown``."""
+    """What a token names: ``state`` is ``open``, ``used``, ``revoked``, ``expired`` or ``unknown``."""
 
     state: str
     invitation: SurveyInvitation | None = None
@@ -146,6 +147,8 @@ def lookup_invitation(token: str, *, now: datetime | None = None, lock: bool = F
         return Lookup("unknown")
     if invitation.used_at is not None:
         return Lookup("used", invitation)
+    if invitation.revoked_at is not None:
+        return Lookup("revoked", invitation)
     if invitation.expires_at is None or invitation.expires_at <= (now or timezone.now()):
         return Lookup("expired", invitation)
     return Lookup("open", invitation)
@@ -512,6 +515,28 @@ def cancel_send(send: SurveySend) -> bool:
         send.save(update_fields=["status", "next_run_at"])
         waiting.update(status=InvitationStatus.SKIPPED, skip_reason=CANCELLED)
     return True
+
+
+def revoke_links(send: SurveySend, *, by: Any = None, contact_ids: Iterable[int] | None = None) -> int:
+    """Revoke the links of ``send`` that can still be answered (sent, not used, not revoked), or only those
+    of ``contact_ids``: their page answers 410 from now on. Audit-logged (one entry, the invitations
+    revoked); returns how many were revoked."""
+    with transaction.atomic():
+        rows = SurveyInvitation.all_orgs.filter(
+            organization_id=send.organization_id, send_id=send.pk, status=InvitationStatus.SENT,
+            used_at__isnull=True, revoked_at__isnull=True, token_hash__isnull=False,
+        )  # fmt: skip
+        if contact_ids is not None:
+            rows = rows.filter(contact_id__in=list(contact_ids))
+        ids = list(rows.select_for_update().values_list("pk", flat=True))
+        if not ids:
+            return 0
+        SurveyInvitation.all_orgs.filter(pk__in=ids).update(revoked_at=timezone.now(), revoked_by=by)
+        record_audit(
+            send.organization_id, "survey_links.revoked", subject_type="survey_send", subject_id=send.pk,
+            subject_label=str(send), actor=by, data={"invitations": ids},
+        )  # fmt: skip
+    return len(ids)
 
 
 def can_cancel(send: SurveySend, scheduled: int) -> bool:

@@ -31,7 +31,7 @@ from .filtersets import CATEGORY_CHOICES, SurveyResponseFilterSet, category_q
 from .forms import SendForm, SurveyForm, SurveySettingsForm
 from .models import SCORE_RANGES, Survey, SurveyKind, SurveyResponse, SurveySend
 from .public_views import LABELS
-from .services import can_cancel, cancel_send, create_send, send_counts, start_send, survey_settings
+from .services import can_cancel, cancel_send, create_send, revoke_links, send_counts, start_send, survey_settings
 
 DETRACTOR_DAYS = 90
 admin_page = org_page(roles=[Role.ADMIN])
@@ -243,6 +243,11 @@ def admin_survey(request: HttpRequest, survey_id: int) -> HttpResponse:
             send = get_object_or_404(SurveySend.objects, pk=request.POST.get("send"), survey=survey)
             if cancel_send(send):
                 messages.success(request, "Send cancelled: no further run, and no waiting drip email goes out.")
+            return redirect("admin-survey", org_slug=org.slug, survey_id=survey.pk)
+        elif action == "revoke-links":
+            send = get_object_or_404(SurveySend.objects, pk=request.POST.get("send"), survey=survey)
+            revoked = revoke_links(send, by=request.user)
+            messages.success(request, f"{revoked} survey link(s) revoked: their page now says the link was withdrawn.")
             return redirect("admin-survey", org_slug=org.slug, survey_id=survey.pk)
         status = 400
     sends = list(SurveySend.objects.filter(survey=survey).select_related("segment", "account")[:50])

@@ -38,6 +38,19 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ORGS = {"demo": 30, "other": 10}  # slug → accounts seeded
+#: The stateful phase runs apart (after the other phases, as each identity): positive data only, and
+#: ``X-Organization: demo`` on every request, so that a chain is never cut by a made-up organization slug (the
+#: other phases fuzz that header). ``--stateful-examples`` scenarios (hypothesis state machines) per run.
+STATEFUL_ARGS = ["--mode", "positive", "-H", "X-Organization: demo"]
+#: The lesser roles' runs, after the admin's: identity → ``create_api_key`` arguments. Each is one schemathesis
+#: run of the phases fuzzing (``ROLE_FUZZ_EXAMPLES`` cases per operation) and stateful, positive data only. A
+#: csm key is bound to a seeded csm (a csm writes their own book; an unbound one writes nothing).
+ROLE_RUNS = {
+    "demo-viewer": ["--role", "viewer"],
+    "demo-csm": ["--role", "csm", "--user", "priya.shah@demo.retain.local"],
+}
+ROLE_FUZZ_EXAMPLES = 3
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 #: Checks left out, and why (docs/api.md, "API fuzzing", says the same).
 EXCLUDED_CHECKS = {
@@ -47,7 +60,7 @@ EXCLUDED_CHECKS = {
     # (a closed renewal, the last admin). Each is a 400 naming the field and the reason.
     "positive_data_acceptance",
 }
-PHASES = "examples,coverage,fuzzing,stateful"
+PHASES = "examples,coverage,fuzzing"  # as the admin; then the stateful phase apart (STATEFUL_ARGS)
 
 
 def say(message: str) -> None:
@@ -91,7 +104,7 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def wait_for(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
+def wait_for(url: str, server: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -106,23 +119,139 @@ def wait_for(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
     raise SystemExit(f"api_fuzz: {url} did not answer within {timeout:.0f} s")
 
 
-def write_config(folder: Path, keys: dict[str, str]) -> Path:
-    """The schemathesis config: one identity per organization (Web Fuzzing Commons auth file); ``demo`` runs
-    every operation, ``other`` only replays ``demo``'s reads (object-level authorization)."""
+def write_config(
+    folder: Path,
+    keys: dict[str, str],
+    user: str = "demo",
+    *,
+    run: str = "main",
+    phase_examples: dict[str, int] | None = None,
+) -> Path:
+    """The schemathesis config of the run as ``user``: every identity in one Web Fuzzing Commons auth file;
+    ``user`` runs every operation, its peers (``other``, another organization's admin) only replay ``user``'s
+    reads (object-level authorization)."""
     auth = folder / "auth.json"
     auth.write_text(
         json.dumps(
             {
                 "auth": [
-                    {"name": slug, "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {key}"}]}
-                    for slug, key in keys.items()
+                    {"name": name, "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {key}"}]}
+                    for name, key in keys.items()
                 ]
             }
         )
     )
-    config = folder / "schemathesis.toml"
-    config.write_text(f'[auth.wfc]\npath = {json.dumps(str(auth))}\nuser = "demo"\npeers = {json.dumps(list(keys))}\n')
+    peers = [user, "other"]
+    config = folder / f"schemathesis-{run}.toml"
+    text = f'[auth.wfc]\npath = {json.dumps(str(auth))}\nuser = "{user}"\npeers = {json.dumps(peers)}\n'
+    for phase, examples in (phase_examples or {}).items():
+        text += f"\n[phases.{phase}.generation]\nmax-examples = {examples}\n"
+    config.write_text(text)
     return config
+
+
+def schema_operations(base: str) -> set[str]:
+    """Every operation of the served OpenAPI document, as schemathesis labels them (``GET /api/v1/accounts/``)."""
+    request = urllib.request.Request(f"{base}/api/schema/", headers={"Accept": "application/vnd.oai.openapi+json"})
+    with urllib.request.urlopen(request, timeout=300) as response:
+        document = json.load(response)
+    return {
+        f"{method.upper()} {path}"
+        for path, item in document.get("paths", {}).items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
+def read_report(ndjson: Path) -> dict:
+    """What one schemathesis run did, from its NDJSON report: the operations that got at least one case, the
+    cases per phase, and the stateful phase's scenarios. A scenario is one state machine run: its first call,
+    then each call made along a link from an earlier response (the object a ``POST`` created is read,
+    updated, deleted); the requests a check derives from a call (the same call without credentials, …) are
+    not steps."""
+    exercised: set[str] = set()
+    cases_per_phase: dict[str, int] = {}
+    steps: list[int] = []  # per stateful scenario: how many calls it made
+    crud = {"create→read": 0, "create→update": 0, "create→delete": 0, "create→read→update→delete": 0}
+    links: set[tuple[str, str]] = set()
+    for line in ndjson.read_text(encoding="utf-8").splitlines():
+        if not line.startswith('{"ScenarioFinished"'):
+            continue
+        event = json.loads(line)["ScenarioFinished"]
+        cases = (event.get("recorder") or {}).get("cases") or {}
+        phase = event.get("phase", "?")
+        cases_per_phase[phase] = cases_per_phase.get(phase, 0) + len(cases)
+        for node in cases.values():
+            exercised.add(f"{node['value']['method'].upper()} {node['value']['path']}")
+        if phase != "stateful" or not cases:
+            continue
+        calls = {cid: node for cid, node in cases.items() if node.get("parent_id") is None or node.get("transition")}
+        steps.append(len(calls))
+        children: dict[str, list[dict]] = {}
+        for node in calls.values():
+            parent = cases.get(node.get("parent_id") or "")
+            if parent is not None:
+                child = node["value"]
+                links.add(
+                    (f"{parent['value']['method']} {parent['value']['path']}", f"{child['method']} {child['path']}")
+                )
+                children.setdefault(node["parent_id"], []).append(child)
+        for cid, node in calls.items():
+            call = node["value"]
+            if call["method"].upper() == "POST" and "{" not in call["path"]:
+                _count_crud(call["path"], children.get(cid, []), crud)
+    return {
+        "exercised": exercised,
+        "cases": cases_per_phase,
+        "scenarios": len(steps),
+        "multi_step": sum(1 for n in steps if n >= 2),
+        "longest": max(steps, default=0),
+        "crud": crud,
+        "links": links,
+    }
+
+
+def _count_crud(collection: str, later: list[dict], crud: dict[str, int]) -> None:
+    """Count what a scenario did with an object it created (``POST`` on ``collection``): the calls on
+    ``<collection>{id}/`` that took its id from the create's response."""
+    depth = collection.count("/") + 1
+    methods = {
+        c["method"].upper() for c in later if c["path"].startswith(collection + "{") and c["path"].count("/") == depth
+    }
+    read, update, delete = "GET" in methods, bool(methods & {"PUT", "PATCH"}), "DELETE" in methods
+    crud["create→read"] += read
+    crud["create→update"] += update
+    crud["create→delete"] += delete
+    crud["create→read→update→delete"] += read and update and delete
+
+
+def merge_reports(parts: list[dict]) -> dict:
+    """One identity's runs (the admin's phases and its stateful run) as one report."""
+    merged: dict = {"exercised": set(), "cases": {}, "scenarios": 0, "multi_step": 0, "longest": 0, "links": set()}
+    merged["crud"] = dict.fromkeys(parts[0]["crud"], 0) if parts else {}
+    for part in parts:
+        merged["exercised"] |= part["exercised"]
+        merged["links"] |= part["links"]
+        for phase, n in part["cases"].items():
+            merged["cases"][phase] = merged["cases"].get(phase, 0) + n
+        merged["scenarios"] += part["scenarios"]
+        merged["multi_step"] += part["multi_step"]
+        merged["longest"] = max(merged["longest"], part["longest"])
+        for kind, n in part["crud"].items():
+            merged["crud"][kind] += n
+    return merged
+
+
+def summarize(identity: str, report: dict, operations: set[str], seconds: float) -> list[str]:
+    """The run's summary line(s), and the operations of the schema that got no case (empty: all covered)."""
+    cases = ", ".join(f"{phase} {n}" for phase, n in sorted(report["cases"].items()))
+    crud = ", ".join(f"{kind} {n}" for kind, n in report["crud"].items())
+    say(
+        f"{identity}: {len(operations & report['exercised'])}/{len(operations)} operations exercised, {seconds:.0f} s; "
+        f"cases: {cases}; stateful: {report['scenarios']} scenarios, {report['multi_step']} of 2+ calls along links "
+        f"(longest {report['longest']}), {len(report['links'])} distinct links followed; chains {crud}"
+    )
+    return sorted(operations - report["exercised"])
 
 
 def main() -> int:
@@ -132,6 +261,8 @@ def main() -> int:
     parser.add_argument("--report-dir", type=Path, default=None)
     parser.add_argument("--keep-db", action="store_true", help="leave the fuzz database for a look afterwards")
     parser.add_argument("--database-name", default=None, help="the fuzz database (default: DATABASE_URL's + _fuzz)")
+    parser.add_argument("--stateful-examples", type=int, default=60, help="stateful scenarios per identity")
+    parser.add_argument("--admin-only", action="store_true", help="skip the viewer and csm runs")
     parser.add_argument("extra", nargs="*", help="arguments for `schemathesis run` (after --)")
     args = parser.parse_args()
 
@@ -161,6 +292,9 @@ def main() -> int:
         for slug, accounts in ORGS.items():
             manage(env, "seed_demo", "--org", slug, "--accounts", str(accounts), "--verbosity", "0")
             keys[slug] = manage(env, "create_api_key", slug, "--role", "admin", "--name", "api-fuzz").split()[-1]
+        roles = {} if args.admin_only else ROLE_RUNS
+        for identity, key_args in roles.items():
+            keys[identity] = manage(env, "create_api_key", "demo", *key_args, "--name", "api-fuzz").split()[-1]
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -172,22 +306,71 @@ def main() -> int:
             env=env,
         )
         wait_for(f"{base}/api/schema/", server)
+        operations = schema_operations(base)
 
-        config = write_config(workdir, keys)
-        report_dir = (args.report_dir or ROOT / "var" / "api-fuzz").resolve()
-        command = [
-            str(BIN / "schemathesis"), "--config-file", str(config), "run", f"{base}/api/schema/",
-            "--checks", "all", "--exclude-checks", ",".join(sorted(EXCLUDED_CHECKS)),
-            "--phases", PHASES, "--seed", str(args.seed), "--max-examples", str(args.max_examples),
-            "--workers", "1",  # one worker: the same seed generates the same cases in the same order
-            "--generation-database", "none", "--request-timeout", "60",
-            "--report", "junit,ndjson", "--report-dir", str(report_dir), "--no-color",
-            *args.extra,
-        ]  # fmt: skip
-        say(" ".join(command[:3] + ["run", "…"]))
-        started = time.monotonic()
-        status = subprocess.run(command, cwd=workdir, env=env, check=False).returncode
-        say(f"schemathesis exited with {status} after {time.monotonic() - started:.0f} s (reports in {report_dir})")
+        report_root = (args.report_dir or ROOT / "var" / "api-fuzz").resolve()
+        # run name → (identity, phases, cases per operation by phase, extra arguments, report folder)
+        runs = {
+            "admin": ("demo", PHASES, {}, ["--max-examples", str(args.max_examples)], report_root),
+            "admin-stateful": (
+                "demo",
+                "stateful",
+                {"stateful": args.stateful_examples},
+                STATEFUL_ARGS,
+                report_root / "admin-stateful",
+            ),
+        }
+        for identity in roles:
+            examples = {"fuzzing": ROLE_FUZZ_EXAMPLES, "stateful": args.stateful_examples}
+            runs[identity.removeprefix("demo-")] = (
+                identity,
+                "fuzzing,stateful",
+                examples,
+                STATEFUL_ARGS,
+                report_root / identity.removeprefix("demo-"),
+            )
+        status = 0
+        reports: dict[str, list[dict]] = {}
+        seconds: dict[str, float] = {}
+        for name, (identity, phases, phase_examples, run_args, report_dir) in runs.items():
+            config = write_config(workdir, keys, identity, run=name, phase_examples=phase_examples)
+            for old in report_dir.glob("*.ndjson"):
+                old.unlink()  # the coverage check reads this run's report only
+            command = [
+                str(BIN / "schemathesis"), "--config-file", str(config), "run", f"{base}/api/schema/",
+                "--checks", "all", "--exclude-checks", ",".join(sorted(EXCLUDED_CHECKS)),
+                "--phases", phases, "--seed", str(args.seed), *run_args,
+                "--workers", "1",  # one worker: the same seed generates the same cases in the same order
+                "--generation-database", "none", "--request-timeout", "60",
+                "--report", "junit,ndjson", "--report-dir", str(report_dir), "--no-color",
+                *args.extra,
+            ]  # fmt: skip
+            say(f"run {name} as {identity}: schemathesis run … --phases {phases} {' '.join(run_args)}")
+            started = time.monotonic()
+            code = subprocess.run(command, cwd=workdir, env=env, check=False).returncode
+            took = time.monotonic() - started
+            seconds[identity] = seconds.get(identity, 0.0) + took
+            say(f"run {name}: schemathesis exited with {code} after {took:.0f} s (reports in {report_dir})")
+            status = status or code
+            found = sorted(report_dir.glob("ndjson-*.ndjson"))
+            if not found:
+                say(f"run {name}: no NDJSON report in {report_dir}")
+                status = status or 1
+                continue
+            reports.setdefault(identity, []).append(read_report(found[-1]))
+        uncovered = {
+            identity: summarize(identity, merge_reports(parts), operations, seconds[identity])
+            for identity, parts in reports.items()
+        }
+        if args.extra:
+            say("coverage not enforced: the run was narrowed by arguments after --")
+        else:
+            for identity, missing in uncovered.items():
+                if missing:
+                    say(f"as {identity}: {len(missing)} operation(s) of the schema got no case:")
+                    for label in missing:
+                        print(f"    {label}", flush=True)
+                    status = status or 1
         return status
     finally:
         if server is not None:

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.choices import ContactRole
-from cs_platform.api.serializers import OrgScopedSerializer
+from cs_platform.api.serializers import KnownFieldsMixin, OrgScopedSerializer
 
 from ..emails import validate_email_source
 from ..models import SCORE_RANGES, Survey, SurveyResponse, SurveySend, response_category
@@ -154,3 +154,19 @@ class SurveyResponseSerializer(OrgScopedSerializer):
 
         organization = validated_data.pop("organization", None) or self.organization
         return create_response(organization.pk, **validated_data)
+
+
+class RevokeSurveyLinksSerializer(KnownFieldsMixin, serializers.Serializer):
+    """``POST /api/v1/survey-sends/{id}/revoke-links/``: which links to revoke (all the send's open ones when
+    ``contacts`` is left out)."""
+
+    contacts = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**31 - 1),
+        required=False,
+        max_length=1000,
+        help_text="Only the links sent to these contacts (ids); all the send's open links when left out.",
+    )
+
+
+class RevokedSurveyLinksSerializer(serializers.Serializer):
+    revoked = serializers.IntegerField(help_text="How many links were revoked (0 when none was still open).")

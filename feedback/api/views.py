@@ -17,7 +17,7 @@ from cs_platform.api.viewsets import ImmutableMixin, OrgAPIView, OrgScopedViewSe
 
 from .. import analytics, filtersets
 from ..models import ResponseSource, Survey, SurveyResponse, SurveySend
-from ..services import cancel_send, queue_runs, send_counts
+from ..services import cancel_send, queue_runs, revoke_links, send_counts
 from . import serializers as s
 
 
@@ -126,6 +126,21 @@ class SurveySendViewSet(ImmutableMixin, OrgScopedViewSet):
         cancel_send(send)
         send.refresh_from_db()
         return Response(self.get_serializer(send).data)
+
+    @extend_schema(
+        request=s.RevokeSurveyLinksSerializer,
+        responses=s.RevokedSurveyLinksSerializer,
+        summary="Revoke the send's survey links that can still be answered (their page answers 410)",
+    )
+    @action(detail=True, methods=["post"], url_path="revoke-links")
+    def revoke_links(self, request: Request, pk: Any = None) -> Response:
+        send = self.get_object()
+        if not self.can_write(send):
+            self.permission_denied(request, message="You may not revoke this send's links.")
+        body = s.RevokeSurveyLinksSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        revoked = revoke_links(send, by=self.actor.user, contact_ids=body.validated_data.get("contacts"))
+        return Response({"revoked": revoked})
 
 
 class SurveyResponseViewSet(OrgScopedViewSet):
