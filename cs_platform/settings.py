@@ -343,6 +343,12 @@ SPECTACULAR_SETTINGS = {
         # Contact roles: a contact's ``roles`` and a handoff stakeholder's ``role`` are the same set.
         "RolesEnum": "accounts.choices.ContactRole",
         "RoleEnum": "cs_platform.choices.Role",
+        # Connectors (integrations): a sync run's trigger, mode; a connection's status; a sync's direction.
+        "SyncRunTriggerEnum": "integrations.choices.RunTrigger",
+        "TriggerEnum": "playbooks.models_engine.TriggerKind",  # the playbooks keep their enum name
+        "SyncRunModeEnum": "integrations.choices.RunMode",
+        "IntegrationStatusEnum": "integrations.choices.ConnectionStatus",
+        "SyncDirectionEnum": "integrations.choices.Direction",
     },
 }
 
