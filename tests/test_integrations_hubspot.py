@@ -182,3 +182,29 @@ def test_the_guard_refuses_an_internal_base_url(org, hubspot, settings):
     ok, message = services.test_connection(connection)
     assert not ok and "loopback" in message
     assert hubspot.requests == []
+
+
+def test_run_sync_task_yields_when_the_organizations_slots_are_taken(
+    org, conn, hubspot, settings, django_capture_on_commit_callbacks
+):
+    from cs_platform import outbound
+    from integrations.tasks import run_sync
+
+    for i in range(1, 4):
+        hubspot.add_company(f"{i:04d}")
+    with django_capture_on_commit_callbacks(execute=False):
+        r = services.start_run(companies(conn))
+    settings.OUTBOUND_ORG_CONCURRENCY = 1
+    token = outbound.acquire_slot(org.pk)
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as requeued:
+            run_sync.apply(args=[org.pk, r.pk])
+        r.refresh_from_db()
+        assert r.status == JobStatus.QUEUED and hubspot.requests == []
+        assert len(requeued) == 1  # queued again, a few seconds later
+    finally:
+        outbound.release_slot(org.pk, token)
+    run_sync.apply(args=[org.pk, r.pk])
+    r.refresh_from_db()
+    assert r.status == JobStatus.SUCCEEDED and r.created == 3
+    assert outbound.slots_held(org.pk) == 0
