@@ -208,3 +208,16 @@ def test_run_sync_task_yields_when_the_organizations_slots_are_taken(
     r.refresh_from_db()
     assert r.status == JobStatus.SUCCEEDED and r.created == 3
     assert outbound.slots_held(org.pk) == 0
+
+
+def test_no_log_line_carries_the_token(org, conn, hubspot, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    for i in range(1, 4):
+        hubspot.add_company(f"{i:04d}")
+    hubspot.fail_next = [(429, {"Retry-After": "0"}), (500, {})]
+    assert run(companies(conn)).created == 3
+    services.test_connection(conn)
+    assert caplog.records  # the libraries did log (urllib3, hubspot-api-client at DEBUG)
+    assert TOKEN not in caplog.text
