@@ -22,6 +22,7 @@ import email.utils
 import json
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -149,7 +150,9 @@ class ConnectorHttp(RequestMethods):
             self.request_count += 1
             try:
                 response = self.pool.urlopen(method, url, **kw)
-            except HTTPError as exc:  # network trouble: back off and try again
+            except socket.gaierror:
+                raise ConnectorError("The API host name could not be resolved; check the base URL.") from None
+            except (HTTPError, OSError) as exc:  # network trouble: back off and try again
                 last_error = exc
                 if attempt == MAX_ATTEMPTS:
                     break

@@ -88,6 +88,9 @@ def test_connection(connection: Connection) -> tuple[bool, str]:
         message, ok = connector.test_connection(), True
     except ConnectorError as exc:
         message, ok = str(exc), False
+    except Exception:  # noqa: BLE001 - the reason stays in the server log, the admin gets plain words
+        logger.exception("testing connection %s failed", connection.pk)
+        message, ok = "The test stopped on an internal error; the operator has the details in the server log.", False
     finally:
         connector.http.close()
     Connection.all_orgs.filter(pk=connection.pk).update(

@@ -27,6 +27,7 @@ from django.utils import timezone
 from cs_platform.imports.base import ImportResult
 from cs_platform.imports.base import registry as import_kinds
 from cs_platform.imports.engine import import_rows
+from cs_platform.tasks import TRANSIENT_ERRORS
 
 from .choices import JobStatus, RunMode
 from .connectors.base import Connector, ConnectorError, ObjectSpec, Record, get_connector
@@ -269,6 +270,18 @@ def execute_run(run_id: int, *, max_pages: int = PAGES_PER_TASK, sleep: Callable
     except ConnectorError as exc:
         run.request_count = sent_before + connector.http.request_count
         _finish(run, JobStatus.FAILED, f"{exc} The next run resumes from the last page applied.")
+        return True
+    except TRANSIENT_ERRORS:
+        raise  # the task retries; the run resumes from its cursor
+    except Exception:
+        logger.exception("sync run %s of organization %s failed", run.pk, run.organization_id)
+        run.refresh_from_db()
+        _finish(
+            run,
+            JobStatus.FAILED,
+            f"The run stopped on an internal error (run #{run.pk}); the operator has the details in the server "
+            "log. The next run resumes from the last page applied.",
+        )
         return True
     finally:
         connector.http.close()

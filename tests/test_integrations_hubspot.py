@@ -221,3 +221,11 @@ def test_no_log_line_carries_the_token(org, conn, hubspot, caplog):
     services.test_connection(conn)
     assert caplog.records  # the libraries did log (urllib3, hubspot-api-client at DEBUG)
     assert TOKEN not in caplog.text
+
+
+def test_an_unknown_host_is_a_plain_reason_not_an_error(org):
+    connection = services.create_connection(
+        org, kind="hubspot", name="Typo", base_url="https://no-such-host.invalid", credentials={"access_token": TOKEN}
+    )
+    ok, message = services.test_connection(connection)
+    assert not ok and "could not be resolved" in message
