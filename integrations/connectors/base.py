@@ -102,7 +102,8 @@ class ObjectSpec:
     ``tickets``...; see :mod:`integrations.targets`). ``default_mapping`` is the mapping used while the
     object sync's own is empty (``{"fields": [...]}``, see :mod:`integrations.mapping`).
     ``directions`` lists what the object supports. ``transforms`` adds connector-specific transforms
-    (``{"hubspot_owner": fn(value, context) -> str}``).
+    (``{"hubspot_owner": fn(value, options, connector) -> str}``, raising ValueError with the reason;
+    ``connector`` is the run's Connector, e.g. to look owners up once per run).
     """
 
     name: str
