@@ -31,6 +31,16 @@ or async-only. The technique is small (resolve, check, connect to the IP with ``
 and ``assert_hostname`` set), so it lives here on top of urllib3, with the rules in one table and
 tests for every address form.
 
+**Vendor APIs** (:class:`GuardedPool`). Connectors (``integrations``) need the response body. A
+``GuardedPool`` is a urllib3 ``RequestMethods`` (the interface of ``urllib3.PoolManager``: ``request``,
+``urlopen``), so an official vendor client built on urllib3 (``hubspot-api-client``'s generated
+``rest.py``) is given one as its ``pool_manager`` and every call it makes goes through the same rules:
+the host is judged and resolved **once** for the pool's life (one sync run), every answer checked,
+and the connection opened to the checked address with the host name kept for ``Host``, SNI and
+certificate checks. Redirects are not followed, a body is read up to ``OUTBOUND_MAX_RESPONSE_BYTES``
+(``ResponseTooLarge`` past it), each call is bounded by the connect and total timeouts. It raises
+:class:`OutboundRefused` for a refused address (never sends) and urllib3's errors for network trouble.
+
 **Fairness** (:func:`org_slot`). At most ``OUTBOUND_ORG_CONCURRENCY`` outbound calls per
 organization run at once, across every worker (a lease in Redis, or in the process without it).
 A task that finds its organization's slots taken does not wait: it is queued again a moment later
@@ -61,7 +71,9 @@ from django.http.request import validate_host
 __all__ = [
     "IPAddress",
     "OutboundRefused",
+    "GuardedPool",
     "OutboundResult",
+    "ResponseTooLarge",
     "Target",
     "acquire_slot",
     "address_problem",
@@ -571,6 +583,111 @@ def _cut(sock: socket.socket | None, expired: threading.Event) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+# --- Guarded pool for vendor APIs (bodies read) ----------------------------------------------------
+
+
+class ResponseTooLarge(Exception):
+    """The answer's body is larger than ``OUTBOUND_MAX_RESPONSE_BYTES``."""
+
+
+def _max_response_bytes() -> int:
+    return int(getattr(settings, "OUTBOUND_MAX_RESPONSE_BYTES", 32 * 1024 * 1024))
+
+
+def _request_methods_base() -> type:
+    from urllib3._request_methods import RequestMethods
+
+    return RequestMethods
+
+
+class GuardedPool(_request_methods_base()):  # type: ignore[misc]
+    """A ``urllib3.PoolManager`` look-alike whose every request passes the address rules.
+
+    ``GuardedPool().request("GET", url, fields=...)`` answers a ``urllib3.HTTPResponse`` with its body
+    read (``.data``, ``.status``, ``.headers``). Hosts are checked and resolved once per pool, then the
+    checked address is reused (keep-alive); make one pool per run. ``resolver`` is injected in tests.
+    """
+
+    def __init__(self, *, resolver: Resolver | None = None, ca_certs: str | None = None) -> None:
+        super().__init__(headers=None)
+        self.resolver = resolver
+        self.ca_certs = ca_certs
+        self._pools: dict[tuple[str, str, int], Any] = {}
+        self._lock = threading.Lock()
+
+    def _pool_for(self, target: Target) -> Any:
+        key = (target.scheme, target.host, target.port)
+        with self._lock:
+            pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        if target.ip is None and (problem := name_problem(target.host)):
+            raise OutboundRefused(problem)
+        addresses = resolve(target, resolver=self.resolver, timeout=_connect_timeout())
+        _judge(target, addresses, resolved=target.ip is None)
+        ip = addresses[0]
+        from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+
+        host = str(ip)
+        if target.scheme == "http":
+            pool = HTTPConnectionPool(host, target.port, maxsize=2, block=False)
+        else:
+            name = target.host if target.ip is None else str(target.ip)
+            pool = HTTPSConnectionPool(
+                host,
+                target.port,
+                maxsize=2,
+                block=False,
+                cert_reqs="CERT_REQUIRED",
+                server_hostname=name,
+                assert_hostname=name,
+                ca_certs=self.ca_certs or getattr(settings, "OUTBOUND_CA_BUNDLE", "") or None,
+            )
+        with self._lock:
+            self._pools[key] = pool
+        return pool
+
+    def urlopen(self, method: str, url: str, redirect: bool = False, **kw: Any) -> Any:
+        """One request through the guard (``RequestMethods.request`` encodes ``fields`` and calls this)."""
+        from urllib3 import HTTPResponse, Timeout
+
+        target = parse_url(url)
+        pool = self._pool_for(target)
+        headers = {**(kw.get("headers") or {}), "Host": target.host_header}
+        response = pool.urlopen(
+            method,
+            target.path,
+            body=kw.get("body"),
+            headers=headers,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            timeout=Timeout(connect=_connect_timeout(), read=_total_timeout()),
+        )
+        limit = _max_response_bytes()
+        try:
+            data = response.read(limit + 1)
+        finally:
+            response.release_conn()
+        if len(data) > limit:
+            raise ResponseTooLarge(f"The answer is larger than {limit} bytes.")
+        return HTTPResponse(
+            body=data,
+            headers=response.headers,
+            status=response.status,
+            reason=response.reason,
+            preload_content=True,
+            request_method=method,
+        )
+
+    def clear(self) -> None:
+        with self._lock:
+            pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            with contextlib.suppress(Exception):
+                pool.close()
 
 
 # --- Per-organization concurrency ---------------------------------------------------------------

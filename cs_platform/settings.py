@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "playbooks",
     "feedback",
     "value",
+    "integrations",  # connectors (issue 21): beside playbooks, on top of the layers
 ]
 
 MIDDLEWARE = [
@@ -354,6 +355,12 @@ SPECTACULAR_SETTINGS = {
         # Contact roles: a contact's ``roles`` and a handoff stakeholder's ``role`` are the same set.
         "RolesEnum": "accounts.choices.ContactRole",
         "RoleEnum": "cs_platform.choices.Role",
+        # Connectors (integrations): a sync run's trigger, mode; a connection's status; a sync's direction.
+        "SyncRunTriggerEnum": "integrations.choices.RunTrigger",
+        "TriggerEnum": "playbooks.models_engine.TriggerKind",  # the playbooks keep their enum name
+        "SyncRunModeEnum": "integrations.choices.RunMode",
+        "IntegrationStatusEnum": "integrations.choices.ConnectionStatus",
+        "SyncDirectionEnum": "integrations.choices.Direction",
     },
 }
 
@@ -418,6 +425,8 @@ CELERY_TASK_ROUTES = {
 # it every time beat starts.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    # Connectors (docs/integrations.md): start the object syncs whose next run is due.
+    "integrations-due-syncs": {"task": "integrations.tasks.queue_due_syncs", "schedule": 60},
     "refresh-current-arr": {"task": "accounts.tasks.refresh_all_current_arr", "schedule": 60 * 60 * 6},
     "rollup-usage": {"task": "health.tasks.rollup_all_usage", "schedule": 5 * 60},
     # Daily; idempotent, so a missed day is caught up by the next run.
@@ -460,6 +469,7 @@ for _cidr in OUTBOUND_ALLOWED_NETWORKS:
 OUTBOUND_CONNECT_TIMEOUT = env_int("OUTBOUND_CONNECT_TIMEOUT", 3)  # seconds per connection attempt
 OUTBOUND_TIMEOUT = env_int("OUTBOUND_TIMEOUT", 10)  # seconds for the whole call once connected
 OUTBOUND_ORG_CONCURRENCY = env_int("OUTBOUND_ORG_CONCURRENCY", 2)  # calls in flight per organization
+OUTBOUND_MAX_RESPONSE_BYTES = env_int("OUTBOUND_MAX_RESPONSE_BYTES", 32 * 1024 * 1024)  # vendor API answers
 OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE", "")  # a CA file for receivers with a private CA
 if min(OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT, OUTBOUND_ORG_CONCURRENCY) < 1:
     raise ImproperlyConfigured("OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_TIMEOUT and OUTBOUND_ORG_CONCURRENCY must be >= 1")

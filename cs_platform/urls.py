@@ -13,6 +13,7 @@ from feedback.api.urls import router as feedback_router
 from health.api.urls import router as health_router
 from health.inbound_urls import admin_urlpatterns as inbound_admin_urlpatterns
 from health.inbound_urls import hook_urlpatterns
+from integrations.api.urls import router as integrations_router
 from playbooks.api.urls import router as playbooks_router
 from playbooks.work_admin_urls import unsubscribe_urlpatterns
 from renewals.api.urls import router as renewals_router
@@ -44,7 +45,15 @@ def _api_root_dict() -> dict[str, str]:
     ``/api/v1/`` showed only the first (accounts), hiding health, renewals and webhooks."""
     entries = {
         prefix: f"{basename}-list"
-        for router in (accounts_router, feedback_router, health_router, playbooks_router, renewals_router, value_router)
+        for router in (
+            accounts_router,
+            feedback_router,
+            health_router,
+            playbooks_router,
+            renewals_router,
+            value_router,
+            integrations_router,
+        )
         for prefix, _viewset, basename in router.registry
     }
     return {**dict(sorted(entries.items())), **API_ROOT_EXTRAS}
@@ -68,6 +77,7 @@ urlpatterns = [
     path("api/v1/", include("playbooks.api.urls")),
     path("api/v1/", include("renewals.api.urls")),
     path("api/v1/", include("value.api.urls")),
+    path("api/v1/", include("integrations.api.urls")),
     path("v1/", include("health.ingest_urls")),  # Segment-compatible event ingestion
     # Inbound webhooks (issue tracker, helpdesk): public, authenticated by each organization's signing secret.
     path("hooks/", include(hook_urlpatterns)),
@@ -81,6 +91,7 @@ urlpatterns = [
     *([path("django-admin/", admin.site.urls)] if settings.DJANGO_ADMIN_ENABLED else []),
     path("o/<slug:org_slug>/admin/webhooks/", include("playbooks.urls")),
     path("o/<slug:org_slug>/admin/features/", include("health.urls")),
+    path("o/<slug:org_slug>/admin/integrations/connectors/", include("integrations.urls")),
     path("o/<slug:org_slug>/admin/integrations/", include(inbound_admin_urlpatterns)),
     path("o/<slug:org_slug>/admin/playbooks/", include("playbooks.playbook_admin_urls")),
     path("o/<slug:org_slug>/admin/scorecards/", include("renewals.backtest_urls")),

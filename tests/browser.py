@@ -197,6 +197,10 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("feature requests", f"{o}/voice/requests/"),
         Screen("feature request", f"{o}/voice/requests/{seeded.feature_request}/"),
         Screen("admin integrations", f"{o}/admin/integrations/", admin_only=True),
+        Screen("admin connectors", f"{o}/admin/integrations/connectors/", admin_only=True),
+        Screen(
+            "admin connector sync", f"{o}/admin/integrations/connectors/syncs/{seeded.object_sync}/", admin_only=True
+        ),
         Screen("admin cta types", f"{o}/admin/cta-types/", admin_only=True),
         Screen("admin email templates", f"{o}/admin/email-templates/", admin_only=True),
         Screen("admin surveys", f"{o}/admin/surveys/", admin_only=True),

@@ -55,6 +55,7 @@ class Seeded:
     closed_renewal: int = 0
     job_run: int = 0
     webhook: int = 0
+    object_sync: int = 0
     scorecard: int = 0
     email_template: int = 0
     playbook: int = 0
@@ -162,6 +163,21 @@ def seed(slug: str = "acme") -> Seeded:
         organization=org, url="https://hooks.example.com/retain", event_types=["account.created"], secret="s" * 32
     ).pk
     KeyFeature.all_orgs.create(organization=org, event_name="Report Exported", label="Report export")
+    # A HubSpot connection with one finished run listing a record it could not apply (Admin → Connectors).
+    from integrations.models import SyncRecordError, SyncRun
+    from integrations.services import create_connection
+
+    hubspot = create_connection(org, kind="hubspot", name="HubSpot", credentials={"access_token": "pat-demo"})
+    sync = hubspot.syncs.get()
+    out.object_sync = sync.pk
+    run = SyncRun.all_orgs.create(
+        organization=org, sync=sync, status="succeeded", fetched=12, created=11, failed=1, started_at=now,
+        finished_at=now,
+    )  # fmt: skip
+    SyncRecordError.all_orgs.create(
+        organization=org, run=run, object_name="companies", external_id="4242", field="employees",
+        reason="'lots' is not a whole number",
+    )  # fmt: skip
     from health.models import Scorecard
 
     out.scorecard = Scorecard.all_orgs.filter(organization=org).order_by("pk").first().pk

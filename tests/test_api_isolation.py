@@ -33,6 +33,26 @@ from .signal_factories import (
 )
 
 
+def connection(org: Any) -> Any:
+    from integrations.services import create_connection
+
+    n = org.pk * 1000 + __import__("integrations.models", fromlist=["Connection"]).Connection.all_orgs.count()
+    return create_connection(org, kind="hubspot", name=f"HubSpot {n}", credentials={"access_token": "pat-x"})
+
+
+def integration_sync(org: Any) -> Any:
+    from integrations.models import ObjectSync
+
+    return ObjectSync.all_orgs.get(connection=connection(org))
+
+
+def sync_run(org: Any) -> Any:
+    from integrations.models import SyncRun
+
+    sync = integration_sync(org)
+    return SyncRun.all_orgs.create(organization=org, sync=sync)
+
+
 def account(org: Any) -> int:
     return AccountFactory(organization=org).pk
 
@@ -343,7 +363,24 @@ CASES = [
                   payload=lambda o: {"project": bare_project(o), "key": "extra", "name": "Extra step"},
                   foreign={"project": bare_project, "owner": member_email},
                   patch={"notes": "changed"}),
+    IsolationCase("integrations", make=connection,
+                  payload=lambda o: {"kind": "hubspot", "name": "HubSpot EU", "credentials": {"access_token": "pat-y"}},
+                  patch={"name": "changed"}),
+    IsolationCase("integration-syncs",
+                  make=integration_sync,
+                  payload=lambda o: {"connection": _bare_connection(o).pk, "object_name": "companies"},
+                  foreign={"connection": lambda o: _bare_connection(o).pk}, patch={"interval_minutes": 30}),
+    IsolationCase("sync-runs", make=sync_run, payload=lambda o: {"mode": "sync"}, read_only=True),
 ]  # fmt: skip
+
+
+def _bare_connection(org: Any) -> Any:
+    """A connection whose object syncs were removed (so one can be added through the API)."""
+    made = connection(org)
+    made.syncs.all().delete()
+    return made
+
+
 # Routes nested under one scorecard (``scorecards/{scorecard_id}/backtests/``, ``…/suggestion/``) cannot be
 # addressed by the flat suite above; their isolation cases are in tests/test_api_backtests.py
 # (test_backtest_isolation_routes_stay_in_their_organization: foreign scorecard 404 on every route and method,

@@ -93,6 +93,26 @@ def build_chat_channels(org: Any, n: int, owner: Any) -> None:
                                     webhook_url=f"https://hooks.example.com/services/{i}")  # fmt: skip
 
 
+def build_connections(org: Any, n: int, owner: Any) -> None:
+    from integrations.models import Connection
+    from integrations.services import create_connection
+
+    start = Connection.all_orgs.count()
+    for i in range(n):
+        create_connection(org, kind="hubspot", name=f"HubSpot {start + i}", credentials={"access_token": "t"})
+
+
+def build_sync_runs(org: Any, n: int, owner: Any) -> None:
+    from integrations.models import Connection, SyncRecordError, SyncRun
+
+    build_connections(org, 1, owner)
+    sync = Connection.all_orgs.filter(organization=org).order_by("-pk").first().syncs.get()
+    for _ in range(n):
+        run = SyncRun.all_orgs.create(organization=org, sync=sync, status="succeeded")
+        SyncRecordError.all_orgs.create(organization=org, run=run, object_name="companies", external_id="1",
+                                        reason="x")  # fmt: skip
+
+
 def build_write_keys(org: Any, n: int, owner: Any) -> None:
     from accounts.models import WriteKey
 
@@ -295,6 +315,9 @@ SCENARIOS = {
                       lambda o, n, u: Segment.all_orgs.bulk_create(
                           Segment(organization=o, name=f"S{n}-{i}", rules={}) for i in range(n))),
     "write-keys:list": ("/api/v1/write-keys/", {"ordering": "-created_at"}, build_write_keys),
+    "integrations:list": ("/api/v1/integrations/", {"kind": "hubspot", "ordering": "name"}, build_connections),
+    "integration-syncs:list": ("/api/v1/integration-syncs/", {"object_name": "companies"}, build_connections),
+    "sync-runs:list": ("/api/v1/sync-runs/", {"status": "succeeded", "ordering": "-created_at"}, build_sync_runs),
     "invitations:list": ("/api/v1/invitations/", {"ordering": "-created_at"}, build_invitations),
     "renewals:list": ("/api/v1/renewals/", {"owner": "me", "due_after": "2020-01-01", "ordering": "-current_arr"},
                       build_renewals),

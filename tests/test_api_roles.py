@@ -92,6 +92,11 @@ RESOURCES = [
     Resource("survey-responses", lambda o, u: _response(o, AccountFactory(organization=o, owner=u)),
              lambda o, u: {"account": AccountFactory(organization=o, owner=u).pk, "kind": "nps", "score": 9,
                            "responded_at": "2026-11-02T09:00:00Z"}, {"comment": "Edited"}),
+    Resource("integrations", lambda o, u: _connection(o), lambda o, u: {"kind": "hubspot", "name": f"HS {_n()}",
+             "credentials": {"access_token": "pat-x"}}, {"name": "Renamed"}, owner_scoped=False),
+    Resource("integration-syncs", lambda o, u: _connection(o).syncs.get(),
+             lambda o, u: {"connection": _bare_connection(o).pk, "object_name": "companies"},
+             {"interval_minutes": 30}, owner_scoped=False),
     Resource("email-templates", lambda o, u: _email_template(o), lambda o, u: {"name": "Check-in", "subject": "Hi",
              "body": "Hello {{ contact.first_name }}"}, {"subject": "Changed"}, owner_scoped=False),
     Resource("chat-channels", lambda o, u: _chat_channel(o), lambda o, u: {"kind": "slack", "name": f"#c{_n()}",
@@ -105,6 +110,20 @@ def _chat_channel(org: Any) -> Any:
     return ChatChannel.all_orgs.create(
         organization=org, kind="teams", name=f"C{ChatChannel.all_orgs.count()}", webhook_url="https://h.example/w"
     )
+
+
+def _connection(org: Any) -> Any:
+    from integrations.models import Connection
+    from integrations.services import create_connection
+
+    name = f"HubSpot {Connection.all_orgs.count() + 1}"
+    return create_connection(org, kind="hubspot", name=name, credentials={"access_token": "pat-x"})
+
+
+def _bare_connection(org: Any) -> Any:
+    made = _connection(org)
+    made.syncs.all().delete()
+    return made
 
 
 def _email_template(org: Any) -> Any:

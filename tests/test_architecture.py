@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("cs_platform", "accounts", "feedback", "health", "renewals", "value", "playbooks")
+PACKAGES = ("cs_platform", "accounts", "feedback", "health", "renewals", "value", "playbooks", "integrations")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-LAYERS = "Layers: playbooks > value > renewals > health > feedback > accounts > cs_platform"
+LAYERS = "Layers: playbooks | integrations > value > renewals > health > feedback > accounts > cs_platform"
 
 pytestmark = pytest.mark.skipif(not LINT_IMPORTS.exists(), reason="import-linter is not installed (make install)")
 
@@ -36,7 +36,7 @@ def _cycles(cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    """A copy of the seven packages, pyproject.toml and the cycle script: the repository's config, a tree to break."""
+    """A copy of the eight packages, pyproject.toml and the cycle script: the repository's config, a tree to break."""
     for package in PACKAGES:
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
@@ -71,6 +71,10 @@ def test_a_copy_of_the_tree_passes_too(tree: Path):
     ("module", "line", "in_function"),
     [
         ("accounts/services.py", "import playbooks", False),
+        ("accounts/services.py", "import integrations.sync", True),
+        # Siblings of one layer: playbooks and integrations never import each other.
+        ("playbooks/services.py", "from integrations.models import Connection", False),
+        ("integrations/sync.py", "import playbooks.services", True),
         ("accounts/views.py", "from health.views import health_summary", True),  # inside a function counts too
         ("cs_platform/pages.py", "from accounts.models import Account", False),
     ],

@@ -118,8 +118,13 @@ def test_the_header_is_on_every_kind_of_page(client, org, alice, make_member):
 def test_rendered_pages_carry_no_inline_code(client, org, alice):
     """The templates are clean, and so is what views and template tags put into them."""
     account = AccountFactory(organization=org, owner=alice)
+    from integrations.services import create_connection
+
+    sync = create_connection(org, kind="hubspot", name="HubSpot", credentials={"access_token": "t"}).syncs.get()
     client.force_login(alice)
     for url in (
+        reverse("admin-connectors", args=[org.slug]),
+        reverse("admin-connector-sync", args=[org.slug, sync.pk]),
         reverse("my-book", args=[org.slug]),
         reverse("account-detail", args=[org.slug, account.pk]),
         reverse("portfolio", args=[org.slug]),

@@ -30,7 +30,7 @@ from cs_platform.exports import restore
 from .base import BATCH, ErrorList, ImportResult, registry
 from .reading import Unreadable, data_rows, open_source, records
 
-__all__ = ["check_kind", "import_csv"]
+__all__ = ["check_kind", "import_csv", "import_rows"]
 
 
 def check_kind(kind: str) -> None:
@@ -138,3 +138,81 @@ def import_csv(
         for hook in registry.hooks_for(kind):
             hook(organization.pk, result)
     return result
+
+
+#: Rounds of :func:`import_rows`: a row dropped for its own error can make another row wrong (a child
+#: naming a dropped parent); each round re-validates the survivors. Beyond this, nothing is written.
+MAX_ROUNDS = 4
+
+
+def import_rows(
+    organization: Any,
+    kind: str,
+    header: list[str],
+    rows: list[tuple[int, list[str]]],
+    *,
+    dry_run: bool = False,
+    run_hooks: bool = True,
+) -> ImportResult:
+    """Import rows already in memory, **keeping the good ones**: the connectors' door into the lower apps.
+
+    The same kind, the same validation (``check``/``finish``) and the same set-based ``write`` as a CSV
+    file, so isolation, validation and what the kind records (events, ARR refresh) apply unchanged; but
+    where a file is all or nothing, here the rows with an error are reported in ``result.errors`` (their
+    ``line`` is the number the caller gave the row) and the rest is written. ``header`` lists the
+    kind's columns (custom columns where the kind allows them); each row's cells are plain strings in
+    the CSV forms (ISO dates, plain decimals, ``""`` for empty). ``dry_run`` writes and rolls back, so
+    its counts are exact. The kind's hooks run after a real write unless ``run_hooks`` is false (a
+    caller applying many pages runs them once at the end: ``registry.hooks_for(kind)``).
+    """
+    kind_class = registry.get(kind)
+    result = ImportResult(kind=kind, dry_run=dry_run)
+    header_errors = ErrorList()
+    _check_header(kind_class, header, header_errors)
+    if header_errors.count:
+        result.errors, result.error_count = header_errors.items, header_errors.count
+        return result
+    width = len(header)
+    rejected: dict[int, list[Any]] = {}
+    remaining = []
+    for line, cells in rows:
+        if len(cells) != width:
+            rejected.setdefault(line, []).append(_row_error(line, "", f"expected {width} cells, found {len(cells)}"))
+        else:
+            remaining.append((line, cells))
+    importer = None
+    for _round in range(MAX_ROUNDS):
+        errors = ErrorList()
+        result = ImportResult(kind=kind, dry_run=dry_run)
+        importer = kind_class(organization, header, errors, result)
+        for line, cells in remaining:
+            importer.check(line, cells)
+            result.rows += 1
+        importer.finish()
+        if not errors.count:
+            break
+        bad = {error.line for error in errors.items}
+        for error in errors.items:
+            rejected.setdefault(error.line, []).append(error)
+        remaining = [(line, cells) for line, cells in remaining if line not in bad]
+    else:
+        remaining = []
+        importer = None
+    if importer is not None and remaining:
+        with transaction.atomic():
+            importer.write(iter(remaining), lambda done: None)
+            if dry_run:
+                transaction.set_rollback(True)
+    result.errors = [error for line in sorted(rejected) for error in rejected[line]]
+    result.error_count = len(result.errors)
+    result.extra["rejected"] = len(rejected)
+    if not dry_run and run_hooks and remaining:
+        for hook in registry.hooks_for(kind):
+            hook(organization.pk, result)
+    return result
+
+
+def _row_error(line: int, column: str, reason: str) -> Any:
+    from .base import RowError
+
+    return RowError(line, column, reason)

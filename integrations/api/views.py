@@ -1,0 +1,100 @@
+"""The integrations API: ``integrations`` (connections, never secrets, with a ``test`` action),
+``integration-syncs`` (per-object sync settings, ``run`` action) and ``sync-runs`` (read-only, with
+per-record errors).
+
+Roles: every member reads (nothing secret is ever in an answer); only admins connect, change,
+test, run and delete.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from cs_platform.api.exceptions import Conflict
+from cs_platform.api.viewsets import OrgScopedViewSet
+from cs_platform.choices import Role
+
+from .. import services
+from ..models import Connection, ObjectSync, SyncRecordError, SyncRun
+from .serializers import (
+    ConnectionTestResultSerializer,
+    IntegrationConnectionSerializer,
+    IntegrationSyncSerializer,
+    StartRunSerializer,
+    SyncRunSerializer,
+)
+
+
+class IntegrationConnectionViewSet(OrgScopedViewSet):
+    """Connections to vendors. Credentials are write-only (``has_credentials``, ``credential_keys`` shown)."""
+
+    queryset = Connection.all_orgs.prefetch_related(
+        Prefetch("syncs", queryset=ObjectSync.all_orgs.select_related("connection"))
+    )
+    serializer_class = IntegrationConnectionSerializer
+    write_roles = frozenset({Role.ADMIN})
+    ordering_fields: ClassVar[list[str]] = ["name", "created_at"]
+    ordering: ClassVar[list[str]] = ["name"]
+    filterset_fields: ClassVar[list[str]] = ["kind", "status", "paused"]
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save(organization=self.actor.organization, created_by=self.actor.user)
+
+    @extend_schema(summary="Test the connection", request=None, responses={200: ConnectionTestResultSerializer})
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        connection = self.get_object()
+        ok, message = services.test_connection(connection)
+        return Response({"ok": ok, "message": message})
+
+
+class IntegrationSyncViewSet(OrgScopedViewSet):
+    """Per-object syncs (one per connector object is created with the connection; an admin may add one for
+    an object a connector gained later, or remove one). Admins change mapping, interval, pause, and run."""
+
+    queryset = ObjectSync.all_orgs.select_related("connection")
+    serializer_class = IntegrationSyncSerializer
+    write_roles = frozenset({Role.ADMIN})
+    ordering_fields: ClassVar[list[str]] = ["object_name", "next_run_at"]
+    ordering: ClassVar[list[str]] = ["connection_id", "object_name"]
+    filterset_fields: ClassVar[list[str]] = ["connection", "object_name", "paused"]
+
+    @extend_schema(
+        summary="Run the sync now (or a dry run)",
+        description="Queues a run. `409` when a run of this sync is already queued or running, or it is paused.",
+        request=StartRunSerializer,
+        responses={202: SyncRunSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def run(self, request: Request, pk: str | None = None) -> Response:
+        sync = self.get_object()
+        body = StartRunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            run = services.start_run(sync, mode=body.validated_data["mode"], user=self.actor.user)
+        except services.RunRefused as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(
+            SyncRunSerializer(run, context=self.get_serializer_context()).data, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class SyncRunViewSet(OrgScopedViewSet):
+    """Recorded sync runs, newest first, each with the records it could not apply."""
+
+    http_method_names: ClassVar[list[str]] = ["get", "head", "options"]
+    queryset = SyncRun.all_orgs.select_related("sync").prefetch_related(
+        Prefetch("record_errors", queryset=SyncRecordError.all_orgs.order_by("pk"))
+    )
+    serializer_class = SyncRunSerializer
+    write_roles = frozenset({Role.ADMIN})
+    ordering_fields: ClassVar[list[str]] = ["created_at"]
+    ordering: ClassVar[list[str]] = ["-created_at"]
+    filterset_fields: ClassVar[list[str]] = ["sync", "status", "mode"]

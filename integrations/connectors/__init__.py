@@ -1,0 +1,15 @@
+"""The connectors: ``base`` (what a connector implements, the registry) and one module per vendor."""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["BUILTIN", "autodiscover"]
+
+#: Connector modules imported at start-up (each registers its class with ``base.register``).
+BUILTIN = ("integrations.connectors.hubspot",)
+
+
+def autodiscover() -> None:
+    for module in BUILTIN:
+        importlib.import_module(module)

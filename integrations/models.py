@@ -1,0 +1,176 @@
+"""The connector framework's rows: connections, per-object syncs, recorded runs and per-record errors.
+
+Every model is org-scoped (``OrgScopedModel``: ``organization`` leads every index and unique constraint).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from encrypted_fields.fields import EncryptedTextField
+
+from cs_platform.tenancy import OrgScopedModel
+
+from .choices import ConnectionStatus, Direction, JobStatus, RunMode, RunTrigger
+
+__all__ = ["Connection", "ObjectSync", "SyncRecordError", "SyncRun"]
+
+
+class Connection(OrgScopedModel):
+    """One connected vendor account (a HubSpot portal, a Salesforce org, ...) of an organization.
+
+    ``credentials`` is a JSON object (``{"access_token": "..."}``) encrypted at rest with Fernet
+    (django-fernet-encrypted-fields, key derived from ``SECRET_KEY`` and ``SALT_KEY``): the column holds
+    ciphertext only. It is never returned by the API nor shown on a page (only which keys are set),
+    never logged, and replaced as a whole, never read back to a person.
+    """
+
+    kind = models.CharField(max_length=40, help_text="The connector: hubspot, salesforce, ... (the registry).")
+    name = models.CharField(max_length=120)
+    base_url = models.URLField(max_length=300, help_text="The vendor's API root (sandbox, EU data centre, proxy).")
+    credentials_encrypted = EncryptedTextField(blank=True, default="")
+    status = models.CharField(max_length=12, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED)
+    paused = models.BooleanField(default=False)
+    last_test_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_message = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="integrations_connection_org_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    # Credentials: the only accessors. Never put them in a repr, a log line or an API answer.
+    @property
+    def credentials(self) -> dict[str, str]:
+        if not self.credentials_encrypted:
+            return {}
+        try:
+            value = json.loads(self.credentials_encrypted)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    @credentials.setter
+    def credentials(self, value: dict[str, Any]) -> None:
+        clean = {str(k): str(v) for k, v in (value or {}).items() if v not in (None, "")}
+        self.credentials_encrypted = json.dumps(clean) if clean else ""
+
+    @property
+    def credential_keys(self) -> list[str]:
+        return sorted(self.credentials)
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.credentials_encrypted)
+
+
+class ObjectSync(OrgScopedModel):
+    """How one vendor object (``companies``) syncs with its Retain counterpart over one connection.
+
+    ``mapping`` is ``{"fields": [{"target", "source", "transform", "wins"}, ...]}`` (empty: the
+    connector's defaults, see ``integrations.mapping``); ``cursor`` is the connector's incremental
+    position, written in the same transaction as each applied page, so a crashed run resumes there.
+    """
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="syncs")
+    object_name = models.CharField(max_length=60)
+    direction = models.CharField(max_length=8, choices=Direction.choices, default=Direction.PULL)
+    mapping = models.JSONField(default=dict, blank=True)
+    cursor = models.JSONField(default=dict, blank=True)
+    interval_minutes = models.PositiveIntegerField(default=60)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    paused = models.BooleanField(default=False)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["connection_id", "object_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "connection", "object_name"], name="integrations_objectsync_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "next_run_at"], name="integrations_sync_due")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}:{self.object_name}"
+
+
+class SyncRun(OrgScopedModel):
+    """One recorded run of an object sync: its mode, trigger, progress counters and outcome.
+
+    A run may span several task executions (it requeues itself every few pages so other organizations'
+    runs get workers): ``cursor`` is the run's own position; a sync run copies it to its ObjectSync after
+    every page, a dry run never does.
+    """
+
+    sync = models.ForeignKey(ObjectSync, on_delete=models.CASCADE, related_name="runs")
+    mode = models.CharField(max_length=8, choices=RunMode.choices, default=RunMode.SYNC)
+    trigger = models.CharField(max_length=10, choices=RunTrigger.choices, default=RunTrigger.MANUAL)
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    cursor = models.JSONField(default=dict, blank=True)
+    pending = models.JSONField(default=list, blank=True)  # rows waiting for a record of a later page
+    fetched = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)
+    request_count = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["organization", "sync", "-created_at"], name="integrations_run_sync")]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} ({self.mode}, {self.status})"
+
+    COUNTERS = ("fetched", "created", "updated", "unchanged", "skipped", "failed", "deleted")
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.COUNTERS}
+
+
+class SyncRecordError(OrgScopedModel):
+    """A record of a run that could not be applied, and why (nothing is dropped silently).
+
+    ``excerpt`` holds a few of the record's fields (never credentials: records are vendor data only).
+    """
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="record_errors")
+    object_name = models.CharField(max_length=60)
+    external_id = models.CharField(max_length=120, blank=True, default="")
+    field = models.CharField(max_length=120, blank=True, default="")
+    reason = models.CharField(max_length=500)
+    excerpt = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["organization", "run"], name="integrations_error_run")]
+
+    def __str__(self) -> str:
+        return f"{self.object_name} {self.external_id}: {self.reason}"

@@ -1,0 +1,99 @@
+"""Where pulled records land: one :class:`Target` per lower-app import kind.
+
+A target names the import kind (``cs_platform.imports`` registry: ``accounts``, ``contacts``,
+``contracts``, ``tickets``, ...) and reads **Retain's current cells** for records that already exist, so
+that a column the mapping does not fill, or one where Retain wins, keeps Retain's value (an import
+row's empty cell would clear it). Writing is never done here: ``integrations.sync`` hands the merged
+rows to ``cs_platform.imports.engine.import_rows``, the import kinds' own validation and upsert.
+
+Adding a target (a connector helper adding contacts, contracts, tickets): subclass :class:`Target`, set
+``kind`` and ``columns`` (the import kind's columns), implement :meth:`Target.current` with one query
+per page, and ``register_target(MyTarget())``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from accounts.models import Account
+from cs_platform.imports.base import registry as import_kinds
+
+__all__ = ["AccountsTarget", "Target", "get_target", "register_target"]
+
+
+class Target:
+    """One lower-app import kind as the landing place of a connector object."""
+
+    kind: ClassVar[str] = ""
+    #: A column naming another row of the same kind (an account's parent): when that row is neither in
+    #: the page nor in Retain yet, the record lands without it and the column is applied at the run's end.
+    self_reference: ClassVar[str] = ""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(import_kinds.get(self.kind).columns)
+
+    @property
+    def custom_columns(self) -> bool:
+        return bool(import_kinds.get(self.kind).custom_columns)
+
+    def current(self, organization: Any, external_ids: list[str]) -> dict[str, dict[str, str]]:
+        """``{external_id: {column: cell}}`` of the rows that exist, in the import kind's cell forms."""
+        raise NotImplementedError
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+class AccountsTarget(Target):
+    kind = "accounts"
+    self_reference = "parent_external_id"
+
+    def current(self, organization: Any, external_ids: list[str]) -> dict[str, dict[str, str]]:
+        rows = (
+            Account.objects.for_org(organization)
+            .filter(external_id__in=external_ids)
+            .values(
+                "external_id",
+                "name",
+                "domain",
+                "industry",
+                "region",
+                "employees",
+                "owner__email",
+                "parent__external_id",
+                "touch_model",
+                "lifecycle_stage",
+                "customer_since",
+                "custom_fields",
+            )  # fmt: skip
+        )
+        found: dict[str, dict[str, str]] = {}
+        for row in rows:
+            cells = {column: _cell(row.get(column)) for column in self.columns}
+            cells["owner_email"] = _cell(row["owner__email"])
+            cells["parent_external_id"] = _cell(row["parent__external_id"])
+            for key, value in (row["custom_fields"] or {}).items():
+                cells[key] = _cell(value)
+            found[row["external_id"]] = cells
+        return found
+
+
+_targets: dict[str, Target] = {}
+
+
+def register_target(target: Target) -> Target:
+    _targets[target.kind] = target
+    return target
+
+
+def get_target(kind: str) -> Target:
+    return _targets[kind]
+
+
+register_target(AccountsTarget())

@@ -1,0 +1,40 @@
+"""Thin Celery tasks of the integrations app: they take ids, call ``integrations.sync`` and requeue.
+
+- ``run_sync(organization_id, run_id)``: applies a few pages of the run (``sync.PAGES_PER_TASK``), then
+  queues itself again until the run is over. It holds one of the organization's outbound slots
+  (``cs_platform.outbound.org_slot``) while it runs; when the organization's slots are all taken it
+  is queued again a moment later instead of waiting, so one organization's big sync never starves
+  another's. Safe to retry: the run resumes from its stored cursor (acks_late; a killed worker's
+  message is redelivered).
+- ``queue_due_syncs()``: the beat entry (every minute) that starts the scheduled runs.
+"""
+
+from __future__ import annotations
+
+import random
+
+from cs_platform.outbound import org_slot
+from cs_platform.tasks import org_task, sweep_task
+
+from . import services, sync
+from .models import SyncRun
+
+BUSY_RETRY_SECONDS = 5.0
+
+
+@org_task(name="integrations.tasks.run_sync", max_retries=5)
+def run_sync(organization_id: int, run_id: int) -> None:
+    run = SyncRun.all_orgs.get(pk=run_id, organization_id=organization_id)
+    with org_slot(organization_id) as token:
+        if token is None:
+            services.queue_run(run, countdown=BUSY_RETRY_SECONDS + random.uniform(0, 2))
+            return
+        finished = sync.execute_run(run_id)
+    if not finished:
+        services.queue_run(run)
+
+
+@sweep_task("beat: queue_due_syncs over every organization", name="integrations.tasks.queue_due_syncs")
+def queue_due_syncs() -> int:
+    """Beat entry (every minute): start the scheduled runs of every organization (services.queue_due_syncs)."""
+    return services.queue_due_syncs()

@@ -1,0 +1,119 @@
+"""The integrations API: credentials never answered, test and run actions admin-only, mapping validated
+by path, sync runs with their per-record errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from integrations import services
+from integrations.models import Connection, ObjectSync, SyncRecordError, SyncRun
+
+from .fake_hubspot import TOKEN, FakeHubSpot
+
+pytestmark = pytest.mark.django_db
+API = "/api/v1"
+
+
+@pytest.fixture(autouse=True)
+def allow_loopback(settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+
+@pytest.fixture
+def hubspot():
+    with FakeHubSpot() as fake:
+        yield fake
+
+
+def test_credentials_are_write_only_and_never_answered(org, api, hubspot):
+    admin = api(org, "admin")
+    created = admin.post(
+        f"{API}/integrations/",
+        {"kind": "hubspot", "name": "HubSpot", "base_url": hubspot.url, "credentials": {"access_token": TOKEN}},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert body["has_credentials"] is True and body["credential_keys"] == ["access_token"]
+    assert [s["object_name"] for s in body["syncs"]] == ["companies"]
+    pk = body["id"]
+    answers = [
+        created,
+        admin.get(f"{API}/integrations/"),
+        admin.get(f"{API}/integrations/{pk}/"),
+        admin.get(f"{API}/integrations/?format=csv"),
+        admin.patch(f"{API}/integrations/{pk}/", {"name": "HubSpot EU"}, format="json"),
+        admin.post(f"{API}/integrations/{pk}/test/"),
+        admin.get(f"{API}/integration-syncs/"),
+    ]
+    for response in answers:
+        assert response.status_code in (200, 201)
+        content = b"".join(response.streaming_content) if response.streaming else response.content
+        assert TOKEN.encode() not in content and b'access_token":' not in content
+    tested = answers[5].json()
+    assert tested == {"ok": True, "message": "Connected: HubSpot answered the companies API."}
+    # Replaced, never shown: a new token replaces the old one whole.
+    admin.patch(f"{API}/integrations/{pk}/", {"credentials": {"access_token": "pat-new"}}, format="json")
+    assert Connection.objects.for_org(org).get(pk=pk).credentials == {"access_token": "pat-new"}
+    refused = admin.patch(f"{API}/integrations/{pk}/", {"credentials": {"password": "x"}}, format="json")
+    assert refused.status_code == 400 and "credentials" in refused.json()["errors"]
+
+
+def test_internal_base_url_is_refused_at_the_door(org, api, settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    response = api(org, "admin").post(
+        f"{API}/integrations/", {"kind": "hubspot", "name": "X", "base_url": "http://169.254.169.254/"}, format="json"
+    )
+    assert response.status_code == 400 and "base_url" in response.json()["errors"]
+
+
+def test_mapping_errors_are_reported_by_path(org, api):
+    connection = services.create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"})
+    sync = connection.syncs.get()
+    bad = {"fields": [{"target": "name", "source": "properties.name"}, {"target": "nope", "source": ""},
+                      {"target": "employees", "source": "properties.n", "transform": "roman"}]}  # fmt: skip
+    response = api(org, "admin").patch(f"{API}/integration-syncs/{sync.pk}/", {"mapping": bad}, format="json")
+    assert response.status_code == 400
+    messages = response.json()["errors"]["mapping"]
+    assert any(m.startswith("fields[1].source:") for m in messages)
+    assert any(m.startswith("fields[2].transform: unknown transform") for m in messages)
+    good = {"fields": [{"target": "name", "source": "properties.name"},
+                       {"target": "lifecycle_stage", "source": "properties.lifecyclestage",
+                        "transform": {"map": {"customer": "adoption"}, "default": ""}, "wins": "retain"}]}  # fmt: skip
+    ok = api(org, "admin").patch(f"{API}/integration-syncs/{sync.pk}/", {"mapping": good}, format="json")
+    assert ok.status_code == 200 and ok.json()["mapping"] == good
+    assert ok.json()["default_mapping"]["fields"][0]["target"] == "name"
+
+
+@pytest.mark.parametrize("role", ["leader", "csm", "viewer"])
+def test_only_admins_test_and_run(org, api, role, make_member):
+    user = make_member(org, role).user
+    connection = services.create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"})
+    sync = connection.syncs.get()
+    client = api(org, role, user)
+    assert client.get(f"{API}/integrations/{connection.pk}/").status_code == 200
+    assert client.post(f"{API}/integrations/{connection.pk}/test/").status_code == 403
+    assert client.post(f"{API}/integration-syncs/{sync.pk}/run/", {"mode": "dry_run"}, format="json").status_code == 403
+    assert not SyncRun.all_orgs.exists()
+
+
+def test_run_queues_one_run_and_sync_runs_list_its_errors(org, api, django_capture_on_commit_callbacks):
+    connection = services.create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"})
+    sync = connection.syncs.get()
+    admin = api(org, "admin")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        started = admin.post(f"{API}/integration-syncs/{sync.pk}/run/", {"mode": "dry_run"}, format="json")
+    assert started.status_code == 202, started.json()
+    assert started.json()["mode"] == "dry_run" and started.json()["status"] == "queued"
+    assert len(callbacks) == 1
+    again = admin.post(f"{API}/integration-syncs/{sync.pk}/run/", {"mode": "sync"}, format="json")
+    assert again.status_code == 409 and "already" in again.json()["detail"]
+    run = SyncRun.objects.for_org(org).get()
+    SyncRecordError.all_orgs.create(organization=org, run=run, object_name="companies", external_id="42",
+                                    field="employees", reason="'lots' is not a whole number")  # fmt: skip
+    listed = admin.get(f"{API}/sync-runs/", {"sync": sync.pk}).json()["results"]
+    assert listed[0]["record_errors"][0]["external_id"] == "42"
+    assert ObjectSync.objects.for_org(org).get(pk=sync.pk).cursor == {}
+    assert json.dumps(listed).find("access_token") == -1
