@@ -87,7 +87,7 @@ def test_fuzz_run_fails_on_a_response_that_violates_its_schema(tmp_path):
     database = DATABASE_URL.rsplit("/", 1)[-1].split("?")[0]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.fuzz_selftest.settings"}
     result = subprocess.run(
-        [sys.executable, "scripts/api_fuzz.py", "--max-examples", "2", "--report-dir", str(tmp_path)]
+        [sys.executable, "scripts/api_fuzz.py", "--max-examples", "2", "--admin-only", "--report-dir", str(tmp_path)]
         + ["--database-name", f"{database}_fuzz_selftest", "--"]
         + ["--include-path-regex", r"^/api/v1/(me|selftest/broken)/$"],
         cwd=ROOT,

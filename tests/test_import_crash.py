@@ -1,13 +1,14 @@
-"""Issue #3: an import killed halfway (worker process terminated) leaves the database as before the
-import, and re-running it succeeds.
+"""Issue #3 and issue 16 item 3: an import killed halfway (worker process SIGKILLed while its write
+transaction is open) leaves the database as before the import, and the broker's own redelivery of the
+same message finishes it with the result of an undisturbed run.
 
 A REAL Celery worker runs as a subprocess against the pytest-django test database and Redis. The
 test waits until the import has validated the file and the worker's database session holds
 uncommitted writes (``pg_stat_activity.backend_xid``), SIGKILLs the worker, and checks that nothing
-of the import is visible. Then a fresh worker runs the same JobRun again, as an admin's retry would.
-
-Why the retry is enqueued explicitly: with ``acks_late`` on Redis, the killed worker's message stays
-in the broker's ``unacked`` set and is redelivered only after the visibility timeout (over an hour).
+of the import is visible. Then a fresh worker starts and nobody re-enqueues anything: with ``acks_late``
+on Redis the killed worker's message stays in the broker's ``unacked`` set, and the new worker's sweep
+puts it back on the queue once the visibility timeout has passed (shortened here, as in
+``tests/test_faults.py``; in production it is the task time limit plus 15 minutes).
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ from cs_platform.imports.tasks import run_import
 from cs_platform.jobs import create_job
 from tests import worker_process
 
-ROWS = 60_000
+ROWS = 20_000
+
+#: The broker's redelivery within a minute (``worker_process.REDELIVERY``'s mechanism, with limits long
+#: enough for this import on a loaded CI machine): a message unacknowledged for 50 s goes back on its queue.
+REDELIVERY = {
+    **worker_process.REDELIVERY,
+    "CELERY_TASK_SOFT_TIME_LIMIT": "40",
+    "CELERY_TASK_TIME_LIMIT": "45",
+    "CELERY_VISIBILITY_TIMEOUT": "50",
+}
 
 pytestmark = worker_process.WORKER_MARKS
 
@@ -43,7 +53,7 @@ def _other_backends_writing() -> bool:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
+def test_import_killed_halfway_leaves_nothing_and_the_redelivery_finishes_it(tmp_path):
     org = create_organization(slug="acme", name="Acme Corp")[0]
     other = create_organization(slug="globex", name="Globex")[0]
     # Data that exists before the import: one row the file updates, and another organization's row.
@@ -65,7 +75,7 @@ def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
     started = time.monotonic()
     try:
         # --- 1. run the import and kill the worker while its transaction holds uncommitted writes ----
-        worker = worker_process.start_worker(queue, log)
+        worker = worker_process.start_worker(queue, log, **REDELIVERY)
         run_import.apply_async((org.pk,), {"job_id": job.pk}, queue=queue)
         # Validation writes progress outside the transaction: progress_done == ROWS means it passed
         # and the write phase (one transaction) has begun.
@@ -96,16 +106,15 @@ def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
         )  # fmt: skip
         assert crashed.started_at is not None
 
-        # --- 2. re-run the same JobRun on a fresh worker (the admin's retry) -------------------------
-        worker = worker_process.start_worker(queue, log)
-        run_import.apply_async((org.pk,), {"job_id": job.pk}, queue=queue)
+        # --- 2. a fresh worker; the broker redelivers the killed worker's message by itself -----------
+        worker = worker_process.start_worker(queue, log, **REDELIVERY)
         worker_process.wait(
             lambda: JobRun.all_orgs.filter(pk=job.pk, status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).exists(),
-            180, "the re-run to finish", log,
+            180, "the redelivered import to finish", log,
         )  # fmt: skip
         done = JobRun.all_orgs.get(pk=job.pk)
         assert done.status == JobStatus.SUCCEEDED, done.errors
-        assert done.attempts == 2
+        assert done.attempts == 2  # the same message run a second time, not a new job
         assert done.finished_at is not None and done.progress_done == done.progress_total == 2 * ROWS
         assert done.counts == {"rows": ROWS, "created": ROWS - 1, "updated": 1, "unchanged": 0, "errors": 0}
         accounts = Account.all_orgs.filter(organization=org)
@@ -113,7 +122,7 @@ def test_import_killed_halfway_leaves_nothing_and_a_rerun_succeeds(tmp_path):
         assert accounts.get(external_id="acc-000000").name == "Account 0"
         assert accounts.get(external_id=f"acc-{ROWS - 1:06d}").custom_fields == {"plan": "gold"}
         assert Account.all_orgs.filter(organization=other).count() == 1
-        print(f"\nkilled after {killed_at:.1f}s; re-run done after {time.monotonic() - started:.1f}s in all")
+        print(f"\nkilled after {killed_at:.1f}s; redelivered and done after {time.monotonic() - started:.1f}s in all")
     finally:
         worker_process.stop(worker)
         worker_process.end_other_backends()
