@@ -35,7 +35,7 @@ from .serializers import (
 class IntegrationConnectionViewSet(OrgScopedViewSet):
     """Connections to vendors. Credentials are write-only (``has_credentials``, ``credential_keys`` shown)."""
 
-    queryset = Connection.all_orgs.prefetch_related(
+    queryset = Connection.all_orgs.exclude(kind="imap").prefetch_related(
         Prefetch("syncs", queryset=ObjectSync.all_orgs.select_related("connection"))
     )
     serializer_class = IntegrationConnectionSerializer
