@@ -261,3 +261,27 @@ def test_imap_poll_stores_then_marks_seen(setup, django_capture_on_commit_callba
     assert ec.poll_mailbox(org.pk, mailbox_factory=lambda: box) == 0  # nothing unseen left
     capture.refresh_from_db()
     assert capture.last_poll_ok is True and capture.last_poll_message == "0 new messages"
+
+
+def test_the_beat_sweep_queues_one_poll_per_organization_with_a_mailbox(setup, other_org, monkeypatch):
+    from integrations import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.poll_capture_mailbox, "delay", lambda org_id: queued.append(org_id))
+    ec.ensure_capture(other_org)  # no mailbox: not polled
+    ec.set_mailbox(setup["capture"], host="imap.mail.example", user="u", password="p")
+    assert tasks.poll_all_capture_mailboxes() == 1
+    assert queued == [setup["org"].pk]
+    Connection.all_orgs.filter(pk=setup["capture"].mailbox_id).update(paused=True)
+    assert tasks.poll_all_capture_mailboxes() == 0
+
+
+def test_a_failing_mailbox_is_recorded_on_the_settings(setup):
+    ec.set_mailbox(setup["capture"], host="imap.mail.example", user="u", password="p")
+
+    def broken():
+        raise ConnectionRefusedError("connection refused")
+
+    assert ec.poll_mailbox(setup["org"].pk, mailbox_factory=broken) == 0
+    capture = EmailCapture.all_orgs.get(pk=setup["capture"].pk)
+    assert capture.last_poll_ok is False and "ConnectionRefusedError" in capture.last_poll_message
