@@ -176,8 +176,8 @@ class Parsed:
 def _header(msg: EmailMessage, name: str) -> str:
     try:
         value = msg.get(name)
-    except (ValueError, IndexError, TypeError):  # a malformed header the registry cannot parse
-        value = msg.get_all(name, failobj=[None])[0] if hasattr(msg, "get_all") else None
+    except (ValueError, IndexError, TypeError):  # a header the registry cannot parse: treated as absent
+        return ""
     return str(value or "").strip()
 
 
