@@ -62,6 +62,8 @@ __all__ = [
 BODY_LIMIT = 2000
 SUBJECT_LIMIT = 500
 FUTURE_SLACK = dt.timedelta(days=1)
+#: "From: Jane <jane@x.example>" / "To: …" / "Cc: …" lines of an inline forward (Gmail, Outlook, Apple Mail).
+FORWARDED_LINE = re.compile(r"^\s*>?\s*(?:From|To|Cc|De|Von|À|An)\s*:\s*(.+@.+)$", re.MULTILINE)
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -215,6 +217,25 @@ def parse_message(raw: bytes) -> Parsed:
                 continue  # capture addresses are not participants
             seen.add(address)
             participants.append({"name": display[:200], "address": address[:320], "field": name.lower()})
+    body = _text_of(msg)
+    # A forwarded message (CSM forwards a customer's mail to the capture address): its own From/To/Cc —
+    # an attached message/rfc822 part's headers, else the "From: …" lines of an inline forward — are
+    # participants too, marked ``forwarded``.
+    forwarded: list[str] = []
+    for part in msg.walk():
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            inner = inner[0] if isinstance(inner, list) and inner else inner
+            if hasattr(inner, "get_all"):
+                for name in ("From", "To", "Cc"):
+                    forwarded += [str(v) for v in inner.get_all(name, [])]
+    if not forwarded:
+        forwarded = FORWARDED_LINE.findall(body)
+    for _display, address in getaddresses(forwarded):
+        address = address.strip().lower()
+        if "@" in address and address not in seen and _domain(address) != settings.CAPTURE_DOMAIN.lower():
+            seen.add(address)
+            participants.append({"name": _display[:200], "address": address[:320], "field": "forwarded"})
     sent_at = None
     date = _header(msg, "Date")
     if date:
@@ -235,7 +256,7 @@ def parse_message(raw: bytes) -> Parsed:
         from_address=from_address,
         participants=participants,
         sent_at=sent_at,
-        body=_text_of(msg)[:BODY_LIMIT],
+        body=body[:BODY_LIMIT],
         attachment_names=names,
     )
 
@@ -289,8 +310,11 @@ def match(organization_id: int, external: list[str]) -> tuple[Account | None, li
 
 
 def _summary(captured: CapturedEmail) -> str:
-    people = ", ".join(p["address"] for p in captured.participants if p["field"] != "from")
+    people = ", ".join(p["address"] for p in captured.participants if p["field"] in ("to", "cc"))
     head = f"Email: {captured.subject or '(no subject)'}\nFrom: {captured.from_address}\nTo: {people}"
+    inner = ", ".join(p["address"] for p in captured.participants if p["field"] == "forwarded")
+    if inner:
+        head += f"\nForwarded: {inner}"
     if captured.attachment_names:
         head += "\nAttachments: " + ", ".join(captured.attachment_names)
     return f"{head}\n\n{captured.body_excerpt}".strip()

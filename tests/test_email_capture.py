@@ -285,3 +285,23 @@ def test_a_failing_mailbox_is_recorded_on_the_settings(setup):
     assert ec.poll_mailbox(setup["org"].pk, mailbox_factory=broken) == 0
     capture = EmailCapture.all_orgs.get(pk=setup["capture"].pk)
     assert capture.last_poll_ok is False and "ConnectionRefusedError" in capture.last_poll_message
+
+
+def test_a_forwarded_message_matches_on_its_original_participants(setup):
+    org, account = setup["org"], setup["account"]
+    address = ec.capture_address(setup["capture"])
+    inline = message(
+        sender="cs@acme.test", to=address, subject="Fwd: Renewal",
+        body="FYI\n\n---------- Forwarded message ---------\nFrom: Jane <jane@customer.example>\n"
+        "Date: Mon, 1 Dec 2026\nSubject: Renewal\nTo: cs@acme.test\n\nCan we talk?",
+    )  # fmt: skip
+    assert deliver(org, inline)[0] == InboundOutcome.CAPTURED
+    activity = Activity.all_orgs.get(organization=org)
+    assert activity.account_id == account.pk and activity.author_id == setup["csm"].user_id
+    assert "Forwarded: jane@customer.example" in activity.summary
+
+    original = message(sender="bob@other.example", to="cs@acme.test", subject="Question")
+    attached = message(sender="cs@acme.test", to=address, subject="Fwd: Question", body="see attached")
+    attached.add_attachment(original)  # message/rfc822
+    assert deliver(org, attached)[0] == InboundOutcome.CAPTURED
+    assert Activity.all_orgs.filter(organization=org, account=setup["other"]).count() == 1

@@ -202,7 +202,7 @@ class EmailCaptureSettingsSerializer(OrgScopedSerializer):
 class CapturedEmailParticipantSerializer(serializers.Serializer):
     name = serializers.CharField()
     address = serializers.CharField()
-    field = serializers.ChoiceField(choices=["from", "to", "cc"])
+    field = serializers.ChoiceField(choices=["from", "to", "cc", "forwarded"])
 
 
 class CapturedEmailSerializer(OrgScopedSerializer):
