@@ -290,6 +290,14 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "retain@localhost")
+# Email to the timeline (docs/integrations.md "Email to the timeline"): capture addresses are
+# <org slug>+<token>@CAPTURE_DOMAIN; the SMTP listener (manage.py email_listener) binds
+# EMAIL_LISTENER_HOST:EMAIL_LISTENER_PORT and refuses messages over EMAIL_CAPTURE_MAX_BYTES (552).
+CAPTURE_DOMAIN = env_str("CAPTURE_DOMAIN", "capture.localhost")
+EMAIL_LISTENER_HOST = env_str("EMAIL_LISTENER_HOST", "127.0.0.1")
+EMAIL_LISTENER_PORT = env_int("EMAIL_LISTENER_PORT", 2525)
+EMAIL_CAPTURE_MAX_BYTES = env_int("EMAIL_CAPTURE_MAX_BYTES", 10 * 1024 * 1024)
+EMAIL_CAPTURE_POLL_SECONDS = env_int("EMAIL_CAPTURE_POLL_SECONDS", 120)
 # The address customers reach Retain at: links in emails to contacts (the one-click unsubscribe link) are built
 # on it, since those emails are sent by workers, outside any request.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
@@ -427,6 +435,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     # Connectors (docs/integrations.md): start the object syncs whose next run is due.
     "integrations-due-syncs": {"task": "integrations.tasks.queue_due_syncs", "schedule": 60},
+    # Email to the timeline: poll the organizations' capture mailboxes (IMAP).
+    "integrations-poll-mailboxes": {
+        "task": "integrations.tasks.poll_all_capture_mailboxes",
+        "schedule": EMAIL_CAPTURE_POLL_SECONDS,
+    },
     "refresh-current-arr": {"task": "accounts.tasks.refresh_all_current_arr", "schedule": 60 * 60 * 6},
     "rollup-usage": {"task": "health.tasks.rollup_all_usage", "schedule": 5 * 60},
     # Daily; idempotent, so a missed day is caught up by the next run.

@@ -92,6 +92,7 @@ urlpatterns = [
     path("o/<slug:org_slug>/admin/webhooks/", include("playbooks.urls")),
     path("o/<slug:org_slug>/admin/features/", include("health.urls")),
     path("o/<slug:org_slug>/admin/integrations/connectors/", include("integrations.urls")),
+    path("o/<slug:org_slug>/admin/integrations/email/", include("integrations.email_urls")),
     path("o/<slug:org_slug>/admin/integrations/", include(inbound_admin_urlpatterns)),
     path("o/<slug:org_slug>/admin/playbooks/", include("playbooks.playbook_admin_urls")),
     path("o/<slug:org_slug>/admin/scorecards/", include("renewals.backtest_urls")),

@@ -4,7 +4,16 @@ from django.db import models
 
 from cs_platform.choices import JobStatus
 
-__all__ = ["ConnectionStatus", "Direction", "JobStatus", "RunMode", "RunTrigger"]
+__all__ = [
+    "CapturedEmailStatus",
+    "ConnectionStatus",
+    "Direction",
+    "InboundOutcome",
+    "InboundSource",
+    "JobStatus",
+    "RunMode",
+    "RunTrigger",
+]
 
 
 class ConnectionStatus(models.TextChoices):
@@ -28,3 +37,25 @@ class RunMode(models.TextChoices):
 class RunTrigger(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
     MANUAL = "manual", "Manual"
+
+
+class InboundSource(models.TextChoices):
+    SMTP = "smtp", "SMTP listener"
+    IMAP = "imap", "IMAP mailbox"
+
+
+class InboundOutcome(models.TextChoices):
+    """What became of one received message (email to the timeline)."""
+
+    QUEUED = "queued", "Queued"
+    CAPTURED = "captured", "On an account's timeline"
+    UNMATCHED = "unmatched", "In the unmatched inbox"
+    DUPLICATE = "duplicate", "Duplicate Message-ID"
+    SKIPPED = "skipped", "Skipped (never-capture domains only)"
+    FAILED = "failed", "Failed"
+
+
+class CapturedEmailStatus(models.TextChoices):
+    MATCHED = "matched", "On an account's timeline"
+    UNMATCHED = "unmatched", "Unmatched"
+    DISCARDED = "discarded", "Discarded"

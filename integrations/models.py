@@ -14,9 +14,26 @@ from encrypted_fields.fields import EncryptedTextField
 
 from cs_platform.tenancy import OrgScopedModel
 
-from .choices import ConnectionStatus, Direction, JobStatus, RunMode, RunTrigger
+from .choices import (
+    CapturedEmailStatus,
+    ConnectionStatus,
+    Direction,
+    InboundOutcome,
+    InboundSource,
+    JobStatus,
+    RunMode,
+    RunTrigger,
+)
 
-__all__ = ["Connection", "ObjectSync", "SyncRecordError", "SyncRun"]
+__all__ = [
+    "CapturedEmail",
+    "Connection",
+    "EmailCapture",
+    "InboundEmail",
+    "ObjectSync",
+    "SyncRecordError",
+    "SyncRun",
+]
 
 
 class Connection(OrgScopedModel):
@@ -174,3 +191,106 @@ class SyncRecordError(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"{self.object_name} {self.external_id}: {self.reason}"
+
+
+# --- Email to the timeline (issue 21 item 5; docs/integrations.md "Email to the timeline") -----------------
+
+
+class EmailCapture(OrgScopedModel):
+    """An organization's email capture settings (one row per organization).
+
+    The capture address is ``<org slug>+<token>@<CAPTURE_DOMAIN>``: the token is the routing key the SMTP
+    listener looks up (shown to members, regenerable by admins, which retires the old address at once).
+    ``never_capture_domains``: participants of these domains are ignored (the members' own domains by
+    default); a message left with no other participant is not captured (counted in ``skipped_count``).
+    ``mailbox``: an optional ``imap`` Connection (host, port, user, password encrypted at rest) polled by
+    the beat sweep.
+    """
+
+    token = models.CharField(max_length=40)
+    enabled = models.BooleanField(default=True)
+    never_capture_domains = models.JSONField(default=list, blank=True)
+    mailbox = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="email_captures"
+    )
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_poll_ok = models.BooleanField(null=True, blank=True)
+    last_poll_message = models.CharField(max_length=300, blank=True, default="")
+    captured_count = models.PositiveIntegerField(default=0)
+    unmatched_count = models.PositiveIntegerField(default=0)
+    duplicate_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization"], name="integrations_emailcapture_one_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"email capture of org {self.organization_id}"
+
+
+class InboundEmail(OrgScopedModel):
+    """One received message, stored before anything else so nothing accepted is lost.
+
+    ``raw`` holds the message's bytes until the task has processed it, then is emptied (attachment bodies
+    are never kept); ``outcome`` says what became of it.
+    """
+
+    source = models.CharField(max_length=8, choices=InboundSource.choices)
+    raw = models.BinaryField(default=bytes)
+    size = models.PositiveIntegerField(default=0)
+    envelope_from = models.CharField(max_length=320, blank=True, default="")
+    message_id = models.CharField(max_length=998, blank=True, default="")
+    outcome = models.CharField(max_length=10, choices=InboundOutcome.choices, default=InboundOutcome.QUEUED)
+    reason = models.CharField(max_length=300, blank=True, default="")
+    captured = models.ForeignKey(
+        "CapturedEmail", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-received_at", "-pk"]
+        indexes = [models.Index(fields=["organization", "outcome", "-received_at"], name="integrations_inbound_out")]
+
+    def __str__(self) -> str:
+        return f"inbound #{self.pk} ({self.outcome})"
+
+
+class CapturedEmail(OrgScopedModel):
+    """A captured message, once per ``Message-ID`` per organization (the dedupe key): what is kept of it
+    (subject, participants, the first 2,000 characters of text, attachment names) and where it went —
+    an ``email`` activity on an account, or the unmatched inbox an admin assigns or discards from."""
+
+    message_id = models.CharField(max_length=998)
+    subject = models.CharField(max_length=500, blank=True, default="")
+    from_address = models.CharField(max_length=320, blank=True, default="")
+    participants = models.JSONField(default=list, blank=True)  # [{"name", "address", "field"}]
+    sent_at = models.DateTimeField()
+    body_excerpt = models.TextField(blank=True, default="")
+    attachment_names = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=10, choices=CapturedEmailStatus.choices)
+    account = models.ForeignKey(
+        "accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="captured_emails"
+    )
+    activity = models.ForeignKey(
+        "accounts.Activity", null=True, blank=True, on_delete=models.SET_NULL, related_name="captured_emails"
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-sent_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "message_id"], name="integrations_email_message_id"),
+        ]
+        indexes = [models.Index(fields=["organization", "status", "-sent_at"], name="integrations_email_status")]
+
+    def __str__(self) -> str:
+        return self.subject or self.message_id

@@ -38,3 +38,37 @@ def run_sync(organization_id: int, run_id: int) -> None:
 def queue_due_syncs() -> int:
     """Beat entry (every minute): start the scheduled runs of every organization (services.queue_due_syncs)."""
     return services.queue_due_syncs()
+
+
+# --- Email to the timeline -------------------------------------------------------------------------------
+
+
+@org_task(name="integrations.tasks.process_inbound_email", max_retries=5)
+def process_inbound_email(organization_id: int, inbound_id: int) -> str:
+    """One stored message → an email activity, the unmatched inbox, a duplicate or a skip (idempotent)."""
+    from .email_capture import process_inbound
+
+    return process_inbound(organization_id, inbound_id)
+
+
+@org_task(name="integrations.tasks.poll_capture_mailbox", max_retries=2)
+def poll_capture_mailbox(organization_id: int) -> int:
+    """Fetch the unseen messages of one organization's capture mailbox (IMAP)."""
+    from .email_capture import poll_mailbox
+
+    return poll_mailbox(organization_id)
+
+
+@sweep_task("beat: poll every organization's capture mailbox", name="integrations.tasks.poll_all_capture_mailboxes")
+def poll_all_capture_mailboxes() -> int:
+    """Beat entry: one ``poll_capture_mailbox`` per organization with an enabled capture and a mailbox."""
+    from .models import EmailCapture
+
+    org_ids = list(
+        EmailCapture.all_orgs.filter(enabled=True, mailbox__isnull=False, mailbox__paused=False)
+        .values_list("organization_id", flat=True)
+        .order_by("organization_id")
+    )
+    for org_id in org_ids:
+        poll_capture_mailbox.delay(org_id)
+    return len(org_ids)

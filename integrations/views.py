@@ -26,6 +26,7 @@ from cs_platform.pages import org_page
 from . import services
 from .choices import RunMode
 from .connectors.base import connector_choices, get_connector, registry
+from .email_capture import IMAP_KIND
 from .models import Connection, ObjectSync, SyncRecordError, SyncRun
 
 admin_page = org_page(roles=[Role.ADMIN])
@@ -74,9 +75,9 @@ class ConnectForm(forms.Form):
 
 def _context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     connections = list(
-        Connection.objects.prefetch_related(
-            Prefetch("syncs", queryset=ObjectSync.all_orgs.order_by("object_name"))
-        ).order_by("name")
+        Connection.objects.exclude(kind=IMAP_KIND)
+        .prefetch_related(Prefetch("syncs", queryset=ObjectSync.all_orgs.order_by("object_name")))
+        .order_by("name")
     )
     for connection in connections:
         connection.host = host_of(connection.base_url)
@@ -120,7 +121,7 @@ def connectors(request: HttpRequest) -> HttpResponse:
 @admin_page
 @require_POST
 def connection_action(request: HttpRequest, connection_id: int) -> HttpResponse:
-    connection = get_object_or_404(Connection.objects.all(), pk=connection_id)
+    connection = get_object_or_404(Connection.objects.exclude(kind=IMAP_KIND), pk=connection_id)
     action = request.POST.get("action")
     if action == "test":
         ok, message = services.test_connection(connection)

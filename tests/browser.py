@@ -198,6 +198,7 @@ def screens(seeded: Any) -> list[Screen]:
         Screen("feature request", f"{o}/voice/requests/{seeded.feature_request}/"),
         Screen("admin integrations", f"{o}/admin/integrations/", admin_only=True),
         Screen("admin connectors", f"{o}/admin/integrations/connectors/", admin_only=True),
+        Screen("email capture", f"{o}/admin/integrations/email/"),
         Screen(
             "admin connector sync", f"{o}/admin/integrations/connectors/syncs/{seeded.object_sync}/", admin_only=True
         ),

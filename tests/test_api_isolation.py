@@ -53,6 +53,23 @@ def sync_run(org: Any) -> Any:
     return SyncRun.all_orgs.create(organization=org, sync=sync)
 
 
+def email_capture_of(org: Any) -> Any:
+    from integrations.email_capture import ensure_capture
+
+    return ensure_capture(org)
+
+
+def captured_email(org: Any) -> Any:
+    from django.utils import timezone
+
+    from integrations.models import CapturedEmail
+
+    n = CapturedEmail.all_orgs.count()
+    return CapturedEmail.all_orgs.create(
+        organization=org, message_id=f"<m{n}@x.example>", sent_at=timezone.now(), status="unmatched"
+    )
+
+
 def account(org: Any) -> int:
     return AccountFactory(organization=org).pk
 
@@ -371,6 +388,9 @@ CASES = [
                   payload=lambda o: {"connection": _bare_connection(o).pk, "object_name": "companies"},
                   foreign={"connection": lambda o: _bare_connection(o).pk}, patch={"interval_minutes": 30}),
     IsolationCase("sync-runs", make=sync_run, payload=lambda o: {"mode": "sync"}, read_only=True),
+    IsolationCase("email-captures", make=email_capture_of, payload=lambda o: {"never_capture_domains": ["acme.test"]},
+                  patch={"enabled": False}),
+    IsolationCase("captured-emails", make=captured_email, payload=lambda o: {"subject": "x"}, read_only=True),
 ]  # fmt: skip
 
 

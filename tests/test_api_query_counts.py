@@ -113,6 +113,23 @@ def build_sync_runs(org: Any, n: int, owner: Any) -> None:
                                         reason="x")  # fmt: skip
 
 
+def build_captured_emails(org: Any, n: int, owner: Any) -> None:
+    from django.utils import timezone
+
+    from integrations.email_capture import ensure_capture
+    from integrations.models import CapturedEmail
+
+    ensure_capture(org)
+    start = CapturedEmail.all_orgs.count()
+    account = AccountFactory(organization=org)
+    CapturedEmail.all_orgs.bulk_create(
+        CapturedEmail(organization=org, message_id=f"<q{start + i}@x.example>", sent_at=timezone.now(),
+                      status="matched", account=account, participants=[{"name": "", "address": "a@b.example",
+                      "field": "from"}], attachment_names=["a.pdf"])
+        for i in range(n)
+    )  # fmt: skip
+
+
 def build_write_keys(org: Any, n: int, owner: Any) -> None:
     from accounts.models import WriteKey
 
@@ -318,6 +335,9 @@ SCENARIOS = {
     "integrations:list": ("/api/v1/integrations/", {"kind": "hubspot", "ordering": "name"}, build_connections),
     "integration-syncs:list": ("/api/v1/integration-syncs/", {"object_name": "companies"}, build_connections),
     "sync-runs:list": ("/api/v1/sync-runs/", {"status": "succeeded", "ordering": "-created_at"}, build_sync_runs),
+    # email-captures has no scenario: one row per organization at most (its list is select_related, 4 queries).
+    "captured-emails:list": ("/api/v1/captured-emails/", {"status": "matched", "ordering": "-sent_at"},
+                             build_captured_emails),
     "invitations:list": ("/api/v1/invitations/", {"ordering": "-created_at"}, build_invitations),
     "renewals:list": ("/api/v1/renewals/", {"owner": "me", "due_after": "2020-01-01", "ordering": "-current_arr"},
                       build_renewals),

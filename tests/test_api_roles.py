@@ -101,7 +101,15 @@ RESOURCES = [
              "body": "Hello {{ contact.first_name }}"}, {"subject": "Changed"}, owner_scoped=False),
     Resource("chat-channels", lambda o, u: _chat_channel(o), lambda o, u: {"kind": "slack", "name": f"#c{_n()}",
              "webhook_url": "https://hooks.example.com/services/T/B/x"}, {"name": "#renamed"}, owner_scoped=False),
+    Resource("email-captures", lambda o, u: _email_capture(o), lambda o, u: {"never_capture_domains": ["acme.test"]},
+             {"enabled": False}, owner_scoped=False),
 ]  # fmt: skip
+
+
+def _email_capture(org: Any) -> Any:
+    from integrations.email_capture import ensure_capture
+
+    return ensure_capture(org)
 
 
 def _chat_channel(org: Any) -> Any:

@@ -125,6 +125,7 @@ def test_rendered_pages_carry_no_inline_code(client, org, alice):
     for url in (
         reverse("admin-connectors", args=[org.slug]),
         reverse("admin-connector-sync", args=[org.slug, sync.pk]),
+        reverse("admin-email-capture", args=[org.slug]),
         reverse("my-book", args=[org.slug]),
         reverse("account-detail", args=[org.slug, account.pk]),
         reverse("portfolio", args=[org.slug]),

@@ -8,11 +8,12 @@ from typing import Any, ClassVar
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.models import Activity
 from cs_platform.api.serializers import OrgScopedSerializer
 
 from .. import services
 from ..connectors.base import connector_choices, get_connector
-from ..models import Connection, ObjectSync, SyncRecordError, SyncRun
+from ..models import CapturedEmail, Connection, EmailCapture, ObjectSync, SyncRecordError, SyncRun
 
 
 class IntegrationSyncSerializer(OrgScopedSerializer):
@@ -154,3 +155,75 @@ class SyncRunSerializer(OrgScopedSerializer):
 
 class StartRunSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=[("sync", "Sync"), ("dry_run", "Dry run")], default="sync")
+
+
+# --- Email to the timeline ------------------------------------------------------------------------------
+
+
+class EmailCaptureSettingsSerializer(OrgScopedSerializer):
+    """The organization's email capture: the address to BCC or forward to (read-only; ``regenerate`` changes
+    it), whether capture is on, the never-capture domains, the mailbox poll status and the counters."""
+
+    address = serializers.SerializerMethodField()
+    has_mailbox = serializers.SerializerMethodField()
+    never_capture_domains = serializers.ListField(
+        child=serializers.CharField(max_length=253), required=False, max_length=200
+    )
+
+    class Meta:
+        model = EmailCapture
+        fields = [
+            "id", "address", "enabled", "never_capture_domains", "has_mailbox", "last_poll_at", "last_poll_ok",
+            "last_poll_message", "captured_count", "unmatched_count", "duplicate_count", "skipped_count",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = [
+            "last_poll_at", "last_poll_ok", "last_poll_message", "captured_count", "unmatched_count",
+            "duplicate_count", "skipped_count", "created_at", "updated_at",
+        ]  # fmt: skip
+
+    def get_address(self, obj: Any) -> str:
+        from ..email_capture import capture_address
+
+        return capture_address(obj)
+
+    def get_has_mailbox(self, obj: Any) -> bool:
+        return obj.mailbox_id is not None
+
+    def validate_never_capture_domains(self, value: list[str]) -> list[str]:
+        from ..email_capture import clean_domains
+
+        domains, problems = clean_domains(value)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return domains
+
+
+class CapturedEmailParticipantSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    address = serializers.CharField()
+    field = serializers.ChoiceField(choices=["from", "to", "cc", "forwarded"])
+
+
+class CapturedEmailSerializer(OrgScopedSerializer):
+    """A captured message (once per Message-ID): where it went (``status``, ``account``, ``activity``) and what
+    is kept of it. Read-only; the unmatched inbox is worked with the ``assign`` and ``discard`` actions."""
+
+    participants = CapturedEmailParticipantSerializer(many=True, read_only=True)
+    attachment_names = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = CapturedEmail
+        fields = [
+            "id", "message_id", "subject", "from_address", "participants", "sent_at", "body_excerpt",
+            "attachment_names", "status", "account", "activity", "resolved_by", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class AssignCapturedEmailSerializer(OrgScopedSerializer):
+    """The account to put an unmatched email on (of this organization)."""
+
+    class Meta:
+        model = Activity
+        fields = ["account"]
