@@ -16,7 +16,7 @@ from cs_platform.tenancy import OrgScopedModel
 
 from .choices import ConnectionStatus, Direction, JobStatus, RunMode, RunTrigger
 
-__all__ = ["Connection", "ObjectSync", "SyncRecordError", "SyncRun"]
+__all__ = ["Connection", "ObjectSync", "PushedValues", "SyncRecordError", "SyncRun"]
 
 
 class Connection(OrgScopedModel):
@@ -174,3 +174,23 @@ class SyncRecordError(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"{self.object_name} {self.external_id}: {self.reason}"
+
+
+class PushedValues(OrgScopedModel):
+    """What Retain last pushed for one account over one connection (Salesforce push-back): the next push
+    sends only the accounts whose values differ. Written after the vendor accepted the record."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="pushed_values")
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+")
+    values = models.JSONField(default=dict, blank=True)
+    pushed_at = models.DateTimeField(auto_now=True)
+
+    class Meta(OrgScopedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "connection", "account"], name="integrations_pushedvalues_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}:{self.account_id}"

@@ -216,3 +216,56 @@ def test_wrong_token_fails_the_test_with_a_plain_reason(org, conn, sf):
     services.update_connection(conn, credentials={"access_token": "wrong"})
     ok, message = services.test_connection(conn)
     assert not ok and "INVALID_SESSION_ID" in message and "wrong" not in message
+
+
+def test_push_back_sends_only_changed_accounts_at_most_200_a_request(org, conn, sf):
+    import datetime as dt
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from health.models import HealthScore
+    from integrations.models import PushedValues
+    from integrations.salesforce_push import push_accounts
+    from renewals.models import Renewal
+
+    seed(sf, org, accounts=250, contacts=0, opportunities=3)
+    assert run(sync_of(conn, "accounts")).created == 250
+    assert run(sync_of(conn, "opportunities")).failed == 0
+    accounts = list(Account.objects.for_org(org).order_by("external_id"))
+    now = timezone.now()
+    HealthScore.all_orgs.bulk_create(
+        HealthScore(organization=org, account=a, score=Decimal("72.5"), color="green", trend="up", computed_at=now)
+        for a in accounts[:240]
+    )
+    contract = Contract.objects.for_org(org).get(number=sfid("Opportunity", 1))
+    Renewal.all_orgs.create(
+        organization=org, account=contract.account, contract=contract, due_date=dt.date(2025, 2, 28),
+        forecast_category="commit",
+    )  # fmt: skip
+    sf.delete("Account", sfid("Account", 250))  # gone in Salesforce: refused, listed, sent again next time
+    first = push_accounts(conn, sleep=lambda s: None)
+    assert first.status == JobStatus.SUCCEEDED, first.error
+    assert (first.updated, first.failed, first.unchanged) == (249, 1, 0)
+    assert [len(batch) for batch in sf.pushed] == [200, 50]
+    assert first.request_count == 2
+    pushed = sf.records["Account"][sfid("Account", 1)]
+    assert (pushed["Retain_Health_Score__c"], pushed["Retain_Health_Color__c"]) == (72.5, "green")
+    renewing = sf.records["Account"][contract.account.external_id]
+    assert renewing["Retain_Next_Renewal_Date__c"] == "2025-02-28"
+    assert renewing["Retain_Forecast_Category__c"] == "commit"
+    assert sf.records["Account"][sfid("Account", 245)]["Retain_Health_Score__c"] is None
+    error = SyncRecordError.objects.for_org(org).get(run=first)
+    assert error.external_id == sfid("Account", 250) and "ENTITY_IS_DELETED" in error.reason
+    assert PushedValues.objects.for_org(org).filter(connection=conn).count() == 249
+
+    sf.pushed.clear()
+    second = push_accounts(conn, sleep=lambda s: None)
+    assert [len(batch) for batch in sf.pushed] == [1]  # only the refused one again
+    assert (second.updated, second.failed, second.unchanged) == (0, 1, 249)
+
+    HealthScore.objects.for_org(org).filter(account__in=accounts[:3]).update(color="red", trend="down")
+    sf.pushed.clear()
+    third = push_accounts(conn, sleep=lambda s: None)
+    assert third.updated == 3 and [len(batch) for batch in sf.pushed] == [4]
+    assert sf.records["Account"][accounts[0].external_id]["Retain_Health_Color__c"] == "red"
