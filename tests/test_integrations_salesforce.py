@@ -269,3 +269,13 @@ def test_push_back_sends_only_changed_accounts_at_most_200_a_request(org, conn, 
     third = push_accounts(conn, sleep=lambda s: None)
     assert third.updated == 3 and [len(batch) for batch in sf.pushed] == [4]
     assert sf.records["Account"][accounts[0].external_id]["Retain_Health_Color__c"] == "red"
+
+
+def test_the_login_host_is_not_an_instance_url_and_the_push_mapping_is_validated(org, sf):
+    connection = services.create_connection(org, kind="salesforce", name="Login", credentials={"access_token": TOKEN})
+    assert connection.base_url == "https://login.salesforce.com"
+    ok, message = services.test_connection(connection)
+    assert not ok and "instance URL" in message
+    accounts = sync_of(connection, "accounts")
+    assert services.mapping_problems(accounts, {"fields": [], "push": {"health_score": "Score__c"}}) == []
+    assert services.mapping_problems(accounts, {"fields": [], "push": ["x"]})[0]["path"] == "push"

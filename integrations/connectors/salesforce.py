@@ -79,6 +79,7 @@ WATERMARK_SKEW = dt.timedelta(minutes=2)
 DELETED_MAX_DAYS = 29
 NO_LINE_SKU = "SF-OPPORTUNITY"
 STAMP = "SystemModstamp"
+LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
 ACCOUNTS_MAPPING: dict[str, Any] = {
     "fields": [
@@ -355,6 +356,11 @@ class SalesforceConnector(Connector):
     # --- the contract ----------------------------------------------------------------------------------
 
     def test_connection(self) -> str:
+        if urlsplit(self.base_url).hostname in LOGIN_HOSTS:
+            raise ConnectorError(
+                "Set the base URL to your org's instance URL (https://<MyDomain>.my.salesforce.com, the "
+                "instance_url of the OAuth answer), not the login host."
+            )
         self.call(self.client().restful, "limits/")
         return f"Connected: Salesforce answered (REST API v{API_VERSION})."
 
