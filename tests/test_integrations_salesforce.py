@@ -279,3 +279,17 @@ def test_the_login_host_is_not_an_instance_url_and_the_push_mapping_is_validated
     accounts = sync_of(connection, "accounts")
     assert services.mapping_problems(accounts, {"fields": [], "push": {"health_score": "Score__c"}}) == []
     assert services.mapping_problems(accounts, {"fields": [], "push": ["x"]})[0]["path"] == "push"
+
+
+def test_no_log_line_or_record_error_carries_the_token(org, conn, sf, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    seed(sf, org, accounts=5, contacts=0, opportunities=0)
+    sf.fail_next = [(429, {"Retry-After": "0"}), (503, {})]
+    assert run(sync_of(conn, "accounts")).created == 5
+    services.update_connection(conn, credentials={"access_token": TOKEN + "x"})
+    assert not services.test_connection(conn)[0]
+    assert caplog.records  # urllib3 and the library did log
+    assert TOKEN not in caplog.text
+    assert all(TOKEN not in str(r.error) for r in SyncRun.objects.for_org(org))
