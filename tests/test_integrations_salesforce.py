@@ -293,3 +293,16 @@ def test_no_log_line_or_record_error_carries_the_token(org, conn, sf, caplog):
     assert caplog.records  # urllib3 and the library did log
     assert TOKEN not in caplog.text
     assert all(TOKEN not in str(r.error) for r in SyncRun.objects.for_org(org))
+
+
+def test_push_task_pushes_through_the_organizations_slot(org, conn, sf):
+    from cs_platform import outbound
+    from integrations.tasks import push_salesforce_accounts
+
+    seed(sf, org, accounts=4, contacts=0, opportunities=0)
+    assert run(sync_of(conn, "accounts")).created == 4
+    push_salesforce_accounts.apply(args=[org.pk, conn.pk])
+    push = SyncRun.objects.for_org(org).get(mode=RunMode.PUSH)
+    assert push.status == JobStatus.SUCCEEDED and push.updated == 4
+    assert [len(batch) for batch in sf.pushed] == [4]
+    assert outbound.slots_held(org.pk) == 0
