@@ -145,9 +145,12 @@ def validate_mapping(mapping: Any, *, columns: tuple[str, ...], custom: bool, ex
 
     if not isinstance(mapping, dict):
         return [{"path": "", "message": 'must be an object with a list under "fields"'}]
-    unknown = set(mapping) - {"fields"}
+    unknown = set(mapping) - {"fields", "push"}
     for key in sorted(unknown):
         add(key, "unknown key")
+    push = mapping.get("push")
+    if push is not None and (not isinstance(push, dict) or not all(isinstance(v, str) for v in push.values())):
+        add("push", "must be an object of Retain value → vendor field name (the connector's push-back)")
     fields = mapping.get("fields")
     if not isinstance(fields, list):
         add("fields", "must be a list")

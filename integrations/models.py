@@ -31,6 +31,7 @@ __all__ = [
     "EmailCapture",
     "InboundEmail",
     "ObjectSync",
+    "PushedValues",
     "SyncRecordError",
     "SyncRun",
 ]
@@ -294,3 +295,23 @@ class CapturedEmail(OrgScopedModel):
 
     def __str__(self) -> str:
         return self.subject or self.message_id
+
+
+class PushedValues(OrgScopedModel):
+    """What Retain last pushed for one account over one connection (Salesforce push-back): the next push
+    sends only the accounts whose values differ. Written after the vendor accepted the record."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="pushed_values")
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+")
+    values = models.JSONField(default=dict, blank=True)
+    pushed_at = models.DateTimeField(auto_now=True)
+
+    class Meta(OrgScopedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "connection", "account"], name="integrations_pushedvalues_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}:{self.account_id}"

@@ -72,3 +72,21 @@ def poll_all_capture_mailboxes() -> int:
     for org_id in org_ids:
         poll_capture_mailbox.delay(org_id)
     return len(org_ids)
+
+
+@org_task(name="integrations.tasks.push_salesforce_accounts", max_retries=3)
+def push_salesforce_accounts(organization_id: int, connection_id: int) -> None:
+    """Salesforce push-back (``integrations.salesforce_push.push_accounts``), holding an outbound slot of
+    the organization; requeued a moment later when they are all taken. Not scheduled yet (the lead wires
+    it to the accounts object's push/both direction)."""
+    from .models import Connection
+    from .salesforce_push import push_accounts
+
+    connection = Connection.all_orgs.get(pk=connection_id, organization_id=organization_id)
+    with org_slot(organization_id) as token:
+        if token is None:
+            push_salesforce_accounts.apply_async(
+                args=[organization_id, connection_id], countdown=BUSY_RETRY_SECONDS + random.uniform(0, 2)
+            )
+            return
+        push_accounts(connection)
