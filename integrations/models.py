@@ -16,7 +16,7 @@ from cs_platform.tenancy import OrgScopedModel
 
 from .choices import ConnectionStatus, Direction, JobStatus, RunMode, RunTrigger
 
-__all__ = ["Connection", "ObjectSync", "SyncRecordError", "SyncRun"]
+__all__ = ["Connection", "ObjectSync", "PushState", "SyncRecordError", "SyncRun"]
 
 
 class Connection(OrgScopedModel):
@@ -174,3 +174,24 @@ class SyncRecordError(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"{self.object_name} {self.external_id}: {self.reason}"
+
+
+class PushState(OrgScopedModel):
+    """What Retain last pushed to the vendor for one account over one connection (push-back): the values
+    and their digest. A push sends only the accounts whose digest changed since (``integrations.push``)."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="push_states")
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64)
+    values = models.JSONField(default=dict, blank=True)
+    pushed_at = models.DateTimeField()
+
+    class Meta(OrgScopedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "connection", "account"], name="integrations_pushstate_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}:{self.account_id} {self.digest[:8]}"

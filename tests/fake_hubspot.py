@@ -285,7 +285,7 @@ class FakeHubSpot:
             items = self.objects["line_items"]
             found = [self._public(items[i], props) for i in wanted if i in items]
             return self.send(handler, 200, {"status": "COMPLETE", "results": found})
-        if method == "POST" and len(segments) == 7 and segments[1:4] == ["crm", "v4", "associations"]:
+        if method == "POST" and len(segments) == 8 and segments[1:4] == ["crm", "v4", "associations"]:
             source, to = segments[4], segments[5]
             results = []
             for item in body.get("inputs", []):
@@ -294,7 +294,7 @@ class FakeHubSpot:
                 if raw is not None and ids:
                     results.append({
                         "from": {"id": raw["id"]},
-                        "to": [{"toObjectId": int(i) if str(i).isdigit() else i,
+                        "to": [{"toObjectId": int(i) if str(i).isdigit() and str(int(i)) == str(i) else i,
                                 "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 1, "label": None}]}
                                for i in ids],
                     })  # fmt: skip
