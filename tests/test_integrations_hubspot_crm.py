@@ -225,7 +225,6 @@ def test_a_failed_push_keeps_the_accepted_batches(org, conn, hubspot):
     for i in range(1, 151):
         hubspot.add_company(f"{i:04d}")
     run(sync_of(conn, "companies"))
-    hubspot.fail_next = [(200, {})] * 0
     # The second batch call is refused for good (401 is not retried).
     original = hubspot.token
     sync = sync_of(conn, "companies")
