@@ -32,6 +32,11 @@ class Connection(OrgScopedModel):
     name = models.CharField(max_length=120)
     base_url = models.URLField(max_length=300, help_text="The vendor's API root (sandbox, EU data centre, proxy).")
     credentials_encrypted = EncryptedTextField(blank=True, default="")
+    web_url = models.URLField(
+        max_length=300, blank=True, default="",
+        help_text="The vendor's web app for this account (HubSpot: https://app.hubspot.com/contacts/<portal id>), "
+        "read when the connection is tested; Account 360 links records back to it.",
+    )  # fmt: skip
     status = models.CharField(max_length=12, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED)
     paused = models.BooleanField(default=False)
     last_test_at = models.DateTimeField(null=True, blank=True)

@@ -21,6 +21,8 @@ HubSpot connector uses, written from HubSpot's public API reference:
 - "CRM API | Associations v4" (https://developers.hubspot.com/docs/api/crm/associations):
   ``POST /crm/v4/associations/<from>/<to>/batch/read`` → ``{"results": [{"from": {"id"}, "to":
   [{"toObjectId", "associationTypes"}]}]}``;
+- "Account information API" (https://developers.hubspot.com/docs/api/settings/account-information-api):
+  ``GET /account-info/v3/details`` → ``{"portalId", "uiDomain", "dataHostingLocation", ...}``;
 - "CRM API | Owners" (https://developers.hubspot.com/docs/api/crm/owners): ``GET /crm/v3/owners`` paged;
 - "Companies | batch update": ``POST /crm/v3/objects/companies/batch/update`` (``inputs`` ≤ 100, each
   ``{"id", "properties"}``) → ``{"status": "COMPLETE", "results": [...]}``; more than 100 inputs → 400.
@@ -54,6 +56,7 @@ class FakeHubSpot:
 
     def __init__(self, token: str = TOKEN, rate_limit: tuple[int, float] | None = None) -> None:
         self.token = token
+        self.portal_id = 4512345
         self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.OBJECTS}
         self.companies = self.objects["companies"]  # id -> raw record
         self.owners: dict[str, dict[str, Any]] = {}
@@ -235,6 +238,11 @@ class FakeHubSpot:
             return self.send(handler, status, {"status": "error", "message": "fault", "category": category}, headers)
         path = parts.path.rstrip("/")
         segments = path.split("/")
+        if method == "GET" and path == "/account-info/v3/details":
+            return self.send(handler, 200, {
+                "portalId": self.portal_id, "uiDomain": "app.hubspot.com", "dataHostingLocation": "na1",
+                "timeZone": "Europe/Paris", "companyCurrency": "EUR", "accountType": "STANDARD",
+            })  # fmt: skip
         if method == "GET" and path == "/crm/v3/owners":
             query = parse_qs(parts.query)
             after = int(query.get("after", ["0"])[0])

@@ -246,3 +246,33 @@ def test_a_failed_push_keeps_the_accepted_batches(org, conn, hubspot):
     hubspot.handle = handle
     again = run(sync, mode=RunMode.PUSH)
     assert (again.updated, again.unchanged) == (50, 100)
+
+
+def test_account_360_links_the_account_back_to_its_hubspot_company(client, org, conn, hubspot, bob, other_org):
+    from django.urls import reverse
+
+    hubspot.add_company("1234", name="Linked Co")
+    run(sync_of(conn, "companies"))
+    account = Account.objects.for_org(org).get(external_id="1234")
+    Account.all_orgs.filter(pk=account.pk).update(owner=bob)
+    client.force_login(bob)
+    url = reverse("account-detail", args=[org.slug, account.pk])
+    page = client.get(url).content.decode()
+    # Not tested yet: the portal id is unknown, the source is named without a link.
+    assert 'data-testid="account-sources"' in page and "HubSpot company 1234" in page
+    assert "app.hubspot.com" not in page
+    ok, message = services.test_connection(conn)
+    assert ok and "4512345" in message
+    conn.refresh_from_db()
+    assert conn.web_url == "https://app.hubspot.com/contacts/4512345"
+    page = client.get(url).content.decode()
+    assert 'href="https://app.hubspot.com/contacts/4512345/record/0-2/1234"' in page
+    # Another organization's HubSpot connection never shows up.
+    services.create_connection(
+        other_org, kind="hubspot", name="Theirs", base_url=hubspot.url, credentials={"access_token": TOKEN}
+    )
+    assert client.get(url).content.decode().count('data-testid="account-sources"') == 1
+    assert "Theirs" not in client.get(url).content.decode()
+    # An account without an external id (created in Retain) has no source panel.
+    Account.all_orgs.filter(pk=account.pk).update(external_id=None)
+    assert 'data-testid="account-sources"' not in client.get(url).content.decode()

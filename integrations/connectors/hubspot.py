@@ -48,7 +48,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from cs_platform.outbound import OutboundRefused, ResponseTooLarge
@@ -298,7 +298,31 @@ class HubSpotConnector(Connector):
     def test_connection(self) -> str:
         api = self.client().crm.companies.basic_api
         self._call(api.get_page, limit=1)
-        return "Connected: HubSpot answered the companies API."
+        # The portal's id and web domain ("Account information API": GET /account-info/v3/details), for
+        # Account 360's links back to the HubSpot records.
+        info = self._json("GET", "/account-info/v3/details")
+        portal, domain = str(info.get("portalId") or ""), str(info.get("uiDomain") or "app.hubspot.com")
+        if portal.isdigit() and all(c.isalnum() or c in ".-" for c in domain):
+            web_url = f"https://{domain}/contacts/{portal}"
+            if self.connection.web_url != web_url:
+                self.connection.web_url = web_url
+                type(self.connection).all_orgs.filter(pk=self.connection.pk).update(web_url=web_url)
+        return f"Connected: HubSpot portal {portal or '?'} answered the companies API."
+
+    #: HubSpot's object type ids in record URLs (``/contacts/<portal>/record/<type>/<id>``).
+    RECORD_TYPES: ClassVar[dict[str, tuple[str, str]]] = {
+        "companies": ("company", "0-2"),
+        "contacts": ("contact", "0-1"),
+        "deals": ("deal", "0-3"),
+    }
+
+    @classmethod
+    def record_link(cls, connection: Any, object_name: str, external_id: str) -> tuple[str, str]:
+        noun, type_id = cls.RECORD_TYPES.get(object_name, (object_name, ""))
+        label = f"HubSpot {noun} {external_id}"
+        if not connection.web_url or not type_id or not str(external_id).isalnum():
+            return label, ""
+        return label, f"{connection.web_url.rstrip('/')}/record/{type_id}/{external_id}"
 
     def properties_for(self, mapping: dict[str, Any], otype: str = "companies") -> list[str]:
         names = {MODIFIED, *ALWAYS.get(otype, set())}
