@@ -307,7 +307,7 @@ class HubSpotConnector(Connector):
             if self.connection.web_url != web_url:
                 self.connection.web_url = web_url
                 type(self.connection).all_orgs.filter(pk=self.connection.pk).update(web_url=web_url)
-        return f"Connected: HubSpot portal {portal or '?'} answered the companies API."
+        return f"Connected: HubSpot answered the companies API (portal {portal or 'unknown'})."
 
     #: HubSpot's object type ids in record URLs (``/contacts/<portal>/record/<type>/<id>``).
     RECORD_TYPES: ClassVar[dict[str, tuple[str, str]]] = {
