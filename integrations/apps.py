@@ -12,3 +12,18 @@ class IntegrationsConfig(AppConfig):
         from .connectors import autodiscover
 
         autodiscover()
+
+        # Account 360's "Source" panel: the CRM record the account was synced from, linked back.
+        from accounts.composition import AccountPanel, register_account_panel
+
+        from .panels import account_sources
+
+        register_account_panel(
+            AccountPanel(
+                key="integrations-sources",
+                slot="bottom",
+                order=90,
+                template="integrations/_account_sources.html",
+                context=account_sources,
+            )
+        )

@@ -31,7 +31,7 @@ __all__ = [
     "EmailCapture",
     "InboundEmail",
     "ObjectSync",
-    "PushedValues",
+    "PushState",
     "SyncRecordError",
     "SyncRun",
 ]
@@ -50,6 +50,11 @@ class Connection(OrgScopedModel):
     name = models.CharField(max_length=120)
     base_url = models.URLField(max_length=300, help_text="The vendor's API root (sandbox, EU data centre, proxy).")
     credentials_encrypted = EncryptedTextField(blank=True, default="")
+    web_url = models.URLField(
+        max_length=300, blank=True, default="",
+        help_text="The vendor's web app for this account (HubSpot: https://app.hubspot.com/contacts/<portal id>), "
+        "read when the connection is tested; Account 360 links records back to it.",
+    )  # fmt: skip
     status = models.CharField(max_length=12, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED)
     paused = models.BooleanField(default=False)
     last_test_at = models.DateTimeField(null=True, blank=True)
@@ -297,21 +302,22 @@ class CapturedEmail(OrgScopedModel):
         return self.subject or self.message_id
 
 
-class PushedValues(OrgScopedModel):
-    """What Retain last pushed for one account over one connection (Salesforce push-back): the next push
-    sends only the accounts whose values differ. Written after the vendor accepted the record."""
+class PushState(OrgScopedModel):
+    """What Retain last pushed to the vendor for one account over one connection (push-back): the values
+    and their digest. A push sends only the accounts whose digest changed since (``integrations.push``)."""
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="pushed_values")
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="push_states")
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64)
     values = models.JSONField(default=dict, blank=True)
-    pushed_at = models.DateTimeField(auto_now=True)
+    pushed_at = models.DateTimeField()
 
     class Meta(OrgScopedModel.Meta):
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "connection", "account"], name="integrations_pushedvalues_unique"
+                fields=["organization", "connection", "account"], name="integrations_pushstate_unique"
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.connection_id}:{self.account_id}"
+        return f"{self.connection_id}:{self.account_id} {self.digest[:8]}"

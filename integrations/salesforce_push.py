@@ -3,7 +3,7 @@
 :func:`push_accounts` computes, for every account of the organization whose ``external_id`` is a
 Salesforce Account id (``001…``, 15 or 18 characters), the values below; compares them with what was
 last accepted by Salesforce for that account over this connection (:class:`~integrations.models.
-PushedValues`); and sends **only the accounts that changed**, at most 200 records per request
+PushState`); and sends **only the accounts that changed**, at most 200 records per request
 (``PATCH /services/data/v60.0/composite/sobjects``, "sObject Collections", ``allOrNone: false``).
 A record Salesforce refuses (deleted account, field-level security, validation rule) is listed as a
 :class:`~integrations.models.SyncRecordError` of the push run with Salesforce's reason, and is sent
@@ -37,7 +37,8 @@ from renewals.models import Renewal
 
 from .choices import JobStatus, RunMode, RunTrigger
 from .connectors.base import ConnectorError
-from .models import Connection, ObjectSync, PushedValues, SyncRecordError, SyncRun
+from .models import Connection, ObjectSync, PushState, SyncRecordError, SyncRun
+from .push import digest
 
 __all__ = ["BATCH", "PUSH_FIELDS", "account_values", "push_accounts", "push_fields"]
 
@@ -112,7 +113,7 @@ def push_accounts(
     )  # fmt: skip
     fields = push_fields(sync)
     values = account_values(org)
-    pushed = {row.account_id: row for row in PushedValues.objects.for_org(org).filter(connection=connection)}
+    pushed = {row.account_id: row for row in PushState.objects.for_org(org).filter(connection=connection)}
     changed = []
     for account_id, (external_id, current) in sorted(values.items()):
         wanted = {key: current[key] for key in fields}
@@ -128,12 +129,20 @@ def push_accounts(
             records = [{"id": ext, **{fields[k]: v for k, v in wanted.items()}} for _, ext, wanted in chunk]
             outcome = connector.update_accounts(records)
             with transaction.atomic():
+                now = timezone.now()
                 accepted = []
                 errors = []
                 for (account_id, ext, wanted), (_, ok, reason) in zip(chunk, outcome, strict=True):
                     if ok:
                         accepted.append(
-                            PushedValues(organization=org, connection=connection, account_id=account_id, values=wanted)
+                            PushState(
+                                organization=org,
+                                connection=connection,
+                                account_id=account_id,
+                                values=wanted,
+                                digest=digest(wanted),
+                                pushed_at=now,
+                            )  # fmt: skip
                         )
                     else:
                         errors.append(
@@ -146,11 +155,11 @@ def push_accounts(
                                 excerpt={"id": ext, **{k: str(v) for k, v in wanted.items()}},
                             )  # fmt: skip
                         )
-                PushedValues.all_orgs.bulk_create(
+                PushState.all_orgs.bulk_create(
                     accepted,
                     update_conflicts=True,
                     unique_fields=["organization", "connection", "account"],
-                    update_fields=["values", "pushed_at"],
+                    update_fields=["digest", "values", "pushed_at"],
                 )
                 SyncRecordError.all_orgs.bulk_create(errors)
                 run.updated += len(accepted)

@@ -29,7 +29,7 @@ from cs_platform.imports.base import registry as import_kinds
 from cs_platform.imports.engine import import_rows
 from cs_platform.tasks import TRANSIENT_ERRORS
 
-from .choices import JobStatus, RunMode
+from .choices import Direction, JobStatus, RunMode
 from .connectors.base import Connector, ConnectorError, ObjectSpec, Record, get_connector
 from .http import ConnectorHttp
 from .mapping import MapError, effective_mapping, map_record, read_path
@@ -207,6 +207,39 @@ def _apply_pending(run: SyncRun, spec: ObjectSpec, target: Target, mapping: dict
     run.pending = []
 
 
+def _push(run: SyncRun, connector: Connector, spec: ObjectSpec, sent_before: int) -> None:
+    """Push-back (``integrations.push``): the changed accounts' values (``run.updated``: sent to the
+    vendor; ``run.unchanged``: not sent, the same values as last pushed)."""
+    from .push import push_changed
+
+    try:
+        sent, unchanged = push_changed(connector, spec)
+    finally:
+        run.request_count = sent_before + connector.http.request_count
+    run.updated, run.unchanged = run.updated + sent, run.unchanged + unchanged
+
+
+SALESFORCE_PUSH_TASK = "integrations.tasks.push_salesforce_accounts"
+
+
+def _queue_push(run: SyncRun, sync: ObjectSync) -> None:
+    """After a real sync of an object set to push or both: the push-back, as its own recorded run.
+
+    Two push paths exist today (a known duplication to fold together): HubSpot's goes through the
+    connector's ``push`` (``integrations.push``, a ``mode=push`` run of this sync); Salesforce's is
+    ``integrations.salesforce_push`` (sObject Collections with per-record results), queued as its task.
+    """
+    if sync.connection.kind == "salesforce":
+        from celery import current_app
+
+        args = [run.organization_id, sync.connection_id]
+        transaction.on_commit(lambda: current_app.send_task(SALESFORCE_PUSH_TASK, args=args))
+        return
+    from .services import start_run
+
+    start_run(sync, mode=RunMode.PUSH, trigger=run.trigger)
+
+
 def _finish(run: SyncRun, status: str, error: str = "") -> None:
     run.status = status
     run.error = error[:500]
@@ -245,6 +278,10 @@ def execute_run(run_id: int, *, max_pages: int = PAGES_PER_TASK, sleep: Callable
     mapping = effective_mapping(sync.mapping, spec.default_mapping)
     sent_before = run.request_count
     try:
+        if run.mode == RunMode.PUSH:
+            _push(run, connector, spec, sent_before)
+            _finish(run, JobStatus.SUCCEEDED)
+            return True
         for _ in range(max_pages):
             page = connector.fetch_page(spec, dict(run.cursor), mapping)
             with transaction.atomic():
@@ -265,6 +302,8 @@ def execute_run(run_id: int, *, max_pages: int = PAGES_PER_TASK, sleep: Callable
                             ImportResult(kind=target.kind, created=run.created, updated=run.updated),
                         )
                 _finish(run, JobStatus.SUCCEEDED)
+                if run.mode == RunMode.SYNC and sync.direction in (Direction.PUSH, Direction.BOTH):
+                    _queue_push(run, sync)
                 return True
         return False
     except ConnectorError as exc:

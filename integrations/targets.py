@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from accounts.models import Account
 from cs_platform.imports.base import registry as import_kinds
 
-__all__ = ["AccountsTarget", "Target", "get_target", "register_target"]
+__all__ = ["AccountsTarget", "ContactsTarget", "ContractsTarget", "Target", "get_target", "register_target"]
 
 
 class Target:
@@ -97,3 +97,66 @@ def get_target(kind: str) -> Target:
 
 
 register_target(AccountsTarget())
+
+
+# --- HubSpot helper: contacts and contracts (issue 21 item 2) -----------------------------------------
+
+
+class ContactsTarget(Target):
+    """Contacts (``accounts`` import kind ``contacts``), keyed by the contact's external id."""
+
+    kind = "contacts"
+
+    def current(self, organization: Any, external_ids: list[str]) -> dict[str, dict[str, str]]:
+        from accounts.models import Contact
+
+        found: dict[str, dict[str, str]] = {}
+        rows = (
+            Contact.objects.for_org(organization)
+            .filter(external_id__in=external_ids)
+            .values("external_id", "account__external_id", "name", "email", "title", "roles", "is_active")
+        )
+        for row in rows:
+            found[row["external_id"]] = {
+                "external_id": row["external_id"],
+                "account_external_id": _cell(row["account__external_id"]),
+                "name": row["name"],
+                "email": row["email"],
+                "title": row["title"],
+                "roles": "|".join(row["roles"] or []),
+                "active": "true" if row["is_active"] else "false",
+            }
+        return found
+
+
+class ContractsTarget(Target):
+    """Contracts (``contracts`` import kind: one row per contract line), keyed by contract number.
+
+    ``current`` answers a contract's head cells (account, dates, status, seats): line cells are always
+    the vendor's (a contract's rows replace its lines)."""
+
+    kind = "contracts"
+
+    def current(self, organization: Any, external_ids: list[str]) -> dict[str, dict[str, str]]:
+        from accounts.models import Contract
+
+        rows = (
+            Contract.objects.for_org(organization)
+            .filter(number__in=external_ids)
+            .values("number", "account__external_id", "start_date", "end_date", "status", "seats")
+        )
+        return {
+            row["number"]: {
+                "account_external_id": _cell(row["account__external_id"]),
+                "contract_number": row["number"],
+                "start_date": _cell(row["start_date"]),
+                "end_date": _cell(row["end_date"]),
+                "status": row["status"],
+                "seats": _cell(row["seats"]),
+            }
+            for row in rows
+        }
+
+
+register_target(ContactsTarget())
+register_target(ContractsTarget())

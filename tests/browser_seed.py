@@ -168,7 +168,7 @@ def seed(slug: str = "acme") -> Seeded:
     from integrations.services import create_connection
 
     hubspot = create_connection(org, kind="hubspot", name="HubSpot", credentials={"access_token": "pat-demo"})
-    sync = hubspot.syncs.get()
+    sync = hubspot.syncs.get(object_name="companies")
     out.object_sync = sync.pk
     run = SyncRun.all_orgs.create(
         organization=org, sync=sync, status="succeeded", fetched=12, created=11, failed=1, started_at=now,

@@ -37,7 +37,7 @@ def test_credentials_are_write_only_and_never_answered(org, api, hubspot):
     assert created.status_code == 201, created.json()
     body = created.json()
     assert body["has_credentials"] is True and body["credential_keys"] == ["access_token"]
-    assert [s["object_name"] for s in body["syncs"]] == ["companies"]
+    assert [s["object_name"] for s in body["syncs"]] == ["companies", "contacts", "deals"]
     pk = body["id"]
     answers = [
         created,
@@ -53,7 +53,7 @@ def test_credentials_are_write_only_and_never_answered(org, api, hubspot):
         content = b"".join(response.streaming_content) if response.streaming else response.content
         assert TOKEN.encode() not in content and b'access_token":' not in content
     tested = answers[5].json()
-    assert tested == {"ok": True, "message": "Connected: HubSpot answered the companies API."}
+    assert tested == {"ok": True, "message": "Connected: HubSpot answered the companies API (portal 4512345)."}
     # Replaced, never shown: a new token replaces the old one whole.
     admin.patch(f"{API}/integrations/{pk}/", {"credentials": {"access_token": "pat-new"}}, format="json")
     assert Connection.objects.for_org(org).get(pk=pk).credentials == {"access_token": "pat-new"}
@@ -71,7 +71,7 @@ def test_internal_base_url_is_refused_at_the_door(org, api, settings):
 
 def test_mapping_errors_are_reported_by_path(org, api):
     connection = services.create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"})
-    sync = connection.syncs.get()
+    sync = connection.syncs.get(object_name="companies")
     bad = {"fields": [{"target": "name", "source": "properties.name"}, {"target": "nope", "source": ""},
                       {"target": "employees", "source": "properties.n", "transform": "roman"}]}  # fmt: skip
     response = api(org, "admin").patch(f"{API}/integration-syncs/{sync.pk}/", {"mapping": bad}, format="json")
@@ -91,7 +91,7 @@ def test_mapping_errors_are_reported_by_path(org, api):
 def test_only_admins_test_and_run(org, api, role, make_member):
     user = make_member(org, role).user
     connection = services.create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"})
-    sync = connection.syncs.get()
+    sync = connection.syncs.get(object_name="companies")
     client = api(org, role, user)
     assert client.get(f"{API}/integrations/{connection.pk}/").status_code == 200
     assert client.post(f"{API}/integrations/{connection.pk}/test/").status_code == 403
@@ -101,7 +101,7 @@ def test_only_admins_test_and_run(org, api, role, make_member):
 
 def test_run_queues_one_run_and_sync_runs_list_its_errors(org, api, django_capture_on_commit_callbacks):
     connection = services.create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"})
-    sync = connection.syncs.get()
+    sync = connection.syncs.get(object_name="companies")
     admin = api(org, "admin")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         started = admin.post(f"{API}/integration-syncs/{sync.pk}/run/", {"mode": "dry_run"}, format="json")

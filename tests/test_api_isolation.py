@@ -43,7 +43,7 @@ def connection(org: Any) -> Any:
 def integration_sync(org: Any) -> Any:
     from integrations.models import ObjectSync
 
-    return ObjectSync.all_orgs.get(connection=connection(org))
+    return ObjectSync.all_orgs.get(connection=connection(org), object_name="companies")
 
 
 def sync_run(org: Any) -> Any:

@@ -106,7 +106,7 @@ def build_sync_runs(org: Any, n: int, owner: Any) -> None:
     from integrations.models import Connection, SyncRecordError, SyncRun
 
     build_connections(org, 1, owner)
-    sync = Connection.all_orgs.filter(organization=org).order_by("-pk").first().syncs.get()
+    sync = Connection.all_orgs.filter(organization=org).order_by("-pk").first().syncs.get(object_name="companies")
     for _ in range(n):
         run = SyncRun.all_orgs.create(organization=org, sync=sync, status="succeeded")
         SyncRecordError.all_orgs.create(organization=org, run=run, object_name="companies", external_id="1",

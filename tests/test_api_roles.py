@@ -94,7 +94,7 @@ RESOURCES = [
                            "responded_at": "2026-11-02T09:00:00Z"}, {"comment": "Edited"}),
     Resource("integrations", lambda o, u: _connection(o), lambda o, u: {"kind": "hubspot", "name": f"HS {_n()}",
              "credentials": {"access_token": "pat-x"}}, {"name": "Renamed"}, owner_scoped=False),
-    Resource("integration-syncs", lambda o, u: _connection(o).syncs.get(),
+    Resource("integration-syncs", lambda o, u: _connection(o).syncs.get(object_name="companies"),
              lambda o, u: {"connection": _bare_connection(o).pk, "object_name": "companies"},
              {"interval_minutes": 30}, owner_scoped=False),
     Resource("email-templates", lambda o, u: _email_template(o), lambda o, u: {"name": "Check-in", "subject": "Hi",

@@ -120,7 +120,9 @@ def test_rendered_pages_carry_no_inline_code(client, org, alice):
     account = AccountFactory(organization=org, owner=alice)
     from integrations.services import create_connection
 
-    sync = create_connection(org, kind="hubspot", name="HubSpot", credentials={"access_token": "t"}).syncs.get()
+    sync = create_connection(org, kind="hubspot", name="HubSpot", credentials={"access_token": "t"}).syncs.get(
+        object_name="companies"
+    )
     client.force_login(alice)
     for url in (
         reverse("admin-connectors", args=[org.slug]),

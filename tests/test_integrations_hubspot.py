@@ -123,8 +123,8 @@ def test_second_sync_fetches_only_changed_records(org, conn, hubspot):
     second = run(companies(conn))
     assert second.status == JobStatus.SUCCEEDED
     assert (second.fetched, second.created, second.updated) == (4, 1, 3)
-    assert len(hubspot.requests) - before == 1  # one search page
-    assert hubspot.requests[-1][1] == "/crm/v3/objects/companies/search"
+    assert len(hubspot.requests) - before == 2  # one search page, one page of archived companies
+    assert hubspot.requests[-2][1] == "/crm/v3/objects/companies/search"
     assert Account.objects.for_org(org).get(external_id="0077").industry == "Software"
     third = run(companies(conn))
     assert third.fetched == 0  # the watermark moved past the newest change

@@ -34,7 +34,7 @@ def test_connect_test_dry_run_and_sync_from_the_page(client, org, alice, django_
         action = reverse("admin-connection-action", args=[org.slug, connection.pk])
         tested = client.post(action, {"action": "test"}, follow=True).content.decode()
         assert "Connected: HubSpot answered" in tested
-        sync = ObjectSync.objects.for_org(org).get()
+        sync = ObjectSync.objects.for_org(org).get(object_name="companies")
         sync_action = reverse("admin-connector-sync-action", args=[org.slug, sync.pk])
         with django_capture_on_commit_callbacks(execute=False):
             client.post(sync_action, {"action": "dry_run"})
@@ -54,7 +54,9 @@ def test_connect_test_dry_run_and_sync_from_the_page(client, org, alice, django_
 def test_mapping_editor_reports_errors_by_path_and_keeps_the_text(client, org, alice):
     from integrations.services import create_connection
 
-    sync = create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"}).syncs.get()
+    sync = create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"}).syncs.get(
+        object_name="companies"
+    )
     client.force_login(alice)
     url = reverse("admin-connector-sync", args=[org.slug, sync.pk])
     page = client.get(url).content.decode()
@@ -81,7 +83,9 @@ def test_only_admins_open_the_pages(client, org, make_member, role):
 def test_another_organizations_sync_is_a_404(client, org, other_org, alice):
     from integrations.services import create_connection
 
-    theirs = create_connection(other_org, kind="hubspot", name="HS", credentials={"access_token": "t"}).syncs.get()
+    theirs = create_connection(other_org, kind="hubspot", name="HS", credentials={"access_token": "t"}).syncs.get(
+        object_name="companies"
+    )
     client.force_login(alice)
     assert client.get(reverse("admin-connector-sync", args=[org.slug, theirs.pk])).status_code == 404
     action = reverse("admin-connector-sync-action", args=[org.slug, theirs.pk])

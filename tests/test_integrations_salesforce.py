@@ -225,7 +225,7 @@ def test_push_back_sends_only_changed_accounts_at_most_200_a_request(org, conn, 
     from django.utils import timezone
 
     from health.models import HealthScore
-    from integrations.models import PushedValues
+    from integrations.models import PushState
     from integrations.salesforce_push import push_accounts
     from renewals.models import Renewal
 
@@ -257,7 +257,7 @@ def test_push_back_sends_only_changed_accounts_at_most_200_a_request(org, conn, 
     assert sf.records["Account"][sfid("Account", 245)]["Retain_Health_Score__c"] is None
     error = SyncRecordError.objects.for_org(org).get(run=first)
     assert error.external_id == sfid("Account", 250) and "ENTITY_IS_DELETED" in error.reason
-    assert PushedValues.objects.for_org(org).filter(connection=conn).count() == 249
+    assert PushState.objects.for_org(org).filter(connection=conn).count() == 249
 
     sf.pushed.clear()
     second = push_accounts(conn, sleep=lambda s: None)

@@ -147,6 +147,12 @@ class Connector:
         ``data["_malformed"] = reason``: the framework lists it."""
         raise NotImplementedError
 
+    @classmethod
+    def record_link(cls, connection: Connection, object_name: str, external_id: str) -> tuple[str, str]:
+        """``(label, url)`` of a synced record in the vendor's web app (Account 360's "source" panel);
+        ``url`` is empty when the connector cannot build one. Optional."""
+        return f"{cls.label} {object_name} {external_id}", ""
+
     def push(self, spec: ObjectSpec, rows: list[dict[str, Any]]) -> PushResult:
         """Send Retain's values to the vendor (directions push/both). Optional."""
         raise ConnectorError(f"{self.label} does not push {spec.name} yet.")

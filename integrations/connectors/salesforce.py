@@ -61,7 +61,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cs_platform.outbound import OutboundRefused, ResponseTooLarge
-from integrations import targets_crm  # noqa: F401 - registers the contacts and contracts targets
 
 from .base import Connector, ConnectorError, ObjectSpec, Page, RateLimit, Record, register
 
