@@ -7,7 +7,10 @@ import importlib
 __all__ = ["BUILTIN", "autodiscover"]
 
 #: Connector modules imported at start-up (each registers its class with ``base.register``).
-BUILTIN = ("integrations.connectors.hubspot",)
+BUILTIN = (
+    "integrations.connectors.hubspot",
+    "integrations.connectors.zendesk",
+)
 
 
 def autodiscover() -> None:
