@@ -4,7 +4,7 @@ from django.db import models
 
 from cs_platform.choices import JobStatus
 
-__all__ = ["ConnectionStatus", "Direction", "JobStatus", "RunMode", "RunTrigger"]
+__all__ = ["ConnectionStatus", "Direction", "JobStatus", "RunMode", "RunTrigger", "WebhookOutcome"]
 
 
 class ConnectionStatus(models.TextChoices):
@@ -28,3 +28,15 @@ class RunMode(models.TextChoices):
 class RunTrigger(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
     MANUAL = "manual", "Manual"
+    WEBHOOK = "webhook", "Webhook (the day's events)"
+
+
+class WebhookOutcome(models.TextChoices):
+    """What became of one event received by a connector's webhook (Stripe)."""
+
+    APPLIED = "applied", "Applied"
+    UNCHANGED = "unchanged", "Already there"
+    STALE = "stale", "Older than an event already applied"
+    UNMATCHED = "unmatched", "No account matched"
+    FAILED = "failed", "Refused by the import"
+    IGNORED = "ignored", "Not an event Retain uses"

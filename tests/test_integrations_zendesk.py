@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from .factories import AccountFactory
 from health.models import Ticket, TicketPriority, TicketStatus
 from integrations import services
 from integrations.choices import JobStatus, RunMode
 from integrations.models import ObjectSync, SyncRecordError, SyncRun
 from integrations.sync import execute_run
 
+from .factories import AccountFactory
 from .fake_zendesk import EMAIL, EXPORT, TOKEN, FakeZendesk
 
 pytestmark = pytest.mark.django_db(transaction=False)

@@ -10,6 +10,7 @@ __all__ = ["BUILTIN", "autodiscover"]
 BUILTIN = (
     "integrations.connectors.hubspot",
     "integrations.connectors.zendesk",
+    "integrations.connectors.stripe",
 )
 
 
