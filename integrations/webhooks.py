@@ -270,9 +270,7 @@ def _record_error(run: SyncRun, reference: str, field: str, reason: str, event: 
         excerpt={
             "event": event["id"],
             "type": event["type"],
-            "customer": str(
-                obj.get("customer") if not isinstance(obj.get("customer"), dict) else obj["customer"].get("id")
-            )[:120],
+            "customer": str(customer.get("id") if isinstance(customer, dict) else customer or "")[:120],
             "customer_email": str(obj.get("customer_email") or "")[:120],
         },
     )
