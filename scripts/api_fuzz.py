@@ -74,7 +74,8 @@ from health.inbound import enable_hook, hook_secret
 from integrations import services
 org = Organization.objects.get(slug="demo")
 _, write_key = WriteKey.issue(organization=org, name="api-fuzz")
-services.create_connection(org, kind="stripe", name="Stripe (fuzz)", credentials={{"signing_secret": "{STRIPE_FUZZ_SECRET}"}})
+secret = "{STRIPE_FUZZ_SECRET}"
+services.create_connection(org, kind="stripe", name="Stripe (fuzz)", credentials={{"signing_secret": secret}})
 print(json.dumps({{"write_key": write_key, "tracker": hook_secret(enable_hook(org.pk, "tracker")),
                   "helpdesk": hook_secret(enable_hook(org.pk, "helpdesk"))}}))
 """
