@@ -118,6 +118,12 @@ def _event(body: bytes) -> dict[str, Any]:
         raise Refused(400, "The body is not valid JSON.", "invalid_json") from None
     if not isinstance(data, dict):
         raise Refused(400, "The body must be a Stripe event object.", "invalid_payload")
+    try:  # what Postgres cannot store: NUL characters, unpaired UTF-16 surrogates
+        stored = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise Refused(400, "The body holds an unpaired UTF-16 surrogate.", "invalid_payload") from None
+    if b"\\u0000" in stored or b"\x00" in stored:
+        raise Refused(400, "The body holds a NUL character.", "invalid_payload")
     event_id, event_type = data.get("id"), data.get("type")
     obj = (data.get("data") or {}).get("object") if isinstance(data.get("data"), dict) else None
     if not isinstance(event_id, str) or not event_id or len(event_id) > 120:

@@ -202,6 +202,10 @@ def test_refusals_before_processing(org, other_org, conn, accounts):
     assert r.status_code == 400 and r.json()["code"] == "invalid_payload"
     r = post(org, [1, 2])
     assert r.status_code == 400 and r.json()["code"] == "invalid_payload"
+    r = post(org, event("invoice.paid", {"id": "in_\u0000"}))
+    assert r.status_code == 400 and r.json()["code"] == "invalid_payload"  # Postgres cannot store NUL
+    r = post(org, '{"id": "evt_s", "type": "invoice.paid", "data": {"object": {"id": "\\ud800"}}}')
+    assert r.status_code == 400 and r.json()["code"] == "invalid_payload"
     r = post(org, event("charge.succeeded", {"id": "ch_1"}))
     assert r.status_code == 200 and r.json()["outcome"] == "ignored"
     assert not Invoice.objects.for_org(org).exists()
