@@ -260,3 +260,19 @@ def test_the_connection_test_checks_the_secret(org, conn):
     services.update_connection(conn, credentials={"signing_secret": "sk_live_oops"})
     ok, message = services.test_connection(conn)
     assert not ok and "whsec_" in message
+
+
+def test_the_admin_connects_stripe_from_the_page_and_sees_the_webhook_run(client, org, alice, accounts):
+    from django.urls import reverse
+
+    client.force_login(alice)
+    url = reverse("admin-connectors", args=[org.slug])
+    response = client.post(url, {"kind": "stripe", "name": "Stripe", "base_url": "https://api.stripe.com",
+                                 "cred_signing_secret": SECRET})  # fmt: skip
+    assert response.status_code == 302
+    page = client.get(url).content.decode()
+    assert SECRET not in page and "signing_secret set (never shown)" in page
+    post(org, event("invoice.finalized", invoice("in_u", email="ap@nowhere.example")))
+    sync = SyncRun.objects.for_org(org).get().sync
+    detail = client.get(reverse("admin-connector-sync", args=[org.slug, sync.pk])).content.decode()
+    assert "in_u" in detail and "nowhere.example" in detail  # the unmatched invoice, listed for the admin
