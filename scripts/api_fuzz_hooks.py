@@ -1,10 +1,11 @@
 """schemathesis hooks of the inbound run of scripts/api_fuzz.py (``SCHEMATHESIS_HOOKS=api_fuzz_hooks``).
 
 The inbound webhooks authenticate each request by a signature of its exact body, which no schema-driven
-generator can compute: this hook signs every generated request whose signature header the generator made
-well-formed (the positive cases), over the bytes actually sent (a ``requests`` auth runs after the body is
-serialized), so the fuzzer gets past the signature and exercises validation. A header the generator left
-out or made malformed (the negative cases) is sent as it is: the endpoint must refuse it (401/400).
+generator can compute: this hook replaces the signature header of every generated request that carries one
+by the right signature over the bytes actually sent (a ``requests`` auth runs after the body is serialized),
+so the fuzzer gets past the signature and exercises validation. The document declares the header as a plain
+required string (its format is in the description), so negative cases mutate the body, not the header; a
+case that leaves the header out is sent without one and must be refused (401/400).
 
 Secrets come from the environment: ``RETAIN_FUZZ_TRACKER_SECRET``, ``RETAIN_FUZZ_HELPDESK_SECRET`` (the
 hooks' derived secrets) and ``RETAIN_FUZZ_STRIPE_SECRET`` (the Stripe connection's signing secret).
@@ -15,20 +16,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 import time
 from typing import Any
 
 import schemathesis
 from requests.auth import AuthBase
 
-HUB = re.compile(r"^sha256=[0-9a-f]{64}$")
-STRIPE = re.compile(r"^t=[0-9]{10},v1=[0-9a-f]{64}$")
-#: path suffix → (header, its well-formed pattern, secret variable, Stripe's scheme)
+#: path suffix → (header, secret variable, Stripe's scheme)
 SIGNED = {
-    "/tracker/": ("X-Hub-Signature", HUB, "RETAIN_FUZZ_TRACKER_SECRET", False),
-    "/helpdesk/": ("X-Hub-Signature", HUB, "RETAIN_FUZZ_HELPDESK_SECRET", False),
-    "/stripe/": ("Stripe-Signature", STRIPE, "RETAIN_FUZZ_STRIPE_SECRET", True),
+    "/tracker/": ("X-Hub-Signature", "RETAIN_FUZZ_TRACKER_SECRET", False),
+    "/helpdesk/": ("X-Hub-Signature", "RETAIN_FUZZ_HELPDESK_SECRET", False),
+    "/stripe/": ("Stripe-Signature", "RETAIN_FUZZ_STRIPE_SECRET", True),
 }
 
 
@@ -53,10 +51,10 @@ class Sign(AuthBase):
 
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
-    for suffix, (header, pattern, variable, stripe) in SIGNED.items():
+    for suffix, (header, variable, stripe) in SIGNED.items():
         if not case.operation.path.endswith(suffix):
             continue
         value = (case.headers or {}).get(header)
-        if isinstance(value, str) and pattern.match(value) and os.environ.get(variable):
+        if isinstance(value, str) and os.environ.get(variable):
             kwargs["auth"] = Sign(header, os.environ[variable], stripe)
         return
