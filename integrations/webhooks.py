@@ -133,7 +133,7 @@ def _event(body: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise Refused(400, "The event has no data.object.", "invalid_payload")
     created = data.get("created")
-    if created is not None and (isinstance(created, bool) or not isinstance(created, int)):
+    if "created" in data and (isinstance(created, bool) or not isinstance(created, int)):
         raise Refused(400, "The event's created is not a Unix timestamp.", "invalid_payload")
     return data
 

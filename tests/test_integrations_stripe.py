@@ -200,6 +200,8 @@ def test_refusals_before_processing(org, other_org, conn, accounts):
     assert r.status_code == 400 and r.json()["code"] == "invalid_json"
     r = post(org, {"id": "evt_1", "type": "invoice.paid"})
     assert r.status_code == 400 and r.json()["code"] == "invalid_payload"
+    r = post(org, {**event("invoice.paid", invoice()), "created": None})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_payload"
     r = post(org, [1, 2])
     assert r.status_code == 400 and r.json()["code"] == "invalid_payload"
     r = post(org, event("invoice.paid", {"id": "in_\u0000"}))
