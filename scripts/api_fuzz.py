@@ -346,7 +346,9 @@ def main() -> int:
         for slug, accounts in ORGS.items():
             manage(env, "seed_demo", "--org", slug, "--accounts", str(accounts), "--verbosity", "0")
             keys[slug] = manage(env, "create_api_key", slug, "--role", "admin", "--name", "api-fuzz").split()[-1]
-        inbound = json.loads(manage(env, "shell", "-c", INBOUND_SEED).strip().splitlines()[-1])
+        inbound: dict[str, str] = {}
+        if args.inbound_only or not args.extra:  # a run narrowed by -- arguments has no inbound run
+            inbound = json.loads(manage(env, "shell", "-c", INBOUND_SEED).strip().splitlines()[-1])
         roles = {} if args.admin_only or args.inbound_only else ROLE_RUNS
         for identity, key_args in roles.items():
             keys[identity] = manage(env, "create_api_key", "demo", *key_args, "--name", "api-fuzz").split()[-1]
