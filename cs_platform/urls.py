@@ -14,6 +14,7 @@ from health.api.urls import router as health_router
 from health.inbound_urls import admin_urlpatterns as inbound_admin_urlpatterns
 from health.inbound_urls import hook_urlpatterns
 from integrations.api.urls import router as integrations_router
+from integrations.hook_urls import hook_urlpatterns as connector_hook_urlpatterns
 from playbooks.api.urls import router as playbooks_router
 from playbooks.work_admin_urls import unsubscribe_urlpatterns
 from renewals.api.urls import router as renewals_router
@@ -81,6 +82,7 @@ urlpatterns = [
     path("v1/", include("health.ingest_urls")),  # Segment-compatible event ingestion
     # Inbound webhooks (issue tracker, helpdesk): public, authenticated by each organization's signing secret.
     path("hooks/", include(hook_urlpatterns)),
+    path("hooks/", include(connector_hook_urlpatterns)),  # Stripe's signed events (integrations.webhooks)
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI with its init script as a file (no inline script under the Content-Security-Policy). ReDoc is
     # not served: it pulls web fonts from a third-party host and injects inline styles; its old address

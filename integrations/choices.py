@@ -13,6 +13,7 @@ __all__ = [
     "JobStatus",
     "RunMode",
     "RunTrigger",
+    "WebhookOutcome",
 ]
 
 
@@ -37,6 +38,7 @@ class RunMode(models.TextChoices):
 class RunTrigger(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
     MANUAL = "manual", "Manual"
+    WEBHOOK = "webhook", "Webhook (the day's events)"
 
 
 class InboundSource(models.TextChoices):
@@ -59,3 +61,14 @@ class CapturedEmailStatus(models.TextChoices):
     MATCHED = "matched", "On an account's timeline"
     UNMATCHED = "unmatched", "Unmatched"
     DISCARDED = "discarded", "Discarded"
+
+
+class WebhookOutcome(models.TextChoices):
+    """What became of one event received by a connector's webhook (Stripe)."""
+
+    APPLIED = "applied", "Applied"
+    UNCHANGED = "unchanged", "Already there"
+    STALE = "stale", "Older than an event already applied"
+    UNMATCHED = "unmatched", "No account matched"
+    FAILED = "failed", "Refused by the import"
+    IGNORED = "ignored", "Not an event Retain uses"

@@ -23,6 +23,7 @@ from .choices import (
     JobStatus,
     RunMode,
     RunTrigger,
+    WebhookOutcome,
 )
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "PushState",
     "SyncRecordError",
     "SyncRun",
+    "VendorCustomer",
+    "WebhookEvent",
 ]
 
 
@@ -321,3 +324,57 @@ class PushState(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"{self.connection_id}:{self.account_id} {self.digest[:8]}"
+
+
+# --- Inbound connector webhooks (Stripe) ------------------------------------------------------------------
+
+
+class WebhookEvent(OrgScopedModel):
+    """One event a vendor pushed to a connection's webhook (``/hooks/<org>/stripe/``), once per event id:
+    a replayed delivery finds its row and changes nothing. ``event_created`` orders the events of one
+    object (``reference``, the invoice id): an event older than one already applied is ``stale``."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="webhook_events")
+    event_id = models.CharField(max_length=120)
+    event_type = models.CharField(max_length=80)
+    event_created = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=WebhookOutcome.choices)
+    reference = models.CharField(max_length=120, blank=True, default="")
+    reason = models.CharField(max_length=500, blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "connection", "event_id"], name="integrations_webhook_event_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "connection", "reference"], name="integrations_webhook_ref"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}: {self.outcome}"
+
+
+class VendorCustomer(OrgScopedModel):
+    """A vendor's customer (a Stripe ``cus_…``) linked to an account's external id, learned from the
+    customer's metadata in ``customer.created``/``customer.updated`` events; invoices of the customer
+    land on that account."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="vendor_customers")
+    customer_id = models.CharField(max_length=120)
+    account_external_id = models.CharField(max_length=120, blank=True, default="")
+    email = models.CharField(max_length=254, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(OrgScopedModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "connection", "customer_id"], name="integrations_vendor_customer_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} → {self.account_external_id or '?'}"

@@ -160,3 +160,61 @@ class ContractsTarget(Target):
 
 register_target(ContactsTarget())
 register_target(ContractsTarget())
+
+
+# --- Zendesk / Stripe helper: tickets and invoices (health signals) ---------------------------------------
+
+
+class TicketsTarget(Target):
+    """Support tickets (the ``tickets`` import kind of ``health``): the ticket signal."""
+
+    kind = "tickets"
+
+    def current(self, organization: Any, external_ids: list[str]) -> dict[str, dict[str, str]]:
+        from health.models import Ticket
+
+        rows = (
+            Ticket.objects.for_org(organization)
+            .filter(external_id__in=external_ids)
+            .values("external_id", "account__external_id", "opened_at", "priority", "status", "resolved_at")
+        )
+        return {
+            row["external_id"]: {
+                "external_id": row["external_id"],
+                "account_external_id": _cell(row["account__external_id"]),
+                "opened_at": _cell(row["opened_at"]),
+                "priority": _cell(row["priority"]),
+                "status": _cell(row["status"]),
+                "resolved_at": _cell(row["resolved_at"]),
+            }
+            for row in rows
+        }
+
+
+class InvoicesTarget(Target):
+    """Invoices (the ``invoices`` import kind of ``health``): the financial signal."""
+
+    kind = "invoices"
+
+    def current(self, organization: Any, external_ids: list[str]) -> dict[str, dict[str, str]]:
+        from health.models import Invoice
+
+        rows = (
+            Invoice.objects.for_org(organization)
+            .filter(external_id__in=external_ids)
+            .values("external_id", "account__external_id", "due_date", "amount", "paid_at")
+        )
+        return {
+            row["external_id"]: {
+                "external_id": row["external_id"],
+                "account_external_id": _cell(row["account__external_id"]),
+                "due_date": _cell(row["due_date"]),
+                "amount": _cell(row["amount"]),
+                "paid_at": _cell(row["paid_at"]),
+            }
+            for row in rows
+        }
+
+
+register_target(TicketsTarget())
+register_target(InvoicesTarget())

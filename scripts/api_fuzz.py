@@ -61,6 +61,24 @@ EXCLUDED_CHECKS = {
     "positive_data_acceptance",
 }
 PHASES = "examples,coverage,fuzzing"  # as the admin; then the stateful phase apart (STATEFUL_ARGS)
+#: The inbound endpoints outside /api/ (event ingestion, signed webhooks): their own hand-written document,
+#: fuzzed in one more run with the write key (HTTP Basic) and a hook signing each body (api_fuzz_hooks.py).
+INBOUND_DOCUMENT = ROOT / "docs" / "openapi-inbound.yaml"
+INBOUND_EXAMPLES = 6
+STRIPE_FUZZ_SECRET = "whsec_api_fuzz_0123456789abcdef"
+INBOUND_SEED = f"""
+import json
+from accounts.models import Organization
+from cs_platform.organizations import WriteKey
+from health.inbound import enable_hook, hook_secret
+from integrations import services
+org = Organization.objects.get(slug="demo")
+_, write_key = WriteKey.issue(organization=org, name="api-fuzz")
+secret = "{STRIPE_FUZZ_SECRET}"
+services.create_connection(org, kind="stripe", name="Stripe (fuzz)", credentials={{"signing_secret": secret}})
+print(json.dumps({{"write_key": write_key, "tracker": hook_secret(enable_hook(org.pk, "tracker")),
+                  "helpdesk": hook_secret(enable_hook(org.pk, "helpdesk"))}}))
+"""
 
 
 def say(message: str) -> None:
@@ -104,7 +122,7 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def wait_for(url: str, server: subprocess.Popen, timeout: float = 300) -> None:
+def wait_for(url: str, server: subprocess.Popen, timeout: float = 300, *, any_answer: bool = False) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -113,6 +131,9 @@ def wait_for(url: str, server: subprocess.Popen, timeout: float = 300) -> None:
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError:
+            if any_answer:  # the server answers (a 405 from a POST-only endpoint)
+                return
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
@@ -254,6 +275,36 @@ def summarize(identity: str, report: dict, operations: set[str], seconds: float)
     return sorted(operations - report["exercised"])
 
 
+def run_inbound(base: str, inbound: dict[str, str], env: dict[str, str], workdir: Path, report_dir: Path,
+                args: argparse.Namespace) -> int:  # fmt: skip
+    """The inbound endpoints (docs/openapi-inbound.yaml): ingestion with the write key, the hooks signed by
+    api_fuzz_hooks.py. Every check but positive_data_acceptance (the endpoints' meaning-level refusals: an
+    unknown account, an unmapped status, a malformed event inside a batch)."""
+    for old in report_dir.glob("*.ndjson"):
+        old.unlink()
+    hook_env = {
+        **env,
+        "SCHEMATHESIS_HOOKS": "api_fuzz_hooks",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "scripts"), env.get("PYTHONPATH", "")])),
+        "RETAIN_FUZZ_TRACKER_SECRET": inbound["tracker"],
+        "RETAIN_FUZZ_HELPDESK_SECRET": inbound["helpdesk"],
+        "RETAIN_FUZZ_STRIPE_SECRET": STRIPE_FUZZ_SECRET,
+    }
+    command = [
+        str(BIN / "schemathesis"), "run", str(INBOUND_DOCUMENT), "--url", base,
+        "--auth", f"{inbound['write_key']}:",
+        "--checks", "all", "--exclude-checks", ",".join(sorted(EXCLUDED_CHECKS)),
+        "--phases", PHASES, "--seed", str(args.seed), "--max-examples", str(INBOUND_EXAMPLES),
+        "--workers", "1", "--generation-database", "none", "--request-timeout", "60",
+        "--report", "junit,ndjson", "--report-dir", str(report_dir), "--no-color",
+    ]  # fmt: skip
+    say("run inbound: schemathesis run docs/openapi-inbound.yaml (write key; signed hooks)")
+    started = time.monotonic()
+    code = subprocess.run(command, cwd=workdir, env=hook_env, check=False).returncode
+    say(f"run inbound: schemathesis exited with {code} after {time.monotonic() - started:.0f} s")
+    return code
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--max-examples", type=int, default=8)
@@ -263,6 +314,7 @@ def main() -> int:
     parser.add_argument("--database-name", default=None, help="the fuzz database (default: DATABASE_URL's + _fuzz)")
     parser.add_argument("--stateful-examples", type=int, default=60, help="stateful scenarios per identity")
     parser.add_argument("--admin-only", action="store_true", help="skip the viewer and csm runs")
+    parser.add_argument("--inbound-only", action="store_true", help="only the inbound endpoints' run")
     parser.add_argument("extra", nargs="*", help="arguments for `schemathesis run` (after --)")
     args = parser.parse_args()
 
@@ -279,6 +331,8 @@ def main() -> int:
         CELERY_BROKER_URL="memory://",  # tasks are queued and never run: no worker, no outbound call
         API_RATE_LIMIT="1000000/min",  # the fuzzer is one client sending thousands of requests
         PYTHONUNBUFFERED="1",
+        INBOUND_HOOK_RATE="1000000/min",
+        STRIPE_WEBHOOK_RATE="1000000/min",
     )
     env.pop("RETAIN_ENV", None)
 
@@ -292,7 +346,10 @@ def main() -> int:
         for slug, accounts in ORGS.items():
             manage(env, "seed_demo", "--org", slug, "--accounts", str(accounts), "--verbosity", "0")
             keys[slug] = manage(env, "create_api_key", slug, "--role", "admin", "--name", "api-fuzz").split()[-1]
-        roles = {} if args.admin_only else ROLE_RUNS
+        inbound: dict[str, str] = {}
+        if args.inbound_only or not args.extra:  # a run narrowed by -- arguments has no inbound run
+            inbound = json.loads(manage(env, "shell", "-c", INBOUND_SEED).strip().splitlines()[-1])
+        roles = {} if args.admin_only or args.inbound_only else ROLE_RUNS
         for identity, key_args in roles.items():
             keys[identity] = manage(env, "create_api_key", "demo", *key_args, "--name", "api-fuzz").split()[-1]
 
@@ -305,6 +362,11 @@ def main() -> int:
             cwd=ROOT,
             env=env,
         )
+        if args.inbound_only:
+            wait_for(f"{base}/hooks/demo/stripe/", server, any_answer=True)
+            return run_inbound(
+                base, inbound, env, workdir, (args.report_dir or ROOT / "var" / "api-fuzz") / "inbound", args
+            )
         wait_for(f"{base}/api/schema/", server)
         operations = schema_operations(base)
 
@@ -329,7 +391,11 @@ def main() -> int:
                 STATEFUL_ARGS,
                 report_root / identity.removeprefix("demo-"),
             )
-        status = 0
+        if args.extra:  # a run narrowed by arguments after -- is about /api/schema/'s operations only
+            say("inbound run skipped: the run was narrowed by arguments after --")
+            status = 0
+        else:
+            status = run_inbound(base, inbound, env, workdir, report_root / "inbound", args)
         reports: dict[str, list[dict]] = {}
         seconds: dict[str, float] = {}
         for name, (identity, phases, phase_examples, run_args, report_dir) in runs.items():

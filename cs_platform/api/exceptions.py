@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 NON_FIELD = "non_field_errors"
 #: Paths whose errors are JSON even when no DRF view answers (no route matched, body too large, a crash).
-API_PREFIXES = ("/api/",)
+API_PREFIXES = ("/api/", "/hooks/")
 
 
 class Conflict(exceptions.APIException):

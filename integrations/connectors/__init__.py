@@ -10,6 +10,8 @@ __all__ = ["BUILTIN", "autodiscover"]
 BUILTIN = (
     "integrations.connectors.hubspot",
     "integrations.connectors.salesforce",
+    "integrations.connectors.zendesk",
+    "integrations.connectors.stripe",
 )
 
 
