@@ -8,7 +8,10 @@ the app on a local port in this process and drives Debian's /usr/bin/chromium (n
 
 - My book of the demo CSM with the most red accounts;
 - Account 360 of that CSM's largest red account;
-- Portfolio and Renewals, as the demo leader.
+- Portfolio and Renewals, as the demo leader;
+- with ``--integrations``: Admin → Connectors and the HubSpot companies sync page (history, a record that
+  could not be applied), as the demo admin, after a real sync from the test suite's local HubSpot
+  (``tests/fake_hubspot.py``; loopback is allowed to this process only, for that).
 
 Each PNG is the top of the page, at most ``--max-height`` CSS pixels tall. The files are overwritten.
 """
@@ -72,7 +75,10 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=300, help="accounts to seed when the demo is missing")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"), help="where the PNGs go")
     parser.add_argument("--max-height", type=int, default=3200, help="tallest capture, CSS pixels")
+    parser.add_argument("--integrations", action="store_true", help="also the Connectors pages (docs/integrations.md)")
     args = parser.parse_args()
+    if args.integrations:
+        os.environ["OUTBOUND_ALLOWED_NETWORKS"] = "127.0.0.0/8"  # the local HubSpot, in this process only
 
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop here
     import django
@@ -98,6 +104,14 @@ def main() -> int:
         ("portfolio", who["leader"], f"/o/{org.slug}/portfolio/"),
         ("renewals", who["leader"], f"/o/{org.slug}/renewals/"),
     ]
+    hubspot = None
+    if args.integrations:
+        hubspot, sync_id = connect_local_hubspot(org)
+        admin = demo_admin(org)
+        shots += [
+            ("connectors", admin, f"/o/{org.slug}/admin/integrations/connectors/"),
+            ("connector_sync", admin, f"/o/{org.slug}/admin/integrations/connectors/syncs/{sync_id}/"),
+        ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base, server = serve()
@@ -131,7 +145,38 @@ def main() -> int:
                 print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
         browser.close()
     server.shutdown()
+    if hubspot is not None:
+        hubspot.__exit__(None, None, None)
     return 0
+
+
+def demo_admin(org: object) -> object:
+    """The demo organization's first admin (Admin pages)."""
+    from accounts.models import Membership
+
+    return Membership.all_orgs.filter(organization=org, role="admin").order_by("pk").first().user
+
+
+def connect_local_hubspot(org: object) -> tuple[object, int]:
+    """A HubSpot connection of the demo to the test suite's local HubSpot (40 companies, one malformed),
+    tested and synced once, so the pages show a connection, a history and a record error."""
+    from integrations.models import Connection
+    from integrations.services import create_connection, start_run, test_connection
+    from integrations.sync import execute_run
+    from tests.fake_hubspot import TOKEN, FakeHubSpot
+
+    hubspot = FakeHubSpot().__enter__()
+    for i in range(1, 41):
+        hubspot.add_company(str(9000 + i), name=f"Northwind {i}", industry="Software")
+    hubspot.add_company("9999", name="Bad employees", numberofemployees="lots")
+    Connection.all_orgs.filter(organization=org, kind="hubspot").delete()
+    connection = create_connection(org, kind="hubspot", name="HubSpot", base_url=hubspot.url,
+                                   credentials={"access_token": TOKEN})  # fmt: skip
+    test_connection(connection)
+    sync = connection.syncs.get(object_name="companies")
+    execute_run(start_run(sync, mode="dry_run").pk)
+    execute_run(start_run(sync, mode="sync").pk)
+    return hubspot, sync.pk
 
 
 if __name__ == "__main__":
