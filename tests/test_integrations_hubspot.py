@@ -12,9 +12,10 @@ from django.db import connection as db
 from accounts.models import Account
 from integrations import services
 from integrations.choices import JobStatus, RunMode
-from integrations.models import Connection, ObjectSync, SyncRecordError, SyncRun
+from integrations.models import Connection, ObjectSync, SyncRecordError
 from integrations.sync import execute_run
 
+from .connector_helpers import connect, run
 from .fake_hubspot import TOKEN, FakeHubSpot
 
 pytestmark = pytest.mark.django_db(transaction=False)
@@ -33,24 +34,7 @@ def hubspot():
 
 @pytest.fixture
 def conn(org, hubspot, django_capture_on_commit_callbacks):
-    connection = services.create_connection(
-        org, kind="hubspot", name="HubSpot", base_url=hubspot.url, credentials={"access_token": TOKEN}
-    )
-    from cs_platform.outbound import _redis
-
-    parts = _redis()
-    if parts is not None:
-        parts[1].delete(f"retain:integrations:bucket:connection:{connection.pk}")
-    return connection
-
-
-def run(sync: ObjectSync, mode=RunMode.SYNC, sleeps=None, max_pages=1000) -> SyncRun:
-    sync.refresh_from_db()
-    r = services.start_run(sync, mode=mode)
-    done = execute_run(r.pk, max_pages=max_pages, sleep=(sleeps.append if sleeps is not None else lambda s: None))
-    r.refresh_from_db()
-    assert done or max_pages < 1000
-    return r
+    return connect(org, "hubspot", "HubSpot", hubspot.url, {"access_token": TOKEN})
 
 
 def companies(conn) -> ObjectSync:

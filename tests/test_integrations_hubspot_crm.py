@@ -12,9 +12,10 @@ from accounts.models import Account, Contact, Contract, ContractLine
 from health.models import HealthScore
 from integrations import services
 from integrations.choices import Direction, JobStatus, RunMode
-from integrations.models import ObjectSync, PushState, SyncRecordError, SyncRun
+from integrations.models import PushState, SyncRecordError, SyncRun
 from integrations.sync import execute_run
 
+from .connector_helpers import connect, run, sync_of
 from .fake_hubspot import TOKEN, FakeHubSpot
 
 pytestmark = pytest.mark.django_db(transaction=False)
@@ -33,27 +34,7 @@ def hubspot():
 
 @pytest.fixture
 def conn(org, hubspot):
-    connection = services.create_connection(
-        org, kind="hubspot", name="HubSpot", base_url=hubspot.url, credentials={"access_token": TOKEN}
-    )
-    from cs_platform.outbound import _redis
-
-    parts = _redis()
-    if parts is not None:
-        parts[1].delete(f"retain:integrations:bucket:connection:{connection.pk}")
-    return connection
-
-
-def sync_of(conn, name: str) -> ObjectSync:
-    return ObjectSync.objects.for_org(conn.organization).get(connection=conn, object_name=name)
-
-
-def run(sync: ObjectSync, mode=RunMode.SYNC, sleeps=None, max_pages=1000) -> SyncRun:
-    sync.refresh_from_db()
-    r = services.start_run(sync, mode=mode)
-    execute_run(r.pk, max_pages=max_pages, sleep=(sleeps.append if sleeps is not None else lambda s: None))
-    r.refresh_from_db()
-    return r
+    return connect(org, "hubspot", "HubSpot", hubspot.url, {"access_token": TOKEN})
 
 
 def test_contacts_land_with_their_company_association(org, conn, hubspot):

@@ -11,9 +11,10 @@ import pytest
 from accounts.models import Account, Contact, Contract
 from integrations import services
 from integrations.choices import JobStatus, RunMode
-from integrations.models import ObjectSync, SyncRecordError, SyncRun
+from integrations.models import SyncRecordError, SyncRun
 from integrations.sync import execute_run
 
+from .connector_helpers import connect, run, sync_of
 from .factories import MembershipFactory, UserFactory
 from .fake_salesforce import TOKEN, FakeSalesforce, sfid
 
@@ -36,28 +37,7 @@ def sf():
 
 @pytest.fixture
 def conn(org, sf):
-    connection = services.create_connection(
-        org, kind="salesforce", name="Salesforce", base_url=sf.url, credentials={"access_token": TOKEN}
-    )
-    from cs_platform.outbound import _redis
-
-    parts = _redis()
-    if parts is not None:
-        parts[1].delete(f"retain:integrations:bucket:connection:{connection.pk}")
-    return connection
-
-
-def sync_of(conn, name: str) -> ObjectSync:
-    return ObjectSync.objects.for_org(conn.organization).get(connection=conn, object_name=name)
-
-
-def run(sync: ObjectSync, mode=RunMode.SYNC, sleeps=None, max_pages=1000) -> SyncRun:
-    sync.refresh_from_db()
-    r = services.start_run(sync, mode=mode)
-    done = execute_run(r.pk, max_pages=max_pages, sleep=(sleeps.append if sleeps is not None else lambda s: None))
-    r.refresh_from_db()
-    assert done or max_pages < 1000
-    return r
+    return connect(org, "salesforce", "Salesforce", sf.url, {"access_token": TOKEN})
 
 
 def seed(sf: FakeSalesforce, org, accounts=300, contacts=900, opportunities=200) -> None:

@@ -9,9 +9,9 @@ import pytest
 from health.models import Ticket, TicketPriority, TicketStatus
 from integrations import services
 from integrations.choices import JobStatus, RunMode
-from integrations.models import ObjectSync, SyncRecordError, SyncRun
-from integrations.sync import execute_run
+from integrations.models import ObjectSync, SyncRecordError
 
+from .connector_helpers import connect, run
 from .factories import AccountFactory
 from .fake_zendesk import EMAIL, EXPORT, TOKEN, FakeZendesk
 
@@ -31,15 +31,7 @@ def zendesk():
 
 @pytest.fixture
 def conn(org, zendesk):
-    connection = services.create_connection(
-        org, kind="zendesk", name="Zendesk", base_url=zendesk.url, credentials={"email": EMAIL, "api_token": TOKEN}
-    )
-    from cs_platform.outbound import _redis
-
-    parts = _redis()
-    if parts is not None:
-        parts[1].delete(f"retain:integrations:bucket:connection:{connection.pk}")
-    return connection
+    return connect(org, "zendesk", "Zendesk", zendesk.url, {"email": EMAIL, "api_token": TOKEN})
 
 
 @pytest.fixture
@@ -52,14 +44,6 @@ def accounts(org):
 
 def tickets(conn) -> ObjectSync:
     return ObjectSync.objects.for_org(conn.organization).get(connection=conn, object_name="tickets")
-
-
-def run(sync: ObjectSync, mode=RunMode.SYNC, sleeps=None) -> SyncRun:
-    sync.refresh_from_db()
-    r = services.start_run(sync, mode=mode)
-    assert execute_run(r.pk, max_pages=1000, sleep=(sleeps.append if sleeps is not None else lambda s: None))
-    r.refresh_from_db()
-    return r
 
 
 def seed(zendesk: FakeZendesk) -> None:
