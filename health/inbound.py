@@ -270,8 +270,19 @@ def _receive(request: HttpRequest, org_slug: str, source: str) -> JsonResponse:
         response = _answer(405, {"detail": "Use POST.", "code": "method_not_allowed"})
         response["Allow"] = "POST"
         return response
+    # The organization first (not a tenant table), then everything else inside its scope: under Postgres
+    # row-level security (cs_platform.rls) a tenant row is visible, and writable, only there.
+    organization = Organization.objects.filter(slug=org_slug).first()
+    if organization is None:
+        return _answer(404, {"detail": f"No {source} webhook is enabled here.", "code": "not_found"})
+    with org_scope(organization):
+        return _receive_for(request, organization, source)
+
+
+def _receive_for(request: HttpRequest, organization: Organization, source: str) -> JsonResponse:
     hook = (
-        InboundHook.all_orgs.filter(organization__slug=org_slug, source=source, is_active=True)
+        InboundHook.objects.for_org(organization)
+        .filter(source=source, is_active=True)
         .select_related("organization")
         .first()
     )

@@ -42,7 +42,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.models import Account
+from accounts.models import Account, Organization
 from cs_platform.imports.engine import import_rows
 from cs_platform.ratelimit import count, parse_rate
 from cs_platform.tenancy import org_scope
@@ -143,14 +143,19 @@ def _receive(request: HttpRequest, org_slug: str) -> JsonResponse:
         response = _answer(405, {"detail": "Use POST.", "code": "method_not_allowed"})
         response["Allow"] = "POST"
         return response
-    connections = list(
-        Connection.all_orgs.filter(organization__slug=org_slug, kind="stripe", paused=False)
-        .select_related("organization")
-        .order_by("pk")
-    )
+    # The organization first (not a tenant table), then everything else inside its scope: under Postgres
+    # row-level security (cs_platform.rls) a tenant row is visible, and writable, only there.
+    organization = Organization.objects.filter(slug=org_slug).first()
+    if organization is None:
+        return _answer(404, {"detail": "No Stripe connection is active here.", "code": "not_found"})
+    with org_scope(organization):
+        return _receive_for(request, organization)
+
+
+def _receive_for(request: HttpRequest, organization: Organization) -> JsonResponse:
+    connections = list(Connection.objects.for_org(organization).filter(kind="stripe", paused=False).order_by("pk"))
     if not connections:
         return _answer(404, {"detail": "No Stripe connection is active here.", "code": "not_found"})
-    organization = connections[0].organization
     limit, period = _rate()
     try:
         try:
@@ -178,8 +183,7 @@ def _receive(request: HttpRequest, org_slug: str) -> JsonResponse:
         event = _event(body)
     except Refused as refused:
         return _answer(refused.status, {"detail": refused.detail, "code": refused.code})
-    with org_scope(organization):
-        outcome, reference, reason = handle_stripe_event(connection, event)
+    outcome, reference, reason = handle_stripe_event(connection, event)
     answer = {"outcome": outcome, "event": event["id"], "type": event["type"]}
     if reference:
         answer["invoice" if event["type"].startswith("invoice.") else "customer"] = reference

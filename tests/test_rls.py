@@ -301,3 +301,34 @@ def test_new_connection_switches_to_the_app_role_and_installs_the_wrapper(rls_db
     finally:
         with connection.cursor() as cursor:
             cursor.execute("RESET ROLE")
+
+
+def test_public_stripe_hook_finds_its_connection_and_writes_under_the_role(rls_db, two_orgs):
+    """A public endpoint resolves the organization from the URL, then works inside its scope: the signed
+    event is verified against the organization's connection and its invoice lands (before, the connection
+    was looked up across organizations and, under the role, never found: a 404 for every event)."""
+    import json
+
+    import stripe
+
+    from health.models import Invoice
+    from integrations import services
+
+    org, _other = two_orgs
+    AccountFactory(organization=org, external_id="crm-acme", domain="acme.example")
+    services.create_connection(org, kind="stripe", name="Stripe", credentials={"signing_secret": "whsec_rls"})
+    invoice = {
+        "id": "in_rls", "object": "invoice", "customer": "cus_R", "customer_email": "billing@acme.example",
+        "amount_due": 5000, "currency": "usd", "created": 1_764_000_000, "due_date": 1_766_592_000,
+        "status": "open", "status_transitions": {"finalized_at": 1_764_000_000, "paid_at": None}, "metadata": {},
+    }  # fmt: skip
+    body = json.dumps({"id": "evt_rls", "object": "event", "created": 1_764_000_060, "type": "invoice.finalized",
+                       "data": {"object": invoice}})  # fmt: skip
+    header = stripe.WebhookSignature.generate_signature_header(body, "whsec_rls")
+    with app_role():
+        response = Client().post(
+            f"/hooks/{org.slug}/stripe/", data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
+        )
+        assert response.status_code == 200, response.content
+        assert response.json()["outcome"] == "applied"
+    assert Invoice.all_orgs.filter(organization=org, external_id="in_rls").count() == 1
