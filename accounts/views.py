@@ -36,6 +36,7 @@ from cs_platform.imports.tasks import IMPORT_JOB_KIND, rerun_import, start_impor
 from cs_platform.imports.uploads import CappedUploadHandler, UploadTooLarge, discard_upload, store_upload
 from cs_platform.jobs import public_errors
 from cs_platform.pages import org_page
+from cs_platform.tenancy import org_scope
 
 from .auth import locked_usernames, unlock_login
 from .choices import KEY_CONTACT_ROLES, JobStatus, Role, TouchModel
@@ -518,6 +519,11 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     found = find_invitation(token)
     if found is None:
         return _invitation_page(request, {"problem": "This invitation link is not valid."}, status=404)
+    with org_scope(found.organization):  # the invitation's own organization (row-level security)
+        return _invitation_answer(request, found)
+
+
+def _invitation_answer(request: HttpRequest, found: Invitation) -> HttpResponse:
     context: dict[str, Any] = {"invitation": found, "organization": found.organization}
     if not found.is_open:
         context["problem"] = INVITATION_PROBLEMS[found.status]

@@ -332,3 +332,24 @@ def test_public_stripe_hook_finds_its_connection_and_writes_under_the_role(rls_d
         assert response.status_code == 200, response.content
         assert response.json()["outcome"] == "applied"
     assert Invoice.all_orgs.filter(organization=org, external_id="in_rls").count() == 1
+
+
+def test_invitation_link_is_found_and_accepted_under_the_role(rls_db, two_orgs, bob, client):
+    """The invitation page finds its invitation across organizations (the link names none: system context)
+    and accepts it inside the invitation's organization: the membership is written under the role."""
+    from accounts.services import invite_member
+
+    _org, other = two_orgs
+    sent: list[str] = []
+    with org_scope(other):
+        invite_member(organization=other, email=bob.email, role="csm", invited_by=None,
+                      accept_url=lambda token: sent.append(token) or f"/invite/{token}/")  # fmt: skip
+    from django.urls import reverse
+
+    path = reverse("invitation", args=[sent[0]])
+    client.force_login(bob)
+    with app_role():
+        assert client.get(path).status_code == 200
+        accepted = client.post(path, {"action": "accept"})
+        assert accepted.status_code == 302, accepted.content[:300]
+    assert Membership.all_orgs.filter(organization=other, user=bob, role="csm").exists()
