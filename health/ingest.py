@@ -364,6 +364,13 @@ def _handle(request: HttpRequest, endpoint: str | None) -> JsonResponse:
     key, why = _write_key(request)
     if key is None:
         return _error(401, why, code="unauthorized")
+    # Everything after the key's lookup runs in its organization's scope: under Postgres row-level security
+    # (cs_platform.rls) the refusal counters, the events and the key's last use are written only there.
+    with org_scope(key.organization):
+        return _handle_for(request, endpoint, key)
+
+
+def _handle_for(request: HttpRequest, endpoint: str | None, key: WriteKey) -> JsonResponse:
     organization = key.organization
     received_at = timezone.now()
     raw_count = 0

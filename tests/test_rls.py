@@ -353,3 +353,26 @@ def test_invitation_link_is_found_and_accepted_under_the_role(rls_db, two_orgs, 
         accepted = client.post(path, {"action": "accept"})
         assert accepted.status_code == 302, accepted.content[:300]
     assert Membership.all_orgs.filter(organization=other, user=bob, role="csm").exists()
+
+
+def test_tracking_api_stores_events_and_counts_refusals_under_the_role(rls_db, two_orgs):
+    """A write key's batch lands under the role, and a refused batch is counted for the admins (before, the
+    key was found but the refusal counters were written outside any scope: refused by the database and lost)."""
+    import base64
+    import json
+
+    from accounts.models import WriteKey
+    from health.models import IngestionRefusal
+
+    org, _other = two_orgs
+    _key, raw = WriteKey.issue(organization=org, name="rls")
+    auth = "Basic " + base64.b64encode(f"{raw}:".encode()).decode()
+    good = {"batch": [{"type": "track", "event": "Report Exported", "userId": "u1", "messageId": "m-rls-1",
+                       "timestamp": "2026-11-30T10:00:00Z"}]}  # fmt: skip
+    bad = {"batch": [{"type": "track", "userId": "u1", "messageId": "m-rls-2"}]}  # no event name
+    with app_role():
+        stored = Client().post("/v1/batch", json.dumps(good), content_type="application/json", HTTP_AUTHORIZATION=auth)
+        refused = Client().post("/v1/batch", json.dumps(bad), content_type="application/json", HTTP_AUTHORIZATION=auth)
+    assert stored.status_code == 200, stored.content
+    assert refused.status_code == 400, refused.content
+    assert IngestionRefusal.all_orgs.filter(organization=org).count() == 1
