@@ -60,16 +60,19 @@ def _int(value: Any, _opts: Any) -> str:
         number = Decimal(str(value).strip())
     except InvalidOperation:
         raise ValueError(f"{value!r} is not a whole number") from None
-    if number != number.to_integral_value():
+    if not number.is_finite() or number != number.to_integral_value():  # "NaN", "Infinity" included
         raise ValueError(f"{value!r} is not a whole number")
     return str(int(number))
 
 
 def _decimal(value: Any, _opts: Any) -> str:
     try:
-        return str(Decimal(str(value).strip()))
+        number = Decimal(str(value).strip())
     except InvalidOperation:
         raise ValueError(f"{value!r} is not a number") from None
+    if not number.is_finite():  # "NaN", "Infinity": a vendor's text, not an amount
+        raise ValueError(f"{value!r} is not a number")
+    return str(number)
 
 
 def _money(value: Any, opts: Any) -> str:

@@ -68,16 +68,18 @@ def test_malformed_and_unmappable_records_are_listed_and_the_rest_lands(org, con
     hubspot.add_company("0011", numberofemployees="lots")  # not a whole number
     hubspot.add_company("0012", name="")  # name is required by the accounts import kind
     hubspot.add_raw({"id": "0013", "properties": "oops", "archived": False})
+    hubspot.add_company("0014", numberofemployees="Infinity")  # a Decimal, but no number of employees
     r = run(companies(conn))
     assert r.status == JobStatus.SUCCEEDED
-    assert (r.fetched, r.created, r.failed) == (13, 10, 3)
+    assert (r.fetched, r.created, r.failed) == (14, 10, 4)
     errors = {e.external_id: e for e in SyncRecordError.objects.for_org(org).filter(run=r)}
-    assert set(errors) == {"0011", "0012", "0013"}
+    assert set(errors) == {"0011", "0012", "0013", "0014"}
+    assert errors["0014"].field == "employees" and "whole number" in errors["0014"].reason
     assert errors["0011"].field == "employees" and "whole number" in errors["0011"].reason
     assert errors["0012"].field == "name" and "required" in errors["0012"].reason
     assert "malformed" in errors["0013"].reason
     assert errors["0011"].excerpt["properties.numberofemployees"] == "lots"
-    assert not Account.objects.for_org(org).filter(external_id__in=["0011", "0012", "0013"]).exists()
+    assert not Account.objects.for_org(org).filter(external_id__in=["0011", "0012", "0013", "0014"]).exists()
 
 
 def test_429_with_retry_after_is_honoured_and_5xx_backed_off(org, conn, hubspot):
