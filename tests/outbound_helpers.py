@@ -180,3 +180,29 @@ def routed(app: Any, routes: dict[str, Any]) -> Iterator[None]:
         app.conf.task_routes = saved
         app.amqp.flush_routes()
         app.amqp.__dict__.pop("router", None)
+
+
+@pytest.fixture(name="receiver")
+def receiver_fixture() -> Iterator[Receiver]:
+    """A local receiver for the test, closed afterwards (import it: ``from .outbound_helpers import
+    receiver_fixture  # noqa: F401``)."""
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def clear_outbound_budgets(*org_ids: int) -> None:
+    """Test-send budgets and outbound slots live in the cache/Redis, keyed by organization id, and ids can
+    repeat between tests (SQLite reuses them after a rollback): start a test from zero."""
+    from django.core.cache import cache
+
+    from cs_platform import outbound
+    from playbooks import services
+
+    for org_id in org_ids:
+        key = services.send_test_budget_key(org_id)
+        cache.delete_many([key, f"{key}:opened"])
+        parts = outbound._redis()
+        if parts is not None:
+            parts[1].delete(outbound.slot_key(org_id))
+        outbound._local.leases.pop(org_id, None)

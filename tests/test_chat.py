@@ -16,14 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import refresh_current_arr
-from cs_platform import outbound
 from cs_platform.celery import app as celery_app
 from cs_platform.events import dispatch
 from cs_platform.models import AuditEntry
@@ -34,7 +32,7 @@ from playbooks.models import ChatAttempt, ChatChannel, ChatDelivery, Cta, CtaTas
 from playbooks.validation import playbook_problems
 
 from .factories import AccountFactory, ContractFactory, ContractLineFactory
-from .outbound_helpers import Receiver, loopback_only_fixture  # noqa: F401 - fixture
+from .outbound_helpers import Receiver, clear_outbound_budgets, loopback_only_fixture, receiver_fixture  # noqa: F401 - fixtures
 from .signal_factories import HealthScoreFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_only")]
@@ -50,25 +48,9 @@ def allow_loopback(settings):
 
 @pytest.fixture(autouse=True)
 def fresh_budgets(org, other_org):
-    def clear() -> None:
-        for org_id in (org.pk, other_org.pk):
-            key = services.send_test_budget_key(org_id)
-            cache.delete_many([key, f"{key}:opened"])
-            parts = outbound._redis()
-            if parts is not None:
-                parts[1].delete(outbound.slot_key(org_id))
-            outbound._local.leases.pop(org_id, None)
-
-    clear()
+    clear_outbound_budgets(org.pk, other_org.pk)
     yield
-    clear()
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
+    clear_outbound_budgets(org.pk, other_org.pk)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import json
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 
 from cs_platform import outbound
 from cs_platform.events import dispatch
@@ -26,7 +25,14 @@ from playbooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, We
 from playbooks.tasks import deliver_webhook
 
 from .factories import AccountFactory
-from .outbound_helpers import Receiver, loopback_only_fixture, routed, wait_for  # noqa: F401 - fixture
+from .outbound_helpers import (  # noqa: F401 - fixtures
+    Receiver,
+    clear_outbound_budgets,
+    loopback_only_fixture,
+    receiver_fixture,
+    routed,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_only")]
 
@@ -42,25 +48,9 @@ def fresh_budgets(org, other_org):
     """Test-send budgets and outbound slots live in the cache/Redis, keyed by organization id, and ids
     can repeat between tests (SQLite reuses them after a rollback): start every test from zero."""
 
-    def clear() -> None:
-        for org_id in (org.pk, other_org.pk):
-            key = services.send_test_budget_key(org_id)
-            cache.delete_many([key, f"{key}:opened"])
-            parts = outbound._redis()
-            if parts is not None:
-                parts[1].delete(outbound.slot_key(org_id))
-            outbound._local.leases.pop(org_id, None)
-
-    clear()
+    clear_outbound_budgets(org.pk, other_org.pk)
     yield
-    clear()
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
+    clear_outbound_budgets(org.pk, other_org.pk)
 
 
 def make_endpoint(org, url: str, event_types: list[str] | None = None, **kwargs: Any) -> WebhookEndpoint:
