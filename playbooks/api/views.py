@@ -99,6 +99,21 @@ from .serializers import (
 )
 
 
+def delivery_log(
+    view: Any, request: Request, deliveries: Any, attempt_model: Any, filterset_class: Any, serializer_class: Any
+) -> Response:
+    """A delivery log page (webhooks, chat channels): newest first, each with its attempts, filtered by the
+    query parameters (``400`` naming a bad one), paged like a list."""
+    queryset = deliveries.prefetch_related(
+        Prefetch("attempt_log", queryset=attempt_model.all_orgs.order_by("number"))
+    ).order_by("-created_at", "-pk")
+    filterset = filterset_class(request.query_params, queryset=queryset, request=request)
+    if not filterset.is_valid():
+        raise ValidationError(filterset.errors)
+    page = view.paginate_queryset(filterset.qs)
+    return view.get_paginated_response(serializer_class(page, many=True).data)
+
+
 class WebhookEndpointViewSet(OrgScopedViewSet):
     """Outbound webhook endpoints. Every member may read them; only admins create, change, delete
     them, send tests, and read the signing secret and the full URL (others read its origin)."""
@@ -131,19 +146,10 @@ class WebhookEndpointViewSet(OrgScopedViewSet):
     )
     @action(detail=True, methods=["get"])
     def deliveries(self, request: Request, pk: str | None = None) -> Response:
-        endpoint = self.get_object()
-        queryset = (
-            WebhookDelivery.objects.for_org(self.actor.organization)
-            .filter(endpoint=endpoint)
-            .prefetch_related(Prefetch("attempt_log", queryset=WebhookAttempt.all_orgs.order_by("number")))
-            .order_by("-created_at", "-pk")
+        deliveries = WebhookDelivery.objects.for_org(self.actor.organization).filter(endpoint=self.get_object())
+        return delivery_log(
+            self, request, deliveries, WebhookAttempt, WebhookDeliveryFilterSet, WebhookDeliverySerializer
         )
-        filterset = WebhookDeliveryFilterSet(request.query_params, queryset=queryset, request=request)
-        if not filterset.is_valid():
-            raise ValidationError(filterset.errors)
-        page = self.paginate_queryset(filterset.qs)
-        data = WebhookDeliverySerializer(page, many=True).data
-        return self.get_paginated_response(data)
 
     @extend_schema(
         summary="Send a test event",
@@ -195,18 +201,8 @@ class ChatChannelViewSet(OrgScopedViewSet):
     )
     @action(detail=True, methods=["get"])
     def deliveries(self, request: Request, pk: str | None = None) -> Response:
-        channel = self.get_object()
-        queryset = (
-            ChatDelivery.objects.for_org(self.actor.organization)
-            .filter(channel=channel)
-            .prefetch_related(Prefetch("attempt_log", queryset=ChatAttempt.all_orgs.order_by("number")))
-            .order_by("-created_at", "-pk")
-        )
-        filterset = ChatDeliveryFilterSet(request.query_params, queryset=queryset, request=request)
-        if not filterset.is_valid():
-            raise ValidationError(filterset.errors)
-        page = self.paginate_queryset(filterset.qs)
-        return self.get_paginated_response(ChatDeliverySerializer(page, many=True).data)
+        deliveries = ChatDelivery.objects.for_org(self.actor.organization).filter(channel=self.get_object())
+        return delivery_log(self, request, deliveries, ChatAttempt, ChatDeliveryFilterSet, ChatDeliverySerializer)
 
     @extend_schema(
         summary="Send a test message",
