@@ -135,8 +135,10 @@ class AccountKind(AccountsKind):
         the accounts already synced)."""
         found: dict[int, tuple[int, str, int | None]] = {}
         for chunk in chunks(sorted(external_ids)):
-            for row in Account.objects.for_org(self.org).filter(external_id__in=chunk).values_list(
-                "id", "external_id", "parent_id"
+            for row in (
+                Account.objects.for_org(self.org)
+                .filter(external_id__in=chunk)
+                .values_list("id", "external_id", "parent_id")
             ):
                 found[row[0]] = row
         asked: set[int] = set()
@@ -144,8 +146,8 @@ class AccountKind(AccountsKind):
         while wanted:
             asked |= wanted
             for chunk in chunks(sorted(wanted)):
-                for row in Account.objects.for_org(self.org).filter(id__in=chunk).values_list(
-                    "id", "external_id", "parent_id"
+                for row in (
+                    Account.objects.for_org(self.org).filter(id__in=chunk).values_list("id", "external_id", "parent_id")
                 ):
                     found[row[0]] = row
             # A parent asked for and not found (invisible to this organization) ends its chain.
