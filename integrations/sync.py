@@ -122,16 +122,17 @@ def apply_records(
     if mapped:
         header = header_for(target, mapping)
         mapped_targets = {item["target"] for item in mapping.get("fields", [])}
-        current = target.current(org, [record.external_id for record, _, _ in mapped])
         page_ids = {record.external_id for record, _, _ in mapped}
         ref = target.self_reference
         rows: list[tuple[int, list[str]]] = []
         line_of: dict[int, Record] = {}
         deferred: list[tuple[str, str]] = []
-        known_refs: set[str] = set()
+        wanted: set[str] = set()
         if ref:
             wanted = {cells.get(ref, "") for _, cells, _ in mapped} - page_ids - {""}
-            known_refs = set(target.current(org, sorted(wanted))) if wanted else set()
+        # One query for the page's rows and the parents they name outside the page.
+        current = target.current(org, [record.external_id for record, _, _ in mapped] + sorted(wanted))
+        known_refs = wanted & set(current)
         for index, (record, cells, retain_wins) in enumerate(mapped):
             old = current.get(record.external_id, {})
             row: dict[str, str] = {}

@@ -3,8 +3,8 @@ benchmark, ``python -m benchmarks.integrations``, times the 50,000 / 200,000 ini
 lands the same counts with associations and hierarchy; deals in a stage with no mapping are listed while
 the rest lands; after 40 changes and 5 deletions the next sync fetches only those (request count asserted
 exactly) and applies them; a 429 with Retry-After is honoured; a run stopped after a page and resumed
-completes with the same result and no duplicate. Sleeps are not taken (the rate limit's waits are
-recorded, not slept), so the test's time is the sync's own work (~1 min on a loaded 2-core machine)."""
+completes with the same result and no duplicate. Sleeps are not taken and the token bucket is roomy
+(the rate limit's time is the benchmark's), so the test's time is the sync's own work."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 from accounts.models import Account, Contact, Contract, ContractLine
 from integrations import services
 from integrations.choices import JobStatus
+from integrations.connectors.base import RateLimit
+from integrations.connectors.hubspot import HubSpotConnector
 from integrations.models import ObjectSync, SyncRecordError, SyncRun
 from integrations.sync import execute_run
 
@@ -41,6 +43,15 @@ def finish(r: SyncRun, sleeps: list[float] | None = None, max_pages: int = 10_00
     execute_run(r.pk, max_pages=max_pages, sleep=(sleeps.append if sleeps is not None else lambda s: None))
     r.refresh_from_db()
     return r
+
+
+@pytest.fixture(autouse=True)
+def roomy_bucket(monkeypatch):
+    """The sleeps are not taken here, so past the bucket's burst of 100 the token wait would spin on Redis
+    for the ~20 s HubSpot's limit imposes on these ~300 requests: that time is the benchmark's to measure
+    (``python -m benchmarks.integrations``); the bucket itself is tested in tests/test_integrations_hubspot.py.
+    Retry-After (the vendor's 429) is still honoured through the recorded sleeps."""
+    monkeypatch.setattr(HubSpotConnector, "rate_limit", RateLimit(requests=100_000, per_seconds=10))
 
 
 def test_hubspot_initial_and_incremental_sync_at_scale(org):
