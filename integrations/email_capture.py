@@ -150,15 +150,45 @@ def find_capture(address: str) -> EmailCapture | None:
 
 
 def store_inbound(organization_id: int, raw: bytes, source: str, envelope_from: str = "") -> InboundEmail:
-    """Store the raw message first, then queue its processing once the row is committed."""
+    """Store the raw message first, then queue its processing once the row is committed.
+
+    The queueing is ``robust``: with the broker down the stored row still counts as accepted (the
+    listener answers 250, the poller marks it seen) and ``requeue_unprocessed`` queues it again later."""
     from .tasks import process_inbound_email
 
     with org_scope(organization_id), transaction.atomic():
         row = InboundEmail.all_orgs.create(
             organization_id=organization_id, source=source, raw=raw, size=len(raw), envelope_from=envelope_from[:320]
         )
-        transaction.on_commit(lambda: process_inbound_email.delay(organization_id, row.pk))
+        transaction.on_commit(lambda: process_inbound_email.delay(organization_id, row.pk), robust=True)
     return row
+
+
+def waiting_count(organization_id: int) -> int:
+    """Stored messages of the organization not processed yet (shown to the admin beside the counters)."""
+    return InboundEmail.all_orgs.filter(organization_id=organization_id, processed_at__isnull=True).count()
+
+
+def requeue_unprocessed(limit: int = 500) -> int:
+    """Queue again the stored messages still unprocessed ``EMAIL_CAPTURE_REQUEUE_AFTER`` seconds after they
+    arrived (the broker was down when they were stored, or the message was lost); every organization's,
+    oldest first. ``process_inbound`` is idempotent, so a message queued twice is processed once. Only a
+    day back: a message that still fails after a day of retries stays counted as waiting on the Email
+    capture page (``waiting_count``) instead of being queued every minute forever."""
+    from .tasks import process_inbound_email
+
+    now = timezone.now()
+    cutoff = now - timezone.timedelta(seconds=settings.EMAIL_CAPTURE_REQUEUE_AFTER)
+    rows = list(
+        InboundEmail.all_orgs.filter(
+            processed_at__isnull=True, received_at__lt=cutoff, received_at__gte=now - timezone.timedelta(days=1)
+        )
+        .order_by("received_at")
+        .values_list("organization_id", "pk")[:limit]
+    )
+    for organization_id, pk in rows:
+        process_inbound_email.delay(organization_id, pk)
+    return len(rows)
 
 
 # --- Parsing -------------------------------------------------------------------------------------------

@@ -74,6 +74,17 @@ def poll_all_capture_mailboxes() -> int:
     return len(org_ids)
 
 
+@sweep_task(
+    "beat: queue again the stored messages still unprocessed", name="integrations.tasks.requeue_unprocessed_emails"
+)
+def requeue_unprocessed_emails() -> int:
+    """Beat entry (every minute): ``email_capture.requeue_unprocessed`` (nothing accepted is lost when the
+    broker was down as a message was stored)."""
+    from .email_capture import requeue_unprocessed
+
+    return requeue_unprocessed()
+
+
 @org_task(name="integrations.tasks.push_salesforce_accounts", max_retries=3)
 def push_salesforce_accounts(organization_id: int, connection_id: int) -> None:
     """Salesforce push-back (``integrations.salesforce_push.push_accounts``), holding an outbound slot of
