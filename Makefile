@@ -13,7 +13,7 @@ STAMP := $(VENV)/.retain-installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format migrations-check chromium clean-demo mutation
+.PHONY: help install run test lint format migrations-check chromium dovecot clean-demo mutation
 
 help:
 	@echo "make run    start Retain with demo data at http://127.0.0.1:8000/ (Ctrl-C stops web and worker)"
@@ -37,7 +37,11 @@ run: $(STAMP)
 chromium:
 	@sh scripts/ensure_chromium.sh
 
-test: $(STAMP) chromium
+# The IMAP capture tests start their own Dovecot (Debian's dovecot-imapd); this installs the binaries.
+dovecot:
+	@sh scripts/ensure_dovecot.sh
+
+test: $(STAMP) chromium dovecot
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
