@@ -14,9 +14,14 @@ deletion in the CRM never deletes a row here (docs/integrations.md "Deletions in
 A record the CRM restores (it comes back in a sync) has its flag cleared (and a contact the deletion
 deactivated is active again): :func:`restore_in_source`.
 
+Events (docs/events.md): ``account.deleted_in_source`` when an account is flagged, ``account.restored_in_source``
+when its flag is cleared (none in a dry run; none for contacts and contracts: a contact's deletion is not a
+``contact.departed``, see above).
+
 Both are called by the connector framework (``integrations.sync``, a higher app) with the import kind the
 object lands in; they write set-based (one select, one update per kind and page) in the caller's
-transaction and never send ``post_save`` (as the imports, no ``account.updated`` event).
+transaction and never send ``post_save`` (as the imports, no ``account.updated`` event; the two events below
+are recorded set-based, one insert).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from typing import Any
 from django.db.models import Model
 from django.utils import timezone
 
+from cs_platform.events import NewEvent, record_events
+
+from .events import account_data
 from .models import Account, Contact, Contract
 
 __all__ = ["DELETION_KINDS", "Outcome", "SourceDeletion", "mark_deleted_in_source", "restore_in_source"]
@@ -97,7 +105,20 @@ def mark_deleted_in_source(
         if model is Contact:
             changes["is_active"] = False
         model.objects.for_org(organization).filter(pk__in=to_flag).update(**changes)
+        if model is Account:
+            _record(organization, "account.deleted_in_source", to_flag)
     return outcomes
+
+
+def _record(organization: Any, name: str, account_ids: list[int]) -> None:
+    """``account.deleted_in_source`` / ``account.restored_in_source`` for these accounts, as they are now,
+    in one insert inside the caller's transaction (the events commit or roll back with the flags)."""
+    accounts = Account.objects.for_org(organization).filter(pk__in=account_ids).order_by("pk")
+    events = [
+        NewEvent(name, account.pk, {**account_data(account), "source_deleted_at": account.source_deleted_at})
+        for account in accounts
+    ]
+    record_events(getattr(organization, "pk", organization), events)
 
 
 def restore_in_source(organization: Any, kind: str, external_ids: list[str], *, dry_run: bool = False) -> list[str]:
@@ -116,4 +137,6 @@ def restore_in_source(organization: Any, kind: str, external_ids: list[str], *, 
         if model is Contact:
             changes["is_active"] = True
         model.objects.for_org(organization).filter(pk__in=[pk for pk, _ in found]).update(**changes)
+        if model is Account:
+            _record(organization, "account.restored_in_source", [pk for pk, _ in found])
     return sorted({ext for _, ext in found})

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from accounts.models import Account, Contact, Contract
 from accounts.source_deletions import Outcome, mark_deleted_in_source, restore_in_source
+from cs_platform.models import DomainEvent
 from integrations.choices import JobStatus, RunMode
 from integrations.models import SyncDeletion
 from integrations.sync import execute_run
@@ -68,6 +69,10 @@ def test_hubspot_archived_records_are_flagged_deactivated_and_restored(org, conn
     deactivated = Contact.objects.for_org(org).get(external_id="000002")
     assert not deactivated.is_active and deactivated.source_deleted_at is not None
     assert Contact.objects.for_org(org).get(external_id="000003").source_deleted_at is None  # left alone
+    events = list(DomainEvent.all_orgs.filter(organization=org, name__endswith="_in_source"))
+    assert [(e.name, e.subject_id) for e in events] == [("account.deleted_in_source", str(account.pk))]
+    assert events[0].payload["external_id"] == "00001" and events[0].payload["source_deleted_at"]
+    assert not DomainEvent.all_orgs.filter(organization=org, name="contact.departed").exists()
     # Nothing new: a run that sees no deletion changes nothing and lists nothing.
     again = run(sync_of(conn, "companies"))
     assert again.deleted == 0 and outcomes(again) == []
@@ -83,6 +88,8 @@ def test_hubspot_archived_records_are_flagged_deactivated_and_restored(org, conn
     back = Contact.objects.for_org(org).get(external_id="000002")
     assert back.is_active and back.source_deleted_at is None
     assert not Contact.objects.for_org(org).get(external_id="000003").is_active  # the admin's choice stays
+    restored = DomainEvent.all_orgs.get(organization=org, name="account.restored_in_source")
+    assert restored.subject_id == str(account.pk) and restored.payload["source_deleted_at"] is None
 
 
 def test_a_dry_run_lists_what_would_be_flagged_and_writes_nothing(org, conn, hubspot):
@@ -93,6 +100,7 @@ def test_a_dry_run_lists_what_would_be_flagged_and_writes_nothing(org, conn, hub
     assert outcomes(dry) == [("00005", Outcome.FLAGGED)]
     assert not Account.objects.for_org(org).filter(source_deleted_at__isnull=False).exists()
     assert sync_of(conn, "companies").cursor == cursor
+    assert not DomainEvent.all_orgs.filter(organization=org, name__endswith="_in_source").exists()
     real = run(sync_of(conn, "companies"))
     assert real.deleted == 1 and Account.objects.for_org(org).get(external_id="00005").source_deleted_at
 
