@@ -21,12 +21,20 @@ https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/):
 - "Get Deleted Records" (``resources_getdeleted.htm``): ``GET /services/data/v60.0/sobjects/<Type>/
   deleted/?start=&end=`` — ``deletedRecords`` (``id``, ``deletedDate``), ``earliestDateAvailable``,
   ``latestDateCovered``; asked once per incremental run, from the previous run's ``latestDateCovered``
+  (the records become ``Record(deleted=True)``: the framework flags accounts and contracts, deactivates
+  contacts — ``accounts.source_deletions``; an undeleted record comes back by its new ``SystemModstamp``
+  and its flag is cleared)
   (Salesforce keeps deleted records ~15 days in the recycle bin and answers at most 30 days back: the
   window start is clamped to 29 days ago).
 - "sObject Collections" (``resources_composite_sobjects_collections_update.htm``):
   ``PATCH /services/data/v60.0/composite/sobjects`` with ``{"allOrNone": false, "records": [...]}``,
   at most 200 records per request — push-back (:mod:`integrations.salesforce_push`).
 - "Limits" (``resources_limits.htm``) — "Test connection".
+- "OAuth 2.0 Refresh Token Flow for Renewed Sessions" (Salesforce Help,
+  https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm):
+  ``POST <instance URL>/services/oauth2/token`` — when the connection holds a refresh token and the
+  Connected App's client id and secret, a ``401 INVALID_SESSION_ID`` triggers one refresh per run and one
+  retry of the refused request (:meth:`SalesforceConnector.refresh_access_token`).
 - Errors ("Status Codes and Error Responses", ``errorcodes.htm``): ``[{"message", "errorCode"}]``; ``401
   INVALID_SESSION_ID``; ``403 REQUEST_LIMIT_EXCEEDED`` when the org's 24-hour API request allocation
   (or its concurrent long-request limit) is used up; ``503`` when the server is unavailable or busy.
