@@ -314,8 +314,8 @@ class SalesforceConnector(Connector):
         except SalesforceExpiredSession:
             if self._refreshed:
                 raise ConnectorError(
-                    "Salesforce refused the session (HTTP 401 INVALID_SESSION_ID) right after the access token was "
-                    "refreshed: check the integration user's access and the Connected App's policies."
+                    "Salesforce refused the session (HTTP 401 INVALID_SESSION_ID) again after this run refreshed the "
+                    "access token: check the integration user's access and the Connected App's session policies."
                 ) from None
             raise ConnectorError(
                 "Salesforce refused the session (HTTP 401 INVALID_SESSION_ID): the access token expired or was "
