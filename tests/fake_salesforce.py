@@ -81,6 +81,7 @@ class FakeSalesforce:
         self.refresh_token = REFRESH_TOKEN
         self.client_id, self.client_secret = CLIENT_ID, CLIENT_SECRET
         self.issued: list[str] = []  # access tokens issued by the token endpoint
+        self.issue_unusable_tokens = False  # a session policy refusing the refreshed session too
         self.fail_next: list[tuple] = []
         self.requests: list[tuple[str, str, str, Any]] = []
         self.pushed: list[list[dict[str, Any]]] = []
@@ -278,10 +279,12 @@ class FakeSalesforce:
                 handler, 400, {"error": "invalid_grant", "error_description": "expired access/refresh token"}
             )
         with self.lock:
-            self.token = f"00D000000000001!Refreshed{next(self.counter)}"
-            self.issued.append(self.token)
+            issued = f"00D000000000001!Refreshed{next(self.counter)}"
+            self.issued.append(issued)
+            if not self.issue_unusable_tokens:
+                self.token = issued
         return self.send(handler, 200, {
-            "access_token": self.token, "signature": "fake", "scope": "api refresh_token", "instance_url": self.url,
+            "access_token": issued, "signature": "fake", "scope": "api refresh_token", "instance_url": self.url,
             "id": f"{self.url}/id/00D000000000001/005000000000001", "token_type": "Bearer",
             "issued_at": str(int(self.clock.timestamp() * 1000)),
         })  # fmt: skip

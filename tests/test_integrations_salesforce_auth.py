@@ -110,3 +110,12 @@ def test_test_connection_refreshes_too(org, sf):
     assert sf.count("POST", TOKEN_PATH) == 1
     conn.refresh_from_db()
     assert conn.credentials["access_token"] == sf.issued[0]
+
+
+def test_a_refreshed_token_refused_again_fails_the_run_after_one_refresh(org, sf):
+    conn = connect(org, "salesforce", "Salesforce", sf.url, creds())
+    sf.issue_unusable_tokens = True
+    sf.expire_token()
+    r = run(sync_of(conn, "accounts"))
+    assert r.status == JobStatus.FAILED and "again after this run refreshed" in r.error
+    assert sf.count("POST", TOKEN_PATH) == 1 and r.request_count == 3  # refused, token, refused again
