@@ -27,7 +27,7 @@ from . import services
 from .choices import RunMode
 from .connectors.base import connector_choices, get_connector, registry
 from .email_capture import IMAP_KIND
-from .models import Connection, ObjectSync, SyncRecordError, SyncRun
+from .models import Connection, ObjectSync, SyncDeletion, SyncRecordError, SyncRun
 
 admin_page = org_page(roles=[Role.ADMIN])
 HISTORY = 20
@@ -178,7 +178,10 @@ def sync_detail(request: HttpRequest, sync_id: int) -> HttpResponse:
         status = 400
     runs = list(
         SyncRun.objects.filter(sync=sync)
-        .prefetch_related(Prefetch("record_errors", queryset=SyncRecordError.all_orgs.order_by("pk")))
+        .prefetch_related(
+            Prefetch("record_errors", queryset=SyncRecordError.all_orgs.order_by("pk")),
+            Prefetch("deletions", queryset=SyncDeletion.all_orgs.order_by("pk")),
+        )
         .order_by("-created_at", "-pk")[:HISTORY]
     )
     context = _context(

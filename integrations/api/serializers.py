@@ -13,7 +13,7 @@ from cs_platform.api.serializers import OrgScopedSerializer
 
 from .. import services
 from ..connectors.base import connector_choices, get_connector
-from ..models import CapturedEmail, Connection, EmailCapture, ObjectSync, SyncRecordError, SyncRun
+from ..models import CapturedEmail, Connection, EmailCapture, ObjectSync, SyncDeletion, SyncRecordError, SyncRun
 
 
 class IntegrationSyncSerializer(OrgScopedSerializer):
@@ -138,8 +138,15 @@ class SyncRecordErrorSerializer(serializers.ModelSerializer):
         fields = ["id", "object_name", "external_id", "field", "reason", "excerpt", "created_at"]
 
 
+class SyncDeletionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SyncDeletion
+        fields = ["id", "object_name", "external_id", "outcome", "created_at"]
+
+
 class SyncRunSerializer(OrgScopedSerializer):
     record_errors = SyncRecordErrorSerializer(many=True, read_only=True)
+    deletions = SyncDeletionSerializer(many=True, read_only=True)
     connection = serializers.IntegerField(source="sync.connection_id", read_only=True)
     object_name = serializers.CharField(source="sync.object_name", read_only=True)
 
@@ -148,7 +155,7 @@ class SyncRunSerializer(OrgScopedSerializer):
         fields = [
             "id", "sync", "connection", "object_name", "mode", "trigger", "status", "fetched", "created", "updated",
             "unchanged", "skipped", "failed", "deleted", "pages", "request_count", "attempts", "error",
-            "created_at", "started_at", "finished_at", "record_errors",
+            "created_at", "started_at", "finished_at", "record_errors", "deletions",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -24,7 +24,7 @@ from cs_platform.api.viewsets import OrgScopedViewSet, refused
 from cs_platform.choices import Role
 
 from .. import email_capture, services
-from ..models import CapturedEmail, Connection, EmailCapture, ObjectSync, SyncRecordError, SyncRun
+from ..models import CapturedEmail, Connection, EmailCapture, ObjectSync, SyncDeletion, SyncRecordError, SyncRun
 from .serializers import (
     AssignCapturedEmailSerializer,
     CapturedEmailSerializer,
@@ -96,7 +96,8 @@ class SyncRunViewSet(OrgScopedViewSet):
 
     http_method_names: ClassVar[list[str]] = ["get", "head", "options"]
     queryset = SyncRun.all_orgs.select_related("sync").prefetch_related(
-        Prefetch("record_errors", queryset=SyncRecordError.all_orgs.order_by("pk"))
+        Prefetch("record_errors", queryset=SyncRecordError.all_orgs.order_by("pk")),
+        Prefetch("deletions", queryset=SyncDeletion.all_orgs.order_by("pk")),
     )
     serializer_class = SyncRunSerializer
     write_roles = frozenset({Role.ADMIN})

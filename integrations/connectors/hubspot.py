@@ -32,8 +32,8 @@ Also (same list/search shapes; "CRM API | Contacts", "Deals", "Line items", "Own
 - ``POST /crm/v3/objects/line_items/batch/read`` — a page's deals' line items, one request per page;
 - ``GET /crm/v3/owners`` — owner id → email, read once per run, only when a record names an owner;
 - ``GET /crm/v3/objects/<type>?archived=true`` — after an incremental run's search, the archived
-  records archived since the watermark: counted as ``deleted`` (see docs/integrations.md: nothing is
-  destroyed in Retain);
+  records archived since the watermark: ``Record(deleted=True)``, applied by the framework (docs/integrations.md
+  "Deletions in the CRM": accounts and contracts kept and flagged, contacts deactivated; nothing destroyed);
 - ``POST /crm/v3/objects/companies/batch/update`` — push-back, at most 100 inputs per call.
 
 Those calls go through ``self.http.json`` (the same guarded, rate-limited transport as the library).
