@@ -11,6 +11,10 @@ PY := $(VENV)/bin/python
 # Re-installs only when pyproject.toml is newer than the stamp.
 STAMP := $(VENV)/.retain-installed
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): one per CPU; each gets its own test database (pytest-django) and its own
+# Redis database (tests/xdist_env.py). A test module stays on one process (--dist loadfile: its module
+# fixtures, the browser harness among them, are built once). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint format migrations-check chromium dovecot clean-demo mutation
@@ -42,7 +46,7 @@ dovecot:
 	@sh scripts/ensure_dovecot.sh
 
 test: $(STAMP) chromium dovecot
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
