@@ -194,6 +194,7 @@ class HubSpotConnector(Connector):
             label="Companies → accounts",
             target="accounts",
             default_mapping=COMPANIES_MAPPING,
+            directions=("pull", "push", "both"),
             transforms={"hubspot_owner": _owner_email},
         ),
         "contacts": ObjectSpec(
