@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -36,7 +35,6 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone
 from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
@@ -59,10 +57,9 @@ from .models import (
     ChatDelivery,
     ChatKind,
     ChatMessageKind,
-    DeliveryStatus,
     Notification,
 )
-from .services import DEFER_SECONDS, MAX_ATTEMPTS, RETRY_DELAYS, Scheduler, reserve_test_send
+from .services import Scheduler, lock_for_try, reserve_test_send, send_and_record
 
 __all__ = [
     "DELIVER_TASK",
@@ -420,59 +417,25 @@ def send_test(channel: ChatChannel, *, user: Any = None) -> ChatDelivery:
 def attempt_chat_delivery(
     organization_id: int, delivery_id: int, *, attempt: int = 1, schedule: Scheduler | None = None
 ) -> ChatDelivery | None:
-    """Make try ``attempt`` of a chat delivery: post, log, then finish or schedule the next try (the rules of
-    :func:`playbooks.services.attempt_delivery`: a stale or repeated message does nothing; a busy
-    organization's try comes back later without counting; a disabled channel gets nothing but tests)."""
+    """Make try ``attempt`` of a chat delivery: post, log, then finish or schedule the next try — the webhooks'
+    skeleton (:func:`playbooks.services.lock_for_try` and :func:`~playbooks.services.send_and_record`: a stale
+    or repeated message does nothing; a busy organization's try comes back later without counting). A
+    disabled channel gets nothing but tests."""
     schedule = schedule or enqueue_try
     with transaction.atomic():
-        delivery = (
-            ChatDelivery.objects.for_org(organization_id)
-            .select_for_update(of=("self",))
-            .select_related("channel")
-            .filter(pk=delivery_id)
-            .first()
-        )
-        if delivery is None or delivery.is_final or delivery.attempts != attempt - 1:
+        delivery = lock_for_try(ChatDelivery, organization_id, delivery_id, attempt, "channel")
+        if delivery is None:
             return None
         channel = delivery.channel
         body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
-        attempted_at = timezone.now()
         active = channel.is_active or delivery.message_kind == ChatMessageKind.TEST
-        if not active:
-            result = outbound.OutboundResult(None, "inactive", "Channel disabled; not sent.", 0)
-        else:
-            slot = outbound.acquire_slot(organization_id)
-            if slot is None:
-                defer = DEFER_SECONDS + random.uniform(0, DEFER_SECONDS / 2)
-                transaction.on_commit(lambda: schedule(organization_id, delivery_id, attempt, defer))
-                return None
-            try:
-                result = outbound.request("POST", channel.webhook_url, body=body, headers=headers)
-            finally:
-                outbound.release_slot(organization_id, slot)
-        delivery.attempts = attempt
-        delivery.last_status_code = result.status_code
-        delivery.last_error = "" if result.ok else result.error
-        retry_in: int | None = None
-        if result.ok:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, None
-        elif attempt < MAX_ATTEMPTS and active:
-            retry_in = RETRY_DELAYS[attempt - 1]
-            delivery.status = DeliveryStatus.RETRYING
-            delivery.next_attempt_at = timezone.now() + dt.timedelta(seconds=retry_in)
-        else:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-        delivery.save(update_fields=["attempts", "status", "next_attempt_at", "last_status_code", "last_error",
-                                     "updated_at"])  # fmt: skip
-        ChatAttempt.all_orgs.create(
-            organization_id=organization_id, delivery=delivery, number=attempt, attempted_at=attempted_at,
-            status_code=result.status_code, error=delivery.last_error, duration_ms=result.duration_ms,
-            retry_in_seconds=retry_in,
+        sent = send_and_record(
+            organization_id, delivery, attempt, url=channel.webhook_url, body=body, headers=headers, send=active,
+            not_sent="Channel disabled; not sent.", may_retry=active, attempt_model=ChatAttempt, schedule=schedule,
         )  # fmt: skip
-        if retry_in is not None:
-            countdown = retry_in
-            transaction.on_commit(lambda: schedule(organization_id, delivery_id, attempt + 1, countdown))
+        if not sent:
+            return None
     return delivery
 
 
