@@ -222,9 +222,12 @@ def _push(run: SyncRun, connector: Connector, spec: ObjectSpec, sent_before: int
 def _queue_push(run: SyncRun, sync: ObjectSync) -> None:
     """After a real sync of an object set to push or both: the push-back, as its own recorded run
     (``mode=push`` of this sync, queued like any run)."""
-    from .services import start_run
+    from .services import RunRefused, start_run
 
-    start_run(sync, mode=RunMode.PUSH, trigger=run.trigger)
+    try:
+        start_run(sync, mode=RunMode.PUSH, trigger=run.trigger)
+    except RunRefused as exc:  # e.g. an object its connector does not push: the sync itself succeeded
+        logger.warning("push after run %s of organization %s not queued: %s", run.pk, run.organization_id, exc)
 
 
 def _finish(run: SyncRun, status: str, error: str = "") -> None:

@@ -203,7 +203,9 @@ def sync_action(request: HttpRequest, sync_id: int) -> HttpResponse:
             messages.success(request, "Dry run queued: it writes nothing." if action == "dry_run" else "Sync queued.")
     elif action == "push":
         try:
-            services.start_run(sync, mode=RunMode.PUSH, user=request.user)  # refused when it only pulls
+            if reason := services.push_refusal(sync):  # a sync that only pulls is not pushed from the page
+                raise services.RunRefused(reason)
+            services.start_run(sync, mode=RunMode.PUSH, user=request.user)
         except services.RunRefused as exc:
             messages.error(request, str(exc))
         else:

@@ -188,6 +188,7 @@ class HubSpotConnector(Connector):
     reference_url = "https://developers.hubspot.com/docs/api/crm/companies"
     push_fields = PUSH_FIELDS
     push_batch_size = BATCH_UPDATE_LIMIT
+    push_id_pattern = r"^[0-9]+$"  # a company id: never another CRM's ids (a Salesforce 001…) in one organization
     objects = {
         "companies": ObjectSpec(
             name="companies",
