@@ -244,36 +244,26 @@ def _apply_pending(run: SyncRun, spec: ObjectSpec, target: Target, mapping: dict
 
 
 def _push(run: SyncRun, connector: Connector, spec: ObjectSpec, sent_before: int) -> None:
-    """Push-back (``integrations.push``): the changed accounts' values (``run.updated``: sent to the
-    vendor; ``run.unchanged``: not sent, the same values as last pushed)."""
+    """Push-back (``integrations.push``, every connector): the changed accounts' values (``run.updated``:
+    accepted by the vendor; ``run.unchanged``: not sent; ``run.failed``: refused, listed, sent again next
+    time)."""
     from .push import push_changed
 
     try:
-        sent, unchanged = push_changed(connector, spec)
+        push_changed(connector, spec, run)
     finally:
         run.request_count = sent_before + connector.http.request_count
-    run.updated, run.unchanged = run.updated + sent, run.unchanged + unchanged
-
-
-SALESFORCE_PUSH_TASK = "integrations.tasks.push_salesforce_accounts"
 
 
 def _queue_push(run: SyncRun, sync: ObjectSync) -> None:
-    """After a real sync of an object set to push or both: the push-back, as its own recorded run.
+    """After a real sync of an object set to push or both: the push-back, as its own recorded run
+    (``mode=push`` of this sync, queued like any run)."""
+    from .services import RunRefused, start_run
 
-    Two push paths exist today (a known duplication to fold together): HubSpot's goes through the
-    connector's ``push`` (``integrations.push``, a ``mode=push`` run of this sync); Salesforce's is
-    ``integrations.salesforce_push`` (sObject Collections with per-record results), queued as its task.
-    """
-    if sync.connection.kind == "salesforce":
-        from celery import current_app
-
-        args = [run.organization_id, sync.connection_id]
-        transaction.on_commit(lambda: current_app.send_task(SALESFORCE_PUSH_TASK, args=args))
-        return
-    from .services import start_run
-
-    start_run(sync, mode=RunMode.PUSH, trigger=run.trigger)
+    try:
+        start_run(sync, mode=RunMode.PUSH, trigger=run.trigger)
+    except RunRefused as exc:  # e.g. an object its connector does not push: the sync itself succeeded
+        logger.warning("push after run %s of organization %s not queued: %s", run.pk, run.organization_id, exc)
 
 
 def _finish(run: SyncRun, status: str, error: str = "") -> None:

@@ -204,7 +204,19 @@ def sync_action(request: HttpRequest, sync_id: int) -> HttpResponse:
             messages.error(request, str(exc))
         else:
             messages.success(request, "Dry run queued: it writes nothing." if action == "dry_run" else "Sync queued.")
+    elif action == "push":
+        try:
+            if reason := services.push_refusal(sync):  # a sync that only pulls is not pushed from the page
+                raise services.RunRefused(reason)
+            services.start_run(sync, mode=RunMode.PUSH, user=request.user)
+        except services.RunRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Push queued: only the accounts changed since the last push are sent to "
+                                      f"{sync.connection.name}.")  # fmt: skip
     elif action in ("pause", "resume"):
         ObjectSync.objects.filter(pk=sync.pk).update(paused=action == "pause")
         messages.success(request, f"{sync.object_name} {'paused' if action == 'pause' else 'resumed'}.")
+    if request.POST.get("back") == "connectors":  # the Connectors page's "Push now" comes back to it
+        return redirect("admin-connectors", org_slug=request.organization.slug)
     return redirect("admin-connector-sync", org_slug=request.organization.slug, sync_id=sync.pk)

@@ -188,6 +188,31 @@ def test_push_back_sends_only_changed_accounts_in_batches_of_100(org, conn, hubs
     assert batch["inputs"][0]["properties"]["retain_health_colour"] == "red"
 
 
+def test_a_company_hubspot_refuses_is_listed_and_sent_again_next_time(org, conn, hubspot):
+    for i in range(1, 121):
+        hubspot.add_company(f"{i:04d}")
+    run(sync_of(conn, "companies"))
+    hubspot.archive("companies", "0050")  # gone in HubSpot: 207 Multi-Status, OBJECT_NOT_FOUND
+    Account.all_orgs.create(organization=org, name="From Salesforce", external_id="001000000000001AAA")
+    sync = sync_of(conn, "companies")
+    first = run(sync, mode=RunMode.PUSH)
+    assert first.status == JobStatus.SUCCEEDED, first.error
+    assert (first.updated, first.failed, first.unchanged, first.request_count) == (119, 1, 0, 2)
+    sent = {i["id"] for m, p, b in hubspot.requests if p.endswith("/batch/update") for i in b["inputs"]}
+    assert "001000000000001AAA" not in sent and len(sent) == 120  # another CRM's id is never sent to HubSpot
+    error = SyncRecordError.objects.for_org(org).get(run=first)
+    assert error.external_id == "0050" and "OBJECT_NOT_FOUND" in error.reason and "HubSpot" in error.reason
+    refused = Account.objects.for_org(org).get(external_id="0050")
+    assert not PushState.objects.for_org(org).filter(account=refused).exists()  # its digest is not "pushed"
+    assert PushState.objects.for_org(org).filter(connection=conn).count() == 119
+
+    hubspot.requests.clear()
+    second = run(sync, mode=RunMode.PUSH)
+    (batch,) = [b for m, p, b in hubspot.requests if p == "/crm/v3/objects/companies/batch/update"]
+    assert [i["id"] for i in batch["inputs"]] == ["0050"]  # only the refused one again
+    assert (second.updated, second.failed, second.unchanged) == (0, 1, 119)
+
+
 def test_a_sync_in_both_directions_queues_its_push(org, conn, hubspot, django_capture_on_commit_callbacks):
     hubspot.add_company("0001")
     sync = sync_of(conn, "companies")

@@ -65,8 +65,15 @@ class IntegrationSyncSerializer(OrgScopedSerializer):
                 raise serializers.ValidationError(
                     {"mapping": [f"{p['path'] or '(root)'}: {p['message']}" for p in problems]}
                 )
-        if attrs.get("direction", "pull") != "pull":
-            raise serializers.ValidationError({"direction": ["Only pull is available for this object yet."]})
+        direction = attrs.get("direction", "pull")
+        if direction != "pull" and connection is not None:
+            cls = get_connector(connection.kind)
+            spec = cls.objects.get(object_name)
+            directions = spec.directions if spec is not None else ("pull",)
+            if direction not in directions:
+                raise serializers.ValidationError(
+                    {"direction": [f"{cls.label} {object_name} syncs {' or '.join(directions)} only."]}
+                )
         return attrs
 
 
@@ -161,7 +168,10 @@ class SyncRunSerializer(OrgScopedSerializer):
 
 
 class StartRunSerializer(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=[("sync", "Sync"), ("dry_run", "Dry run")], default="sync")
+    """``sync`` (pull, and then push when the direction is both), ``dry_run`` (pull, writes nothing) or
+    ``push`` (Retain's values to the vendor now; only for a sync whose direction is push or both)."""
+
+    mode = serializers.ChoiceField(choices=[("sync", "Sync"), ("dry_run", "Dry run"), ("push", "Push")], default="sync")
 
 
 # --- Email to the timeline ------------------------------------------------------------------------------

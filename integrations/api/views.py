@@ -14,7 +14,7 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import MethodNotAllowed
+from rest_framework.exceptions import MethodNotAllowed, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -24,6 +24,7 @@ from cs_platform.api.viewsets import OrgScopedViewSet, refused
 from cs_platform.choices import Role
 
 from .. import email_capture, services
+from ..choices import RunMode
 from ..models import CapturedEmail, Connection, EmailCapture, ObjectSync, SyncDeletion, SyncRecordError, SyncRun
 from .serializers import (
     AssignCapturedEmailSerializer,
@@ -72,8 +73,13 @@ class IntegrationSyncViewSet(OrgScopedViewSet):
     filterset_fields: ClassVar[list[str]] = ["connection", "object_name", "paused"]
 
     @extend_schema(
-        summary="Run the sync now (or a dry run)",
-        description="Queues a run. `409` when a run of this sync is already queued or running, or it is paused.",
+        summary="Run the sync now (or a dry run, or a push)",
+        description=(
+            "Queues a run: `sync`, `dry_run`, or `push` (Retain's health and renewal values to the vendor, "
+            "only the accounts changed since the last push). `400` when `push` is asked of a sync whose "
+            "direction is pull (or an object its connector does not push), with the reason. `409` when a "
+            "run of this sync is already queued or running, or it is paused."
+        ),
         request=StartRunSerializer,
         responses={202: SyncRunSerializer},
     )
@@ -82,6 +88,8 @@ class IntegrationSyncViewSet(OrgScopedViewSet):
         sync = self.get_object()
         body = StartRunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        if body.validated_data["mode"] == RunMode.PUSH and (reason := services.push_refusal(sync)):
+            raise ValidationError({"mode": [reason]})
         try:
             run = services.start_run(sync, mode=body.validated_data["mode"], user=self.actor.user)
         except services.RunRefused as exc:

@@ -28,7 +28,8 @@ https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/):
   window start is clamped to 29 days ago).
 - "sObject Collections" (``resources_composite_sobjects_collections_update.htm``):
   ``PATCH /services/data/v60.0/composite/sobjects`` with ``{"allOrNone": false, "records": [...]}``,
-  at most 200 records per request — push-back (:mod:`integrations.salesforce_push`).
+  at most 200 records per request — push-back (:meth:`SalesforceConnector.push`, driven by
+  :mod:`integrations.push`).
 - "Limits" (``resources_limits.htm``) — "Test connection".
 - "OAuth 2.0 Refresh Token Flow for Renewed Sessions" (Salesforce Help,
   https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm):
@@ -71,7 +72,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cs_platform.outbound import OutboundRefused, ResponseTooLarge
 
-from .base import Connector, ConnectorError, ObjectSpec, Page, RateLimit, Record, register
+from .base import Connector, ConnectorError, ObjectSpec, Page, PushResult, RateLimit, Record, register
 
 __all__ = [
     "ACCOUNTS_MAPPING",
@@ -239,6 +240,16 @@ class SalesforceConnector(Connector):
     credential_fields = ("access_token", "refresh_token", "client_id", "client_secret")
     rate_limit = RateLimit(requests=25, per_seconds=1)
     reference_url = "https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/"
+    # Push-back (integrations.push): custom fields of Account (docs/integrations.md lists their types).
+    push_fields = {
+        "health_score": "Retain_Health_Score__c",
+        "health_color": "Retain_Health_Color__c",
+        "health_trend": "Retain_Health_Trend__c",
+        "next_renewal_date": "Retain_Next_Renewal_Date__c",
+        "forecast_category": "Retain_Forecast_Category__c",
+    }
+    push_batch_size = 200  # sObject Collections: at most 200 records per request
+    push_id_pattern = r"^001[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$"  # an Account id, 15 or 18 characters
     objects = {
         "accounts": ObjectSpec(
             name="accounts",
@@ -587,28 +598,33 @@ class SalesforceConnector(Connector):
 
     # --- push-back -----------------------------------------------------------------------------------------
 
-    def update_accounts(self, records: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
-        """``PATCH composite/sobjects`` for ≤ 200 Account records (``{"id": ..., field: value}``); answers
-        ``[(id, success, reason)]`` in the records' order."""
-        if len(records) > 200:
+    def push(self, spec: ObjectSpec, rows: list[dict[str, Any]]) -> PushResult:
+        """``PATCH composite/sobjects`` (``allOrNone: false``) for ≤ 200 Account rows ``{"id", "properties"}``
+        (properties: Salesforce field → JSON value); Salesforce answers one result per record, in order:
+        the refused ones (deleted account, field-level security, validation rule) are listed in
+        ``PushResult.failed`` with Salesforce's ``statusCode: message``."""
+        if spec.name != "accounts":
+            return super().push(spec, rows)
+        if len(rows) > self.push_batch_size:
             raise ValueError("sObject Collections take at most 200 records per request")
         body = {
             "allOrNone": False,
-            "records": [{"attributes": {"type": "Account"}, **record} for record in records],
+            "records": [{"attributes": {"type": "Account"}, "id": row["id"], **row["properties"]} for row in rows],
         }
         answer = self.call(self.client().restful, "composite/sobjects", method="PATCH", json=body)
-        if not isinstance(answer, list) or len(answer) != len(records):
+        if not isinstance(answer, list) or len(answer) != len(rows):
             raise ConnectorError("Salesforce's sObject Collections answer does not match the records sent.")
-        out = []
-        for record, result in zip(records, answer, strict=True):
-            ok = isinstance(result, dict) and bool(result.get("success"))
-            reason = ""
-            if not ok:
-                errors = result.get("errors") if isinstance(result, dict) else None
-                first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-                reason = f"{first.get('statusCode', 'ERROR')}: {first.get('message', 'refused')}"[:300]
-            out.append((str(record["id"]), ok, reason))
-        return out
+        result = PushResult()
+        for row, outcome in zip(rows, answer, strict=True):
+            if isinstance(outcome, dict) and outcome.get("success"):
+                result.sent += 1
+                continue
+            errors = outcome.get("errors") if isinstance(outcome, dict) else None
+            first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+            result.failed.append(
+                (str(row["id"]), f"{first.get('statusCode', 'ERROR')}: {first.get('message', 'refused')}"[:300])
+            )
+        return result
 
 
 class _LocatorExpired(Exception):
