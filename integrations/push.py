@@ -102,6 +102,7 @@ def push_changed(connector: Connector, spec: ObjectSpec, run: SyncRun) -> None:
         Account.objects.for_org(org)
         .exclude(external_id__isnull=True)
         .exclude(external_id="")
+        .filter(source_deleted_at__isnull=True)  # deleted in the CRM: no record left there to update
         .order_by("pk")
         .values_list("pk", "external_id")
     )

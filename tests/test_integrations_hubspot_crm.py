@@ -188,6 +188,22 @@ def test_push_back_sends_only_changed_accounts_in_batches_of_100(org, conn, hubs
     assert batch["inputs"][0]["properties"]["retain_health_colour"] == "red"
 
 
+def test_an_account_deleted_in_the_crm_is_not_pushed(org, conn, hubspot):
+    """A company archived in HubSpot is flagged in Retain (deleted in source); pushing to it would only be
+    refused: it is left out of the push until a restore clears the flag."""
+    for i in range(1, 4):
+        hubspot.add_company(f"{i:04d}")
+    run(sync_of(conn, "companies"))
+    gone = Account.objects.for_org(org).get(external_id="0002")
+    Account.objects.for_org(org).filter(pk=gone.pk).update(source_deleted_at=timezone.now())
+    pushed = run(sync_of(conn, "companies"), mode=RunMode.PUSH)
+    assert pushed.status == JobStatus.SUCCEEDED, pushed.error
+    assert (pushed.updated, pushed.unchanged, pushed.failed) == (2, 0, 0)
+    (batch,) = [b for m, p, b in hubspot.requests if p == "/crm/v3/objects/companies/batch/update"]
+    assert sorted(i["id"] for i in batch["inputs"]) == ["0001", "0003"]
+    assert not PushState.objects.for_org(org).filter(account=gone).exists()
+
+
 def test_a_company_hubspot_refuses_is_listed_and_sent_again_next_time(org, conn, hubspot):
     for i in range(1, 121):
         hubspot.add_company(f"{i:04d}")
