@@ -159,8 +159,9 @@ def start_run(
             organization_id=sync.organization_id, sync=sync, mode=mode, trigger=trigger,
             cursor=dict(sync.cursor or {}), created_by=user,
         )  # fmt: skip
-        if mode == RunMode.SYNC and sync.next_run_at is None:
-            # The first sync by hand puts the object on its schedule.
+        scheduled_mode = RunMode.PUSH if sync.direction == Direction.PUSH else RunMode.SYNC
+        if mode == scheduled_mode and sync.next_run_at is None:
+            # The first sync (the first push, for a push-only object) by hand puts the object on its schedule.
             sync.next_run_at = timezone.now() + timezone.timedelta(minutes=sync.interval_minutes)
             ObjectSync.all_orgs.filter(pk=sync.pk).update(next_run_at=sync.next_run_at)
         queue_run(run)
@@ -173,7 +174,6 @@ def due_syncs(now: Any = None) -> list[ObjectSync]:
     return list(
         ObjectSync.all_orgs.select_related("connection")
         .filter(next_run_at__lte=now, paused=False, connection__paused=False)
-        .exclude(direction=Direction.PUSH)
         .order_by("next_run_at")[:500]
     )
 
@@ -183,7 +183,9 @@ def queue_due_syncs(now: Any = None) -> int:
     started = 0
     for sync in due_syncs(now):
         try:
-            start_run(sync, trigger=RunTrigger.SCHEDULE)
+            # A push-only object's scheduled run is its push; pull and both sync (both then queues its push).
+            mode = RunMode.PUSH if sync.direction == Direction.PUSH else RunMode.SYNC
+            start_run(sync, mode=mode, trigger=RunTrigger.SCHEDULE)
             started += 1
         except RunRefused:
             ObjectSync.all_orgs.filter(pk=sync.pk).update(

@@ -11,8 +11,8 @@ from django.utils import timezone
 from accounts.models import Account, Contact, Contract, ContractLine
 from health.models import HealthScore
 from integrations import services
-from integrations.choices import Direction, JobStatus, RunMode
-from integrations.models import PushState, SyncRecordError, SyncRun
+from integrations.choices import Direction, JobStatus, RunMode, RunTrigger
+from integrations.models import ObjectSync, PushState, SyncRecordError, SyncRun
 from integrations.sync import execute_run
 
 from .connector_helpers import connect, run, sync_of
@@ -202,6 +202,23 @@ def test_an_account_deleted_in_the_crm_is_not_pushed(org, conn, hubspot):
     (batch,) = [b for m, p, b in hubspot.requests if p == "/crm/v3/objects/companies/batch/update"]
     assert sorted(i["id"] for i in batch["inputs"]) == ["0001", "0003"]
     assert not PushState.objects.for_org(org).filter(account=gone).exists()
+
+
+def test_a_push_only_sync_is_scheduled_and_its_scheduled_run_is_a_push(org, conn, hubspot):
+    for i in range(1, 4):
+        hubspot.add_company(f"{i:04d}")
+    run(sync_of(conn, "companies"))
+    sync = sync_of(conn, "companies")
+    ObjectSync.all_orgs.filter(pk=sync.pk).update(direction=Direction.PUSH, next_run_at=None)
+    sync.refresh_from_db()
+    first = run(sync, mode=RunMode.PUSH)
+    assert first.status == JobStatus.SUCCEEDED and first.updated == 3
+    sync.refresh_from_db()
+    assert sync.next_run_at is not None  # the first push by hand put it on its schedule
+    ObjectSync.all_orgs.filter(pk=sync.pk).update(next_run_at=timezone.now() - timezone.timedelta(minutes=1))
+    assert services.queue_due_syncs() == 1
+    scheduled = SyncRun.all_orgs.filter(sync=sync).latest("pk")
+    assert (scheduled.mode, scheduled.trigger) == (RunMode.PUSH, RunTrigger.SCHEDULE)
 
 
 def test_a_company_hubspot_refuses_is_listed_and_sent_again_next_time(org, conn, hubspot):
