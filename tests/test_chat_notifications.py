@@ -5,74 +5,26 @@ notification and channel, never across organizations."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
-from accounts.services import refresh_current_arr
-from cs_platform.celery import app as celery_app
 from cs_platform.models import AuditEntry
 from playbooks import chat, ctas
 from playbooks.choices import NotificationKind
 from playbooks.models import ChatAttempt, ChatChannel, ChatDelivery, Notification
 
-from .factories import AccountFactory, ContractFactory, ContractLineFactory
-from .outbound_helpers import Receiver, clear_outbound_budgets, loopback_only_fixture, receiver_fixture  # noqa: F401 - fixtures
-from .signal_factories import HealthScoreFactory
+from .chat_helpers import Recorder, chat_allows_loopback_fixture, eager_fixture, fresh_budgets_fixture, red_account  # noqa: F401 - fixtures
+from .chat_helpers import channel as chat_channel
+from .outbound_helpers import Receiver, loopback_only_fixture, receiver_fixture  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_only")]
 
 PATH = "/services/T000/B000/notifySECRET9Qz"
 
 
-@pytest.fixture(autouse=True)
-def allow_loopback(settings):
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    settings.PUBLIC_BASE_URL = "https://retain.example"
-
-
-@pytest.fixture(autouse=True)
-def fresh_budgets(org, other_org):
-    clear_outbound_budgets(org.pk, other_org.pk)
-    yield
-    clear_outbound_budgets(org.pk, other_org.pk)
-
-
-@pytest.fixture
-def eager():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True  # the notification task and the first try run at the commit
-    yield
-    celery_app.conf.task_always_eager = before
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, int, int, float]] = []
-
-    def __call__(self, organization_id: int, delivery_id: int, attempt: int, countdown: float) -> None:
-        self.calls.append((organization_id, delivery_id, attempt, countdown))
-
-
-def channel(org, receiver, kind="slack", path=PATH, **fields) -> ChatChannel:
-    return chat.create_channel(org, webhook_url=receiver.url(path), kind=kind,
-                               name=fields.pop("name", f"#cs-{kind}"), **fields)  # fmt: skip
-
-
-def red_account(org, django_capture_on_commit_callbacks, **fields):
-    """An account with 125,000 of ARR and a red score (its creation's commit hooks held back)."""
-    with django_capture_on_commit_callbacks(execute=False):
-        account = AccountFactory(organization=org, name=fields.pop("name", "Globex & <Co>"), **fields)
-        today = timezone.localdate()
-        contract = ContractFactory(account=account, start_date=today - dt.timedelta(days=30),
-                                   end_date=today + dt.timedelta(days=300))  # fmt: skip
-        ContractLineFactory(contract=contract, quantity=Decimal("125"), annual_unit_price=Decimal("1000"))
-        HealthScoreFactory(account=account, score=Decimal("38.0"), color="red", computed_color="red")
-    refresh_current_arr(org, account_ids=[account.pk])
-    return account
+def channel(org, receiver, kind="slack", path=PATH, **fields):
+    return chat_channel(org, receiver, kind=kind, path=path, **fields)
 
 
 def test_a_cta_assigned_notification_posts_once_with_account_reason_arr_health_and_link(
