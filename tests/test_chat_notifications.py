@@ -182,3 +182,17 @@ def test_the_admin_page_subscribes_a_new_channel_and_shows_its_kinds(org, alice,
     refused = client.post(base + "chat/", {"kind": "slack", "name": "#b", "webhook_url": receiver.url("/y"),
                                            "notification_kinds": ["nope"]})  # fmt: skip
     assert refused.status_code == 400 and ChatChannel.all_orgs.count() == 1
+
+
+def test_the_notifications_api_says_each_notifications_kind_and_filters_by_it(org, bob, api):
+    Notification.all_orgs.create(
+        organization=org, user=bob, message="A CTA for you", kind=NotificationKind.CTA_ASSIGNED
+    )
+    Notification.all_orgs.create(organization=org, user=bob, message="Requested", kind=NotificationKind.FEATURE_REQUEST)
+    csm = api(org, "csm", bob)
+    listed = csm.get("/api/v1/notifications/").json()["results"]
+    assert sorted(n["kind"] for n in listed) == ["cta_assigned", "feature_request"]
+    only = csm.get("/api/v1/notifications/", {"kind": "cta_assigned"}).json()["results"]
+    assert [n["message"] for n in only] == ["A CTA for you"]
+    refused = csm.get("/api/v1/notifications/", {"kind": "renewal_at_risk"})
+    assert refused.status_code == 400 and "kind" in refused.json()["errors"]

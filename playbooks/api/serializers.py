@@ -455,7 +455,7 @@ class NotificationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Notification
-        fields = ["id", "message", "url", "cta", "created_at", "read_at", "read"]
+        fields = ["id", "kind", "message", "url", "cta", "created_at", "read_at", "read"]
         read_only_fields = fields
 
     def get_read(self, notification: Notification) -> bool:
