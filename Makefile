@@ -11,9 +11,13 @@ PY := $(VENV)/bin/python
 # Re-installs only when pyproject.toml is newer than the stamp.
 STAMP := $(VENV)/.retain-installed
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): one per CPU; each gets its own test database (pytest-django) and its own
+# Redis database (tests/xdist_env.py). A test module stays on one process (--dist loadfile: its module
+# fixtures, the browser harness among them, are built once). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format migrations-check chromium clean-demo mutation
+.PHONY: help install run test lint format migrations-check chromium dovecot clean-demo mutation
 
 help:
 	@echo "make run    start Retain with demo data at http://127.0.0.1:8000/ (Ctrl-C stops web and worker)"
@@ -37,8 +41,12 @@ run: $(STAMP)
 chromium:
 	@sh scripts/ensure_chromium.sh
 
-test: $(STAMP) chromium
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The IMAP capture tests start their own Dovecot (Debian's dovecot-imapd); this installs the binaries.
+dovecot:
+	@sh scripts/ensure_dovecot.sh
+
+test: $(STAMP) chromium dovecot
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

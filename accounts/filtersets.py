@@ -148,6 +148,8 @@ class AccountFilterSet(OrgFilterSet):
     customer_since_after = filters.DateFilter(field_name="customer_since", lookup_expr="gte")
     customer_since_before = filters.DateFilter(field_name="customer_since", lookup_expr="lte")
     churned = BooleanFilter(field_name="churned_at", lookup_expr="isnull", exclude=True)
+    #: Deleted in the source CRM (kept in Retain with its history; docs/integrations.md "Deletions in the CRM").
+    deleted_in_source = BooleanFilter(field_name="source_deleted_at", lookup_expr="isnull", exclude=True)
     health_color = filters.MultipleChoiceFilter(
         choices=[("red", "Red"), ("yellow", "Yellow"), ("green", "Green"), ("none", "Unscored")],
         method="filter_health_color",
@@ -217,6 +219,7 @@ class ContactFilterSet(OrgFilterSet):
     email = filters.CharFilter(lookup_expr="iexact")
     role = filters.ChoiceFilter(choices=ContactRole.choices, method="filter_role")
     is_active = BooleanFilter()
+    deleted_in_source = BooleanFilter(field_name="source_deleted_at", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = Contact
@@ -250,6 +253,7 @@ class ContractFilterSet(OrgFilterSet):
     end_after = filters.DateFilter(field_name="end_date", lookup_expr="gte")
     end_before = filters.DateFilter(field_name="end_date", lookup_expr="lte")
     active_on = filters.DateFilter(method="filter_active_on", label="Live on date")
+    deleted_in_source = BooleanFilter(field_name="source_deleted_at", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = Contract

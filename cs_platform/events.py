@@ -101,6 +101,18 @@ CATALOGUE: tuple[EventSpec, ...] = (
         ACCOUNT_FIELDS,
     ),
     EventSpec(
+        "account.deleted_in_source", "Account deleted in the CRM", "account",
+        "a connector sync finds the account's CRM record deleted (a HubSpot company archived, a Salesforce Account "
+        "deleted): the account is kept and flagged, not deleted; once per deletion (not in a dry run)",
+        (*ACCOUNT_FIELDS, "source_deleted_at"),
+    ),
+    EventSpec(
+        "account.restored_in_source", "Account restored in the CRM", "account",
+        "a connector sync answers again an account flagged as deleted in the CRM (restored from its recycle bin): "
+        "the flag is cleared",
+        (*ACCOUNT_FIELDS, "source_deleted_at"),
+    ),
+    EventSpec(
         "health.color_changed", "Health colour changed", "account",
         "an account's effective health colour changes: in a recompute (not its first-ever score) or "
         "when an override is set or cleared",

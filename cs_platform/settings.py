@@ -298,6 +298,8 @@ EMAIL_LISTENER_HOST = env_str("EMAIL_LISTENER_HOST", "127.0.0.1")
 EMAIL_LISTENER_PORT = env_int("EMAIL_LISTENER_PORT", 2525)
 EMAIL_CAPTURE_MAX_BYTES = env_int("EMAIL_CAPTURE_MAX_BYTES", 10 * 1024 * 1024)
 EMAIL_CAPTURE_POLL_SECONDS = env_int("EMAIL_CAPTURE_POLL_SECONDS", 120)
+# A stored message still unprocessed this many seconds after it arrived is queued again (beat, every minute).
+EMAIL_CAPTURE_REQUEUE_AFTER = env_int("EMAIL_CAPTURE_REQUEUE_AFTER", 120)
 # The address customers reach Retain at: links in emails to contacts (the one-click unsubscribe link) are built
 # on it, since those emails are sent by workers, outside any request.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
@@ -440,6 +442,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.poll_all_capture_mailboxes",
         "schedule": EMAIL_CAPTURE_POLL_SECONDS,
     },
+    # ... and queue again a stored message the broker never got (down when it was stored).
+    "integrations-requeue-emails": {"task": "integrations.tasks.requeue_unprocessed_emails", "schedule": 60},
     "refresh-current-arr": {"task": "accounts.tasks.refresh_all_current_arr", "schedule": 60 * 60 * 6},
     "rollup-usage": {"task": "health.tasks.rollup_all_usage", "schedule": 5 * 60},
     # Daily; idempotent, so a missed day is caught up by the next run.

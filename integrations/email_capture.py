@@ -150,15 +150,45 @@ def find_capture(address: str) -> EmailCapture | None:
 
 
 def store_inbound(organization_id: int, raw: bytes, source: str, envelope_from: str = "") -> InboundEmail:
-    """Store the raw message first, then queue its processing once the row is committed."""
+    """Store the raw message first, then queue its processing once the row is committed.
+
+    The queueing is ``robust``: with the broker down the stored row still counts as accepted (the
+    listener answers 250, the poller marks it seen) and ``requeue_unprocessed`` queues it again later."""
     from .tasks import process_inbound_email
 
     with org_scope(organization_id), transaction.atomic():
         row = InboundEmail.all_orgs.create(
             organization_id=organization_id, source=source, raw=raw, size=len(raw), envelope_from=envelope_from[:320]
         )
-        transaction.on_commit(lambda: process_inbound_email.delay(organization_id, row.pk))
+        transaction.on_commit(lambda: process_inbound_email.delay(organization_id, row.pk), robust=True)
     return row
+
+
+def waiting_count(organization_id: int) -> int:
+    """Stored messages of the organization not processed yet (shown to the admin beside the counters)."""
+    return InboundEmail.all_orgs.filter(organization_id=organization_id, processed_at__isnull=True).count()
+
+
+def requeue_unprocessed(limit: int = 500) -> int:
+    """Queue again the stored messages still unprocessed ``EMAIL_CAPTURE_REQUEUE_AFTER`` seconds after they
+    arrived (the broker was down when they were stored, or the message was lost); every organization's,
+    oldest first. ``process_inbound`` is idempotent, so a message queued twice is processed once. Only a
+    day back: a message that still fails after a day of retries stays counted as waiting on the Email
+    capture page (``waiting_count``) instead of being queued every minute forever."""
+    from .tasks import process_inbound_email
+
+    now = timezone.now()
+    cutoff = now - timezone.timedelta(seconds=settings.EMAIL_CAPTURE_REQUEUE_AFTER)
+    rows = list(
+        InboundEmail.all_orgs.filter(
+            processed_at__isnull=True, received_at__lt=cutoff, received_at__gte=now - timezone.timedelta(days=1)
+        )
+        .order_by("received_at")
+        .values_list("organization_id", "pk")[:limit]
+    )
+    for organization_id, pk in rows:
+        process_inbound_email.delay(organization_id, pk)
+    return len(rows)
 
 
 # --- Parsing -------------------------------------------------------------------------------------------
@@ -487,20 +517,120 @@ def remove_mailbox(capture: EmailCapture) -> None:
 
 
 def mailbox_problem(host: str) -> str | None:
-    """The outbound guard's verdict on the mailbox host (no internal addresses), or ``None``."""
+    """The outbound guard's verdict on the mailbox host (no internal addresses), or ``None``: the early
+    feedback of the settings form. A name that does not resolve yet is accepted here; the check that
+    counts is :func:`mailbox_address`, made at every poll."""
     from cs_platform.outbound import OutboundRefused, check_url
 
     try:
-        check_url(f"https://{host}/")
+        check_url(f"https://{_url_host(host)}/")
     except OutboundRefused as exc:
         return str(exc)
     return None
 
 
+def _url_host(host: str) -> str:
+    host = (host or "").strip()
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def mailbox_address(host: str, port: int) -> tuple[str, str]:
+    """``(name, ip)``: the mailbox host checked by the outbound guard's address rules
+    (``cs_platform.outbound``: no loopback, private, link-local or metadata address unless the operator
+    allows the network with ``OUTBOUND_ALLOWED_NETWORKS``), resolved once. The poll then connects to
+    that checked ``ip`` (never a second lookup, so a DNS answer that changes in between cannot point it
+    inside) and verifies the TLS certificate against ``name``. Raises ``OutboundRefused`` with the
+    reason in plain words, ``OSError`` when the name does not resolve."""
+    from cs_platform.outbound import OutboundRefused, address_problem, name_problem, parse_url, resolve
+
+    target = parse_url(f"https://{_url_host(host)}:{int(port)}/")  # syntax, every spelling of an IP literal
+    if target.ip is None and (problem := name_problem(target.host)):
+        raise OutboundRefused(problem)
+    addresses = resolve(target)
+    for ip in addresses:
+        problem = address_problem(ip)
+        if problem is not None:
+            said = "is" if target.ip is not None else "resolves to"
+            raise OutboundRefused(
+                f"Address not allowed: the mailbox host {target.host} {said} {problem}. Retain connects only "
+                "to public internet addresses; an operator can allow a private network with "
+                "OUTBOUND_ALLOWED_NETWORKS."
+            )
+    return target.host, str(addresses[0])
+
+
+def _tls_context() -> Any:
+    """Certificates verified (imaplib's own default verifies nothing): the system CAs, or the operator's
+    ``OUTBOUND_CA_BUNDLE`` for a mail server with a private CA."""
+    import ssl
+
+    return ssl.create_default_context(cafile=getattr(settings, "OUTBOUND_CA_BUNDLE", "") or None)
+
+
+def guarded_mailbox(host: str, port: int, *, timeout: float = 30) -> Any:
+    """An imap-tools ``MailBox`` (IMAP over TLS) connected to the address :func:`mailbox_address` checked,
+    with SNI and certificate verification for the host name. Raises before any connection when the
+    guard refuses the host."""
+    import imaplib
+    import socket
+
+    from imap_tools import MailBox
+
+    name, ip = mailbox_address(host, port)
+
+    class PinnedIMAP4SSL(imaplib.IMAP4_SSL):
+        def _create_socket(self, timeout: float | None) -> Any:
+            sock = socket.create_connection((ip, self.port), timeout)
+            return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+
+    class GuardedMailBox(MailBox):
+        def _get_mailbox_client(self) -> imaplib.IMAP4:
+            return PinnedIMAP4SSL(name, port, ssl_context=self._ssl_context, timeout=self._timeout)
+
+    return GuardedMailBox(name, port, timeout=timeout, ssl_context=_tls_context())
+
+
+def _poll_error(exc: BaseException, host: str, port: int) -> str:
+    """What the admin reads on the Email capture page (and the API's ``last_poll_message``)."""
+    import socket
+    import ssl
+
+    from imap_tools.errors import MailboxFolderSelectError, MailboxLoginError
+
+    from cs_platform.outbound import OutboundRefused
+
+    name = type(exc).__name__
+    if isinstance(exc, MailboxLoginError):
+        said = str(exc).split("Data:", 1)[-1].strip()
+        text = f"the mailbox refused the user name or password (server said: {said})"
+    elif isinstance(exc, MailboxFolderSelectError):
+        text = "the folder could not be opened (check its name)"
+    elif isinstance(exc, OutboundRefused):
+        text = exc.reason
+    elif isinstance(exc, ssl.SSLCertVerificationError):
+        text = f"the TLS certificate of {host} could not be verified ({exc.verify_message})"
+    elif isinstance(exc, ConnectionRefusedError):
+        text = f"connection refused by {host}:{port}"
+    elif isinstance(exc, socket.gaierror):
+        text = f"the host name {host} does not resolve"
+    elif isinstance(exc, TimeoutError):
+        text = f"{host}:{port} did not answer in time"
+    else:
+        text = str(exc)
+    return f"{name}: {text}"[:300]
+
+
 def poll_mailbox(organization_id: int, *, mailbox_factory: Any = None) -> int:
     """Fetch the unseen messages of the organization's capture mailbox (imap-tools), store each, then mark
-    it seen; returns how many were stored. A message is marked seen only after its row is committed."""
-    from imap_tools import AND, MailBox, MailMessageFlags
+    it seen (``\\Seen``, left in its folder); returns how many were stored. A message is marked seen only
+    after its row is committed, so a crash in between fetches it again (and the Message-ID dedupes it).
+
+    The connection goes through the outbound guard (:func:`guarded_mailbox`): the host is checked and
+    resolved once, the checked address is the one connected to, and the certificate is verified. The
+    outcome of the run (``N new messages`` or the error in plain words) is recorded on the capture
+    settings (``last_poll_at``, ``last_poll_ok``, ``last_poll_message``), which the Email capture page and
+    the API show. ``mailbox_factory`` (tests) replaces the connection entirely."""
+    from imap_tools import AND, MailMessageFlags
 
     capture = EmailCapture.all_orgs.select_related("mailbox").get(organization_id=organization_id)
     connection: Connection | None = capture.mailbox
@@ -510,10 +640,7 @@ def poll_mailbox(organization_id: int, *, mailbox_factory: Any = None) -> int:
     host, port = creds.get("host", ""), int(creds.get("port") or 993)
     stored = 0
     try:
-        problem = None if mailbox_factory else mailbox_problem(host)
-        if problem:
-            raise ConnectionError(problem)
-        factory = mailbox_factory or (lambda: MailBox(host, port, timeout=30))
+        factory = mailbox_factory or (lambda: guarded_mailbox(host, port, timeout=30))
         with factory().login(creds.get("user", ""), creds.get("password", ""), creds.get("folder") or "INBOX") as box:
             for msg in box.fetch(AND(seen=False), mark_seen=False, limit=POLL_LIMIT, bulk=True):
                 store_inbound(organization_id, msg.obj.as_bytes(), InboundSource.IMAP)
@@ -521,7 +648,7 @@ def poll_mailbox(organization_id: int, *, mailbox_factory: Any = None) -> int:
                 stored += 1
         ok, message = True, f"{stored} new message{'s' if stored != 1 else ''}"
     except Exception as exc:  # noqa: BLE001 - recorded on the settings for the admin page
-        ok, message = False, f"{type(exc).__name__}: {exc}"[:300]
+        ok, message = False, _poll_error(exc, host, port)
     EmailCapture.all_orgs.filter(pk=capture.pk).update(
         last_poll_at=timezone.now(), last_poll_ok=ok, last_poll_message=message
     )

@@ -132,6 +132,7 @@ def email_capture(request: HttpRequest) -> HttpResponse:
         context["inbox"] = list(
             CapturedEmail.objects.filter(status=CapturedEmailStatus.UNMATCHED).order_by("-sent_at", "-pk")[:INBOX_LIMIT]
         )
+        context["waiting"] = ec.waiting_count(org.pk)
         context["inbox_total"] = CapturedEmail.objects.filter(status=CapturedEmailStatus.UNMATCHED).count()
         context["accounts"] = list(Account.objects.order_by("name").values_list("pk", "name")[:ACCOUNT_CHOICES_LIMIT])
         context["mailbox_host"] = capture.mailbox.credentials.get("host", "") if capture.mailbox_id else ""

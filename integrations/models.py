@@ -33,6 +33,7 @@ __all__ = [
     "InboundEmail",
     "ObjectSync",
     "PushState",
+    "SyncDeletion",
     "SyncRecordError",
     "SyncRun",
     "VendorCustomer",
@@ -200,6 +201,27 @@ class SyncRecordError(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"{self.object_name} {self.external_id}: {self.reason}"
+
+
+class SyncDeletion(OrgScopedModel):
+    """A record the vendor reported deleted in a run, and what Retain did with it
+    (``accounts.source_deletions.Outcome``: ``flagged``, ``deactivated``, ``already_flagged``,
+    ``already_inactive``, ``not_in_retain``, ``restored``; in a dry run what a sync *would* do). The sync
+    page and the API list them with the run; ``SyncRun.deleted`` counts the ``flagged`` and ``deactivated``.
+    """
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="deletions")
+    object_name = models.CharField(max_length=60)
+    external_id = models.CharField(max_length=120)
+    outcome = models.CharField(max_length=20)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(OrgScopedModel.Meta):
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["organization", "run"], name="integrations_deletion_run")]
+
+    def __str__(self) -> str:
+        return f"{self.object_name} {self.external_id}: {self.outcome}"
 
 
 # --- Email to the timeline (issue 21 item 5; docs/integrations.md "Email to the timeline") -----------------

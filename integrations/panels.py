@@ -3,7 +3,8 @@ came from, with a link back to the record in the vendor's web app ("HubSpot comp
 
 An account synced by a connector carries the vendor's id as its ``external_id``; the organization's
 connections whose connector pulls accounts (an object with target ``accounts``) are its possible
-sources. One query (the connections), none when the account has no external id.
+sources. One query (the connections), none when the account has no external id. An account whose CRM
+record was deleted there (``Account.source_deleted_at``) says so, with the date.
 """
 
 from __future__ import annotations
@@ -28,4 +29,5 @@ def account_sources(request: HttpRequest, account: Any) -> dict[str, Any]:
         name = next(s.name for s in cls.objects.values() if s.target == "accounts")
         label, url = cls.record_link(connection, name, account.external_id)
         sources.append({"connection": connection.name, "label": label, "url": url})
-    return {"account_sources": sources}
+    # Deleted in the CRM (accounts.source_deletions): the account stays, with its history; say so here.
+    return {"account_sources": sources, "account_source_deleted_at": account.source_deleted_at}

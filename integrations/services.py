@@ -121,10 +121,31 @@ def queue_run(run: SyncRun, *, countdown: float = 0) -> None:
     )
 
 
+def push_refusal(sync: ObjectSync, *, direction: bool = True) -> str:
+    """Why ``sync`` cannot be pushed (``mode=push``), in words for the admin; ``""`` when it can: its
+    connector must push that object and (``direction``, what the API and the admin page ask) the sync's
+    direction must be push or both."""
+    cls = get_connector(sync.connection.kind)
+    spec = cls.objects.get(sync.object_name)
+    if spec is None or "push" not in spec.directions:
+        return f"{cls.label} does not push {sync.object_name}: only a pull sync is possible for this object."
+    if direction and sync.direction not in (Direction.PUSH, Direction.BOTH):
+        return (
+            f"This sync only pulls (direction {sync.direction}): set its direction to push or both to push "
+            f"Retain's values to {cls.label}."
+        )
+    return ""
+
+
 def start_run(
     sync: ObjectSync, *, mode: str = RunMode.SYNC, trigger: str = RunTrigger.MANUAL, user: Any = None
 ) -> SyncRun:
-    """Create a queued run (the cursor it starts from copied now) and queue it. One open run per sync."""
+    """Create a queued run (the cursor it starts from copied now) and queue it. One open run per sync.
+    Raises RunRefused when the sync is paused, has no credentials, has a run open, or (``mode=push``) its
+    connector does not push the object. The direction rule (push or both) is the API's and the admin
+    page's (:func:`push_refusal`); code may push a pull sync once (a first push, a test)."""
+    if mode == RunMode.PUSH and (reason := push_refusal(sync, direction=False)):
+        raise RunRefused(reason)
     if sync.paused or sync.connection.paused:
         raise RunRefused("This sync is paused; resume it first.")
     if not sync.connection.has_credentials:
@@ -138,8 +159,9 @@ def start_run(
             organization_id=sync.organization_id, sync=sync, mode=mode, trigger=trigger,
             cursor=dict(sync.cursor or {}), created_by=user,
         )  # fmt: skip
-        if mode == RunMode.SYNC and sync.next_run_at is None:
-            # The first sync by hand puts the object on its schedule.
+        scheduled_mode = RunMode.PUSH if sync.direction == Direction.PUSH else RunMode.SYNC
+        if mode == scheduled_mode and sync.next_run_at is None:
+            # The first sync (the first push, for a push-only object) by hand puts the object on its schedule.
             sync.next_run_at = timezone.now() + timezone.timedelta(minutes=sync.interval_minutes)
             ObjectSync.all_orgs.filter(pk=sync.pk).update(next_run_at=sync.next_run_at)
         queue_run(run)
@@ -152,7 +174,6 @@ def due_syncs(now: Any = None) -> list[ObjectSync]:
     return list(
         ObjectSync.all_orgs.select_related("connection")
         .filter(next_run_at__lte=now, paused=False, connection__paused=False)
-        .exclude(direction=Direction.PUSH)
         .order_by("next_run_at")[:500]
     )
 
@@ -162,7 +183,9 @@ def queue_due_syncs(now: Any = None) -> int:
     started = 0
     for sync in due_syncs(now):
         try:
-            start_run(sync, trigger=RunTrigger.SCHEDULE)
+            # A push-only object's scheduled run is its push; pull and both sync (both then queues its push).
+            mode = RunMode.PUSH if sync.direction == Direction.PUSH else RunMode.SYNC
+            start_run(sync, mode=mode, trigger=RunTrigger.SCHEDULE)
             started += 1
         except RunRefused:
             ObjectSync.all_orgs.filter(pk=sync.pk).update(

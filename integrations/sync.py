@@ -24,6 +24,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.source_deletions import DELETION_KINDS, Outcome, mark_deleted_in_source, restore_in_source
 from cs_platform.imports.base import ImportResult
 from cs_platform.imports.base import registry as import_kinds
 from cs_platform.imports.engine import import_rows
@@ -33,7 +34,7 @@ from .choices import Direction, JobStatus, RunMode
 from .connectors.base import Connector, ConnectorError, ObjectSpec, Record, get_connector
 from .http import ConnectorHttp
 from .mapping import MapError, effective_mapping, map_record, read_path
-from .models import ObjectSync, SyncRecordError, SyncRun
+from .models import ObjectSync, SyncDeletion, SyncRecordError, SyncRun
 from .targets import Target, get_target
 
 __all__ = ["PAGES_PER_TASK", "build_connector", "execute_run", "header_for"]
@@ -100,6 +101,7 @@ def apply_records(
     dry_run = run.mode == RunMode.DRY_RUN
     errors: list[SyncRecordError] = []
     mapped: list[tuple[Record, dict[str, str], set[str]]] = []
+    deleted_ids: list[str] = []
     run.fetched += len(records)
     for record in records:
         if record.data.get("_malformed"):
@@ -110,7 +112,7 @@ def apply_records(
             )
             continue
         if record.deleted:
-            run.deleted += 1  # counted and listed nowhere else; a target that deletes does so in a later version
+            deleted_ids.append(record.external_id)  # applied after the page's rows: _apply_deletions
             continue
         try:
             cells, retain_wins = map_record(record.data, mapping, extra=spec.transforms, context=connector)
@@ -164,12 +166,46 @@ def apply_records(
         run.created += result.created
         run.updated += result.updated
         run.unchanged += result.unchanged
+        refused = {e.line for e in result.errors}
+        _restore(run, spec, target, [r.external_id for line, r in line_of.items() if line not in refused])
         if deferred:
             run.pending = [*run.pending, *[[child, parent] for child, parent in deferred]]
+    if deleted_ids:
+        _apply_deletions(run, spec, target, deleted_ids)
     run.failed += len({(e.external_id, e.reason) for e in errors})
     if errors:
         SyncRecordError.all_orgs.bulk_create(errors)
     return result
+
+
+def _deletion_rows(run: SyncRun, spec: ObjectSpec, outcomes: list[tuple[str, str]]) -> list[SyncDeletion]:
+    return [
+        SyncDeletion(
+            organization_id=run.organization_id, run=run, object_name=spec.name, external_id=ext[:120], outcome=outcome
+        )
+        for ext, outcome in outcomes
+    ]
+
+
+def _apply_deletions(run: SyncRun, spec: ObjectSpec, target: Target, external_ids: list[str]) -> None:
+    """The vendor deleted these records: ``accounts.source_deletions`` flags accounts and contracts and
+    deactivates contacts (never deletes; a dry run only answers what it would do). Each outcome is listed
+    on the run (``SyncDeletion``); ``run.deleted`` counts those applied. A target without deletion
+    semantics (tickets, invoices) only counts them, as before."""
+    if target.kind not in DELETION_KINDS:
+        run.deleted += len(external_ids)
+        return
+    outcomes = mark_deleted_in_source(run.organization, target.kind, external_ids, dry_run=run.mode == RunMode.DRY_RUN)
+    run.deleted += sum(1 for item in outcomes if item.outcome in Outcome.APPLIED)
+    SyncDeletion.all_orgs.bulk_create(_deletion_rows(run, spec, [(o.external_id, o.outcome) for o in outcomes]))
+
+
+def _restore(run: SyncRun, spec: ObjectSpec, target: Target, external_ids: list[str]) -> None:
+    """Records the vendor answered again that Retain holds as deleted there (restored from the recycle bin):
+    the mark is cleared (``accounts.source_deletions.restore_in_source``) and listed as ``restored``."""
+    restored = restore_in_source(run.organization, target.kind, external_ids, dry_run=run.mode == RunMode.DRY_RUN)
+    if restored:
+        SyncDeletion.all_orgs.bulk_create(_deletion_rows(run, spec, [(ext, Outcome.RESTORED) for ext in restored]))
 
 
 def _apply_pending(run: SyncRun, spec: ObjectSpec, target: Target, mapping: dict[str, Any]) -> None:
@@ -209,36 +245,26 @@ def _apply_pending(run: SyncRun, spec: ObjectSpec, target: Target, mapping: dict
 
 
 def _push(run: SyncRun, connector: Connector, spec: ObjectSpec, sent_before: int) -> None:
-    """Push-back (``integrations.push``): the changed accounts' values (``run.updated``: sent to the
-    vendor; ``run.unchanged``: not sent, the same values as last pushed)."""
+    """Push-back (``integrations.push``, every connector): the changed accounts' values (``run.updated``:
+    accepted by the vendor; ``run.unchanged``: not sent; ``run.failed``: refused, listed, sent again next
+    time)."""
     from .push import push_changed
 
     try:
-        sent, unchanged = push_changed(connector, spec)
+        push_changed(connector, spec, run)
     finally:
         run.request_count = sent_before + connector.http.request_count
-    run.updated, run.unchanged = run.updated + sent, run.unchanged + unchanged
-
-
-SALESFORCE_PUSH_TASK = "integrations.tasks.push_salesforce_accounts"
 
 
 def _queue_push(run: SyncRun, sync: ObjectSync) -> None:
-    """After a real sync of an object set to push or both: the push-back, as its own recorded run.
+    """After a real sync of an object set to push or both: the push-back, as its own recorded run
+    (``mode=push`` of this sync, queued like any run)."""
+    from .services import RunRefused, start_run
 
-    Two push paths exist today (a known duplication to fold together): HubSpot's goes through the
-    connector's ``push`` (``integrations.push``, a ``mode=push`` run of this sync); Salesforce's is
-    ``integrations.salesforce_push`` (sObject Collections with per-record results), queued as its task.
-    """
-    if sync.connection.kind == "salesforce":
-        from celery import current_app
-
-        args = [run.organization_id, sync.connection_id]
-        transaction.on_commit(lambda: current_app.send_task(SALESFORCE_PUSH_TASK, args=args))
-        return
-    from .services import start_run
-
-    start_run(sync, mode=RunMode.PUSH, trigger=run.trigger)
+    try:
+        start_run(sync, mode=RunMode.PUSH, trigger=run.trigger)
+    except RunRefused as exc:  # e.g. an object its connector does not push: the sync itself succeeded
+        logger.warning("push after run %s of organization %s not queued: %s", run.pk, run.organization_id, exc)
 
 
 def _finish(run: SyncRun, status: str, error: str = "") -> None:

@@ -17,6 +17,7 @@ from cs_platform.outbound import org_slot
 from cs_platform.tasks import org_task, sweep_task
 
 from . import services, sync
+from .choices import RunMode
 from .models import SyncRun
 
 BUSY_RETRY_SECONDS = 5.0
@@ -74,19 +75,33 @@ def poll_all_capture_mailboxes() -> int:
     return len(org_ids)
 
 
+@sweep_task(
+    "beat: queue again the stored messages still unprocessed", name="integrations.tasks.requeue_unprocessed_emails"
+)
+def requeue_unprocessed_emails() -> int:
+    """Beat entry (every minute): ``email_capture.requeue_unprocessed`` (nothing accepted is lost when the
+    broker was down as a message was stored)."""
+    from .email_capture import requeue_unprocessed
+
+    return requeue_unprocessed()
+
+
 @org_task(name="integrations.tasks.push_salesforce_accounts", max_retries=3)
 def push_salesforce_accounts(organization_id: int, connection_id: int) -> None:
-    """Salesforce push-back (``integrations.salesforce_push.push_accounts``), holding an outbound slot of
-    the organization; requeued a moment later when they are all taken. Not scheduled yet (the lead wires
-    it to the accounts object's push/both direction)."""
-    from .models import Connection
-    from .salesforce_push import push_accounts
+    """Deprecated alias, kept only so that messages queued before the push paths were folded together (the
+    old ``sync._queue_push`` sent this name for Salesforce) are not lost: it starts the ``mode=push`` run of
+    the connection's accounts sync, which ``run_sync`` executes like every push. Nothing queues this name
+    any more; remove it one release after the deploy."""
+    from .models import ObjectSync
 
-    connection = Connection.all_orgs.get(pk=connection_id, organization_id=organization_id)
-    with org_slot(organization_id) as token:
-        if token is None:
-            push_salesforce_accounts.apply_async(
-                args=[organization_id, connection_id], countdown=BUSY_RETRY_SECONDS + random.uniform(0, 2)
-            )
-            return
-        push_accounts(connection)
+    sync = (
+        ObjectSync.all_orgs.select_related("connection")
+        .filter(organization_id=organization_id, connection_id=connection_id, object_name="accounts")
+        .first()
+    )
+    if sync is None:
+        return
+    try:
+        services.start_run(sync, mode=RunMode.PUSH)
+    except services.RunRefused:
+        pass  # paused, no credentials, or a run is open (a sync in both directions queues its own push)

@@ -27,7 +27,7 @@ from . import services
 from .choices import RunMode
 from .connectors.base import connector_choices, get_connector, registry
 from .email_capture import IMAP_KIND
-from .models import Connection, ObjectSync, SyncRecordError, SyncRun
+from .models import Connection, ObjectSync, SyncDeletion, SyncRecordError, SyncRun
 
 admin_page = org_page(roles=[Role.ADMIN])
 HISTORY = 20
@@ -178,7 +178,10 @@ def sync_detail(request: HttpRequest, sync_id: int) -> HttpResponse:
         status = 400
     runs = list(
         SyncRun.objects.filter(sync=sync)
-        .prefetch_related(Prefetch("record_errors", queryset=SyncRecordError.all_orgs.order_by("pk")))
+        .prefetch_related(
+            Prefetch("record_errors", queryset=SyncRecordError.all_orgs.order_by("pk")),
+            Prefetch("deletions", queryset=SyncDeletion.all_orgs.order_by("pk")),
+        )
         .order_by("-created_at", "-pk")[:HISTORY]
     )
     context = _context(
@@ -201,7 +204,19 @@ def sync_action(request: HttpRequest, sync_id: int) -> HttpResponse:
             messages.error(request, str(exc))
         else:
             messages.success(request, "Dry run queued: it writes nothing." if action == "dry_run" else "Sync queued.")
+    elif action == "push":
+        try:
+            if reason := services.push_refusal(sync):  # a sync that only pulls is not pushed from the page
+                raise services.RunRefused(reason)
+            services.start_run(sync, mode=RunMode.PUSH, user=request.user)
+        except services.RunRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Push queued: only the accounts changed since the last push are sent to "
+                                      f"{sync.connection.name}.")  # fmt: skip
     elif action in ("pause", "resume"):
         ObjectSync.objects.filter(pk=sync.pk).update(paused=action == "pause")
         messages.success(request, f"{sync.object_name} {'paused' if action == 'pause' else 'resumed'}.")
+    if request.POST.get("back") == "connectors":  # the Connectors page's "Push now" comes back to it
+        return redirect("admin-connectors", org_slug=request.organization.slug)
     return redirect("admin-connector-sync", org_slug=request.organization.slug, sync_id=sync.pk)

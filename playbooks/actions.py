@@ -41,7 +41,7 @@ from accounts.choices import ContactRole, TouchModel
 from accounts.models import Account, Contact, Membership, Team
 
 from . import ctas
-from .choices import AssigneeRule, CtaPriority, CtaStatus
+from .choices import AssigneeRule, CtaPriority, CtaStatus, NotificationKind
 from .emails import send_templated_email
 from .models import ChatChannel, ChatMessageKind, Cta, CtaReason, CtaType, EmailTemplate
 
@@ -317,7 +317,9 @@ def _notify(playbook: Any, account: Account, action: dict[str, Any], firing: Any
     if user is None:
         return {"kind": "notify", "status": "skipped", "detail": "nobody to notify"}
     message = render(action["message"], _merge_context(playbook, account))[:300]
-    ctas.notify(user, organization=account.organization_id, message=message, cta=firing.cta)
+    ctas.notify(
+        user, organization=account.organization_id, message=message, cta=firing.cta, kind=NotificationKind.PLAYBOOK
+    )
     return {"kind": "notify", "status": "done", "user": user.pk}
 
 

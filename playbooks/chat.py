@@ -9,6 +9,11 @@
   ``PUBLIC_BASE_URL``). Slack: Block Kit built with ``slack_sdk.models.blocks`` and serialised with
   ``to_dict()`` (plus ``text``, the notification fallback). Teams: the Workflows webhook's message with one
   Adaptive Card attachment (:func:`teams_card`). :func:`digest_message`: the organization's daily digest.
+* **Notifications.** A channel subscribed to notification kinds (``ChatChannel.notification_kinds``) also
+  gets the in-app notifications of those kinds (:func:`queue_notifications` after the notification's commit,
+  then :func:`post_notifications` in the task :data:`NOTIFY_TASK`): :func:`notification_message` — who it is
+  for, what happened, and the account's facts (reason, ARR, health, link) — once per channel and
+  notification (idempotency key ``notification:<id>``), delivered like every chat message.
 * **Delivery.** :func:`post` stores one :class:`~playbooks.models.ChatDelivery` per (channel, idempotency key)
   and queues :data:`DELIVER_TASK` after the commit; :func:`attempt_chat_delivery` posts the stored JSON body
   **through** :func:`cs_platform.outbound.request` (slack-sdk builds the message but never sends it: its
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -31,7 +35,6 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone
 from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
@@ -46,9 +49,17 @@ from cs_platform import outbound
 from cs_platform.audit import record_audit
 from cs_platform.celery import app as celery_app
 
+from .choices import NotificationKind
 from .digest import build_digest, local_now
-from .models import ChatAttempt, ChatChannel, ChatDelivery, ChatKind, ChatMessageKind, DeliveryStatus
-from .services import DEFER_SECONDS, MAX_ATTEMPTS, RETRY_DELAYS, Scheduler, reserve_test_send
+from .models import (
+    ChatAttempt,
+    ChatChannel,
+    ChatDelivery,
+    ChatKind,
+    ChatMessageKind,
+    Notification,
+)
+from .services import Scheduler, lock_for_try, reserve_test_send, send_and_record
 
 __all__ = [
     "DELIVER_TASK",
@@ -57,7 +68,10 @@ __all__ = [
     "create_channel",
     "delete_channel",
     "digest_message",
+    "notification_message",
     "post",
+    "post_notifications",
+    "queue_notifications",
     "send_channel_digests",
     "send_chat_digests",
     "send_test",
@@ -68,6 +82,8 @@ __all__ = [
 ]
 
 DELIVER_TASK = "playbooks.tasks.deliver_chat"
+NOTIFY_TASK = "playbooks.tasks.post_notifications_to_chat"
+NOTIFY_BATCH = 500  # notification ids per NOTIFY_TASK message (a bulk opening makes thousands)
 USER_AGENT = "Retain-Chat/1"
 #: The Adaptive Card version Teams' Workflows webhook renders (docs/chat.md).
 ADAPTIVE_CARD_VERSION = "1.4"
@@ -98,7 +114,7 @@ def url_hint(url: str) -> str:
     return f"{host} …{url[-4:]}" if len(url) > 8 else host
 
 
-_FIELDS = ("name", "kind", "is_active", "daily_digest")
+_FIELDS = ("name", "kind", "is_active", "daily_digest", "notification_kinds")
 
 
 def _state(channel: ChatChannel) -> dict[str, Any]:
@@ -287,6 +303,77 @@ def test_message(kind: str, channel: ChatChannel) -> dict[str, Any]:
                       settings.PUBLIC_BASE_URL + "/", "Open Retain")  # fmt: skip
 
 
+def notification_message(kind: str, notification: Notification) -> dict[str, Any]:
+    """The post of an in-app notification to a channel of ``kind``: the title says what kind and for whom; with
+    a CTA, the account's facts (account, reason — the notification's text, ARR, health, link to Account 360)
+    as a playbook post has them; without one (a feature request), the text and a link to what it is about."""
+    who = notification.user.get_full_name() or notification.user.email
+    label = NotificationKind(notification.kind).label if notification.kind in NotificationKind.values else "Other"
+    title = f"{label} — for {who}"[:150]
+    cta = notification.cta
+    if cta is not None:
+        facts = account_facts(cta.account, notification.message)
+        return account_message(kind, title=title, facts=facts)
+    url = settings.PUBLIC_BASE_URL + (notification.url or "/")
+    if kind == ChatKind.SLACK:
+        blocks: list[Any] = [
+            HeaderBlock(text=title),
+            SectionBlock(text=MarkdownTextObject(text=_escape(notification.message)[:3000])),
+            ActionsBlock(elements=[ButtonElement(text="Open in Retain", url=url, action_id="open_notification")]),
+        ]
+        return {"text": f"{title}: {notification.message}"[:3000], "blocks": [b.to_dict() for b in blocks]}
+    return teams_card(title, [{"type": "TextBlock", "text": notification.message, "wrap": True}], url, "Open in Retain")
+
+
+def queue_notifications(organization_id: int, notification_ids: list[int]) -> None:
+    """Once the current transaction commits, hand the new notifications to :data:`NOTIFY_TASK` (which posts
+    them to the channels subscribed to their kinds). No query here: the task finds the channels, so creating
+    a notification costs nothing more for an organization without subscribed channels."""
+    ids = [pk for pk in notification_ids if pk is not None]
+    if not ids:
+        return
+
+    def send() -> None:
+        task = celery_app.tasks[NOTIFY_TASK]  # registered by PlaybooksConfig.ready (playbooks.tasks)
+        for start in range(0, len(ids), NOTIFY_BATCH):
+            task.apply_async((organization_id, ids[start : start + NOTIFY_BATCH]))
+
+    transaction.on_commit(send)
+
+
+def post_notifications(organization_id: int, notification_ids: list[int]) -> int:
+    """Post each notification to every enabled channel of its organization subscribed to its kind, once per
+    channel and notification (``notification:<id>``: a redelivered task posts nothing twice). Ids of another
+    organization match nothing. Returns how many deliveries were queued."""
+    channels = [
+        c for c in ChatChannel.objects.for_org(organization_id).filter(is_active=True).order_by("pk")
+        if c.notification_kinds
+    ]  # fmt: skip
+    if not channels:
+        return 0
+    wanted = {kind for c in channels for kind in c.notification_kinds}
+    notifications = (
+        Notification.objects.for_org(organization_id)
+        .filter(pk__in=list(notification_ids), kind__in=sorted(wanted))
+        .select_related("user", "cta__account")
+        .order_by("pk")
+    )
+    queued = 0
+    with transaction.atomic():
+        for notification in notifications:
+            bodies: dict[str, dict[str, Any]] = {}
+            for channel in channels:
+                if notification.kind not in channel.notification_kinds:
+                    continue
+                if channel.kind not in bodies:
+                    bodies[channel.kind] = notification_message(channel.kind, notification)
+                account = notification.cta.account if notification.cta_id else None
+                key = f"notification:{notification.pk}"
+                if post(channel, ChatMessageKind.NOTIFICATION, key, bodies[channel.kind], account=account):
+                    queued += 1
+    return queued
+
+
 # --- Delivery ----------------------------------------------------------------------------------------------
 
 
@@ -330,59 +417,25 @@ def send_test(channel: ChatChannel, *, user: Any = None) -> ChatDelivery:
 def attempt_chat_delivery(
     organization_id: int, delivery_id: int, *, attempt: int = 1, schedule: Scheduler | None = None
 ) -> ChatDelivery | None:
-    """Make try ``attempt`` of a chat delivery: post, log, then finish or schedule the next try (the rules of
-    :func:`playbooks.services.attempt_delivery`: a stale or repeated message does nothing; a busy
-    organization's try comes back later without counting; a disabled channel gets nothing but tests)."""
+    """Make try ``attempt`` of a chat delivery: post, log, then finish or schedule the next try — the webhooks'
+    skeleton (:func:`playbooks.services.lock_for_try` and :func:`~playbooks.services.send_and_record`: a stale
+    or repeated message does nothing; a busy organization's try comes back later without counting). A
+    disabled channel gets nothing but tests."""
     schedule = schedule or enqueue_try
     with transaction.atomic():
-        delivery = (
-            ChatDelivery.objects.for_org(organization_id)
-            .select_for_update(of=("self",))
-            .select_related("channel")
-            .filter(pk=delivery_id)
-            .first()
-        )
-        if delivery is None or delivery.is_final or delivery.attempts != attempt - 1:
+        delivery = lock_for_try(ChatDelivery, organization_id, delivery_id, attempt, "channel")
+        if delivery is None:
             return None
         channel = delivery.channel
         body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
-        attempted_at = timezone.now()
         active = channel.is_active or delivery.message_kind == ChatMessageKind.TEST
-        if not active:
-            result = outbound.OutboundResult(None, "inactive", "Channel disabled; not sent.", 0)
-        else:
-            slot = outbound.acquire_slot(organization_id)
-            if slot is None:
-                defer = DEFER_SECONDS + random.uniform(0, DEFER_SECONDS / 2)
-                transaction.on_commit(lambda: schedule(organization_id, delivery_id, attempt, defer))
-                return None
-            try:
-                result = outbound.request("POST", channel.webhook_url, body=body, headers=headers)
-            finally:
-                outbound.release_slot(organization_id, slot)
-        delivery.attempts = attempt
-        delivery.last_status_code = result.status_code
-        delivery.last_error = "" if result.ok else result.error
-        retry_in: int | None = None
-        if result.ok:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, None
-        elif attempt < MAX_ATTEMPTS and active:
-            retry_in = RETRY_DELAYS[attempt - 1]
-            delivery.status = DeliveryStatus.RETRYING
-            delivery.next_attempt_at = timezone.now() + dt.timedelta(seconds=retry_in)
-        else:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-        delivery.save(update_fields=["attempts", "status", "next_attempt_at", "last_status_code", "last_error",
-                                     "updated_at"])  # fmt: skip
-        ChatAttempt.all_orgs.create(
-            organization_id=organization_id, delivery=delivery, number=attempt, attempted_at=attempted_at,
-            status_code=result.status_code, error=delivery.last_error, duration_ms=result.duration_ms,
-            retry_in_seconds=retry_in,
+        sent = send_and_record(
+            organization_id, delivery, attempt, url=channel.webhook_url, body=body, headers=headers, send=active,
+            not_sent="Channel disabled; not sent.", may_retry=active, attempt_model=ChatAttempt, schedule=schedule,
         )  # fmt: skip
-        if retry_in is not None:
-            countdown = retry_in
-            transaction.on_commit(lambda: schedule(organization_id, delivery_id, attempt + 1, countdown))
+        if not sent:
+            return None
     return delivery
 
 

@@ -57,3 +57,19 @@ class AssigneeRule(models.TextChoices):
     OWNER = "owner", "Account owner (CSM)"
     MANAGER = "manager", "Owner's team manager"
     ROUND_ROBIN = "round_robin", "Round-robin over a team"
+
+
+class NotificationKind(models.TextChoices):
+    """What an in-app notification is about (``Notification.kind``). A chat channel may subscribe to any of
+    them but ``other`` (``ChatChannel.notification_kinds``; docs/chat.md)."""
+
+    CTA_OPENED = "cta_opened", "A CTA opened (for its owner)"
+    CTA_ASSIGNED = "cta_assigned", "A CTA assigned to someone"
+    TASK_ASSIGNED = "task_assigned", "A task assigned to someone"
+    PLAYBOOK = "playbook", "A playbook's notify action"
+    FEATURE_REQUEST = "feature_request", "A feature request moved"
+    OTHER = "other", "Other"
+
+
+#: The kinds a chat channel may subscribe to.
+SUBSCRIBABLE_NOTIFICATION_KINDS = [(value, label) for value, label in NotificationKind.choices if value != "other"]

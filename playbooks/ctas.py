@@ -37,7 +37,8 @@ from accounts.choices import Role
 from accounts.models import Account, Membership, Organization, Team
 from accounts.services import Actor
 
-from .choices import AssigneeRule, CtaLogAction, CtaOutcome, CtaPriority, CtaStatus, SnoozeReason
+from . import chat
+from .choices import AssigneeRule, CtaLogAction, CtaOutcome, CtaPriority, CtaStatus, NotificationKind, SnoozeReason
 from .models import AssignmentCursor, Cta, CtaLog, CtaReason, CtaTask, CtaType, Notification
 
 __all__ = [
@@ -400,10 +401,12 @@ def _open_or_update(
             organization=org_id,
             message=f"New {cta_type.label.lower()} CTA on {account.name}: {cta.title}",
             cta=cta,
+            kind=NotificationKind.CTA_OPENED,
         )
     for task in tasks:
         if task.assignee is not None and task.assignee != owner and task.assignee != by:
-            notify(task.assignee, organization=org_id, message=f"Task for you on {account.name}: {task.title}", cta=cta)
+            notify(task.assignee, organization=org_id, message=f"Task for you on {account.name}: {task.title}", cta=cta,
+                   kind=NotificationKind.TASK_ASSIGNED)  # fmt: skip
     return cta, CREATED
 
 
@@ -548,7 +551,7 @@ def open_or_update_many(
         if cta.owner_id is not None:
             message = f"New {verb} CTA on {account.name}: {cta.title}"
             notifications.append(Notification(organization_id=org_id, user_id=cta.owner_id, cta=cta, url=url,
-                                              message=message[:300]))  # fmt: skip
+                                              message=message[:300], kind=NotificationKind.CTA_OPENED))  # fmt: skip
         for i, t in enumerate(tasks):
             assignee = by_rule[t.assignee][account.pk] if t.assignee else cta.owner_id
             new_tasks.append(CtaTask(
@@ -558,10 +561,12 @@ def open_or_update_many(
             if assignee is not None and assignee != cta.owner_id:
                 message = f"Task for you on {account.name}: {t.title[:200]}"
                 notifications.append(Notification(organization_id=org_id, user_id=assignee, cta=cta, url=url,
-                                                  message=message[:300]))  # fmt: skip
+                                                  message=message[:300],
+                                                  kind=NotificationKind.TASK_ASSIGNED))  # fmt: skip
     CtaTask.all_orgs.bulk_create(new_tasks, batch_size=2000)
     CtaLog.all_orgs.bulk_create(logs, batch_size=2000)
     Notification.all_orgs.bulk_create(notifications, batch_size=2000)
+    chat.queue_notifications(org_id, [n.pk for n in notifications])
     return out
 
 
@@ -754,6 +759,7 @@ def reassign(cta: Cta, *, owner: Any, by: Actor | None = None) -> Cta:
             organization=cta.organization_id,
             message=f"CTA assigned to you on {cta.account.name}: {cta.title}",
             cta=cta,
+            kind=NotificationKind.CTA_ASSIGNED,
         )
     return cta
 
@@ -792,13 +798,23 @@ def reopen_task(task: CtaTask, *, by: Actor | None = None) -> CtaTask:
 
 
 def notify(
-    user: Any, *, organization: Organization | int, message: str, url: str = "", cta: Cta | None = None
+    user: Any,
+    *,
+    organization: Organization | int,
+    message: str,
+    url: str = "",
+    cta: Cta | None = None,
+    kind: str = NotificationKind.OTHER,
 ) -> Notification:
-    """An in-app notification for ``user`` in the organization (linked to the CTA's card when given)."""
+    """An in-app notification for ``user`` in the organization (linked to the CTA's card when given). After the
+    commit, the chat channels subscribed to ``kind`` get it too (:func:`playbooks.chat.queue_notifications`)."""
     org_id = organization if isinstance(organization, int) else organization.pk
-    return Notification.all_orgs.create(
-        organization_id=org_id, user=user, message=message[:300], url=url or (cta_url(cta) if cta else ""), cta=cta
-    )
+    notification = Notification.all_orgs.create(
+        organization_id=org_id, user=user, message=message[:300], url=url or (cta_url(cta) if cta else ""), cta=cta,
+        kind=kind,
+    )  # fmt: skip
+    chat.queue_notifications(org_id, [notification.pk])
+    return notification
 
 
 def unread_count(organization: Organization | int, user: Any) -> int:

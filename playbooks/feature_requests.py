@@ -26,6 +26,7 @@ from django.urls import reverse
 from accounts.models import Membership, Organization
 from feedback.models_requests import RequestStatus
 
+from .choices import NotificationKind
 from .ctas import notify
 
 __all__ = ["CONSUMER_NAME", "EVENTS", "check_blocked_renewal", "on_status_changed"]
@@ -68,7 +69,7 @@ def on_status_changed(event: Any) -> None:
         accounts_by_owner.setdefault(account.get("owner"), []).append(account.get("name", ""))
     messages = []
     for user in users:
-        notify(user, organization=org_id, message=message, url=url)
+        notify(user, organization=org_id, message=message, url=url, kind=NotificationKind.FEATURE_REQUEST)
         if user.email:
             names = ", ".join(sorted(accounts_by_owner.get(user.pk, [])))
             body = (

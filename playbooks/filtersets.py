@@ -126,7 +126,7 @@ class NotificationFilterSet(OrgFilterSet):
 
     class Meta:
         model = Notification
-        fields: list[str] = []
+        fields = ["kind"]
 
 
 def due_window(value: str, today: dt.date) -> dict[str, object]:

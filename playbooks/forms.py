@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from .choices import SUBSCRIBABLE_NOTIFICATION_KINDS
 from .models import ChatKind, EventType
 from .services import SUBSCRIBABLE, validate_webhook_url
 
@@ -49,6 +50,13 @@ class ChatChannelForm(forms.Form):
         "it is never shown again (only its host and last 4 characters).",
     )
     daily_digest = forms.BooleanField(label="Post the daily digest here", required=False)
+    notification_kinds = forms.MultipleChoiceField(
+        label="Also post these notifications",
+        choices=SUBSCRIBABLE_NOTIFICATION_KINDS,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Any member's in-app notification of these kinds, with the account, reason, ARR, health and a link.",
+    )
 
     def __init__(self, *args: Any, organization: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -19,6 +19,8 @@ from encrypted_fields.fields import EncryptedTextField
 
 from cs_platform.tenancy import OrgScopedModel
 
+from .choices import SUBSCRIBABLE_NOTIFICATION_KINDS
+
 __all__ = ["ChatAttempt", "ChatChannel", "ChatDelivery", "ChatKind", "ChatMessageKind"]
 
 
@@ -31,6 +33,7 @@ class ChatMessageKind(models.TextChoices):
     PLAYBOOK = "playbook", "Playbook post"
     DIGEST = "digest", "Daily digest"
     TEST = "test", "Test message"
+    NOTIFICATION = "notification", "Notification"
 
 
 #: The values of :class:`playbooks.models.DeliveryStatus` (models.py imports this module: not imported back).
@@ -41,7 +44,9 @@ class ChatChannel(OrgScopedModel):
     """A Slack or Teams channel reached through its incoming-webhook URL (encrypted at rest, write-only).
 
     ``daily_digest``: the channel receives the organization's daily digest. Playbooks post to it through
-    their ``post_to_chat`` action, which names the channel. A disabled channel receives nothing."""
+    their ``post_to_chat`` action, which names the channel. ``notification_kinds``: the in-app notifications
+    of those kinds (:class:`~playbooks.choices.NotificationKind`, any member's) are posted to it too. A
+    disabled channel receives nothing."""
 
     kind = models.CharField(max_length=8, choices=ChatKind.choices)
     name = models.CharField(max_length=120)
@@ -49,6 +54,12 @@ class ChatChannel(OrgScopedModel):
     url_hint = models.CharField(max_length=300, blank=True, help_text="Host and the URL's last 4 characters")
     is_active = models.BooleanField(default=True)
     daily_digest = models.BooleanField(default=False)
+    notification_kinds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The in-app notification kinds also posted to this channel: a list of NotificationKind values "
+        "(validated by the API and the form; playbooks.choices.SUBSCRIBABLE_NOTIFICATION_KINDS)",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -62,13 +73,19 @@ class ChatChannel(OrgScopedModel):
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.name}"
 
+    @property
+    def notification_kind_labels(self) -> list[str]:
+        """The subscribed notification kinds in words (the admin page's "Receives")."""
+        labels = dict(SUBSCRIBABLE_NOTIFICATION_KINDS)
+        return [labels.get(kind, kind) for kind in self.notification_kinds or []]
+
 
 class ChatDelivery(OrgScopedModel):
     """One message to one channel: the body as sent (never the URL), its status and retry schedule.
 
     ``idempotency_key`` names what the message is for (``firing:<id>:<action index>``, ``digest:<day>``,
-    ``test:<uuid>``); at most one delivery exists per channel and key, so a redelivered task or a re-run
-    never posts twice."""
+    ``notification:<id>``, ``test:<uuid>``); at most one delivery exists per channel and key, so a redelivered
+    task or a re-run never posts twice."""
 
     channel = models.ForeignKey(ChatChannel, on_delete=models.CASCADE, related_name="deliveries")
     message_kind = models.CharField(max_length=12, choices=ChatMessageKind.choices)

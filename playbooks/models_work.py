@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from cs_platform.tenancy import OrgScopedModel
 
-from .choices import CtaLogAction, CtaOutcome, CtaPriority, CtaStatus, SnoozeReason
+from .choices import CtaLogAction, CtaOutcome, CtaPriority, CtaStatus, NotificationKind, SnoozeReason
 
 __all__ = [
     "AssignmentCursor",
@@ -169,9 +169,13 @@ class CtaTask(OrgScopedModel):
 
 
 class Notification(OrgScopedModel):
-    """An in-app message to one member (a CTA assigned to them, a task handed over); unread until read."""
+    """An in-app message to one member (a CTA assigned to them, a task handed over); unread until read.
+
+    ``kind`` says what it is about; chat channels subscribed to that kind also get it
+    (``playbooks.chat.post_notifications``, once per channel and notification)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=20, choices=NotificationKind.choices, default=NotificationKind.OTHER)
     message = models.CharField(max_length=300)
     url = models.CharField(max_length=500, blank=True)
     cta = models.ForeignKey(Cta, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications")

@@ -60,7 +60,9 @@ __all__ = [
     "emit",
     "endpoint_origin",
     "generate_secret",
+    "lock_for_try",
     "reserve_test_send",
+    "send_and_record",
     "send_test",
     "sign",
     "validate_event_types",
@@ -279,6 +281,88 @@ def build_body(delivery: WebhookDelivery, organization_slug: str) -> bytes:
     return json.dumps(envelope, separators=(",", ":"), sort_keys=True, cls=DjangoJSONEncoder).encode()
 
 
+def lock_for_try(model: Any, organization_id: int, delivery_id: int, attempt: int, related: str) -> Any | None:
+    """The delivery row of ``model`` (a webhook or a chat delivery), locked for this try, or ``None`` when it
+    is gone, final, or its next try is not ``attempt`` (a stale or duplicated message). Call it inside the
+    try's transaction. Shared by :func:`attempt_delivery` and ``playbooks.chat.attempt_chat_delivery``."""
+    delivery = (
+        model.objects.for_org(organization_id)
+        .select_for_update(of=("self",))
+        .select_related(related)
+        .filter(pk=delivery_id)
+        .first()
+    )
+    if delivery is None or delivery.is_final or delivery.attempts != attempt - 1:
+        return None
+    return delivery
+
+
+def send_and_record(
+    organization_id: int,
+    delivery: Any,
+    attempt: int,
+    *,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    send: bool,
+    not_sent: str,
+    may_retry: bool,
+    attempt_model: Any,
+    schedule: Scheduler,
+) -> bool:
+    """The skeleton of one try, shared by webhooks and chat messages (inside the try's transaction, the row
+    locked by :func:`lock_for_try`): POST ``body`` through the outbound guard holding one of the
+    organization's slots (``send`` False: not sent, recorded as failed with ``not_sent``), then store the
+    outcome on the delivery, log the try as an ``attempt_model`` row, and schedule the next try after the
+    commit on the :data:`RETRY_DELAYS` schedule (only when ``may_retry``). ``False`` when the organization had
+    no free slot: the same try comes back about :data:`DEFER_SECONDS` later and nothing was recorded."""
+    delivery_id = delivery.pk
+    attempted_at = timezone.now()
+    if not send:
+        result = outbound.OutboundResult(None, "inactive", not_sent, 0)
+    else:
+        slot = outbound.acquire_slot(organization_id)
+        if slot is None:
+            # The organization's slots are busy: give this worker to another message and come back.
+            defer = DEFER_SECONDS + random.uniform(0, DEFER_SECONDS / 2)
+            transaction.on_commit(lambda: schedule(organization_id, delivery_id, attempt, defer))
+            return False
+        try:
+            result = outbound.request("POST", url, body=body, headers=headers)
+        finally:
+            outbound.release_slot(organization_id, slot)
+    delivery.attempts = attempt
+    delivery.last_status_code = result.status_code
+    delivery.last_error = "" if result.ok else result.error
+    retry_in: int | None = None
+    if result.ok:
+        delivery.status, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, None
+    elif attempt < MAX_ATTEMPTS and may_retry:
+        retry_in = RETRY_DELAYS[attempt - 1]
+        delivery.status = DeliveryStatus.RETRYING
+        delivery.next_attempt_at = timezone.now() + dt.timedelta(seconds=retry_in)
+    else:
+        delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+    delivery.save(
+        update_fields=["attempts", "status", "next_attempt_at", "last_status_code", "last_error", "updated_at"]
+    )
+    attempt_model.all_orgs.create(
+        organization_id=organization_id,
+        delivery=delivery,
+        number=attempt,
+        attempted_at=attempted_at,
+        status_code=result.status_code,
+        error=delivery.last_error,
+        duration_ms=result.duration_ms,
+        retry_in_seconds=retry_in,
+    )
+    if retry_in is not None:
+        countdown = retry_in
+        transaction.on_commit(lambda: schedule(organization_id, delivery_id, attempt + 1, countdown))
+    return True
+
+
 def attempt_delivery(
     organization_id: int, delivery_id: int, *, attempt: int = 1, schedule: Scheduler | None = None
 ) -> WebhookDelivery | None:
@@ -288,19 +372,14 @@ def attempt_delivery(
     whose next try is not ``attempt`` (a stale or duplicated message). When the organization already
     has ``OUTBOUND_ORG_CONCURRENCY`` calls in flight, the same try is scheduled again about
     :data:`DEFER_SECONDS` later and ``None`` is returned: it is not an attempt. ``schedule`` defaults
-    to :func:`enqueue_try`, run after commit so the next try sees this one's row.
+    to :func:`enqueue_try`, run after commit so the next try sees this one's row. A deactivated
+    endpoint gets nothing but tests, and a failure towards it is not retried.
     """
     schedule = schedule or enqueue_try
     org = Organization.objects.only("slug").get(pk=organization_id)
     with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.for_org(organization_id)
-            .select_for_update(of=("self",))
-            .select_related("endpoint")
-            .filter(pk=delivery_id)
-            .first()
-        )
-        if delivery is None or delivery.is_final or delivery.attempts != attempt - 1:
+        delivery = lock_for_try(WebhookDelivery, organization_id, delivery_id, attempt, "endpoint")
+        if delivery is None:
             return None
         endpoint = delivery.endpoint
         body = build_body(delivery, org.slug)
@@ -311,51 +390,12 @@ def attempt_delivery(
             "X-Retain-Event": delivery.event_type,
             "X-Retain-Delivery": str(delivery.pk),
         }
-        attempted_at = timezone.now()
-        if not endpoint.is_active and delivery.event_type != EventType.WEBHOOK_TEST:
-            result = outbound.OutboundResult(None, "inactive", "Endpoint deactivated; not sent.", 0)
-        else:
-            slot = outbound.acquire_slot(organization_id)
-            if slot is None:
-                # The organization's slots are busy: give this worker to another message and come back.
-                defer = DEFER_SECONDS + random.uniform(0, DEFER_SECONDS / 2)
-                transaction.on_commit(lambda: schedule(organization_id, delivery_id, attempt, defer))
-                return None
-            try:
-                result = outbound.request("POST", endpoint.url, body=body, headers=headers)
-            finally:
-                outbound.release_slot(organization_id, slot)
-        now = timezone.now()
-        delivery.attempts = attempt
-        delivery.last_status_code = result.status_code
-        delivery.last_error = "" if result.ok else result.error
-        retry_in: int | None = None
-        if result.ok:
-            delivery.status = DeliveryStatus.SUCCEEDED
-            delivery.next_attempt_at = None
-        elif attempt < MAX_ATTEMPTS and endpoint.is_active:
-            retry_in = RETRY_DELAYS[attempt - 1]
-            delivery.status = DeliveryStatus.RETRYING
-            delivery.next_attempt_at = now + dt.timedelta(seconds=retry_in)
-        else:
-            delivery.status = DeliveryStatus.FAILED
-            delivery.next_attempt_at = None
-        delivery.save(
-            update_fields=[
-                "attempts", "status", "next_attempt_at", "last_status_code", "last_error", "updated_at",
-            ]
+        sent = send_and_record(
+            organization_id, delivery, attempt, url=endpoint.url, body=body, headers=headers,
+            send=endpoint.is_active or delivery.event_type == EventType.WEBHOOK_TEST,
+            not_sent="Endpoint deactivated; not sent.", may_retry=endpoint.is_active,
+            attempt_model=WebhookAttempt, schedule=schedule,
         )  # fmt: skip
-        WebhookAttempt.all_orgs.create(
-            organization_id=organization_id,
-            delivery=delivery,
-            number=attempt,
-            attempted_at=attempted_at,
-            status_code=result.status_code,
-            error=delivery.last_error,
-            duration_ms=result.duration_ms,
-            retry_in_seconds=retry_in,
-        )
-        if retry_in is not None:
-            countdown = retry_in
-            transaction.on_commit(lambda: schedule(organization_id, delivery_id, attempt + 1, countdown))
+        if not sent:
+            return None
     return delivery

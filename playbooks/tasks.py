@@ -31,6 +31,15 @@ def deliver_chat(organization_id: int, delivery_id: int, attempt: int = 1) -> No
     attempt_chat_delivery(organization_id, delivery_id, attempt=attempt)
 
 
+@org_task(soft_time_limit=90, time_limit=120)
+def post_notifications_to_chat(organization_id: int, notification_ids: list[int]) -> int:
+    """Post new in-app notifications to the organization's chat channels subscribed to their kinds
+    (playbooks.chat.post_notifications): once per channel and notification, so safe to run twice."""
+    from .chat import post_notifications
+
+    return post_notifications(organization_id, notification_ids)
+
+
 @sweep_task("beat: evaluate_all_playbooks over every organization")
 def evaluate_all_playbooks() -> int:
     """Beat entry (every 15 minutes): one :func:`evaluate_playbooks` per organization with an active playbook.

@@ -25,7 +25,8 @@ HubSpot connector uses, written from HubSpot's public API reference:
   ``GET /account-info/v3/details`` → ``{"portalId", "uiDomain", "dataHostingLocation", ...}``;
 - "CRM API | Owners" (https://developers.hubspot.com/docs/api/crm/owners): ``GET /crm/v3/owners`` paged;
 - "Companies | batch update": ``POST /crm/v3/objects/companies/batch/update`` (``inputs`` ≤ 100, each
-  ``{"id", "properties"}``) → ``{"status": "COMPLETE", "results": [...]}``; more than 100 inputs → 400.
+  ``{"id", "properties"}``) → ``{"status": "COMPLETE", "results": [...]}``; ``207`` with ``errors`` (category
+  ``OBJECT_NOT_FOUND``, ``context.ids``) when some ids are unknown or archived; more than 100 inputs → 400.
 
 Injectable faults: ``fail_next`` (a list of ``(status, headers)`` answered before the next requests),
 malformed records (``add_raw``), archived records (``archive``),
@@ -313,14 +314,23 @@ class FakeHubSpot:
                 return self.send(handler, 400, {
                     "status": "error", "message": "Too many inputs: at most 100", "category": "VALIDATION_ERROR",
                 })  # fmt: skip
-            results = []
+            results, missing = [], []
             with self.lock:
                 for item in inputs:
                     self.updates.append(item)
                     raw = self.companies.get(str(item["id"]))
-                    if raw is not None:
+                    if raw is not None and not raw.get("archived"):
                         raw["properties"].update(item.get("properties") or {})
                         results.append({"id": raw["id"], "properties": raw["properties"]})
+                    else:
+                        missing.append(str(item["id"]))
+            if missing:  # HubSpot answers 207 Multi-Status, the refused ids in each error's context
+                return self.send(handler, 207, {
+                    "status": "COMPLETE", "results": results, "numErrors": 1,
+                    "errors": [{"status": "error", "category": "OBJECT_NOT_FOUND",
+                                "message": "Could not get some COMPANY objects, they may be deleted or not exist.",
+                                "context": {"ids": missing}}],
+                })  # fmt: skip
             return self.send(handler, 200, {"status": "COMPLETE", "results": results})
         return self.send(handler, 404, {"status": "error", "message": "not found", "category": "OBJECT_NOT_FOUND"})
 

@@ -19,14 +19,22 @@ the Salesforce connector uses, written from the Salesforce REST API Developer Gu
   ``PATCH /services/data/vXX.X/composite/sobjects`` with ``{"allOrNone", "records"}`` (≤ 200 records,
   else ``400 EXCEEDED_ID_LIMIT``) → ``[{"id", "success", "errors"}]``;
 - "Limits" (``resources_limits.htm``): ``GET /services/data/vXX.X/limits/``;
+- "OAuth 2.0 Refresh Token Flow for Renewed Sessions" (Salesforce Help,
+  https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm):
+  ``POST /services/oauth2/token`` form-encoded ``grant_type=refresh_token&refresh_token=&client_id=&client_secret=``
+  → ``{"access_token", "signature", "scope", "instance_url", "id", "token_type": "Bearer", "issued_at"}``;
+  a wrong refresh token ``400 {"error": "invalid_grant", "error_description": "expired access/refresh
+  token"}``, a wrong client ``400 {"error": "invalid_client_id" | "invalid_client", ...}``. ``expire_token()``
+  makes the current access token answer ``401 INVALID_SESSION_ID`` (the refresh issues a new one);
 - "Status Codes and Error Responses" (``errorcodes.htm``): error bodies ``[{"message", "errorCode"}]``;
   ``Authorization: Bearer <session id>``, anything else ``401 INVALID_SESSION_ID``; ``403
   REQUEST_LIMIT_EXCEEDED`` and ``503 SERVER_UNAVAILABLE`` for limits ("API Request Limits and
   Allocations").
 
 Injectable faults: ``fail_next`` (a list of ``(status, headers)`` or ``(status, headers, body)``
-answered before the next requests), malformed records (``add_raw``), deleted records (``delete``),
-expired query locators (``expire_locators``). ``requests`` records ``(method, path, query, body)``.
+answered before the next requests), malformed records (``add_raw``), deleted records (``delete``; ``undelete``
+restores one from the recycle bin with a new ``SystemModstamp``, as Salesforce does), expired query locators
+(``expire_locators``), expired access tokens (``expire_token``). ``requests`` records ``(method, path, query, body)``.
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 TOKEN = "00D000000000001!AQ0AQFakeSessionIdForTests0123456789"
+REFRESH_TOKEN = "5Aep861FakeRefreshTokenForTests"
+CLIENT_ID = "3MVG9FakeConsumerKey"
+CLIENT_SECRET = "FakeConsumerSecret0123"
 PREFIX = {"Account": "001", "Contact": "003", "Opportunity": "006", "User": "005", "OpportunityLineItem": "00k"}
 SOQL = re.compile(r"^SELECT (?P<fields>.+?) FROM (?P<type>\w+)(?: WHERE (?P<where>.+?))? ORDER BY SystemModstamp, Id$")
 
@@ -66,6 +77,11 @@ class FakeSalesforce:
         self.version = version
         self.records: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in PREFIX}
         self.deleted: dict[str, list[tuple[str, dt.datetime]]] = {t: [] for t in PREFIX}
+        self.recycle_bin: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in PREFIX}
+        self.refresh_token = REFRESH_TOKEN
+        self.client_id, self.client_secret = CLIENT_ID, CLIENT_SECRET
+        self.issued: list[str] = []  # access tokens issued by the token endpoint
+        self.issue_unusable_tokens = False  # a session policy refusing the refreshed session too
         self.fail_next: list[tuple] = []
         self.requests: list[tuple[str, str, str, Any]] = []
         self.pushed: list[list[dict[str, Any]]] = []
@@ -85,6 +101,9 @@ class FakeSalesforce:
 
             def do_PATCH(self) -> None:
                 fake.handle(self, "PATCH")
+
+            def do_POST(self) -> None:
+                fake.handle(self, "POST")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -163,8 +182,21 @@ class FakeSalesforce:
 
     def delete(self, kind: str, rid: str) -> None:
         with self.lock:
-            self.records[kind].pop(rid)
+            self.recycle_bin[kind][rid] = self.records[kind].pop(rid)
             self.deleted[kind].append((rid, self.tick()))
+
+    def undelete(self, kind: str, rid: str) -> None:
+        """Restore from the recycle bin: the record is back with a new ``SystemModstamp`` and no longer in
+        the deleted records."""
+        with self.lock:
+            record = self.recycle_bin[kind].pop(rid)
+            self.deleted[kind] = [(r, when) for r, when in self.deleted[kind] if r != rid]
+            self.records[kind][rid] = {**record, "SystemModstamp": stamp(self.tick())}
+
+    def expire_token(self) -> None:
+        """The current access token is no longer valid (expired or revoked): ``401 INVALID_SESSION_ID``."""
+        with self.lock:
+            self.token = f"00D000000000001!Expired{next(self.counter)}"
 
     def add_raw(self, kind: str, raw: Any) -> None:
         """A malformed record (stored as is; sorted last)."""
@@ -195,7 +227,13 @@ class FakeSalesforce:
     def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
-        body = json.loads(handler.rfile.read(length) or b"null") if length else None
+        raw = handler.rfile.read(length) if length else b""
+        form = "x-www-form-urlencoded" in (handler.headers.get("Content-Type") or "")
+        body = json.loads(raw or b"null") if length and not form else None
+        if method == "POST" and parts.path == "/services/oauth2/token":
+            with self.lock:
+                self.requests.append((method, parts.path, "", None))  # never the secrets
+            return self.token_endpoint(handler, raw)
         with self.lock:
             self.requests.append((method, parts.path, parts.query, body))
             fault = self.fail_next.pop(0) if self.fail_next else None
@@ -221,6 +259,35 @@ class FakeSalesforce:
         if method == "GET" and parts.path == f"{base}/limits/":
             return self.send(handler, 200, {"DailyApiRequests": {"Max": 100000, "Remaining": 99990}})
         return self.error(handler, 404, "NOT_FOUND", "The requested resource does not exist")
+
+    def token_endpoint(self, handler: BaseHTTPRequestHandler, raw: bytes) -> None:
+        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        if form.get("grant_type") != "refresh_token":
+            return self.send(
+                handler, 400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"}
+            )
+        if form.get("client_id") != self.client_id:
+            return self.send(
+                handler, 400, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
+            )
+        if form.get("client_secret") != self.client_secret:
+            return self.send(
+                handler, 400, {"error": "invalid_client", "error_description": "invalid client credentials"}
+            )
+        if form.get("refresh_token") != self.refresh_token:
+            return self.send(
+                handler, 400, {"error": "invalid_grant", "error_description": "expired access/refresh token"}
+            )
+        with self.lock:
+            issued = f"00D000000000001!Refreshed{next(self.counter)}"
+            self.issued.append(issued)
+            if not self.issue_unusable_tokens:
+                self.token = issued
+        return self.send(handler, 200, {
+            "access_token": issued, "signature": "fake", "scope": "api refresh_token", "instance_url": self.url,
+            "id": f"{self.url}/id/00D000000000001/005000000000001", "token_type": "Bearer",
+            "issued_at": str(int(self.clock.timestamp() * 1000)),
+        })  # fmt: skip
 
     def _public(self, kind: str, record: dict[str, Any], with_lines: bool) -> Any:
         if "_raw" in record:

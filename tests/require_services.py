@@ -5,7 +5,7 @@ reason, so ``make test`` works with nothing installed. In CI (``.ci/run`` sets t
 
 * the session stops before the first test (exit code 4) unless the database is PostgreSQL and Redis
   answers ``PING`` at ``REDIS_URL`` (:func:`environment_problems`);
-* a test marked ``postgres``, ``redis``, ``worker`` or ``browser`` that skips **fails** instead, with
+* a test marked ``postgres``, ``redis``, ``worker``, ``browser`` or ``imap`` that skips **fails** instead, with
   the skip's reason, and so does a test module skipped at collection (e.g. Playwright not installed):
   a green CI run therefore means those tests ran.
 
@@ -27,6 +27,7 @@ SERVICE_MARKERS = {
     "redis": "talks to a real Redis server (REDIS_URL)",
     "worker": "runs a real Celery worker subprocess on the Redis broker",
     "browser": "drives real headless Chromium through Playwright",
+    "imap": "runs a real Dovecot IMAP server subprocess (scripts/ensure_dovecot.sh installs it)",
 }
 
 
@@ -60,9 +61,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
     database = settings.DATABASES["default"]
     chromium = shutil.which("chromium") or "not installed"
+    dovecot = "/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else "not installed"
     return [
         f"retain: database {database['ENGINE'].rsplit('.', 1)[-1]} {database.get('NAME')}; "
-        f"redis {getattr(settings, 'REDIS_URL', '') or 'not set'}; chromium {chromium}; "
+        f"redis {getattr(settings, 'REDIS_URL', '') or 'not set'}; chromium {chromium}; dovecot {dovecot}; "
         f"{ENV}={os.environ.get(ENV, '')!r}"
     ]
 

@@ -117,3 +117,74 @@ def test_run_queues_one_run_and_sync_runs_list_its_errors(org, api, django_captu
     assert listed[0]["record_errors"][0]["external_id"] == "42"
     assert ObjectSync.objects.for_org(org).get(pk=sync.pk).cursor == {}
     assert json.dumps(listed).find("access_token") == -1
+
+
+def test_run_accepts_push_only_for_a_sync_that_pushes(org, api, django_capture_on_commit_callbacks):
+    connection = services.create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"})
+    companies = connection.syncs.get(object_name="companies")
+    admin = api(org, "admin")
+    url = f"{API}/integration-syncs/{companies.pk}/run/"
+    refused = admin.post(url, {"mode": "push"}, format="json")  # direction pull
+    assert refused.status_code == 400 and "push or both" in refused.json()["errors"]["mode"][0]
+    assert not SyncRun.all_orgs.exists()
+    # contacts cannot push at all: the direction is refused at the door, and so is a push.
+    contacts = connection.syncs.get(object_name="contacts")
+    bad = admin.patch(f"{API}/integration-syncs/{contacts.pk}/", {"direction": "both"}, format="json")
+    assert bad.status_code == 400 and "pull only" in bad.json()["errors"]["direction"][0]
+    ObjectSync.all_orgs.filter(pk=contacts.pk).update(direction="both")
+    nope = admin.post(f"{API}/integration-syncs/{contacts.pk}/run/", {"mode": "push"}, format="json")
+    assert nope.status_code == 400 and "does not push contacts" in nope.json()["errors"]["mode"][0]
+
+    ok = admin.patch(f"{API}/integration-syncs/{companies.pk}/", {"direction": "both"}, format="json")
+    assert ok.status_code == 200 and ok.json()["direction"] == "both"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        started = admin.post(url, {"mode": "push"}, format="json")
+    assert started.status_code == 202, started.json()
+    assert (started.json()["mode"], started.json()["status"]) == ("push", "queued") and len(callbacks) == 1
+    assert admin.post(url, {"mode": "push"}, format="json").status_code == 409  # one open run per sync
+    assert admin.post(url, {"mode": "pull"}, format="json").status_code == 400  # not a mode
+
+
+@pytest.mark.parametrize("role", ["leader", "csm", "viewer"])
+def test_only_admins_push(org, api, role, make_member):
+    connection = services.create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"})
+    sync = connection.syncs.get(object_name="companies")
+    ObjectSync.all_orgs.filter(pk=sync.pk).update(direction="push")
+    client = api(org, role, make_member(org, role).user)
+    assert client.post(f"{API}/integration-syncs/{sync.pk}/run/", {"mode": "push"}, format="json").status_code == 403
+    assert client.patch(f"{API}/integration-syncs/{sync.pk}/", {"direction": "pull"}, format="json").status_code == 403
+    assert not SyncRun.all_orgs.exists()
+
+
+def test_another_organizations_sync_cannot_be_pushed(org, other_org, api):
+    theirs = services.create_connection(other_org, kind="hubspot", name="HS", credentials={"access_token": "t"})
+    sync = theirs.syncs.get(object_name="companies")
+    ObjectSync.all_orgs.filter(pk=sync.pk).update(direction="both")
+    response = api(org, "admin").post(f"{API}/integration-syncs/{sync.pk}/run/", {"mode": "push"}, format="json")
+    assert response.status_code == 404
+    assert not SyncRun.all_orgs.exists()
+
+
+# The run action's query budget: the key and membership, the sync, the open-run check and lock, the run
+# insert, (the first push of a push-only object) putting it on its schedule, and the answer's error and
+# deletion lists — none of it grows with the organization's accounts or syncs (the push runs in the task).
+RUN_PUSH_QUERIES = 11
+
+
+def test_push_run_request_stays_within_its_query_budget(org, api, django_capture_on_commit_callbacks):
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    from .factories import AccountFactory
+
+    admin = api(org, "admin")
+    for n in (1, 40):
+        conn = services.create_connection(org, kind="hubspot", name=f"HS{n}", credentials={"access_token": "t"})
+        sync = conn.syncs.get(object_name="companies")
+        ObjectSync.all_orgs.filter(pk=sync.pk).update(direction="push")
+        AccountFactory.create_batch(n, organization=org)
+        admin.get(f"{API}/integration-syncs/")  # warm-up: the key's last_used_at write happens once
+        with CaptureQueriesContext(db) as ctx, django_capture_on_commit_callbacks(execute=False):
+            response = admin.post(f"{API}/integration-syncs/{sync.pk}/run/", {"mode": "push"}, format="json")
+        assert response.status_code == 202, response.json()
+        assert len(ctx.captured_queries) == RUN_PUSH_QUERIES, "\n".join(q["sql"] for q in ctx.captured_queries)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -21,8 +20,6 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Account
-from accounts.services import refresh_current_arr
-from cs_platform.celery import app as celery_app
 from cs_platform.events import dispatch
 from cs_platform.models import AuditEntry
 from playbooks import chat, services
@@ -31,47 +28,19 @@ from playbooks.engine import on_event
 from playbooks.models import ChatAttempt, ChatChannel, ChatDelivery, Cta, CtaTask, Playbook, PlaybookFiring
 from playbooks.validation import playbook_problems
 
-from .factories import AccountFactory, ContractFactory, ContractLineFactory
-from .outbound_helpers import Receiver, clear_outbound_budgets, loopback_only_fixture, receiver_fixture  # noqa: F401 - fixtures
-from .signal_factories import HealthScoreFactory
+from .chat_helpers import (  # noqa: F401 - fixtures
+    SECRET_PATH,
+    Recorder,
+    channel,
+    chat_allows_loopback_fixture,
+    eager_fixture,
+    fresh_budgets_fixture,
+    red_account,
+)
+from .factories import AccountFactory
+from .outbound_helpers import Receiver, loopback_only_fixture, receiver_fixture  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_only")]
-
-SECRET_PATH = "/services/T000/B000/XyZsecretTOKEN9Qz"
-
-
-@pytest.fixture(autouse=True)
-def allow_loopback(settings):
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    settings.PUBLIC_BASE_URL = "https://retain.example"
-
-
-@pytest.fixture(autouse=True)
-def fresh_budgets(org, other_org):
-    clear_outbound_budgets(org.pk, other_org.pk)
-    yield
-    clear_outbound_budgets(org.pk, other_org.pk)
-
-
-@pytest.fixture
-def eager():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True  # countdowns are ignored in eager mode
-    yield
-    celery_app.conf.task_always_eager = before
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, int, int, float]] = []
-
-    def __call__(self, organization_id: int, delivery_id: int, attempt: int, countdown: float) -> None:
-        self.calls.append((organization_id, delivery_id, attempt, countdown))
-
-
-def channel(org, receiver, kind="slack", **fields) -> ChatChannel:
-    return chat.create_channel(org, webhook_url=receiver.url(SECRET_PATH), kind=kind,
-                               name=fields.pop("name", f"#cs-{kind}"), **fields)  # fmt: skip
 
 
 def chat_playbook(org, ch, message=None) -> Playbook:
@@ -85,16 +54,8 @@ def chat_playbook(org, ch, message=None) -> Playbook:
 
 
 def create_and_fire(org, django_capture_on_commit_callbacks, *, send: bool = True, **fields) -> Account:
-    """Create an account with 125,000 of ARR and a red score, then dispatch its ``account.created`` (the commit
-    hooks of the creation are held back: the ARR is refreshed first, as it would be before a worker ran)."""
-    with django_capture_on_commit_callbacks(execute=False):
-        account = AccountFactory(organization=org, name=fields.pop("name", "Globex & <Co>"), **fields)
-        today = timezone.localdate()
-        contract = ContractFactory(account=account, start_date=today - dt.timedelta(days=30),
-                                   end_date=today + dt.timedelta(days=300))  # fmt: skip
-        ContractLineFactory(contract=contract, quantity=Decimal("125"), annual_unit_price=Decimal("1000"))
-        HealthScoreFactory(account=account, score=Decimal("38.0"), color="red", computed_color="red")
-    refresh_current_arr(org, account_ids=[account.pk])
+    """Create an account with 125,000 of ARR and a red score, then dispatch its ``account.created``."""
+    account = red_account(org, django_capture_on_commit_callbacks, **fields)
     with django_capture_on_commit_callbacks(execute=send):  # send=False: the first try is not queued
         dispatch(org.pk)
     return account

@@ -305,3 +305,44 @@ def test_a_forwarded_message_matches_on_its_original_participants(setup):
     attached.add_attachment(original)  # message/rfc822
     assert deliver(org, attached)[0] == InboundOutcome.CAPTURED
     assert Activity.all_orgs.filter(organization=org, account=setup["other"]).count() == 1
+
+
+def test_a_message_stored_while_the_broker_is_down_is_queued_again_by_the_sweep(
+    setup, alice, client, monkeypatch, django_capture_on_commit_callbacks, eager
+):
+    """The queueing after the commit fails (the broker is unreachable: ``delay`` raises as kombu does): the
+    message is still stored and accepted, the admin sees it waiting, and the beat's sweep processes it."""
+    from django.urls import reverse
+    from kombu.exceptions import OperationalError
+
+    from integrations import tasks
+
+    org = setup["org"]
+
+    def raw(sender: str) -> bytes:
+        return message(sender=sender, to="cs@acme.test").as_bytes()
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.process_inbound_email, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        row = ec.store_inbound(org.pk, raw("jane@customer.example"), InboundSource.SMTP)
+    monkeypatch.undo()
+    row.refresh_from_db()
+    assert row.processed_at is None and ec.waiting_count(org.pk) == 1
+    client.force_login(alice)
+    page = client.get(reverse("admin-email-capture", args=[org.slug])).content.decode()
+    assert 'data-testid="waiting-count"' in page and "1 waiting" in page
+
+    assert ec.requeue_unprocessed() == 0  # not yet: the first queueing may still be on its way
+    InboundEmail.all_orgs.filter(pk=row.pk).update(received_at=timezone.now() - timezone.timedelta(minutes=5))
+    stale = ec.store_inbound(org.pk, raw("old@customer.example"), InboundSource.SMTP)
+    InboundEmail.all_orgs.filter(pk=stale.pk).update(received_at=timezone.now() - timezone.timedelta(days=2))
+
+    assert tasks.requeue_unprocessed_emails() == 1  # the day-old one is left counted, not queued forever
+    row.refresh_from_db()
+    assert row.processed_at is not None and row.outcome == InboundOutcome.CAPTURED
+    assert Activity.objects.for_org(org).filter(account=setup["account"], type="email").count() == 1
+    assert ec.requeue_unprocessed() == 0  # processed once, never again
+    assert ec.waiting_count(org.pk) == 1  # the two-day-old message, still shown to the admin

@@ -2,7 +2,8 @@
 benchmark, ``python -m benchmarks.integrations``, times the 50,000 / 200,000 initial sync): an initial sync
 lands the same counts with associations and hierarchy; deals in a stage with no mapping are listed while
 the rest lands; after 40 changes and 5 deletions the next sync fetches only those (request count asserted
-exactly) and applies them; a 429 with Retry-After is honoured; a run stopped after a page and resumed
+exactly) and applies them (deleted companies and deals flagged, contacts deactivated: docs/integrations.md
+"Deletions in the CRM"); a 429 with Retry-After is honoured; a run stopped after a page and resumed
 completes with the same result and no duplicate. Sleeps are not taken and the token bucket is roomy
 (the rate limit's time is the benchmark's), so the test's time is the sync's own work."""
 
@@ -135,3 +136,9 @@ def test_hubspot_initial_and_incremental_sync_at_scale(org):
         assert Contract.objects.for_org(org).get(number="00030").status == "cancelled"
         assert Account.objects.for_org(org).count() == COMPANIES  # deleted in HubSpot: not destroyed
         assert Contract.objects.for_org(org).count() == DEALS and Contact.objects.for_org(org).count() == CONTACTS
+        # ... but flagged (accounts, contracts) and deactivated (contacts): docs/integrations.md "Deletions in the CRM"
+        flagged = Account.objects.for_org(org).filter(source_deleted_at__isnull=False)
+        assert sorted(flagged.values_list("external_id", flat=True)) == ["00401", "00402"]
+        gone = Contact.objects.for_org(org).filter(external_id__in=["000901", "000902"])
+        assert [c.is_active for c in gone] == [False, False]
+        assert Contract.objects.for_org(org).get(number="00299").source_deleted_at is not None

@@ -11,8 +11,8 @@ from django.utils import timezone
 from accounts.models import Account, Contact, Contract, ContractLine
 from health.models import HealthScore
 from integrations import services
-from integrations.choices import Direction, JobStatus, RunMode
-from integrations.models import PushState, SyncRecordError, SyncRun
+from integrations.choices import Direction, JobStatus, RunMode, RunTrigger
+from integrations.models import ObjectSync, PushState, SyncRecordError, SyncRun
 from integrations.sync import execute_run
 
 from .connector_helpers import connect, run, sync_of
@@ -186,6 +186,64 @@ def test_push_back_sends_only_changed_accounts_in_batches_of_100(org, conn, hubs
     (batch,) = [b for m, p, b in hubspot.requests if p == "/crm/v3/objects/companies/batch/update"]
     assert sorted(i["id"] for i in batch["inputs"]) == [a.external_id for a in accounts[10:13]]
     assert batch["inputs"][0]["properties"]["retain_health_colour"] == "red"
+
+
+def test_an_account_deleted_in_the_crm_is_not_pushed(org, conn, hubspot):
+    """A company archived in HubSpot is flagged in Retain (deleted in source); pushing to it would only be
+    refused: it is left out of the push until a restore clears the flag."""
+    for i in range(1, 4):
+        hubspot.add_company(f"{i:04d}")
+    run(sync_of(conn, "companies"))
+    gone = Account.objects.for_org(org).get(external_id="0002")
+    Account.objects.for_org(org).filter(pk=gone.pk).update(source_deleted_at=timezone.now())
+    pushed = run(sync_of(conn, "companies"), mode=RunMode.PUSH)
+    assert pushed.status == JobStatus.SUCCEEDED, pushed.error
+    assert (pushed.updated, pushed.unchanged, pushed.failed) == (2, 0, 0)
+    (batch,) = [b for m, p, b in hubspot.requests if p == "/crm/v3/objects/companies/batch/update"]
+    assert sorted(i["id"] for i in batch["inputs"]) == ["0001", "0003"]
+    assert not PushState.objects.for_org(org).filter(account=gone).exists()
+
+
+def test_a_push_only_sync_is_scheduled_and_its_scheduled_run_is_a_push(org, conn, hubspot):
+    for i in range(1, 4):
+        hubspot.add_company(f"{i:04d}")
+    run(sync_of(conn, "companies"))
+    sync = sync_of(conn, "companies")
+    ObjectSync.all_orgs.filter(pk=sync.pk).update(direction=Direction.PUSH, next_run_at=None)
+    sync.refresh_from_db()
+    first = run(sync, mode=RunMode.PUSH)
+    assert first.status == JobStatus.SUCCEEDED and first.updated == 3
+    sync.refresh_from_db()
+    assert sync.next_run_at is not None  # the first push by hand put it on its schedule
+    ObjectSync.all_orgs.filter(pk=sync.pk).update(next_run_at=timezone.now() - timezone.timedelta(minutes=1))
+    assert services.queue_due_syncs() == 1
+    scheduled = SyncRun.all_orgs.filter(sync=sync).latest("pk")
+    assert (scheduled.mode, scheduled.trigger) == (RunMode.PUSH, RunTrigger.SCHEDULE)
+
+
+def test_a_company_hubspot_refuses_is_listed_and_sent_again_next_time(org, conn, hubspot):
+    for i in range(1, 121):
+        hubspot.add_company(f"{i:04d}")
+    run(sync_of(conn, "companies"))
+    hubspot.archive("companies", "0050")  # gone in HubSpot: 207 Multi-Status, OBJECT_NOT_FOUND
+    Account.all_orgs.create(organization=org, name="From Salesforce", external_id="001000000000001AAA")
+    sync = sync_of(conn, "companies")
+    first = run(sync, mode=RunMode.PUSH)
+    assert first.status == JobStatus.SUCCEEDED, first.error
+    assert (first.updated, first.failed, first.unchanged, first.request_count) == (119, 1, 0, 2)
+    sent = {i["id"] for m, p, b in hubspot.requests if p.endswith("/batch/update") for i in b["inputs"]}
+    assert "001000000000001AAA" not in sent and len(sent) == 120  # another CRM's id is never sent to HubSpot
+    error = SyncRecordError.objects.for_org(org).get(run=first)
+    assert error.external_id == "0050" and "OBJECT_NOT_FOUND" in error.reason and "HubSpot" in error.reason
+    refused = Account.objects.for_org(org).get(external_id="0050")
+    assert not PushState.objects.for_org(org).filter(account=refused).exists()  # its digest is not "pushed"
+    assert PushState.objects.for_org(org).filter(connection=conn).count() == 119
+
+    hubspot.requests.clear()
+    second = run(sync, mode=RunMode.PUSH)
+    (batch,) = [b for m, p, b in hubspot.requests if p == "/crm/v3/objects/companies/batch/update"]
+    assert [i["id"] for i in batch["inputs"]] == ["0050"]  # only the refused one again
+    assert (second.updated, second.failed, second.unchanged) == (0, 1, 119)
 
 
 def test_a_sync_in_both_directions_queues_its_push(org, conn, hubspot, django_capture_on_commit_callbacks):

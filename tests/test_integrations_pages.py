@@ -91,3 +91,28 @@ def test_another_organizations_sync_is_a_404(client, org, other_org, alice):
     action = reverse("admin-connector-sync-action", args=[org.slug, theirs.pk])
     assert client.post(action, {"action": "run"}).status_code == 404
     assert not SyncRun.all_orgs.exists()
+
+
+def test_push_now_appears_for_a_sync_that_pushes_and_queues_a_push(
+    client, org, alice, django_capture_on_commit_callbacks
+):
+    from integrations.services import create_connection
+
+    connection = create_connection(org, kind="hubspot", name="HS", credentials={"access_token": "t"})
+    companies = connection.syncs.get(object_name="companies")
+    client.force_login(alice)
+    url = reverse("admin-connectors", args=[org.slug])
+    assert "Push now" not in client.get(url).content.decode()  # every sync only pulls
+    action = reverse("admin-connector-sync-action", args=[org.slug, companies.pk])
+    refused = client.post(action, {"action": "push", "back": "connectors"}, follow=True).content.decode()
+    assert "set its direction to push or both" in refused and not SyncRun.all_orgs.exists()
+
+    ObjectSync.all_orgs.filter(pk=companies.pk).update(direction="both")
+    page = client.get(url).content.decode()
+    assert page.count('data-testid="push-') == 1 and f'data-testid="push-{companies.pk}"' in page
+    assert "Push now" in client.get(reverse("admin-connector-sync", args=[org.slug, companies.pk])).content.decode()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(action, {"action": "push", "back": "connectors"})
+    assert response.status_code == 302 and response.url == url and len(callbacks) == 1
+    run = SyncRun.objects.for_org(org).get()
+    assert (run.mode, run.status, run.sync_id) == ("push", "queued", companies.pk)

@@ -206,7 +206,6 @@ def test_push_back_sends_only_changed_accounts_at_most_200_a_request(org, conn, 
 
     from health.models import HealthScore
     from integrations.models import PushState
-    from integrations.salesforce_push import push_accounts
     from renewals.models import Renewal
 
     seed(sf, org, accounts=250, contacts=0, opportunities=3)
@@ -224,7 +223,7 @@ def test_push_back_sends_only_changed_accounts_at_most_200_a_request(org, conn, 
         forecast_category="commit",
     )  # fmt: skip
     sf.delete("Account", sfid("Account", 250))  # gone in Salesforce: refused, listed, sent again next time
-    first = push_accounts(conn, sleep=lambda s: None)
+    first = run(sync_of(conn, "accounts"), mode=RunMode.PUSH)
     assert first.status == JobStatus.SUCCEEDED, first.error
     assert (first.updated, first.failed, first.unchanged) == (249, 1, 0)
     assert [len(batch) for batch in sf.pushed] == [200, 50]
@@ -238,15 +237,17 @@ def test_push_back_sends_only_changed_accounts_at_most_200_a_request(org, conn, 
     error = SyncRecordError.objects.for_org(org).get(run=first)
     assert error.external_id == sfid("Account", 250) and "ENTITY_IS_DELETED" in error.reason
     assert PushState.objects.for_org(org).filter(connection=conn).count() == 249
+    refused = Account.objects.for_org(org).get(external_id=sfid("Account", 250))
+    assert not PushState.objects.for_org(org).filter(account=refused).exists()  # its digest is not "pushed"
 
     sf.pushed.clear()
-    second = push_accounts(conn, sleep=lambda s: None)
+    second = run(sync_of(conn, "accounts"), mode=RunMode.PUSH)
     assert [len(batch) for batch in sf.pushed] == [1]  # only the refused one again
     assert (second.updated, second.failed, second.unchanged) == (0, 1, 249)
 
     HealthScore.objects.for_org(org).filter(account__in=accounts[:3]).update(color="red", trend="down")
     sf.pushed.clear()
-    third = push_accounts(conn, sleep=lambda s: None)
+    third = run(sync_of(conn, "accounts"), mode=RunMode.PUSH)
     assert third.updated == 3 and [len(batch) for batch in sf.pushed] == [4]
     assert sf.records["Account"][accounts[0].external_id]["Retain_Health_Color__c"] == "red"
 
@@ -275,14 +276,37 @@ def test_no_log_line_or_record_error_carries_the_token(org, conn, sf, caplog):
     assert all(TOKEN not in str(r.error) for r in SyncRun.objects.for_org(org))
 
 
-def test_push_task_pushes_through_the_organizations_slot(org, conn, sf):
-    from cs_platform import outbound
+def test_the_old_push_task_name_starts_the_unified_push_run(org, conn, sf, django_capture_on_commit_callbacks):
+    """Messages queued under the old task name (before the push paths were folded together) still push:
+    the alias starts the accounts sync's ``mode=push`` run, executed like every run."""
     from integrations.tasks import push_salesforce_accounts
 
     seed(sf, org, accounts=4, contacts=0, opportunities=0)
     assert run(sync_of(conn, "accounts")).created == 4
-    push_salesforce_accounts.apply(args=[org.pk, conn.pk])
+    with django_capture_on_commit_callbacks(execute=False):
+        push_salesforce_accounts.apply(args=[org.pk, conn.pk])
     push = SyncRun.objects.for_org(org).get(mode=RunMode.PUSH)
+    assert push.status == JobStatus.QUEUED and push.sync.object_name == "accounts"
+    execute_run(push.pk, sleep=lambda s: None)
+    push.refresh_from_db()
     assert push.status == JobStatus.SUCCEEDED and push.updated == 4
     assert [len(batch) for batch in sf.pushed] == [4]
-    assert outbound.slots_held(org.pk) == 0
+
+
+def test_a_sync_in_both_directions_queues_the_same_push_run(org, conn, sf, django_capture_on_commit_callbacks):
+    """No Salesforce special case: a sync of the accounts object set to ``both`` queues a ``mode=push`` run
+    of the same sync (not a separate task)."""
+    from integrations.choices import Direction
+
+    seed(sf, org, accounts=4, contacts=0, opportunities=0)
+    sync = sync_of(conn, "accounts")
+    sync.direction = Direction.BOTH
+    sync.save()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert run(sync).created == 4
+    assert callbacks  # the push run's task, queued after commit
+    push = SyncRun.objects.for_org(org).get(sync=sync, mode=RunMode.PUSH)
+    execute_run(push.pk, sleep=lambda s: None)
+    push.refresh_from_db()
+    assert (push.status, push.updated, push.failed) == (JobStatus.SUCCEEDED, 4, 0)
+    assert sf.records["Account"][sfid("Account", 1)]["Retain_Health_Score__c"] is None

@@ -41,9 +41,16 @@ class AccountSerializer(OrgScopedSerializer):
             "id", "external_id", "name", "domain", "industry", "region", "employees",
             "parent", "parent_external_id", "owner", "lifecycle_stage", "touch_model", "tags", "custom_fields",
             "customer_since", "churned_at", "icp_fit", "referenceable", "arr", "hierarchy_arr",
-            "next_renewal_date", "created_at", "updated_at",
+            "next_renewal_date", "source_deleted_at", "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["arr", "hierarchy_arr", "next_renewal_date", "created_at", "updated_at"]
+        read_only_fields = [
+            "arr",
+            "hierarchy_arr",
+            "next_renewal_date",
+            "source_deleted_at",
+            "created_at",
+            "updated_at",
+        ]
 
     def validate_external_id(self, value: str | None) -> str | None:
         return value.strip() or None if value else None  # "" would clash with every other blank id
@@ -85,9 +92,9 @@ class ContactSerializer(OrgScopedSerializer):
         fields = [
             "id", "external_id", "account", "account_external_id", "name", "email", "title", "roles",
             "seniority", "is_active", "started_on", "departed_at", "last_engaged_at", "trained", "unsubscribed",
-            "created_at", "updated_at",
+            "source_deleted_at", "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["created_at", "updated_at"]
+        read_only_fields = ["source_deleted_at", "created_at", "updated_at"]
 
     def validate_external_id(self, value: str | None) -> str | None:
         return value.strip() or None if value else None
@@ -121,9 +128,9 @@ class ContractSerializer(OrgScopedSerializer):
         model = Contract
         fields = [
             "id", "account", "account_external_id", "number", "start_date", "end_date", "status", "auto_renew",
-            "currency", "seats", "arr", "lines", "created_at", "updated_at",
+            "currency", "seats", "arr", "lines", "source_deleted_at", "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["arr", "created_at", "updated_at"]
+        read_only_fields = ["arr", "source_deleted_at", "created_at", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start = attrs.get("start_date", getattr(self.instance, "start_date", None))

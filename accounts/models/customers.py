@@ -69,6 +69,12 @@ class Account(OrgScopedModel):
     next_renewal_date = models.DateField(
         null=True, blank=True, editable=False, help_text="Earliest end date of a live contract, kept with ARR"
     )
+    #: When the CRM record this account syncs from was deleted there (``None``: not deleted). The account
+    #: is kept with its history (renewals, health, ARR); a restore in the CRM clears it
+    #: (``accounts.source_deletions``, docs/integrations.md "Deletions in the CRM").
+    source_deleted_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the CRM record was deleted in the CRM; empty = not"
+    )
     # What ``q`` searches: one lower-cased column, so one trigram index (Postgres, migration 0002) can
     # answer a substring search over 50,000 accounts without scanning them all.
     search_text = models.GeneratedField(
@@ -93,6 +99,11 @@ class Account(OrgScopedModel):
             models.Index(fields=["organization", "lifecycle_stage"], name="accounts_account_org_stage"),
             models.Index(fields=["organization", "parent"], name="accounts_account_org_parent"),
             models.Index(fields=["organization", "next_renewal_date"], name="accounts_account_org_renewal"),
+            models.Index(
+                fields=["organization", "source_deleted_at"],
+                name="accounts_account_org_srcdel",
+                condition=models.Q(source_deleted_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -125,6 +136,11 @@ class Contact(OrgScopedModel):
     last_engaged_at = models.DateTimeField(null=True, blank=True)
     trained = models.BooleanField(default=False)
     unsubscribed = models.BooleanField(default=False)
+    #: When the CRM record was deleted there; the contact was deactivated then (``is_active`` false) and is
+    #: reactivated when the CRM restores it (only a contact the deletion deactivated).
+    source_deleted_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the CRM record was deleted in the CRM; empty = not"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -169,6 +185,11 @@ class Contract(OrgScopedModel):
     currency = models.CharField(max_length=3, default="USD")
     seats = models.PositiveIntegerField(null=True, blank=True, help_text="Licensed seats")
     arr = models.DecimalField(default=Decimal("0"), editable=False, **MONEY)
+    #: When the CRM deal/opportunity this contract syncs from was deleted there (the contract, its lines,
+    #: ARR and renewal are kept; a restore in the CRM clears it).
+    source_deleted_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the CRM record was deleted in the CRM; empty = not"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -13,7 +13,7 @@ from cs_platform.api.serializers import OrgScopedSerializer
 
 from .. import services
 from ..connectors.base import connector_choices, get_connector
-from ..models import CapturedEmail, Connection, EmailCapture, ObjectSync, SyncRecordError, SyncRun
+from ..models import CapturedEmail, Connection, EmailCapture, ObjectSync, SyncDeletion, SyncRecordError, SyncRun
 
 
 class IntegrationSyncSerializer(OrgScopedSerializer):
@@ -65,8 +65,15 @@ class IntegrationSyncSerializer(OrgScopedSerializer):
                 raise serializers.ValidationError(
                     {"mapping": [f"{p['path'] or '(root)'}: {p['message']}" for p in problems]}
                 )
-        if attrs.get("direction", "pull") != "pull":
-            raise serializers.ValidationError({"direction": ["Only pull is available for this object yet."]})
+        direction = attrs.get("direction", "pull")
+        if direction != "pull" and connection is not None:
+            cls = get_connector(connection.kind)
+            spec = cls.objects.get(object_name)
+            directions = spec.directions if spec is not None else ("pull",)
+            if direction not in directions:
+                raise serializers.ValidationError(
+                    {"direction": [f"{cls.label} {object_name} syncs {' or '.join(directions)} only."]}
+                )
         return attrs
 
 
@@ -138,8 +145,15 @@ class SyncRecordErrorSerializer(serializers.ModelSerializer):
         fields = ["id", "object_name", "external_id", "field", "reason", "excerpt", "created_at"]
 
 
+class SyncDeletionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SyncDeletion
+        fields = ["id", "object_name", "external_id", "outcome", "created_at"]
+
+
 class SyncRunSerializer(OrgScopedSerializer):
     record_errors = SyncRecordErrorSerializer(many=True, read_only=True)
+    deletions = SyncDeletionSerializer(many=True, read_only=True)
     connection = serializers.IntegerField(source="sync.connection_id", read_only=True)
     object_name = serializers.CharField(source="sync.object_name", read_only=True)
 
@@ -148,13 +162,16 @@ class SyncRunSerializer(OrgScopedSerializer):
         fields = [
             "id", "sync", "connection", "object_name", "mode", "trigger", "status", "fetched", "created", "updated",
             "unchanged", "skipped", "failed", "deleted", "pages", "request_count", "attempts", "error",
-            "created_at", "started_at", "finished_at", "record_errors",
+            "created_at", "started_at", "finished_at", "record_errors", "deletions",
         ]  # fmt: skip
         read_only_fields = fields
 
 
 class StartRunSerializer(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=[("sync", "Sync"), ("dry_run", "Dry run")], default="sync")
+    """``sync`` (pull, and then push when the direction is both), ``dry_run`` (pull, writes nothing) or
+    ``push`` (Retain's values to the vendor now; only for a sync whose direction is push or both)."""
+
+    mode = serializers.ChoiceField(choices=[("sync", "Sync"), ("dry_run", "Dry run"), ("push", "Push")], default="sync")
 
 
 # --- Email to the timeline ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import MethodNotAllowed
+from rest_framework.exceptions import MethodNotAllowed, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -24,7 +24,8 @@ from cs_platform.api.viewsets import OrgScopedViewSet, refused
 from cs_platform.choices import Role
 
 from .. import email_capture, services
-from ..models import CapturedEmail, Connection, EmailCapture, ObjectSync, SyncRecordError, SyncRun
+from ..choices import RunMode
+from ..models import CapturedEmail, Connection, EmailCapture, ObjectSync, SyncDeletion, SyncRecordError, SyncRun
 from .serializers import (
     AssignCapturedEmailSerializer,
     CapturedEmailSerializer,
@@ -72,8 +73,13 @@ class IntegrationSyncViewSet(OrgScopedViewSet):
     filterset_fields: ClassVar[list[str]] = ["connection", "object_name", "paused"]
 
     @extend_schema(
-        summary="Run the sync now (or a dry run)",
-        description="Queues a run. `409` when a run of this sync is already queued or running, or it is paused.",
+        summary="Run the sync now (or a dry run, or a push)",
+        description=(
+            "Queues a run: `sync`, `dry_run`, or `push` (Retain's health and renewal values to the vendor, "
+            "only the accounts changed since the last push). `400` when `push` is asked of a sync whose "
+            "direction is pull (or an object its connector does not push), with the reason. `409` when a "
+            "run of this sync is already queued or running, or it is paused."
+        ),
         request=StartRunSerializer,
         responses={202: SyncRunSerializer},
     )
@@ -82,6 +88,8 @@ class IntegrationSyncViewSet(OrgScopedViewSet):
         sync = self.get_object()
         body = StartRunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        if body.validated_data["mode"] == RunMode.PUSH and (reason := services.push_refusal(sync)):
+            raise ValidationError({"mode": [reason]})
         try:
             run = services.start_run(sync, mode=body.validated_data["mode"], user=self.actor.user)
         except services.RunRefused as exc:
@@ -96,7 +104,8 @@ class SyncRunViewSet(OrgScopedViewSet):
 
     http_method_names: ClassVar[list[str]] = ["get", "head", "options"]
     queryset = SyncRun.all_orgs.select_related("sync").prefetch_related(
-        Prefetch("record_errors", queryset=SyncRecordError.all_orgs.order_by("pk"))
+        Prefetch("record_errors", queryset=SyncRecordError.all_orgs.order_by("pk")),
+        Prefetch("deletions", queryset=SyncDeletion.all_orgs.order_by("pk")),
     )
     serializer_class = SyncRunSerializer
     write_roles = frozenset({Role.ADMIN})

@@ -15,7 +15,10 @@ and a :class:`~integrations.http.ConnectorHttp` (the guarded, rate-limited trans
 
         def test_connection(self) -> str: ...                 # raise ConnectorError(reason) if it fails
         def fetch_page(self, spec, cursor, mapping) -> Page: ...  # one page from ``cursor`` ({} = from the start)
-        def push(self, spec, rows) -> PushResult: ...          # optional (direction push/both)
+        # push-back (optional; directions push/both): integrations.push does the rest
+        push_fields = {"health_score": "retain_health_score", ...}  # Retain value → vendor field
+        push_batch_size = 100                                    # the vendor's records per request
+        def push(self, spec, rows) -> PushResult: ...           # one batch; per-record failures listed
 
 The framework (``integrations.sync``) does the rest: it maps each record with the object sync's mapping
 (:mod:`integrations.mapping`), lets the target (:mod:`integrations.targets`) merge in Retain's values
@@ -88,7 +91,8 @@ class Page:
 
 @dataclass
 class PushResult:
-    """What a push sent: ``sent`` records, ``failed`` as ``[(external_id, reason)]``."""
+    """What one push batch did: ``sent`` records accepted by the vendor, ``failed`` the ones it refused as
+    ``[(external_id, reason)]`` (listed as SyncRecordErrors of the push run and sent again next time)."""
 
     sent: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -131,6 +135,14 @@ class Connector:
     #: page N is applied (``integrations.sync.execute_run``). Off by default: a connector whose
     #: ``fetch_page`` reads Retain's rows (Zendesk matches tickets to accounts) must not run it there.
     prefetch: ClassVar[bool] = False
+    #: Push-back (``integrations.push``): Retain value (``push.VALUES``) → the vendor's field, the default
+    #: that an object sync's mapping may override under ``"push"``.
+    push_fields: ClassVar[dict[str, str]] = {}
+    #: At most this many rows per :meth:`push` call (the vendor's batch limit).
+    push_batch_size: ClassVar[int] = 100
+    #: A regex the accounts' ``external_id`` must match to be pushed ("" = every synced account): the
+    #: vendor's id format, so that accounts synced from another vendor are never sent here.
+    push_id_pattern: ClassVar[str] = ""
 
     def __init__(self, connection: Connection, http: ConnectorHttp) -> None:
         self.connection = connection
@@ -158,8 +170,19 @@ class Connector:
         ``url`` is empty when the connector cannot build one. Optional."""
         return f"{cls.label} {object_name} {external_id}", ""
 
+    def push_payload(self, spec: ObjectSpec, values: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+        """The vendor fields of one account (``values`` from ``integrations.push.account_values``, ``fields``
+        the effective value → field names). Its digest decides whether the account is sent again, so it
+        must be deterministic. Default: the values as JSON (the score a float, ``None`` when empty)."""
+        return {
+            field: float(values[key]) if key == "health_score" and values[key] is not None else values[key]
+            for key, field in fields.items()
+        }
+
     def push(self, spec: ObjectSpec, rows: list[dict[str, Any]]) -> PushResult:
-        """Send Retain's values to the vendor (directions push/both). Optional."""
+        """Send one batch (≤ :attr:`push_batch_size` rows ``{"id": external id, "properties": payload}``) to
+        the vendor (directions push/both). A record the vendor refuses goes in ``PushResult.failed``; a
+        failure of the whole batch raises ConnectorError. Optional."""
         raise ConnectorError(f"{self.label} does not push {spec.name} yet.")
 
     # --- helpers ---------------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ Also (same list/search shapes; "CRM API | Contacts", "Deals", "Line items", "Own
 - ``POST /crm/v3/objects/line_items/batch/read`` — a page's deals' line items, one request per page;
 - ``GET /crm/v3/owners`` — owner id → email, read once per run, only when a record names an owner;
 - ``GET /crm/v3/objects/<type>?archived=true`` — after an incremental run's search, the archived
-  records archived since the watermark: counted as ``deleted`` (see docs/integrations.md: nothing is
-  destroyed in Retain);
+  records archived since the watermark: ``Record(deleted=True)``, applied by the framework (docs/integrations.md
+  "Deletions in the CRM": accounts and contracts kept and flagged, contacts deactivated; nothing destroyed);
 - ``POST /crm/v3/objects/companies/batch/update`` — push-back, at most 100 inputs per call.
 
 Those calls go through ``self.http.json`` (the same guarded, rate-limited transport as the library).
@@ -109,14 +109,16 @@ DEALS_MAPPING: dict[str, Any] = {
     ]
 }
 
-#: The company properties Retain writes back (create them in HubSpot first: docs/integrations.md).
-PUSH_PROPERTIES = (
-    "retain_health_score",
-    "retain_health_colour",
-    "retain_health_trend",
-    "retain_next_renewal_date",
-    "retain_forecast_category",
-)
+#: The company properties Retain writes back (create them in HubSpot first: docs/integrations.md): Retain
+#: value (``integrations.push.VALUES``) → property.
+PUSH_FIELDS = {
+    "health_score": "retain_health_score",
+    "health_color": "retain_health_colour",
+    "health_trend": "retain_health_trend",
+    "next_renewal_date": "retain_next_renewal_date",
+    "forecast_category": "retain_forecast_category",
+}
+PUSH_PROPERTIES = tuple(PUSH_FIELDS.values())
 BATCH_UPDATE_LIMIT = 100
 DEAL_SKU = "HUBSPOT-DEAL"  # the one line of a deal without line items
 LINE_PROPERTIES = ["name", "hs_sku", "hs_product_id", "quantity", "price", "hs_discount_percentage"]
@@ -185,12 +187,16 @@ class HubSpotConnector(Connector):
     rate_limit = RateLimit(requests=100, per_seconds=10)
     prefetch = True  # fetch_page only speaks HTTP (owners are read by the mapping, in the applying thread)
     reference_url = "https://developers.hubspot.com/docs/api/crm/companies"
+    push_fields = PUSH_FIELDS
+    push_batch_size = BATCH_UPDATE_LIMIT
+    push_id_pattern = r"^[0-9]+$"  # a company id: never another CRM's ids (a Salesforce 001…) in one organization
     objects = {
         "companies": ObjectSpec(
             name="companies",
             label="Companies → accounts",
             target="accounts",
             default_mapping=COMPANIES_MAPPING,
+            directions=("pull", "push", "both"),
             transforms={"hubspot_owner": _owner_email},
         ),
         "contacts": ObjectSpec(
@@ -560,14 +566,31 @@ class HubSpotConnector(Connector):
 
     # --- push-back ----------------------------------------------------------------------------------
 
+    def push_payload(self, spec: ObjectSpec, values: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+        """HubSpot properties are text: ``""`` clears one (the score as Retain stores it, e.g. ``"71.5"``)."""
+        return {field: "" if values[key] is None else str(values[key]) for key, field in fields.items()}
+
     def push(self, spec: ObjectSpec, rows: list[dict[str, Any]]) -> PushResult:
-        """Company properties ``[{"id": company id, "properties": {...}}]`` with the batch update API,
-        at most 100 per call."""
+        """Company properties ``[{"id": company id, "properties": {...}}]`` with the batch update API, at most
+        100 per call. HubSpot answers ``200`` when every input was updated, ``207 Multi-Status`` when some
+        were not: each of its ``errors`` names the refused ids in ``context.ids`` (a deleted company:
+        ``OBJECT_NOT_FOUND``); those are listed in ``PushResult.failed``."""
         if spec.name != "companies":
             return super().push(spec, rows)
-        sent = 0
+        result = PushResult()
         for start in range(0, len(rows), BATCH_UPDATE_LIMIT):
             chunk = rows[start : start + BATCH_UPDATE_LIMIT]
-            self._json("POST", "/crm/v3/objects/companies/batch/update", body={"inputs": chunk})
-            sent += len(chunk)
-        return PushResult(sent=sent)
+            body = self._json("POST", "/crm/v3/objects/companies/batch/update", body={"inputs": chunk})
+            sent_ids = {str(row["id"]) for row in chunk}
+            refused: dict[str, str] = {}
+            for error in body.get("errors") or []:
+                if not isinstance(error, dict):
+                    continue
+                context = error.get("context") if isinstance(error.get("context"), dict) else {}
+                reason = f"{error.get('category') or 'ERROR'}: {error.get('message') or 'refused'}"[:300]
+                for ext in context.get("ids") or []:
+                    if str(ext) in sent_ids:
+                        refused.setdefault(str(ext), reason)
+            result.failed.extend(refused.items())
+            result.sent += len(chunk) - len(refused)
+        return result

@@ -21,12 +21,21 @@ https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/):
 - "Get Deleted Records" (``resources_getdeleted.htm``): ``GET /services/data/v60.0/sobjects/<Type>/
   deleted/?start=&end=`` — ``deletedRecords`` (``id``, ``deletedDate``), ``earliestDateAvailable``,
   ``latestDateCovered``; asked once per incremental run, from the previous run's ``latestDateCovered``
+  (the records become ``Record(deleted=True)``: the framework flags accounts and contracts, deactivates
+  contacts — ``accounts.source_deletions``; an undeleted record comes back by its new ``SystemModstamp``
+  and its flag is cleared)
   (Salesforce keeps deleted records ~15 days in the recycle bin and answers at most 30 days back: the
   window start is clamped to 29 days ago).
 - "sObject Collections" (``resources_composite_sobjects_collections_update.htm``):
   ``PATCH /services/data/v60.0/composite/sobjects`` with ``{"allOrNone": false, "records": [...]}``,
-  at most 200 records per request — push-back (:mod:`integrations.salesforce_push`).
+  at most 200 records per request — push-back (:meth:`SalesforceConnector.push`, driven by
+  :mod:`integrations.push`).
 - "Limits" (``resources_limits.htm``) — "Test connection".
+- "OAuth 2.0 Refresh Token Flow for Renewed Sessions" (Salesforce Help,
+  https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm):
+  ``POST <instance URL>/services/oauth2/token`` — when the connection holds a refresh token and the
+  Connected App's client id and secret, a ``401 INVALID_SESSION_ID`` triggers one refresh per run and one
+  retry of the refused request (:meth:`SalesforceConnector.refresh_access_token`).
 - Errors ("Status Codes and Error Responses", ``errorcodes.htm``): ``[{"message", "errorCode"}]``; ``401
   INVALID_SESSION_ID``; ``403 REQUEST_LIMIT_EXCEEDED`` when the org's 24-hour API request allocation
   (or its concurrent long-request limit) is used up; ``503`` when the server is unavailable or busy.
@@ -57,12 +66,13 @@ rolls up into its opportunity's ``Amount``, so the opportunity's ``SystemModstam
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cs_platform.outbound import OutboundRefused, ResponseTooLarge
 
-from .base import Connector, ConnectorError, ObjectSpec, Page, RateLimit, Record, register
+from .base import Connector, ConnectorError, ObjectSpec, Page, PushResult, RateLimit, Record, register
 
 __all__ = [
     "ACCOUNTS_MAPPING",
@@ -225,9 +235,21 @@ class SalesforceConnector(Connector):
     kind = "salesforce"
     label = "Salesforce"
     default_base_url = "https://login.salesforce.com"  # replaced by the org's instance URL when connecting
-    credential_fields = ("access_token",)
+    #: ``access_token`` is required; ``refresh_token`` + ``client_id`` + ``client_secret`` (the Connected
+    #: App's consumer key and secret) let a run refresh an expired token itself (:meth:`refresh_access_token`).
+    credential_fields = ("access_token", "refresh_token", "client_id", "client_secret")
     rate_limit = RateLimit(requests=25, per_seconds=1)
     reference_url = "https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/"
+    # Push-back (integrations.push): custom fields of Account (docs/integrations.md lists their types).
+    push_fields = {
+        "health_score": "Retain_Health_Score__c",
+        "health_color": "Retain_Health_Color__c",
+        "health_trend": "Retain_Health_Trend__c",
+        "next_renewal_date": "Retain_Next_Renewal_Date__c",
+        "forecast_category": "Retain_Forecast_Category__c",
+    }
+    push_batch_size = 200  # sObject Collections: at most 200 records per request
+    push_id_pattern = r"^001[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$"  # an Account id, 15 or 18 characters
     objects = {
         "accounts": ObjectSpec(
             name="accounts",
@@ -258,6 +280,7 @@ class SalesforceConnector(Connector):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sf: Any = None
+        self._refreshed = False
         self._owners: dict[str, str] | None = None
         self._members: set[str] | None = None
 
@@ -292,11 +315,22 @@ class SalesforceConnector(Connector):
         )
 
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except SalesforceExpiredSession:
+                if not self.can_refresh() or self._refreshed:
+                    raise
+                self.refresh_access_token()  # once per run; a ConnectorError if Salesforce refuses
+                return fn(*args, **kwargs)  # the library reads the new session id from the client
         except SalesforceExpiredSession:
+            if self._refreshed:
+                raise ConnectorError(
+                    "Salesforce refused the session (HTTP 401 INVALID_SESSION_ID) again after this run refreshed the "
+                    "access token: check the integration user's access and the Connected App's session policies."
+                ) from None
             raise ConnectorError(
                 "Salesforce refused the session (HTTP 401 INVALID_SESSION_ID): the access token expired or was "
-                "revoked; replace it."
+                "revoked; replace it (or add a refresh token with the Connected App's client id and secret)."
             ) from None
         except SalesforceRefusedRequest as exc:
             code, _ = self._error_of(exc)
@@ -322,6 +356,65 @@ class SalesforceConnector(Connector):
             raise ConnectorError(str(exc)) from None
         except ValueError:
             raise ConnectorError("Salesforce answered something that is not JSON.") from None
+
+    # --- OAuth: the refresh token flow --------------------------------------------------------------
+
+    def can_refresh(self) -> bool:
+        creds = self.connection.credentials
+        return all(creds.get(key) for key in ("refresh_token", "client_id", "client_secret"))
+
+    def refresh_access_token(self) -> None:
+        """OAuth 2.0 Refresh Token Flow ("OAuth 2.0 Refresh Token Flow for Renewed Sessions",
+        https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm):
+        ``POST <instance URL>/services/oauth2/token`` (a My Domain serves the token endpoint; the base URL
+        is the instance's, so a proxy or the tests' fake serve it too) with ``grant_type=refresh_token``,
+        ``refresh_token``, ``client_id``, ``client_secret``, form-encoded, through the outbound guard. The new
+        ``access_token`` is stored in the connection's encrypted credentials at once (a later page or run
+        uses it) and put in the client. A refusal (``400 invalid_grant``: the refresh token was revoked or
+        expired, ``invalid_client``: a wrong consumer key/secret) is a :class:`ConnectorError` that fails the
+        run with the reason. Called at most once per run."""
+        from urllib.parse import urlencode
+
+        self._refreshed = True
+        creds = self.connection.credentials
+        body = urlencode({
+            "grant_type": "refresh_token",
+            "refresh_token": creds.get("refresh_token", ""),
+            "client_id": creds.get("client_id", ""),
+            "client_secret": creds.get("client_secret", ""),
+        }).encode()  # fmt: skip
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+        try:
+            response = self.http.urlopen("POST", f"{self.base_url}/services/oauth2/token", body=body, headers=headers)
+        except OutboundRefused as exc:
+            raise ConnectorError(exc.reason) from None
+        except ResponseTooLarge as exc:
+            raise ConnectorError(str(exc)) from None
+        try:
+            answer = json.loads(response.data or b"null")
+        except ValueError:
+            answer = None
+        answer = answer if isinstance(answer, dict) else {}
+        token = answer.get("access_token")
+        if response.status != 200 or not isinstance(token, str) or not token:
+            code = str(answer.get("error") or "")[:60]
+            description = str(answer.get("error_description") or "")[:200]
+            reason = (
+                f"HTTP {response.status}" + (f" {code}" if code else "") + (f": {description}" if description else "")
+            )
+            raise ConnectorError(
+                f"The access token expired and Salesforce refused to refresh it ({reason}); replace the refresh "
+                "token (or the client id and secret) of this connection."
+            )
+        from integrations.models import Connection
+
+        self.connection.credentials = {**creds, "access_token": token}
+        Connection.all_orgs.filter(pk=self.connection.pk).update(
+            credentials_encrypted=self.connection.credentials_encrypted
+        )
+        if self._sf is not None:
+            self._sf.session_id = token
+            self._sf.headers["Authorization"] = f"Bearer {token}"
 
     @staticmethod
     def _error_of(exc: Any) -> tuple[str, str]:
@@ -505,28 +598,33 @@ class SalesforceConnector(Connector):
 
     # --- push-back -----------------------------------------------------------------------------------------
 
-    def update_accounts(self, records: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
-        """``PATCH composite/sobjects`` for ≤ 200 Account records (``{"id": ..., field: value}``); answers
-        ``[(id, success, reason)]`` in the records' order."""
-        if len(records) > 200:
+    def push(self, spec: ObjectSpec, rows: list[dict[str, Any]]) -> PushResult:
+        """``PATCH composite/sobjects`` (``allOrNone: false``) for ≤ 200 Account rows ``{"id", "properties"}``
+        (properties: Salesforce field → JSON value); Salesforce answers one result per record, in order:
+        the refused ones (deleted account, field-level security, validation rule) are listed in
+        ``PushResult.failed`` with Salesforce's ``statusCode: message``."""
+        if spec.name != "accounts":
+            return super().push(spec, rows)
+        if len(rows) > self.push_batch_size:
             raise ValueError("sObject Collections take at most 200 records per request")
         body = {
             "allOrNone": False,
-            "records": [{"attributes": {"type": "Account"}, **record} for record in records],
+            "records": [{"attributes": {"type": "Account"}, "id": row["id"], **row["properties"]} for row in rows],
         }
         answer = self.call(self.client().restful, "composite/sobjects", method="PATCH", json=body)
-        if not isinstance(answer, list) or len(answer) != len(records):
+        if not isinstance(answer, list) or len(answer) != len(rows):
             raise ConnectorError("Salesforce's sObject Collections answer does not match the records sent.")
-        out = []
-        for record, result in zip(records, answer, strict=True):
-            ok = isinstance(result, dict) and bool(result.get("success"))
-            reason = ""
-            if not ok:
-                errors = result.get("errors") if isinstance(result, dict) else None
-                first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-                reason = f"{first.get('statusCode', 'ERROR')}: {first.get('message', 'refused')}"[:300]
-            out.append((str(record["id"]), ok, reason))
-        return out
+        result = PushResult()
+        for row, outcome in zip(rows, answer, strict=True):
+            if isinstance(outcome, dict) and outcome.get("success"):
+                result.sent += 1
+                continue
+            errors = outcome.get("errors") if isinstance(outcome, dict) else None
+            first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+            result.failed.append(
+                (str(row["id"]), f"{first.get('statusCode', 'ERROR')}: {first.get('message', 'refused')}"[:300])
+            )
+        return result
 
 
 class _LocatorExpired(Exception):

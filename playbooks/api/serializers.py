@@ -15,7 +15,7 @@ from accounts.segments import rule_problems
 from cs_platform.api.serializers import EmailUserField, KnownFieldsMixin, OrgScopedSerializer
 from cs_platform.outbound import host_of
 
-from ..choices import CtaOutcome, CtaPriority, SnoozeReason
+from ..choices import SUBSCRIBABLE_NOTIFICATION_KINDS, CtaOutcome, CtaPriority, SnoozeReason
 from ..cta_admin import clean_label
 from ..emails import validate_template_source
 from ..models import (
@@ -131,12 +131,21 @@ class ChatChannelSerializer(OrgScopedSerializer):
     )  # fmt: skip
     url_hint = serializers.CharField(read_only=True, help_text="The URL's host and last 4 characters")
     created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
+    notification_kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=SUBSCRIBABLE_NOTIFICATION_KINDS),
+        required=False,
+        max_length=len(SUBSCRIBABLE_NOTIFICATION_KINDS),
+        help_text=(
+            "The in-app notification kinds also posted to this channel (any member's notification of such a "
+            "kind: account, reason, ARR, health and a link). Empty: none. Duplicates are dropped."
+        ),
+    )
 
     class Meta:
         model = ChatChannel
         fields = [
-            "id", "kind", "name", "webhook_url", "url_hint", "is_active", "daily_digest", "created_by", "created_at",
-            "updated_at",
+            "id", "kind", "name", "webhook_url", "url_hint", "is_active", "daily_digest", "notification_kinds",
+            "created_by", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
 
@@ -155,6 +164,10 @@ class ChatChannelSerializer(OrgScopedSerializer):
         if taken.exists():
             raise serializers.ValidationError("A chat channel with this name already exists.")
         return value
+
+    def validate_notification_kinds(self, value: list[str]) -> list[str]:
+        order = [kind for kind, _ in SUBSCRIBABLE_NOTIFICATION_KINDS]
+        return sorted(set(value), key=order.index)  # one spelling of each set: audit diffs stay meaningful
 
     def validate_webhook_url(self, value: str) -> str:
         from ..chat import validate_chat_url
@@ -442,7 +455,7 @@ class NotificationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Notification
-        fields = ["id", "message", "url", "cta", "created_at", "read_at", "read"]
+        fields = ["id", "kind", "message", "url", "cta", "created_at", "read_at", "read"]
         read_only_fields = fields
 
     def get_read(self, notification: Notification) -> bool:
