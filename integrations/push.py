@@ -92,7 +92,8 @@ def account_values(organization: Any, account_ids: list[int]) -> dict[int, dict[
 
 def push_changed(connector: Connector, spec: ObjectSpec, run: SyncRun) -> None:
     """Push the changed accounts' values of ``run``'s connection, moving ``run``'s counters (``updated``:
-    accepted by the vendor; ``unchanged``: not sent; ``failed``: refused, listed; ``pages``: batches).
+    accepted by the vendor; ``unchanged``: not sent; ``failed``: refused, listed; ``skipped``: accounts that
+    are not this CRM's records or were deleted in it; ``pages``: batches).
     Raises ConnectorError (the batches stored before it keep their state)."""
     connection = connector.connection
     org = connection.organization
@@ -108,6 +109,8 @@ def push_changed(connector: Connector, spec: ObjectSpec, run: SyncRun) -> None:
     )
     if connector.push_id_pattern:
         accounts = accounts.filter(external_id__regex=connector.push_id_pattern)
+    # Not this CRM's records (no external id, another system's ids) or deleted in it: counted, never silent.
+    run.skipped = Account.objects.for_org(org).count() - accounts.count()
     last_pk = 0
     while True:
         chunk = list(accounts.filter(pk__gt=last_pk)[:CHUNK])

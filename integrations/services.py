@@ -155,9 +155,10 @@ def start_run(
         if SyncRun.all_orgs.filter(sync=sync, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).exists():
             raise RunRefused("A run of this sync is already queued or running.")
         sync.refresh_from_db(fields=["cursor"])
+        carried = _carried_links(sync) if mode == RunMode.SYNC else []
         run = SyncRun.all_orgs.create(
             organization_id=sync.organization_id, sync=sync, mode=mode, trigger=trigger,
-            cursor=dict(sync.cursor or {}), created_by=user,
+            cursor=dict(sync.cursor or {}), created_by=user, pending=carried,
         )  # fmt: skip
         scheduled_mode = RunMode.PUSH if sync.direction == Direction.PUSH else RunMode.SYNC
         if mode == scheduled_mode and sync.next_run_at is None:
@@ -166,6 +167,15 @@ def start_run(
             ObjectSync.all_orgs.filter(pk=sync.pk).update(next_run_at=sync.next_run_at)
         queue_run(run)
     return run
+
+
+def _carried_links(sync: ObjectSync) -> list[list[str]]:
+    """The parent links a failed sync run still owed (records landed before the page naming their parent):
+    the next run resumes from the failed run's cursor, so it takes them over and links them at its end."""
+    last = SyncRun.all_orgs.filter(sync=sync, mode=RunMode.SYNC).order_by("-pk").only("status", "pending").first()
+    if last is None or last.status != JobStatus.FAILED:
+        return []
+    return list(last.pending or [])
 
 
 def due_syncs(now: Any = None) -> list[ObjectSync]:

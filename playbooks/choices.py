@@ -73,3 +73,10 @@ class NotificationKind(models.TextChoices):
 
 #: The kinds a chat channel may subscribe to.
 SUBSCRIBABLE_NOTIFICATION_KINDS = [(value, label) for value, label in NotificationKind.choices if value != "other"]
+
+
+def ordered_notification_kinds(values: list[str]) -> list[str]:
+    """One spelling of each set of subscribable kinds (deduplicated, in the catalogue's order): the API and the
+    admin page store the same list for the same choice, so audit diffs stay meaningful."""
+    order = [kind for kind, _ in SUBSCRIBABLE_NOTIFICATION_KINDS]
+    return sorted(set(values), key=order.index)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from .choices import SUBSCRIBABLE_NOTIFICATION_KINDS
+from .choices import SUBSCRIBABLE_NOTIFICATION_KINDS, ordered_notification_kinds
 from .models import ChatKind, EventType
 from .services import SUBSCRIBABLE, validate_webhook_url
 
@@ -37,9 +37,27 @@ class WebhookEndpointForm(forms.Form):
         return [t for t in SUBSCRIBABLE if t in chosen]
 
 
-class ChatChannelForm(forms.Form):
+class ChatReceivesForm(forms.Form):
+    """What a chat channel receives besides playbook posts: the daily digest and notification kinds (on its
+    own, the form that changes an existing channel's subscriptions)."""
+
+    daily_digest = forms.BooleanField(label="Post the daily digest here", required=False)
+    notification_kinds = forms.MultipleChoiceField(
+        label="Also post these notifications",
+        choices=SUBSCRIBABLE_NOTIFICATION_KINDS,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Any member's in-app notification of these kinds, with the account, reason, ARR, health and a link.",
+    )
+
+    def clean_notification_kinds(self) -> list[str]:
+        return ordered_notification_kinds(self.cleaned_data["notification_kinds"])
+
+
+class ChatChannelForm(ChatReceivesForm):
     """Add a Slack or Teams channel: its incoming-webhook URL (stored encrypted, never shown again)."""
 
+    field_order = ["kind", "name", "webhook_url", "daily_digest", "notification_kinds"]
     kind = forms.ChoiceField(label="Chat app", choices=ChatKind.choices)
     name = forms.CharField(label="Channel name", max_length=120, help_text="How playbooks name it, e.g. #cs-alerts.")
     webhook_url = forms.CharField(
@@ -48,14 +66,6 @@ class ChatChannelForm(forms.Form):
         widget=forms.PasswordInput(render_value=False),
         help_text="Slack: the channel's Incoming Webhook URL. Teams: the Workflows webhook URL. Stored encrypted; "
         "it is never shown again (only its host and last 4 characters).",
-    )
-    daily_digest = forms.BooleanField(label="Post the daily digest here", required=False)
-    notification_kinds = forms.MultipleChoiceField(
-        label="Also post these notifications",
-        choices=SUBSCRIBABLE_NOTIFICATION_KINDS,
-        widget=forms.CheckboxSelectMultiple,
-        required=False,
-        help_text="Any member's in-app notification of these kinds, with the account, reason, ARR, health and a link.",
     )
 
     def __init__(self, *args: Any, organization: Any = None, **kwargs: Any) -> None:

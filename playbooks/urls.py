@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.admin_webhooks, name="admin-webhooks"),
     path("chat/", views.admin_chat_add, name="admin-chat-add"),
     path("chat/<int:channel_id>/test/", views.admin_chat_test, name="admin-chat-test"),
+    path("chat/<int:channel_id>/receives/", views.admin_chat_receives, name="admin-chat-receives"),
     path("chat/<int:channel_id>/toggle/", views.admin_chat_toggle, name="admin-chat-toggle"),
     path("chat/<int:channel_id>/delete/", views.admin_chat_delete, name="admin-chat-delete"),
     path("<int:endpoint_id>/", views.admin_webhook_detail, name="admin-webhook-detail"),

@@ -14,7 +14,7 @@ from accounts.choices import Role
 from cs_platform.pages import org_page
 
 from . import chat
-from .forms import ChatChannelForm, WebhookEndpointForm
+from .forms import ChatChannelForm, ChatReceivesForm, WebhookEndpointForm
 from .models import ChatChannel, ChatDelivery, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .services import SendTestThrottled, generate_secret, send_test
 
@@ -52,6 +52,11 @@ def _webhooks_page(request: HttpRequest, *, form: Any = None, chat_form: Any = N
         last_status=Subquery(latest.values("status")[:1]),
         last_error=Subquery(latest.values("last_error")[:1]),
     ).order_by("-is_active", "name")
+    channels = list(channels)
+    for c in channels:  # each channel's own "Receives" form (prefixed: the checkbox ids stay unique)
+        c.receives_form = ChatReceivesForm(
+            prefix=f"ch{c.pk}", initial={"daily_digest": c.daily_digest, "notification_kinds": c.notification_kinds}
+        )
     context = {
         "endpoints": endpoints, "form": form or WebhookEndpointForm(), "admin_tab": "webhooks",
         "org": request.organization, "channels": channels,
@@ -141,6 +146,21 @@ def admin_chat_test(request: HttpRequest, channel_id: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Test message to {channel.name} queued; its result shows in the list.")
+    return redirect("admin-webhooks", org_slug=request.organization.slug)
+
+
+@admin_page
+@require_POST
+def admin_chat_receives(request: HttpRequest, channel_id: int) -> HttpResponse:
+    """Change what an existing channel receives: the daily digest and the notification kinds."""
+    channel = get_object_or_404(ChatChannel.objects, pk=channel_id)
+    form = ChatReceivesForm(request.POST, prefix=f"ch{channel.pk}")
+    if not form.is_valid():
+        messages.error(request, f"{channel.name} was not changed: " + "; ".join(
+            str(e) for errors in form.errors.values() for e in errors))  # fmt: skip
+        return _webhooks_page(request, status=400)
+    chat.update_channel(channel, actor=request.user, **form.cleaned_data)
+    messages.success(request, f"Chat channel {channel.name} now receives what you chose.")
     return redirect("admin-webhooks", org_slug=request.organization.slug)
 
 

@@ -45,4 +45,15 @@ def test_admin_adds_a_channel_and_sees_only_its_hint(org, alice, live_server, br
     check_page(page)
     assert len(queued) == 1
     assert ChatChannel.all_orgs.get(organization=org).daily_digest is True
+
+    # Change what the channel receives: open its form, tick a notification kind, save (phone width too).
+    channel_id = ChatChannel.all_orgs.get(organization=org).pk
+    section.get_by_text("Change", exact=False).first.click()
+    receives = page.get_by_test_id(f"chat-receives-{channel_id}")
+    receives.get_by_label("A CTA assigned to someone").check()
+    check_page(page)  # the open form fits the screen and passes axe
+    receives.get_by_role("button", name="Save #cs-alerts").click()
+    sync_api.expect(page.locator(".flash").first).to_contain_text("#cs-alerts now receives what you chose")
+    sync_api.expect(page.get_by_test_id(f"chat-kinds-{channel_id}")).to_contain_text("A CTA assigned to someone")
+    assert ChatChannel.all_orgs.get(pk=channel_id).notification_kinds == ["cta_assigned"]
     assert [url for url in requests if not url.startswith(live_server.url)] == []

@@ -196,3 +196,29 @@ def test_the_notifications_api_says_each_notifications_kind_and_filters_by_it(or
     assert [n["message"] for n in only] == ["A CTA for you"]
     refused = csm.get("/api/v1/notifications/", {"kind": "renewal_at_risk"})
     assert refused.status_code == 400 and "kind" in refused.json()["errors"]
+
+
+def test_the_admin_page_changes_what_an_existing_channel_receives(org, alice, bob, client, receiver):
+    ch = channel(org, receiver, notification_kinds=["cta_opened"])
+    base = f"/o/{org.slug}/admin/webhooks/"
+    client.force_login(alice)
+    page = client.get(base).content.decode()
+    assert f'data-testid="chat-receives-{ch.pk}"' in page and f'id="id_ch{ch.pk}-notification_kinds_0"' in page
+    url = f"{base}chat/{ch.pk}/receives/"
+    changed = client.post(url, {f"ch{ch.pk}-daily_digest": "on",
+                                f"ch{ch.pk}-notification_kinds": ["task_assigned", "cta_assigned"]})  # fmt: skip
+    assert changed.status_code == 302
+    ch.refresh_from_db()
+    assert ch.daily_digest and ch.notification_kinds == ["cta_assigned", "task_assigned"]  # the catalogue's order
+    entry = AuditEntry.all_orgs.filter(action="chat_channel.updated", subject_id=str(ch.pk)).get()
+    assert {"field": "notification_kinds", "before": ["cta_opened"], "after": ["cta_assigned", "task_assigned"]} in (
+        entry.changes
+    )
+    refused = client.post(url, {f"ch{ch.pk}-notification_kinds": ["renewal_at_risk"]})
+    assert refused.status_code == 400 and "was not changed" in refused.content.decode()
+    ch.refresh_from_db()
+    assert ch.notification_kinds == ["cta_assigned", "task_assigned"]
+    client.force_login(bob)  # a CSM changes nothing
+    assert client.post(url, {f"ch{ch.pk}-notification_kinds": []}).status_code == 403
+    ch.refresh_from_db()
+    assert ch.notification_kinds == ["cta_assigned", "task_assigned"]

@@ -142,6 +142,27 @@ def test_a_crash_mid_sync_resumes_from_the_stored_cursor_without_duplicates(org,
     assert hubspot.count("GET", "/crm/v3/objects/companies") == 4
 
 
+def test_a_failed_run_hands_its_pending_parent_links_to_the_next_run(org, conn, hubspot):
+    """0005 (page 1) names 0150 (page 2) as its parent; page 2 fails for good, so the run fails with the link
+    still owed. The next run resumes at page 2 and links 0005 at its end (before, the link was lost)."""
+    for i in range(1, 151):
+        hubspot.add_company(f"{i:04d}", hs_parent_company_id="0150" if i == 5 else "")
+    sync = companies(conn)
+    first = services.start_run(sync)
+    assert execute_run(first.pk, max_pages=1, sleep=lambda s: None) is False
+    hubspot.fail_next = [(500, {})] * 10  # every try of page 2
+    assert execute_run(first.pk, max_pages=1000, sleep=lambda s: None) is True
+    first.refresh_from_db()
+    assert first.status == JobStatus.FAILED and first.pending == [["0005", "0150"]]
+    assert Account.objects.for_org(org).get(external_id="0005").parent_id is None
+    hubspot.fail_next = []
+    second = run(companies(conn))
+    assert second.status == JobStatus.SUCCEEDED and second.pending == []
+    child = Account.objects.for_org(org).get(external_id="0005")
+    assert child.parent is not None and child.parent.external_id == "0150"
+    assert Account.objects.for_org(org).count() == 150
+
+
 def test_wrong_token_fails_the_test_and_the_run_with_a_plain_reason(org, conn, hubspot):
     services.update_connection(conn, credentials={"access_token": "wrong"})
     ok, message = services.test_connection(conn)

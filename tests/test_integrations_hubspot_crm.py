@@ -16,6 +16,7 @@ from integrations.models import ObjectSync, PushState, SyncRecordError, SyncRun
 from integrations.sync import execute_run
 
 from .connector_helpers import connect, run, sync_of
+from .factories import AccountFactory
 from .fake_hubspot import TOKEN, FakeHubSpot
 
 pytestmark = pytest.mark.django_db(transaction=False)
@@ -196,9 +197,12 @@ def test_an_account_deleted_in_the_crm_is_not_pushed(org, conn, hubspot):
     run(sync_of(conn, "companies"))
     gone = Account.objects.for_org(org).get(external_id="0002")
     Account.objects.for_org(org).filter(pk=gone.pk).update(source_deleted_at=timezone.now())
+    AccountFactory(organization=org, external_id="imported-from-csv")  # not a HubSpot company id
+    AccountFactory(organization=org, external_id=None)  # created in Retain
     pushed = run(sync_of(conn, "companies"), mode=RunMode.PUSH)
     assert pushed.status == JobStatus.SUCCEEDED, pushed.error
-    assert (pushed.updated, pushed.unchanged, pushed.failed) == (2, 0, 0)
+    # skipped: the deleted company, the CSV account and the Retain-made one — counted, not sent
+    assert (pushed.updated, pushed.unchanged, pushed.failed, pushed.skipped) == (2, 0, 0, 3)
     (batch,) = [b for m, p, b in hubspot.requests if p == "/crm/v3/objects/companies/batch/update"]
     assert sorted(i["id"] for i in batch["inputs"]) == ["0001", "0003"]
     assert not PushState.objects.for_org(org).filter(account=gone).exists()

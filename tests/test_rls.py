@@ -376,3 +376,44 @@ def test_tracking_api_stores_events_and_counts_refusals_under_the_role(rls_db, t
     assert stored.status_code == 200, stored.content
     assert refused.status_code == 400, refused.content
     assert IngestionRefusal.all_orgs.filter(organization=org).count() == 1
+
+
+def test_email_capture_routes_stores_processes_and_requeues_under_the_role(
+    rls_db, two_orgs, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The SMTP listener's two calls (``find_capture`` on RCPT, ``store_inbound`` on DATA), the processing
+    task and the requeue sweep, each on a connection under the role: the organization comes from the address's
+    slug, everything else in its scope; the other organization's capture is never reached."""
+    from django.utils import timezone
+
+    from accounts.models import Activity
+    from integrations import email_capture as ec
+    from integrations.choices import InboundSource
+    from integrations.models import InboundEmail
+    from integrations.tasks import process_inbound_email, requeue_unprocessed_emails
+
+    from .email_capture_helpers import message
+
+    org, other = two_orgs
+    AccountFactory(organization=org, domain="customer.example")
+    address = ec.capture_address(ec.ensure_capture(org), org)
+    other_address = ec.capture_address(ec.ensure_capture(other), other)
+    raw = message(sender="jane@customer.example", to=address).as_bytes()
+    with app_role():
+        found = ec.find_capture(address)
+        assert found is not None and found.organization_id == org.pk
+        assert ec.find_capture(other_address.replace(f"{other.slug}+", f"{org.slug}+")) is None  # a token of another
+        with django_capture_on_commit_callbacks(execute=False):
+            row = ec.store_inbound(org.pk, raw, InboundSource.SMTP)
+        assert raw_org_ids() == []  # no scope left behind
+        assert process_inbound_email.apply(args=[org.pk, row.pk]).get() == "captured"
+        with django_capture_on_commit_callbacks(execute=False):
+            again = ec.store_inbound(org.pk, raw, InboundSource.SMTP)
+    InboundEmail.all_orgs.filter(pk=again.pk).update(received_at=timezone.now() - timezone.timedelta(minutes=5))
+    queued: list[tuple] = []
+    monkeypatch.setattr(process_inbound_email, "delay", lambda *args: queued.append(args))
+    with app_role():
+        assert requeue_unprocessed_emails.apply().get() == 1  # the sweep sees the stored row across organizations
+    assert queued == [(org.pk, again.pk)]
+    assert Activity.all_orgs.filter(organization=org, type="email").count() == 1
+    assert InboundEmail.all_orgs.filter(organization=org).count() == 2

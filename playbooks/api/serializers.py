@@ -15,7 +15,7 @@ from accounts.segments import rule_problems
 from cs_platform.api.serializers import EmailUserField, KnownFieldsMixin, OrgScopedSerializer
 from cs_platform.outbound import host_of
 
-from ..choices import SUBSCRIBABLE_NOTIFICATION_KINDS, CtaOutcome, CtaPriority, SnoozeReason
+from ..choices import SUBSCRIBABLE_NOTIFICATION_KINDS, CtaOutcome, CtaPriority, SnoozeReason, ordered_notification_kinds
 from ..cta_admin import clean_label
 from ..emails import validate_template_source
 from ..models import (
@@ -166,8 +166,7 @@ class ChatChannelSerializer(OrgScopedSerializer):
         return value
 
     def validate_notification_kinds(self, value: list[str]) -> list[str]:
-        order = [kind for kind, _ in SUBSCRIBABLE_NOTIFICATION_KINDS]
-        return sorted(set(value), key=order.index)  # one spelling of each set: audit diffs stay meaningful
+        return ordered_notification_kinds(value)
 
     def validate_webhook_url(self, value: str) -> str:
         from ..chat import validate_chat_url
