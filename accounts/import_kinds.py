@@ -125,9 +125,40 @@ class AccountKind(AccountsKind):
         if row["parent_external_id"]:
             self.parent_of[ext] = (row["parent_external_id"], line)
 
+    def ancestry(self, external_ids: set[str]) -> list[tuple[int, str, int | None]]:
+        """``(id, external_id, parent_id)`` of the organization's accounts named by ``external_ids`` and of
+        all their ancestors: what resolving parents and walking the hierarchy for cycles needs.
+
+        One query per chunk, then one per level of the hierarchy above them (the ancestors not loaded
+        yet, by id): bounded by the file's rows and the hierarchy's depth, not by the organization's size
+        (loading every account of the organization for each page of a sync made a page's cost grow with
+        the accounts already synced)."""
+        found: dict[int, tuple[int, str, int | None]] = {}
+        for chunk in chunks(sorted(external_ids)):
+            for row in (
+                Account.objects.for_org(self.org)
+                .filter(external_id__in=chunk)
+                .values_list("id", "external_id", "parent_id")
+            ):
+                found[row[0]] = row
+        asked: set[int] = set()
+        wanted = {parent for _, _, parent in found.values() if parent and parent not in found}
+        while wanted:
+            asked |= wanted
+            for chunk in chunks(sorted(wanted)):
+                for row in (
+                    Account.objects.for_org(self.org).filter(id__in=chunk).values_list("id", "external_id", "parent_id")
+                ):
+                    found[row[0]] = row
+            # A parent asked for and not found (invisible to this organization) ends its chain.
+            wanted = {parent for _, _, parent in found.values() if parent and parent not in found} - asked
+        return list(found.values())
+
     def finish(self) -> None:
-        # Existing accounts are needed to resolve parents and walk their ancestry for cycles.
-        existing = list(Account.objects.for_org(self.org).values_list("id", "external_id", "parent_id"))
+        # Existing accounts are needed to resolve parents and walk their ancestry for cycles: those the
+        # file's rows name as parents and their ancestors (a cycle through the database passes there).
+        parents = {parent for parent, _ in self.parent_of.values()}
+        existing = self.ancestry(parents) if parents else []
         self.existing_ids = {ext: pk for pk, ext, _ in existing if ext}
         if not self.parent_of:
             return

@@ -23,6 +23,7 @@ import json
 import logging
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -134,9 +135,13 @@ class ConnectorHttp(RequestMethods):
         self.request_count = 0
         self.retries = 0
         self.waited = 0.0
+        # The sync may fetch the next page in a thread while the mapping (owners) calls in the run's:
+        # the counters move under a lock (the pool and the bucket are thread-safe themselves).
+        self._counting = threading.Lock()
 
     def _wait(self, seconds: float) -> None:
-        self.waited += seconds
+        with self._counting:
+            self.waited += seconds
         self.sleep(seconds)
 
     def _take_token(self) -> None:
@@ -147,7 +152,8 @@ class ConnectorHttp(RequestMethods):
         last_error: Exception | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._take_token()
-            self.request_count += 1
+            with self._counting:
+                self.request_count += 1
             try:
                 response = self.pool.urlopen(method, url, **kw)
             except socket.gaierror:
@@ -156,7 +162,8 @@ class ConnectorHttp(RequestMethods):
                 last_error = exc
                 if attempt == MAX_ATTEMPTS:
                     break
-                self.retries += 1
+                with self._counting:
+                    self.retries += 1
                 self._wait(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
                 continue
             if response.status == 429 and attempt < MAX_ATTEMPTS:
@@ -164,11 +171,13 @@ class ConnectorHttp(RequestMethods):
                 delay = 1.0 if delay is None else delay
                 if delay > MAX_RETRY_AFTER:
                     return response
-                self.retries += 1
+                with self._counting:
+                    self.retries += 1
                 self._wait(delay)
                 continue
             if 500 <= response.status < 600 and attempt < MAX_ATTEMPTS:
-                self.retries += 1
+                with self._counting:
+                    self.retries += 1
                 self._wait(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
                 continue
             return response

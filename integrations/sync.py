@@ -124,16 +124,17 @@ def apply_records(
     if mapped:
         header = header_for(target, mapping)
         mapped_targets = {item["target"] for item in mapping.get("fields", [])}
-        current = target.current(org, [record.external_id for record, _, _ in mapped])
         page_ids = {record.external_id for record, _, _ in mapped}
         ref = target.self_reference
         rows: list[tuple[int, list[str]]] = []
         line_of: dict[int, Record] = {}
         deferred: list[tuple[str, str]] = []
-        known_refs: set[str] = set()
+        wanted: set[str] = set()
         if ref:
             wanted = {cells.get(ref, "") for _, cells, _ in mapped} - page_ids - {""}
-            known_refs = set(target.current(org, sorted(wanted))) if wanted else set()
+        # One query for the page's rows and the parents they name outside the page.
+        current = target.current(org, [record.external_id for record, _, _ in mapped] + sorted(wanted))
+        known_refs = wanted & set(current)
         for index, (record, cells, retain_wins) in enumerate(mapped):
             old = current.get(record.external_id, {})
             row: dict[str, str] = {}
@@ -278,6 +279,54 @@ def _finish(run: SyncRun, status: str, error: str = "") -> None:
     ObjectSync.all_orgs.filter(pk=sync.pk).update(last_run_at=sync.last_run_at, next_run_at=sync.next_run_at)
 
 
+class _Prefetch:
+    """At most one background fetch of the next page, while the current page is applied.
+
+    Under a vendor's rate limit a page costs max(the limit's interval, fetch + apply) when the two run
+    one after the other, max(interval, fetch, apply) when they overlap: the fetch's network wait and the
+    token bucket's wait are hidden behind the apply. Only for a connector that declares
+    ``prefetch`` (its ``fetch_page`` touches no database: the thread has no transaction and no org
+    scope); otherwise :meth:`start` does nothing and :meth:`result` fetches in the calling thread.
+    Crash safety is unchanged: the fetched page is only *held*; what is stored is the cursor of the
+    page applied, in that page's transaction (a crash loses the prefetched page, fetched again on
+    resume)."""
+
+    def __init__(self, connector: Connector, spec: ObjectSpec, mapping: dict[str, Any]) -> None:
+        self.connector, self.spec, self.mapping = connector, spec, mapping
+        self.enabled = bool(getattr(connector, "prefetch", False))
+        self._pool: Any = None
+        self._future: Any = None
+        self._cursor: dict[str, Any] = {}
+
+    def start(self, cursor: dict[str, Any]) -> None:
+        self._cursor = dict(cursor)
+        if not self.enabled:
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-prefetch")
+        self._future = self._pool.submit(self.connector.fetch_page, self.spec, dict(self._cursor), self.mapping)
+
+    def result(self) -> Any:
+        """The page after the one applied (its ConnectorError raised here, in the run's thread)."""
+        future, self._future = self._future, None
+        if future is None:
+            return self.connector.fetch_page(self.spec, dict(self._cursor), self.mapping)
+        return future.result()
+
+    def close(self) -> None:
+        future, self._future = self._future, None
+        if future is not None:
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - the page is dropped; its error, if any, comes back on resume
+                pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
 def execute_run(run_id: int, *, max_pages: int = PAGES_PER_TASK, sleep: Callable[[float], None] = time.sleep) -> bool:
     """Apply up to ``max_pages`` pages of the run; ``True`` when the run is over (succeeded or failed),
     ``False`` when it should be queued again to go on. Safe to call again after a crash."""
@@ -303,13 +352,19 @@ def execute_run(run_id: int, *, max_pages: int = PAGES_PER_TASK, sleep: Callable
         return True
     mapping = effective_mapping(sync.mapping, spec.default_mapping)
     sent_before = run.request_count
+    prefetch: _Prefetch | None = None
     try:
         if run.mode == RunMode.PUSH:
             _push(run, connector, spec, sent_before)
             _finish(run, JobStatus.SUCCEEDED)
             return True
-        for _ in range(max_pages):
-            page = connector.fetch_page(spec, dict(run.cursor), mapping)
+        prefetch = _Prefetch(connector, spec, mapping)
+        page = connector.fetch_page(spec, dict(run.cursor), mapping)
+        for number in range(1, max_pages + 1):
+            if not page.done and number < max_pages:
+                # The next page is fetched while this one is applied (see _Prefetch): its cursor is the
+                # one this page stores, so a crash still resumes from the last page applied.
+                prefetch.start(page.next_cursor)
             with transaction.atomic():
                 apply_records(run, spec, target, mapping, page.records, connector=connector)
                 run.pages += 1
@@ -331,6 +386,8 @@ def execute_run(run_id: int, *, max_pages: int = PAGES_PER_TASK, sleep: Callable
                 if run.mode == RunMode.SYNC and sync.direction in (Direction.PUSH, Direction.BOTH):
                     _queue_push(run, sync)
                 return True
+            if number < max_pages:
+                page = prefetch.result()
         return False
     except ConnectorError as exc:
         run.request_count = sent_before + connector.http.request_count
@@ -349,4 +406,6 @@ def execute_run(run_id: int, *, max_pages: int = PAGES_PER_TASK, sleep: Callable
         )
         return True
     finally:
+        if prefetch is not None:
+            prefetch.close()  # a fetch still under way (the apply failed) ends before its transport closes
         connector.http.close()

@@ -1,10 +1,11 @@
-"""Issue 21's HubSpot acceptance, at a tenth of its sizes (the full 5,000 companies / 15,000 contacts /
-3,000 deals take minutes on a loaded 2-core machine; ``python -m benchmarks.integrations`` runs the
-full-size initial sync): an initial sync lands the same counts with associations and hierarchy; after
-40 changes and 5 deletions the next sync fetches only those (request count asserted) and applies them
-(deleted companies and deals flagged, contacts deactivated: docs/integrations.md "Deletions in the CRM");
-a 429 with Retry-After is honoured; a run stopped after a page and resumed completes with the same
-result and no duplicate."""
+"""Issue 21's HubSpot acceptance at its full sizes (5,000 companies, 15,000 contacts, 3,000 deals; the
+benchmark, ``python -m benchmarks.integrations``, times the 50,000 / 200,000 initial sync): an initial sync
+lands the same counts with associations and hierarchy; deals in a stage with no mapping are listed while
+the rest lands; after 40 changes and 5 deletions the next sync fetches only those (request count asserted
+exactly) and applies them (deleted companies and deals flagged, contacts deactivated: docs/integrations.md
+"Deletions in the CRM"); a 429 with Retry-After is honoured; a run stopped after a page and resumed
+completes with the same result and no duplicate. Sleeps are not taken and the token bucket is roomy
+(the rate limit's time is the benchmark's), so the test's time is the sync's own work."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ import pytest
 from accounts.models import Account, Contact, Contract, ContractLine
 from integrations import services
 from integrations.choices import JobStatus
-from integrations.models import ObjectSync, SyncRun
+from integrations.connectors.base import RateLimit
+from integrations.connectors.hubspot import HubSpotConnector
+from integrations.models import ObjectSync, SyncRecordError, SyncRun
 from integrations.sync import execute_run
 
 from .fake_hubspot import TOKEN, FakeHubSpot
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
-COMPANIES, CONTACTS, DEALS = 500, 1500, 300  # issue 21: 5,000 / 15,000 / 3,000 (÷ 10 here)
+COMPANIES, CONTACTS, DEALS = 5000, 15_000, 3000  # issue 21's sizes
+OPEN_DEALS = ("90001", "90002", "90003")  # in a stage with no mapping (an open deal): listed, not landed
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +46,15 @@ def finish(r: SyncRun, sleeps: list[float] | None = None, max_pages: int = 10_00
     return r
 
 
+@pytest.fixture(autouse=True)
+def roomy_bucket(monkeypatch):
+    """The sleeps are not taken here, so past the bucket's burst of 100 the token wait would spin on Redis
+    for the ~20 s HubSpot's limit imposes on these ~300 requests: that time is the benchmark's to measure
+    (``python -m benchmarks.integrations``); the bucket itself is tested in tests/test_integrations_hubspot.py.
+    Retry-After (the vendor's 429) is still honoured through the recorded sleeps."""
+    monkeypatch.setattr(HubSpotConnector, "rate_limit", RateLimit(requests=100_000, per_seconds=10))
+
+
 def test_hubspot_initial_and_incremental_sync_at_scale(org):
     with FakeHubSpot() as hubspot:
         for i in range(1, COMPANIES + 1):
@@ -58,6 +71,8 @@ def test_hubspot_initial_and_incremental_sync_at_scale(org):
                     hubspot.add_line_item(f"{line:06d}", hs_sku=f"SKU-{line % 7}", price="1200")
                     items.append(f"{line:06d}")
             hubspot.add_deal(f"{i:05d}", company=f"{(i % COMPANIES) + 1:05d}", line_items=items)
+        for did in OPEN_DEALS:
+            hubspot.add_deal(did, company="00001", dealstage="contractsent")
         conn = services.create_connection(
             org, kind="hubspot", name="HubSpot", base_url=hubspot.url, credentials={"access_token": TOKEN}
         )
@@ -75,7 +90,12 @@ def test_hubspot_initial_and_incremental_sync_at_scale(org):
         deals_run = start(conn, "deals")
         assert execute_run(deals_run.pk, max_pages=1, sleep=lambda s: None) is False
         deals = finish(deals_run)
-        assert deals.status == JobStatus.SUCCEEDED and deals.failed == 0
+        assert deals.status == JobStatus.SUCCEEDED, deals.error
+        lines = DEALS - DEALS // 3 + 2 * (DEALS // 3)  # a record (and a row) per contract line
+        assert (deals.fetched, deals.created, deals.failed) == (lines + len(OPEN_DEALS), lines, len(OPEN_DEALS))
+        listed = SyncRecordError.objects.for_org(org).filter(run=deals)
+        assert sorted(listed.values_list("external_id", "field")) == [(did, "status") for did in OPEN_DEALS]
+        assert all("default/contractsent" in reason for reason in listed.values_list("reason", flat=True))
         assert Account.objects.for_org(org).count() == COMPANIES
         assert Account.objects.for_org(org).filter(parent__isnull=False).count() == sum(
             1 for i in range(11, COMPANIES + 1) if i % 10
@@ -84,8 +104,10 @@ def test_hubspot_initial_and_incremental_sync_at_scale(org):
         assert Contact.objects.for_org(org).count() == CONTACTS
         assert Contact.objects.for_org(org).get(external_id="000007").account.external_id == "00008"
         assert Contract.objects.for_org(org).count() == DEALS
-        assert ContractLine.objects.for_org(org).count() == DEALS - DEALS // 3 + 2 * (DEALS // 3)
-        assert hubspot.count("GET", "/crm/v3/objects/deals") == DEALS // 100
+        assert ContractLine.objects.for_org(org).count() == lines
+        assert not Contract.objects.for_org(org).filter(number__in=OPEN_DEALS).exists()
+        # One list request per page of 100 (the resumed run fetched its second page once, no page twice).
+        assert hubspot.count("GET", "/crm/v3/objects/deals") == -(-(DEALS + len(OPEN_DEALS)) // 100)
 
         # --- 40 changes and 5 deletions --------------------------------------------------------------
         hubspot.clock_ms = max(sync_of(conn, n).cursor["since_ms"] for n in ("companies", "contacts", "deals"))

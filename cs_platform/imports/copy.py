@@ -62,8 +62,11 @@ def upsert(model: Any, objects: list[Any], *, unique: list[str], update: list[st
     now = timezone.now()
     stamps = {f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)}
     buffer = io.StringIO()
+    # copy_value: the same text as copy_text, dispatching on the exact type (the formatting was a
+    # third of a connector page's upsert in cProfile).
+    attnames = [(f.attname, f.attname in stamps) for f in fields]
     for obj in objects:
-        buffer.write("\t".join(copy_text(now if f.attname in stamps else getattr(obj, f.attname)) for f in fields))
+        buffer.write("\t".join(copy_value(now if stamp else getattr(obj, name)) for name, stamp in attnames))
         buffer.write("\n")
     buffer.seek(0)
     columns = ", ".join(qn(f.column) for f in fields)

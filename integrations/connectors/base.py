@@ -130,6 +130,11 @@ class Connector:
     objects: ClassVar[dict[str, ObjectSpec]] = {}
     #: Where the vendor's API reference lives (docs and the admin page link to it).
     reference_url: ClassVar[str] = ""
+    #: ``fetch_page`` touches no database and no state the mapping of the previous page uses (only its
+    #: transport, which is thread-safe): the sync may then fetch page N+1 in a background thread while
+    #: page N is applied (``integrations.sync.execute_run``). Off by default: a connector whose
+    #: ``fetch_page`` reads Retain's rows (Zendesk matches tickets to accounts) must not run it there.
+    prefetch: ClassVar[bool] = False
     #: Push-back (``integrations.push``): Retain value (``push.VALUES``) → the vendor's field, the default
     #: that an object sync's mapping may override under ``"push"``.
     push_fields: ClassVar[dict[str, str]] = {}

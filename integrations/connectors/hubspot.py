@@ -185,6 +185,7 @@ class HubSpotConnector(Connector):
     default_base_url = "https://api.hubapi.com"
     credential_fields = ("access_token",)
     rate_limit = RateLimit(requests=100, per_seconds=10)
+    prefetch = True  # fetch_page only speaks HTTP (owners are read by the mapping, in the applying thread)
     reference_url = "https://developers.hubspot.com/docs/api/crm/companies"
     push_fields = PUSH_FIELDS
     push_batch_size = BATCH_UPDATE_LIMIT
