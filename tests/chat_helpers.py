@@ -1,5 +1,5 @@
 """What the chat tests share (tests/test_chat.py, tests/test_chat_notifications.py): loopback allowed for the
-local receiver, fresh outbound budgets, eager Celery, a recorder of queued tries, a channel on the receiver and
+local receiver, fresh outbound budgets, a recorder of queued tries, a channel on the receiver and
 a red account with 125,000 of ARR. A test module imports the ``*_fixture`` functions (pytest finds them
 by their ``name``)."""
 
@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import refresh_current_arr
-from cs_platform.celery import app as celery_app
 from playbooks import chat
 from playbooks.models import ChatChannel
 
@@ -36,14 +35,6 @@ def fresh_budgets_fixture(org, other_org):
     clear_outbound_budgets(org.pk, other_org.pk)
     yield
     clear_outbound_budgets(org.pk, other_org.pk)
-
-
-@pytest.fixture(name="eager")
-def eager_fixture():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True  # countdowns are ignored in eager mode
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 class Recorder:

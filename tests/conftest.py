@@ -6,7 +6,8 @@ anything of ``org``. ``api`` builds an API client authenticated as a given role.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -36,6 +37,20 @@ def generous_public_page_budgets(settings) -> None:
     """The suite signs in through the form hundreds of times from one address within minutes; the per-address
     budgets of public pages (cs_platform.ratelimit) are tested with their own rates in test_public_rate_limits."""
     settings.LOGIN_RATE = settings.INVITATION_PAGE_RATE = settings.UNSUBSCRIBE_PAGE_RATE = "100000/min"
+
+
+@pytest.fixture
+def eager() -> Iterator[Any]:
+    """Celery runs what ``.delay()`` sends at once, in this process (countdowns are ignored); restored after.
+    Yields the app."""
+    from cs_platform.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield app
+    finally:
+        app.conf.task_always_eager = before
 
 
 @pytest.fixture

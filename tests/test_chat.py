@@ -33,7 +33,6 @@ from .chat_helpers import (  # noqa: F401 - fixtures
     Recorder,
     channel,
     chat_allows_loopback_fixture,
-    eager_fixture,
     fresh_budgets_fixture,
     red_account,
 )

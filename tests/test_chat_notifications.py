@@ -14,7 +14,7 @@ from playbooks import chat, ctas
 from playbooks.choices import NotificationKind
 from playbooks.models import ChatAttempt, ChatChannel, ChatDelivery, Notification
 
-from .chat_helpers import Recorder, chat_allows_loopback_fixture, eager_fixture, fresh_budgets_fixture, red_account  # noqa: F401 - fixtures
+from .chat_helpers import Recorder, chat_allows_loopback_fixture, fresh_budgets_fixture, red_account  # noqa: F401 - fixtures
 from .chat_helpers import channel as chat_channel
 from .outbound_helpers import Receiver, loopback_only_fixture, receiver_fixture  # noqa: F401 - fixtures
 

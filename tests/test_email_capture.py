@@ -13,7 +13,6 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from accounts.models import Activity
-from cs_platform.celery import app
 from cs_platform.tenancy import org_scope
 from integrations import email_capture as ec
 from integrations.choices import CapturedEmailStatus, InboundOutcome, InboundSource
@@ -172,14 +171,6 @@ def test_a_message_dated_far_ahead_is_placed_at_its_arrival(setup):
     msg.replace_header("Date", "Mon, 1 Jan 2035 10:00:00 +0000")
     deliver(setup["org"], msg)
     assert Activity.all_orgs.get().occurred_at <= timezone.now()
-
-
-@pytest.fixture
-def eager():
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,7 +15,6 @@ from django.urls import reverse
 
 from accounts.models import Activity
 from cs_platform import outbound
-from cs_platform.celery import app
 from integrations import email_capture as ec
 from integrations import tasks
 from integrations.choices import CapturedEmailStatus, InboundOutcome
@@ -33,14 +32,6 @@ pytestmark = [*IMAP_MARKS]
 def dovecot():
     with running_dovecot() as server:
         yield server
-
-
-@pytest.fixture
-def eager():
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 @pytest.fixture

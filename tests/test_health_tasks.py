@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from accounts.choices import JobStatus
 from accounts.models import JobRun
-from cs_platform.celery import app
 from cs_platform.jobs import create_job
 from health import triggers
 from health.models import CsmPulse, HealthScore, HealthSnapshot
@@ -22,14 +21,6 @@ from .factories import AccountFactory, ContactFactory
 from .signal_factories import TicketFactory
 
 needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="the debounce shares state through Redis")
-
-
-@pytest.fixture
-def eager():
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True  # countdowns are ignored in eager mode
-    yield
-    app.conf.task_always_eager = before
 
 
 @pytest.fixture

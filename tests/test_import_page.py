@@ -33,18 +33,6 @@ def media(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
-@pytest.fixture
-def eager_celery():
-    from cs_platform.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    try:
-        yield app
-    finally:
-        app.conf.task_always_eager = before
-
-
 def upload(client, org, text: str, *, kind: str = "accounts", dry_run: bool = False, capture=None):
     body = {"kind": kind, "file": SimpleUploadedFile("accounts.csv", text.encode(), content_type="text/csv")}
     if dry_run:
@@ -60,9 +48,7 @@ def last_run(org) -> JobRun:
     return JobRun.all_orgs.filter(organization=org, kind="import_csv").latest("pk")
 
 
-def test_upload_runs_the_import_and_shows_the_job(
-    client, org, alice, media, eager_celery, django_capture_on_commit_callbacks
-):
+def test_upload_runs_the_import_and_shows_the_job(client, org, alice, media, eager, django_capture_on_commit_callbacks):
     client.force_login(alice)
     page = client.get(reverse("admin-imports", args=[org.slug]))
     assert page.status_code == 200
@@ -116,7 +102,7 @@ def test_bad_file_fails_with_every_error_shown_and_a_downloadable_report(client,
     assert any("sideways" in r["reason"] for r in rows)
 
 
-def test_dry_run_validates_and_imports_nothing(client, org, alice, eager_celery, django_capture_on_commit_callbacks):
+def test_dry_run_validates_and_imports_nothing(client, org, alice, eager, django_capture_on_commit_callbacks):
     client.force_login(alice)
     upload(client, org, GOOD, dry_run=True, capture=django_capture_on_commit_callbacks)
     run = last_run(org)
@@ -163,7 +149,7 @@ def test_non_admins_get_403_and_other_orgs_jobs_are_404(client, org, other_org, 
 # --- /api/v1/imports/ --------------------------------------------------------------------------------
 
 
-def test_api_post_is_202_with_the_run_and_runs_the_import(org, api, eager_celery, django_capture_on_commit_callbacks):
+def test_api_post_is_202_with_the_run_and_runs_the_import(org, api, eager, django_capture_on_commit_callbacks):
     client = api(org, "admin")
     file = SimpleUploadedFile("accounts.csv", GOOD.encode(), content_type="text/csv")
     with django_capture_on_commit_callbacks(execute=True):
@@ -224,7 +210,7 @@ def test_api_imports_of_another_org_are_invisible(org, other_org, api):
 
 
 def test_a_stalled_import_is_shown_as_such_and_runs_again(
-    client, org, alice, bob, media, eager_celery, django_capture_on_commit_callbacks
+    client, org, alice, bob, media, eager, django_capture_on_commit_callbacks
 ):
     """A worker killed mid-import leaves its run 'running' for good; past the task time limit the page says
     it stalled, and "Run again" re-runs it (nothing of it was written, so that is safe)."""

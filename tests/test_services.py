@@ -125,20 +125,8 @@ def test_role_rules_for_writing_accounts(org, other_org, make_member):
     assert not Actor(organization=org, role="viewer", user=outside).can_write_account(other_account)
 
 
-@pytest.fixture
-def eager_celery():
-    from cs_platform.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    try:
-        yield app
-    finally:
-        app.conf.task_always_eager = before
-
-
 @pytest.mark.django_db
-def test_scheduled_arr_refresh_fans_out_per_organization_and_records_each_run(org, other_org, eager_celery):
+def test_scheduled_arr_refresh_fans_out_per_organization_and_records_each_run(org, other_org, eager):
     from accounts.choices import JobStatus
     from accounts.models import JobRun
     from accounts.tasks import refresh_all_current_arr
