@@ -54,6 +54,13 @@ def eager() -> Iterator[Any]:
 
 
 @pytest.fixture
+def loopback_allowed(settings) -> None:
+    """The outbound guard lets calls reach 127.0.0.0/8, as an operator allows a network: for the local fake
+    vendors and receivers (``pytest.mark.usefixtures("loopback_allowed")``)."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+
+@pytest.fixture
 def org(db) -> Organization:
     return create_organization(slug="acme", name="Acme Corp")[0]
 

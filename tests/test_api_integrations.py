@@ -12,13 +12,11 @@ from integrations.models import Connection, ObjectSync, SyncRecordError, SyncRun
 
 from .fake_hubspot import TOKEN, FakeHubSpot
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("loopback_allowed"),
+]
 API = "/api/v1"
-
-
-@pytest.fixture(autouse=True)
-def allow_loopback(settings):
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
 
 
 @pytest.fixture

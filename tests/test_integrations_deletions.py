@@ -20,12 +20,10 @@ from .connector_helpers import connect, run, sync_of
 from .factories import AccountFactory, ContactFactory
 from .fake_hubspot import TOKEN, FakeHubSpot
 
-pytestmark = pytest.mark.django_db(transaction=False)
-
-
-@pytest.fixture(autouse=True)
-def allow_loopback(settings):
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+pytestmark = [
+    pytest.mark.django_db(transaction=False),
+    pytest.mark.usefixtures("loopback_allowed"),
+]
 
 
 @pytest.fixture

@@ -18,12 +18,10 @@ from integrations.sync import execute_run
 from .connector_helpers import connect, run
 from .fake_hubspot import TOKEN, FakeHubSpot
 
-pytestmark = pytest.mark.django_db(transaction=False)
-
-
-@pytest.fixture(autouse=True)
-def allow_loopback(settings):
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+pytestmark = [
+    pytest.mark.django_db(transaction=False),
+    pytest.mark.usefixtures("loopback_allowed"),
+]
 
 
 @pytest.fixture

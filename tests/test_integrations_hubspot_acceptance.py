@@ -21,15 +21,13 @@ from integrations.sync import execute_run
 
 from .fake_hubspot import TOKEN, FakeHubSpot
 
-pytestmark = pytest.mark.django_db(transaction=False)
+pytestmark = [
+    pytest.mark.django_db(transaction=False),
+    pytest.mark.usefixtures("loopback_allowed"),
+]
 
 COMPANIES, CONTACTS, DEALS = 5000, 15_000, 3000  # issue 21's sizes
 OPEN_DEALS = ("90001", "90002", "90003")  # in a stage with no mapping (an open deal): listed, not landed
-
-
-@pytest.fixture(autouse=True)
-def allow_loopback(settings):
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
 
 
 def sync_of(conn, name: str) -> ObjectSync:

@@ -10,12 +10,10 @@ from integrations.sync import execute_run
 
 from .fake_hubspot import TOKEN, FakeHubSpot
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def allow_loopback(settings):
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("loopback_allowed"),
+]
 
 
 def test_connect_test_dry_run_and_sync_from_the_page(client, org, alice, django_capture_on_commit_callbacks):

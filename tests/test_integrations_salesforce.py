@@ -18,14 +18,12 @@ from .connector_helpers import connect, run, sync_of
 from .factories import MembershipFactory, UserFactory
 from .fake_salesforce import TOKEN, FakeSalesforce, sfid
 
-pytestmark = pytest.mark.django_db(transaction=False)
+pytestmark = [
+    pytest.mark.django_db(transaction=False),
+    pytest.mark.usefixtures("loopback_allowed"),
+]
 
 QUERY = "/services/data/v60.0/query/"
-
-
-@pytest.fixture(autouse=True)
-def allow_loopback(settings):
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
 
 
 @pytest.fixture

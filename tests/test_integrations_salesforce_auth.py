@@ -18,14 +18,12 @@ from integrations.models import Connection
 from .connector_helpers import connect, run, sync_of
 from .fake_salesforce import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TOKEN, FakeSalesforce
 
-pytestmark = pytest.mark.django_db(transaction=False)
+pytestmark = [
+    pytest.mark.django_db(transaction=False),
+    pytest.mark.usefixtures("loopback_allowed"),
+]
 
 TOKEN_PATH = "/services/oauth2/token"
-
-
-@pytest.fixture(autouse=True)
-def allow_loopback(settings):
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
 
 
 @pytest.fixture

@@ -15,12 +15,10 @@ from .connector_helpers import connect, run
 from .factories import AccountFactory
 from .fake_zendesk import EMAIL, EXPORT, TOKEN, FakeZendesk
 
-pytestmark = pytest.mark.django_db(transaction=False)
-
-
-@pytest.fixture(autouse=True)
-def allow_loopback(settings):
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+pytestmark = [
+    pytest.mark.django_db(transaction=False),
+    pytest.mark.usefixtures("loopback_allowed"),
+]
 
 
 @pytest.fixture
