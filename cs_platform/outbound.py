@@ -78,6 +78,7 @@ __all__ = [
     "acquire_slot",
     "address_problem",
     "check_url",
+    "checked_addresses",
     "host_of",
     "org_slot",
     "parse_url",
@@ -333,24 +334,25 @@ def name_problem(host: str) -> str | None:
     return None
 
 
-def _refusal(target: Target, problem: str, *, resolved: bool) -> OutboundRefused:
+def _refusal(target: Target, problem: str, *, resolved: bool, subject: str = "") -> OutboundRefused:
+    named = f"{subject} {target.host}" if subject else ""
     if resolved:
-        return OutboundRefused(f"Address not allowed: the host name resolves to {problem}.")
-    return OutboundRefused(f"Address not allowed: {target.host} is {problem}.")
+        return OutboundRefused(f"Address not allowed: {named or 'the host name'} resolves to {problem}.")
+    return OutboundRefused(f"Address not allowed: {named or target.host} is {problem}.")
 
 
 def _hint() -> str:
     return (
-        " Retain delivers only to public internet addresses; an operator can allow a private network "
+        " Retain connects only to public internet addresses; an operator can allow a private network "
         "with OUTBOUND_ALLOWED_NETWORKS."
     )
 
 
-def _judge(target: Target, addresses: list[IPAddress], *, resolved: bool) -> None:
+def _judge(target: Target, addresses: list[IPAddress], *, resolved: bool, subject: str = "") -> None:
     for ip in addresses:
         problem = address_problem(ip)
         if problem is not None:
-            error = _refusal(target, problem, resolved=resolved)
+            error = _refusal(target, problem, resolved=resolved, subject=subject)
             if "metadata" not in problem and "unspecified" not in problem and "multicast" not in problem:
                 error.reason += _hint()
             raise error
@@ -394,6 +396,21 @@ def resolve(target: Target, *, resolver: Resolver | None = None, timeout: float 
             addresses.append(ip)
     if not addresses:
         raise socket.gaierror(socket.EAI_NONAME, "no address")
+    return addresses
+
+
+def checked_addresses(
+    target: Target, *, resolver: Resolver | None = None, timeout: float | None = None, subject: str = ""
+) -> list[IPAddress]:
+    """The guard's check of one connection: a refused name, then one lookup (or the literal) whose every
+    answer must be allowed. Answers the addresses to connect to (never look the name up again). Raises
+    ``OutboundRefused`` (``subject`` names the host in its reason, e.g. "the mailbox host"), ``TimeoutError``
+    or ``OSError`` when the name does not resolve. Used by :func:`request`, :class:`GuardedPool` and the
+    email capture's IMAP poll."""
+    if target.ip is None and (problem := name_problem(target.host)):
+        raise OutboundRefused(problem)
+    addresses = resolve(target, resolver=resolver, timeout=timeout)
+    _judge(target, addresses, resolved=target.ip is None, subject=subject)
     return addresses
 
 
@@ -522,15 +539,12 @@ def request(
 
     try:
         target = parse_url(url)
-        if target.ip is None and (problem := name_problem(target.host)):
-            raise OutboundRefused(problem)
         try:
-            addresses = resolve(target, resolver=resolver, timeout=connect_timeout)
+            addresses = checked_addresses(target, resolver=resolver, timeout=connect_timeout)
         except TimeoutError:
             return result(None, "timeout", "Timed out: the host name could not be resolved in time.")
         except (OSError, ValueError):
             return result(None, "dns", "The host name could not be resolved.")
-        _judge(target, addresses, resolved=target.ip is None)
     except OutboundRefused as exc:
         logger.warning("outbound call refused: %s (%s)", exc.reason, host_of(url) or "unparsable URL")
         return result(None, "refused_address", exc.reason)
@@ -623,11 +637,7 @@ class GuardedPool(_request_methods_base()):  # type: ignore[misc]
             pool = self._pools.get(key)
         if pool is not None:
             return pool
-        if target.ip is None and (problem := name_problem(target.host)):
-            raise OutboundRefused(problem)
-        addresses = resolve(target, resolver=self.resolver, timeout=_connect_timeout())
-        _judge(target, addresses, resolved=target.ip is None)
-        ip = addresses[0]
+        ip = checked_addresses(target, resolver=self.resolver, timeout=_connect_timeout())[0]
         from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 
         host = str(ip)

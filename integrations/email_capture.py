@@ -541,21 +541,10 @@ def mailbox_address(host: str, port: int) -> tuple[str, str]:
     that checked ``ip`` (never a second lookup, so a DNS answer that changes in between cannot point it
     inside) and verifies the TLS certificate against ``name``. Raises ``OutboundRefused`` with the
     reason in plain words, ``OSError`` when the name does not resolve."""
-    from cs_platform.outbound import OutboundRefused, address_problem, name_problem, parse_url, resolve
+    from cs_platform.outbound import checked_addresses, parse_url
 
     target = parse_url(f"https://{_url_host(host)}:{int(port)}/")  # syntax, every spelling of an IP literal
-    if target.ip is None and (problem := name_problem(target.host)):
-        raise OutboundRefused(problem)
-    addresses = resolve(target)
-    for ip in addresses:
-        problem = address_problem(ip)
-        if problem is not None:
-            said = "is" if target.ip is not None else "resolves to"
-            raise OutboundRefused(
-                f"Address not allowed: the mailbox host {target.host} {said} {problem}. Retain connects only "
-                "to public internet addresses; an operator can allow a private network with "
-                "OUTBOUND_ALLOWED_NETWORKS."
-            )
+    addresses = checked_addresses(target, subject="the mailbox host")
     return target.host, str(addresses[0])
 
 
