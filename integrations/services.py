@@ -160,13 +160,18 @@ def start_run(
             organization_id=sync.organization_id, sync=sync, mode=mode, trigger=trigger,
             cursor=dict(sync.cursor or {}), created_by=user, pending=carried,
         )  # fmt: skip
-        scheduled_mode = RunMode.PUSH if sync.direction == Direction.PUSH else RunMode.SYNC
-        if mode == scheduled_mode and sync.next_run_at is None:
+        if mode == scheduled_mode(sync) and sync.next_run_at is None:
             # The first sync (the first push, for a push-only object) by hand puts the object on its schedule.
             sync.next_run_at = timezone.now() + timezone.timedelta(minutes=sync.interval_minutes)
             ObjectSync.all_orgs.filter(pk=sync.pk).update(next_run_at=sync.next_run_at)
         queue_run(run)
     return run
+
+
+def scheduled_mode(sync: ObjectSync) -> str:
+    """What a scheduled run of ``sync`` does: a push-only object pushes; pull and both sync (both then
+    queues its push after each successful sync)."""
+    return RunMode.PUSH if sync.direction == Direction.PUSH else RunMode.SYNC
 
 
 def _carried_links(sync: ObjectSync) -> list[list[str]]:
@@ -193,9 +198,7 @@ def queue_due_syncs(now: Any = None) -> int:
     started = 0
     for sync in due_syncs(now):
         try:
-            # A push-only object's scheduled run is its push; pull and both sync (both then queues its push).
-            mode = RunMode.PUSH if sync.direction == Direction.PUSH else RunMode.SYNC
-            start_run(sync, mode=mode, trigger=RunTrigger.SCHEDULE)
+            start_run(sync, mode=scheduled_mode(sync), trigger=RunTrigger.SCHEDULE)
             started += 1
         except RunRefused:
             ObjectSync.all_orgs.filter(pk=sync.pk).update(

@@ -293,7 +293,7 @@ class _Prefetch:
 
     def __init__(self, connector: Connector, spec: ObjectSpec, mapping: dict[str, Any]) -> None:
         self.connector, self.spec, self.mapping = connector, spec, mapping
-        self.enabled = bool(getattr(connector, "prefetch", False))
+        self.enabled = connector.prefetch
         self._pool: Any = None
         self._future: Any = None
         self._cursor: dict[str, Any] = {}

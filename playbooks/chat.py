@@ -361,14 +361,14 @@ def post_notifications(organization_id: int, notification_ids: list[int]) -> int
     queued = 0
     with transaction.atomic():
         for notification in notifications:
-            bodies: dict[str, dict[str, Any]] = {}
+            bodies: dict[str, dict[str, Any]] = {}  # one body per chat app (Slack, Teams)
+            account = notification.cta.account if notification.cta_id else None
+            key = f"notification:{notification.pk}"
             for channel in channels:
                 if notification.kind not in channel.notification_kinds:
                     continue
                 if channel.kind not in bodies:
                     bodies[channel.kind] = notification_message(channel.kind, notification)
-                account = notification.cta.account if notification.cta_id else None
-                key = f"notification:{notification.pk}"
                 if post(channel, ChatMessageKind.NOTIFICATION, key, bodies[channel.kind], account=account):
                     queued += 1
     return queued
