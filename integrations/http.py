@@ -139,9 +139,12 @@ class ConnectorHttp(RequestMethods):
         # the counters move under a lock (the pool and the bucket are thread-safe themselves).
         self._counting = threading.Lock()
 
-    def _wait(self, seconds: float) -> None:
+    def _count(self, counter: str, amount: float = 1) -> None:
         with self._counting:
-            self.waited += seconds
+            setattr(self, counter, getattr(self, counter) + amount)
+
+    def _wait(self, seconds: float) -> None:
+        self._count("waited", seconds)
         self.sleep(seconds)
 
     def _take_token(self) -> None:
@@ -152,8 +155,7 @@ class ConnectorHttp(RequestMethods):
         last_error: Exception | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._take_token()
-            with self._counting:
-                self.request_count += 1
+            self._count("request_count")
             try:
                 response = self.pool.urlopen(method, url, **kw)
             except socket.gaierror:
@@ -162,8 +164,7 @@ class ConnectorHttp(RequestMethods):
                 last_error = exc
                 if attempt == MAX_ATTEMPTS:
                     break
-                with self._counting:
-                    self.retries += 1
+                self._count("retries")
                 self._wait(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
                 continue
             if response.status == 429 and attempt < MAX_ATTEMPTS:
@@ -171,13 +172,11 @@ class ConnectorHttp(RequestMethods):
                 delay = 1.0 if delay is None else delay
                 if delay > MAX_RETRY_AFTER:
                     return response
-                with self._counting:
-                    self.retries += 1
+                self._count("retries")
                 self._wait(delay)
                 continue
             if 500 <= response.status < 600 and attempt < MAX_ATTEMPTS:
-                with self._counting:
-                    self.retries += 1
+                self._count("retries")
                 self._wait(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
                 continue
             return response
